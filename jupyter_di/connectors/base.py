@@ -1,0 +1,196 @@
+"""The connector contract: what every source and destination implements.
+
+Why a contract of its own: panels, docs, the CLI and the sync engine are all
+generated from, or driven through, these few types, so a new system (built in,
+a Singer tap/target, or a third-party package registered through the
+``jupyter_di.connectors`` entry point group) plugs in by implementing them.
+
+Data between connectors is Arrow: a source yields ``pyarrow.RecordBatch``es
+through a ``pyarrow.RecordBatchReader`` (so an empty stream still has a schema),
+a destination consumes ``Chunk``s (a batch plus the state that is true once the
+batch is committed).
+
+Logical types that Arrow has no native type for travel as Arrow field metadata
+under the key ``LOGICAL_TYPE_KEY``: ``b"json"`` marks a string column holding
+JSON text (PostgreSQL json/jsonb), so a destination can create a JSON column.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Literal
+
+import pyarrow as pa
+
+LOGICAL_TYPE_KEY = b"jupyter_di.logical_type"
+JSON_LOGICAL_TYPE = b"json"
+
+FULL_TABLE = "FULL_TABLE"
+INCREMENTAL = "INCREMENTAL"
+LOG_BASED = "LOG_BASED"
+REPLICATION_METHODS = (FULL_TABLE, INCREMENTAL, LOG_BASED)
+UNIQUE_CONFLICT_METHODS = ("UPDATE", "IGNORE")
+
+FieldType = Literal["string", "integer", "number", "boolean", "path", "object", "array"]
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One config key of a connector; panels and docs are generated from these."""
+
+    name: str
+    type: FieldType = "string"
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    description: str = ""
+
+
+@dataclass
+class StreamSettings:
+    """The user's choices for one stream (the spec's stream settings).
+
+    The same settings object describes the read side (columns, replication
+    method, bookmark properties) and the write side (destination table, unique
+    constraints, conflict method, new-column policy).
+    """
+
+    stream: str
+    columns: list[str] | None = None
+    replication_method: str = FULL_TABLE
+    key_properties: list[str] = field(default_factory=list)
+    bookmark_properties: list[str] = field(default_factory=list)
+    unique_constraints: list[str] = field(default_factory=list)
+    unique_conflict_method: str = "UPDATE"
+    destination_table: str | None = None
+    run_in_parallel: bool = False
+    auto_add_new_fields: bool = True
+
+    @property
+    def table_name(self) -> str:
+        """The destination table: ``destination_table`` or the stream name."""
+        return self.destination_table or self.stream
+
+
+@dataclass
+class ReadRequest:
+    """What to read of one stream.
+
+    ``bookmark`` is an inclusive lower bound on the tuple of
+    ``settings.bookmark_properties`` (``(b1, b2) >= (v1, v2)``), given as JSON
+    values (timestamps as ISO-8601 strings, decimals as strings).  When the
+    stream is INCREMENTAL the source must yield rows ordered by the bookmark
+    properties and then the key properties, paging by keyset, never OFFSET.
+    ``limit`` caps the rows (sample data); ``None`` reads everything.
+    """
+
+    settings: StreamSettings
+    bookmark: dict[str, Any] | None = None
+    batch_size: int = 65_536
+    limit: int | None = None
+
+
+@dataclass
+class Chunk:
+    """A batch to write, and the stream state that holds once it is committed."""
+
+    batch: pa.RecordBatch
+    state: dict[str, Any] | None = None
+
+
+@dataclass
+class WriteRequest:
+    """Where and how to write one stream.
+
+    ``state_key`` names the (pipeline, block, stream) whose state a
+    transactional destination stores in its own state table inside the same
+    transaction as the rows.  FULL_TABLE replaces the table's rows atomically;
+    otherwise rows are appended, or upserted on ``unique_constraints`` with
+    ``unique_conflict_method``.
+    """
+
+    settings: StreamSettings
+    schema: pa.Schema
+    state_key: str | None = None
+
+
+@dataclass
+class WriteResult:
+    rows_written: int = 0
+    state: dict[str, Any] | None = None
+
+
+CommitCallback = Callable[[int, "dict[str, Any] | None"], None]
+"""Called after each durable commit with (rows committed so far, state committed)."""
+
+
+class Connector:
+    """Shared life cycle: built from a config dict, closed when done."""
+
+    name: ClassVar[str] = ""
+    config_schema: ClassVar[list[ConfigField]] = []
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def check(self) -> None:
+        """Test the connection; raise ``ConnectionFailed`` with one clear message."""
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+    def __enter__(self) -> "Connector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Source(Connector, ABC):
+    """Reads streams as Arrow record batches."""
+
+    @abstractmethod
+    def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
+        """Return a Singer catalog ``{"streams": [...]}`` (only ``streams`` if given)."""
+
+    @abstractmethod
+    def read(self, request: ReadRequest) -> pa.RecordBatchReader:
+        """Stream the selected columns of one stream, with bounded memory."""
+
+
+class Destination(Connector, ABC):
+    """Writes Arrow record batches into a stream's table."""
+
+    transactional: ClassVar[bool] = False
+    """True when rows and state can be committed in one transaction."""
+
+    @abstractmethod
+    def write(
+        self,
+        request: WriteRequest,
+        chunks: Iterable[Chunk],
+        on_commit: CommitCallback | None = None,
+    ) -> WriteResult:
+        """Write all chunks; call ``on_commit`` after every durable commit."""
+
+    def load_state(self, state_key: str) -> dict[str, Any] | None:
+        """The state committed with the rows (transactional destinations only)."""
+        return None
+
+    def clear_state(self, state_key: str) -> None:
+        """Forget the committed state for ``state_key`` (a reset)."""
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """What the registry knows of one connector name (an entry point's target)."""
+
+    name: str
+    title: str
+    config_schema: list[ConfigField]
+    source: type[Source] | None = None
+    destination: type[Destination] | None = None
+    description: str = ""
+
+    def secret_fields(self) -> list[str]:
+        return [f.name for f in self.config_schema if f.secret]

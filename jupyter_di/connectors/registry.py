@@ -1,0 +1,72 @@
+"""Connector lookup by name, fed by the ``jupyter_di.connectors`` entry point group.
+
+Why entry points: a third-party package adds a connector by declaring
+``[project.entry-points."jupyter_di.connectors"] name = "pkg.module:SPEC"``
+where ``SPEC`` is a ``ConnectorSpec``; nothing in jupyter-di has to change.
+"""
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from ..errors import ConnectorNotFound
+from .base import ConnectorSpec, Destination, Source
+
+ENTRY_POINT_GROUP = "jupyter_di.connectors"
+
+
+@lru_cache(maxsize=1)
+def _entry_points() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+_loaded: dict[str, ConnectorSpec] = {}
+
+
+def register(spec: ConnectorSpec) -> None:
+    """Register a connector at run time (tests, notebooks); overrides entry points."""
+    _loaded[spec.name] = spec
+
+
+def names() -> list[str]:
+    return sorted(set(_entry_points()) | set(_loaded))
+
+
+def get(name: str) -> ConnectorSpec:
+    """The spec registered under ``name``, or one clear error with suggestions."""
+    if name in _loaded:
+        return _loaded[name]
+    ep = _entry_points().get(name)
+    if ep is None:
+        close = difflib.get_close_matches(name or "", names(), n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ConnectorNotFound(
+            f"no connector named {name!r}.{hint}",
+            fix=f"use one of: {', '.join(names())} (`jupyter-di connectors` lists them).",
+        )
+    spec = ep.load()  # type: ignore[attr-defined]
+    if not isinstance(spec, ConnectorSpec):
+        raise ConnectorNotFound(f"entry point {name!r} does not point at a ConnectorSpec")
+    _loaded[name] = spec
+    return spec
+
+
+def source_class(name: str) -> type[Source]:
+    spec = get(name)
+    if spec.source is None:
+        raise ConnectorNotFound(f"connector {name!r} cannot be a source", fix="pick a connector that reads data.")
+    return spec.source
+
+
+def destination_class(name: str) -> type[Destination]:
+    spec = get(name)
+    if spec.destination is None:
+        raise ConnectorNotFound(
+            f"connector {name!r} cannot be a destination", fix="pick a connector that writes data."
+        )
+    return spec.destination
+
+
+def all_specs() -> list[ConnectorSpec]:
+    return [get(n) for n in names()]

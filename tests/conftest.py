@@ -1,0 +1,68 @@
+"""Shared fixtures: a real PostgreSQL server, fresh databases, temp folders.
+
+The server comes from the environment when ``.ci/run`` started one
+(``JDI_TEST_PG_PORT``); otherwise the session starts its own throwaway cluster.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tests.support import postgres
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Connection settings of a running PostgreSQL server (host, port, user)."""
+    started = None
+    if not os.environ.get("JDI_TEST_PG_PORT"):
+        started = postgres.start()
+        os.environ.update(started)
+    yield {
+        "host": os.environ["JDI_TEST_PG_HOST"],
+        "port": int(os.environ["JDI_TEST_PG_PORT"]),
+        "username": os.environ.get("JDI_TEST_PG_USER", "postgres"),
+    }
+    if started:
+        postgres.stop(started["JDI_TEST_PG_DATA"])
+
+
+@pytest.fixture
+def pg_config(pg_server):
+    """A fresh, empty database; returns a jupyter-di PostgreSQL config dict for it."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(host=pg_server["host"], port=pg_server["port"], user=pg_server["username"], dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield {
+        "host": pg_server["host"],
+        "port": pg_server["port"],
+        "database": name,
+        "username": pg_server["username"],
+        "password": "",
+        "schema": "public",
+    }
+    with psycopg.connect(host=pg_server["host"], port=pg_server["port"], user=pg_server["username"], dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_connect(pg_config):
+    """Open an autocommit psycopg connection to the fresh test database."""
+    import psycopg
+
+    conns = []
+
+    def connect():
+        conn = psycopg.connect(
+            host=pg_config["host"], port=pg_config["port"], user=pg_config["username"], dbname=pg_config["database"], autocommit=True
+        )
+        conns.append(conn)
+        return conn
+
+    yield connect
+    for conn in conns:
+        conn.close()
