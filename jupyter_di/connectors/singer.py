@@ -1,0 +1,475 @@
+"""The Singer adapter: any Singer tap is a jupyter-di source, any Singer target a destination.
+
+Config (``SPEC.config_schema``): ``executable`` (path, or a name on PATH; give
+the full path into the tap's own virtualenv), ``config`` (the object the
+tap/target gets as its ``--config`` file), optional ``catalog`` (a Singer
+catalog used instead of running ``--discover``, for taps whose discovery is
+slow or missing), ``catalog_flag`` (``--properties`` for legacy taps) and
+``full_table_load_method``.
+
+Semantics, where Singer differs from our built-in connectors:
+
+- **Ordering.** A tap orders rows itself (SDK SQL taps order by the replication
+  key); we pass them through in the tap's order and do not re-sort.  Taps
+  re-emit rows equal to the bookmark (inclusive ``>=``), which matches our
+  inclusive bookmark.  Singer knows one replication key: the first bookmark
+  property is sent as ``replication-key``.
+- **Reading is streaming.** The tap runs while the reader is consumed; a full
+  OS pipe blocks the tap, so memory is bounded by ``batch_size`` rows.  If the
+  consumer stops early (or ``limit`` is reached) the tap is killed.
+- **Writing is at-least-once.** ``transactional = False``.  After each chunk
+  we send ``STATE {"jupyter_di": chunk.state, "jupyter_di_seq": n}``; the
+  target echoes a state on stdout once the rows before it are durable, and
+  only then do we call ``on_commit``.  Meltano SDK targets echo state only
+  when they drain (at the end, every 5 min, on SIGTERM), so ``on_commit`` may
+  come only once, at the end.  A target that exits 0 after reading all input
+  has committed everything, so a clean exit confirms the last chunk too.
+  ``on_commit`` is called from the thread that called ``write`` (between
+  chunks and at the end), never from the stdout-reader thread.
+- **Table name.** Targets name tables after the stream, so the stream is sent
+  as ``settings.table_name``.  Meltano SDK SQL targets split a name on ``-``
+  into schema and table (``public-orders`` -> ``orders``).
+- **FULL_TABLE.** Most targets append or upsert, and none can replace a table
+  atomically through the Singer protocol.  For FULL_TABLE writes we add
+  ``load_method: overwrite`` (``full_table_load_method``) to the target config
+  unless the user set ``load_method``: Meltano SDK targets (target-postgres and
+  others) then replace the table at the start of the run (not atomically: a
+  failure midway leaves a partial table); other targets ignore the key and
+  append.  Set ``full_table_load_method: ""`` to never add it.
+- **Upserts.** ``key_properties`` in SCHEMA = ``unique_constraints`` or else the
+  stream's ``key_properties``; keyed targets upsert (new row wins).  IGNORE is
+  not expressible in Singer and is refused.  New columns are sent as a new
+  SCHEMA message; whether they are added is the target's policy.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from typing import Any, Iterable, Iterator
+
+import pyarrow as pa
+
+from ..errors import ConfigError, DIError
+from .base import (
+    FULL_TABLE,
+    Chunk,
+    CommitCallback,
+    ConfigField,
+    ConnectorSpec,
+    Destination,
+    ReadRequest,
+    Source,
+    WriteRequest,
+    WriteResult,
+)
+from .catalog import json_schema_for_arrow
+from .singer_catalog import check_settings, entry_for, selected_catalog, tap_state
+from .singer_messages import (
+    RECORD,
+    SCHEMA,
+    RecordBatcher,
+    SingerProtocolError,
+    arrow_field_for_property,
+    parse_line,
+    record_lines,
+    schema_line,
+    state_line,
+)
+from .singer_process import SingerProcess, resolve_executable
+
+logger = logging.getLogger("jupyter_di.singer")
+
+STATE_WRAPPER_KEY = "jupyter_di"
+STATE_SEQ_KEY = "jupyter_di_seq"
+
+CONFIG_SCHEMA = [
+    ConfigField("executable", "path", required=True, description="Path of the tap/target executable (or a name on PATH)."),
+    ConfigField(
+        "config",
+        "object",
+        default={},
+        secret=True,
+        description="Object passed as the tap's/target's --config file. Values of keys named like "
+        "password/secret/token/key/api are redacted from logs.",
+    ),
+    ConfigField("catalog", "object", description="Singer catalog to use instead of running --discover."),
+    ConfigField("catalog_flag", "string", default="--catalog", description="'--properties' for legacy taps."),
+    ConfigField(
+        "full_table_load_method",
+        "string",
+        default="overwrite",
+        description="load_method added to a target's config for FULL_TABLE writes ('' to never add it).",
+    ),
+]
+
+
+def _user_config(config: dict[str, Any]) -> dict[str, Any]:
+    inner = config.get("config") or {}
+    if not isinstance(inner, dict):
+        raise ConfigError(
+            "the Singer connector's `config` must be an object (the tap's/target's config).",
+            fix="write config: as a mapping of the tap's settings.",
+        )
+    return inner
+
+
+def _snippet(proc: SingerProcess, line: bytes) -> str:
+    return proc.redact(line.decode("utf-8", errors="replace").strip()[:200])
+
+
+class SingerSource(Source):
+    """A Singer tap as a source: discover via ``--discover``, read via ``--catalog``/``--state``."""
+
+    name = "singer"
+    config_schema = CONFIG_SCHEMA
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._catalog: dict[str, Any] | None = None
+        self._open: set[SingerProcess] = set()
+
+    def check(self) -> None:
+        self._full_catalog()
+
+    def _process(self) -> SingerProcess:
+        proc = SingerProcess(self.config.get("executable"), _user_config(self.config), role="tap")
+        self._open.add(proc)
+        return proc
+
+    def _release(self, proc: SingerProcess) -> None:
+        proc.close()
+        self._open.discard(proc)
+
+    def _full_catalog(self) -> dict[str, Any]:
+        if self._catalog is not None:
+            return self._catalog
+        if self.config.get("catalog"):
+            self._catalog = self.config["catalog"]
+            return self._catalog
+        proc = self._process()
+        try:
+            popen = proc.start(["--discover"])
+            out = popen.stdout.read()  # type: ignore[union-attr]
+            code = proc.wait()
+            if code != 0:
+                raise proc.failure("discovering streams", code)
+            try:
+                catalog = json.loads(out.decode("utf-8", errors="replace"))
+            except ValueError:
+                raise SingerProtocolError(
+                    f"the tap {proc.name} printed something other than a JSON catalog for --discover: "
+                    f"{_snippet(proc, out)!r}. Last stderr lines:\n{proc.tail_text()}",
+                    fix="check that the executable is a Singer tap that supports --discover, "
+                    "or give the catalog in the connector config.",
+                ) from None
+            if not isinstance(catalog, dict) or not isinstance(catalog.get("streams"), list):
+                raise SingerProtocolError(
+                    f"the tap {proc.name} printed a --discover result without a 'streams' list.",
+                    fix="give the catalog in the connector config.",
+                )
+        finally:
+            self._release(proc)
+        self._catalog = catalog
+        return catalog
+
+    def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
+        catalog = self._full_catalog()
+        if streams is None:
+            return catalog
+        wanted = set(streams)
+        return {
+            **catalog,
+            "streams": [
+                e for e in catalog.get("streams", []) if e.get("tap_stream_id") in wanted or e.get("stream") in wanted
+            ],
+        }
+
+    def read(self, request: ReadRequest) -> pa.RecordBatchReader:
+        settings = request.settings
+        catalog = self._full_catalog()
+        entry = entry_for(catalog, settings.stream)
+        check_settings(entry, settings)
+        names = {entry.get("stream"), entry.get("tap_stream_id")} - {None}
+        proc = self._process()
+        try:
+            args = [self.config.get("catalog_flag") or "--catalog"]
+            args.append(proc.write_file("catalog.json", selected_catalog(catalog, settings.stream, settings)))
+            state = tap_state(entry, settings, request.bookmark)
+            if state is not None:
+                args += ["--state", proc.write_file("state.json", state)]
+            popen = proc.start(args)
+            run = _TapRun(proc, popen.stdout, names, settings.stream)  # type: ignore[arg-type]
+            schema_msg = run.next_schema()
+            schema = _reader_schema(entry, schema_msg, settings.columns)
+        except BaseException:
+            self._release(proc)
+            raise
+        batches = _Batches(_batches(run, schema, request), lambda: self._release(proc))
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+    def close(self) -> None:
+        for proc in list(self._open):
+            self._release(proc)
+
+
+def _reader_schema(entry: dict[str, Any], schema_msg: dict[str, Any] | None, columns: list[str] | None) -> pa.Schema:
+    """Columns in the stream's order; types from the tap's SCHEMA message, else the catalog."""
+    catalog_props = entry.get("schema", {}).get("properties", {})
+    msg_props = (schema_msg or {}).get("schema", {}).get("properties", {}) or {}
+    if columns is None:
+        names = list(msg_props) if msg_props else list(catalog_props)
+    else:
+        wanted = set(columns)
+        order = list(catalog_props) + [c for c in msg_props if c not in catalog_props]
+        names = [c for c in order if c in wanted]
+    return pa.schema([arrow_field_for_property(n, msg_props.get(n) or catalog_props.get(n) or {}) for n in names])
+
+
+class _TapRun:
+    """Reads one tap's stdout message by message, enforcing the protocol."""
+
+    def __init__(self, proc: SingerProcess, stdout: Any, names: set[str], stream: str) -> None:
+        self.proc = proc
+        self.stdout = stdout
+        self.names = names
+        self.stream = stream
+        self.schemas: set[str] = set()
+        self._iter: Iterator[dict[str, Any]] = iter(())
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        """Every message of the tap; raises on malformed lines, records before schema, non-zero exit."""
+        for raw in self.stdout:
+            try:
+                msg = parse_line(raw)
+            except ValueError as exc:
+                self.proc.kill()
+                raise SingerProtocolError(
+                    f"the tap {self.proc.name} printed a malformed line ({exc}): {_snippet(self.proc, raw)!r}. "
+                    f"Last stderr lines:\n{self.proc.tail_text()}",
+                    stream=self.stream,
+                    fix="a Singer tap must print one JSON message per line on stdout (logs go to stderr); "
+                    "check the executable and its config.",
+                ) from None
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == SCHEMA:
+                self.schemas.add(msg.get("stream"))
+            elif kind == RECORD and msg.get("stream") not in self.schemas:
+                self.proc.kill()
+                raise SingerProtocolError(
+                    f"the tap {self.proc.name} sent a RECORD for stream {msg.get('stream')!r} before its SCHEMA.",
+                    stream=self.stream,
+                    fix="this is a bug in the tap; report it to the tap's authors.",
+                )
+            yield msg
+        code = self.proc.wait()
+        if code != 0:
+            raise self.proc.failure("reading", code, stream=self.stream)
+
+    def next_schema(self) -> dict[str, Any] | None:
+        """Advance to the first SCHEMA of our stream; None when the tap ends without one."""
+        self._iter = self.messages()
+        for msg in self._iter:
+            if msg["type"] == SCHEMA and msg.get("stream") in self.names:
+                return msg
+        return None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The records of our stream, after ``next_schema``."""
+        for msg in self._iter:
+            if msg["type"] == RECORD and msg.get("stream") in self.names:
+                record = msg.get("record")
+                if not isinstance(record, dict):
+                    self.proc.kill()
+                    raise SingerProtocolError(
+                        f"the tap {self.proc.name} sent a RECORD whose 'record' is not an object.",
+                        stream=self.stream,
+                        fix="this is a bug in the tap; report it to the tap's authors.",
+                    )
+                yield record
+
+
+def _batches(run: _TapRun, schema: pa.Schema, request: ReadRequest) -> Iterator[pa.RecordBatch]:
+    """Arrow batches of the tap's records, at most ``limit`` rows."""
+    batcher = RecordBatcher(schema, request.batch_size, request.settings.stream)
+    limit = request.limit
+    if limit is not None and limit <= 0:
+        return
+    for record in run.records():
+        batch = batcher.add(record)
+        if batch is not None:
+            yield batch
+        if limit is not None and batcher.rows >= limit:
+            break
+    last = batcher.flush()
+    if last is not None:
+        yield last
+
+
+class _Batches:
+    """Iterator handed to Arrow: releases (kills) the tap when exhausted, failed or dropped.
+
+    A plain generator that was never started runs no ``finally`` when dropped,
+    so the release also hangs off ``__del__``.
+    """
+
+    def __init__(self, gen: Iterator[pa.RecordBatch], release: Any) -> None:
+        self._gen = gen
+        self._release = release
+
+    def __iter__(self) -> "_Batches":
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        try:
+            return next(self._gen)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class SingerDestination(Destination):
+    """A Singer target as a destination: SCHEMA/RECORD/STATE on stdin, states back on stdout."""
+
+    name = "singer"
+    config_schema = CONFIG_SCHEMA
+    transactional = False
+
+    def check(self) -> None:
+        resolve_executable(self.config.get("executable"))
+
+    def _target_config(self, request: WriteRequest) -> dict[str, Any]:
+        config = dict(_user_config(self.config))
+        method = self.config.get("full_table_load_method", "overwrite")
+        if request.settings.replication_method == FULL_TABLE and method and "load_method" not in config:
+            config["load_method"] = method
+        return config
+
+    def write(
+        self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None
+    ) -> WriteResult:
+        settings = request.settings
+        stream = settings.table_name
+        if settings.unique_constraints and settings.unique_conflict_method == "IGNORE":
+            raise ConfigError(
+                "Singer targets cannot keep existing rows on conflict (unique_conflict_method IGNORE).",
+                stream=settings.stream,
+                fix="use unique_conflict_method UPDATE (new row wins) with a Singer target.",
+            )
+        keys = list(settings.unique_constraints or settings.key_properties)
+        proc = SingerProcess(self.config.get("executable"), self._target_config(request), role="target")
+        with proc:
+            popen = proc.start([], stdin=True)
+            confirmations: queue.Queue[int] = queue.Queue()
+            reader = threading.Thread(
+                target=_read_target_states, args=(proc, popen.stdout, confirmations), daemon=True
+            )
+            reader.start()
+            sent: dict[int, tuple[int, Any]] = {}  # seq -> (rows so far, chunk state)
+            confirmed = [0]
+
+            def deliver() -> None:
+                best = confirmed[0]
+                while True:
+                    try:
+                        best = max(best, confirmations.get_nowait())
+                    except queue.Empty:
+                        break
+                if best > confirmed[0] and best in sent:
+                    confirmed[0] = best
+                    if on_commit is not None:
+                        on_commit(*sent[best])
+
+            rows = 0
+            seq = 0
+            broken = False
+            last_state: Any = None
+            sent_schema: pa.Schema | None = None
+            try:
+                for chunk in chunks:
+                    batch = _with_field_metadata(chunk.batch, request.schema)
+                    if sent_schema is None or not batch.schema.equals(sent_schema):
+                        _send(popen, schema_line(stream, _json_schema(batch.schema), keys))
+                        sent_schema = batch.schema
+                    if batch.num_rows:
+                        _send(popen, "".join(record_lines(stream, batch)))
+                    rows += batch.num_rows
+                    seq += 1
+                    last_state = chunk.state
+                    sent[seq] = (rows, chunk.state)
+                    _send(popen, state_line({STATE_WRAPPER_KEY: chunk.state, STATE_SEQ_KEY: seq}))
+                    deliver()
+                if sent_schema is None:  # no chunks: still declare the stream
+                    _send(popen, schema_line(stream, _json_schema(request.schema), keys))
+                popen.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                broken = True  # the target stopped reading; its exit code and stderr say why
+            except BaseException:
+                proc.kill()
+                raise
+            code = proc.wait()
+            reader.join(timeout=10)
+            if code != 0:
+                deliver()
+                raise proc.failure("writing", code, stream=settings.stream)
+            if broken:
+                raise SingerProtocolError(
+                    f"the target {proc.name} exited before reading all its input.",
+                    stream=settings.stream,
+                    fix="read the target's log (logger jupyter_di.singer); the rows may be incomplete.",
+                )
+            confirmations.put(seq)  # a clean exit after end of input: everything is durable
+            deliver()
+        return WriteResult(rows_written=rows, state=last_state)
+
+
+def _with_field_metadata(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch under the request's schema when only field metadata (JSON marks) differ."""
+    if batch.schema.equals(schema, check_metadata=True) or not batch.schema.equals(schema, check_metadata=False):
+        return batch
+    return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+
+
+def _json_schema(schema: pa.Schema) -> dict[str, Any]:
+    return {"type": "object", "properties": {f.name: json_schema_for_arrow(f.type, f) for f in schema}}
+
+
+def _send(popen: Any, text: str) -> None:
+    popen.stdin.write(text.encode("utf-8"))
+    popen.stdin.flush()
+
+
+def _read_target_states(proc: SingerProcess, stdout: Any, out: "queue.Queue[int]") -> None:
+    """Thread: every state line of ours the target prints is a commit confirmation."""
+    for raw in stdout:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            logger.debug("%s stdout: %s", proc.name, _snippet(proc, raw))
+            continue
+        if isinstance(value, dict) and isinstance(value.get(STATE_SEQ_KEY), int) and STATE_WRAPPER_KEY in value:
+            out.put(value[STATE_SEQ_KEY])
+
+
+SPEC = ConnectorSpec(
+    name="singer",
+    title="Singer tap / target",
+    config_schema=CONFIG_SCHEMA,
+    source=SingerSource,
+    destination=SingerDestination,
+    description="Runs any Singer tap as a source or any Singer target as a destination "
+    "(each in its own virtualenv; give the executable's full path).",
+)
+
+__all__ = ["SPEC", "SingerSource", "SingerDestination", "DIError"]

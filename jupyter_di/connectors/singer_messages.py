@@ -1,0 +1,238 @@
+"""Singer messages <-> Arrow: parsing SCHEMA/RECORD/STATE lines and producing them.
+
+Why a module of its own: the Singer adapter has two directions (a tap's stdout
+becomes Arrow batches; Arrow batches become a target's stdin) and both hinge on
+the same type conventions, which live here next to each other:
+
+- ``date-time`` strings <-> ``timestamp('us', tz='UTC')`` (naive strings are
+  taken as UTC, since Singer requires RFC3339 with an offset anyway);
+- ``date`` strings <-> ``date32``;
+- nested objects and arrays <-> strings holding JSON text, marked with the
+  ``LOGICAL_TYPE_KEY`` json field metadata;
+- decimals are written as JSON numbers with their exact digits (never via a
+  float), binary as base64 strings, NaN/inf floats as null.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import math
+from typing import Any, Callable, Iterable, Iterator
+
+import pyarrow as pa
+
+from ..errors import DIError, SchemaMismatch
+from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
+from .catalog import arrow_type_for_json_schema
+
+SCHEMA, RECORD, STATE = "SCHEMA", "RECORD", "STATE"
+
+
+class SingerProtocolError(DIError):
+    """A tap or target broke the Singer protocol (malformed line, record before schema)."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_line(line: str | bytes) -> dict[str, Any] | None:
+    """One stdout line as a message dict; ``None`` for a blank line.
+
+    Raises ``ValueError`` (the caller adds context: which process, which line)
+    when the line is not a JSON object with a ``type``.
+    """
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    line = line.strip()
+    if not line:
+        return None
+    msg = json.loads(line)
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise ValueError("not a Singer message (a JSON object with a 'type')")
+    msg["type"] = msg["type"].upper()  # the spec says type is case-insensitive
+    return msg
+
+
+def arrow_field_for_property(name: str, prop: dict[str, Any]) -> pa.Field:
+    """Arrow field for one JSON-schema property; objects/arrays become JSON-marked strings."""
+    types = prop.get("type", [])
+    if isinstance(types, str):
+        types = [types]
+    if "object" in types or "array" in types:
+        return pa.field(name, pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE})
+    return pa.field(name, arrow_type_for_json_schema(prop))
+
+
+def is_json_field(field: pa.Field) -> bool:
+    return (field.metadata or {}).get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
+
+
+def _parse_timestamp(value: Any) -> dt.datetime:
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    text = str(value).strip().replace(" ", "T", 1)
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _parse_date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(str(value).strip()[:10])
+
+
+def _to_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _to_json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def value_converter(field: pa.Field) -> Callable[[Any], Any]:
+    """A function turning one JSON value into the Python value Arrow expects for ``field``."""
+    t = field.type
+    if is_json_field(field):
+        return _to_json_text
+    if pa.types.is_timestamp(t):
+        return _parse_timestamp
+    if pa.types.is_date(t):
+        return _parse_date
+    if pa.types.is_integer(t):
+        return int
+    if pa.types.is_floating(t):
+        return float
+    if pa.types.is_boolean(t):
+        return lambda v: v if isinstance(v, bool) else str(v).lower() in ("true", "1", "t", "yes")
+    if pa.types.is_decimal(t):
+        return lambda v: decimal.Decimal(str(v))
+    return _to_text
+
+
+class RecordBatcher:
+    """Accumulates RECORD dicts column-wise and cuts Arrow batches of a fixed size.
+
+    Memory is bounded by ``batch_size`` rows; missing keys are NULL, keys not in
+    the schema are dropped.
+    """
+
+    def __init__(self, schema: pa.Schema, batch_size: int, stream: str) -> None:
+        self.schema = schema
+        self.batch_size = max(1, batch_size)
+        self.stream = stream
+        self._names = schema.names
+        self._convert = [value_converter(f) for f in schema]
+        self._columns: list[list[Any]] = [[] for _ in self._names]
+        self.rows = 0
+
+    def __len__(self) -> int:
+        return len(self._columns[0]) if self._columns else self.rows
+
+    def add(self, record: dict[str, Any]) -> pa.RecordBatch | None:
+        """Add one record; returns a full batch when ``batch_size`` is reached."""
+        for i, name in enumerate(self._names):
+            value = record.get(name)
+            if value is not None:
+                try:
+                    value = self._convert[i](value)
+                except (TypeError, ValueError, ArithmeticError) as exc:
+                    raise SchemaMismatch(
+                        f"column {name!r} got value {str(value)[:80]!r}, which is not a valid "
+                        f"{self.schema.field(i).type} ({exc}).",
+                        stream=self.stream,
+                        fix="check the tap's SCHEMA for this column, or deselect the column.",
+                    ) from None
+            self._columns[i].append(value)
+        self.rows += 1
+        if self._columns and len(self._columns[0]) >= self.batch_size:
+            return self.flush()
+        return None
+
+    def flush(self) -> pa.RecordBatch | None:
+        """The buffered rows as a batch (``None`` when nothing is buffered)."""
+        if not self._columns or not self._columns[0]:
+            return None
+        arrays = [pa.array(col, type=f.type) for col, f in zip(self._columns, self.schema)]
+        self._columns = [[] for _ in self._names]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+# --------------------------------------------------------------------------- producing
+
+
+def _json_default(value: Any) -> Any:
+    """Nested values json cannot encode natively (inside lists/structs)."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default, allow_nan=False)
+
+
+def _float_fragment(value: float) -> str:
+    return "null" if math.isnan(value) or math.isinf(value) else repr(float(value))
+
+
+def _timestamp_fragment(value: dt.datetime) -> str:
+    return '"' + value.isoformat() + '"'
+
+
+def _decimal_fragment(value: decimal.Decimal) -> str:
+    return str(value) if value.is_finite() else "null"
+
+
+def _json_text_fragment(value: str) -> str:
+    # re-encode so pretty-printed JSON (with newlines) cannot break the line protocol
+    return _dump(json.loads(value))
+
+
+def _fragment_encoder(field: pa.Field) -> Callable[[Any], str]:
+    """A function turning one Python value of ``field`` into a JSON text fragment."""
+    t = field.type
+    if is_json_field(field):
+        return _json_text_fragment
+    if pa.types.is_floating(t):
+        return _float_fragment
+    if pa.types.is_decimal(t):
+        return _decimal_fragment
+    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
+        return _timestamp_fragment
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return lambda v: '"' + base64.b64encode(v).decode("ascii") + '"'
+    return _dump
+
+
+def record_lines(stream: str, batch: pa.RecordBatch) -> Iterator[str]:
+    """RECORD message lines (with trailing newline) for every row of ``batch``.
+
+    Each record is assembled from per-column JSON fragments, so decimals keep
+    their exact digits and JSON-marked strings are sent as parsed JSON.
+    """
+    prefix = '{"type":"RECORD","stream":' + _dump(stream) + ',"record":{'
+    keys = [_dump(name) + ":" for name in batch.schema.names]
+    encoders = [_fragment_encoder(f) for f in batch.schema]
+    columns = [col.to_pylist() for col in batch.columns]
+    for row in range(batch.num_rows):
+        parts = []
+        for key, enc, col in zip(keys, encoders, columns):
+            value = col[row]
+            parts.append(key + ("null" if value is None else enc(value)))
+        yield prefix + ",".join(parts) + "}}\n"
+
+
+def schema_line(stream: str, json_schema: dict[str, Any], key_properties: Iterable[str]) -> str:
+    return _dump({"type": SCHEMA, "stream": stream, "schema": json_schema, "key_properties": list(key_properties)}) + "\n"
+
+
+def state_line(value: Any) -> str:
+    return _dump({"type": STATE, "value": value}) + "\n"
