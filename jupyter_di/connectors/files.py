@@ -1,0 +1,134 @@
+"""Local files as a source and a destination: one file per stream in one folder.
+
+Why this shape: a folder of ``<stream>.<ext>`` files is the simplest
+interchange a notebook user has (CSV from a spreadsheet, JSON Lines from a
+log, Parquet from another tool).  The source streams each file with bounded
+memory; the destination writes ``<folder>/<table>.<ext>`` (see
+``files_destination`` for its commit semantics).
+
+INCREMENTAL reads of a file: no engine can filter or order a file for us, so
+the whole file is read into Arrow, filtered by the inclusive bookmark and
+sorted by (bookmark, key) before the first batch is yielded.  Memory is then
+the file's size in Arrow, not one batch; FULL_TABLE reads stay streaming.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from ..errors import ConfigError
+from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
+from .catalog import json_schema_for_arrow, stream_entry
+from .files_arrow import (
+    check_columns_exist,
+    is_json_field,
+    order_incremental,
+    rebatch,
+    selected_schema,
+)
+from .files_destination import FilesDestination, file_options
+from .files_formats import infer_schema, iter_batches
+from .files_paths import extension, root_folder, table_path
+
+CONFIG_SCHEMA = [
+    ConfigField("path", "path", required=True, description="Folder holding one file per stream (relative to the working directory)."),
+    ConfigField("format", "string", default="csv", description="csv, jsonl or parquet."),
+    ConfigField("delimiter", "string", default=",", description="CSV field delimiter."),
+    ConfigField("header", "boolean", default=True, description="CSV files have a header row (else columns are f0, f1, ...)."),
+]
+
+
+def orderable(field: pa.Field) -> bool:
+    """Columns a bookmark can be kept on (no JSON, nested, binary or boolean columns)."""
+    t = field.type
+    if is_json_field(field) or pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_boolean(t):
+        return False
+    return True
+
+
+class FilesSource(Source):
+    """Reads every ``*.<ext>`` file of the folder as a stream named after the file."""
+
+    name = "files"
+    config_schema = CONFIG_SCHEMA
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.opts = file_options(config)
+
+    @property
+    def root(self) -> Path:
+        return root_folder(self.config.get("path"), create=False)
+
+    def check(self) -> None:
+        self.root  # noqa: B018 - raises ConfigError when the folder is missing
+
+    def stream_names(self) -> list[str]:
+        ext = extension(self.opts.format)
+        return sorted(
+            p.name[: -len(ext)]
+            for p in self.root.iterdir()
+            if p.is_file() and p.name.endswith(ext) and not p.name.startswith(".") and len(p.name) > len(ext)
+        )
+
+    def _path(self, stream: str) -> Path:
+        path = table_path(self.root, stream, self.opts.format)
+        if not path.is_file():
+            raise ConfigError(
+                f"no file {path.name!r} in {str(self.root)!r}.",
+                stream=stream,
+                fix=f"pick one of the streams: {', '.join(self.stream_names()) or '(folder has no such files)'}.",
+            )
+        return path
+
+    def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
+        entries = []
+        for stream in self.stream_names():
+            if streams is not None and stream not in streams:
+                continue
+            schema = infer_schema(self._path(stream), self.opts)
+            entries.append(stream_entry(
+                stream,
+                {f.name: json_schema_for_arrow(f.type, f) for f in schema},
+                key_properties=[],
+                valid_replication_keys=[f.name for f in schema if orderable(f)],
+                sql_datatypes={f.name: "json" if is_json_field(f) else str(f.type) for f in schema},
+                extra_stream_metadata={"file-format": self.opts.format},
+            ))
+        return {"streams": entries}
+
+    def read(self, request: ReadRequest) -> pa.RecordBatchReader:
+        settings = request.settings
+        stream = settings.stream
+        path = self._path(stream)
+        schema = infer_schema(path, self.opts)
+        out_schema = selected_schema(schema, settings.columns, stream)
+        incremental = settings.replication_method == INCREMENTAL
+        if incremental:
+            check_columns_exist(schema, list(settings.bookmark_properties), "bookmark", stream)
+            check_columns_exist(schema, list(settings.key_properties), "key", stream)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            if incremental:
+                table = pa.Table.from_batches(
+                    iter_batches(path, self.opts, schema, request.batch_size, stream), schema=schema
+                )
+                table = order_incremental(table, settings, request.bookmark).select(out_schema.names)
+                source = table.to_batches(max_chunksize=request.batch_size)
+            else:
+                source = iter_batches(path, self.opts, out_schema, request.batch_size, stream)
+            yield from rebatch(source, request.batch_size, request.limit)
+
+        return pa.RecordBatchReader.from_batches(out_schema, batches())
+
+
+SPEC = ConnectorSpec(
+    name="files",
+    title="Local files (CSV, JSON Lines, Parquet)",
+    config_schema=CONFIG_SCHEMA,
+    source=FilesSource,
+    destination=FilesDestination,
+    description="One file per stream in a local folder: <folder>/<stream>.<csv|jsonl|parquet>.",
+)

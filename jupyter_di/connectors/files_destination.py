@@ -1,0 +1,263 @@
+"""The files destination: ``<folder>/<table>.<ext>``, replaced atomically or appended.
+
+Files are not transactional (``transactional = False``): the engine keeps the
+state itself and saves it after ``on_commit``, which is called only after the
+rows are durable (written, flushed and fsynced; replaced files also fsync the
+folder).  Per mode:
+
+* FULL_TABLE: stream the chunks into a temp file in the same folder, then
+  ``os.replace`` it over the old file (a failure midway leaves the old file).
+  One commit at the end.  With ``unique_constraints`` the new rows are
+  de-duplicated on them (in memory), as a table with a unique key would be.
+* append, csv/jsonl: rows are appended in place, one fsync + ``on_commit`` per
+  chunk; a chunk that fails midway is truncated away.  When a CSV gains
+  columns, or for Parquet (which cannot be appended to), old and new rows are
+  streamed into a temp file which then replaces the old one (one commit).
+* upsert (``unique_constraints``): existing + new rows are read into memory,
+  the last (UPDATE) or first (IGNORE) row per key is kept, written to a temp
+  file and replaced (one commit).  Memory is the whole table in Arrow.
+
+Columns: the file keeps its existing columns (missing ones are written as
+NULL); new columns are added when ``auto_add_new_fields`` (which rewrites a
+CSV), else SchemaMismatch.  Parquet keeps its stored types; CSV/JSONL types
+come from the incoming schema since text files only have inferred ones.
+JSON-marked columns are nested JSON in jsonl and JSON text in csv.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import ConfigError, SchemaMismatch
+from .base import (
+    FULL_TABLE,
+    Chunk,
+    CommitCallback,
+    Destination,
+    WriteRequest,
+    WriteResult,
+)
+from .files_arrow import check_columns_exist, conform, normalize_schema
+from .files_formats import FileOptions, FileWriter, csv_header, infer_schema, iter_batches
+from .files_paths import extension, root_folder, table_path
+
+READ_BATCH = 65_536
+
+
+def file_options(config: dict[str, Any]) -> FileOptions:
+    fmt = str(config.get("format") or "csv").lower()
+    extension(fmt)  # validates
+    delimiter = config.get("delimiter") or ","
+    if len(delimiter) != 1:
+        raise ConfigError(f"CSV delimiter must be one character, got {delimiter!r}.", fix="set delimiter to e.g. ',' or ';'.")
+    header = config.get("header", True)
+    if isinstance(header, str):
+        header = header.strip().lower() not in ("false", "no", "0", "off")
+    return FileOptions(format=fmt, delimiter=delimiter, header=bool(header))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class FilesDestination(Destination):
+    """Writes each stream to one file in the configured folder."""
+
+    name = "files"
+    transactional = False
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.opts = file_options(config)
+
+    @property
+    def root(self) -> Path:
+        return root_folder(self.config.get("path"), create=True)
+
+    def check(self) -> None:
+        root = self.root
+        if not os.access(root, os.W_OK):
+            raise ConfigError(f"folder {str(root)!r} is not writable.", fix="pick a folder you can write to.")
+
+    # ------------------------------------------------------------ schema
+
+    def _existing_schema(self, path: Path, incoming: pa.Schema) -> pa.Schema | None:
+        if not path.exists():
+            return None
+        schema = infer_schema(path, self.opts)
+        if self.opts.format == "csv" and not self.opts.header and len(schema) == len(incoming):
+            schema = pa.schema([f.with_name(n) for f, n in zip(schema, incoming.names)])
+        return schema
+
+    def _target_schema(self, existing: pa.Schema | None, incoming: pa.Schema, request: WriteRequest) -> pa.Schema:
+        incoming = normalize_schema(incoming)
+        if existing is None or len(existing) == 0:
+            return incoming
+        settings = request.settings
+        fields = []
+        for field in existing:
+            idx = incoming.get_field_index(field.name)
+            if idx >= 0 and self.opts.format != "parquet":
+                field = incoming.field(idx)
+            fields.append(field)
+        new = [f for f in incoming if f.name not in existing.names]
+        if new and not settings.auto_add_new_fields:
+            raise SchemaMismatch(
+                f"new column(s) {', '.join(repr(f.name) for f in new)} are not in {settings.table_name!r}.",
+                stream=settings.stream,
+                fix="set auto_add_new_fields: true, or deselect those columns.",
+            )
+        return pa.schema(fields + new)
+
+    # ------------------------------------------------------------ writing
+
+    def write(
+        self,
+        request: WriteRequest,
+        chunks: Iterable[Chunk],
+        on_commit: CommitCallback | None = None,
+    ) -> WriteResult:
+        settings = request.settings
+        stream = settings.stream
+        root = self.root
+        path = table_path(root, settings.table_name, self.opts.format)
+        existing = self._existing_schema(path, request.schema)
+        target = self._target_schema(existing, request.schema, request)
+        unique = list(settings.unique_constraints)
+        check_columns_exist(target, unique, "unique constraint", stream)
+        commit = on_commit or (lambda rows, state: None)
+        result = WriteResult()
+
+        def incoming() -> Iterator[pa.RecordBatch]:
+            for chunk in chunks:
+                batch = conform(chunk.batch, target, stream)
+                result.rows_written += batch.num_rows
+                if chunk.state is not None:
+                    result.state = chunk.state
+                yield batch
+
+        def old_rows() -> Iterator[pa.RecordBatch]:
+            if existing is not None and len(existing):
+                read_schema = pa.schema([f for f in existing if f.name in target.names])
+                read_schema = pa.schema([target.field(f.name) if self.opts.format != "parquet" else f for f in read_schema])
+                for batch in iter_batches(path, self.opts, read_schema, READ_BATCH, stream):
+                    yield conform(batch, target, stream)
+
+        full = settings.replication_method == FULL_TABLE
+        if unique:
+            method = settings.unique_conflict_method.upper()
+            if method not in ("UPDATE", "IGNORE"):
+                raise ConfigError(f"unique_conflict_method {method!r} is not UPDATE or IGNORE.", stream=stream, fix="use UPDATE or IGNORE.")
+            rows = incoming() if full else _chain(old_rows(), incoming())
+            table = _dedupe(pa.Table.from_batches(list(rows), schema=target), unique, keep_last=method == "UPDATE")
+            self._replace(path, target, table.to_batches(max_chunksize=READ_BATCH))
+        elif full:
+            self._replace(path, target, incoming())
+        elif self._appendable(path, existing, target):
+            self._append(path, target, chunks, result, commit, stream)
+            return result
+        else:
+            self._replace(path, target, _chain(old_rows(), incoming()))
+        commit(result.rows_written, result.state)
+        return result
+
+    def _appendable(self, path: Path, existing: pa.Schema | None, target: pa.Schema) -> bool:
+        if self.opts.format == "parquet":
+            return False
+        if existing is None or self.opts.format == "jsonl":
+            return True
+        if not self.opts.header:
+            return len(existing) == len(target)
+        return csv_header(path, self.opts) == target.names
+
+    def _replace(self, path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
+        """Write ``batches`` to a temp file beside ``path``, fsync, then atomically replace."""
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                writer = FileWriter(fh, schema, self.opts)
+                try:
+                    for batch in batches:
+                        writer.write(batch)
+                finally:
+                    writer.close()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+    def _append(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        chunks: Iterable[Chunk],
+        result: WriteResult,
+        commit: Callable[[int, Any], None],
+        stream: str,
+    ) -> None:
+        """Append chunk by chunk; each chunk is fsynced and committed, or truncated away."""
+        new_file = not path.exists() or path.stat().st_size == 0
+        with open(path, "ab") as fh:
+            if new_file:
+                _fsync_dir(path.parent)
+            elif not _ends_with_newline(path):
+                fh.write(b"\n")
+            header = new_file and self.opts.header
+            for chunk in chunks:
+                batch = conform(chunk.batch, schema, stream)
+                fh.flush()
+                start = fh.tell()
+                try:
+                    writer = FileWriter(fh, schema, self.opts, header=header)
+                    writer.write(batch)
+                    writer.close()
+                    os.fsync(fh.fileno())
+                except BaseException:
+                    fh.flush()
+                    fh.truncate(start)
+                    raise
+                header = False
+                result.rows_written += batch.num_rows
+                if chunk.state is not None:
+                    result.state = chunk.state
+                commit(result.rows_written, result.state)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
+def _chain(*iterables: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for it in iterables:
+        yield from it
+
+
+def _dedupe(table: pa.Table, keys: list[str], *, keep_last: bool) -> pa.Table:
+    """One row per key: the last occurrence (UPDATE) or the first (IGNORE), in row order."""
+    if table.num_rows == 0:
+        return table
+    idx = "__jupyter_di_row__"
+    indexed = table.append_column(idx, pa.array(range(table.num_rows), pa.int64()))
+    agg = "max" if keep_last else "min"
+    grouped = indexed.group_by(keys, use_threads=False).aggregate([(idx, agg)])
+    keep = pc.sort_indices(grouped.column(f"{idx}_{agg}"))
+    rows = pc.take(grouped.column(f"{idx}_{agg}"), keep)
+    return table.take(rows)
