@@ -1,1 +1,1 @@
-"""jupyter_di.state"""
+"""Bookmark storage, overrides and reset."""

@@ -1,0 +1,30 @@
+"""What a block run needs from its surroundings (kernel or CLI), in one object."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..secrets import SecretStore
+from ..state.store import StateStore
+
+ProgressFn = Callable[[str, str, str, int, float], None]
+"""(block, stream, phase 'read'|'write', rows, seconds)"""
+
+
+@dataclass
+class RunContext:
+    pipeline: str
+    state: StateStore
+    work_dir: Path
+    variables: dict[str, Any] = field(default_factory=dict)
+    namespace: Mapping[str, Any] = field(default_factory=dict)
+    bookmark_overrides: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    secrets: SecretStore = field(default_factory=SecretStore)
+    on_progress: ProgressFn | None = None
+    max_parallel_streams: int = 4
+    batch_size: int = 65_536
+
+    def progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
+        if self.on_progress is not None:
+            self.on_progress(block, stream, phase, rows, seconds)

@@ -1,0 +1,198 @@
+"""The YAML of a source or destination cell: parsing, validation, canonical form.
+
+A cell's YAML holds only the user's choices (connector, config, upstream
+settings, stream settings); discovered schemas are cached elsewhere.  Panels
+edit a ``DIConfig`` and write ``dump()`` back into the cell, so the canonical
+form is stable: fixed key order, defaults left out.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import yaml
+
+from ..connectors.base import REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
+from ..errors import ConfigError
+
+STREAM_KEYS = (
+    "selected",
+    "columns",
+    "replication_method",
+    "bookmark_properties",
+    "key_properties",
+    "unique_constraints",
+    "unique_conflict_method",
+    "destination_table",
+    "run_in_parallel",
+    "auto_add_new_fields",
+)
+LIST_KEYS = ("columns", "bookmark_properties", "key_properties", "unique_constraints")
+BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields")
+
+
+@dataclass
+class UpstreamSettings:
+    """The spec's three upstream options for one upstream block."""
+
+    use_output_as_input: bool = True
+    use_catalog_as_input: bool = False
+    only_as_input: bool = False
+
+    def non_default(self) -> dict[str, bool]:
+        default = UpstreamSettings()
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+
+
+@dataclass
+class DIConfig:
+    kind: str  # "source" | "destination"
+    connector: str
+    config: dict[str, Any] = field(default_factory=dict)
+    upstream: dict[str, UpstreamSettings] = field(default_factory=dict)
+    streams: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # -- parsing ------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: str, *, kind: str, block: str) -> "DIConfig":
+        try:
+            data = yaml.safe_load(text) if text.strip() else {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(f"the cell's YAML is invalid{where}: {problem}.", block=block, fix="fix the YAML indentation or quoting.") from None
+        if not isinstance(data, dict):
+            raise ConfigError("the cell's YAML must be a mapping with keys like `" + kind + ":` and `config:`.", block=block)
+        allowed = {kind, "config", "upstream", "streams"}
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                raise ConfigError(f"unknown key {key!r} in the cell.", block=block, fix=f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}.")
+        connector = data.get(kind)
+        if not connector or not isinstance(connector, str):
+            raise ConfigError(f"the cell does not say which connector to use.", block=block, fix=f"add a line `{kind}: postgresql` (`jupyter-di connectors` lists them).")
+        config = data.get("config") or {}
+        if not isinstance(config, dict):
+            raise ConfigError("`config:` must be a mapping of settings.", block=block)
+        upstream = {}
+        for name, opts in (data.get("upstream") or {}).items():
+            opts = opts or {}
+            if not isinstance(opts, dict):
+                raise ConfigError(f"upstream settings for {name!r} must be a mapping.", block=block)
+            unknown = set(opts) - {f.name for f in fields(UpstreamSettings)}
+            if unknown:
+                raise ConfigError(
+                    f"unknown upstream setting(s) {', '.join(sorted(unknown))} for {name!r}.",
+                    block=block,
+                    fix="use use_output_as_input, use_catalog_as_input, only_as_input.",
+                )
+            upstream[str(name)] = UpstreamSettings(**{k: bool(v) for k, v in opts.items()})
+        streams: dict[str, dict[str, Any]] = {}
+        raw_streams = data.get("streams") or {}
+        if isinstance(raw_streams, list):
+            raw_streams = {str(s): {} for s in raw_streams}
+        if not isinstance(raw_streams, dict):
+            raise ConfigError("`streams:` must map stream names to their settings.", block=block)
+        for name, settings in raw_streams.items():
+            streams[str(name)] = validate_stream_settings(settings or {}, block=block, stream=str(name))
+        return cls(kind=kind, connector=connector, config=config, upstream=upstream, streams=streams)
+
+    # -- queries --------------------------------------------------------------------------
+    def upstream_settings(self, name: str) -> UpstreamSettings:
+        return self.upstream.get(name, UpstreamSettings())
+
+    def selected_streams(self) -> list[str]:
+        return [name for name, s in self.streams.items() if s.get("selected", True)]
+
+    def stream_settings(self, name: str) -> StreamSettings:
+        raw = {k: v for k, v in self.streams.get(name, {}).items() if k != "selected"}
+        settings = StreamSettings(stream=name, **raw)
+        if settings.replication_method == "INCREMENTAL" and not settings.unique_constraints and settings.key_properties:
+            settings.unique_constraints = list(settings.key_properties)
+        return settings
+
+    # -- canonical form -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {self.kind: self.connector, "config": dict(self.config)}
+        ups = {name: s.non_default() for name, s in self.upstream.items() if s.non_default()}
+        if ups:
+            data["upstream"] = ups
+        data["streams"] = {name: canonical_stream(s) for name, s in self.streams.items()}
+        return data
+
+    def dump(self) -> str:
+        return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
+
+
+def validate_stream_settings(settings: Any, *, block: str, stream: str) -> dict[str, Any]:
+    if not isinstance(settings, dict):
+        raise ConfigError("stream settings must be a mapping.", block=block, stream=stream)
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key not in STREAM_KEYS:
+            close = difflib.get_close_matches(str(key), STREAM_KEYS, n=1)
+            raise ConfigError(f"unknown stream setting {key!r}.", block=block, stream=stream, fix=f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(STREAM_KEYS)}.")
+        if key in LIST_KEYS:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{key} must be a list of column names.", block=block, stream=stream)
+        elif key in BOOL_KEYS:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key} must be true or false, not {value!r}.", block=block, stream=stream)
+        elif key == "replication_method":
+            value = str(value).upper()
+            if value not in REPLICATION_METHODS:
+                raise ConfigError(f"replication_method {value!r} is not one of {', '.join(REPLICATION_METHODS)}.", block=block, stream=stream)
+            if value == "LOG_BASED":
+                raise ConfigError("LOG_BASED replication is not supported yet.", block=block, stream=stream, fix="use INCREMENTAL with a bookmark column.")
+        elif key == "unique_conflict_method":
+            value = str(value).upper()
+            if value not in UNIQUE_CONFLICT_METHODS:
+                raise ConfigError(f"unique_conflict_method {value!r} is not one of {', '.join(UNIQUE_CONFLICT_METHODS)}.", block=block, stream=stream)
+        elif key == "destination_table" and value is not None and not isinstance(value, str):
+            raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
+        out[key] = value
+    if out.get("replication_method") == "INCREMENTAL" and not out.get("bookmark_properties"):
+        raise ConfigError("an INCREMENTAL stream needs bookmark_properties.", block=block, stream=stream, fix="add `bookmark_properties: [updated_at]` (a column that grows with every change).")
+    return out
+
+
+def canonical_stream(settings: dict[str, Any]) -> dict[str, Any]:
+    defaults = StreamSettings(stream="")
+    out = {}
+    for key in STREAM_KEYS:
+        if key not in settings:
+            continue
+        value = settings[key]
+        if key == "selected" and value is True:
+            continue
+        if key != "selected" and key != "columns" and value == getattr(defaults, key, object()):
+            continue
+        out[key] = value
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for mappings, flow style for short lists of names."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(isinstance(v, (str, int, float, bool)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=False if data else True)
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = '"' if "{{" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(dict, _represent_dict)

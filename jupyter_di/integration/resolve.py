@@ -1,0 +1,97 @@
+"""From a source/destination cell to a connector name, a rendered config and stream settings.
+
+YAML cells are parsed and their templates rendered; Python cells run their
+decorated functions.  Both end in the same ``ResolvedBlock``, so the runner
+does not care which language the cell was written in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..connectors import registry
+from ..errors import ConfigError, DIError
+from ..pipeline.block import Block
+from .context import RunContext
+from .di_config import DIConfig, UpstreamSettings
+from .inputs import catalog_for_output
+from .interpolation import Interpolator
+from .python_di import run_python_di_block, stream_settings_from_catalog
+
+
+@dataclass
+class ResolvedBlock:
+    kind: str
+    connector: str
+    config: dict[str, Any]
+    streams: dict[str, dict[str, Any]]
+    stream_order: list[str]
+    upstream: dict[str, UpstreamSettings]
+    catalog: dict[str, Any] | None = None
+    secrets_used: list[str] = field(default_factory=list)
+    excluded: set[str] = field(default_factory=set)
+
+
+def upstream_settings_for(block: Block, cfg: DIConfig | None) -> dict[str, UpstreamSettings]:
+    return {name: (cfg.upstream_settings(name) if cfg else UpstreamSettings()) for name in block.upstream}
+
+
+def block_inputs(block: Block, settings: dict[str, UpstreamSettings], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Upstream outputs that are inputs, by name: data, catalog, or a (data, catalog) tuple."""
+    inputs: dict[str, Any] = {}
+    for name in block.upstream:
+        opts = settings[name]
+        value = outputs.get(name)
+        if opts.use_output_as_input and opts.use_catalog_as_input:
+            inputs[name] = (value, catalog_for_output(name, value))
+        elif opts.use_catalog_as_input:
+            inputs[name] = catalog_for_output(name, value)
+        elif opts.use_output_as_input:
+            inputs[name] = value
+    return inputs
+
+
+def discover_catalog(connector: str, config: dict[str, Any], streams: list[str] | None) -> dict[str, Any]:
+    source_cls = registry.source_class(connector)
+    with source_cls(config) as source:
+        return source.discover(streams)
+
+
+def resolve(block: Block, outputs: dict[str, Any], ctx: RunContext) -> ResolvedBlock:
+    kind = block.kind
+    if block.lang == "python":
+        upstream = upstream_settings_for(block, None)
+        inputs = block_inputs(block, upstream, outputs)
+        result = run_python_di_block(
+            block.body,
+            block=block.name,
+            kind=kind,
+            inputs=list(inputs.values()),
+            input_names=list(inputs),
+            variables=ctx.variables,
+            base_namespace=ctx.namespace,
+            discover=discover_catalog,
+        )
+        streams: dict[str, dict[str, Any]] = {}
+        entries = {(e.get("tap_stream_id") or e.get("stream")): e for e in (result.catalog or {}).get("streams", [])}
+        for name in result.selected_streams:
+            streams[name] = stream_settings_from_catalog(entries.get(name, {}))
+        for name, entry in entries.items():
+            if kind == "destination" and name not in streams:
+                streams[name] = stream_settings_from_catalog(entry)
+        return ResolvedBlock(kind, result.connector, result.config, streams, list(streams), upstream, result.catalog)
+
+    cfg = DIConfig.parse(block.body, kind=kind, block=block.name)
+    for name in cfg.upstream:
+        if name not in block.upstream:
+            raise ConfigError(f"`upstream:` names {name!r}, which is not an upstream block.", block=block.name, fix=f"add it with --upstream {name}, or remove it from `upstream:`.")
+    upstream = upstream_settings_for(block, cfg)
+    inputs = block_inputs(block, upstream, outputs)
+    interpolator = Interpolator(variables=ctx.variables, inputs=inputs, upstream=block.upstream, secrets=ctx.secrets)
+    try:
+        config = interpolator.render(cfg.config)
+    except DIError as exc:
+        raise exc.with_context(block=block.name)
+    streams = {name: {k: v for k, v in s.items() if k != "selected"} for name, s in cfg.streams.items() if s.get("selected", True)}
+    excluded = {name for name, s in cfg.streams.items() if not s.get("selected", True)}
+    return ResolvedBlock(kind, cfg.connector, config, streams, list(streams), upstream, None, interpolator.used_secrets, excluded)

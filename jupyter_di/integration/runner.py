@@ -1,0 +1,209 @@
+"""Running source and destination blocks: read streams, export streams.
+
+A source block reads each selected stream from its bookmark, spills the
+batches to disk and outputs the spec's ``{stream, columns, rows}`` shape
+(lazy).  A destination block exports every upstream that is not input-only,
+committing each source stream's bookmark state with its rows.  Streams marked
+``run_in_parallel`` run concurrently (bounded pool), the others one after
+another.
+"""
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..connectors import registry
+from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings
+from ..connectors.catalog import catalog_entry_for_arrow, find_stream
+from ..errors import ConfigError, DIError
+from ..pipeline.block import Block
+from ..state.store import state_key
+from ..sync.engine import write_stream
+from ..sync.spill import spill
+from .context import RunContext
+from .inputs import InputStream, streams_from_output
+from .outputs import StreamOutput, source_output
+from .resolve import ResolvedBlock, resolve
+
+
+@dataclass
+class BlockResult:
+    output: Any
+    summary: dict[str, Any] = field(default_factory=dict)
+    pending_states: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(stream, state) to save when the pipeline run succeeds (source read only by Python blocks)."""
+
+
+def run_streams(settings: list[StreamSettings], work: Callable[[StreamSettings], Any], max_parallel: int) -> dict[str, Any]:
+    """Run ``work`` per stream: parallel ones concurrently, the rest in order, in one pool."""
+    parallel = [s for s in settings if s.run_in_parallel]
+    serial = [s for s in settings if not s.run_in_parallel]
+    results: dict[str, Any] = {}
+    if not parallel:
+        for s in serial:
+            results[s.stream] = work(s)
+        return results
+
+    def serial_chain() -> dict[str, Any]:
+        return {s.stream: work(s) for s in serial}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(parallel) + 1)), thread_name_prefix="jupyter-di-stream") as pool:
+        futures = [pool.submit(work, s) for s in parallel]
+        chain = pool.submit(serial_chain) if serial else None
+        errors: list[BaseException] = []
+        for s, fut in zip(parallel, futures):
+            try:
+                results[s.stream] = fut.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below after all streams end
+                errors.append(exc)
+        if chain is not None:
+            try:
+                results.update(chain.result())
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+    ordered = {s.stream: results[s.stream] for s in settings if s.stream in results}
+    return ordered
+
+
+def _settings(name: str, raw: dict[str, Any], *, block: str) -> StreamSettings:
+    try:
+        settings = StreamSettings(stream=name, **raw)
+    except TypeError as exc:
+        raise ConfigError(f"bad stream settings: {exc}", block=block, stream=name) from None
+    if settings.replication_method == INCREMENTAL and settings.key_properties and not settings.unique_constraints:
+        settings.unique_constraints = list(settings.key_properties)
+    return settings
+
+
+# -- sources ----------------------------------------------------------------------------------
+def run_source(block: Block, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+    resolved = resolve(block, outputs, ctx)
+    source_cls = registry.source_class(resolved.connector)
+    names = resolved.stream_order
+    catalog = resolved.catalog
+    if not names:
+        with source_cls(resolved.config) as source:
+            catalog = source.discover(None)
+        names = [e.get("tap_stream_id") or e.get("stream") for e in catalog.get("streams", [])]
+        resolved.streams = {n: {} for n in names}
+        if not names:
+            raise ConfigError("the source has no streams to read.", block=block.name, fix="check the config (database, schema, folder) or list streams under `streams:`.")
+    all_settings = [_settings(n, resolved.streams.get(n, {}), block=block.name) for n in names]
+    run_dir = ctx.work_dir / block.name / uuid.uuid4().hex[:8]
+
+    def read_one(settings: StreamSettings) -> StreamOutput:
+        stream = settings.stream
+        key = (block.name, stream)
+        bookmark = None
+        if settings.replication_method == INCREMENTAL:
+            if key in ctx.bookmark_overrides:
+                bookmark = ctx.bookmark_overrides[key]
+            else:
+                saved = ctx.state.get(ctx.pipeline, block.name, stream)
+                bookmark = (saved or {}).get("bookmark")
+        try:
+            with source_cls(resolved.config) as source:
+                reader = source.read(ReadRequest(settings=settings, bookmark=bookmark, batch_size=ctx.batch_size))
+                result = spill(reader, run_dir / f"{uuid.uuid4().hex[:8]}.arrow", settings, lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs))
+        except DIError as exc:
+            raise exc.with_context(block=block.name, stream=stream)
+        entry = find_stream(catalog, stream) if catalog else None
+        info = dict(entry) if entry else catalog_entry_for_arrow(stream, result.schema, settings.key_properties)
+        info.update(
+            stream=stream,
+            tap_stream_id=stream,
+            replication_method=settings.replication_method,
+            key_properties=settings.key_properties,
+            bookmark_properties=settings.bookmark_properties,
+            unique_constraints=settings.unique_constraints,
+            unique_conflict_method=settings.unique_conflict_method,
+            run_in_parallel=settings.run_in_parallel,
+            auto_add_new_fields=settings.auto_add_new_fields,
+        )
+        if settings.destination_table:
+            info["destination_table"] = settings.destination_table
+        origin = {
+            "pipeline": ctx.pipeline,
+            "block": block.name,
+            "stream": stream,
+            "batch_states": result.batch_states,
+            "final_state": result.final_state,
+            "bookmark_start": bookmark,
+            "seconds": result.seconds,
+        }
+        return StreamOutput(info, result.path, result.schema, result.rows, origin=origin)
+
+    streams = run_streams(all_settings, read_one, ctx.max_parallel_streams)
+    outs = list(streams.values())
+    summary = {"streams": {o.name: {"rows": o.num_rows, "seconds": round(o.origin["seconds"], 3)} for o in outs}}
+    pending = [(o.name, o.origin["final_state"]) for o in outs if o.origin.get("final_state")]
+    return BlockResult(output=source_output(outs), summary=summary, pending_states=pending)
+
+
+# -- destinations -----------------------------------------------------------------------------
+def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str) -> StreamSettings:
+    """The source stream's settings, overridden by the destination's own."""
+    info = stream.stream_info or {}
+    merged: dict[str, Any] = {}
+    for key in ("replication_method", "key_properties", "bookmark_properties", "unique_constraints", "unique_conflict_method", "auto_add_new_fields", "destination_table"):
+        if info.get(key) not in (None, []):
+            merged[key] = info[key]
+    merged.update(raw)
+    return _settings(stream.name, merged, block=block)
+
+
+def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+    resolved: ResolvedBlock = resolve(block, outputs, ctx)
+    destination_cls = registry.destination_class(resolved.connector)
+    incoming: dict[str, InputStream] = {}
+    for name in block.upstream:
+        if resolved.upstream[name].only_as_input:
+            continue
+        for stream in streams_from_output(name, outputs.get(name)):
+            if stream.name in resolved.excluded:
+                continue
+            if stream.name in incoming:
+                raise ConfigError(f"two upstream blocks both provide a stream named {stream.name!r}.", block=block.name, stream=stream.name, fix="rename one of them, or mark one only_as_input.")
+            incoming[stream.name] = stream
+    for name in resolved.streams:
+        if name not in incoming:
+            raise ConfigError(
+                f"stream {name!r} is configured but no upstream block provides it (got: {', '.join(incoming) or 'none'}).",
+                block=block.name,
+                stream=name,
+                fix="fix the stream name, or add the block that outputs it with --upstream.",
+            )
+    settings = [destination_settings(s, resolved.streams.get(n, {}), block=block.name) for n, s in incoming.items()]
+
+    def write_one(stream_settings: StreamSettings) -> dict[str, Any]:
+        stream = incoming[stream_settings.stream]
+        origin = stream.origin
+        key = save = None
+        if origin.get("block"):
+            src_block, src_stream = origin["block"], origin["stream"]
+            key = state_key(origin["pipeline"], src_block, src_stream)
+
+            def save(state: dict[str, Any]) -> None:
+                ctx.state.set(origin["pipeline"], src_block, src_stream, state)
+
+        try:
+            with destination_cls(resolved.config) as destination:
+                result = write_stream(
+                    destination,
+                    stream_settings,
+                    stream.reader(),
+                    batch_states=origin.get("batch_states"),
+                    state_key=key,
+                    save_state=save,
+                    on_progress=lambda rows, secs: ctx.progress(block.name, stream_settings.stream, "write", rows, secs),
+                )
+        except DIError as exc:
+            raise exc.with_context(block=block.name, stream=stream_settings.stream)
+        return {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}
+
+    written = run_streams(settings, write_one, ctx.max_parallel_streams)
+    return BlockResult(output=None, summary={"streams": written})

@@ -1,0 +1,56 @@
+"""The block model: one notebook cell that is one node of the pipeline graph.
+
+Why its own module: the kernel (magics) and the CLI (notebook files) both turn
+cells into ``Block``s, and everything downstream (graph, executor, staleness)
+speaks only this type.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+BlockKind = Literal["source", "destination", "python"]
+BlockLang = Literal["yaml", "python"]
+
+MAGIC_FOR_KIND: dict[str, str] = {"source": "di_source", "destination": "di_destination", "python": "di_block"}
+KIND_FOR_MAGIC: dict[str, str] = {v: k for k, v in MAGIC_FOR_KIND.items()}
+
+
+@dataclass
+class Block:
+    """A named pipeline block with its body (YAML or Python) and upstream blocks."""
+
+    name: str
+    kind: BlockKind
+    body: str
+    upstream: list[str] = field(default_factory=list)
+    lang: BlockLang = "python"
+    cell_id: str | None = None
+    output_var: str | None = None
+
+    @property
+    def is_data_integration(self) -> bool:
+        return self.kind in ("source", "destination")
+
+    def source_hash(self) -> str:
+        """Changes whenever what the block would do changes (body, kind, language, upstream)."""
+        digest = hashlib.sha1()
+        for part in (self.kind, self.lang, self.body, "\x00".join(self.upstream)):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\x01")
+        return digest.hexdigest()
+
+    def magic_line(self) -> str:
+        """The first line of the cell that declares this block (canonical form)."""
+        parts = [f"%%{MAGIC_FOR_KIND[self.kind]}", self.name]
+        if self.upstream:
+            parts += ["--upstream", *self.upstream]
+        if self.is_data_integration and self.lang != "yaml":
+            parts += ["--lang", self.lang]
+        if self.output_var:
+            parts += ["-o", self.output_var]
+        return " ".join(parts)
+
+    def cell_source(self) -> str:
+        return f"{self.magic_line()}\n{self.body}"

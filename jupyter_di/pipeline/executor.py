@@ -1,0 +1,107 @@
+"""Runs a plan of blocks in dependency order, independent blocks concurrently.
+
+Why threads: most blocks wait on databases, APIs and subprocesses, which
+release the GIL; threads also share the notebook namespace and outputs without
+pickling.  The pool is bounded (``max_workers``).  A failed block marks every
+downstream block in the plan as skipped, with the reason.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Callable, Protocol
+
+from .graph import Graph
+from .run_record import DONE, FAILED, RUNNING, SKIPPED, BlockRun, RunReport
+
+
+class RunObserver(Protocol):
+    """Told about every status change (progress displays, the lab extension)."""
+
+    def block_changed(self, run: BlockRun) -> None: ...
+
+
+BlockFunction = Callable[[str, BlockRun], None]
+"""Runs one block by name; raises to fail it.  May fill ``run.summary``/``run.cached``."""
+
+
+def describe_error(exc: BaseException) -> str:
+    from ..errors import DIError
+
+    if isinstance(exc, DIError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Executor:
+    def __init__(self, max_workers: int = 4, observers: list[RunObserver] | None = None) -> None:
+        self.max_workers = max(1, max_workers)
+        self.observers = list(observers or [])
+
+    def _notify(self, run: BlockRun) -> None:
+        for observer in self.observers:
+            try:
+                observer.block_changed(run)
+            except Exception:  # a broken display must never break a run
+                pass
+
+    def run(self, graph: Graph, plan: list[str], run_block: BlockFunction) -> RunReport:
+        """Run ``plan`` (a topologically ordered list of block names)."""
+        started = time.perf_counter()
+        report = RunReport(runs={name: BlockRun(name) for name in plan})
+        in_plan = set(plan)
+        waiting_on = {n: {u for u in graph[n].upstream if u in in_plan} for n in plan}
+        children: dict[str, list[str]] = {n: [] for n in plan}
+        for n in plan:
+            for u in waiting_on[n]:
+                children[u].append(n)
+        for run in report.runs.values():
+            self._notify(run)
+        report.planning_seconds = time.perf_counter() - started
+
+        def execute(name: str) -> None:
+            run = report.runs[name]
+            try:
+                run_block(name, run)
+            except BaseException as exc:  # noqa: BLE001 - reported, never swallowed silently
+                run.finish(FAILED, describe_error(exc))
+                run.exception = exc  # type: ignore[attr-defined]
+            else:
+                run.finish(DONE)
+
+        def skip_downstream(name: str, reason: str) -> None:
+            for child in children[name]:
+                run = report.runs[child]
+                if run.status == "pending":
+                    run.status, run.reason = SKIPPED, reason
+                    self._notify(run)
+                    skip_downstream(child, reason)
+
+        ready = [n for n in plan if not waiting_on[n]]
+        running: dict[Future, str] = {}
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="jupyter-di") as pool:
+            while ready or running:
+                while ready and len(running) < self.max_workers:
+                    name = ready.pop(0)
+                    if report.runs[name].status != "pending":
+                        continue
+                    report.runs[name].start()
+                    self._notify(report.runs[name])
+                    running[pool.submit(execute, name)] = name
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    run = report.runs[name]
+                    self._notify(run)
+                    if run.status == FAILED:
+                        skip_downstream(name, f"upstream '{name}' failed")
+                        continue
+                    for child in children[name]:
+                        waiting_on[child].discard(name)
+                        if not waiting_on[child] and report.runs[child].status == "pending":
+                            ready.append(child)
+        report.total_seconds = time.perf_counter() - started
+        assert all(r.status != RUNNING for r in report.runs.values())
+        return report

@@ -1,0 +1,204 @@
+"""A notebook's pipeline: its graph, the blocks' outputs, staleness, and runs.
+
+Shared by the kernel (one long-lived ``Pipeline`` per notebook session) and
+the CLI (one per ``jupyter-di run``).  Staleness: a block is stale when its
+source, an upstream output or the user's variables changed since its last
+successful run; otherwise its cached output is reused.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+from ..errors import GraphError
+from ..integration.context import RunContext
+from ..integration.python_block import run_python_block
+from ..integration.runner import BlockResult, run_destination, run_source
+from ..settings import SETTINGS, Settings
+from ..state.store import StateStore
+from .block import Block
+from .executor import Executor, RunObserver
+from .graph import Graph
+from .run_record import BlockRun, RunReport
+
+
+class StreamObserver(Protocol):
+    def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None: ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        name: str,
+        *,
+        state_path: Path | str,
+        namespace: dict[str, Any] | None = None,
+        settings: Settings = SETTINGS,
+    ) -> None:
+        self.name = name
+        self.graph = Graph()
+        self.settings = settings
+        self.namespace: dict[str, Any] = namespace if namespace is not None else {}
+        self.state = StateStore(state_path)
+        self.outputs: dict[str, Any] = {}
+        self.summaries: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, int] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.last_status: dict[str, BlockRun] = {}
+        self.observers: list[Any] = []
+        self.work_dir = Path(tempfile.mkdtemp(prefix="jupyter-di-"))
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # -- definition ---------------------------------------------------------------------
+    def define(self, block: Block) -> None:
+        """Register (or redefine) a block; unknown upstreams and cycles are refused."""
+        previous = self.graph.blocks.get(block.name)
+        replaced_names = [n for n, b in self.graph.blocks.items() if block.cell_id and b.cell_id == block.cell_id and n != block.name]
+        self.graph.add(block)
+        try:
+            self.graph.validate([block.name])
+        except GraphError:
+            self.graph.remove(block.name)
+            if previous is not None:
+                self.graph.blocks[block.name] = previous
+            raise
+        for old in replaced_names:
+            self.forget(old)
+
+    def forget(self, name: str) -> None:
+        self.graph.remove(name)
+        for store in (self.outputs, self.versions, self.fingerprints, self.summaries, self.last_status):
+            store.pop(name, None)
+
+    # -- staleness ------------------------------------------------------------------------
+    def fingerprint(self, name: str, params: dict[str, Any]) -> str:
+        block = self.graph[name]
+        digest = hashlib.sha1(block.source_hash().encode())
+        digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+        for up in block.upstream:
+            digest.update(f"{up}:{self.versions.get(up, 0)}".encode())
+        return digest.hexdigest()
+
+    def is_stale(self, name: str, params: dict[str, Any]) -> bool:
+        return self.fingerprints.get(name) != self.fingerprint(name, params)
+
+    def plan(self, targets: Iterable[str], params: dict[str, Any], *, only_stale_ancestors: bool) -> list[str]:
+        """Targets plus the ancestors they need, in dependency order.
+
+        With ``only_stale_ancestors`` an ancestor runs only when it is stale, or
+        when one of its own upstreams runs (its input will change).
+        """
+        targets = list(targets)
+        for t in targets:
+            if t not in self.graph:
+                raise GraphError(f"no block named {t!r}.", fix=f"known blocks: {', '.join(self.graph.blocks) or 'none'}.")
+        self.graph.validate()
+        wanted: set[str] = set(targets)
+        for t in targets:
+            wanted |= self.graph.ancestors(t)
+        order = self.graph.topological_order(wanted)
+        if not only_stale_ancestors:
+            return order
+        chosen: list[str] = []
+        for name in order:
+            block = self.graph[name]
+            if name in targets or self.is_stale(name, params) or name not in self.outputs or any(u in chosen for u in block.upstream):
+                chosen.append(name)
+        return chosen
+
+    # -- running --------------------------------------------------------------------------
+    def variables(self, params: dict[str, Any]) -> dict[str, Any]:
+        variables: dict[str, Any] = {"execution_date": dt.datetime.now(dt.timezone.utc), "pipeline": self.name}
+        variables.update(params)
+        return variables
+
+    def run(
+        self,
+        plan: list[str],
+        *,
+        params: dict[str, Any] | None = None,
+        bookmark_overrides: dict[tuple[str, str], dict[str, Any]] | None = None,
+        observers: list[RunObserver] | None = None,
+    ) -> RunReport:
+        params = dict(params or {})
+        observers = list(observers or []) + self.observers
+        ctx = RunContext(
+            pipeline=self.name,
+            state=self.state,
+            work_dir=self.work_dir,
+            variables=self.variables(params),
+            namespace=self.namespace,
+            bookmark_overrides=dict(bookmark_overrides or {}),
+            on_progress=lambda *a: self._stream_progress(observers, *a),
+            max_parallel_streams=self.settings.max_parallel_streams,
+            batch_size=self.settings.batch_size,
+        )
+        pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+
+        def run_block(name: str, run: BlockRun) -> None:
+            block = self.graph[name]
+            missing = [u for u in block.upstream if u not in self.outputs]
+            if missing:
+                raise GraphError(f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run).")
+            upstream_outputs = {u: self.outputs[u] for u in block.upstream}
+            result = self._run_one(block, upstream_outputs, ctx)
+            with self._lock:
+                self.outputs[name] = result.output
+                self.versions[name] = self.versions.get(name, 0) + 1
+                self.fingerprints[name] = self.fingerprint(name, params)
+                self.summaries[name] = result.summary
+                if result.pending_states:
+                    pending[name] = result.pending_states
+            run.summary = result.summary
+
+        report = Executor(self.settings.max_workers, observers).run(self.graph, plan, run_block)
+        for name, run in report.runs.items():
+            self.last_status[name] = run
+            if run.status == "failed":
+                self.fingerprints.pop(name, None)
+        if report.ok:
+            self._save_python_only_bookmarks(pending)
+        return report
+
+    def _run_one(self, block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+        if block.kind == "source":
+            return run_source(block, upstream_outputs, ctx)
+        if block.kind == "destination":
+            return run_destination(block, upstream_outputs, ctx)
+        output = run_python_block(
+            block.body,
+            block=block.name,
+            upstream=block.upstream,
+            outputs=[upstream_outputs[u] for u in block.upstream],
+            variables=ctx.variables,
+            base_namespace=self.namespace,
+        )
+        return BlockResult(output=output)
+
+    def _save_python_only_bookmarks(self, pending: dict[str, list[tuple[str, dict[str, Any]]]]) -> None:
+        """A source read only by Python blocks advances its bookmark once the run succeeded."""
+        for source, states in pending.items():
+            feeds_destination = any(self.graph[d].kind == "destination" for d in self.graph.downstream(source))
+            if feeds_destination:
+                continue
+            for stream, state in states:
+                self.state.set(self.name, source, stream, state)
+
+    @staticmethod
+    def _stream_progress(observers: list[Any], block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
+        for observer in observers:
+            fn = getattr(observer, "stream_progress", None)
+            if fn is not None:
+                try:
+                    fn(block, stream, phase, rows, seconds)
+                except Exception:
+                    pass

@@ -1,0 +1,61 @@
+"""Per-block run status and the report of a whole run (papermill-style life cycle).
+
+pending -> running -> done | failed, or pending -> skipped (with the reason).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+
+
+@dataclass
+class BlockRun:
+    name: str
+    status: str = PENDING
+    started: float | None = None
+    ended: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    cached: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+    def start(self) -> None:
+        self.status, self.started = RUNNING, time.perf_counter()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.status, self.ended, self.error = status, time.perf_counter(), error
+
+
+@dataclass
+class RunReport:
+    """What happened to every block of one run, in plan order."""
+
+    runs: dict[str, BlockRun] = field(default_factory=dict)
+    planning_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in (DONE, PENDING) for r in self.runs.values())
+
+    def by_status(self, status: str) -> list[BlockRun]:
+        return [r for r in self.runs.values() if r.status == status]
+
+    def failure_message(self) -> str:
+        """One short paragraph: which blocks failed, and which were skipped because of them."""
+        lines = []
+        for run in self.by_status(FAILED):
+            lines.append(f"block '{run.name}' failed: {run.error}")
+        skipped = self.by_status(SKIPPED)
+        if skipped:
+            lines.append("skipped: " + ", ".join(f"'{r.name}' ({r.reason})" for r in skipped))
+        return "\n".join(lines)

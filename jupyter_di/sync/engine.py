@@ -1,0 +1,76 @@
+"""Moving one stream into a destination, with state that follows the data.
+
+The engine pairs each batch with the state that becomes true once that batch
+is committed (the bookmark of its last row, since incremental reads are sorted
+by bookmark), hands the chunks to the destination, and persists the state only
+from the destination's ``on_commit`` callback, i.e. after the rows are durable.
+Transactional destinations store the same state inside their own transaction,
+so a crash at any instant loses nothing and duplicates nothing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import pyarrow as pa
+
+from ..connectors.base import Chunk, Destination, WriteRequest, StreamSettings
+from .spill import ProgressCallback
+
+
+@dataclass
+class StreamResult:
+    stream: str
+    table: str
+    rows: int
+    seconds: float
+    state: dict[str, Any] | None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def chunks_for(batches: Iterable[pa.RecordBatch], states: Iterable[dict[str, Any] | None] | None) -> Iterator[Chunk]:
+    state_iter = iter(states) if states is not None else None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        state = next(state_iter, None) if state_iter is not None else None
+        yield Chunk(batch=batch, state=state)
+
+
+def write_stream(
+    destination: Destination,
+    settings: StreamSettings,
+    reader: pa.RecordBatchReader,
+    *,
+    batch_states: list[dict[str, Any] | None] | None = None,
+    state_key: str | None = None,
+    save_state: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> StreamResult:
+    """Write all of ``reader`` into ``destination``; save each committed state."""
+    started = time.perf_counter()
+    committed: dict[str, Any] = {"rows": 0, "state": None}
+
+    def on_commit(rows: int, state: dict[str, Any] | None) -> None:
+        committed["rows"] = rows
+        if state is not None:
+            committed["state"] = state
+            if save_state is not None:
+                save_state(state)
+        if on_progress:
+            on_progress(rows, time.perf_counter() - started)
+
+    request = WriteRequest(settings=settings, schema=reader.schema, state_key=state_key)
+    result = destination.write(request, chunks_for(reader, batch_states), on_commit)
+    rows = result.rows_written or committed["rows"]
+    return StreamResult(
+        stream=settings.stream,
+        table=settings.table_name,
+        rows=rows,
+        seconds=time.perf_counter() - started,
+        state=result.state or committed["state"],
+    )
