@@ -1,0 +1,256 @@
+/**
+ * The pipeline side panel (id "jupyter-di-pipeline"): the current notebook's block graph laid
+ * out with dagre and drawn as SVG, nodes coloured by status, live from the kernel's "graph" and
+ * "status" messages.  Before the kernel sent a graph, the blocks come from the notebook's cells
+ * (parsed magic lines), all "idle", so the panel is useful before anything ran.
+ *
+ * Stable hooks for tests: #jupyter-di-run-pipeline, #jupyter-di-run-block,
+ * #jupyter-di-connection[data-connected], g.jp-di-node[data-block-name][data-status].
+ */
+import { Graph, layout } from '@dagrejs/dagre';
+import { Notification } from '@jupyterlab/apputils';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+import { NotebookBridge } from './bridge';
+import { formatDuration, parseMagicLine } from './magic';
+import { IAck, IBlock } from './protocol';
+
+export const PANEL_ID = 'jupyter-di-pipeline';
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const NODE_W = 150;
+const NODE_H = 44;
+
+export const pipelineIcon = new LabIcon({
+  name: 'jupyter-di:pipeline',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><g class="jp-icon3" fill="#616161">' +
+    '<rect x="2" y="3" width="8" height="5" rx="1"/><rect x="14" y="9.5" width="8" height="5" rx="1"/>' +
+    '<rect x="2" y="16" width="8" height="5" rx="1"/>' +
+    '<path d="M10 5.5h2v6.5h2v1h-3V6.5h-1zM10 18.5h2v-6h2v-1h-3v6h-1z"/></g></svg>'
+});
+
+export class PipelinePanel extends Widget {
+  constructor() {
+    super();
+    this.id = PANEL_ID;
+    this.addClass('jp-di-panel');
+    this.title.icon = pipelineIcon;
+    this.title.caption = 'jupyter-di pipeline';
+
+    const toolbar = document.createElement('div');
+    toolbar.className = 'jp-di-toolbar';
+    this._runPipeline = button('jupyter-di-run-pipeline', 'Run pipeline', () =>
+      this._request({ type: 'run_pipeline' })
+    );
+    this._runBlock = button('jupyter-di-run-block', 'Run block', () => {
+      if (this._selected !== null) {
+        this._request({ type: 'run_block', name: this._selected });
+      }
+    });
+    this._connection = document.createElement('span');
+    this._connection.id = 'jupyter-di-connection';
+    toolbar.append(this._runPipeline, this._runBlock, this._connection);
+
+    this._error = document.createElement('div');
+    this._error.id = 'jupyter-di-error';
+    this._error.className = 'jp-di-error';
+
+    this._svg = document.createElementNS(SVG_NS, 'svg');
+    this._svg.id = 'jupyter-di-graph';
+    this._svg.classList.add('jp-di-graph');
+    this._empty = document.createElement('div');
+    this._empty.className = 'jp-di-empty';
+    this._empty.textContent =
+      'No blocks yet: add a %%di_source, %%di_block or %%di_destination cell.';
+    this.node.append(toolbar, this._error, this._svg, this._empty);
+    this._render();
+  }
+
+  /** Show `panel`'s pipeline (the current notebook), or nothing. */
+  setNotebook(panel: NotebookPanel | null, bridge: NotebookBridge | null): void {
+    if (this._bridge !== null) {
+      this._bridge.changed.disconnect(this._schedule, this);
+      this._bridge.failed.disconnect(this._onFailed, this);
+    }
+    this._panel?.model?.contentChanged.disconnect(this._schedule, this);
+    this._panel = panel;
+    this._bridge = bridge;
+    this._selected = null;
+    this._error.textContent = '';
+    bridge?.changed.connect(this._schedule, this);
+    bridge?.failed.connect(this._onFailed, this);
+    panel?.model?.contentChanged.connect(this._schedule, this);
+    this._schedule();
+  }
+
+  /** Blocks shown: the kernel's graph if it sent one, else the cells' magic lines. */
+  blocks(): IBlock[] {
+    const fromKernel = this._bridge?.blocks ?? [];
+    if (fromKernel.length > 0) {
+      return [...fromKernel];
+    }
+    const blocks: IBlock[] = [];
+    for (const cell of this._panel?.model?.cells ?? []) {
+      const line = cell.type === 'code' ? parseMagicLine(cell.sharedModel.getSource()) : null;
+      if (line !== null && line.name !== '') {
+        blocks.push({
+          name: line.name,
+          kind: line.kind,
+          upstream: line.upstream,
+          cell_id: cell.id,
+          status: 'idle',
+          duration_s: null,
+          message: null
+        });
+      }
+    }
+    return blocks;
+  }
+
+  /** Coalesce bursts of status messages and keystrokes into one render per frame. */
+  private _schedule(): void {
+    if (this._frame === 0) {
+      this._frame = requestAnimationFrame(() => {
+        this._frame = 0;
+        this._render();
+      });
+    }
+  }
+
+  private _onFailed(_: NotebookBridge, ack: IAck): void {
+    const text = `${ack.request_type} failed: ${ack.error ?? 'unknown error'}`;
+    this._error.textContent = text;
+    Notification.error(`jupyter-di: ${text}`, { autoClose: 8000 });
+  }
+
+  private _request(request: { type: 'run_pipeline' } | { type: 'run_block'; name: string }): void {
+    this._error.textContent = '';
+    if (this._bridge === null || !this._bridge.send(request)) {
+      this._error.textContent =
+        'The kernel has no jupyter-di: run `%load_ext jupyter_di` in the notebook first.';
+    }
+  }
+
+  private _render(): void {
+    const connected = this._bridge?.connected ?? false;
+    this._connection.dataset.connected = String(connected);
+    this._connection.textContent = this._bridge === null ? 'no notebook' : connected ? 'kernel connected' : 'kernel not connected';
+    this._runPipeline.disabled = !connected;
+    this._runBlock.disabled = !connected || this._selected === null;
+
+    const blocks = this.blocks();
+    this._empty.style.display = blocks.length ? 'none' : '';
+    this._svg.replaceChildren();
+    if (blocks.length === 0) {
+      this._svg.setAttribute('width', '0');
+      this._svg.setAttribute('height', '0');
+      return;
+    }
+    const g = new Graph();
+    g.setGraph({ rankdir: 'TB', nodesep: 24, ranksep: 36, marginx: 8, marginy: 8 });
+    g.setDefaultEdgeLabel(() => ({}));
+    const names = new Set(blocks.map(b => b.name));
+    for (const block of blocks) {
+      g.setNode(block.name, { width: NODE_W, height: NODE_H });
+    }
+    for (const block of blocks) {
+      for (const up of block.upstream) {
+        if (names.has(up)) {
+          g.setEdge(up, block.name);
+        }
+      }
+    }
+    layout(g);
+    const size = g.graph() as { width?: number; height?: number };
+    this._svg.setAttribute('width', String(Math.ceil(size.width ?? 0)));
+    this._svg.setAttribute('height', String(Math.ceil(size.height ?? 0)));
+
+    for (const edge of g.edges()) {
+      const points = (g.edge(edge) as { points?: { x: number; y: number }[] }).points ?? [];
+      const path = svg('path', {
+        class: 'jp-di-edge',
+        d: points.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' '),
+        'data-from': edge.v,
+        'data-to': edge.w
+      });
+      this._svg.append(path);
+    }
+    for (const block of blocks) {
+      const pos = g.node(block.name) as { x: number; y: number };
+      const node = svg('g', {
+        class: 'jp-di-node' + (block.name === this._selected ? ' jp-di-selected' : ''),
+        transform: `translate(${pos.x - NODE_W / 2},${pos.y - NODE_H / 2})`,
+        'data-block-name': block.name,
+        'data-status': block.status,
+        'data-kind': block.kind
+      });
+      const title = svg('title', {});
+      title.textContent = block.message ? `${block.name}: ${block.message}` : block.name;
+      const label = svg('text', { x: '8', y: '18', class: 'jp-di-node-name' });
+      label.textContent = truncate(block.name, 18);
+      const detail = svg('text', { x: '8', y: '35', class: 'jp-di-node-detail' });
+      detail.textContent = [block.kind, block.status, formatDuration(block.duration_s)]
+        .filter(s => s)
+        .join(' · ');
+      node.append(title, svg('rect', { width: String(NODE_W), height: String(NODE_H), rx: '6' }), label, detail);
+      node.addEventListener('click', () => this._select(block));
+      this._svg.append(node);
+    }
+  }
+
+  /** Select a node, then scroll to and activate its cell. */
+  private _select(block: IBlock): void {
+    this._selected = block.name;
+    this._render();
+    const panel = this._panel;
+    if (panel === null) {
+      return;
+    }
+    const notebook = panel.content;
+    const index = notebook.widgets.findIndex(
+      cell =>
+        (block.cell_id !== null && cell.model.id === block.cell_id) ||
+        parseMagicLine(cell.model.sharedModel.getSource())?.name === block.name
+    );
+    if (index >= 0) {
+      notebook.activeCellIndex = index;
+      void notebook.scrollToCell(notebook.widgets[index], 'center');
+    }
+  }
+
+  private _panel: NotebookPanel | null = null;
+  private _bridge: NotebookBridge | null = null;
+  private _selected: string | null = null;
+  private _frame = 0;
+  private _svg: SVGSVGElement;
+  private _empty: HTMLDivElement;
+  private _error: HTMLDivElement;
+  private _connection: HTMLSpanElement;
+  private _runPipeline: HTMLButtonElement;
+  private _runBlock: HTMLButtonElement;
+}
+
+function button(id: string, label: string, onClick: () => void): HTMLButtonElement {
+  const el = document.createElement('button');
+  el.id = id;
+  el.className = 'jp-Button jp-mod-styled jp-mod-accept jp-di-button';
+  el.textContent = label;
+  el.addEventListener('click', onClick);
+  return el;
+}
+
+function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: { [name: string]: string }
+): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    el.setAttribute(name, value);
+  }
+  return el;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? text.slice(0, max - 1) + '…' : text;
+}

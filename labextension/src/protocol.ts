@@ -1,0 +1,108 @@
+/**
+ * The jupyter_di comm protocol, version 1 (docs/comm-protocol.md is the reference).
+ *
+ * Every message is a JSON object with a `type`. The kernel side lives in
+ * jupyter_di/notebook/comm.py; keep the two in step and bump PROTOCOL_VERSION on any
+ * incompatible change.
+ */
+
+export const COMM_TARGET = 'jupyter_di';
+export const PROTOCOL_VERSION = 1;
+
+export type BlockKind = 'source' | 'destination' | 'python';
+export type BlockStatus =
+  | 'pending'
+  | 'running'
+  | 'done'
+  | 'failed'
+  | 'skipped'
+  | 'stale'
+  | 'idle';
+
+export const BLOCK_STATUSES: ReadonlyArray<BlockStatus> = [
+  'pending',
+  'running',
+  'done',
+  'failed',
+  'skipped',
+  'stale',
+  'idle'
+];
+
+/** One node of the pipeline graph. */
+export interface IBlock {
+  name: string;
+  kind: BlockKind;
+  upstream: string[];
+  cell_id: string | null;
+  status: BlockStatus;
+  duration_s: number | null;
+  message: string | null;
+}
+
+// -- both directions -------------------------------------------------------
+export interface IHello {
+  type: 'hello';
+  version: number;
+}
+
+export interface IAck {
+  type: 'ack';
+  request_type: string;
+  success: boolean;
+  error?: string;
+  version?: number;
+}
+
+// -- kernel -> extension ---------------------------------------------------
+export interface IReplaceCellSource {
+  type: 'replace_cell_source';
+  cell_id: string;
+  source: string;
+}
+
+export interface ISetCellMetadata {
+  type: 'set_cell_metadata';
+  cell_id: string;
+  key: string;
+  /** `null` deletes the key. */
+  value: any;
+}
+
+export interface IGraph {
+  type: 'graph';
+  blocks: IBlock[];
+}
+
+export interface IStatus {
+  type: 'status';
+  name: string;
+  status: BlockStatus;
+  duration_s: number | null;
+  message: string | null;
+}
+
+export type KernelMessage =
+  | IHello
+  | IAck
+  | IReplaceCellSource
+  | ISetCellMetadata
+  | IGraph
+  | IStatus;
+
+// -- extension -> kernel ---------------------------------------------------
+export interface IRunPipeline {
+  type: 'run_pipeline';
+  blocks?: string[];
+}
+
+export interface IRunBlock {
+  type: 'run_block';
+  name: string;
+}
+
+export interface IRequestGraph {
+  type: 'request_graph';
+}
+
+export type FrontendRequest = IRunPipeline | IRunBlock | IRequestGraph;
