@@ -38,6 +38,18 @@ class Executor:
         self.max_workers = max(1, max_workers)
         self.observers = list(observers or [])
 
+    tick_seconds = 0.5
+    """How often observers get ``tick()`` on the calling thread while blocks run (live displays)."""
+
+    def _tick(self) -> None:
+        for observer in self.observers:
+            tick = getattr(observer, "tick", None)
+            if tick is not None:
+                try:
+                    tick()
+                except Exception:
+                    pass
+
     def _notify(self, run: BlockRun) -> None:
         for observer in self.observers:
             try:
@@ -90,7 +102,8 @@ class Executor:
                     running[pool.submit(execute, name)] = name
                 if not running:
                     break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                finished, _ = wait(running, timeout=self.tick_seconds, return_when=FIRST_COMPLETED)
+                self._tick()
                 for future in finished:
                     name = running.pop(future)
                     run = report.runs[name]

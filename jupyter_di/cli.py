@@ -1,0 +1,276 @@
+"""``jupyter-di``: run a notebook's pipeline headless, show its graph, manage state.
+
+    jupyter-di run NOTEBOOK.ipynb [-p k=v ...] [--blocks A B] [--dry-run] [--bookmark B.S.C=V]
+    jupyter-di graph NOTEBOOK.ipynb [--format mermaid|text]
+    jupyter-di state show|set|reset NOTEBOOK.ipynb [BLOCK [STREAM]] [--value COLUMN=VALUE ...]
+    jupyter-di connectors [--json]
+    jupyter-di secret set|list|delete [NAME]
+
+The run is in-process with no Jupyter server: the same pipeline code the kernel
+uses.  Errors a user can fix print one short line and exit non-zero (1: a block
+failed, 2: the notebook or the command line is wrong).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import DIError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _state_path(notebook: Path, override: str | None) -> Path:
+    if override:
+        return Path(override)
+    env = os.environ.get("JUPYTER_DI_STATE_PATH")
+    if env:
+        return Path(env)
+    return notebook.resolve().parent / ".jupyter_di" / "state.sqlite"
+
+
+class TerminalProgress:
+    """Block status lines and throttled per-stream row counts on stderr."""
+
+    SYMBOLS = {"running": "▶", "done": "✔", "failed": "✘", "skipped": "⏭"}
+
+    def __init__(self, stream=sys.stderr, quiet: bool = False) -> None:
+        self.out = stream
+        self.quiet = quiet
+        self._last: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def _print(self, text: str) -> None:
+        if not self.quiet:
+            with self._lock:
+                print(text, file=self.out, flush=True)
+
+    def block_changed(self, run) -> None:  # noqa: ANN001 - BlockRun
+        if run.status == "pending":
+            return
+        detail = ""
+        if run.duration is not None:
+            detail = f" {run.duration:.2f}s"
+        if run.status == "failed":
+            detail += f"\n    {run.error}"
+        if run.status == "skipped":
+            detail = f" ({run.reason})"
+        self._print(f"{self.SYMBOLS.get(run.status, '·')} {run.name} {run.status}{detail}")
+
+    def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
+        key = (block, stream, phase)
+        now = time.monotonic()
+        if now - self._last.get(key, 0.0) < 1.0:
+            return
+        self._last[key] = now
+        rate = rows / seconds if seconds > 0 else 0
+        self._print(f"    {block}.{stream} {phase}: {rows:,} rows ({rate:,.0f} rows/s)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline.notebook_file import load_notebook
+    from .pipeline.params import parse_bookmarks, parse_params
+    from .pipeline.report import text_summary
+    from .pipeline.pipeline import Pipeline
+    from .settings import SETTINGS
+
+    notebook = load_notebook(args.notebook)
+    for warning in notebook.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for key, value in notebook.config.items():
+        if hasattr(SETTINGS, key):
+            setattr(SETTINGS, key, value)
+    if args.max_workers:
+        SETTINGS.max_workers = args.max_workers
+    params = parse_params(args.param)
+    overrides = parse_bookmarks(args.bookmark)
+    pipeline = Pipeline(notebook.name, state_path=_state_path(notebook.path, args.state_path), namespace={"__name__": "__main__"})
+    try:
+        for block in notebook.blocks:
+            pipeline.graph.add(block)
+        pipeline.graph.validate()
+        targets = args.blocks or list(pipeline.graph.blocks)
+        plan = pipeline.plan(targets, params, only_stale_ancestors=False)
+        if args.dry_run:
+            print("would run, in order:")
+            for name in plan:
+                block = pipeline.graph[name]
+                ups = f" <- {', '.join(block.upstream)}" if block.upstream else ""
+                print(f"  {name} ({block.kind}){ups}")
+            return 0
+        cwd = os.getcwd()
+        os.chdir(notebook.path.resolve().parent)  # relative paths mean what they mean in the kernel
+        try:
+            for index, code in enumerate(notebook.setup_cells, start=1):
+                try:
+                    exec(compile(code, f"<setup cell {index}>", "exec"), pipeline.namespace)  # noqa: S102 - the notebook's own code
+                except Exception as exc:  # noqa: BLE001
+                    print(f"error: setup cell {index} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+                    return EXIT_FAILED
+            progress = TerminalProgress(quiet=args.quiet)
+            report = pipeline.run(plan, params=params, bookmark_overrides=overrides, observers=[progress])
+        finally:
+            os.chdir(cwd)
+        print(text_summary(pipeline.graph, report))
+        if not report.ok:
+            print("\n" + report.failure_message(), file=sys.stderr)
+            return EXIT_FAILED
+        return 0
+    finally:
+        pipeline.close()
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .pipeline.graph import Graph
+    from .pipeline.notebook_file import load_notebook
+
+    notebook = load_notebook(args.notebook)
+    graph = Graph(notebook.blocks)
+    graph.validate()
+    if args.format == "mermaid":
+        print(graph.to_mermaid())
+    else:
+        for name in graph.topological_order():
+            block = graph[name]
+            ups = f" <- {', '.join(block.upstream)}" if block.upstream else ""
+            print(f"{name} ({block.kind}){ups}")
+    return 0
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from .pipeline.notebook_file import pipeline_name
+    from .pipeline.params import parse_value
+    from .state.store import StateStore
+
+    notebook = Path(args.notebook)
+    store = StateStore(_state_path(notebook, args.state_path))
+    name = pipeline_name(notebook)
+    if args.action == "show":
+        items = store.items(name, args.block)
+        if args.stream:
+            items = [i for i in items if i[1] == args.stream]
+        singer = {"bookmarks": {f"{b}.{s}": v.get("bookmark") for b, s, v in items}}
+        print(json.dumps(singer, indent=2, default=str))
+        return 0
+    if args.action == "reset":
+        removed = store.reset(name, args.block, args.stream)
+        print(f"reset {removed} stream state(s); the next run of those streams is a full sync.")
+        return 0
+    if not (args.block and args.stream and args.value):
+        raise DIError("state set needs BLOCK STREAM and --value COLUMN=VALUE.", fix="e.g. jupyter-di state set nb.ipynb shop orders --value updated_at=2024-01-01")
+    bookmark: dict[str, Any] = {}
+    for item in args.value:
+        column, sep, value = item.partition("=")
+        if not sep:
+            raise DIError(f"--value {item!r} is not COLUMN=VALUE.")
+        bookmark[column] = parse_value(value)
+    store.set(name, args.block, args.stream, {"bookmark": bookmark})
+    print(json.dumps({"bookmark": bookmark}, default=str))
+    return 0
+
+
+def cmd_connectors(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .connectors import registry
+
+    specs = []
+    for name in registry.names():
+        try:
+            specs.append(registry.get(name))
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not hide the others
+            print(f"warning: connector {name!r} failed to load: {exc}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([{"name": s.name, "title": s.title, "source": s.source is not None, "destination": s.destination is not None, "config": [asdict(f) for f in s.config_schema]} for s in specs], indent=2, default=str))
+        return 0
+    for spec in specs:
+        roles = "/".join(r for r, c in (("source", spec.source), ("destination", spec.destination)) if c)
+        print(f"{spec.name}  ({roles})  {spec.title}")
+        for f in spec.config_schema:
+            flags = ", ".join(x for x in ("required" if f.required else "", "secret" if f.secret else "") if x)
+            default = f" = {f.default!r}" if f.default is not None else ""
+            print(f"    {f.name}: {f.type}{default}{'  [' + flags + ']' if flags else ''}  {f.description}".rstrip())
+    return 0
+
+
+def cmd_secret(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .secrets import SecretStore
+
+    store = SecretStore()
+    if args.action == "list":
+        print("\n".join(store.names()))
+        return 0
+    if not args.name:
+        raise DIError(f"secret {args.action} needs a NAME.")
+    if args.action == "delete":
+        store.delete(args.name)
+        return 0
+    value = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass(f"value for {args.name}: ")
+    store.set(args.name, value)
+    print(f"saved secret {args.name!r} in {store.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jupyter-di", description="Run notebook data pipelines headless.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a notebook's pipeline")
+    run.add_argument("notebook", type=Path)
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="a runtime variable")
+    run.add_argument("--blocks", nargs="+", metavar="BLOCK", help="run only these blocks (and what they need)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
+    run.add_argument("--bookmark", action="append", default=[], metavar="BLOCK.STREAM.COLUMN=VALUE", help="a bookmark for this run only")
+    run.add_argument("--state-path", help="the state file (default .jupyter_di/state.sqlite beside the notebook)")
+    run.add_argument("--max-workers", type=int, help="blocks run at once")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
+
+    graph = sub.add_parser("graph", help="print the block graph")
+    graph.add_argument("notebook", type=Path)
+    graph.add_argument("--format", choices=["text", "mermaid"], default="text")
+    graph.set_defaults(func=cmd_graph)
+
+    state = sub.add_parser("state", help="show, set or reset bookmarks")
+    state.add_argument("action", choices=["show", "set", "reset"])
+    state.add_argument("notebook", type=Path)
+    state.add_argument("block", nargs="?")
+    state.add_argument("stream", nargs="?")
+    state.add_argument("--value", action="append", default=[], metavar="COLUMN=VALUE")
+    state.add_argument("--state-path")
+    state.set_defaults(func=cmd_state)
+
+    conns = sub.add_parser("connectors", help="list connectors and their config fields")
+    conns.add_argument("--json", action="store_true")
+    conns.set_defaults(func=cmd_connectors)
+
+    secret = sub.add_parser("secret", help="manage secrets kept outside notebooks")
+    secret.add_argument("action", choices=["set", "list", "delete"])
+    secret.add_argument("name", nargs="?")
+    secret.set_defaults(func=cmd_secret)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

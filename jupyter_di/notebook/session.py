@@ -1,0 +1,141 @@
+"""One notebook's jupyter-di state inside the kernel: its pipeline, settings and front-end bridge.
+
+The magics are thin: they parse their line and hand the work to the session,
+which defines blocks, plans runs (stale ancestors first), shows outputs and
+keeps the lab extension's pipeline view up to date.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..errors import DIError
+from ..pipeline.block import Block
+from ..pipeline.pipeline import Pipeline
+from ..pipeline.run_record import RunReport
+from .comm import get_bridge
+from .config import JupyterDI
+from .display import RunDisplay, show_output
+
+
+def notebook_path(ip: Any) -> Path | None:
+    """The notebook this kernel serves, when the front end tells (JupyterLab does)."""
+    for candidate in (os.environ.get("JPY_SESSION_NAME"), ip.user_ns.get("__session__")):
+        if candidate and str(candidate).endswith(".ipynb"):
+            return Path(candidate)
+    return None
+
+
+class KernelSession:
+    def __init__(self, ip: Any) -> None:
+        self.ip = ip
+        self.config = JupyterDI(parent=ip)
+        if self.config not in ip.configurables:
+            ip.configurables.append(self.config)
+        path = notebook_path(ip)
+        name = self.config.pipeline_name or os.environ.get("JUPYTER_DI_PIPELINE") or (path.stem if path else "notebook")
+        base = (path.parent if path and path.is_absolute() else Path.cwd())
+        state_path = self.config.state_path or os.environ.get("JUPYTER_DI_STATE_PATH") or str(base / ".jupyter_di" / "state.sqlite")
+        self.pipeline = Pipeline(name, state_path=state_path, namespace=ip.user_ns)
+        self.bridge = get_bridge(getattr(ip, "kernel", None))
+        self.bridge.on_request("run_pipeline", lambda msg: self.run_pipeline(msg.get("blocks") or None))
+        self.bridge.on_request("run_block", lambda msg: self.run_block(msg["name"]))
+        self.bridge.on_request("request_graph", lambda msg: self.publish_graph())
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def cell_id(self) -> str | None:
+        kernel = getattr(self.ip, "kernel", None)
+        if kernel is None:
+            return None
+        try:
+            parent = kernel.get_parent("shell") if "channel" in kernel.get_parent.__code__.co_varnames else kernel.get_parent()
+        except Exception:  # noqa: BLE001 - older ipykernels
+            parent = getattr(kernel, "_parent_header", {}) or {}
+        return (parent or {}).get("metadata", {}).get("cellId")
+
+    def publish_graph(self) -> None:
+        blocks = []
+        for block in self.pipeline.graph.blocks.values():
+            last = self.pipeline.last_status.get(block.name)
+            status = last.status if last and last.status in ("done", "failed", "skipped") else "idle"
+            blocks.append(
+                {
+                    "name": block.name,
+                    "kind": block.kind,
+                    "upstream": block.upstream,
+                    "cell_id": block.cell_id,
+                    "status": status,
+                    "duration_s": last.duration if last else None,
+                    "message": (last.error or last.reason) if last else None,
+                }
+            )
+        self.bridge.publish_graph(blocks)
+
+    def _raise_for(self, report: RunReport) -> None:
+        if report.ok:
+            return
+        failed = report.by_status("failed")
+        if failed and not self.config.short_errors:
+            exc = getattr(failed[0], "exception", None)
+            if exc is not None:
+                raise exc
+        raise UsageError(report.failure_message())
+
+    # -- what the magics do -----------------------------------------------------------------
+    def define_and_run(self, block: Block) -> Any:
+        try:
+            self.pipeline.define(block)
+        except DIError as exc:
+            raise UsageError(str(exc)) from None
+        self.publish_graph()
+        try:
+            plan = self.pipeline.plan([block.name], {}, only_stale_ancestors=True)
+        except DIError as exc:
+            raise UsageError(str(exc)) from None
+        display = RunDisplay(plan, self.bridge) if len(plan) > 1 else _Quiet(self.bridge)
+        report = self.pipeline.run(plan, observers=[display])
+        run = report.runs[block.name]
+        if run.status == "done":
+            output = self.pipeline.outputs.get(block.name)
+            if block.output_var:
+                self.ip.user_ns[block.output_var] = output
+            show_output(block.kind, output, run.summary)
+        self._raise_for(report)
+        return None
+
+    def run_pipeline(self, blocks: list[str] | None = None, params: dict[str, Any] | None = None, bookmarks: dict | None = None) -> RunReport:
+        try:
+            plan = self.pipeline.plan(blocks or list(self.pipeline.graph.blocks), params or {}, only_stale_ancestors=False)
+        except DIError as exc:
+            raise UsageError(str(exc)) from None
+        display = RunDisplay(plan, self.bridge)
+        report = self.pipeline.run(plan, params=params, bookmark_overrides=bookmarks, observers=[display])
+        for name in plan:
+            block = self.pipeline.graph[name]
+            if block.output_var and name in self.pipeline.outputs:
+                self.ip.user_ns[block.output_var] = self.pipeline.outputs[name]
+        self._raise_for(report)
+        return report
+
+    def run_block(self, name: str) -> None:
+        if name not in self.pipeline.graph:
+            raise UsageError(f"no block named {name!r}.")
+        block = self.pipeline.graph[name]
+        self.define_and_run(block)
+
+
+class _Quiet:
+    """A single-block run: no progress table, but the lab extension still hears about it."""
+
+    def __init__(self, bridge: Any) -> None:
+        self.bridge = bridge
+
+    def block_changed(self, run: Any) -> None:
+        status = run.status if run.status in ("pending", "running", "done", "failed", "skipped") else "idle"
+        self.bridge.publish_status(run.name, status, run.duration, run.error or run.reason)
