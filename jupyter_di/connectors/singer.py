@@ -5,7 +5,7 @@ the full path into the tap's own virtualenv), ``config`` (the object the
 tap/target gets as its ``--config`` file), optional ``catalog`` (a Singer
 catalog used instead of running ``--discover``, for taps whose discovery is
 slow or missing), ``catalog_flag`` (``--properties`` for legacy taps) and
-``full_table_load_method``.
+``full_table_activate_version``.
 
 Semantics, where Singer differs from our built-in connectors:
 
@@ -29,13 +29,19 @@ Semantics, where Singer differs from our built-in connectors:
 - **Table name.** Targets name tables after the stream, so the stream is sent
   as ``settings.table_name``.  Meltano SDK SQL targets split a name on ``-``
   into schema and table (``public-orders`` -> ``orders``).
-- **FULL_TABLE.** Most targets append or upsert, and none can replace a table
-  atomically through the Singer protocol.  For FULL_TABLE writes we add
-  ``load_method: overwrite`` (``full_table_load_method``) to the target config
-  unless the user set ``load_method``: Meltano SDK targets (target-postgres and
-  others) then replace the table at the start of the run (not atomically: a
-  failure midway leaves a partial table); other targets ignore the key and
-  append.  Set ``full_table_load_method: ""`` to never add it.
+- **FULL_TABLE.** The Singer way to replace a table is ACTIVATE_VERSION (the
+  Stitch/SDK extension): every RECORD carries ``version`` = this run's epoch
+  milliseconds and, after the last record, ``ACTIVATE_VERSION`` tells the
+  target to retire rows of older versions: deleted when the target's config
+  has ``hard_delete: true`` (meltanolabs-target-postgres), otherwise marked in
+  ``_sdc_deleted_at``.  The SDK drains the new rows first, so a failure midway
+  leaves the old rows in place (next to any new ones already flushed), and a
+  rerun never duplicates live rows.  For FULL_TABLE the only STATE is sent
+  after ACTIVATE_VERSION, so ``on_commit`` means "replaced".  Targets without
+  the extension ignore it (target-jsonl logs a warning) and simply append.
+  ``load_method: overwrite`` is NOT added: meltanolabs-target-postgres 0.8.1
+  ignores it, and in SDK targets that honour it it drops the table before
+  loading (not atomic).  ``full_table_activate_version: false`` turns this off.
 - **Upserts.** ``key_properties`` in SCHEMA = ``unique_constraints`` or else the
   stream's ``key_properties``; keyed targets upsert (new row wins).  IGNORE is
   not expressible in Singer and is refused.  New columns are sent as a new
@@ -47,6 +53,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
@@ -71,6 +78,7 @@ from .singer_messages import (
     SCHEMA,
     RecordBatcher,
     SingerProtocolError,
+    activate_version_line,
     arrow_field_for_property,
     parse_line,
     record_lines,
@@ -97,10 +105,11 @@ CONFIG_SCHEMA = [
     ConfigField("catalog", "object", description="Singer catalog to use instead of running --discover."),
     ConfigField("catalog_flag", "string", default="--catalog", description="'--properties' for legacy taps."),
     ConfigField(
-        "full_table_load_method",
-        "string",
-        default="overwrite",
-        description="load_method added to a target's config for FULL_TABLE writes ('' to never add it).",
+        "full_table_activate_version",
+        "boolean",
+        default=True,
+        description="FULL_TABLE writes send ACTIVATE_VERSION so the target retires older rows "
+        "(deleted with the target's hard_delete: true).",
     ),
 ]
 
@@ -349,13 +358,6 @@ class SingerDestination(Destination):
     def check(self) -> None:
         resolve_executable(self.config.get("executable"))
 
-    def _target_config(self, request: WriteRequest) -> dict[str, Any]:
-        config = dict(_user_config(self.config))
-        method = self.config.get("full_table_load_method", "overwrite")
-        if request.settings.replication_method == FULL_TABLE and method and "load_method" not in config:
-            config["load_method"] = method
-        return config
-
     def write(
         self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None
     ) -> WriteResult:
@@ -368,69 +370,36 @@ class SingerDestination(Destination):
                 fix="use unique_conflict_method UPDATE (new row wins) with a Singer target.",
             )
         keys = list(settings.unique_constraints or settings.key_properties)
-        proc = SingerProcess(self.config.get("executable"), self._target_config(request), role="target")
-        with proc:
-            popen = proc.start([], stdin=True)
-            confirmations: queue.Queue[int] = queue.Queue()
-            reader = threading.Thread(
-                target=_read_target_states, args=(proc, popen.stdout, confirmations), daemon=True
-            )
-            reader.start()
-            sent: dict[int, tuple[int, Any]] = {}  # seq -> (rows so far, chunk state)
-            confirmed = [0]
-
-            def deliver() -> None:
-                best = confirmed[0]
-                while True:
-                    try:
-                        best = max(best, confirmations.get_nowait())
-                    except queue.Empty:
-                        break
-                if best > confirmed[0] and best in sent:
-                    confirmed[0] = best
-                    if on_commit is not None:
-                        on_commit(*sent[best])
-
-            rows = 0
-            seq = 0
-            broken = False
+        replace = settings.replication_method == FULL_TABLE and self.config.get("full_table_activate_version", True)
+        version = time.time_ns() // 1_000_000 if replace else None
+        with SingerProcess(self.config.get("executable"), _user_config(self.config), role="target") as proc:
+            run = _TargetRun(proc, settings.stream, on_commit)
             last_state: Any = None
             sent_schema: pa.Schema | None = None
             try:
                 for chunk in chunks:
                     batch = _with_field_metadata(chunk.batch, request.schema)
                     if sent_schema is None or not batch.schema.equals(sent_schema):
-                        _send(popen, schema_line(stream, _json_schema(batch.schema), keys))
+                        run.send(schema_line(stream, _json_schema(batch.schema), keys))
                         sent_schema = batch.schema
                     if batch.num_rows:
-                        _send(popen, "".join(record_lines(stream, batch)))
-                    rows += batch.num_rows
-                    seq += 1
+                        run.send("".join(record_lines(stream, batch, version)))
+                    run.rows += batch.num_rows
                     last_state = chunk.state
-                    sent[seq] = (rows, chunk.state)
-                    _send(popen, state_line({STATE_WRAPPER_KEY: chunk.state, STATE_SEQ_KEY: seq}))
-                    deliver()
+                    if not replace:  # a full-table load is only durable once activated
+                        run.checkpoint(chunk.state)
                 if sent_schema is None:  # no chunks: still declare the stream
-                    _send(popen, schema_line(stream, _json_schema(request.schema), keys))
-                popen.stdin.close()  # type: ignore[union-attr]
+                    run.send(schema_line(stream, _json_schema(request.schema), keys))
+                if replace:
+                    run.send(activate_version_line(stream, version))  # type: ignore[arg-type]
+                    run.checkpoint(last_state)
             except BrokenPipeError:
-                broken = True  # the target stopped reading; its exit code and stderr say why
+                run.broken = True  # the target stopped reading; its exit code and stderr say why
             except BaseException:
                 proc.kill()
                 raise
-            code = proc.wait()
-            reader.join(timeout=10)
-            if code != 0:
-                deliver()
-                raise proc.failure("writing", code, stream=settings.stream)
-            if broken:
-                raise SingerProtocolError(
-                    f"the target {proc.name} exited before reading all its input.",
-                    stream=settings.stream,
-                    fix="read the target's log (logger jupyter_di.singer); the rows may be incomplete.",
-                )
-            confirmations.put(seq)  # a clean exit after end of input: everything is durable
-            deliver()
+            run.finish()
+            rows = run.rows
         return WriteResult(rows_written=rows, state=last_state)
 
 
@@ -441,25 +410,85 @@ def _with_field_metadata(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordB
     return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
 
+class _TargetRun:
+    """One target process being fed: sends lines, numbers our STATEs, reports confirmations.
+
+    A stdout-reader thread queues the sequence numbers of our states as the
+    target echoes them; ``deliver`` turns them into ``on_commit`` calls on the
+    writing thread, in order.
+    """
+
+    def __init__(self, proc: SingerProcess, stream: str, on_commit: CommitCallback | None) -> None:
+        self.proc = proc
+        self.stream = stream
+        self.on_commit = on_commit
+        self.popen = proc.start([], stdin=True)
+        self.rows = 0
+        self.seq = 0
+        self.broken = False
+        self._sent: dict[int, tuple[int, Any]] = {}  # seq -> (rows so far, state)
+        self._confirmed = 0
+        self._queue: queue.Queue[int] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_states, name=f"singer-stdout-{proc.name}", daemon=True)
+        self._reader.start()
+
+    def send(self, text: str) -> None:
+        self.popen.stdin.write(text.encode("utf-8"))  # type: ignore[union-attr]
+        self.popen.stdin.flush()  # type: ignore[union-attr]
+
+    def checkpoint(self, state: Any) -> None:
+        """Send our STATE for everything sent so far, then report any confirmations."""
+        self.seq += 1
+        self._sent[self.seq] = (self.rows, state)
+        self.send(state_line({STATE_WRAPPER_KEY: state, STATE_SEQ_KEY: self.seq}))
+        self.deliver()
+
+    def deliver(self) -> None:
+        while True:
+            try:
+                done = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if done > self._confirmed and done in self._sent:
+                self._confirmed = done
+                if self.on_commit is not None:
+                    self.on_commit(*self._sent[done])
+
+    def finish(self) -> None:
+        """Close stdin, wait, raise on failure; a clean exit confirms the last state."""
+        if not self.broken:
+            try:
+                self.popen.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                self.broken = True
+        code = self.proc.wait()
+        self._reader.join(timeout=10)
+        self.deliver()
+        if code != 0:
+            raise self.proc.failure("writing", code, stream=self.stream)
+        if self.broken:
+            raise SingerProtocolError(
+                f"the target {self.proc.name} exited before reading all its input.",
+                stream=self.stream,
+                fix="read the target's log (logger jupyter_di.singer); the rows may be incomplete.",
+            )
+        self._queue.put(self.seq)  # exit 0 after end of input: everything sent is durable
+        self.deliver()
+
+    def _read_states(self) -> None:
+        """Thread: every state line of ours the target prints is a commit confirmation."""
+        for raw in self.popen.stdout:  # type: ignore[union-attr]
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                logger.debug("%s stdout: %s", self.proc.name, _snippet(self.proc, raw))
+                continue
+            if isinstance(value, dict) and isinstance(value.get(STATE_SEQ_KEY), int) and STATE_WRAPPER_KEY in value:
+                self._queue.put(value[STATE_SEQ_KEY])
+
+
 def _json_schema(schema: pa.Schema) -> dict[str, Any]:
     return {"type": "object", "properties": {f.name: json_schema_for_arrow(f.type, f) for f in schema}}
-
-
-def _send(popen: Any, text: str) -> None:
-    popen.stdin.write(text.encode("utf-8"))
-    popen.stdin.flush()
-
-
-def _read_target_states(proc: SingerProcess, stdout: Any, out: "queue.Queue[int]") -> None:
-    """Thread: every state line of ours the target prints is a commit confirmation."""
-    for raw in stdout:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            logger.debug("%s stdout: %s", proc.name, _snippet(proc, raw))
-            continue
-        if isinstance(value, dict) and isinstance(value.get(STATE_SEQ_KEY), int) and STATE_WRAPPER_KEY in value:
-            out.put(value[STATE_SEQ_KEY])
 
 
 SPEC = ConnectorSpec(

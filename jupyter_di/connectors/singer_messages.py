@@ -27,7 +27,7 @@ from ..errors import DIError, SchemaMismatch
 from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
 from .catalog import arrow_type_for_json_schema
 
-SCHEMA, RECORD, STATE = "SCHEMA", "RECORD", "STATE"
+SCHEMA, RECORD, STATE, ACTIVATE_VERSION = "SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION"
 
 
 class SingerProtocolError(DIError):
@@ -212,13 +212,15 @@ def _fragment_encoder(field: pa.Field) -> Callable[[Any], str]:
     return _dump
 
 
-def record_lines(stream: str, batch: pa.RecordBatch) -> Iterator[str]:
+def record_lines(stream: str, batch: pa.RecordBatch, version: int | None = None) -> Iterator[str]:
     """RECORD message lines (with trailing newline) for every row of ``batch``.
 
     Each record is assembled from per-column JSON fragments, so decimals keep
     their exact digits and JSON-marked strings are sent as parsed JSON.
+    ``version`` tags records for ACTIVATE_VERSION (full-table replacement).
     """
-    prefix = '{"type":"RECORD","stream":' + _dump(stream) + ',"record":{'
+    tag = "" if version is None else f',"version":{int(version)}'
+    prefix = '{"type":"RECORD","stream":' + _dump(stream) + tag + ',"record":{'
     keys = [_dump(name) + ":" for name in batch.schema.names]
     encoders = [_fragment_encoder(f) for f in batch.schema]
     columns = [col.to_pylist() for col in batch.columns]
@@ -232,6 +234,10 @@ def record_lines(stream: str, batch: pa.RecordBatch) -> Iterator[str]:
 
 def schema_line(stream: str, json_schema: dict[str, Any], key_properties: Iterable[str]) -> str:
     return _dump({"type": SCHEMA, "stream": stream, "schema": json_schema, "key_properties": list(key_properties)}) + "\n"
+
+
+def activate_version_line(stream: str, version: int) -> str:
+    return _dump({"type": ACTIVATE_VERSION, "stream": stream, "version": int(version)}) + "\n"
 
 
 def state_line(value: Any) -> str:
