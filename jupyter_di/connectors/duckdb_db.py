@@ -1,0 +1,299 @@
+"""DuckDB as a source and a destination (one database file).
+
+Why Arrow end to end: DuckDB scans a registered Arrow batch natively, so the
+destination writes with one set-based ``INSERT ... SELECT`` per batch and no
+Python per row, and the source streams ``con.sql(...).to_arrow_reader()``.
+The shared SQL shapes and the transactional write loop are in ``sql_dialect``.
+
+Timestamps with a time zone are read in UTC (the session time zone is set to
+UTC).  DuckDB compares identifiers case-insensitively, so two columns that
+differ only in case cannot live in one table.  Module named ``duckdb_db`` so it
+does not shadow the ``duckdb`` package.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Iterator
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
+from . import catalog
+from .base import ConfigField, ConnectorSpec, ReadRequest, Source
+from .sql_dialect import (
+    STATE_TABLE,
+    SqlFileDestination,
+    conflict_clause,
+    dedupe_on_keys,
+    duckdb_type,
+    first_line,
+    is_orderable,
+    json_field,
+    plan_select,
+    qualify,
+    quote_ident,
+    render_select,
+    resolve_path,
+)
+
+CONFIG = [
+    ConfigField("path", "path", required=True, description="The DuckDB database file (relative to the working directory)."),
+    ConfigField("schema", "string", default="main", description="The schema to read from / write to."),
+]
+
+# A catalog type name we may splice into CAST(? AS ...): letters, digits, spaces, (p,s).
+_SAFE_TYPE = re.compile(r"^[A-Za-z0-9_ (),]+$")
+
+
+def _connection_failed(path: str, exc: Exception) -> ConnectionFailed:
+    text = first_line(exc)
+    if "lock" in text.lower():
+        return ConnectionFailed(
+            f"the DuckDB file {path} is locked by another process ({text}).",
+            fix="close the other program or notebook that has the file open, then run again.",
+        )
+    if "different configuration" in text:
+        return ConnectionFailed(
+            f"the DuckDB file {path} is already open read-only in this process.",
+            fix="finish or close the reader of this file first (or write to another file).",
+        )
+    return ConnectionFailed(
+        f"cannot open the DuckDB file {path}: {text}",
+        fix="check that the path is a DuckDB database you may read and write.",
+    )
+
+
+def open_duckdb(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection with the session in UTC.
+
+    A read-only open fails when the same process already has the file open
+    read-write (DuckDB shares one instance per file and configuration), so a
+    source then joins that instance instead.
+    """
+    try:
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+        except duckdb.ConnectionException as exc:
+            if not (read_only and "different configuration" in str(exc)):
+                raise
+            con = duckdb.connect(path)
+        con.execute("SET SESSION TimeZone = 'UTC'")
+        return con
+    except duckdb.Error as exc:
+        raise _connection_failed(path, exc) from exc
+
+
+class DuckDBSource(Source):
+    """Streams DuckDB tables and views as Arrow batches."""
+
+    name = "duckdb"
+    config_schema = CONFIG
+
+    @property
+    def schema(self) -> str:
+        return self.config.get("schema") or "main"
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        return open_duckdb(resolve_path(self.config, must_exist=True, system="DuckDB"), read_only=True)
+
+    def check(self) -> None:
+        self._open().close()
+
+    def _relations(self, con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+        rows = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND NOT internal AND NOT temporary "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal AND NOT temporary "
+            "ORDER BY 1, 2"
+        ).fetchall()
+        return [(s, t) for s, t in rows if t != STATE_TABLE]
+
+    def _resolve(self, con: duckdb.DuckDBPyConnection, stream: str) -> tuple[str, str]:
+        """(schema, table) of a stream: a table of the configured schema, or ``schema.table``."""
+        rels = self._relations(con)
+        candidates = [(self.schema, stream)]
+        if "." in stream:
+            candidates.append(tuple(stream.split(".", 1)))  # type: ignore[arg-type]
+        for want in candidates:
+            for rel in rels:
+                if rel == want:
+                    return rel
+        for want in candidates:
+            for rel in rels:
+                if (rel[0].lower(), rel[1].lower()) == (want[0].lower(), want[1].lower()):
+                    return rel
+        raise ConfigError(
+            f"no table or view {stream!r} in schema {self.schema!r} of the DuckDB file.",
+            stream=stream,
+            fix="pick a stream that discover lists (qualify tables of other schemas as schema.table).",
+        )
+
+    def _schema_of(self, con: duckdb.DuckDBPyConnection, table_sql: str, columns: str = "*") -> tuple[pa.Schema, dict[str, str]]:
+        """The Arrow schema DuckDB exports for a relation, JSON marked and time zones in UTC."""
+        rel = con.sql(f"SELECT {columns} FROM {table_sql} LIMIT 0")
+        sql_types = {name: str(t) for name, t in zip(rel.columns, rel.types)}
+        reader = rel.to_arrow_reader()
+        raw = reader.schema
+        reader.read_all()
+        fields = []
+        for f in raw:
+            if sql_types.get(f.name, "").upper() == "JSON":
+                fields.append(json_field(f.name, f.type))
+            elif pa.types.is_timestamp(f.type) and f.type.tz:
+                fields.append(pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC")))
+            else:
+                fields.append(f)
+        return pa.schema(fields), sql_types
+
+    def _primary_keys(self, con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[str]]:
+        rows = con.execute(
+            "SELECT schema_name, table_name, constraint_column_names FROM duckdb_constraints() "
+            "WHERE database_name = current_database() AND constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+        return {(s, t): list(cols) for s, t, cols in rows}
+
+    def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
+        con = self._open()
+        try:
+            keys = self._primary_keys(con)
+            entries = []
+            for schema, table in self._relations(con):
+                stream = table if schema == self.schema else f"{schema}.{table}"
+                if streams is not None and stream not in streams:
+                    continue
+                arrow, sql_types = self._schema_of(con, qualify(schema, table))
+                entries.append(
+                    catalog.stream_entry(
+                        stream,
+                        {f.name: catalog.json_schema_for_arrow(f.type, f) for f in arrow},
+                        key_properties=keys.get((schema, table), []),
+                        valid_replication_keys=[f.name for f in arrow if is_orderable(f)],
+                        sql_datatypes=sql_types,
+                        extra_stream_metadata={"schema-name": schema, "table-name": table},
+                    )
+                )
+            return {"streams": entries}
+        finally:
+            con.close()
+
+    def read(self, request: ReadRequest) -> pa.RecordBatchReader:
+        con = self._open()
+        try:
+            schema, table = self._resolve(con, request.settings.stream)
+            table_sql = qualify(schema, table)
+            full, sql_types = self._schema_of(con, table_sql)
+            plan = plan_select(request, full.names)
+
+            def bind(column: str, value: Any) -> tuple[str, Any]:
+                sql_type = sql_types[column]
+                return (f"CAST(? AS {sql_type})" if _SAFE_TYPE.match(sql_type) else "?"), value
+
+            sql, params = render_select(table_sql, plan, quote_ident, bind)
+            target = pa.schema([full.field(c) for c in plan.columns])
+            reader = con.sql(sql, params=params).to_arrow_reader(request.batch_size)
+        except duckdb.Error as exc:
+            con.close()
+            raise ConfigError(f"cannot read {request.settings.stream!r}: {first_line(exc)}", stream=request.settings.stream) from exc
+        except BaseException:
+            con.close()
+            raise
+        return pa.RecordBatchReader.from_batches(target, _conformed(reader, target, con))
+
+
+def _conformed(reader: pa.RecordBatchReader, target: pa.Schema, con: duckdb.DuckDBPyConnection) -> Iterator[pa.RecordBatch]:
+    """The reader's batches under the target schema; closes the connection when done."""
+    try:
+        for batch in reader:
+            if batch.schema.equals(target, check_metadata=False):
+                yield pa.RecordBatch.from_arrays(batch.columns, schema=target)
+            else:
+                yield batch.cast(target)
+    finally:
+        con.close()
+
+
+class DuckDBDestination(SqlFileDestination):
+    """Writes Arrow batches into DuckDB tables, rows and state in one transaction."""
+
+    name = "duckdb"
+    config_schema = CONFIG
+    system = "DuckDB"
+    state_json_type = "JSON"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._view = f"__jupyter_di_batch_{uuid.uuid4().hex}"
+
+    @property
+    def schema(self) -> str:
+        return self.config.get("schema") or "main"
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        return open_duckdb(resolve_path(self.config, must_exist=False, system="DuckDB"), read_only=False)
+
+    def check(self) -> None:
+        self._connect().close()
+
+    def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.schema != "main":
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+
+    def _table_sql(self, table: str) -> str:
+        return qualify(self.schema, table)
+
+    def _table_columns(self, con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+        rows = con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND lower(table_name) = lower(?) ORDER BY column_index",
+            [self.schema, table],
+        ).fetchall()
+        return [r[0] for r in rows] or None
+
+    def _has_unique(self, con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> bool:
+        rows = con.execute(
+            "SELECT constraint_column_names FROM duckdb_constraints() WHERE database_name = current_database() "
+            "AND schema_name = ? AND lower(table_name) = lower(?) AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+            [self.schema, table],
+        ).fetchall()
+        want = {k.lower() for k in keys}
+        return any({c.lower() for c in cols} == want for (cols,) in rows)
+
+    def _column_type(self, field: pa.Field) -> str:
+        return duckdb_type(field.type, field)
+
+    def _insert(self, con: duckdb.DuckDBPyConnection, table: str, batch: pa.RecordBatch, keys: list[str], method: str) -> None:
+        if keys:
+            batch = dedupe_on_keys(batch, keys, keep_last=method != "IGNORE")
+        cols = ", ".join(quote_ident(n) for n in batch.schema.names)
+        con.register(self._view, batch)
+        try:
+            con.execute(
+                f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {quote_ident(self._view)}"
+                + conflict_clause(keys, batch.schema.names, method)
+            )
+        finally:
+            con.unregister(self._view)
+
+    def _translate(self, exc: Exception, stream: str) -> DIError | None:
+        if isinstance(exc, (duckdb.ConversionException, duckdb.ConstraintException, duckdb.BinderException)):
+            return SchemaMismatch(
+                f"the rows do not fit the DuckDB table: {first_line(exc)}",
+                fix="check the column types and unique_constraints (rows with the same key need "
+                "unique_constraints to be upserted).",
+            )
+        if isinstance(exc, (duckdb.IOException, duckdb.PermissionException)):
+            return _connection_failed(resolve_path(self.config, must_exist=False, system="DuckDB"), exc)
+        return None
+
+
+SPEC = ConnectorSpec(
+    name="duckdb",
+    title="DuckDB",
+    config_schema=CONFIG,
+    source=DuckDBSource,
+    destination=DuckDBDestination,
+    description="A DuckDB database file: tables stream out as Arrow; writes are set-based and transactional.",
+)
