@@ -74,6 +74,52 @@ class TerminalProgress:
         self._print(f"    {block}.{stream} {phase}: {rows:,} rows ({rate:,.0f} rows/s)")
 
 
+def run_steps(notebook, pipeline, plan: list[str], params: dict[str, Any], overrides: dict, progress: TerminalProgress, *, whole: bool = True):  # noqa: ANN001
+    """Run plain cells where they stand and the blocks above each one before it.
+
+    Blocks between two plain cells run as one graph (in parallel where they
+    can).  With ``whole`` every plain cell runs; otherwise (``--blocks``) plain
+    cells below the last planned block are not run.  Returns the
+    merged run report, or None when a plain cell raised.
+    """
+    from .pipeline.notebook_file import PlainCell
+    from .pipeline.run_record import RunReport
+
+    wanted = set(plan)
+    last_block = max((i for i, s in enumerate(notebook.steps) if not isinstance(s, PlainCell) and s.name in wanted), default=-1)
+    if whole:
+        last_block = len(notebook.steps)
+    merged = RunReport()
+    pending: list[str] = []
+
+    def flush() -> bool:
+        if not pending:
+            return True
+        segment = pipeline.plan(pending, params, only_stale_ancestors=True)
+        segment = [n for n in segment if n in wanted]
+        report = pipeline.run(segment, params=params, bookmark_overrides=overrides, observers=[progress])
+        merged.runs.update(report.runs)
+        merged.total_seconds += report.total_seconds
+        pending.clear()
+        return report.ok
+
+    for position, step in enumerate(notebook.steps):
+        if position > last_block:
+            break
+        if isinstance(step, PlainCell):
+            if not flush():
+                return merged
+            try:
+                exec(compile(step.code, f"<cell {step.index}>", "exec"), pipeline.namespace)  # noqa: S102 - the notebook's own code
+            except Exception as exc:  # noqa: BLE001
+                print(f"error: cell {step.index} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+                return None
+        elif step.name in wanted:
+            pending.append(step.name)
+    flush()
+    return merged
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline.notebook_file import load_notebook
     from .pipeline.params import parse_bookmarks, parse_params
@@ -108,16 +154,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         cwd = os.getcwd()
         os.chdir(notebook.path.resolve().parent)  # relative paths mean what they mean in the kernel
         try:
-            for index, code in enumerate(notebook.setup_cells, start=1):
-                try:
-                    exec(compile(code, f"<setup cell {index}>", "exec"), pipeline.namespace)  # noqa: S102 - the notebook's own code
-                except Exception as exc:  # noqa: BLE001
-                    print(f"error: setup cell {index} raised {type(exc).__name__}: {exc}", file=sys.stderr)
-                    return EXIT_FAILED
-            progress = TerminalProgress(quiet=args.quiet)
-            report = pipeline.run(plan, params=params, bookmark_overrides=overrides, observers=[progress])
+            report = run_steps(notebook, pipeline, plan, params, overrides, TerminalProgress(quiet=args.quiet), whole=not args.blocks)
         finally:
             os.chdir(cwd)
+        if report is None:
+            return EXIT_FAILED
         print(text_summary(pipeline.graph, report))
         if not report.ok:
             print("\n" + report.failure_message(), file=sys.stderr)

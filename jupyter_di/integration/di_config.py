@@ -96,7 +96,7 @@ class DIConfig:
         if not isinstance(raw_streams, dict):
             raise ConfigError("`streams:` must map stream names to their settings.", block=block)
         for name, settings in raw_streams.items():
-            streams[str(name)] = validate_stream_settings(settings or {}, block=block, stream=str(name))
+            streams[str(name)] = validate_stream_settings(settings or {}, block=block, stream=str(name), kind=kind)
         return cls(kind=kind, connector=connector, config=config, upstream=upstream, streams=streams)
 
     # -- queries --------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class DIConfig:
         return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
 
 
-def validate_stream_settings(settings: Any, *, block: str, stream: str) -> dict[str, Any]:
+def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: str = "source") -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise ConfigError("stream settings must be a mapping.", block=block, stream=stream)
     out: dict[str, Any] = {}
@@ -155,7 +155,7 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str) -> dict[
         elif key == "destination_table" and value is not None and not isinstance(value, str):
             raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
         out[key] = value
-    if out.get("replication_method") == "INCREMENTAL" and not out.get("bookmark_properties"):
+    if kind == "source" and out.get("replication_method") == "INCREMENTAL" and not out.get("bookmark_properties"):
         raise ConfigError("an INCREMENTAL stream needs bookmark_properties.", block=block, stream=stream, fix="add `bookmark_properties: [updated_at]` (a column that grows with every change).")
     return out
 

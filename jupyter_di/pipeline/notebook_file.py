@@ -1,10 +1,11 @@
 """Reading a pipeline out of a notebook file, for headless runs.
 
 Block cells (``%%di_source``, ``%%di_destination``, ``%%di_block``) become
-blocks.  Plain code cells are the notebook's *setup code*: they run once, in
-notebook order, before any block, in the namespace the blocks see (imports,
-helper functions, constants), exactly as a user who runs the notebook top to
-bottom would have them.  IPython-only lines in plain cells are handled as
+blocks.  Plain code cells run where they stand, as "Run All" in the kernel
+would run them: every block in a cell above a plain cell has run before that
+plain cell runs, and the plain cells' names (imports, helper functions,
+constants) are visible to the blocks.  Consecutive block cells run together as
+one graph, in parallel where they can.  IPython-only lines in plain cells are handled as
 follows: ``%load_ext``/``%di_run``/``%di_graph`` lines are dropped (the CLI *is*
 the pipeline run), ``%config JupyterDI.x = v`` is applied, and any other
 ``%``/``!`` line is dropped with a warning.  A plain cell tagged
@@ -32,10 +33,16 @@ QUIET_MAGICS = ("%load_ext", "%reload_ext", "%di_run", "%di_graph", "%di_state",
 
 
 @dataclass
+class PlainCell:
+    index: int
+    code: str
+
+
+@dataclass
 class NotebookPipeline:
     path: Path
     blocks: list[Block] = field(default_factory=list)
-    setup_cells: list[str] = field(default_factory=list)
+    steps: list[PlainCell | Block] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -95,8 +102,9 @@ def load_notebook(path: Path | str) -> NotebookPipeline:
             if any(b.name == block.name for b in notebook.blocks):
                 raise ConfigError(f"cell {index}: the name {block.name!r} is already used by another cell.", block=block.name, fix="give one of the blocks a different name.")
             notebook.blocks.append(block)
+            notebook.steps.append(block)
         elif SKIP_TAG not in cell.get("metadata", {}).get("tags", []):
             code = _setup_code(source, index, notebook)
             if code.strip():
-                notebook.setup_cells.append(code)
+                notebook.steps.append(PlainCell(index, code))
     return notebook

@@ -54,7 +54,8 @@ class RunReport:
         """One short paragraph: which blocks failed, and which were skipped because of them."""
         lines = []
         for run in self.by_status(FAILED):
-            lines.append(f"block '{run.name}' failed: {run.error}")
+            error = run.error or "failed"
+            lines.append(error if error.startswith(f"block '{run.name}'") else f"block '{run.name}' failed: {error}")
         skipped = self.by_status(SKIPPED)
         if skipped:
             lines.append("skipped: " + ", ".join(f"'{r.name}' ({r.reason})" for r in skipped))
