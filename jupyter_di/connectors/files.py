@@ -67,11 +67,16 @@ class FilesSource(Source):
 
     def stream_names(self) -> list[str]:
         ext = extension(self.opts.format)
-        return sorted(
-            p.name[: -len(ext)]
-            for p in self.root.iterdir()
-            if p.is_file() and p.name.endswith(ext) and not p.name.startswith(".") and len(p.name) > len(ext)
-        )
+        root = self.root
+        names = []
+        for p in root.iterdir():
+            if p.is_file() and p.name.endswith(ext) and not p.name.startswith(".") and len(p.name) > len(ext):
+                try:
+                    table_path(root, p.name[: -len(ext)], self.opts.format)
+                except ConfigError:
+                    continue  # e.g. a symlink out of the folder: never a stream
+                names.append(p.name[: -len(ext)])
+        return sorted(names)
 
     def _path(self, stream: str) -> Path:
         path = table_path(self.root, stream, self.opts.format)

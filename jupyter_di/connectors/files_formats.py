@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..errors import ConfigError
 from .files_arrow import conform, is_json_field, normalize_schema
 from .files_records import infer_schema as infer_records_schema
-from .files_records import json_rows, text_column, to_batch
+from .files_records import dumps, json_rows, text_column, to_batch
 
 JSONL_SAMPLE_ROWS = 10_000
 CSV_BLOCK_SIZE = 1 << 20
@@ -170,8 +170,9 @@ class FileWriter:
         elif self.opts.format == "csv":
             self._writer.write_batch(_csv_ready(batch))
         else:
-            lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in json_rows(batch)]
-            self.fh.write("".join(lines).encode("utf-8"))
+            text = "\n".join(map(dumps, json_rows(batch)))
+            if text:
+                self.fh.write((text + "\n").encode("utf-8"))
 
     def close(self) -> None:
         if self._writer is not None:

@@ -24,6 +24,9 @@ from .files_arrow import is_json_field, json_field
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(?P<tz>Z|[+-]\d{2}:?\d{2})?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+dumps = json.JSONEncoder(ensure_ascii=False).encode
+"""JSON text of a value, unicode kept (one encoder: ``json.dumps`` with options builds one per call)."""
+
 
 def _string_kind(values: list[str]) -> pa.DataType:
     """timestamp/date when every sample string is ISO-8601, else string."""
@@ -73,7 +76,7 @@ def infer_schema(records: Iterable[dict[str, Any]], *, detect_timestamps: bool =
 
 
 def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else dumps(value)
 
 
 def to_batch(records: list[dict[str, Any]], schema: pa.Schema, stream: str | None = None) -> pa.RecordBatch:
@@ -83,7 +86,7 @@ def to_batch(records: list[dict[str, Any]], schema: pa.Schema, stream: str | Non
         values = [r.get(field.name) for r in records]
         if is_json_field(field):
             arrays.append(pa.array(
-                [None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string()))
+                [None if v is None else dumps(v) for v in values], pa.string()))
             continue
         if pa.types.is_string(field.type):
             arrays.append(pa.array([None if v is None else _as_text(v) for v in values], pa.string()))
@@ -133,11 +136,19 @@ def _parse_json_text(text: Any) -> Any:
 
 def json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     """Rows of a batch as JSON-ready dicts; JSON-marked columns become nested values."""
-    json_cols = [f.name for f in batch.schema if is_json_field(f)]
+    plain = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string, pa.types.is_boolean)
+    convert = {
+        f.name: _parse_json_text if is_json_field(f) else _json_value
+        for f in batch.schema
+        if is_json_field(f) or not any(check(f.type) for check in plain)
+    }
     rows = batch.to_pylist()
-    for row in rows:
-        for key, value in row.items():
-            row[key] = _parse_json_text(value) if key in json_cols else _json_value(value)
+    if convert:
+        for row in rows:
+            for key, fn in convert.items():
+                value = row[key]
+                if value is not None:
+                    row[key] = fn(value)
     return rows
 
 
@@ -146,5 +157,5 @@ def text_column(array: pa.Array) -> pa.Array:
     if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
         return pa.array([None if v is None else base64.b64encode(v).decode("ascii") for v in array.to_pylist()], pa.string())
     return pa.array(
-        [None if v is None else json.dumps(_json_value(v), ensure_ascii=False) for v in array.to_pylist()], pa.string()
+        [None if v is None else dumps(_json_value(v)) for v in array.to_pylist()], pa.string()
     )

@@ -34,6 +34,7 @@ from .http_paging import StreamConfig, pages
 CONFIG_SCHEMA = [
     ConfigField("base_url", "string", required=True, description="Root URL of the API, e.g. https://api.stripe.com."),
     ConfigField("api_key", "string", secret=True, description="Token sent in auth_header (as 'Bearer <token>' by default)."),
+    ConfigField("token", "string", secret=True, description="Alias of api_key."),
     ConfigField("auth_header", "string", default="Authorization", description="Header that carries the api_key."),
     ConfigField("auth_scheme", "string", default="Bearer", description="Prefix of the api_key in the header; empty for the bare key."),
     ConfigField("headers", "object", default={}, description="Extra request headers."),

@@ -181,4 +181,4 @@ def test_config_errors():
         HttpApiSource({"base_url": "http://x", "streams": {"a": {}}})
     with pytest.raises(ConfigError, match="unknown paging type 'pages'"):
         HttpApiSource({"base_url": "http://x", "streams": {"a": {"path": "/a", "paging": {"type": "pages"}}}})
-    assert SPEC.secret_fields() == ["api_key"] and SPEC.source is HttpApiSource
+    assert SPEC.secret_fields() == ["api_key", "token"] and SPEC.source is HttpApiSource
