@@ -269,3 +269,13 @@ def test_decimal_and_date_survive_parquet_and_jsonl(tmp_path):
 def test_spec():
     assert SPEC.name == "files" and SPEC.source is FilesSource and SPEC.destination is FilesDestination
     assert FilesDestination.transactional is False
+
+
+def test_upsert_key_must_exist_and_csv_without_trailing_newline(tmp_path):
+    with pytest.raises(ConfigError, match="unique constraint column 'sku'"):
+        write(tmp_path, "jsonl", [people([1])], unique=["sku"])
+    assert not (tmp_path / "people.jsonl").exists()
+    (tmp_path / "people.csv").write_text("id,name\n1,a", encoding="utf-8")  # hand-made, no final newline
+    batch = pa.RecordBatch.from_pylist([{"id": 2, "name": "b"}])
+    write(tmp_path, "csv", [batch], mode="INCREMENTAL")
+    assert read(tmp_path, "csv").to_pylist() == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]

@@ -182,3 +182,15 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="unknown paging type 'pages'"):
         HttpApiSource({"base_url": "http://x", "streams": {"a": {"path": "/a", "paging": {"type": "pages"}}}})
     assert SPEC.secret_fields() == ["api_key", "token"] and SPEC.source is HttpApiSource
+
+
+def test_custom_auth_header_and_static_headers():
+    with ApiServer(token=None) as open_api:
+        cfg = {"base_url": open_api.base_url, "api_key": "k-123456789", "auth_header": "X-Api-Key", "auth_scheme": "",
+               "headers": {"Stripe-Version": "2024-06-20"},
+               "streams": {"charges": {"path": "/v1/charges", "records_path": "data", "params": {"paging": "none"}}}}
+        table = read(HttpApiSource(cfg), "charges", columns=["id", "amount"])
+        assert table.to_pylist() == [{"id": c["id"], "amount": c["amount"]} for c in CHARGES]
+        _, _, headers = open_api.requests[-1]
+        assert headers["X-Api-Key"] == "k-123456789" and headers["Stripe-Version"] == "2024-06-20"
+        assert "Authorization" not in headers
