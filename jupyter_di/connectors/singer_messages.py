@@ -5,7 +5,8 @@ becomes Arrow batches; Arrow batches become a target's stdin) and both hinge on
 the same type conventions, which live here next to each other:
 
 - ``date-time`` strings <-> ``timestamp('us', tz='UTC')`` (naive strings are
-  taken as UTC, since Singer requires RFC3339 with an offset anyway);
+  taken as UTC, since Singer requires RFC3339 with an offset anyway); written
+  as RFC3339 in UTC with ``Z`` (naive Arrow timestamps without an offset);
 - ``date`` strings <-> ``date32``;
 - nested objects and arrays <-> strings holding JSON text, marked with the
   ``LOGICAL_TYPE_KEY`` json field metadata;
@@ -22,6 +23,7 @@ import math
 from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import DIError, SchemaMismatch
 from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
@@ -184,7 +186,7 @@ def _float_fragment(value: float) -> str:
 
 
 def _timestamp_fragment(value: dt.datetime) -> str:
-    return '"' + value.isoformat() + '"'
+    return f'"{value.isoformat()}"'
 
 
 def _decimal_fragment(value: decimal.Decimal) -> str:
@@ -212,6 +214,22 @@ def _fragment_encoder(field: pa.Field) -> Callable[[Any], str]:
     return _dump
 
 
+def _column_fragments(field: pa.Field, col: pa.Array) -> list[str]:
+    """``"name":value`` JSON fragments for every row of one column.
+
+    Timestamps are formatted by Arrow (vectorised; converting them to Python
+    datetimes is the slowest part otherwise): tz-aware ones in UTC with ``Z``.
+    """
+    key = _dump(field.name) + ":"
+    if pa.types.is_timestamp(field.type):
+        if field.type.tz is not None:
+            col = col.cast(pa.timestamp(field.type.unit, tz="UTC"))
+        text = pc.replace_substring(col.cast(pa.string()), " ", "T", max_replacements=1)
+        return [key + ("null" if v is None else f'"{v}"') for v in text.to_pylist()]
+    enc = _fragment_encoder(field)
+    return [key + ("null" if v is None else enc(v)) for v in col.to_pylist()]
+
+
 def record_lines(stream: str, batch: pa.RecordBatch, version: int | None = None) -> Iterator[str]:
     """RECORD message lines (with trailing newline) for every row of ``batch``.
 
@@ -221,14 +239,8 @@ def record_lines(stream: str, batch: pa.RecordBatch, version: int | None = None)
     """
     tag = "" if version is None else f',"version":{int(version)}'
     prefix = '{"type":"RECORD","stream":' + _dump(stream) + tag + ',"record":{'
-    keys = [_dump(name) + ":" for name in batch.schema.names]
-    encoders = [_fragment_encoder(f) for f in batch.schema]
-    columns = [col.to_pylist() for col in batch.columns]
-    for row in range(batch.num_rows):
-        parts = []
-        for key, enc, col in zip(keys, encoders, columns):
-            value = col[row]
-            parts.append(key + ("null" if value is None else enc(value)))
+    columns = [_column_fragments(field, col) for field, col in zip(batch.schema, batch.columns)]
+    for parts in zip(*columns):
         yield prefix + ",".join(parts) + "}}\n"
 
 

@@ -284,12 +284,16 @@ def _batch() -> pa.RecordBatch:
         pa.field("day", pa.date32()),
         pa.field("doc", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
         pa.field("Odd \"name\"", pa.string()),
+        pa.field("paris", pa.timestamp("us", tz="Europe/Paris")),
+        pa.field("naive", pa.timestamp("ms")),
     ])
     return pa.RecordBatch.from_pylist([
         {"id": 1, "amount": decimal.Decimal("12345678901234.5678"), "ratio": 0.5,
          "at": dt.datetime(2024, 1, 1, 10, 0, 0, 123456, tzinfo=UTC), "day": dt.date(2024, 2, 29),
-         "doc": '{\n "a": [1, 2]\n}', "Odd \"name\"": "x\ny"},
-        {"id": 2, "amount": None, "ratio": float("nan"), "at": None, "day": None, "doc": None, "Odd \"name\"": None},
+         "doc": '{\n "a": [1, 2]\n}', "Odd \"name\"": "x\ny", "paris": dt.datetime(2024, 7, 1, 12, tzinfo=UTC),
+         "naive": dt.datetime(2024, 7, 1, 12, 30)},
+        {"id": 2, "amount": None, "ratio": float("nan"), "at": None, "day": None, "doc": None, "Odd \"name\"": None,
+         "paris": None, "naive": None},
     ], schema=schema)
 
 
@@ -318,9 +322,11 @@ def test_fake_target_gets_schema_records_and_states(tmp_path):
     assert schema["stream"] == "dest_table" and schema["key_properties"] == ["id"]
     assert schema["schema"]["properties"]["at"]["format"] == "date-time"
     assert msgs[1] == {"type": "RECORD", "stream": "dest_table", "record": {
-        "id": 1, "amount": decimal.Decimal("12345678901234.5678"), "ratio": 0.5, "at": "2024-01-01T10:00:00.123456+00:00",
-        "day": "2024-02-29", "doc": {"a": [1, 2]}, "Odd \"name\"": "x\ny"}}  # decimal digits exact, JSON parsed
-    assert msgs[2]["record"] == {"id": 2, "amount": None, "ratio": None, "at": None, "day": None, "doc": None, "Odd \"name\"": None}
+        "id": 1, "amount": decimal.Decimal("12345678901234.5678"), "ratio": 0.5, "at": "2024-01-01T10:00:00.123456Z",
+        "day": "2024-02-29", "doc": {"a": [1, 2]}, "Odd \"name\"": "x\ny",
+        "paris": "2024-07-01T12:00:00.000000Z", "naive": "2024-07-01T12:30:00.000"}}  # decimal digits exact, JSON parsed
+    assert msgs[2]["record"] == {"id": 2, "amount": None, "ratio": None, "at": None, "day": None, "doc": None,
+                                 "Odd \"name\"": None, "paris": None, "naive": None}
     assert msgs[3] == {"type": "STATE", "value": {"jupyter_di": {"b": 1}, "jupyter_di_seq": 1}}
     assert msgs[2]["record"]["ratio"] is None  # NaN -> null
     assert "version" not in msgs[1]  # INCREMENTAL: no ACTIVATE_VERSION protocol
@@ -490,7 +496,7 @@ def test_target_jsonl_receives_exactly_the_rows(singer_exe, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["people.jsonl"]
     written = [json.loads(line) for line in (out / "people.jsonl").read_text().splitlines()]
     assert written == [
-        {"id": r["id"], "name": r["name"], "amount": float(r["amount"]), "at": r["at"].isoformat(), "doc": {"k": r["id"]}}
+        {"id": r["id"], "name": r["name"], "amount": float(r["amount"]), "at": r["at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "doc": {"k": r["id"]}}
         for r in rows
     ]
 
