@@ -275,7 +275,10 @@ class DuckDBDestination(SqlFileDestination):
                 + conflict_clause(keys, batch.schema.names, method)
             )
         finally:
-            con.unregister(self._view)
+            try:
+                con.unregister(self._view)
+            except duckdb.Error:
+                pass  # an aborted transaction refuses it; the view dies with the connection
 
     def _translate(self, exc: Exception, stream: str) -> DIError | None:
         if isinstance(exc, (duckdb.ConversionException, duckdb.ConstraintException, duckdb.BinderException)):

@@ -1,0 +1,27 @@
+"""The ``postgresql`` connector: source and destination for PostgreSQL.
+
+Data moves as Arrow over binary COPY through adbc-driver-postgresql (see
+postgres_read.py and postgres_write.py for why); catalog queries and small
+statements use psycopg.  Config: host, port, database, username, password
+(secret), schema, sslmode, connect_timeout.
+"""
+from __future__ import annotations
+
+from .base import ConnectorSpec
+from .postgres_conn import CONFIG_SCHEMA
+from .postgres_read import PostgresSource
+from .postgres_write import PostgresDestination
+
+PostgresSource.config_schema = CONFIG_SCHEMA
+PostgresDestination.config_schema = CONFIG_SCHEMA
+
+SPEC = ConnectorSpec(
+    name="postgresql",
+    title="PostgreSQL",
+    config_schema=CONFIG_SCHEMA,
+    source=PostgresSource,
+    destination=PostgresDestination,
+    description="Reads and writes PostgreSQL tables as Arrow over binary COPY; upserts and bookmarks commit in one transaction.",
+)
+
+__all__ = ["SPEC", "PostgresSource", "PostgresDestination"]

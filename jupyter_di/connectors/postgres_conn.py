@@ -1,0 +1,145 @@
+"""Connections to PostgreSQL for the postgresql connector: config, conninfo, errors.
+
+Why a module of its own: the source and the destination open two kinds of
+connection (psycopg for catalog queries and small statements, ADBC for Arrow
+bulk reads and writes over COPY binary) from the same config, and both must
+turn a failed login into one ``ConnectionFailed`` that never shows the
+password.  Doing that in one place keeps the scrubbing identical.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from ..errors import ConfigError, ConnectionFailed
+from .base import ConfigField
+
+DEFAULT_PORT = 5432
+DEFAULT_SCHEMA = "public"
+DEFAULT_CONNECT_TIMEOUT = 10
+
+CONFIG_SCHEMA = [
+    ConfigField("host", required=True, description="Server host name or IP address."),
+    ConfigField("port", "integer", default=DEFAULT_PORT, description="Server port."),
+    ConfigField("database", required=True, description="Database name."),
+    ConfigField("username", required=True, description="Login role."),
+    ConfigField("password", secret=True, description="Password of the login role."),
+    ConfigField("schema", default=DEFAULT_SCHEMA, description="Schema to read from / write into."),
+    ConfigField(
+        "sslmode",
+        description="libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full.",
+    ),
+    ConfigField(
+        "connect_timeout", "integer", default=DEFAULT_CONNECT_TIMEOUT, description="Seconds to wait for a connection."
+    ),
+]
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+class PgConfig:
+    """A validated connector config.  Its repr never shows the password."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        missing = [k for k in ("host", "database", "username") if not config.get(k)]
+        if missing:
+            raise ConfigError(
+                f"PostgreSQL config is missing {', '.join(missing)}.",
+                fix=f"set {', '.join(missing)} in the block's config.",
+            )
+        self.host = str(config["host"])
+        self.port = _int_option(config, "port", DEFAULT_PORT)
+        self.database = str(config["database"])
+        self.username = str(config["username"])
+        self.password = "" if config.get("password") is None else str(config["password"])
+        self.schema = str(config.get("schema") or DEFAULT_SCHEMA)
+        self.sslmode = config.get("sslmode") or None
+        if self.sslmode is not None and self.sslmode not in SSL_MODES:
+            raise ConfigError(f"sslmode {self.sslmode!r} is not a libpq sslmode.", fix=f"use one of {', '.join(SSL_MODES)}.")
+        self.connect_timeout = _int_option(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+
+    def __repr__(self) -> str:
+        return f"PgConfig(host={self.host!r}, port={self.port}, database={self.database!r}, username={self.username!r}, schema={self.schema!r})"
+
+    def conninfo(self) -> str:
+        """A libpq keyword/value string (values quoted by psycopg)."""
+        params: dict[str, Any] = dict(
+            host=self.host,
+            port=self.port,
+            dbname=self.database,
+            user=self.username,
+            connect_timeout=self.connect_timeout,
+            application_name="jupyter-di",
+        )
+        if self.password:
+            params["password"] = self.password
+        if self.sslmode:
+            params["sslmode"] = self.sslmode
+        return make_conninfo(**params)
+
+    def where(self) -> str:
+        return f"PostgreSQL at {self.host}:{self.port} (database {self.database!r}, user {self.username!r})"
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the password (if any) masked."""
+        if self.password:
+            text = text.replace(self.password, "***")
+        return text
+
+    def connection_failed(self, exc: BaseException) -> ConnectionFailed:
+        reason = self.scrub(str(exc)).strip()
+        reason = reason.replace("IO: [libpq] Failed to connect: ", "").replace("\n\t", " ").replace("\n", " ")
+        return ConnectionFailed(
+            f"could not connect to {self.where()}: {reason}",
+            fix="check host, port, database, username and password, and that the server accepts connections from here.",
+        )
+
+    def psycopg(self, autocommit: bool = True):
+        """A psycopg connection; ``ConnectionFailed`` on any connection error."""
+        import psycopg
+
+        try:
+            return psycopg.connect(self.conninfo(), autocommit=autocommit)
+        except psycopg.OperationalError as exc:
+            raise self.connection_failed(exc) from None
+
+    def adbc(self, autocommit: bool = False):
+        """An ADBC DBAPI connection (Arrow over COPY binary)."""
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi as adbc_pg
+
+        try:
+            return adbc_pg.connect(self.conninfo(), autocommit=autocommit)
+        except adbc_driver_manager.Error as exc:
+            raise self.connection_failed(exc) from None
+
+
+def _int_option(config: dict[str, Any], key: str, default: int) -> int:
+    value = config.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"PostgreSQL config {key} must be a whole number, got {value!r}.", fix=f"set {key} to a number.") from None
+
+
+def ident(*names: str) -> sql.Identifier:
+    return sql.Identifier(*names)
+
+
+def render(query: sql.Composable) -> str:
+    """Render composed SQL (identifiers quoted by psycopg) for drivers other than psycopg."""
+    return query.as_string(None)
+
+
+@contextmanager
+def closing_cursor(conn) -> Iterator[Any]:
+    cur = conn.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()

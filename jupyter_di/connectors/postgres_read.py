@@ -1,0 +1,260 @@
+"""The PostgreSQL source: discovery through the catalog, reads as Arrow over COPY binary.
+
+Why ADBC for reads: adbc-driver-postgresql runs ``COPY (SELECT ...) TO STDOUT
+(FORMAT binary)`` and decodes it to Arrow in C, streaming batches of a few MB,
+so a read costs no Python per row and bounded memory (measured: 1M rows in
+1.3 s, about the speed of a raw binary COPY).
+
+Why one ordered query instead of keyset pages for INCREMENTAL: a single
+``SELECT ... WHERE (b, k) >= bookmark ORDER BY b, k`` streams in key order from
+one snapshot, and the bookmark never becomes SQL text: it is handed to the
+server as a parameter (``set_config``) and cast to each column's own type by
+``jsonb_populate_record(NULL::the_table, ...)``, so timestamps arriving as
+ISO strings and decimals arriving as strings compare as the column's type.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from typing import Any, Iterator
+
+import pyarrow as pa
+from psycopg import sql
+
+from ..errors import ConfigError
+from .base import INCREMENTAL, ReadRequest, Source
+from .catalog import json_schema_for_arrow, stream_entry
+from .postgres_conn import PgConfig, render
+from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, primary_keys, table_columns
+
+BOOKMARK_SETTING = "jupyter_di.bookmark"
+_BATCH_HINT_BYTES = 8 * 1024 * 1024
+_PREFETCH = 2
+
+
+class PostgresSource(Source):
+    name = "postgresql"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._cfg = PgConfig(config)
+
+    def check(self) -> None:
+        with self._cfg.psycopg() as conn:
+            conn.execute("SELECT 1")
+
+    # -- discovery ------------------------------------------------------------------------
+
+    def _stream_id(self, schema: str, table: str) -> str:
+        return table if schema == self._cfg.schema else f"{schema}.{table}"
+
+    def _relations(self, cur: Any) -> list[tuple[str, str, int]]:
+        cur.execute(RELATIONS_SQL, (STATE_TABLE,))
+        return list(cur.fetchall())
+
+    def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
+        with self._cfg.psycopg() as conn, conn.cursor() as cur:
+            rels = self._relations(cur)
+            if streams is not None:
+                wanted = set(streams)
+                rels = [r for r in rels if self._stream_id(r[0], r[1]) in wanted]
+            oids = [r[2] for r in rels]
+            columns = table_columns(cur, oids)
+            pks = primary_keys(cur, oids)
+        entries = []
+        for schema, table, oid in rels:
+            cols = columns[oid]
+            props = {}
+            for col in cols:
+                field = col.arrow_field()
+                props[col.name] = json_schema_for_arrow(field.type, field)
+            entries.append(
+                stream_entry(
+                    self._stream_id(schema, table),
+                    props,
+                    key_properties=pks[oid],
+                    valid_replication_keys=[c.name for c in cols if c.orderable],
+                    sql_datatypes={c.name: c.sql_type for c in cols},
+                    extra_stream_metadata={"schema-name": schema, "table-name": table},
+                )
+            )
+        return {"streams": entries}
+
+    def _resolve(self, cur: Any, stream: str) -> tuple[str, str, int]:
+        """(schema, table, oid) of a stream id: a table of the configured schema, else ``schema.table``."""
+        rels = {(s, t): oid for s, t, oid in self._relations(cur)}
+        if (self._cfg.schema, stream) in rels:
+            return self._cfg.schema, stream, rels[(self._cfg.schema, stream)]
+        for i, ch in enumerate(stream):
+            if ch == "." and (stream[:i], stream[i + 1 :]) in rels:
+                return stream[:i], stream[i + 1 :], rels[(stream[:i], stream[i + 1 :])]
+        raise ConfigError(
+            f"table {stream!r} not found in schema {self._cfg.schema!r} of database {self._cfg.database!r}.",
+            stream=stream,
+            fix="check the stream name (use schema.table for other schemas) or run discovery again.",
+        )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read(self, request: ReadRequest) -> pa.RecordBatchReader:
+        s = request.settings
+        with self._cfg.psycopg() as conn, conn.cursor() as cur:
+            schema, table, oid = self._resolve(cur, s.stream)
+            cols = table_columns(cur, [oid])[oid]
+            pk = primary_keys(cur, [oid])[oid]
+        by_name = {c.name: c for c in cols}
+        if s.columns:
+            _require(by_name, list(s.columns), "selected column", s.stream, "remove it from columns or run discovery again")
+        wanted = set(s.columns or by_name)
+        selected = [c.name for c in cols if c.name in wanted]  # the stream's column order
+        query, bookmark = _select(schema, table, [by_name[n] for n in selected], by_name, pk, request)
+        target = pa.schema([by_name[n].arrow_field() for n in selected])
+        conn = self._cfg.adbc(autocommit=True)
+        batches = _prefetch(_adbc_batches(conn, render(query), bookmark, target, request.batch_size))
+        return pa.RecordBatchReader.from_batches(target, batches)
+
+
+def _require(by_name: dict[str, PgColumn], names: list[str], what: str, stream: str, fix: str) -> None:
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"{what}{plural} {', '.join(repr(m) for m in missing)} not found in the table.",
+            stream=stream,
+            fix=f"{fix}; the table has: {', '.join(by_name)}.",
+        )
+
+
+def _select(
+    schema: str,
+    table: str,
+    columns: list[PgColumn],
+    by_name: dict[str, PgColumn],
+    pk: list[str],
+    request: ReadRequest,
+) -> tuple[sql.Composed, str | None]:
+    """The SELECT to stream, and the bookmark JSON to bind (or None)."""
+    s = request.settings
+    rel = sql.Identifier(schema, table)
+    exprs = []
+    for col in columns:
+        cast = col.needs_text_cast()
+        if cast:
+            exprs.append(sql.SQL("{}::{} AS {}").format(sql.Identifier(col.name), sql.SQL(cast), sql.Identifier(col.name)))
+        else:
+            exprs.append(sql.Identifier(col.name))
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), rel)
+    bookmark_json = None
+    if s.replication_method == INCREMENTAL:
+        bprops = list(s.bookmark_properties)
+        if not bprops:
+            raise ConfigError(
+                "INCREMENTAL replication needs bookmark_properties.", stream=s.stream, fix="set bookmark_properties, e.g. [updated_at]."
+            )
+        keys = list(s.key_properties) or pk
+        _require(by_name, bprops, "bookmark column", s.stream, "pick bookmark_properties among the table's columns")
+        _require(by_name, keys, "key column", s.stream, "pick key_properties among the table's columns")
+        if request.bookmark:
+            used = []
+            for b in bprops:
+                if b not in request.bookmark:
+                    break
+                used.append(b)
+            if not used:
+                raise ConfigError(
+                    f"the bookmark has no value for {bprops[0]!r}.",
+                    stream=s.stream,
+                    fix="reset the stream's state or give a bookmark for the first bookmark property.",
+                )
+            bookmark_json = json.dumps({b: request.bookmark[b] for b in used}, default=str)
+            row = sql.SQL(", ").join(sql.Identifier(b) for b in used)
+            bm_row = sql.SQL(", ").join(sql.SQL("bm.{}").format(sql.Identifier(b)) for b in used)
+            query += sql.SQL(" WHERE ({}) >= (SELECT {} FROM jsonb_populate_record(NULL::{}, current_setting({})::jsonb) AS bm)").format(
+                row, bm_row, rel, sql.Literal(BOOKMARK_SETTING)
+            )
+        order = bprops + [k for k in keys if k not in bprops]
+        query += sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in order))
+    if request.limit is not None:
+        query += sql.SQL(" LIMIT {}").format(sql.Literal(max(0, int(request.limit))))
+    return query, bookmark_json
+
+
+def _adbc_batches(conn: Any, query: str, bookmark: str | None, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Run ``query`` through ADBC and yield batches shaped as ``target``, at most ``batch_size`` rows."""
+    cur = conn.cursor()
+    try:
+        if bookmark is not None:
+            cur.execute("SELECT set_config($1, $2, false)", (BOOKMARK_SETTING, bookmark))
+            cur.fetchall()
+        cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_HINT_BYTES)})
+        cur.execute(query)
+        for raw in cur.fetch_record_batch():
+            batch = _conform(raw, target)
+            for start in range(0, batch.num_rows, max(1, batch_size)):
+                yield batch.slice(start, batch_size)
+    finally:
+        cur.close()
+        conn.close()
+
+
+def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
+    """Strip ADBC's extension types and metadata, cast numerics to decimals, reals to float64."""
+    arrays = []
+    for col, field in zip(raw.columns, target):
+        if isinstance(col.type, pa.BaseExtensionType):
+            col = col.storage
+        if col.type != field.type:
+            col = col.cast(field.type)
+        arrays.append(col)
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+_DONE = object()
+
+
+def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = _PREFETCH) -> Iterator[pa.RecordBatch]:
+    """Produce ``batches`` in a thread, ``depth`` ahead of the consumer.
+
+    Why: ADBC decodes COPY data without the GIL, so the next batch is read and
+    decoded on one core while the destination writes the previous one on the
+    other.  Stopping early (a limit, an error downstream) stops the thread and
+    closes the connection.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    break
+            else:
+                put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=produce, name="jupyter-di-pg-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()

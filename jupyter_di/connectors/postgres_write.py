@@ -1,0 +1,336 @@
+"""The PostgreSQL destination: Arrow batches in over COPY binary, state in the same transaction.
+
+Why ADBC for writes: ``adbc_ingest`` turns an Arrow batch into a binary COPY
+in C (no Python per row), and it runs inside the connection's transaction, so
+rows, the upsert and the state row commit together.
+
+How each load works:
+- Appends whose column types match the table exactly COPY straight into it.
+- Upserts, and batches whose types differ from the table's columns, COPY into
+  a temporary staging table (typed from the Arrow schema) and then run one
+  ``INSERT ... SELECT CAST(...) ... ON CONFLICT (unique cols) DO UPDATE / DO
+  NOTHING``; within a batch, the last row of a key wins for UPDATE, the first
+  for IGNORE.
+- FULL_TABLE is one transaction: ``TRUNCATE`` and every batch and the state
+  commit together, so readers see the old rows (TRUNCATE blocks them until the
+  commit) or the new ones, and a failure midway keeps the old rows.
+  Otherwise every chunk commits with its state, then ``on_commit`` is called.
+
+NUL characters (U+0000), which PostgreSQL text and jsonb cannot store, are
+removed, with one warning per column naming the stream and the count.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from typing import Any, Iterable
+
+import pyarrow as pa
+from psycopg import sql
+
+from ..errors import SchemaMismatch
+from .base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
+from .postgres_conn import PgConfig, render
+from .postgres_types import (
+    STATE_TABLE,
+    UNIQUE_INDEXES_SQL,
+    WriteColumn,
+    same_type,
+    shape_column,
+    strip_nuls,
+    run_catalog,
+    table_columns,
+    table_oid,
+    write_column,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PostgresDestination(Destination):
+    name = "postgresql"
+    transactional = True
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._cfg = PgConfig(config)
+
+    def check(self) -> None:
+        with self._cfg.psycopg() as conn:
+            conn.execute("SELECT 1")
+
+    def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
+        conn = self._cfg.adbc(autocommit=False)
+        try:
+            return _TableWriter(conn, self._cfg.schema, request).run(chunks, on_commit)
+        finally:
+            conn.close()
+
+    def _state_table(self) -> sql.Identifier:
+        return sql.Identifier(self._cfg.schema, STATE_TABLE)
+
+    def load_state(self, state_key: str) -> dict[str, Any] | None:
+        import psycopg
+
+        with self._cfg.psycopg() as conn:
+            try:
+                row = conn.execute(
+                    sql.SQL("SELECT state::text FROM {} WHERE state_key = %s").format(self._state_table()), (state_key,)
+                ).fetchone()
+            except psycopg.errors.UndefinedTable:
+                return None
+        return json.loads(row[0]) if row and row[0] is not None else None
+
+    def clear_state(self, state_key: str) -> None:
+        import psycopg
+
+        with self._cfg.psycopg() as conn:
+            try:
+                conn.execute(sql.SQL("DELETE FROM {} WHERE state_key = %s").format(self._state_table()), (state_key,))
+            except psycopg.errors.UndefinedTable:
+                pass
+
+
+class _TableWriter:
+    """One write of one stream over one ADBC connection."""
+
+    def __init__(self, conn: Any, schema: str, request: WriteRequest) -> None:
+        self.conn = conn
+        self.cur = conn.cursor()
+        self.schema = schema
+        self.request = request
+        self.settings = request.settings
+        self.table = self.settings.table_name
+        self.rel = sql.Identifier(schema, self.table)
+        self.columns: dict[str, str] = {}  # name -> format_type, in table order
+        self.stages: dict[str, str] = {}  # staging signature -> temp table name
+        self.nul_counts: dict[str, int] = {}
+
+    def _exec(self, query: sql.Composable | str, params: tuple | None = None) -> None:
+        self.cur.execute(render(query) if not isinstance(query, str) else query, params)
+
+    def _fetchall(self, query: str, params: tuple) -> list[tuple]:
+        self.cur.execute(query, params)
+        return self.cur.fetchall()
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self, chunks: Iterable[Chunk], on_commit: CommitCallback | None) -> WriteResult:
+        import adbc_driver_manager
+
+        s = self.settings
+        full = s.replication_method == FULL_TABLE
+        rows = 0
+        state: dict[str, Any] | None = None
+        try:
+            if self.request.state_key:
+                self._ensure_state_table()
+            created = self._prepare_table(self.request.schema)
+            if s.unique_constraints:
+                self._ensure_unique_index()
+            if full and not created:
+                self._exec(sql.SQL("TRUNCATE {}").format(self.rel))
+            for chunk in chunks:
+                if chunk.batch.num_rows:
+                    self._load(chunk.batch)
+                rows += chunk.batch.num_rows
+                if chunk.state is not None:
+                    state = chunk.state
+                if not full:
+                    self._commit(state)
+                    if on_commit:
+                        on_commit(rows, state)
+            self._commit(state)
+            if full and on_commit:
+                on_commit(rows, state)
+        except adbc_driver_manager.DatabaseError as exc:
+            self._rollback()
+            raise self._mismatch(exc) from None
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self.cur.close()
+        self._warn_nuls()
+        return WriteResult(rows_written=rows, state=state)
+
+    def _commit(self, state: dict[str, Any] | None) -> None:
+        if self.request.state_key and state is not None:
+            self._exec(
+                sql.SQL(
+                    "INSERT INTO {} (state_key, state, updated_at) VALUES ($1, $2::jsonb, now()) "
+                    "ON CONFLICT (state_key) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at"
+                ).format(sql.Identifier(self.schema, STATE_TABLE)),
+                (self.request.state_key, json.dumps(state, default=str)),
+            )
+        self.conn.commit()
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:  # the connection may be gone; nothing was committed
+            pass
+
+    def _mismatch(self, exc: Exception) -> SchemaMismatch:
+        reason = str(exc).split("\n")[0]
+        for prefix in ("INTERNAL: ", "IO: ", "INVALID_ARGUMENT: ", "[libpq] "):
+            reason = reason.replace(prefix, "")
+        return SchemaMismatch(
+            f"could not write into table {self.schema}.{self.table}: {reason}",
+            stream=self.settings.stream,
+            fix="make the table's column types fit the data (or write into a new table).",
+        )
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def _ensure_state_table(self) -> None:
+        import adbc_driver_manager
+
+        self._ensure_schema()
+        try:
+            self._exec(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (state_key TEXT PRIMARY KEY, state JSONB, updated_at TIMESTAMPTZ)"
+                ).format(sql.Identifier(self.schema, STATE_TABLE))
+            )
+            self.conn.commit()
+        except adbc_driver_manager.IntegrityError:  # created by a parallel stream just now
+            self.conn.rollback()
+
+    def _ensure_schema(self) -> None:
+        if not self._fetchall("SELECT 1 FROM pg_namespace WHERE nspname = $1", (self.schema,)):
+            self._exec(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+
+    def _oid(self) -> int | None:
+        return table_oid(self.cur, self.schema, self.table)
+
+    def _prepare_table(self, schema: pa.Schema) -> bool:
+        """Create the table or add the schema's new columns; True when it was created."""
+        oid = self._oid()
+        if oid is None:
+            self._ensure_schema()
+            defs = [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(write_column(f).pg_type)) for f in schema]
+            if self.settings.unique_constraints:
+                self._check_names(self.settings.unique_constraints, [f.name for f in schema], "unique constraint")
+                defs.append(sql.SQL("UNIQUE ({})").format(sql.SQL(", ").join(map(sql.Identifier, self.settings.unique_constraints))))
+            self._exec(sql.SQL("CREATE TABLE {} ({})").format(self.rel, sql.SQL(", ").join(defs)))
+            self.columns = {f.name: write_column(f).pg_type for f in schema}
+            return True
+        self.columns = {c.name: c.sql_type for c in table_columns(self.cur, [oid])[oid]}
+        self._add_columns(schema)
+        return False
+
+    def _add_columns(self, schema: pa.Schema) -> None:
+        new = [f for f in schema if f.name not in self.columns]
+        if not new:
+            return
+        if not self.settings.auto_add_new_fields:
+            names = ", ".join(repr(f.name) for f in new)
+            raise SchemaMismatch(
+                f"table {self.schema}.{self.table} has no column{'s' if len(new) > 1 else ''} {names}.",
+                stream=self.settings.stream,
+                fix="add the columns to the table, or set auto_add_new_fields: true to let jupyter-di add them.",
+            )
+        for f in new:
+            pg_type = write_column(f).pg_type
+            self._exec(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(self.rel, sql.Identifier(f.name), sql.SQL(pg_type)))
+            self.columns[f.name] = pg_type
+
+    def _check_names(self, names: list[str], have: Iterable[str], what: str) -> None:
+        missing = [n for n in names if n not in set(have)]
+        if missing:
+            raise SchemaMismatch(
+                f"{what} column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} not in the data.",
+                stream=self.settings.stream,
+                fix=f"pick {what} columns among the stream's columns.",
+            )
+
+    def _ensure_unique_index(self) -> None:
+        import adbc_driver_manager
+
+        unique = list(self.settings.unique_constraints)
+        self._check_names(unique, self.columns, "unique constraint")
+        oid = self._oid()
+        run_catalog(self.cur, UNIQUE_INDEXES_SQL, (oid,))
+        existing = [sorted(r[0]) for r in self.cur.fetchall()]
+        if sorted(unique) in existing:
+            return
+        try:
+            self._exec(sql.SQL("CREATE UNIQUE INDEX ON {} ({})").format(self.rel, sql.SQL(", ").join(map(sql.Identifier, unique))))
+        except adbc_driver_manager.IntegrityError:
+            raise SchemaMismatch(
+                f"cannot upsert on ({', '.join(unique)}): table {self.schema}.{self.table} already has rows sharing those values.",
+                stream=self.settings.stream,
+                fix="remove the duplicate rows or pick unique_constraints that are unique in the table.",
+            ) from None
+
+    # -- loading --------------------------------------------------------------------------
+
+    def _load(self, batch: pa.RecordBatch) -> None:
+        self._add_columns(batch.schema)
+        wcs = [write_column(f) for f in batch.schema]
+        arrays = []
+        for col, wc in zip(batch.columns, wcs):
+            col, nuls = strip_nuls(shape_column(col, wc), wc.is_json)
+            if nuls:
+                self.nul_counts[wc.name] = self.nul_counts.get(wc.name, 0) + nuls
+            arrays.append(col)
+        data = pa.RecordBatch.from_arrays(arrays, names=[wc.name for wc in wcs])
+        direct = not self.settings.unique_constraints and all(same_type(self.columns[wc.name], wc) for wc in wcs)
+        if direct:
+            self.cur.adbc_ingest(self.table, data, mode="append", db_schema_name=self.schema)
+            return
+        stage = self._stage(wcs)
+        self._exec(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
+        self.cur.adbc_ingest(stage, data, mode="append", temporary=True)
+        self._exec(self._insert_select(stage, wcs))
+
+    def _stage(self, wcs: list[WriteColumn]) -> str:
+        """A temporary table typed like the batch (one per distinct batch schema)."""
+        signature = json.dumps([[wc.name, wc.pg_type] for wc in wcs])
+        if signature not in self.stages:
+            name = "_jdi_stage_" + hashlib.sha1(signature.encode()).hexdigest()[:12]
+            defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(wc.name), sql.SQL(wc.pg_type)) for wc in wcs)
+            self._exec(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(name), defs))
+            self.stages[signature] = name
+        return self.stages[signature]
+
+    def _insert_select(self, stage: str, wcs: list[WriteColumn]) -> sql.Composed:
+        s = self.settings
+        names = [wc.name for wc in wcs]
+        exprs = []
+        for wc in wcs:
+            src = sql.SQL("s.{}").format(sql.Identifier(wc.name))
+            target_type = self.columns[wc.name]
+            if target_type != wc.pg_type:
+                src = sql.SQL("CAST({} AS {})").format(src, sql.SQL(target_type))
+            exprs.append(sql.SQL("{} AS {}").format(src, sql.Identifier(wc.name)))
+        cols = sql.SQL(", ").join(map(sql.Identifier, names))
+        unique = list(s.unique_constraints)
+        updates = [n for n in names if n not in unique]
+        select = sql.SQL(", ").join(exprs)
+        stage_rel = sql.Identifier(stage)
+        if not unique:
+            return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s").format(self.rel, cols, select, stage_rel)
+        conflict = sql.SQL(", ").join(map(sql.Identifier, unique))
+        if s.unique_conflict_method == "IGNORE" or not updates:
+            return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} AS s ORDER BY s.ctid ON CONFLICT ({}) DO NOTHING").format(
+                self.rel, cols, select, stage_rel, conflict
+            )
+        keys = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(u)) for u in unique)
+        assign = sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in updates)
+        return sql.SQL(
+            "INSERT INTO {} ({}) SELECT DISTINCT ON ({}) {} FROM {} AS s ORDER BY {}, s.ctid DESC ON CONFLICT ({}) DO UPDATE SET {}"
+        ).format(self.rel, cols, keys, select, stage_rel, keys, conflict, assign)
+
+    def _warn_nuls(self) -> None:
+        for column, count in self.nul_counts.items():
+            message = (
+                f"stream '{self.settings.stream}', column '{column}': removed NUL characters (U+0000) from {count} "
+                "value(s), because PostgreSQL text cannot store them."
+            )
+            log.warning(message)
+            warnings.warn(message, stacklevel=3)
+
