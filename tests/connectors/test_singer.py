@@ -537,3 +537,12 @@ def test_target_postgres_lands_rows_upserts_and_confirms_state(singer_exe, pg_co
     hard.write(WriteRequest(full, schema), [Chunk(batch.slice(0, 2), {"full": 1})], lambda n, s: commits.append((n, s)))
     assert commits == [(2, {"full": 1})]
     assert conn.execute("SELECT id, name FROM raw.people ORDER BY id").fetchall() == [(1, "n1"), (2, None)]
+
+
+def test_fake_catalog_from_config_skips_discovery(fake_tap, tmp_path):
+    catalog = fake_tap().discover()
+    exe = _script(tmp_path, "tap-fake2", FAKE_TAP)
+    src = SingerSource({"executable": exe, "catalog": catalog, "catalog_flag": "--catalog",
+                        "config": {"mode": "bad_discover", "password": SECRET}})
+    assert src.discover(["items"])["streams"] == [catalog["streams"][0]]  # --discover would have failed
+    assert src.read(ReadRequest(_items(columns=["id"]))).read_all().column("id").to_pylist() == [1, 2, 3, 4, 5]
