@@ -56,8 +56,8 @@ def _connection_failed(path: str, exc: Exception) -> ConnectionFailed:
         )
     if "different configuration" in text:
         return ConnectionFailed(
-            f"the DuckDB file {path} is already open read-only in this process.",
-            fix="finish or close the reader of this file first (or write to another file).",
+            f"the DuckDB file {path} is already open in this process with other settings (e.g. read-only).",
+            fix="close the other connection to this file first (or write to another file).",
         )
     return ConnectionFailed(
         f"cannot open the DuckDB file {path}: {text}",
@@ -65,20 +65,22 @@ def _connection_failed(path: str, exc: Exception) -> ConnectionFailed:
     )
 
 
-def open_duckdb(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+def open_duckdb(path: str, *, reading: bool) -> duckdb.DuckDBPyConnection:
     """A connection with the session in UTC.
 
-    A read-only open fails when the same process already has the file open
-    read-write (DuckDB shares one instance per file and configuration), so a
-    source then joins that instance instead.
+    Both sides open the file in DuckDB's default mode, because DuckDB shares
+    one instance per file *and configuration* within a process: a read-only
+    source would lock out a destination (or a notebook's own connection) on
+    the same file.  A source falls back to read-only when another process
+    holds the file read-only.
     """
     try:
         try:
-            con = duckdb.connect(path, read_only=read_only)
-        except duckdb.ConnectionException as exc:
-            if not (read_only and "different configuration" in str(exc)):
-                raise
             con = duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if not (reading and "lock" in str(exc).lower()):
+                raise
+            con = duckdb.connect(path, read_only=True)
         con.execute("SET SESSION TimeZone = 'UTC'")
         return con
     except duckdb.Error as exc:
@@ -96,7 +98,7 @@ class DuckDBSource(Source):
         return self.config.get("schema") or "main"
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        return open_duckdb(resolve_path(self.config, must_exist=True, system="DuckDB"), read_only=True)
+        return open_duckdb(resolve_path(self.config, must_exist=True, system="DuckDB"), reading=True)
 
     def check(self) -> None:
         self._open().close()
@@ -232,7 +234,7 @@ class DuckDBDestination(SqlFileDestination):
         return self.config.get("schema") or "main"
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        return open_duckdb(resolve_path(self.config, must_exist=False, system="DuckDB"), read_only=False)
+        return open_duckdb(resolve_path(self.config, must_exist=False, system="DuckDB"), reading=False)
 
     def check(self) -> None:
         self._connect().close()

@@ -1,0 +1,418 @@
+"""DuckDB source/destination against real database files, plus the contract cases
+that the SQLite tests reuse (``ContractCases``: one set of behaviours, two engines)."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from jupyter_di.connectors import registry
+from jupyter_di.connectors.base import (
+    FULL_TABLE,
+    INCREMENTAL,
+    JSON_LOGICAL_TYPE,
+    LOGICAL_TYPE_KEY,
+    Chunk,
+    ReadRequest,
+    StreamSettings,
+    WriteRequest,
+)
+from jupyter_di.connectors.duckdb_db import DuckDBDestination, DuckDBSource
+from jupyter_di.errors import ConfigError, ConnectionFailed, SchemaMismatch
+
+EVIL = 'x" int); create table pwned(x int); --'
+UTC = dt.timezone.utc
+
+
+def batch(**columns: Any) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def settings(stream: str = "t", **kw: Any) -> StreamSettings:
+    """Read-side settings (FULL_TABLE unless told)."""
+    return StreamSettings(stream=stream, **kw)
+
+
+def ws(stream: str = "t", **kw: Any) -> StreamSettings:
+    """Write-side settings: append/upsert (INCREMENTAL) unless told FULL_TABLE."""
+    kw.setdefault("replication_method", INCREMENTAL)
+    return StreamSettings(stream=stream, **kw)
+
+
+def all_types_batch() -> pa.RecordBatch:
+    """One column per Arrow type of the conventions, with NULLs in every column."""
+    schema = pa.schema(
+        [
+            pa.field("i", pa.int64()),
+            pa.field("f", pa.float64()),
+            pa.field("d", pa.decimal128(12, 2)),
+            pa.field("b", pa.bool_()),
+            pa.field("tz", pa.timestamp("us", tz="UTC")),
+            pa.field("naive", pa.timestamp("us")),
+            pa.field("day", pa.date32()),
+            pa.field("s", pa.string()),
+            pa.field("j", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
+            pa.field("li", pa.list_(pa.int64())),
+            pa.field("ls", pa.list_(pa.string())),
+        ]
+    )
+    return pa.RecordBatch.from_pylist(
+        [
+            {
+                "i": -(2**62), "f": 1.25, "d": decimal.Decimal("1234567890.12"), "b": True,
+                "tz": dt.datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC),
+                "naive": dt.datetime(1999, 12, 31, 1, 2, 3), "day": dt.date(2024, 2, 29),
+                "s": 'say "hi" \u201cquoted\u201d \U0001F600 it\'s', "j": '{"a": [1, 2], "b": "\u00e9"}',
+                "li": [1, None, 3], "ls": ["a", "\U0001F600", ""],
+            },
+            {k: None for k in schema.names},
+            {
+                "i": 0, "f": -0.5, "d": decimal.Decimal("-0.01"), "b": False,
+                "tz": dt.datetime(1970, 1, 1, tzinfo=UTC), "naive": dt.datetime(2024, 1, 1, 0, 0, 0, 1),
+                "day": dt.date(1900, 1, 1), "s": "", "j": "[]", "li": [], "ls": [],
+            },
+        ],
+        schema=schema,
+    )
+
+
+def rows_of(reader: pa.RecordBatchReader) -> list[dict[str, Any]]:
+    return reader.read_all().to_pylist()
+
+
+class ContractCases:
+    """Behaviours every embedded transactional SQL connector must show.
+
+    A subclass supplies ``source``/``destination`` factories and ``query`` (raw
+    SQL on the file, returning tuples) plus ``hold_lock`` (a real process holding
+    the file).
+    """
+
+    ext = ""
+    spec_name = ""
+
+    @pytest.fixture
+    def db(self, tmp_path: Path) -> Path:
+        return tmp_path / f"warehouse{self.ext}"
+
+    def destination(self, path: Path, **config: Any):
+        raise NotImplementedError
+
+    def source(self, path: Path, **config: Any):
+        raise NotImplementedError
+
+    def query(self, path: Path, sql: str) -> list[tuple]:
+        raise NotImplementedError
+
+    def hold_lock_code(self, path: Path) -> str:
+        raise NotImplementedError
+
+    def write(self, path: Path, s: StreamSettings, *batches: pa.RecordBatch, state_key: str | None = None, states=None, **cfg):
+        dest = self.destination(path, **cfg)
+        chunks = [Chunk(b, (states or [None] * len(batches))[i]) for i, b in enumerate(batches)]
+        return dest.write(WriteRequest(s, batches[0].schema, state_key=state_key), chunks)
+
+    # ---- registry
+
+    def test_registered_under_its_name(self):
+        spec = registry.get(self.spec_name)
+        assert spec.source is type(self.source(Path("x")))
+        assert spec.destination is type(self.destination(Path("x")))
+        assert [f.name for f in spec.config_schema][0] == "path"
+        assert spec.destination.transactional is True
+
+    # ---- reading
+
+    def test_read_selected_columns_in_table_order(self, db):
+        self.write(db, ws(), batch(id=[1, 2, 3], name=["a", "b", "c"], score=[1.5, 2.5, None]))
+        got = rows_of(self.source(db).read(ReadRequest(settings(columns=["score", "id"]))))
+        assert sorted(got, key=lambda r: r["id"]) == [
+            {"id": 1, "score": 1.5}, {"id": 2, "score": 2.5}, {"id": 3, "score": None}
+        ]
+        with pytest.raises(ConfigError, match="'nope'"):
+            self.source(db).read(ReadRequest(settings(columns=["id", "nope"])))
+
+    def test_incremental_read_inclusive_ordered_by_bookmark_then_key(self, db):
+        ts = [dt.datetime(2024, 1, d, tzinfo=UTC) for d in (3, 1, 2, 2, 3, 1)]
+        self.write(db, ws(), batch(id=[6, 5, 4, 3, 2, 1], updated_at=ts, v=list("abcdef")))
+        s = settings(replication_method=INCREMENTAL, bookmark_properties=["updated_at"], key_properties=["id"], columns=["v"])
+        got = rows_of(self.source(db).read(ReadRequest(s, bookmark={"updated_at": "2024-01-02T00:00:00+00:00"}, batch_size=2)))
+        # bookmark and key columns are always included; rows on the bound are kept
+        assert [(r["updated_at"].day, r["id"]) for r in got] == [(2, 3), (2, 4), (3, 2), (3, 6)]
+        assert [r["v"] for r in got] == ["d", "c", "e", "a"]
+        everything = rows_of(self.source(db).read(ReadRequest(s, limit=3)))
+        assert [(r["updated_at"].day, r["id"]) for r in everything] == [(1, 1), (1, 5), (2, 3)]
+
+    def test_incremental_two_bookmark_columns_and_integer_bookmark(self, db):
+        self.write(db, ws(), batch(id=[1, 2, 3, 4, 5], g=[1, 1, 2, 2, 3], seq=[5, 9, 1, 7, 0]))
+        s = settings(replication_method=INCREMENTAL, bookmark_properties=["g", "seq"], key_properties=["id"])
+        got = rows_of(self.source(db).read(ReadRequest(s, bookmark={"g": 1, "seq": 9})))
+        assert [r["id"] for r in got] == [2, 3, 4, 5]
+        got = rows_of(self.source(db).read(ReadRequest(s, bookmark={"g": 2, "seq": 2})))
+        assert [r["id"] for r in got] == [4, 5]
+
+    def test_incremental_missing_bookmark_or_key_column_is_named(self, db):
+        self.write(db, ws(), batch(id=[1], v=["a"]))
+        bad_bookmark = settings(replication_method=INCREMENTAL, bookmark_properties=["updated"], key_properties=["id"])
+        with pytest.raises(ConfigError, match="bookmark column.*'updated'"):
+            self.source(db).read(ReadRequest(bad_bookmark))
+        bad_key = settings(replication_method=INCREMENTAL, bookmark_properties=["v"], key_properties=["pk"])
+        with pytest.raises(ConfigError, match="key column.*'pk'"):
+            self.source(db).read(ReadRequest(bad_key))
+
+    def test_missing_table_and_missing_file(self, db, tmp_path):
+        self.write(db, ws(), batch(id=[1]))
+        with pytest.raises(ConfigError, match="'other'"):
+            self.source(db).read(ReadRequest(settings("other")))
+        missing = tmp_path / f"nothing{self.ext}"
+        with pytest.raises(ConfigError, match=str(missing)):
+            self.source(missing).discover()
+        assert not missing.exists()
+
+    # ---- writing
+
+    def test_full_table_twice_keeps_exactly_the_rows(self, db):
+        s = ws(replication_method=FULL_TABLE, unique_constraints=["id"])
+        b = batch(id=[1, 2, 3], v=["a", "b", "c"])
+        self.write(db, s, b)
+        self.write(db, s, batch(id=[3, 1], v=["C", "A"]))
+        assert self.query(db, 'SELECT id, v FROM "t" ORDER BY id') == [(1, "A"), (3, "C")]
+        plain = ws("p", replication_method=FULL_TABLE)
+        self.write(db, plain, b)
+        self.write(db, plain, b)
+        assert self.query(db, 'SELECT id, v FROM "p" ORDER BY id') == [(1, "a"), (2, "b"), (3, "c")]
+
+    def test_append_without_keys(self, db):
+        self.write(db, ws(), batch(id=[1, 2]))
+        self.write(db, ws(), batch(id=[2]))
+        assert self.query(db, 'SELECT id FROM "t" ORDER BY id') == [(1,), (2,), (2,)]
+
+    def test_upsert_update_vs_ignore(self, db):
+        self.write(db, ws(unique_constraints=["id"]), batch(id=[1, 2], v=["a", "b"], n=[1, 2]))
+        # UPDATE: the new row wins, also within one batch (the last version)
+        self.write(db, ws(unique_constraints=["id"]), batch(id=[2, 3, 2], v=["B", "c", "B2"], n=[20, 30, 21]))
+        assert self.query(db, 'SELECT id, v, n FROM "t" ORDER BY id') == [(1, "a", 1), (2, "B2", 21), (3, "c", 30)]
+        ignore = ws(unique_constraints=["id"], unique_conflict_method="IGNORE")
+        self.write(db, ignore, batch(id=[1, 4, 4], v=["X", "d", "D"], n=[0, 4, 5]))
+        assert self.query(db, 'SELECT id, v, n FROM "t" ORDER BY id') == [
+            (1, "a", 1), (2, "B2", 21), (3, "c", 30), (4, "d", 4)
+        ]
+
+    def test_upsert_on_existing_table_creates_unique_index_or_names_duplicates(self, db):
+        self.write(db, ws(), batch(id=[1, 2], v=["a", "b"]))
+        self.write(db, ws(unique_constraints=["id"]), batch(id=[2], v=["B"]))
+        assert self.query(db, 'SELECT id, v FROM "t" ORDER BY id') == [(1, "a"), (2, "B")]
+        self.write(db, ws("dup"), batch(k=[1, 1], v=["a", "b"]))
+        with pytest.raises(SchemaMismatch, match=r"unique index on \['k'\]") as err:
+            self.write(db, ws("dup", unique_constraints=["k"]), batch(k=[1], v=["c"]))
+        assert "duplicate" in str(err.value)
+        assert self.query(db, 'SELECT k, v FROM "dup" ORDER BY v') == [(1, "a"), (1, "b")]
+
+    def test_auto_add_new_fields_on_and_off(self, db):
+        self.write(db, ws(), batch(id=[1]))
+        with pytest.raises(SchemaMismatch, match="'extra', 'More Stuff'") as err:
+            self.write(db, ws(auto_add_new_fields=False), batch(id=[2], extra=["x"], **{"More Stuff": [1]}))
+        assert "auto_add_new_fields" in str(err.value)
+        assert self.query(db, 'SELECT id FROM "t"') == [(1,)]
+        self.write(db, ws(), batch(id=[3], extra=["x"], **{"More Stuff": [7]}))
+        assert self.query(db, 'SELECT id, extra, "More Stuff" FROM "t" ORDER BY id') == [(1, None, None), (3, "x", 7)]
+
+    def test_columns_missing_from_the_batch_become_null(self, db):
+        self.write(db, ws(), batch(id=[1], a=["x"], b=[1.5]))
+        self.write(db, ws(), batch(id=[2], b=[2.5]))
+        self.write(db, ws("t2", replication_method=FULL_TABLE), batch(id=[1], a=["x"]))
+        self.write(db, ws("t2", replication_method=FULL_TABLE), batch(id=[9]))
+        assert self.query(db, 'SELECT id, a, b FROM "t" ORDER BY id') == [(1, "x", 1.5), (2, None, 2.5)]
+        assert self.query(db, 'SELECT id, a FROM "t2"') == [(9, None)]
+
+    def test_state_committed_with_rows_and_callbacks(self, db):
+        dest = self.destination(db)
+        dest.commit_every_rows = 1
+        commits: list[tuple[int, Any]] = []
+        s = ws(unique_constraints=["id"])
+        chunks = [Chunk(batch(id=[1, 2]), {"pos": 2}), Chunk(batch(id=[3]), {"pos": 3})]
+        result = dest.write(WriteRequest(s, chunks[0].batch.schema, state_key="pipe/blk/t"), chunks, lambda n, st: commits.append((n, st)))
+        assert (result.rows_written, result.state) == (3, {"pos": 3})
+        assert commits[:2] == [(2, {"pos": 2}), (3, {"pos": 3})]
+        assert dest.load_state("pipe/blk/t") == {"pos": 3}
+        assert self.query(db, "SELECT state_key FROM \"_jupyter_di_state\"") == [("pipe/blk/t",)]
+        assert dest.load_state("other") is None
+        dest.clear_state("pipe/blk/t")
+        assert dest.load_state("pipe/blk/t") is None
+        assert self.query(db, 'SELECT count(*) FROM "t"') == [(3,)]
+
+    def test_failure_midway_keeps_old_rows_and_old_state(self, db):
+        s = ws(replication_method=FULL_TABLE)
+        self.write(db, s, batch(id=[1, 2], v=["old", "old"]), state_key="k", states=[{"v": "old"}])
+
+        def chunks() -> Iterator[Chunk]:
+            yield Chunk(batch(id=[7, 8, 9], v=["new"] * 3), {"v": "new"})
+            raise RuntimeError("source died")
+
+        dest = self.destination(db)
+        dest.commit_every_rows = 1
+        with pytest.raises(RuntimeError, match="source died"):
+            dest.write(WriteRequest(s, batch(id=[1], v=["x"]).schema, state_key="k"), chunks())
+        assert self.query(db, 'SELECT id, v FROM "t" ORDER BY id') == [(1, "old"), (2, "old")]
+        assert dest.load_state("k") == {"v": "old"}
+
+        # appends commit per window: what was committed stays, with its state
+        a = ws("a")
+
+        def append_chunks() -> Iterator[Chunk]:
+            yield Chunk(batch(id=[1]), {"n": 1})
+            yield Chunk(batch(id=[2]), {"n": 2})
+            raise RuntimeError("source died")
+
+        with pytest.raises(RuntimeError):
+            dest.write(WriteRequest(a, batch(id=[1]).schema, state_key="a"), append_chunks())
+        assert self.query(db, 'SELECT id FROM "a" ORDER BY id') == [(1,), (2,)]
+        assert dest.load_state("a") == {"n": 2}
+
+    def test_type_round_trip(self, db):
+        b = all_types_batch()
+        self.write(db, ws("types"), b)
+        back = self.source(db).read(ReadRequest(settings("types")))
+        table = back.read_all()
+        for f in b.schema:
+            assert table.schema.field(f.name).type == f.type, f.name
+        assert table.schema.field("j").metadata == {LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}
+        got, want = table.to_pylist(), b.to_pylist()
+        for g, w in zip(got, want):
+            if w["j"] is not None:
+                assert json.loads(g.pop("j")) == json.loads(w.pop("j"))
+        assert got == want
+
+    def test_crafted_names_round_trip_as_literals(self, db):
+        b = batch(**{EVIL: [1, 2], "Mixed Case": ["a", "b"], 'q"uote': [True, False]})
+        self.write(db, ws(EVIL, unique_constraints=[EVIL]), b)
+        self.write(db, ws(EVIL, unique_constraints=[EVIL]), batch(**{EVIL: [2], "Mixed Case": ["B"], 'q"uote': [None]}))
+        catalog = self.source(db).discover()
+        [entry] = [e for e in catalog["streams"] if e["tap_stream_id"] == EVIL]
+        assert list(entry["schema"]["properties"]) == [EVIL, "Mixed Case", 'q"uote']
+        assert entry["key_properties"] == [EVIL]
+        got = rows_of(self.source(db).read(ReadRequest(settings(EVIL))))
+        assert sorted(got, key=lambda r: r[EVIL]) == [
+            {EVIL: 1, "Mixed Case": "a", 'q"uote': True}, {EVIL: 2, "Mixed Case": "B", 'q"uote': None}
+        ]
+        assert "pwned" not in [e["tap_stream_id"] for e in catalog["streams"]]
+        assert not [t for t in self.table_names(db) if t.lower() == "pwned"]
+
+    def test_destination_folder_missing_is_config_error(self, tmp_path):
+        path = tmp_path / "no" / "such" / f"db{self.ext}"
+        with pytest.raises(ConfigError, match=str(path.parent)):
+            self.write(path, ws(), batch(id=[1]))
+        assert not path.parent.exists()
+
+    def test_relative_path_resolves_against_working_directory(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        self.write(Path(f"rel{self.ext}"), ws(), batch(id=[1]))
+        assert self.query(tmp_path / f"rel{self.ext}", 'SELECT id FROM "t"') == [(1,)]
+
+    def test_locked_file_is_connection_failed(self, db):
+        self.write(db, ws(), batch(id=[1]))
+        holder = subprocess.Popen(
+            [sys.executable, "-c", self.hold_lock_code(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout.readline().strip() == "ready"
+            with pytest.raises(ConnectionFailed, match="locked") as err:
+                self.write(db, ws(), batch(id=[2]), timeout=0.2)
+            assert str(db) in str(err.value)
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+        assert self.query(db, 'SELECT id FROM "t"') == [(1,)]
+
+
+class TestDuckDB(ContractCases):
+    ext = ".duckdb"
+    spec_name = "duckdb"
+
+    def destination(self, path: Path, **config: Any) -> DuckDBDestination:
+        config.pop("timeout", None)
+        return DuckDBDestination({"path": str(path), **config})
+
+    def source(self, path: Path, **config: Any) -> DuckDBSource:
+        return DuckDBSource({"path": str(path), **config})
+
+    def query(self, path: Path, sql: str) -> list[tuple]:
+        with duckdb.connect(str(path)) as con:
+            return [tuple(r) for r in con.execute(sql).fetchall()]
+
+    def table_names(self, path: Path) -> list[str]:
+        return [r[0] for r in self.query(path, "SELECT table_name FROM duckdb_tables()")]
+
+    def hold_lock_code(self, path: Path) -> str:
+        return (
+            f"import duckdb, sys\ncon = duckdb.connect({str(path)!r})\n"
+            "print('ready', flush=True)\nsys.stdin.read()\ncon.close()\n"
+        )
+
+    def test_discover_tables_keys_types_schemas(self, db):
+        with duckdb.connect(str(db)) as con:
+            con.execute(
+                'CREATE TABLE "Order Items" ("Id" BIGINT, line INTEGER, price DECIMAL(10,3), meta JSON, '
+                "tags VARCHAR[], seen_at TIMESTAMPTZ, PRIMARY KEY (\"Id\", line))"
+            )
+            con.execute("CREATE SCHEMA staging")
+            con.execute("CREATE TABLE staging.raw (x DOUBLE, flag BOOLEAN, d DATE)")
+            con.execute('CREATE VIEW v AS SELECT "Id" FROM "Order Items"')
+        catalog = self.source(db).discover()
+        by_id = {e["tap_stream_id"]: e for e in catalog["streams"]}
+        assert set(by_id) == {"Order Items", "staging.raw", "v"}
+        items = by_id["Order Items"]
+        assert items["key_properties"] == ["Id", "line"]
+        assert items["schema"]["properties"]["price"] == {"type": ["null", "number"], "multipleOf": 0.001}
+        assert items["schema"]["properties"]["tags"]["type"] == ["null", "array"]
+        md = {tuple(m["breadcrumb"]): m["metadata"] for m in items["metadata"]}
+        assert md[()]["valid-replication-keys"] == ["Id", "line", "price", "seen_at"]
+        assert md[("properties", "meta")]["sql-datatype"] == "JSON"
+        assert md[("properties", "seen_at")]["sql-datatype"] == "TIMESTAMP WITH TIME ZONE"
+        only = self.source(db).discover(streams=["staging.raw"])
+        assert [e["tap_stream_id"] for e in only["streams"]] == ["staging.raw"]
+        with duckdb.connect(str(db)) as con:
+            con.execute("INSERT INTO staging.raw VALUES (1.5, true, DATE '2024-01-02')")
+        assert rows_of(self.source(db).read(ReadRequest(settings("staging.raw")))) == [
+            {"x": 1.5, "flag": True, "d": dt.date(2024, 1, 2)}
+        ]
+
+    def test_configured_schema_for_both_sides(self, db):
+        dest = self.destination(db, schema="Raw Data")
+        dest.write(WriteRequest(ws(), batch(id=[1]).schema, state_key="k"), [Chunk(batch(id=[1]), {"s": 1})])
+        assert self.query(db, 'SELECT id FROM "Raw Data".t') == [(1,)]
+        assert dest.load_state("k") == {"s": 1}
+        assert [e["tap_stream_id"] for e in self.source(db, schema="Raw Data").discover()["streams"]] == ["t"]
+        assert [e["tap_stream_id"] for e in self.source(db).discover()["streams"]] == ["Raw Data.t"]
+
+    def test_source_reads_while_same_process_writes(self, db):
+        self.write(db, ws(), batch(id=list(range(10))))
+        reader = self.source(db).read(ReadRequest(settings(), batch_size=3))
+        first = reader.read_next_batch()
+        self.write(db, ws(), batch(id=[100]))
+        rest = reader.read_all()
+        assert first.num_rows + rest.num_rows == 10
+        assert self.query(db, 'SELECT count(*) FROM "t"') == [(11,)]
+
+    def test_mismatched_value_is_schema_mismatch(self, db):
+        self.write(db, ws(), batch(id=[1]))
+        with pytest.raises(SchemaMismatch, match="stream 't'.*do not fit"):
+            self.write(db, ws(), batch(id=["not a number"]))
+        assert self.query(db, 'SELECT id FROM "t"') == [(1,)]
+
+    def test_many_batches_land_exactly(self, db):
+        n = 50_000
+        chunks = [Chunk(pa.record_batch({"id": pa.array(range(i * n, (i + 1) * n), pa.int64())}), {"i": i}) for i in range(6)]
+        dest = self.destination(db)
+        result = dest.write(WriteRequest(ws(unique_constraints=["id"]), chunks[0].batch.schema, state_key="k"), chunks)
+        assert result.rows_written == 6 * n
+        assert self.query(db, 'SELECT count(*), count(DISTINCT id), max(id) FROM "t"') == [(6 * n, 6 * n, 6 * n - 1)]
+        assert dest.load_state("k") == {"i": 5}
