@@ -320,11 +320,12 @@ def strip_nuls(col: pa.Array, is_json: bool) -> tuple[pa.Array, int]:
     if pa.types.is_string(col.type):
         hits = pc.match_substring(col, "\x00")
         if is_json:
-            hits = pc.or_(hits, pc.match_substring(col, "\\u0000"))
+            hits = pc.or_(hits, pc.match_substring_regex(col, _JSON_NUL_ESCAPE))
         count = pc.sum(hits).as_py() or 0
         if count:
             col = pc.replace_substring(col, "\x00", "")
-            if is_json:
+            # matches cannot overlap, so "\u0000\u0000" takes more than one pass
+            while is_json and pc.any(pc.match_substring_regex(col, _JSON_NUL_ESCAPE)).as_py():
                 col = pc.replace_substring_regex(col, _JSON_NUL_ESCAPE, r"\1")
     elif pa.types.is_list(col.type) and pa.types.is_string(col.type.value_type):
         count = pc.sum(pc.match_substring(col.flatten(), "\x00")).as_py() or 0

@@ -1,0 +1,528 @@
+"""The postgresql connector against a real server: discovery, reads, writes, state, safety."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from jupyter_di.connectors import registry
+from jupyter_di.connectors.base import (
+    JSON_LOGICAL_TYPE,
+    LOGICAL_TYPE_KEY,
+    Chunk,
+    ReadRequest,
+    StreamSettings,
+    WriteRequest,
+)
+from jupyter_di.connectors.catalog import find_stream
+from jupyter_di.connectors.postgres import SPEC, PostgresDestination, PostgresSource
+from jupyter_di.errors import ConfigError, ConnectionFailed, SchemaMismatch
+from tests.support import postgres as pg_support
+
+pytestmark = pytest.mark.postgres
+
+UTC = dt.timezone.utc
+JSON_FIELD_META = {LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}
+
+
+def read_all(config, settings, **kw) -> pa.Table:
+    with PostgresSource(config) as src:
+        return src.read(ReadRequest(settings, **kw)).read_all()
+
+
+def write(config, settings, batches, states=None, state_key=None, on_commit=None):
+    states = states or [None] * len(batches)
+    schema = batches[0].schema if batches else pa.schema([])
+    with PostgresDestination(config) as dst:
+        return dst.write(WriteRequest(settings, schema, state_key=state_key), (Chunk(b, s) for b, s in zip(batches, states)), on_commit)
+
+
+def rows(conn, query):
+    return conn.execute(query).fetchall()
+
+
+def test_spec_and_config_keys():
+    assert registry.get("postgresql") is SPEC
+    fields = {f.name: f for f in SPEC.config_schema}
+    assert list(fields) == ["host", "port", "database", "username", "password", "schema", "sslmode", "connect_timeout"]
+    assert fields["port"].default == 5432 and fields["schema"].default == "public" and fields["connect_timeout"].default == 10
+    assert SPEC.secret_fields() == ["password"]
+    assert PostgresDestination.transactional is True
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+
+def test_discover_ids_keys_types_and_odd_names(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute(
+        "CREATE TABLE orders (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, total numeric(12,2),"
+        " qty integer, price double precision, paid boolean, doc jsonb, tags text[], day date, big numeric)"
+    )
+    conn.execute('CREATE TABLE "Mixed ""Case"" Tbl" ("Col One" int, "we""ird col" text, "a b" int, PRIMARY KEY ("a b", "Col One"))')
+    conn.execute("CREATE SCHEMA sales")
+    conn.execute("CREATE TABLE sales.items (sku text PRIMARY KEY, n int)")
+    conn.execute("CREATE VIEW v_orders AS SELECT id, total FROM orders")
+    with PostgresSource(pg_config) as src:
+        catalog = src.discover()
+    ids = sorted(e["tap_stream_id"] for e in catalog["streams"])
+    assert ids == ['Mixed "Case" Tbl', "orders", "sales.items", "v_orders"]
+
+    orders = find_stream(catalog, "orders")
+    assert orders["key_properties"] == ["id"]
+    props = orders["schema"]["properties"]
+    assert list(props) == ["id", "updated_at", "total", "qty", "price", "paid", "doc", "tags", "day", "big"]
+    assert props["id"]["type"] == ["null", "integer"]
+    assert props["updated_at"] == {"type": ["null", "string"], "format": "date-time"}
+    assert props["total"]["type"] == ["null", "number"] and props["total"]["multipleOf"] == 0.01
+    assert props["paid"]["type"] == ["null", "boolean"]
+    assert "object" in props["doc"]["type"]
+    assert props["tags"] == {"type": ["null", "array"], "items": {"type": ["null", "string"]}}
+    assert props["day"]["format"] == "date"
+    assert props["big"]["type"] == ["null", "string"]  # unconstrained numeric stays exact, as text
+    md = {tuple(m["breadcrumb"]): m["metadata"] for m in orders["metadata"]}
+    assert md[()]["valid-replication-keys"] == ["id", "updated_at", "total", "qty", "price", "day", "big"]
+    assert md[("properties", "total")]["sql-datatype"] == "numeric(12,2)"
+    assert md[("properties", "updated_at")]["sql-datatype"] == "timestamp with time zone"
+    assert md[("properties", "id")]["inclusion"] == "automatic"
+
+    odd = find_stream(catalog, 'Mixed "Case" Tbl')
+    assert odd["key_properties"] == ["a b", "Col One"]
+    assert list(odd["schema"]["properties"]) == ["Col One", 'we"ird col', "a b"]
+    assert find_stream(catalog, "sales.items")["key_properties"] == ["sku"]
+    assert find_stream(catalog, "v_orders")["key_properties"] == []
+
+    with PostgresSource(pg_config) as src:
+        only = src.discover(["sales.items"])
+    assert [e["tap_stream_id"] for e in only["streams"]] == ["sales.items"]
+
+
+def test_discover_in_configured_schema_qualifies_public(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute("CREATE SCHEMA sales")
+    conn.execute("CREATE TABLE sales.items (sku text PRIMARY KEY)")
+    conn.execute("CREATE TABLE public.t (a int)")
+    conn.execute("INSERT INTO sales.items VALUES ('x')")
+    config = dict(pg_config, schema="sales")
+    with PostgresSource(config) as src:
+        ids = sorted(e["tap_stream_id"] for e in src.discover()["streams"])
+    assert ids == ["items", "public.t"]
+    assert read_all(config, StreamSettings("items")).to_pylist() == [{"sku": "x"}]
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def test_read_selected_columns_of_odd_table_and_other_schema(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute('CREATE TABLE "Mixed ""Case"" Tbl" ("Col One" int, "we""ird col" text, "a b" int)')
+    conn.execute("""INSERT INTO "Mixed ""Case"" Tbl" VALUES (1, 'x', 10), (2, NULL, 20)""")
+    conn.execute("CREATE SCHEMA sales")
+    conn.execute("CREATE TABLE sales.items (sku text, n int)")
+    conn.execute("INSERT INTO sales.items VALUES ('a', 1)")
+
+    table = read_all(pg_config, StreamSettings('Mixed "Case" Tbl', columns=["a b", 'we"ird col']))
+    assert table.schema.names == ['we"ird col', "a b"]  # stream order, only the selected ones
+    assert sorted(table.to_pylist(), key=lambda r: r["a b"]) == [{'we"ird col': "x", "a b": 10}, {'we"ird col': None, "a b": 20}]
+    assert read_all(pg_config, StreamSettings("sales.items")).to_pylist() == [{"sku": "a", "n": 1}]
+
+    with pytest.raises(ConfigError, match="'nope' not found") as err:
+        read_all(pg_config, StreamSettings("sales.items", columns=["sku", "nope"]))
+    assert err.value.stream == "sales.items"
+    with pytest.raises(ConfigError, match="table 'missing' not found"):
+        read_all(pg_config, StreamSettings("missing"))
+
+
+def test_read_types_and_empty_schema(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute(
+        "CREATE TABLE t (i bigint, n numeric(12,2), u uuid, j jsonb, a int[], r real, big numeric, b bytea, iv interval)"
+    )
+    empty = read_all(pg_config, StreamSettings("t"))
+    assert empty.num_rows == 0
+    assert empty.schema.field("n").type == pa.decimal128(12, 2)
+    assert empty.schema.field("j").metadata == JSON_FIELD_META
+    conn.execute(
+        "INSERT INTO t VALUES (1, 12.5, '1a2b3c4d-0000-0000-0000-000000000001', '{\"k\": [1, 2]}', '{1,NULL,3}', 1.5,"
+        " 123456789012345678901234567890.123456789012, '\\x00ff', '1 day')"
+    )
+    table = read_all(pg_config, StreamSettings("t"))
+    assert table.schema.field("u").type == pa.string()
+    assert table.schema.field("r").type == pa.float64()
+    assert table.to_pylist() == [
+        {
+            "i": 1,
+            "n": Decimal("12.50"),
+            "u": "1a2b3c4d-0000-0000-0000-000000000001",
+            "j": '{"k": [1, 2]}',
+            "a": [1, None, 3],
+            "r": 1.5,
+            "big": "123456789012345678901234567890.123456789012",
+            "b": b"\x00\xff",
+            "iv": "1 day",
+        }
+    ]
+
+
+def test_read_limit_and_batch_size(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
+    with PostgresSource(pg_config) as src:
+        reader = src.read(ReadRequest(StreamSettings("t"), batch_size=300))
+        sizes = [b.num_rows for b in reader]
+        assert sizes == [300, 300, 300, 100]
+        sample = src.read(ReadRequest(StreamSettings("t"), limit=7)).read_all()
+    assert sample.num_rows == 7
+
+
+@pytest.fixture
+def events(pg_connect):
+    conn = pg_connect()
+    conn.execute("CREATE TABLE events (id int PRIMARY KEY, updated_at timestamptz, amount numeric(10,2), label text)")
+    conn.execute(
+        """INSERT INTO events VALUES
+        (5, '2024-01-03T00:00:00Z', 5.00, 'e'),
+        (1, '2024-01-01T00:00:00Z', 1.00, 'a'),
+        (4, '2024-01-02T00:00:00Z', 4.50, 'd'),
+        (2, '2024-01-02T00:00:00Z', 2.25, 'b'),
+        (3, '2024-01-02T00:00:00Z', 3.00, 'c'),
+        (6, NULL, 6.00, 'f')"""
+    )
+    return conn
+
+
+def test_incremental_read_inclusive_ordered(pg_config, events):
+    settings = StreamSettings(
+        "events", replication_method="INCREMENTAL", bookmark_properties=["updated_at"], key_properties=["id"], columns=["id", "updated_at"]
+    )
+    table = read_all(pg_config, settings, bookmark={"updated_at": "2024-01-02T00:00:00+00:00"}, batch_size=2)
+    assert table.to_pylist() == [
+        {"id": 2, "updated_at": dt.datetime(2024, 1, 2, tzinfo=UTC)},
+        {"id": 3, "updated_at": dt.datetime(2024, 1, 2, tzinfo=UTC)},
+        {"id": 4, "updated_at": dt.datetime(2024, 1, 2, tzinfo=UTC)},
+        {"id": 5, "updated_at": dt.datetime(2024, 1, 3, tzinfo=UTC)},
+    ]
+    # a bookmark in another time zone is the same instant
+    later = read_all(pg_config, settings, bookmark={"updated_at": "2024-01-02T01:00:00+01:00"})
+    assert [r["id"] for r in later.to_pylist()] == [2, 3, 4, 5]
+    # no bookmark: everything, ordered by (bookmark, key), NULL bookmarks last
+    assert [r["id"] for r in read_all(pg_config, settings).to_pylist()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_incremental_read_keyset_tuple_and_decimal_bookmark(pg_config, events):
+    settings = StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["updated_at", "id"])
+    after = read_all(pg_config, settings, bookmark={"updated_at": "2024-01-02T00:00:00Z", "id": 3})
+    assert [r["id"] for r in after.to_pylist()] == [3, 4, 5]  # (b, k) >= (v, 3): inclusive on the tuple
+    by_amount = StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["amount"], key_properties=["id"])
+    table = read_all(pg_config, by_amount, bookmark={"amount": "3.00"})
+    assert [(r["id"], r["amount"]) for r in table.to_pylist()] == [
+        (3, Decimal("3.00")),
+        (4, Decimal("4.50")),
+        (5, Decimal("5.00")),
+        (6, Decimal("6.00")),
+    ]
+
+
+def test_incremental_missing_columns_are_config_errors(pg_config, events):
+    bad_bookmark = StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["changed_at"])
+    with pytest.raises(ConfigError, match="bookmark column 'changed_at' not found") as err:
+        read_all(pg_config, bad_bookmark)
+    assert "updated_at" in err.value.fix
+    bad_key = StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["updated_at"], key_properties=["nokey"])
+    with pytest.raises(ConfigError, match="key column 'nokey' not found"):
+        read_all(pg_config, bad_key)
+    with pytest.raises(ConfigError, match="needs bookmark_properties"):
+        read_all(pg_config, StreamSettings("events", replication_method="INCREMENTAL"))
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def people(ids, names, extra=None):
+    cols = {"id": pa.array(ids, pa.int64()), "name": pa.array(names, pa.string())}
+    cols.update(extra or {})
+    return pa.RecordBatch.from_pydict(cols)
+
+
+def test_full_table_twice_is_exactly_the_source(pg_config, pg_connect):
+    settings = StreamSettings("people", destination_table="People Copy")
+    first = [people([1, 2], ["a", "b"]), people([3], ["c"])]
+    commits = []
+    result = write(pg_config, settings, first, on_commit=lambda n, s: commits.append(n))
+    assert result.rows_written == 3 and commits == [3]
+    second = [people([1, 2], ["a", "B"]), people([4], ["d"])]
+    write(pg_config, settings, second)
+    conn = pg_connect()
+    assert rows(conn, 'SELECT id, name FROM "People Copy" ORDER BY id') == [(1, "a"), (2, "B"), (4, "d")]
+
+
+def test_full_table_failure_midway_keeps_old_rows_and_state(pg_config, pg_connect):
+    settings = StreamSettings("people")
+    write(pg_config, settings, [people([1], ["old"])], states=[{"v": 1}], state_key="p/b/people")
+
+    def failing():
+        yield Chunk(people([7, 8], ["new", "new"]), {"v": 2})
+        raise RuntimeError("source broke")
+
+    with PostgresDestination(pg_config) as dst:
+        with pytest.raises(RuntimeError, match="source broke"):
+            dst.write(WriteRequest(settings, people([1], ["x"]).schema, state_key="p/b/people"), failing())
+        assert dst.load_state("p/b/people") == {"v": 1}
+    assert rows(pg_connect(), "SELECT id, name FROM people") == [(1, "old")]
+
+
+def test_upsert_update_vs_ignore(pg_config, pg_connect):
+    conn = pg_connect()
+    for method in ("UPDATE", "IGNORE"):
+        settings = StreamSettings(
+            "people", replication_method="INCREMENTAL", destination_table=f"p_{method}", unique_constraints=["id"], unique_conflict_method=method
+        )
+        write(pg_config, settings, [people([1, 2], ["a", "b"])])
+        # id 2 changes, id 3 is new and appears twice in the batch
+        write(pg_config, settings, [people([2, 3, 3], ["b2", "c1", "c2"])])
+    assert rows(conn, "SELECT id, name FROM \"p_UPDATE\" ORDER BY id") == [(1, "a"), (2, "b2"), (3, "c2")]
+    assert rows(conn, 'SELECT id, name FROM "p_IGNORE" ORDER BY id') == [(1, "a"), (2, "b"), (3, "c1")]
+
+
+def test_upsert_into_existing_table_with_other_types(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute("CREATE TABLE people (id integer, name varchar(20), doc jsonb, extra text DEFAULT 'kept')")
+    conn.execute("""INSERT INTO people VALUES (1, 'a', '{"x": 1}', 'e1')""")
+    settings = StreamSettings("people", replication_method="INCREMENTAL", unique_constraints=["id"])
+    batch = people([1, 2], ["A", "b"], {"doc": pa.array(['{"x": 2}', "[]"])})  # doc is an unmarked string here
+    write(pg_config, settings, [batch])
+    assert rows(conn, "SELECT id, name, doc, extra FROM people ORDER BY id") == [(1, "A", {"x": 2}, "e1"), (2, "b", [], "kept")]
+    assert rows(conn, "SELECT count(*) FROM pg_indexes WHERE tablename = 'people'") == [(1,)]  # unique index added
+
+
+def test_upsert_on_duplicated_existing_rows_is_clear(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute("CREATE TABLE people (id bigint, name text)")
+    conn.execute("INSERT INTO people VALUES (1, 'a'), (1, 'b')")
+    with pytest.raises(SchemaMismatch, match=r"cannot upsert on \(id\)"):
+        write(pg_config, StreamSettings("people", unique_constraints=["id"]), [people([1], ["c"])])
+    assert rows(conn, "SELECT count(*) FROM people") == [(2,)]
+
+
+def test_auto_add_new_fields_on_and_off(pg_config, pg_connect):
+    conn = pg_connect()
+    write(pg_config, StreamSettings("people", replication_method="INCREMENTAL"), [people([1], ["a"])])
+    wider = people([2], ["b"], {"Email Addr": pa.array(["b@x"]), "age": pa.array([30], pa.int32())})
+    with pytest.raises(SchemaMismatch) as err:
+        write(pg_config, StreamSettings("people", replication_method="INCREMENTAL", auto_add_new_fields=False), [wider])
+    assert "'Email Addr', 'age'" in str(err.value) and "auto_add_new_fields" in str(err.value)
+    assert rows(conn, "SELECT id FROM people") == [(1,)]
+    write(pg_config, StreamSettings("people", replication_method="INCREMENTAL"), [wider])
+    assert rows(conn, 'SELECT id, name, "Email Addr", age FROM people ORDER BY id') == [(1, "a", None, None), (2, "b", "b@x", 30)]
+    # columns the table has but the batch lacks get NULL
+    write(pg_config, StreamSettings("people", replication_method="INCREMENTAL"), [pa.RecordBatch.from_pydict({"id": pa.array([3], pa.int64())})])
+    assert rows(conn, 'SELECT id, name, "Email Addr" FROM people WHERE id = 3') == [(3, None, None)]
+
+
+def test_state_commits_with_rows_and_failure_keeps_last_commit(pg_config, pg_connect):
+    settings = StreamSettings("people", replication_method="INCREMENTAL", unique_constraints=["id"])
+    key = "pipe/block/people"
+    commits = []
+    write(
+        pg_config,
+        settings,
+        [people([1], ["a"]), people([2], ["b"])],
+        states=[{"bookmark": 1}, {"bookmark": 2}],
+        state_key=key,
+        on_commit=lambda n, s: commits.append((n, s)),
+    )
+    assert commits == [(1, {"bookmark": 1}), (2, {"bookmark": 2})]
+    with PostgresDestination(pg_config) as dst:
+        assert dst.load_state(key) == {"bookmark": 2}
+        assert dst.load_state("other") is None
+    conn = pg_connect()
+    assert rows(conn, "SELECT state_key, state FROM _jupyter_di_state") == [(key, {"bookmark": 2})]
+
+    # the second chunk cannot be stored (text into an integer column): chunk 1 stays, chunk 2 does not
+    conn.execute("ALTER TABLE people ADD COLUMN n integer")
+    good = people([3], ["c"])
+    bad = people([4], ["d"], {"n": pa.array(["not a number"])})
+    with pytest.raises(SchemaMismatch, match="could not write into table public.people"):
+        write(pg_config, settings, [good, bad], states=[{"bookmark": 3}, {"bookmark": 4}], state_key=key)
+    with PostgresDestination(pg_config) as dst:
+        assert dst.load_state(key) == {"bookmark": 3}
+        dst.clear_state(key)
+        assert dst.load_state(key) is None
+    assert rows(conn, "SELECT id FROM people ORDER BY id") == [(1,), (2,), (3,)]
+
+
+def test_empty_stream_creates_table_in_new_schema(pg_config, pg_connect):
+    config = dict(pg_config, schema="Raw Zone")
+    schema = pa.schema([pa.field("id", pa.int64()), pa.field("doc", pa.string(), metadata=JSON_FIELD_META)])
+    with PostgresDestination(config) as dst:
+        result = dst.write(WriteRequest(StreamSettings("things"), schema, state_key="k"), iter([]))
+        assert result.rows_written == 0
+    assert rows(pg_connect(), "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'Raw Zone' AND table_name = 'things' ORDER BY ordinal_position") == [
+        ("id", "bigint"),
+        ("doc", "jsonb"),
+    ]
+
+
+def test_crafted_column_name_is_a_literal_column(pg_config, pg_connect):
+    evil = 'x" int); create table pwned(x int); --'
+    batch = pa.RecordBatch.from_pydict({"id": pa.array([1], pa.int64()), evil: pa.array(["v"])})
+    settings = StreamSettings("evil", unique_constraints=["id"], destination_table='t"; drop table x; --')
+    write(pg_config, settings, [batch])
+    write(pg_config, StreamSettings("evil", destination_table="plain"), [batch])
+    conn = pg_connect()
+    assert rows(conn, "SELECT count(*) FROM pg_class WHERE relname = 'pwned'") == [(0,)]
+    back = read_all(pg_config, StreamSettings('t"; drop table x; --', columns=[evil]))
+    assert back.to_pylist() == [{evil: "v"}]
+    assert read_all(pg_config, StreamSettings("plain")).to_pylist() == [{"id": 1, evil: "v"}]
+
+
+def test_nul_characters_are_stripped_with_one_warning(pg_config, pg_connect):
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array([1, 2, 3], pa.int64()),
+            pa.array(["a\x00b", "\x00\x00", None]),
+            pa.array(['{"k": "x\\u0000y\\u0000\\u0000"}', '{"k": "\\\\u0000"}', None]),
+        ],
+        schema=pa.schema([pa.field("id", pa.int64()), pa.field("note", pa.string()), pa.field("doc", pa.string(), metadata=JSON_FIELD_META)]),
+    )
+    with pytest.warns(UserWarning) as caught:
+        write(pg_config, StreamSettings("nuls"), [batch])
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert "stream 'nuls', column 'doc'" in messages[0] and "from 1 value(s)" in messages[0]
+    assert "stream 'nuls', column 'note'" in messages[1] and "from 2 value(s)" in messages[1]
+    conn = pg_connect()
+    assert rows(conn, "SELECT id, note, doc FROM nuls ORDER BY id") == [
+        (1, "ab", {"k": "xy"}),
+        (2, "", {"k": "\\u0000"}),  # an escaped backslash is not a NUL
+        (3, None, None),
+    ]
+
+
+# -- connection errors ----------------------------------------------------------------------
+
+
+PASSWORD = "s3cret-Pa55word"
+
+
+@pytest.fixture(scope="module")
+def password_server():
+    """A cluster that checks passwords (the shared test server trusts everyone)."""
+    base = Path(tempfile.mkdtemp(prefix="jdi-pwpg-"))  # not under pytest's root-only tmp: postgres must reach it
+    (base / "pw").write_text(PASSWORD + "\n")
+    if os.geteuid() == 0:
+        for path in (base, base / "pw"):
+            shutil.chown(path, user="postgres")
+    bin_ = pg_support.PG_BIN
+    subprocess.run(
+        pg_support._as_postgres(
+            [str(bin_ / "initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={base / 'pw'}"]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    port = pg_support.free_port()
+    opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off"
+    subprocess.run(
+        pg_support._as_postgres([str(bin_ / "pg_ctl"), "-D", str(base / "data"), "-o", opts, "-l", str(base / "log"), "-w", "start"]),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    yield {"host": "127.0.0.1", "port": port, "database": "postgres", "username": "postgres", "schema": "public"}
+    pg_support.stop(str(base / "data"))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_wrong_password_is_connection_failed_without_the_password(password_server):
+    good = dict(password_server, password=PASSWORD)
+    with PostgresSource(good) as src:
+        src.check()
+    bad = dict(password_server, password="wrong-" + PASSWORD)
+    for attempt in (
+        lambda: PostgresSource(bad).discover(),
+        lambda: PostgresSource(bad).read(ReadRequest(StreamSettings("t"))),
+        lambda: PostgresDestination(bad).write(WriteRequest(StreamSettings("t"), people([1], ["a"]).schema), iter([])),
+        lambda: PostgresDestination(bad).load_state("k"),
+    ):
+        with pytest.raises(ConnectionFailed) as err:
+            attempt()
+        text = str(err.value)
+        assert "password authentication failed" in text and "127.0.0.1" in text
+        assert PASSWORD not in text and PASSWORD not in repr(err.value) and err.value.fix
+
+
+def test_unreachable_port_is_connection_failed(pg_config):
+    config = dict(pg_config, port=pg_support.free_port(), password="hunter2-secret", connect_timeout=2)
+    with pytest.raises(ConnectionFailed) as err:
+        PostgresSource(config).check()
+    assert f"could not connect to PostgreSQL at 127.0.0.1:{config['port']}" in str(err.value)
+    assert "refused" in str(err.value).lower() and "hunter2-secret" not in str(err.value)
+    with pytest.raises(ConnectionFailed):
+        write(config, StreamSettings("t"), [people([1], ["a"])])
+    with pytest.raises(ConfigError, match="port must be a whole number"):
+        PostgresSource(dict(pg_config, port="abc"))
+
+
+# -- PostgreSQL -> PostgreSQL type round trip -------------------------------------------------
+
+ROUND_TRIP_DDL = """
+CREATE TABLE src (
+  id bigint PRIMARY KEY, i integer, n numeric(12,2), d double precision, tz timestamptz, ts timestamp,
+  day date, flag boolean, js json, jb jsonb, words text[], nums int[], note text
+)"""
+ROUND_TRIP_ROWS = """
+INSERT INTO src VALUES
+ (1, -2147483648, 1234567890.12, 1.5e300, '2024-03-01 12:34:56.789012+00', '1999-12-31 23:59:59.999999', '0001-01-01',
+  true, '{"a": [1, 2, {"b": null}]}', '{"é": "🙂", "q": "\\"quoted\\""}', '{"x", "y z", "quo\\"te", NULL}', '{1, NULL, -3}',
+  'unicode é ü 中文 🙂 ''single'' "double" back\\slash'),
+ (9223372036854775807, 2147483647, -0.01, -0.0, '1970-01-01 00:00:00+00', '2038-01-19 03:14:08', '9999-12-31',
+  false, '[]', '{}', '{}', '{}', ''),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+"""
+
+
+def test_type_round_trip_postgres_to_postgres(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute(ROUND_TRIP_DDL)
+    conn.execute(ROUND_TRIP_ROWS)
+    settings = StreamSettings("src", destination_table="dst", unique_constraints=["id"])
+    with PostgresSource(pg_config) as src, PostgresDestination(dict(pg_config, schema="copy")) as dst:
+        reader = src.read(ReadRequest(settings, batch_size=2))
+        result = dst.write(WriteRequest(settings, reader.schema), (Chunk(b) for b in reader))
+    assert result.rows_written == 3
+    types = rows(
+        conn,
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'copy.dst'::regclass AND attnum > 0 ORDER BY attnum",
+    )
+    assert types == [
+        ("id", "bigint"),
+        ("i", "integer"),
+        ("n", "numeric(12,2)"),
+        ("d", "double precision"),
+        ("tz", "timestamp with time zone"),
+        ("ts", "timestamp without time zone"),
+        ("day", "date"),
+        ("flag", "boolean"),
+        ("js", "jsonb"),
+        ("jb", "jsonb"),
+        ("words", "text[]"),
+        ("nums", "integer[]"),
+        ("note", "text"),
+    ]
+    cols = "id, i, n, d, tz, ts, day, flag, js::jsonb, jb, words, nums, note"
+    source_rows = rows(conn, f"SELECT {cols} FROM src ORDER BY id")
+    copied_rows = rows(conn, f"SELECT {cols} FROM copy.dst ORDER BY id")
+    assert copied_rows == source_rows
+    assert copied_rows[0][10] == ["x", "y z", 'quo"te', None] and copied_rows[0][12].endswith('"double" back\\slash')
+    assert copied_rows[1] == (3,) + (None,) * 12
+    # the exact text of every value, as PostgreSQL prints it, is the same too
+    as_text = ", ".join(f"{c}::text" for c in cols.split(", "))
+    assert rows(conn, f"SELECT {as_text} FROM copy.dst ORDER BY id") == rows(conn, f"SELECT {as_text} FROM src ORDER BY id")
