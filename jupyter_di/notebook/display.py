@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from typing import Any
 
 from IPython.display import HTML, display
@@ -27,6 +28,7 @@ class RunDisplay:
         self.bridge = bridge
         self._lock = threading.Lock()
         self._dirty = True
+        self._last_render = 0.0
         self.handle = display(HTML(self.render()), display_id=True)
 
     # -- observer protocol ------------------------------------------------------------------
@@ -36,17 +38,23 @@ class RunDisplay:
             status = run.status if run.status in ("pending", "running", "done", "failed", "skipped") else "idle"
             self.bridge.publish_status(run.name, status, run.duration, run.error or run.reason)
         self._dirty = True
-        self.tick()
+        self.tick(force=run.status == "running" and self._last_render == 0.0)
 
     def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
         with self._lock:
             self.streams[(block, stream, phase)] = (rows, seconds)
             self._dirty = True
 
-    def tick(self) -> None:
-        if self._dirty and self.handle is not None:
-            self._dirty = False
-            self.handle.update(HTML(self.render()))
+    min_interval = 0.2
+    """Seconds between two renders: a 200-block run must not re-render 400 times."""
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._dirty or self.handle is None or (not force and now - self._last_render < self.min_interval):
+            return
+        self._dirty = False
+        self._last_render = now
+        self.handle.update(HTML(self.render()))
 
     # -- rendering --------------------------------------------------------------------------
     def render(self) -> str:

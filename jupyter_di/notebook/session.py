@@ -100,6 +100,7 @@ class KernelSession:
             raise UsageError(str(exc)) from None
         display = RunDisplay(plan, self.bridge) if len(plan) > 1 else _Quiet(self.bridge)
         report = self.pipeline.run(plan, observers=[display])
+        display.tick(force=True)
         run = report.runs[block.name]
         if run.status == "done":
             output = self.pipeline.outputs.get(block.name)
@@ -116,6 +117,7 @@ class KernelSession:
             raise UsageError(str(exc)) from None
         display = RunDisplay(plan, self.bridge)
         report = self.pipeline.run(plan, params=params, bookmark_overrides=bookmarks, observers=[display])
+        display.tick(force=True)
         for name in plan:
             block = self.pipeline.graph[name]
             if block.output_var and name in self.pipeline.outputs:
@@ -135,6 +137,9 @@ class _Quiet:
 
     def __init__(self, bridge: Any) -> None:
         self.bridge = bridge
+
+    def tick(self, force: bool = False) -> None:
+        pass
 
     def block_changed(self, run: Any) -> None:
         status = run.status if run.status in ("pending", "running", "done", "failed", "skipped") else "idle"
