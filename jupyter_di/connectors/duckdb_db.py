@@ -224,6 +224,7 @@ class DuckDBDestination(SqlFileDestination):
     config_schema = CONFIG
     system = "DuckDB"
     state_json_type = "JSON"
+    commit_every_rows = 250_000  # a DuckDB commit costs a WAL flush; fewer, larger ones keep it fast
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)

@@ -19,6 +19,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -312,8 +313,10 @@ def dedupe_on_keys(batch: pa.RecordBatch, keys: list[str], keep_last: bool) -> p
     """
     if batch.num_rows < 2:
         return batch
+    if len(keys) == 1 and pc.count_distinct(batch.column(keys[0]), mode="all").as_py() == batch.num_rows:
+        return batch  # the common case, a hash count instead of a group-by
     table = pa.Table.from_batches([batch]).select(keys)
-    table = table.append_column("__jdi_row", pa.array(range(batch.num_rows), pa.int64()))
+    table = table.append_column("__jdi_row", pa.array(np.arange(batch.num_rows, dtype=np.int64)))
     agg = "max" if keep_last else "min"
     grouped = table.group_by(keys, use_threads=False).aggregate([("__jdi_row", agg)])
     if grouped.num_rows == batch.num_rows:
@@ -400,7 +403,8 @@ class SqlFileDestination(Destination):
                     batch = chunk.batch
                     if batch.num_columns and batch.num_rows:
                         self._add_columns(con, s, known, batch.schema)
-                        self._insert(con, s.table_name, batch, s.unique_constraints, s.unique_conflict_method)
+                        keys = _batch_keys(batch.schema, s)
+                        self._insert(con, s.table_name, batch, keys, s.unique_conflict_method)
                     rows += batch.num_rows
                     pending += batch.num_rows
                     if chunk.state is not None:
@@ -530,6 +534,19 @@ class SqlFileDestination(Destination):
         for f in new:
             con.execute(f"ALTER TABLE {self._table_sql(s.table_name)} ADD COLUMN {quote_ident(f.name)} {self._column_type(f)}")
             known[f.name.lower()] = f.name
+
+
+def _batch_keys(schema: pa.Schema, s: StreamSettings) -> list[str]:
+    """``unique_constraints`` spelled as the batch spells them (identifiers match case-insensitively)."""
+    names = {n.lower(): n for n in schema.names}
+    missing = [k for k in s.unique_constraints if k.lower() not in names]
+    if missing:
+        raise SchemaMismatch(
+            f"the rows lack the unique_constraints column(s) {', '.join(repr(m) for m in missing)}.",
+            stream=s.stream,
+            fix="select these columns in the source, or change unique_constraints.",
+        )
+    return [names[k.lower()] for k in s.unique_constraints]
 
 
 def first_line(exc: BaseException) -> str:
