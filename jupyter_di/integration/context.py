@@ -22,6 +22,8 @@ class RunContext:
     bookmark_overrides: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     secrets: SecretStore = field(default_factory=SecretStore)
     on_progress: ProgressFn | None = None
+    consumers: dict[str, list[str]] = field(default_factory=dict)
+    """source block -> the destination blocks that read it (for multi-destination bookmarks)"""
     max_parallel_streams: int = 4
     batch_size: int = 65_536
 

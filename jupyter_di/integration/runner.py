@@ -188,7 +188,12 @@ def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> B
             key = state_key(origin["pipeline"], src_block, src_stream)
 
             def save(state: dict[str, Any]) -> None:
-                ctx.state.set(origin["pipeline"], src_block, src_stream, state)
+                if not state.get("bookmark"):
+                    return
+                consumers = ctx.consumers.get(src_block) or [block.name]
+                ctx.state.commit_consumer(
+                    origin["pipeline"], src_block, src_stream, consumer=block.name, bookmark=state["bookmark"], consumers=consumers
+                )
 
         try:
             with destination_cls(resolved.config) as destination:

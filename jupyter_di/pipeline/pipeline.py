@@ -139,6 +139,11 @@ class Pipeline:
             namespace=self.namespace,
             bookmark_overrides=dict(bookmark_overrides or {}),
             on_progress=lambda *a: self._stream_progress(observers, *a),
+            consumers={
+                name: [d for d in self.graph.downstream(name) if self.graph[d].kind == "destination"]
+                for name, b in self.graph.blocks.items()
+                if b.kind == "source"
+            },
             max_parallel_streams=self.settings.max_parallel_streams,
             batch_size=self.settings.batch_size,
         )

@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS stream_state (
 """
 
 
+def bookmark_order(bookmark: dict[str, Any], columns: list[str]) -> tuple:
+    """A sort key for bookmarks of one stream (JSON values: numbers, ISO strings)."""
+    return tuple((0, "") if bookmark.get(c) is None else (1, bookmark.get(c)) for c in columns)
+
+
 def state_key(pipeline: str, block: str, stream: str) -> str:
     """The key a destination stores our state under (stable, human-readable)."""
     return json.dumps([pipeline, block, stream], ensure_ascii=False)
@@ -69,6 +74,42 @@ class StateStore:
                 "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (pipeline, block, stream, text, time.time()),
             )
+
+    def commit_consumer(
+        self,
+        pipeline: str,
+        block: str,
+        stream: str,
+        *,
+        consumer: str,
+        bookmark: dict[str, Any],
+        consumers: list[str],
+    ) -> dict[str, Any]:
+        """Record what one destination committed; the stream's bookmark is the least advanced of its consumers.
+
+        Why: one source may feed several destinations.  If one of them commits
+        and another fails, the next read must start where the failed one stands,
+        or it would never receive the rows in between.  Returns the new state.
+        """
+        with self._lock, self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT state FROM stream_state WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream)
+            ).fetchone()
+            state = json.loads(row[0]) if row else {}
+            per_consumer = state.setdefault("consumers", {})
+            per_consumer[consumer] = bookmark
+            candidates = [per_consumer[c] for c in consumers if c in per_consumer]
+            if any(c not in per_consumer for c in consumers) and state.get("bookmark") is not None:
+                candidates.append(state["bookmark"])
+            state["bookmark"] = min(candidates, key=lambda b: bookmark_order(b, list(bookmark)))
+            conn.execute(
+                "INSERT INTO stream_state (pipeline, block, stream, state, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (pipeline, block, stream, json.dumps(state, default=str, sort_keys=True), time.time()),
+            )
+            conn.execute("COMMIT")
+        return state
 
     def reset(self, pipeline: str, block: str | None = None, stream: str | None = None) -> int:
         """Forget state; the next run of those streams is a full sync.  Returns rows removed."""
