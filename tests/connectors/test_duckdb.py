@@ -277,6 +277,35 @@ class ContractCases:
         assert self.query(db, 'SELECT id FROM "a" ORDER BY id') == [(1,), (2,)]
         assert dest.load_state("a") == {"n": 2}
 
+    def test_killed_writer_leaves_state_matching_rows(self, db):
+        """SIGKILL at an arbitrary instant: the committed state always describes the committed rows."""
+        module, cls = type(self.destination(db)).__module__, type(self.destination(db)).__name__
+        code = f"""
+import pyarrow as pa
+from {module} import {cls} as D
+from jupyter_di.connectors.base import Chunk, StreamSettings, WriteRequest
+d = D({{"path": {str(db)!r}}})
+d.commit_every_rows = 1
+def chunks():
+    i = 0
+    while True:
+        i += 1
+        yield Chunk(pa.record_batch({{"id": pa.array(range(i * 1000, (i + 1) * 1000), pa.int64())}}), {{"n": i}})
+d.write(WriteRequest(StreamSettings("t", replication_method="INCREMENTAL"), pa.schema([("id", pa.int64())]),
+        state_key="k"), chunks(), lambda rows, state: print(state["n"], flush=True))
+"""
+        writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        try:
+            for line in writer.stdout:
+                if int(line) >= 5:
+                    break
+        finally:
+            writer.kill()
+            writer.wait(timeout=30)
+        state = self.destination(db).load_state("k")
+        assert state["n"] >= 5
+        assert self.query(db, 'SELECT count(*), count(DISTINCT id) FROM "t"') == [(state["n"] * 1000, state["n"] * 1000)]
+
     def test_type_round_trip(self, db):
         b = all_types_batch()
         self.write(db, ws("types"), b)
