@@ -1,0 +1,317 @@
+"""Sync benchmark: PostgreSQL -> PostgreSQL / DuckDB, jupyter-di against a raw COPY pipe and dlt.
+
+    python benchmarks/sync.py                 # 1,000,000 rows, its own throwaway server
+    python benchmarks/sync.py --rows 5000000
+    python benchmarks/sync.py --host H --port P --username U   # an existing server (password: $PGPASSWORD)
+
+The source table is generated server side with generate_series: bigint id
+(primary key), timestamptz updated_at, text, integer, numeric(12,2), boolean,
+jsonb and a nullable text with ~20% NULLs.  Every case runs in a child
+process; the parent reads the child's peak RSS from ``os.wait4`` and the child
+reports the seconds of its transfer (connect .. last commit, without
+interpreter start-up and imports; the wall column includes them).  Each case
+checks the row count at its destination.
+
+dlt is a benchmark-only dependency: it is installed into its own virtualenv
+(/tmp/bench-dlt) on first use; if that fails its rows say "n/a" and why.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SOURCE_TABLE = "bench_src"
+DLT_VENV = Path("/tmp/bench-dlt")
+DLT_PACKAGES = ["dlt[duckdb,postgres,sql_database]", "connectorx", "pyarrow", "sqlalchemy", "pandas", "psycopg[binary]"]
+PSQL = Path(os.environ.get("JDI_PG_BIN", "/usr/lib/postgresql/15/bin")) / "psql"
+
+GENERATE_SQL = f"""
+DROP TABLE IF EXISTS {SOURCE_TABLE};
+CREATE TABLE {SOURCE_TABLE} AS
+SELECT g::bigint AS id,
+       timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second' AS updated_at,
+       'customer-' || g || '-' || md5(g::text) AS name,
+       (g % 1000)::integer AS quantity,
+       ((g % 100000) / 100.0)::numeric(12,2) AS price,
+       (g % 2 = 0) AS active,
+       jsonb_build_object('k', g, 'tag', 't' || (g % 10), 'ok', g % 3 = 0) AS attrs,
+       CASE WHEN g % 5 = 0 THEN NULL ELSE 'note ' || g END AS note
+FROM generate_series(1, %(rows)s) AS g;
+ALTER TABLE {SOURCE_TABLE} ADD PRIMARY KEY (id);
+VACUUM ANALYZE {SOURCE_TABLE};
+"""
+
+
+# -- connection settings passed to children (never the password: it travels in PGPASSWORD) --
+
+
+def pg_env(conn: dict) -> dict:
+    env = dict(os.environ)
+    env.update(PGHOST=conn["host"], PGPORT=str(conn["port"]), PGUSER=conn["username"], PGDATABASE=conn["database"])
+    return env
+
+
+def jdi_config(conn: dict, schema: str = "public") -> dict:
+    return {**conn, "password": os.environ.get("PGPASSWORD", ""), "schema": schema}
+
+
+def psycopg_connect(conn: dict):
+    import psycopg
+
+    return psycopg.connect(
+        host=conn["host"], port=conn["port"], user=conn["username"], dbname=conn["database"], password=os.environ.get("PGPASSWORD") or None, autocommit=True
+    )
+
+
+# -- cases (each runs in a child: `sync.py --child CASE --conn JSON --work DIR`) ----------------
+
+
+def raw_pipe_argv(conn: dict) -> list[str]:
+    """The baseline: psql's binary COPY out piped into psql's binary COPY in (the child is this shell)."""
+    with psycopg_connect(conn) as c:
+        c.execute("DROP TABLE IF EXISTS bench_raw")
+        c.execute(f"CREATE TABLE bench_raw (LIKE {SOURCE_TABLE})")
+    pipe = (
+        f"{PSQL} -X -q -c 'COPY {SOURCE_TABLE} TO STDOUT (FORMAT binary)' | "
+        f"{PSQL} -X -q -c 'COPY bench_raw FROM STDIN (FORMAT binary)'"
+    )
+    return ["bash", "-o", "pipefail", "-c", pipe]
+
+
+def _jdi_sync(source, destination, settings) -> None:
+    """Drive the connectors the way the sync engine does (through the engine when it is there)."""
+    from jupyter_di.connectors.base import Chunk, ReadRequest, WriteRequest
+
+    try:
+        from jupyter_di.sync import engine
+    except ImportError:
+        engine = None
+    if engine is not None and hasattr(engine, "sync_stream"):
+        engine.sync_stream(source, destination, settings)
+        return
+    reader = source.read(ReadRequest(settings))
+    if engine is not None and hasattr(engine, "write_stream"):
+        engine.write_stream(destination, settings, reader)
+        return
+    destination.write(WriteRequest(settings, reader.schema), (Chunk(b) for b in reader), lambda rows, state: None)
+
+
+def child_jdi_pg(conn: dict, work: Path) -> float:
+    from jupyter_di.connectors.base import StreamSettings
+    from jupyter_di.connectors.postgres import PostgresDestination, PostgresSource
+
+    with psycopg_connect(conn) as c:
+        c.execute("DROP SCHEMA IF EXISTS bench_out CASCADE")
+    started = time.perf_counter()
+    with PostgresSource(jdi_config(conn)) as src, PostgresDestination(jdi_config(conn, "bench_out")) as dst:
+        _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE))
+    return time.perf_counter() - started
+
+
+def child_jdi_duckdb(conn: dict, work: Path) -> float:
+    from jupyter_di.connectors.base import StreamSettings
+    from jupyter_di.connectors.postgres import PostgresSource
+    from jupyter_di.connectors.registry import destination_class
+
+    started = time.perf_counter()
+    with PostgresSource(jdi_config(conn)) as src, destination_class("duckdb")({"path": str(work / "jdi.duckdb")}) as dst:
+        _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE))
+    return time.perf_counter() - started
+
+
+CHILDREN = {"jdi-pg": child_jdi_pg, "jdi-duckdb": child_jdi_duckdb}
+
+DLT_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import dlt
+    from dlt.sources.sql_database import sql_table
+    conn, destination, work = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    url = "postgresql://{username}@{host}:{port}/{database}".format(**conn)
+    os.environ["DLT_DATA_DIR"] = os.path.join(work, "dlt-data")
+    os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
+    os.environ["DESTINATION__POSTGRES__CREDENTIALS__PASSWORD"] = os.environ.get("PGPASSWORD", "")
+    started = time.perf_counter()
+    table = sql_table(credentials=url, table=sys.argv[4], backend="connectorx", reflection_level="full_with_precision")
+    if destination == "duckdb":
+        dest = dlt.destinations.duckdb(os.path.join(work, "dlt.duckdb"))
+    else:
+        dest = dlt.destinations.postgres(url)
+    pipeline = dlt.pipeline(pipeline_name="bench_" + destination, destination=dest, dataset_name="bench_dlt",
+                            pipelines_dir=os.path.join(work, "dlt-pipelines"))
+    pipeline.run(table, write_disposition="replace")
+    print(json.dumps({"seconds": time.perf_counter() - started}))
+    """
+)
+
+
+def ensure_dlt() -> str | None:
+    """Install dlt into its own virtualenv when missing; None when ready, else the reason."""
+    python = DLT_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import dlt, connectorx, sqlalchemy, pyarrow, psycopg"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return None
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(DLT_VENV)], check=True, capture_output=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *DLT_PACKAGES], check=True, capture_output=True, timeout=900)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"dlt could not be installed: {str(exc)[:120]}"
+    return None if subprocess.run(probe, capture_output=True).returncode == 0 else "dlt installed but does not import"
+
+
+# -- the parent ---------------------------------------------------------------------------------
+
+
+def run_child(argv: list[str], env: dict) -> tuple[float | None, float, int, str]:
+    """(seconds the child reported, wall seconds, the child's peak RSS in KB, its stderr).
+
+    Reaped with ``os.wait4`` so the peak RSS is that child's (and its own children's), not the
+    maximum over every case run so far, which ``RUSAGE_CHILDREN`` would give.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read().decode(errors="replace")
+    seconds = _parse_seconds(stdout) if proc.returncode == 0 else None
+    return seconds, wall, usage.ru_maxrss, stderr
+
+
+def _parse_seconds(out: bytes) -> float | None:
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        try:
+            return float(json.loads(line)["seconds"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def count_rows(conn: dict, case: str, work: Path) -> int | None:
+    try:
+        if case in ("jdi-duckdb", "dlt-duckdb"):
+            import duckdb
+
+            path, table = (work / "jdi.duckdb", SOURCE_TABLE) if case == "jdi-duckdb" else (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}")
+            with duckdb.connect(str(path), read_only=True) as d:
+                return d.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        table = {"raw": "bench_raw", "jdi-pg": f"bench_out.{SOURCE_TABLE}", "dlt-pg": f"bench_dlt.{SOURCE_TABLE}"}[case]
+        with psycopg_connect(conn) as c:
+            return c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    except Exception:
+        return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--host", default=None)
+    ap.add_argument("--port", type=int, default=None)
+    ap.add_argument("--username", default="postgres")
+    ap.add_argument("--database", default="jdi_bench")
+    ap.add_argument("--skip-dlt", action="store_true", help="do not run (or install) dlt")
+    ap.add_argument("--cases", default="raw,jdi-pg,jdi-duckdb,dlt-duckdb,dlt-pg")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--conn", help=argparse.SUPPRESS)
+    ap.add_argument("--work", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        seconds = CHILDREN[args.child](json.loads(args.conn), Path(args.work))
+        print(json.dumps({"seconds": seconds}))
+        return 0
+
+    from tests.support import postgres as pg_support
+
+    started_server = None
+    if args.port is None:
+        started_server = pg_support.start()
+        host, port = started_server["JDI_TEST_PG_HOST"], int(started_server["JDI_TEST_PG_PORT"])
+    else:
+        host, port = args.host or "127.0.0.1", args.port
+    conn = {"host": host, "port": port, "username": args.username, "database": args.database}
+    work = Path(tempfile.mkdtemp(prefix="jdi-bench-"))
+    try:
+        import psycopg
+
+        with psycopg.connect(host=host, port=port, user=args.username, dbname="postgres", password=os.environ.get("PGPASSWORD") or None, autocommit=True) as c:
+            if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (args.database,)).fetchone():
+                c.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(args.database)))
+        t0 = time.perf_counter()
+        with psycopg_connect(conn) as c:
+            for statement in GENERATE_SQL.strip().split(";\n"):
+                if statement.strip():
+                    c.execute(statement.replace("%(rows)s", str(int(args.rows))))
+            size = c.execute("SELECT pg_size_pretty(pg_total_relation_size(%s))", (SOURCE_TABLE,)).fetchone()[0]
+        print(f"generated {args.rows:,} rows ({size}) in {time.perf_counter() - t0:.1f} s on PostgreSQL {host}:{port}", flush=True)
+
+        cases = [c for c in args.cases.split(",") if c]
+        dlt_problem = "skipped (--skip-dlt)" if args.skip_dlt else None
+        if any(c.startswith("dlt") for c in cases) and dlt_problem is None:
+            dlt_problem = ensure_dlt()
+        labels = {
+            "raw": "psql COPY binary | psql COPY binary (PG->PG)",
+            "jdi-pg": "jupyter-di Postgres->Postgres",
+            "jdi-duckdb": "jupyter-di Postgres->DuckDB",
+            "dlt-duckdb": "dlt sql_database (connectorx) -> DuckDB",
+            "dlt-pg": "dlt sql_database (connectorx) -> Postgres",
+        }
+        results = []
+        for case in cases:
+            if case.startswith("dlt"):
+                if dlt_problem:
+                    results.append((labels[case], None, None, None, None, dlt_problem))
+                    continue
+                if case == "dlt-pg":
+                    with psycopg_connect(conn) as c:
+                        c.execute("DROP SCHEMA IF EXISTS bench_dlt CASCADE")
+                argv = [str(DLT_VENV / "bin" / "python"), "-c", DLT_SCRIPT, json.dumps(conn), case.split("-")[1], str(work), SOURCE_TABLE]
+            elif case == "raw":
+                argv = raw_pipe_argv(conn)
+            else:
+                argv = [sys.executable, __file__, "--child", case, "--conn", json.dumps(conn), "--work", str(work)]
+            seconds, wall, rss_kb, err = run_child(argv, pg_env(conn))
+            if case == "raw" and not err.strip():
+                seconds = wall
+            count = count_rows(conn, case, work)
+            note = "" if count == args.rows else f"destination has {count} rows"
+            if seconds is None:
+                note = "failed: " + (err.strip().splitlines() or ["?"])[-1][:100]
+            results.append((labels[case], seconds, wall, rss_kb, count, note))
+            print(f"  done: {labels[case]}", flush=True)
+
+        print()
+        print(f"rows: {args.rows:,}   machine: {os.cpu_count()} cores   python {sys.version.split()[0]}")
+        header = f"| {'case':<44} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>11} | note"
+        print(header)
+        print("|" + "-" * 46 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 13 + "|------")
+        for label, seconds, wall, rss_kb, count, note in results:
+            if seconds is None:
+                print(f"| {label:<44} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>11} | {note}")
+                continue
+            rss = f"{rss_kb / 1024:.0f}" if rss_kb else "?"
+            print(f"| {label:<44} | {seconds:7.2f} | {args.rows / seconds:9,.0f} | {wall:6.1f} | {rss:>11} | {note}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if started_server:
+            pg_support.stop(started_server["JDI_TEST_PG_DATA"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
