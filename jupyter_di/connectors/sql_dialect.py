@@ -342,6 +342,7 @@ class SqlFileDestination(Destination):
 
     transactional: ClassVar[bool] = True
     commit_every_rows: ClassVar[int] = 100_000
+    commit_every_seconds: ClassVar[float] = 60.0
     system: ClassVar[str] = ""
     state_json_type: ClassVar[str] = "TEXT"
     begin_sql: ClassVar[str] = "BEGIN"
@@ -386,6 +387,7 @@ class SqlFileDestination(Destination):
         s = request.settings
         con = self._connect()
         rows = pending = 0
+        reported: int | None = None
         state: Any = None
         last_commit = time.monotonic()
         try:
@@ -409,12 +411,12 @@ class SqlFileDestination(Destination):
                     pending += batch.num_rows
                     if chunk.state is not None:
                         state = chunk.state
-                    if not full and (pending >= self.commit_every_rows or time.monotonic() - last_commit > 60):
+                    if not full and (pending >= self.commit_every_rows or time.monotonic() - last_commit > self.commit_every_seconds):
                         self._commit(con, request.state_key, state)
                         if on_commit:
                             on_commit(rows, state)
                         con.execute(self.begin_sql)
-                        pending, last_commit = 0, time.monotonic()
+                        pending, last_commit, reported = 0, time.monotonic(), rows
                 self._commit(con, request.state_key, state)
             except BaseException:
                 try:
@@ -431,7 +433,7 @@ class SqlFileDestination(Destination):
             raise err.with_context(stream=s.stream) from exc
         finally:
             con.close()
-        if on_commit:
+        if on_commit and reported != rows:
             on_commit(rows, state)
         return WriteResult(rows_written=rows, state=state)
 
