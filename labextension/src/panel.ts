@@ -163,6 +163,7 @@ export class PipelinePanel extends Widget {
     }
     layout(g);
     const size = g.graph() as { width?: number; height?: number };
+    this._svg.append(arrowMarker());
     this._svg.setAttribute('width', String(Math.ceil(size.width ?? 0)));
     this._svg.setAttribute('height', String(Math.ceil(size.height ?? 0)));
 
@@ -172,7 +173,8 @@ export class PipelinePanel extends Widget {
         class: 'jp-di-edge',
         d: points.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' '),
         'data-from': edge.v,
-        'data-to': edge.w
+        'data-to': edge.w,
+        'marker-end': 'url(#jupyter-di-arrow)'
       });
       this._svg.append(path);
     }
@@ -249,6 +251,22 @@ function svg<K extends keyof SVGElementTagNameMap>(
     el.setAttribute(name, value);
   }
   return el;
+}
+
+function arrowMarker(): SVGDefsElement {
+  const defs = svg('defs', {});
+  const marker = svg('marker', {
+    id: 'jupyter-di-arrow',
+    viewBox: '0 0 10 10',
+    refX: '10',
+    refY: '5',
+    markerWidth: '7',
+    markerHeight: '7',
+    orient: 'auto-start-reverse'
+  });
+  marker.append(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'jp-di-arrow' }));
+  defs.append(marker);
+  return defs;
 }
 
 function truncate(text: string, max: number): string {

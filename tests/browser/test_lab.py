@@ -1,0 +1,137 @@
+"""The jupyter-di extension in a real JupyterLab: side panel, comm write-back, badges, run buttons."""
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import ARTIFACTS, Lab
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT = 60_000  # ms; the first kernel start on a busy 2-core machine is slow
+
+NEW_SOURCE = "%%di_source shop --upstream creds\nsource: duckdb\nconfig:\n  path: shop.duckdb\n"
+
+REGISTER = """\
+from jupyter_di.notebook.comm import get_bridge
+bridge = get_bridge(get_ipython().kernel)
+bridge.on_request("run_block", lambda msg: bridge.publish_status(msg["name"], "running", message="from the panel"))
+"""
+
+WRITE = f"""\
+ok = bridge.replace_cell_source("target", {NEW_SOURCE!r})
+bridge.publish_graph([
+    {{"name": "creds", "kind": "python", "cell_id": "register", "status": "done", "duration_s": 0.2}},
+    {{"name": "shop", "kind": "source", "upstream": ["creds"], "cell_id": "target", "status": "pending"}},
+])
+bridge.publish_status("shop", "done", 1.5, "1 stream, 3 rows")
+print("sent", ok, bridge.connected)
+"""
+
+
+def write_notebook(lab: Lab, name: str, cells: list[tuple[str, str]]) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source, id=cell_id) for cell_id, source in cells]
+    nbformat.write(nb, lab.root / name)
+
+
+def cell(page: Page, index: int):  # noqa: ANN201
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
+
+
+def run_cell(page: Page, index: int) -> None:
+    """Select the cell, Shift+Enter, wait for its execution count.
+
+    JupyterLab now and then drops a run asked for right after the kernel came up (the prompt
+    never turns to [*]); a dropped run is asked for again, a started one never is.
+    """
+    target = cell(page, index)
+    prompt = target.locator(".jp-InputPrompt")
+    for _attempt in range(3):
+        target.locator(".cm-content").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            expect(prompt).to_have_text(re.compile(r"\[[\d*]+\]:"), timeout=5_000)
+            break
+        except AssertionError:
+            continue
+    expect(prompt).to_have_text(re.compile(r"\[\d+\]:"), timeout=TIMEOUT)
+
+
+def open_notebook(page: Page, lab: Lab, name: str) -> None:
+    page.goto(lab.open_url(name))
+    expect(cell(page, 0).locator(".cm-content")).to_be_visible(timeout=TIMEOUT)
+    # a cell run before the kernel is up is dropped by JupyterLab, so wait for it
+    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")).to_have_attribute(
+        "data-status", "idle", timeout=TIMEOUT
+    )
+
+
+def show_pipeline_panel(page: Page) -> None:
+    tab = page.locator('.jp-SideBar [data-id="jupyter-di-pipeline"]')
+    if "lm-mod-current" not in (tab.get_attribute("class") or ""):
+        tab.click()
+    expect(page.locator("#jupyter-di-pipeline")).to_be_visible()
+
+
+def test_extension_loads_and_kernel_writes_back_into_cells(page: Page, lab: Lab) -> None:
+    write_notebook(lab, "writeback.ipynb", [("target", "x = 1  # before"), ("register", REGISTER), ("writer", WRITE)])
+    open_notebook(page, lab, "writeback.ipynb")
+
+    # the extension is loaded: its side panel and tab exist; nothing is a block yet
+    expect(page.locator("#jupyter-di-pipeline")).to_have_count(1)
+    show_pipeline_panel(page)
+    expect(page.locator("#jupyter-di-pipeline .jp-di-empty")).to_be_visible()
+    expect(page.locator("#jupyter-di-connection")).to_have_attribute("data-connected", "false")
+
+    # %load_ext's job: register the bridge; the extension answers its comm when the cell ends
+    run_cell(page, 1)
+    expect(page.locator("#jupyter-di-connection")).to_have_attribute("data-connected", "true", timeout=TIMEOUT)
+
+    run_cell(page, 2)
+    expect(cell(page, 2).locator(".jp-OutputArea-output")).to_have_text("sent True True\n", timeout=TIMEOUT)
+
+    # the other cell's source was replaced, and it is now a YAML source block with a badge
+    target = cell(page, 0)
+    expect(target.locator(".cm-content")).to_have_text(re.compile(r"%%di_source shop --upstream creds\s*source: duckdb"))
+    expect(target.locator(".cm-content")).to_have_attribute("data-language", "yaml")
+    badge = target.locator(".jp-di-badge")
+    expect(badge).to_have_attribute("data-block-name", "shop")
+    expect(badge).to_have_attribute("data-kind", "source")
+    expect(badge).to_have_attribute("data-status", "done")
+    expect(badge).to_have_attribute("title", "1 stream, 3 rows")
+    expect(badge.locator(".jp-di-badge-upstream")).to_have_text("← creds")
+    expect(badge.locator(".jp-di-badge-duration")).to_have_text("1.5s")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "writeback-after-replace.png"))
+
+    # the side panel draws the kernel's graph, coloured by status
+    graph = page.locator("#jupyter-di-graph")
+    expect(graph.locator('g.jp-di-node[data-block-name="shop"]')).to_have_attribute("data-status", "done")
+    expect(graph.locator('g.jp-di-node[data-block-name="creds"]')).to_have_attribute("data-status", "done")
+    expect(graph.locator('path.jp-di-edge[data-from="creds"][data-to="shop"]')).to_have_count(1)
+
+    # clicking a node activates its cell; Run block reaches the kernel handler, whose status comes back
+    graph.locator('g.jp-di-node[data-block-name="shop"]').click()
+    expect(page.locator(".jp-Notebook .jp-Cell.jp-mod-active .jp-di-badge")).to_have_attribute("data-block-name", "shop")
+    page.locator("#jupyter-di-run-block").click()
+    expect(graph.locator('g.jp-di-node[data-block-name="shop"]')).to_have_attribute("data-status", "running", timeout=TIMEOUT)
+    expect(badge).to_have_attribute("data-status", "running")
+
+    # Run pipeline without a handler: the kernel's ack says why, the panel shows it
+    page.locator("#jupyter-di-run-pipeline").click()
+    expect(page.locator("#jupyter-di-error")).to_have_text(
+        "run_pipeline failed: the kernel has no handler for run_pipeline; run `%load_ext jupyter_di` first",
+        timeout=TIMEOUT,
+    )
+
+    # the write-back is a single undoable edit of that cell
+    target.locator(".cm-content").click()
+    page.keyboard.press("Control+z")
+    expect(target.locator(".cm-content")).to_have_text("x = 1  # before")
+    expect(target.locator(".jp-di-badge")).to_have_count(0)
