@@ -45,6 +45,26 @@ class UpstreamSettings:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
 
 
+def parse_upstream_settings(raw: Any, *, block: str) -> dict[str, UpstreamSettings]:
+    """``{upstream name: {option: bool}}`` (YAML ``upstream:`` or a Python cell's ``upstream``)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("`upstream` must map upstream block names to their settings.", block=block)
+    upstream = {}
+    for name, opts in raw.items():
+        opts = opts or {}
+        if not isinstance(opts, dict):
+            raise ConfigError(f"upstream settings for {name!r} must be a mapping.", block=block)
+        unknown = set(opts) - {f.name for f in fields(UpstreamSettings)}
+        if unknown:
+            raise ConfigError(
+                f"unknown upstream setting(s) {', '.join(sorted(unknown))} for {name!r}.",
+                block=block,
+                fix="use use_output_as_input, use_catalog_as_input, only_as_input.",
+            )
+        upstream[str(name)] = UpstreamSettings(**{k: bool(v) for k, v in opts.items()})
+    return upstream
+
+
 @dataclass
 class DIConfig:
     kind: str  # "source" | "destination"
@@ -76,19 +96,7 @@ class DIConfig:
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise ConfigError("`config:` must be a mapping of settings.", block=block)
-        upstream = {}
-        for name, opts in (data.get("upstream") or {}).items():
-            opts = opts or {}
-            if not isinstance(opts, dict):
-                raise ConfigError(f"upstream settings for {name!r} must be a mapping.", block=block)
-            unknown = set(opts) - {f.name for f in fields(UpstreamSettings)}
-            if unknown:
-                raise ConfigError(
-                    f"unknown upstream setting(s) {', '.join(sorted(unknown))} for {name!r}.",
-                    block=block,
-                    fix="use use_output_as_input, use_catalog_as_input, only_as_input.",
-                )
-            upstream[str(name)] = UpstreamSettings(**{k: bool(v) for k, v in opts.items()})
+        upstream = parse_upstream_settings(data.get("upstream") or {}, block=block)
         streams: dict[str, dict[str, Any]] = {}
         raw_streams = data.get("streams") or {}
         if isinstance(raw_streams, list):

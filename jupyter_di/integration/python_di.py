@@ -9,6 +9,14 @@ runtime variables) and the block's inputs as positional arguments.  The
 ``discover_*`` helpers are injected only in the called form of a decorator,
 as in the spec; ``discover=True`` / ``discover_streams=True`` run discovery up
 front.
+
+Upstream settings: a Python cell may define a module-level dict named
+``upstream`` with the same per-upstream options as the YAML ``upstream:``
+section (``use_output_as_input``, ``use_catalog_as_input``,
+``only_as_input``).  ``run_python_di_block`` receives the raw outputs of all
+upstream blocks, applies those settings itself (an input is the data, the
+catalog, or a ``(data, catalog)`` tuple) and returns them, so the caller can
+also honour ``only_as_input`` when exporting.
 """
 from __future__ import annotations
 
@@ -16,7 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
+from .di_config import UpstreamSettings, parse_upstream_settings
+from .inputs import catalog_for_output
 from .python_block import call_with_upstream, execute_cell_code
+
+UPSTREAM_VARIABLE = "upstream"
 
 DECORATOR_NAMES = (
     "data_integration_source",
@@ -78,18 +90,59 @@ class PythonDIResult:
     config: dict[str, Any]
     selected_streams: list[str]
     catalog: dict[str, Any] | None
+    upstream: dict[str, UpstreamSettings] = field(default_factory=dict)
 
 
-def select_catalog(catalog: dict[str, Any], streams: list[str] | None) -> dict[str, Any]:
-    """Mark ``streams`` (all when None) and every field of them as selected (``select_all``)."""
+def select_catalog(catalog: dict[str, Any], streams: list[str] | None, selected: bool = True) -> dict[str, Any]:
+    """Mark ``streams`` (all when None) and every field of them as selected (``select_all``).
+
+    With ``selected=False`` they are marked explicitly unselected instead: the
+    spec's ``select_all=False``, where the user selects streams and fields via
+    their metadata (a missing ``selected`` would count as selected).
+    """
     for entry in catalog.get("streams", []):
         if streams is not None and entry.get("tap_stream_id") not in streams and entry.get("stream") not in streams:
             continue
         for item in entry.setdefault("metadata", []):
-            item.setdefault("metadata", {})["selected"] = True
+            item.setdefault("metadata", {})["selected"] = selected
         if not any(list(i.get("breadcrumb", [])) == [] for i in entry["metadata"]):
-            entry["metadata"].insert(0, {"breadcrumb": [], "metadata": {"selected": True}})
+            entry["metadata"].insert(0, {"breadcrumb": [], "metadata": {"selected": selected}})
     return catalog
+
+
+def _cell_upstream_settings(namespace: Mapping[str, Any], base_namespace: Mapping[str, Any], *, block: str, names: list[str]) -> dict[str, UpstreamSettings]:
+    """The cell's own ``upstream = {...}`` dict (not a notebook variable of that name)."""
+    raw = namespace.get(UPSTREAM_VARIABLE)
+    if raw is None or raw is base_namespace.get(UPSTREAM_VARIABLE):
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("`upstream` must be a dict of upstream block name -> settings.", block=block, fix="e.g. upstream = {'pg_credentials': {'only_as_input': True}}.")
+    settings = parse_upstream_settings(dict(raw), block=block)
+    for name in settings:
+        if name not in names:
+            raise ConfigError(f"`upstream` names {name!r}, which is not an upstream block.", block=block, fix=f"add it with --upstream {name}, or remove it from `upstream`.")
+    return {name: settings.get(name, UpstreamSettings()) for name in names}
+
+
+def apply_upstream_settings(names: list[str], outputs: list[Any], settings: Mapping[str, UpstreamSettings]) -> tuple[list[str], list[Any]]:
+    """Inputs per the spec's upstream options: the data, the catalog, or a (data, catalog) tuple."""
+    kept_names: list[str] = []
+    kept: list[Any] = []
+    for name, value in zip(names, outputs):
+        opts = settings.get(name, UpstreamSettings())
+        if opts.use_output_as_input and opts.use_catalog_as_input:
+            kept.append((value, catalog_for_output(name, value)))
+        elif opts.use_catalog_as_input:
+            kept.append(catalog_for_output(name, value))
+        elif opts.use_output_as_input:
+            kept.append(value)
+        else:
+            continue
+        kept_names.append(name)
+    return kept_names, kept
+
+
+SOURCE_ONLY_OPTIONS = {"discover_streams": False, "discover": False, "select_all": True}
 
 
 def run_python_di_block(
@@ -105,11 +158,25 @@ def run_python_di_block(
 ) -> PythonDIResult:
     """Run the decorated functions of a ``--lang python`` source/destination cell in spec order.
 
+    ``inputs``/``input_names`` are the raw outputs of every upstream block, in
+    upstream order; the cell's ``upstream`` settings decide which become
+    positional arguments and in what form.
     ``discover(connector, config, streams)`` returns the connector's catalog (sources only).
     """
     decorators = _Decorators()
-    execute_cell_code(body, block=block, base_namespace=base_namespace, extra=decorators.namespace())
+    namespace = execute_cell_code(body, block=block, base_namespace=base_namespace, extra=decorators.namespace())
     found = decorators.found
+    upstream = _cell_upstream_settings(namespace, base_namespace, block=block, names=list(input_names))
+    input_names, inputs = apply_upstream_settings(list(input_names), list(inputs), upstream)
+    if kind != "source":
+        for kind_name, registered in found.items():
+            wrong = [k for k, default in SOURCE_ONLY_OPTIONS.items() if k in registered.options and registered.options[k] != default]
+            if wrong:
+                raise ConfigError(
+                    f"@{kind_name}({wrong[0]}=...) is only available in source blocks.",
+                    block=block,
+                    fix=f"remove {wrong[0]}= from the decorator of this destination.",
+                )
     name_kind = f"data_integration_{kind}"
     if name_kind not in found:
         raise ConfigError(f"the cell has no @{name_kind} function.", block=block, fix=f"add a function decorated with @{name_kind} that returns the connector name, e.g. 'postgresql'.")
@@ -152,10 +219,9 @@ def run_python_di_block(
             extra = {kind: connector, "config": config, "selected_streams": selected}
             if is_source and registered.called:
                 def discover_func(source: str | None = None, config: dict | None = None, streams: list[str] | None = None) -> dict[str, Any]:
-                    cat = discover(source or connector, config or extra["config"], streams if streams is not None else (selected or None))
-                    if registered.options.get("select_all", True):
-                        select_catalog(cat, streams if streams is not None else (selected or None))
-                    return cat
+                    wanted = streams if streams is not None else (selected or None)
+                    cat = discover(source or connector, config or extra["config"], wanted)
+                    return select_catalog(cat, wanted, selected=bool(registered.options.get("select_all", True)))
 
                 extra["discover_func"] = discover_func
                 if registered.options.get("discover"):
@@ -164,9 +230,29 @@ def run_python_di_block(
             if catalog is not None and (not isinstance(catalog, Mapping) or not isinstance(catalog.get("streams", []), list)):
                 raise ConfigError("@data_integration_catalog must return a dict with a 'streams' list.", block=block)
             catalog = dict(catalog) if catalog is not None else None
-    if not selected and catalog:
-        selected = [s.get("tap_stream_id") or s.get("stream") for s in catalog.get("streams", []) if stream_is_selected(s)]
-    return PythonDIResult(connector=connector, config=config, selected_streams=selected, catalog=catalog)
+    if catalog and catalog.get("streams"):
+        selected = _selected_in_catalog(catalog, selected, block=block)
+    return PythonDIResult(connector=connector, config=config, selected_streams=selected, catalog=catalog, upstream=upstream)
+
+
+def _selected_in_catalog(catalog: Mapping[str, Any], selected: list[str], *, block: str) -> list[str]:
+    """The streams to sync once a catalog is known: its selected entries.
+
+    Order: ``selected_streams`` order when given (streams it names but the
+    catalog lacks are kept, with default settings), else the catalog's order.
+    A catalog that selects nothing is an error rather than "sync everything".
+    """
+    entries = {(e.get("tap_stream_id") or e.get("stream")): e for e in catalog.get("streams", [])}
+    chosen = [n for n, e in entries.items() if stream_is_selected(e)]
+    if selected:
+        chosen = [n for n in selected if n not in entries or stream_is_selected(entries[n])]
+    if not chosen:
+        raise ConfigError(
+            "the catalog selects no streams.",
+            block=block,
+            fix="set metadata selected: true on the stream entries (breadcrumb []) you want, or use select_all=True.",
+        )
+    return chosen
 
 
 def stream_is_selected(entry: Mapping[str, Any]) -> bool:
