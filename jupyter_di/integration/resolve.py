@@ -79,7 +79,7 @@ def resolve(block: Block, outputs: dict[str, Any], ctx: RunContext) -> ResolvedB
         for name, entry in entries.items():
             if kind == "destination" and name not in streams:
                 streams[name] = stream_settings_from_catalog(entry)
-        return ResolvedBlock(kind, result.connector, result.config, streams, list(streams), upstream, result.catalog)
+        return ResolvedBlock(kind, result.connector, result.config, streams, list(streams), result.upstream or upstream, result.catalog)
 
     cfg = DIConfig.parse(block.body, kind=kind, block=block.name)
     for name in cfg.upstream:
