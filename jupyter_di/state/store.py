@@ -100,9 +100,13 @@ class StateStore:
             per_consumer = state.setdefault("consumers", {})
             per_consumer[consumer] = bookmark
             candidates = [per_consumer[c] for c in consumers if c in per_consumer]
-            if any(c not in per_consumer for c in consumers) and state.get("bookmark") is not None:
-                candidates.append(state["bookmark"])
-            state["bookmark"] = min(candidates, key=lambda b: bookmark_order(b, list(bookmark)))
+            lagging = any(c not in per_consumer for c in consumers)
+            if lagging and state.get("bookmark") is None:
+                state["bookmark"] = None  # a consumer has committed nothing yet: it still needs everything
+            else:
+                if lagging:
+                    candidates.append(state["bookmark"])
+                state["bookmark"] = min(candidates, key=lambda b: bookmark_order(b, list(bookmark)))
             conn.execute(
                 "INSERT INTO stream_state (pipeline, block, stream, state, updated_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
