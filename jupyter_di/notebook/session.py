@@ -19,6 +19,7 @@ from ..pipeline.run_record import RunReport
 from .comm import get_bridge
 from .config import JupyterDI
 from .display import RunDisplay, show_output
+from .panels import PanelManager
 
 
 def notebook_path(ip: Any) -> Path | None:
@@ -44,8 +45,11 @@ class KernelSession:
         self.bridge.on_request("run_pipeline", lambda msg: self.run_pipeline(msg.get("blocks") or None))
         self.bridge.on_request("run_block", lambda msg: self.run_block(msg["name"]))
         self.bridge.on_request("request_graph", lambda msg: self.publish_graph())
+        # Issue 6: source/destination panels (shown after a cell runs; they write edits into its YAML).
+        self.panels = PanelManager(self.pipeline, self.bridge, ip)
 
     def close(self) -> None:
+        self.panels.close()  # issue 6
         self.pipeline.close()
 
     # -- helpers ----------------------------------------------------------------------------
@@ -89,6 +93,8 @@ class KernelSession:
 
     # -- what the magics do -----------------------------------------------------------------
     def define_and_run(self, block: Block) -> Any:
+        # Issue 6: a panel edit not yet in the cell runs now and rewrites the cell (set_next_input).
+        block = self.panels.before_run(block)
         try:
             self.pipeline.define(block)
         except DIError as exc:
@@ -107,6 +113,8 @@ class KernelSession:
             if block.output_var:
                 self.ip.user_ns[block.output_var] = output
             show_output(block.kind, output, run.summary)
+        # Issue 6: the block's panel, also after a failed run (that is where credentials get fixed).
+        self.panels.show(block, ok=report.ok)
         self._raise_for(report)
         return None
 

@@ -1,0 +1,87 @@
+"""Bookmarks: each stream's saved bookmark from the state store, edited or reset from the panel.
+
+Setting a value pins it in the ``StateStore`` (the next incremental read starts
+there; the next successful sync moves it on); reset forgets it, so the next
+run is a full sync.  Destinations keep no bookmarks of their own: they commit
+their source blocks' bookmarks, which those blocks' panels edit.
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import ipywidgets as widgets
+
+from ...pipeline.params import parse_value
+from .editor import BlockEditor
+from .jobs import Status
+
+
+class BookmarksSection:
+    def __init__(self, editor: BlockEditor, ctx: Any) -> None:
+        self.editor, self.pipeline = editor, ctx.pipeline
+        self.overview = widgets.HTML()
+        self.status = Status()
+        self.values = widgets.VBox()
+        self.picker = widgets.Dropdown(description="stream", options=[])
+        self.picker.observe(lambda _ch: self._fill(), "value")
+        self.set_button = widgets.Button(description="Set bookmark", icon="bookmark")
+        self.reset_button = widgets.Button(description="Reset stream", icon="undo")
+        self.reset_all_button = widgets.Button(description="Reset all streams", icon="trash")
+        self.set_button.on_click(lambda _b: self.set_bookmark())
+        self.reset_button.on_click(lambda _b: self.reset(self.picker.value))
+        self.reset_all_button.on_click(lambda _b: self.reset(None))
+        if editor.cfg.kind == "destination":
+            sources = [u for u in editor.block.upstream if ctx.upstream_kind(u) == "source"]
+            text = ", ".join(f"<code>{html.escape(s)}</code>" for s in sources) or "none"
+            self.widget = widgets.HTML(f"A destination commits the bookmarks of its source blocks ({text}); edit them in those blocks' panels.")
+            return
+        self.widget = widgets.VBox([self.overview, self.picker, self.values, widgets.HBox([self.set_button, self.reset_button, self.reset_all_button]), self.status])
+        self.refresh()
+
+    def _state(self) -> dict[str, dict[str, Any]]:
+        return {stream: state for _b, stream, state in self.pipeline.state.items(self.pipeline.name, self.editor.block.name)}
+
+    def refresh(self) -> None:
+        if self.editor.cfg.kind == "destination":
+            return
+        states = self._state()
+        streams = list(dict.fromkeys([*self.editor.cfg.selected_streams(), *states]))
+        rows = "".join(
+            f"<tr><td><code>{html.escape(s)}</code></td><td>{html.escape(', '.join(self.editor.cfg.streams.get(s, {}).get('bookmark_properties') or []))}</td>"
+            f"<td><code>{html.escape(json.dumps((states.get(s) or {}).get('bookmark'), default=str))}</code></td></tr>"
+            for s in streams
+        )
+        self.overview.value = f"<table><thead><tr><th>stream</th><th>bookmark columns</th><th>saved bookmark</th></tr></thead><tbody>{rows}</tbody></table>"
+        current = self.picker.value
+        self.picker.options = streams
+        self.picker.value = current if current in streams else (streams[0] if streams else None)
+        self._fill()
+
+    def _fill(self) -> None:
+        stream = self.picker.value
+        if stream is None:
+            self.values.children = [widgets.HTML("No streams yet.")]
+            return
+        saved = ((self._state().get(stream) or {}).get("bookmark")) or {}
+        columns = list(dict.fromkeys([*(self.editor.cfg.streams.get(stream, {}).get("bookmark_properties") or []), *saved]))
+        self.inputs = {c: widgets.Text(description=c, value="" if saved.get(c) is None else str(saved[c])) for c in columns}
+        self.values.children = list(self.inputs.values()) or [widgets.HTML("This stream has no bookmark columns (it is not INCREMENTAL).")]
+
+    def set_bookmark(self) -> None:
+        stream = self.picker.value
+        bookmark = {c: parse_value(box.value) for c, box in self.inputs.items() if box.value.strip()}
+        if stream is None or not bookmark:
+            self.status.error("Type a value for at least one bookmark column.")
+            return
+        state = dict(self.pipeline.state.get(self.pipeline.name, self.editor.block.name, stream) or {})
+        state["bookmark"] = bookmark
+        self.pipeline.state.set(self.pipeline.name, self.editor.block.name, stream, state)
+        self.status.ok(f"Bookmark of {stream} set to {json.dumps(bookmark, default=str)}; the next run reads from there.")
+        self.refresh()
+
+    def reset(self, stream: str | None) -> None:
+        removed = self.pipeline.state.reset(self.pipeline.name, self.editor.block.name, stream)
+        self.status.ok(f"Reset {removed} bookmark(s); the next run of {'stream ' + stream if stream else 'every stream'} is a full sync.")
+        self.refresh()

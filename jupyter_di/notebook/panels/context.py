@@ -1,0 +1,124 @@
+"""What a panel needs from its kernel session, and the connector actions its buttons start.
+
+Why in one place: the sections only know a ``PanelContext``; they never reach
+into the session, so tests and benchmarks build panels from a bare
+``Pipeline``.  The actions (test connection, discover, sample) resolve the
+block as the panel's edits define it, exactly as a run would (interpolation,
+secrets, upstream outputs), and remember the secret values they rendered so
+an error text can mask them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from ...connectors import registry
+from ...connectors.base import ReadRequest
+from ...errors import ConfigError
+from ...integration.context import RunContext
+from ...integration.inputs import catalog_for_output, streams_from_output
+from ...integration.resolve import ResolvedBlock, resolve
+from ...pipeline.block import Block
+from ...pipeline.pipeline import Pipeline
+from ...secrets import SecretStore
+from .catalog_cache import CatalogCache
+from .editor import BlockEditor
+from .writeback import WriteBack
+
+
+@dataclass
+class PanelContext:
+    pipeline: Pipeline
+    writeback: WriteBack
+    catalogs: CatalogCache
+    secrets: SecretStore = field(default_factory=SecretStore)
+    sample_rows: int = 20
+    secret_values: set[str] = field(default_factory=set)
+
+    # -- resolving ----------------------------------------------------------------------------
+    def run_context(self) -> RunContext:
+        p = self.pipeline
+        return RunContext(pipeline=p.name, state=p.state, work_dir=p.work_dir, variables=p.variables({}), namespace=p.namespace, secrets=self.secrets)
+
+    def resolve(self, block: Block) -> ResolvedBlock:
+        outputs = {u: self.pipeline.outputs[u] for u in block.upstream if u in self.pipeline.outputs}
+        resolved = resolve(block, outputs, self.run_context())
+        self.secret_values.update(str(v) for v in resolved.secrets_used)
+        spec = registry.get(resolved.connector)
+        for name in spec.secret_fields():
+            value = resolved.config.get(name)
+            if isinstance(value, str) and value:
+                self.secret_values.add(value)
+        return resolved
+
+    def upstream_kind(self, name: str) -> str:
+        block = self.pipeline.graph.blocks.get(name)
+        return block.kind if block is not None else "unknown"
+
+    # -- catalogs -----------------------------------------------------------------------------
+    def cached_catalog(self, editor: BlockEditor) -> dict[str, Any] | None:
+        if editor.cfg.kind == "destination":
+            return self.upstream_catalog(editor)
+        entry = self.catalogs.get(self.pipeline.name, editor.block.name, editor.cfg.connector)
+        return entry["catalog"] if entry else None
+
+    def upstream_catalog(self, editor: BlockEditor) -> dict[str, Any] | None:
+        """A destination's streams: the catalogs of the upstream outputs it exports."""
+        streams: list[dict[str, Any]] = []
+        seen = False
+        for name in editor.block.upstream:
+            if editor.cfg.upstream_settings(name).only_as_input or name not in self.pipeline.outputs:
+                continue
+            seen = True
+            try:
+                streams += catalog_for_output(name, self.pipeline.outputs[name]).get("streams", [])
+            except ConfigError:
+                continue  # an output that cannot be exported has no catalog; the run says why
+        return {"streams": streams} if seen else None
+
+    # -- actions (run on the panel's worker thread) ---------------------------------------------
+    def test_connection(self, editor: BlockEditor) -> str:
+        resolved = self.resolve(editor.current_block())
+        cls = registry.source_class(resolved.connector) if resolved.kind == "source" else registry.destination_class(resolved.connector)
+        with cls(resolved.config) as connector:
+            connector.check()
+        return f"Connection to {resolved.connector} works."
+
+    def discover(self, editor: BlockEditor) -> dict[str, Any]:
+        if editor.cfg.kind == "destination":
+            catalog = self.upstream_catalog(editor)
+            if catalog is None:
+                raise ConfigError("no upstream block has output yet.", block=editor.block.name, fix="run the upstream blocks (or this cell) first.")
+            return catalog
+        resolved = self.resolve(editor.current_block())
+        with registry.source_class(resolved.connector)(resolved.config) as source:
+            catalog = source.discover(None)
+        self.catalogs.put(self.pipeline.name, editor.block.name, resolved.connector, catalog)
+        return catalog
+
+    def sample(self, editor: BlockEditor, stream: str, limit: int) -> Any:
+        """The first ``limit`` rows of ``stream`` as a pandas DataFrame."""
+        if editor.cfg.kind == "destination":
+            for name in editor.block.upstream:
+                if name in self.pipeline.outputs and not editor.cfg.upstream_settings(name).only_as_input:
+                    for incoming in streams_from_output(name, self.pipeline.outputs[name]):
+                        if incoming.name == stream:
+                            return _head(incoming.reader(), limit)
+            raise ConfigError(f"no upstream output provides stream {stream!r} yet.", block=editor.block.name, stream=stream, fix="run the upstream blocks first.")
+        resolved = self.resolve(editor.current_block())
+        settings = editor.cfg.stream_settings(stream)
+        with registry.source_class(resolved.connector)(resolved.config) as source:
+            return _head(source.read(ReadRequest(settings=settings, limit=limit, batch_size=max(limit, 1))), limit)
+
+
+def _head(reader: pa.RecordBatchReader, limit: int) -> Any:
+    batches, rows = [], 0
+    for batch in reader:
+        batches.append(batch)
+        rows += batch.num_rows
+        if rows >= limit:
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, limit)
+    return table.to_pandas()

@@ -1,0 +1,108 @@
+"""Credentials: one field per ``ConfigField`` of the connector, secrets masked and stored outside the notebook.
+
+A secret typed here goes straight into the ``SecretStore`` as
+``<block>_<field>``; the YAML gets ``{{ secret('<block>_<field>') }}`` and the
+password box is emptied again, so the value never stays in the widget's
+synced state, the cell or the notebook.  Plain fields write on Enter/blur.
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import ipywidgets as widgets
+
+from ...connectors.base import ConfigField, ConnectorSpec
+from .editor import BlockEditor
+from .jobs import Jobs, Status
+
+UNSET = "(default)"
+
+
+def coerce(kind: str, text: str) -> Any:
+    """The typed value of a text box: numbers and JSON where the field says so, templates kept as text."""
+    text = text.strip()
+    if not text or "{{" in text:
+        return text
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+        if kind in ("object", "array"):
+            return json.loads(text)
+    except ValueError:
+        return text
+    return text
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def secret_hint(value: Any) -> str:
+    if value is None or value == "":
+        return "not set: type it to store it as a secret"
+    if isinstance(value, str) and "{{" in value:
+        return f"uses {value.strip()}: type a new value to replace it"
+    return "WRITTEN IN PLAIN TEXT IN THE CELL: type it here to move it out of the notebook"
+
+
+class CredentialsSection:
+    def __init__(self, editor: BlockEditor, spec: ConnectorSpec, jobs: Jobs, ctx: Any) -> None:
+        self.editor = editor
+        self.inputs: dict[str, widgets.Widget] = {}
+        self.fields = list(spec.config_schema)
+        known = {f.name for f in self.fields}
+        self.fields += [ConfigField(k, "string", description="(not a setting of this connector)") for k in editor.cfg.config if k not in known]
+        rows = [self._row(f) for f in self.fields]
+        self.status = Status()
+        self.test_button = widgets.Button(description="Test connection", icon="plug")
+        self.test_button.on_click(lambda _b: self.test())
+        self._jobs, self._ctx = jobs, ctx
+        self.widget = widgets.VBox([*rows, widgets.HBox([self.test_button, self.status])])
+
+    def _row(self, f: ConfigField) -> widgets.Widget:
+        value = self.editor.cfg.config.get(f.name)
+        label = f.name + (" *" if f.required else "")
+        layout = widgets.Layout(width="36em")
+        style = {"description_width": "10em"}
+        if f.secret:
+            box = widgets.Password(description=label, placeholder=secret_hint(value), continuous_update=False, layout=layout, style=style)
+            box.observe(lambda ch, f=f: self._secret_typed(f, ch["new"]), "value")
+        elif f.type == "boolean" and (value is None or isinstance(value, bool)):
+            default = f"(default: {f.default})" if f.default is not None else UNSET
+            box = widgets.Dropdown(description=label, options=[(default, None), ("true", True), ("false", False)], value=value, layout=layout, style=style)
+            box.observe(lambda ch, f=f: self.editor.set_config({f.name: ch["new"]}), "value")
+        else:
+            placeholder = f"default: {f.default}" if f.default is not None else ("required" if f.required else "")
+            box = widgets.Text(description=label, value=_shown(value), placeholder=placeholder, continuous_update=False, layout=layout, style=style)
+            box.observe(lambda ch, f=f: self.editor.set_config({f.name: coerce(f.type, ch["new"])}), "value")
+        box.tooltip = f.description
+        self.inputs[f.name] = box
+        return widgets.HBox([box, widgets.HTML(f"<small style='color:#666'>{html.escape(f.description)}</small>")])
+
+    def _secret_typed(self, f: ConfigField, value: str) -> None:
+        if not value:
+            return
+        box = self.inputs[f.name]
+        try:
+            self.editor.set_secret(f.name, value)
+        finally:
+            box.value = ""  # the value leaves the widget state at once
+        box.placeholder = secret_hint(self.editor.cfg.config.get(f.name))
+
+    def test(self):
+        return self._jobs.run(
+            "Testing the connection",
+            lambda: self._ctx.test_connection(self.editor),
+            self.status,
+            done=lambda text: text,
+            button=self.test_button,
+            secrets=lambda: self._ctx.secret_values,
+        )

@@ -1,0 +1,87 @@
+"""The session's panels: built after a source/destination cell runs, pending rewrites applied before.
+
+Why a manager: the kernel session stays thin (two calls), and the panel
+machinery (catalog cache, write-back, one panel per block, closing the old
+panel when a cell re-runs) lives here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from IPython.display import HTML, display
+
+from ...errors import DIError
+from ...pipeline.block import Block
+from ...pipeline.pipeline import Pipeline
+from ...secrets import SecretStore
+from .catalog_cache import CatalogCache
+from .context import PanelContext
+from .panel import BlockPanel, error_panel
+from .readonly import PythonBlockPanel
+from .writeback import WriteBack
+
+
+class PanelManager:
+    def __init__(self, pipeline: Pipeline, bridge: Any, shell: Any = None, secrets: SecretStore | None = None) -> None:
+        self.shell = shell
+        folder = Path(pipeline.state.path).parent / "catalogs"
+        self.ctx = PanelContext(pipeline=pipeline, writeback=WriteBack(bridge), catalogs=CatalogCache(folder), secrets=secrets or SecretStore())
+        self.panels: dict[str, Any] = {}
+        self._applied: dict[str, tuple[Block, str]] = {}  # block -> (what the cell held, source it gets)
+
+    def before_run(self, block: Block) -> Block:
+        """Apply a pending panel edit of this cell: run its YAML and rewrite the cell's source."""
+        if not block.is_data_integration:
+            return block
+        new_block, source, dropped = self.ctx.writeback.take(block)
+        if source is not None:
+            self._applied[new_block.name] = (block, source)
+            if self.shell is not None:
+                self.shell.set_next_input(source, replace=True)
+        if dropped:
+            display(HTML("<small>jupyter-di: the cell was edited by hand after the panel changed it; the panel's unsaved changes were dropped.</small>"))
+        return new_block
+
+    def build(self, block: Block, base: Block | None = None) -> Any:
+        """The panel object for ``block`` (closing the previous one of that block).
+
+        ``base`` is what the cell holds when that differs from ``block``.
+        """
+        old = self.panels.pop(block.name, None)
+        if old is not None:
+            old.close()
+        if block.lang == "python":
+            panel = PythonBlockPanel(block, self.ctx)
+        else:
+            panel = BlockPanel(block, self.ctx)
+            if base is not None:
+                panel.editor.base = base
+        self.panels[block.name] = panel
+        return panel
+
+    def show(self, block: Block, ok: bool = True) -> Any:
+        """Display the block's panel under the cell's output; errors become one line, never a traceback.
+
+        ``ok`` is False when the run failed: front ends drop ``set_next_input``
+        from a failed cell, so a rewrite applied by ``before_run`` stays pending.
+        """
+        if not block.is_data_integration:
+            return None
+        base = None
+        applied = self._applied.pop(block.name, None)
+        if applied is not None and not ok:
+            base, source = applied
+            self.ctx.writeback.rearm(base, source)
+        try:
+            panel = self.build(block, base)
+        except DIError as exc:
+            display(error_panel(block, exc))
+            return None
+        display(panel.widget)
+        return panel
+
+    def close(self) -> None:
+        for panel in self.panels.values():
+            panel.close()
+        self.panels.clear()

@@ -1,0 +1,53 @@
+"""Sample data: the first rows of the current stream, fetched in the background.
+
+Sources read with ``ReadRequest(settings, limit=N)`` using the panel's current
+settings (columns, replication method); destinations show the first rows of
+the upstream output that feeds the stream.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as widgets
+
+from .editor import BlockEditor
+from .jobs import Jobs, Status
+
+
+class SampleSection:
+    def __init__(self, editor: BlockEditor, jobs: Jobs, ctx: Any) -> None:
+        self.editor, self._jobs, self._ctx = editor, jobs, ctx
+        self.stream: str | None = None
+        self.frame: Any = None  # the last sample, a pandas DataFrame
+        self.limit = widgets.BoundedIntText(value=ctx.sample_rows, min=1, max=10_000, description="rows", layout=widgets.Layout(width="10em"))
+        self.button = widgets.Button(description="Fetch sample data", icon="table")
+        self.button.on_click(lambda _b: self.fetch())
+        self.status = Status()
+        self.view = widgets.HTML()
+        self.widget = widgets.VBox([widgets.HBox([self.button, self.limit, self.status]), self.view])
+        self.show(None)
+
+    def show(self, stream: str | None) -> None:
+        if stream != self.stream:
+            self.frame = None
+            self.view.value = ""
+        self.stream = stream
+        self.button.disabled = stream is None
+        if stream is None:
+            self.status.note("Pick a stream (click its name in the Streams table).")
+        else:
+            self.status.note(f"Stream {stream}.")
+
+    def fetch(self):
+        stream, limit = self.stream, int(self.limit.value)
+
+        def shown(frame: Any) -> str:
+            self.frame = frame
+            self.view.value = frame.to_html(max_rows=limit, max_cols=60, border=0)
+            return f"{len(frame)} rows of {stream}."
+
+        if stream is None:
+            return None
+        return self._jobs.run(f"Reading {limit} rows of {html.escape(stream)}", lambda: self._ctx.sample(self.editor, stream, limit), self.status,
+                              done=shown, button=self.button, secrets=lambda: self._ctx.secret_values)

@@ -1,0 +1,68 @@
+"""An editable table as one anywidget: hundreds of rows, per-cell editors, search and bulk edits.
+
+Why an anywidget and not a grid of ipywidgets: every ipywidget is its own comm
+model, so 500 streams x 6 editors would be 3,000 models and a frozen browser.
+Here the table is one model with two JSON traits (``columns`` describes the
+columns, ``rows`` holds the values); the JavaScript (``static/table.js``,
+shipped in the package, nothing from a CDN) renders it, filters it by search
+and keeps the highlighted rows.  Edits come back as custom messages:
+
+- ``{"type": "edit", "ids": [...], "changes": {key: value}}`` (a cell edit or a bulk edit)
+- ``{"type": "open", "id": ...}`` (a row's name was clicked)
+
+Python applies them to the block's configuration and sends new ``rows``.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Callable
+
+import anywidget
+import traitlets
+
+Column = dict[str, Any]
+
+
+def column(key: str, label: str, kind: str = "readonly", options: list[str] | None = None, bulk: bool = False) -> Column:
+    """A table column: ``kind`` is readonly, text, bool or choice; ``bulk`` adds it to the bulk editor."""
+    out: Column = {"key": key, "label": label, "kind": kind, "bulk": bulk}
+    if options is not None:
+        out["options"] = list(options)
+    return out
+
+
+class EditableTable(anywidget.AnyWidget):
+    _esm = pathlib.Path(__file__).parent / "static" / "table.js"
+    _css = pathlib.Path(__file__).parent / "static" / "table.css"
+
+    columns = traitlets.List(traitlets.Dict()).tag(sync=True)
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    note = traitlets.Unicode("").tag(sync=True)
+    id_label = traitlets.Unicode("name").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_edit: list[Callable[[list[str], dict[str, Any]], None]] = []
+        self._on_open: list[Callable[[str], None]] = []
+        self.on_msg(self._receive)
+
+    def on_edit(self, fn: Callable[[list[str], dict[str, Any]], None]) -> None:
+        self._on_edit.append(fn)
+
+    def on_open(self, fn: Callable[[str], None]) -> None:
+        self._on_open.append(fn)
+
+    def _receive(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "edit":
+            ids = [str(i) for i in content.get("ids") or []]
+            changes = dict(content.get("changes") or {})
+            allowed = {c["key"] for c in self.columns if c.get("kind") != "readonly"}
+            changes = {k: v for k, v in changes.items() if k in allowed}
+            if ids and changes:
+                for fn in self._on_edit:
+                    fn(ids, changes)
+        elif content.get("type") == "open" and content.get("id") is not None:
+            for fn in self._on_open:
+                fn(str(content["id"]))
