@@ -1,0 +1,159 @@
+"""The spec's six-step example (notebooks/spec_example.ipynb), run headless twice.
+
+Real parts: a seeded PostgreSQL database, the local Stripe-like HTTP server,
+the ``jupyter-di run`` CLI in a subprocess and the DuckDB file it writes.  The
+second run follows an insert and an update in PostgreSQL and must read only
+the changed orders (plus the row at the inclusive bookmark) and leave the
+report right.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.support.http_server import ApiServer, make_charges, make_customers
+
+ROOT = Path(__file__).resolve().parents[1]
+UTC = dt.timezone.utc
+
+# (id, customer_id, status, total, updated_at): messy statuses, one order without a customer
+ORDERS = [
+    (1, "cus_0001", "  Paid ", "19.90", "2024-03-01T10:00:00Z"),
+    (2, "cus_0002", "PENDING", "5.00", "2024-03-01T11:00:00Z"),
+    (3, "cus_0003", "paid", "120.00", "2024-03-02T09:30:00Z"),
+    (4, None, "paid", "1.00", "2024-03-02T10:00:00Z"),
+    (5, "cus_0001", "Refunded", "7.25", "2024-03-03T08:00:00Z"),
+    (6, "cus_0006", "paid", "42.00", "2024-03-04T12:00:00Z"),
+]
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jupyter_di.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def expected_customer_totals() -> dict[str, tuple[str, str, int, float]]:
+    """customer id -> (name, email, paid charges, paid amount in units), from the mock's data."""
+    out = {}
+    charges = make_charges()
+    for c in make_customers():
+        paid = [ch["amount"] for ch in charges if ch["customer"] == c["id"] and ch["paid"]]
+        out[c["id"]] = (c["name"], c["email"].lower(), len(paid), sum(paid) / 100)
+    return out
+
+
+def expected_report(orders: list[tuple]) -> list[tuple]:
+    customers = expected_customer_totals()
+    rows = []
+    for oid, customer, status, total, updated in sorted(orders):
+        if customer is None:
+            continue  # cleaned out: cannot be merged with Stripe
+        name, email, count, amount = customers[customer]
+        when = dt.datetime.fromisoformat(updated.replace("Z", "+00:00"))
+        rows.append((oid, customer, name, email, status.strip().lower(), decimal.Decimal(total), when, count, amount))
+    return rows
+
+
+def report_rows(path: Path) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT id, customer_id, customer_name, customer_email, status, total, updated_at, paid_charges, paid_amount"
+            " FROM order_report ORDER BY id"
+        ).fetchall()
+    return [(*r[:5], decimal.Decimal(r[5]), r[6].astimezone(UTC), r[7], round(r[8], 2)) for r in rows]
+
+
+def rows_read(stdout: str, block: str, stream: str) -> int:
+    match = re.search(rf"^{block}\s+source\s+{stream}\s+([\d,]+)\s+read", stdout, re.MULTILINE)
+    assert match, stdout
+    return int(match.group(1).replace(",", ""))
+
+
+@pytest.fixture
+def api():
+    with ApiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def notebook(tmp_path) -> Path:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(ROOT / "notebooks" / "spec_example.ipynb", folder / "spec_example.ipynb")
+    return folder / "spec_example.ipynb"
+
+
+def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config, pg_connect):
+    with pg_connect() as conn:
+        conn.execute("CREATE TABLE orders (id integer PRIMARY KEY, customer_id text, status text, total numeric(10,2), updated_at timestamptz NOT NULL)")
+        for row in ORDERS:
+            conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", row)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
+    env.update(
+        SHOP_PG_HOST=pg_config["host"],
+        SHOP_PG_PORT=str(pg_config["port"]),
+        SHOP_PG_DATABASE=pg_config["database"],
+        SHOP_PG_USER=pg_config["username"],
+        SHOP_PG_PASSWORD=pg_config["password"],
+        SHOP_STRIPE_BASE_URL=api.base_url,
+        SHOP_STRIPE_API_KEY=api.token,
+    )
+    target = notebook.parent / "shop_report.duckdb"
+
+    first = cli("run", str(notebook), env=env)
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert rows_read(first.stdout, "shop_db", "orders") == 6
+    assert rows_read(first.stdout, "stripe", "customers") == 23
+    assert rows_read(first.stdout, "stripe", "charges") == 57
+    assert report_rows(target) == expected_report(ORDERS)
+    assert "order_report" in first.stdout and "paid_amount" in first.stdout  # the check cell ran in place
+    charges_requests = [(q, h) for path, q, h in api.requests if path == "/v1/charges"]
+    assert charges_requests and all(q == {"limit": "100"} and h["Authorization"] == f"Bearer {api.token}" for q, h in charges_requests)
+    state = json.loads(cli("state", "show", str(notebook), env=env).stdout)
+    assert state == {"bookmarks": {"shop_db.orders": {"updated_at": "2024-03-04T12:00:00+00:00"}}}
+
+    # the shop changes: order 2 is paid, a new order comes in
+    changed = list(ORDERS)
+    changed[1] = (2, "cus_0002", "Paid", "5.00", "2024-03-05T09:00:00Z")
+    changed.append((7, "cus_0003", " pending", "64.50", "2024-03-05T10:00:00Z"))
+    with pg_connect() as conn:
+        conn.execute("UPDATE orders SET status = %s, updated_at = %s WHERE id = 2", (changed[1][2], changed[1][4]))
+        conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", changed[-1])
+
+    second = cli("run", str(notebook), env=env)
+    assert second.returncode == 0, second.stderr + second.stdout
+    # only the changes, plus order 6 at the inclusive bookmark
+    assert rows_read(second.stdout, "shop_db", "orders") == 3
+    assert report_rows(target) == expected_report(changed)
+    state = json.loads(cli("state", "show", str(notebook), env=env).stdout)
+    assert state["bookmarks"]["shop_db.orders"] == {"updated_at": "2024-03-05T10:00:00+00:00"}
+
+    # nothing changed: the bookmark row only, and the report stays the same
+    third = cli("run", "-q", str(notebook), env=env)
+    assert third.returncode == 0, third.stderr
+    assert rows_read(third.stdout, "shop_db", "orders") == 1
+    assert report_rows(target) == expected_report(changed)
+
+
+def test_spec_example_wrong_api_key_fails_with_one_line_and_no_secret(notebook, api, pg_config):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
+    env.update(
+        SHOP_PG_HOST=pg_config["host"], SHOP_PG_PORT=str(pg_config["port"]), SHOP_PG_DATABASE=pg_config["database"],
+        SHOP_PG_USER=pg_config["username"], SHOP_STRIPE_BASE_URL=api.base_url, SHOP_STRIPE_API_KEY="sk_wrong_key_123",
+    )
+    run = cli("run", str(notebook), env=env)
+    assert run.returncode == 1
+    output = run.stdout + run.stderr
+    assert "block 'stripe', stream 'customers': credentials rejected" in output and "Fix: check the api_key" in output
+    assert "sk_wrong_key_123" not in output
+    assert "'reporting' (upstream 'stripe' failed)" in output
+    assert not (notebook.parent / "shop_report.duckdb").exists()  # nothing exported
