@@ -138,16 +138,29 @@ export class NotebookBridge {
       console.warn('jupyter-di: cannot open a comm', error);
       return;
     }
+    // Before any await: the comm would otherwise start a subshell (see _onKernelOpenedComm).
+    (comm as { commsOverSubshells?: unknown }).commsOverSubshells = 'disabled';
     this._listen(comm);
     this._setComm(comm);
     comm.open({ type: 'hello', version: PROTOCOL_VERSION });
   }
 
-  /** The kernel opened a comm (FrontendBridge.register): take it and say hello on it. */
-  private _onKernelOpenedComm = (comm: Kernel.IComm, _msg: KernelMessage.ICommOpenMsg): void => {
-    this._listen(comm);
-    this._setComm(comm);
-    comm.send({ type: 'hello', version: PROTOCOL_VERSION });
+  /**
+   * The kernel offers a comm (FrontendBridge.register ran, e.g. `%load_ext jupyter_di`): answer
+   * by opening our own, then drop the offer.  Our own comm is opened with comms-over-subshells
+   * disabled, so `run_pipeline`/`run_block` run on the kernel's main shell, in turn with cell
+   * executions, never concurrently with them; a kernel-opened comm would get a subshell
+   * (JupyterLab >= 4.6) before we could opt out.
+   */
+  private _onKernelOpenedComm = (offer: Kernel.IComm, _msg: KernelMessage.ICommOpenMsg): void => {
+    this._setComm(null);
+    this._attempted = false;
+    this._tryOpen();
+    try {
+      offer.close();
+    } catch {
+      // already gone
+    }
   };
 
   private _listen(comm: Kernel.IComm): void {

@@ -16,9 +16,12 @@ TIMEOUT = 60_000  # ms; the first kernel start on a busy 2-core machine is slow
 NEW_SOURCE = "%%di_source shop --upstream creds\nsource: duckdb\nconfig:\n  path: shop.duckdb\n"
 
 REGISTER = """\
+import threading
 from jupyter_di.notebook.comm import get_bridge
 bridge = get_bridge(get_ipython().kernel)
-bridge.on_request("run_block", lambda msg: bridge.publish_status(msg["name"], "running", message="from the panel"))
+bridge.on_request(
+    "run_block", lambda msg: bridge.publish_status(msg["name"], "running", message=threading.current_thread().name)
+)
 """
 
 WRITE = f"""\
@@ -122,6 +125,8 @@ def test_extension_loads_and_kernel_writes_back_into_cells(page: Page, lab: Lab)
     page.locator("#jupyter-di-run-block").click()
     expect(graph.locator('g.jp-di-node[data-block-name="shop"]')).to_have_attribute("data-status", "running", timeout=TIMEOUT)
     expect(badge).to_have_attribute("data-status", "running")
+    # ...on the kernel's main thread, in turn with cells (not on a comm subshell)
+    expect(badge).to_have_attribute("title", "MainThread")
 
     # Run pipeline without a handler: the kernel's ack says why, the panel shows it
     page.locator("#jupyter-di-run-pipeline").click()
