@@ -56,7 +56,7 @@ class CatalogCache:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(entry, fh, default=str)
+                    fh.write(json.dumps(entry, default=str))  # dumps uses the C encoder; dump(fh) does not
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
