@@ -50,7 +50,8 @@ class BookmarksSection:
         streams = list(dict.fromkeys([*self.editor.cfg.selected_streams(), *states]))
         rows = "".join(
             f"<tr><td><code>{html.escape(s)}</code></td><td>{html.escape(', '.join(self.editor.cfg.streams.get(s, {}).get('bookmark_properties') or []))}</td>"
-            f"<td><code>{html.escape(json.dumps((states.get(s) or {}).get('bookmark'), default=str))}</code></td></tr>"
+            f"<td><code>{html.escape(json.dumps((states.get(s) or {}).get('bookmark'), default=str))}</code>"
+            f"{' (pinned)' if (states.get(s) or {}).get('pinned') else ''}</td></tr>"
             for s in streams
         )
         self.overview.value = f"<table><thead><tr><th>stream</th><th>bookmark columns</th><th>saved bookmark</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -75,9 +76,8 @@ class BookmarksSection:
         if stream is None or not bookmark:
             self.status.error("Type a value for at least one bookmark column.")
             return
-        state = dict(self.pipeline.state.get(self.pipeline.name, self.editor.block.name, stream) or {})
-        state["bookmark"] = bookmark
-        self.pipeline.state.set(self.pipeline.name, self.editor.block.name, stream, state)
+        # The same pinned state as `jupyter-di state set`; the next committed sync replaces it.
+        self.pipeline.state.set(self.pipeline.name, self.editor.block.name, stream, {"bookmark": bookmark, "pinned": True})
         self.status.ok(f"Bookmark of {stream} set to {json.dumps(bookmark, default=str)}; the next run reads from there.")
         self.refresh()
 
