@@ -28,12 +28,9 @@ EXIT_USAGE = 2
 
 
 def _state_path(notebook: Path, override: str | None) -> Path:
-    if override:
-        return Path(override)
-    env = os.environ.get("JUPYTER_DI_STATE_PATH")
-    if env:
-        return Path(env)
-    return notebook.resolve().parent / ".jupyter_di" / "state.sqlite"
+    from .state.api import state_path_for
+
+    return state_path_for(notebook, override)
 
 
 class TerminalProgress:
@@ -212,7 +209,7 @@ def cmd_state(args: argparse.Namespace) -> int:
         if not sep:
             raise DIError(f"--value {item!r} is not COLUMN=VALUE.")
         bookmark[column] = parse_value(value)
-    store.set(name, args.block, args.stream, {"bookmark": bookmark})
+    store.set(name, args.block, args.stream, {"bookmark": bookmark, "pinned": True})
     print(json.dumps({"bookmark": bookmark}, default=str))
     return 0
 

@@ -112,6 +112,10 @@ class WriteRequest:
     settings: StreamSettings
     schema: pa.Schema
     state_key: str | None = None
+    dropped_columns: list[str] = field(default_factory=list)
+    """Columns the stream had at its previous sync and no longer has (dropped at the
+    source): an upserted row gets NULL there, so it equals the source row.  Other
+    table columns the stream never sent are left alone."""
 
 
 @dataclass

@@ -275,7 +275,7 @@ class DuckDBDestination(SqlFileDestination):
         try:
             con.execute(
                 f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {quote_ident(self._view)}"
-                + conflict_clause(keys, batch.schema.names, method)
+                + conflict_clause(keys, batch.schema.names, method, getattr(self, "_null_on_update", ()))
             )
         finally:
             try:

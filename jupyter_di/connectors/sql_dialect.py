@@ -292,8 +292,12 @@ def render_select(
 # --------------------------------------------------------------------------- writing
 
 
-def conflict_clause(keys: list[str], columns: list[str], method: str) -> str:
-    """`` ON CONFLICT (keys) DO UPDATE SET ...`` (new row wins) or ``DO NOTHING`` (existing kept)."""
+def conflict_clause(keys: list[str], columns: list[str], method: str, null_columns: Iterable[str] = ()) -> str:
+    """`` ON CONFLICT (keys) DO UPDATE SET ...`` (new row wins) or ``DO NOTHING`` (existing kept).
+
+    ``null_columns`` are table columns the stream no longer has (dropped at the
+    source): an updated row gets NULL there, so it equals the source row.
+    """
     if not keys:
         return ""
     lowered = {k.lower() for k in keys}
@@ -301,8 +305,9 @@ def conflict_clause(keys: list[str], columns: list[str], method: str) -> str:
     target = ", ".join(quote_ident(k) for k in keys)
     if method == "IGNORE" or not updates:
         return f" ON CONFLICT ({target}) DO NOTHING"
-    sets = ", ".join(f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in updates)
-    return f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
+    sets = [f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in updates]
+    sets += [f"{quote_ident(c)} = NULL" for c in null_columns if c.lower() not in lowered]
+    return f" ON CONFLICT ({target}) DO UPDATE SET {', '.join(sets)}"
 
 
 def dedupe_on_keys(batch: pa.RecordBatch, keys: list[str], keep_last: bool) -> pa.RecordBatch:
@@ -397,6 +402,7 @@ class SqlFileDestination(Destination):
                     self._ensure_state_table(con)
                 con.execute(self.begin_sql)
                 known = self._prepare_table(con, s, request.schema)
+                self._null_on_update = [known[c.lower()] for c in request.dropped_columns if c.lower() in known and c not in request.schema.names]
                 table_sql = self._table_sql(s.table_name)
                 full = s.replication_method == FULL_TABLE
                 if full:

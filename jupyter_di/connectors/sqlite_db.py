@@ -398,7 +398,7 @@ class SQLiteDestination(_SQLiteConnector, SqlFileDestination):
         columns = [sqlite_values(batch.column(i), batch.schema.field(i)) for i in range(batch.num_columns)]
         con.executemany(
             f"INSERT INTO {quote_ident(table)} ({', '.join(quote_ident(n) for n in names)}) "
-            f"VALUES ({', '.join('?' * len(names))})" + conflict_clause(keys, names, method),
+            f"VALUES ({', '.join('?' * len(names))})" + conflict_clause(keys, names, method, getattr(self, "_null_on_update", ())),
             zip(*columns),
         )
 

@@ -17,9 +17,10 @@ from typing import Any, Callable
 from ..connectors import registry
 from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream
-from ..errors import ConfigError, DIError
+from ..errors import BlockFailed, ConfigError, DIError
 from ..pipeline.block import Block
 from ..state.store import state_key
+from ..sync.bookmarks import validate_bookmark
 from ..sync.engine import write_stream
 from ..sync.spill import spill
 from .context import RunContext
@@ -99,18 +100,24 @@ def run_source(block: Block, outputs: dict[str, Any], ctx: RunContext) -> BlockR
         stream = settings.stream
         key = (block.name, stream)
         bookmark = None
+        typed_by_user = False
         if settings.replication_method == INCREMENTAL:
             if key in ctx.bookmark_overrides:
-                bookmark = ctx.bookmark_overrides[key]
+                bookmark, typed_by_user = ctx.bookmark_overrides[key], True
             else:
-                saved = ctx.state.get(ctx.pipeline, block.name, stream)
-                bookmark = (saved or {}).get("bookmark")
+                saved = ctx.state.get(ctx.pipeline, block.name, stream) or {}
+                bookmark, typed_by_user = saved.get("bookmark"), bool(saved.get("pinned"))
         try:
             with source_cls(resolved.config) as source:
+                if bookmark and typed_by_user:
+                    entry = find_stream(catalog, stream) if catalog else find_stream(source.discover([stream]), stream)
+                    bookmark = validate_bookmark(entry, bookmark, block=block.name, stream=stream)
                 reader = source.read(ReadRequest(settings=settings, bookmark=bookmark, batch_size=ctx.batch_size))
                 result = spill(reader, run_dir / f"{uuid.uuid4().hex[:8]}.arrow", settings, lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs))
         except DIError as exc:
             raise exc.with_context(block=block.name, stream=stream)
+        except Exception as exc:  # a driver's own error: keep it, but say where it happened
+            raise BlockFailed(f"reading failed: {type(exc).__name__}: {exc}", block=block.name, stream=stream) from exc
         entry = find_stream(catalog, stream) if catalog else None
         info = dict(entry) if entry else catalog_entry_for_arrow(stream, result.schema, settings.key_properties)
         info.update(
@@ -192,8 +199,14 @@ def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> B
                     return
                 consumers = ctx.consumers.get(src_block) or [block.name]
                 ctx.state.commit_consumer(
-                    origin["pipeline"], src_block, src_stream, consumer=block.name, bookmark=state["bookmark"], consumers=consumers
+                    origin["pipeline"], src_block, src_stream, consumer=block.name, bookmark=state["bookmark"], consumers=consumers,
+                    columns=stream.schema.names,
                 )
+
+            previous = (ctx.state.get(origin["pipeline"], src_block, src_stream) or {}).get("columns") or []
+            dropped = [c for c in previous if c not in stream.schema.names]
+        else:
+            dropped = []
 
         try:
             with destination_cls(resolved.config) as destination:
@@ -205,9 +218,12 @@ def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> B
                     state_key=key,
                     save_state=save,
                     on_progress=lambda rows, secs: ctx.progress(block.name, stream_settings.stream, "write", rows, secs),
+                    dropped_columns=dropped,
                 )
         except DIError as exc:
             raise exc.with_context(block=block.name, stream=stream_settings.stream)
+        except Exception as exc:  # a driver's own error: keep it, but say where it happened
+            raise BlockFailed(f"writing failed: {type(exc).__name__}: {exc}", block=block.name, stream=stream_settings.stream) from exc
         return {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}
 
     written = run_streams(settings, write_one, ctx.max_parallel_streams)

@@ -84,6 +84,7 @@ class StateStore:
         consumer: str,
         bookmark: dict[str, Any],
         consumers: list[str],
+        columns: list[str] | None = None,
     ) -> dict[str, Any]:
         """Record what one destination committed; the stream's bookmark is the least advanced of its consumers.
 
@@ -97,8 +98,11 @@ class StateStore:
                 "SELECT state FROM stream_state WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream)
             ).fetchone()
             state = json.loads(row[0]) if row else {}
+            state.pop("pinned", None)  # a committed sync replaces a value the user pinned
             per_consumer = state.setdefault("consumers", {})
             per_consumer[consumer] = bookmark
+            if columns is not None:
+                state["columns"] = list(columns)
             candidates = [per_consumer[c] for c in consumers if c in per_consumer]
             lagging = any(c not in per_consumer for c in consumers)
             if lagging and state.get("bookmark") is None:

@@ -50,6 +50,7 @@ def write_stream(
     state_key: str | None = None,
     save_state: Callable[[dict[str, Any]], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    dropped_columns: list[str] | None = None,
 ) -> StreamResult:
     """Write all of ``reader`` into ``destination``; save each committed state."""
     started = time.perf_counter()
@@ -64,7 +65,7 @@ def write_stream(
         if on_progress:
             on_progress(rows, time.perf_counter() - started)
 
-    request = WriteRequest(settings=settings, schema=reader.schema, state_key=state_key)
+    request = WriteRequest(settings=settings, schema=reader.schema, state_key=state_key, dropped_columns=list(dropped_columns or []))
     result = destination.write(request, chunks_for(reader, batch_states), on_commit)
     rows = result.rows_written or committed["rows"]
     return StreamResult(
