@@ -340,25 +340,25 @@ def test_secret_typed_in_the_panel_stays_out_of_cell_widgets_outputs_and_errors(
     assert json.loads(stored.read_text()) == {"pg_password": secret} and stored.stat().st_mode & 0o077 == 0
 
 
-def test_python_blocks_show_their_decorators_result_read_only_with_secrets_masked(shell, monkeypatch):
-    monkeypatch.setenv("JUPYTER_DI_SECRET_TOKEN", "tok-123456")
-    shell.ok(
+def test_python_blocks_show_their_decorators_result_read_only_with_secrets_masked(shell):
+    shell.run(
         """%%di_source py --lang python
 @data_integration_source
 def source(*args, **kwargs):
-    return 'files'
+    return 'postgresql'
 
 @data_integration_config
 def config(*args, **kwargs):
-    return {'path': 'data', 'token': 'tok-123456'}
+    return {'host': 'db.invalid', 'database': 'shop', 'username': 'etl', 'password': 'pw-98765', 'connect_timeout': 1}
 
 @data_integration_selected_streams
 def streams(*args, **kwargs):
     return ['orders']
 """
-    )
+    )  # the run fails (no such host); the panel still shows what the decorators returned
     panel = panel_of(shell, "py")
     panel.future.result(timeout=30)
     text = panel.view.value
-    assert "<code>files</code>" in text and "<code>orders</code>" in text and "&quot;path&quot;: &quot;data&quot;" in text
+    assert "<code>postgresql</code>" in text and "<code>orders</code>" in text and "&quot;database&quot;: &quot;shop&quot;" in text
+    assert "&quot;password&quot;: &quot;****&quot;" in text and "pw-98765" not in text
     assert not hasattr(panel, "editor")  # nothing to write back
