@@ -8,8 +8,7 @@ password.  Doing that in one place keeps the scrubbing identical.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -107,12 +106,13 @@ class PgConfig:
             raise self.connection_failed(exc) from None
 
     def adbc(self, autocommit: bool = False):
-        """An ADBC DBAPI connection (Arrow over COPY binary)."""
+        """An ADBC session (Arrow over COPY binary); ``ConnectionFailed`` on any connection error."""
         import adbc_driver_manager
-        import adbc_driver_postgresql.dbapi as adbc_pg
+
+        from .postgres_adbc import AdbcSession
 
         try:
-            return adbc_pg.connect(self.conninfo(), autocommit=autocommit)
+            return AdbcSession(self.conninfo(), autocommit=autocommit)
         except adbc_driver_manager.Error as exc:
             raise self.connection_failed(exc) from None
 
@@ -134,12 +134,3 @@ def ident(*names: str) -> sql.Identifier:
 def render(query: sql.Composable) -> str:
     """Render composed SQL (identifiers quoted by psycopg) for drivers other than psycopg."""
     return query.as_string(None)
-
-
-@contextmanager
-def closing_cursor(conn) -> Iterator[Any]:
-    cur = conn.cursor()
-    try:
-        yield cur
-    finally:
-        cur.close()

@@ -180,22 +180,21 @@ def _select(
     return query, bookmark_json
 
 
-def _adbc_batches(conn: Any, query: str, bookmark: str | None, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+def _adbc_batches(session: Any, query: str, bookmark: str | None, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
     """Run ``query`` through ADBC and yield batches shaped as ``target``, at most ``batch_size`` rows."""
-    cur = conn.cursor()
+    stmt = None
     try:
         if bookmark is not None:
-            cur.execute("SELECT set_config($1, $2, false)", (BOOKMARK_SETTING, bookmark))
-            cur.fetchall()
-        cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_BATCH_HINT_BYTES)})
-        cur.execute(query)
-        for raw in cur.fetch_record_batch():
+            session.fetchall("SELECT set_config($1, $2, false)", (BOOKMARK_SETTING, bookmark))
+        reader, stmt = session.stream(query, _BATCH_HINT_BYTES)
+        for raw in reader:
             batch = _conform(raw, target)
             for start in range(0, batch.num_rows, max(1, batch_size)):
                 yield batch.slice(start, batch_size)
     finally:
-        cur.close()
-        conn.close()
+        if stmt is not None:
+            stmt.close()
+        session.close()
 
 
 def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:

@@ -23,10 +23,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
+from .postgres_adbc import AdbcSession
 
 JSON_META = {LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}
 STATE_TABLE = "_jupyter_di_state"
@@ -164,34 +166,32 @@ def dollar(query: str) -> str:
     return out.replace("\0", "%")
 
 
-def run_catalog(cur: Any, query: str, params: tuple) -> None:
-    """Run a catalog query on a psycopg or an ADBC cursor (they differ in placeholders)."""
-    if type(cur).__module__.startswith("adbc"):
-        query = dollar(query)
-    cur.execute(query, params)
+def catalog_rows(conn: Any, query: str, params: tuple) -> list[tuple]:
+    """Run a catalog query on a psycopg cursor or an ``AdbcSession`` (they differ in placeholders)."""
+    if isinstance(conn, AdbcSession):
+        return conn.fetchall(dollar(query), params)
+    conn.execute(query, params)
+    return list(conn.fetchall())
 
 
-def table_columns(cur: Any, oids: list[int]) -> dict[int, list[PgColumn]]:
+def table_columns(conn: Any, oids: list[int]) -> dict[int, list[PgColumn]]:
     """Columns of each relation (by oid), in table order."""
     out: dict[int, list[PgColumn]] = {oid: [] for oid in oids}
-    run_catalog(cur, COLUMNS_SQL, (oids,))
-    for oid, name, sql_type, typname, elem, typmod, not_null in cur.fetchall():
+    for oid, name, sql_type, typname, elem, typmod, not_null in catalog_rows(conn, COLUMNS_SQL, (oids,)):
         out[oid].append(PgColumn(name, sql_type, typname, elem, typmod, not_null))
     return out
 
 
-def primary_keys(cur: Any, oids: list[int]) -> dict[int, list[str]]:
+def primary_keys(conn: Any, oids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {oid: [] for oid in oids}
-    run_catalog(cur, PRIMARY_KEYS_SQL, (oids,))
-    for oid, name in cur.fetchall():
+    for oid, name in catalog_rows(conn, PRIMARY_KEYS_SQL, (oids,)):
         out[oid].append(name)
     return out
 
 
-def table_oid(cur: Any, schema: str, table: str) -> int | None:
-    run_catalog(cur, TABLE_OID_SQL, (schema, table))
-    row = cur.fetchone()
-    return row[0] if row else None
+def table_oid(conn: Any, schema: str, table: str) -> int | None:
+    rows = catalog_rows(conn, TABLE_OID_SQL, (schema, table))
+    return rows[0][0] if rows else None
 
 
 # -- Arrow -> PostgreSQL (writing) -----------------------------------------------------------
@@ -309,31 +309,44 @@ def same_type(table_type: str, wc: WriteColumn) -> bool:
 _JSON_NUL_ESCAPE = r"((?:^|[^\\])(?:\\\\)*)\\u0000"
 
 
-def strip_nuls(col: pa.Array, is_json: bool) -> tuple[pa.Array, int]:
-    """Remove U+0000 (and ``\\u0000`` JSON escapes), which PostgreSQL text cannot store.
+def _may_hold(col: pa.Array, needle: bytes) -> bool:
+    """A fast pre-check on the raw character buffer (memchr speed); False means certainly absent."""
+    data = col.buffers()[2] if len(col.buffers()) > 2 else None
+    if data is None or data.size == 0:
+        return False
+    if needle == b"\x00":
+        return not np.frombuffer(data, dtype=np.uint8).all()
+    return data.to_pybytes().find(needle) != -1
 
-    Returns the cleaned column and how many values had one.
+
+def strip_nuls(col: pa.Array, is_json: bool) -> tuple[pa.Array, int]:
+    """Remove U+0000 (and ``\\u0000`` JSON escapes), which PostgreSQL text and jsonb cannot store.
+
+    Returns the cleaned column and how many values had one.  Columns without a
+    NUL cost one scan of their character buffer.
     """
     ext_type = None
     if isinstance(col.type, pa.BaseExtensionType):
         ext_type, col = col.type, col.storage
+    count = 0
     if pa.types.is_string(col.type):
-        hits = pc.match_substring(col, "\x00")
-        if is_json:
-            hits = pc.or_(hits, pc.match_substring_regex(col, _JSON_NUL_ESCAPE))
-        count = pc.sum(hits).as_py() or 0
+        has_nul = _may_hold(col, b"\x00")
+        has_escape = is_json and _may_hold(col, b"\\u0000")
+        if has_nul or has_escape:
+            hits = pc.match_substring(col, "\x00")
+            if has_escape:
+                hits = pc.or_(hits, pc.match_substring_regex(col, _JSON_NUL_ESCAPE))
+            count = pc.sum(hits).as_py() or 0
         if count:
             col = pc.replace_substring(col, "\x00", "")
-            # matches cannot overlap, so "\u0000\u0000" takes more than one pass
-            while is_json and pc.any(pc.match_substring_regex(col, _JSON_NUL_ESCAPE)).as_py():
+            # matches cannot overlap, so "\\u0000\\u0000" takes more than one pass
+            while has_escape and pc.any(pc.match_substring_regex(col, _JSON_NUL_ESCAPE)).as_py():
                 col = pc.replace_substring_regex(col, _JSON_NUL_ESCAPE, r"\1")
-    elif pa.types.is_list(col.type) and pa.types.is_string(col.type.value_type):
+    elif pa.types.is_list(col.type) and pa.types.is_string(col.type.value_type) and _may_hold(col.values, b"\x00"):
         count = pc.sum(pc.match_substring(col.flatten(), "\x00")).as_py() or 0
         if count:
             values = [None if v is None else [None if s is None else s.replace("\x00", "") for s in v] for v in col.to_pylist()]
             col = pa.array(values, col.type)
-    else:
-        count = 0
     if ext_type is not None:
         col = pa.ExtensionArray.from_storage(ext_type, col)
     return col, count

@@ -40,7 +40,7 @@ from .postgres_types import (
     same_type,
     shape_column,
     strip_nuls,
-    run_catalog,
+    catalog_rows,
     table_columns,
     table_oid,
     write_column,
@@ -97,8 +97,7 @@ class _TableWriter:
     """One write of one stream over one ADBC connection."""
 
     def __init__(self, conn: Any, schema: str, request: WriteRequest) -> None:
-        self.conn = conn
-        self.cur = conn.cursor()
+        self.conn = conn  # an AdbcSession
         self.schema = schema
         self.request = request
         self.settings = request.settings
@@ -108,12 +107,8 @@ class _TableWriter:
         self.stages: dict[str, str] = {}  # staging signature -> temp table name
         self.nul_counts: dict[str, int] = {}
 
-    def _exec(self, query: sql.Composable | str, params: tuple | None = None) -> None:
-        self.cur.execute(render(query) if not isinstance(query, str) else query, params)
-
-    def _fetchall(self, query: str, params: tuple) -> list[tuple]:
-        self.cur.execute(query, params)
-        return self.cur.fetchall()
+    def _exec(self, query: sql.Composable, params: tuple | None = None) -> None:
+        self.conn.execute(render(query), params)
 
     # -- the run --------------------------------------------------------------------------
 
@@ -151,8 +146,6 @@ class _TableWriter:
         except BaseException:
             self._rollback()
             raise
-        finally:
-            self.cur.close()
         self._warn_nuls()
         return WriteResult(rows_written=rows, state=state)
 
@@ -200,11 +193,11 @@ class _TableWriter:
             self.conn.rollback()
 
     def _ensure_schema(self) -> None:
-        if not self._fetchall("SELECT 1 FROM pg_namespace WHERE nspname = $1", (self.schema,)):
+        if not self.conn.fetchall("SELECT 1 FROM pg_namespace WHERE nspname = $1", (self.schema,)):
             self._exec(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
 
     def _oid(self) -> int | None:
-        return table_oid(self.cur, self.schema, self.table)
+        return table_oid(self.conn, self.schema, self.table)
 
     def _prepare_table(self, schema: pa.Schema) -> bool:
         """Create the table or add the schema's new columns; True when it was created."""
@@ -218,7 +211,7 @@ class _TableWriter:
             self._exec(sql.SQL("CREATE TABLE {} ({})").format(self.rel, sql.SQL(", ").join(defs)))
             self.columns = {f.name: write_column(f).pg_type for f in schema}
             return True
-        self.columns = {c.name: c.sql_type for c in table_columns(self.cur, [oid])[oid]}
+        self.columns = {c.name: c.sql_type for c in table_columns(self.conn, [oid])[oid]}
         self._add_columns(schema)
         return False
 
@@ -253,8 +246,7 @@ class _TableWriter:
         unique = list(self.settings.unique_constraints)
         self._check_names(unique, self.columns, "unique constraint")
         oid = self._oid()
-        run_catalog(self.cur, UNIQUE_INDEXES_SQL, (oid,))
-        existing = [sorted(r[0]) for r in self.cur.fetchall()]
+        existing = [sorted(r[0]) for r in catalog_rows(self.conn, UNIQUE_INDEXES_SQL, (oid,))]
         if sorted(unique) in existing:
             return
         try:
@@ -280,11 +272,11 @@ class _TableWriter:
         data = pa.RecordBatch.from_arrays(arrays, names=[wc.name for wc in wcs])
         direct = not self.settings.unique_constraints and all(same_type(self.columns[wc.name], wc) for wc in wcs)
         if direct:
-            self.cur.adbc_ingest(self.table, data, mode="append", db_schema_name=self.schema)
+            self.conn.ingest(self.table, data, schema=self.schema)
             return
         stage = self._stage(wcs)
         self._exec(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
-        self.cur.adbc_ingest(stage, data, mode="append", temporary=True)
+        self.conn.ingest(stage, data, temporary=True)
         self._exec(self._insert_select(stage, wcs))
 
     def _stage(self, wcs: list[WriteColumn]) -> str:
@@ -320,7 +312,11 @@ class _TableWriter:
                 self.rel, cols, select, stage_rel, conflict
             )
         keys = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(u)) for u in unique)
-        assign = sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in updates)
+        assigns = [sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(n), sql.Identifier(n)) for n in updates]
+        # columns the table has but the stream no longer sends (dropped at the source) become NULL
+        dropped = [n for n in getattr(self.request, "dropped_columns", []) if n in self.columns and n not in names and n not in unique]
+        assigns += [sql.SQL("{} = NULL").format(sql.Identifier(n)) for n in dropped]
+        assign = sql.SQL(", ").join(assigns)
         return sql.SQL(
             "INSERT INTO {} ({}) SELECT DISTINCT ON ({}) {} FROM {} AS s ORDER BY {}, s.ctid DESC ON CONFLICT ({}) DO UPDATE SET {}"
         ).format(self.rel, cols, keys, select, stage_rel, keys, conflict, assign)
