@@ -27,13 +27,28 @@ from tests.support.shell import fresh_shell
 VARIABLES = {"execution_date", "pipeline"}  # runtime variables every block function also gets
 
 
+def in_panel() -> bool:
+    """True on the panels' background thread, which re-runs a Python block's decorators to show them."""
+    return threading.current_thread().name.startswith("jupyter-di-panel")
+
+
 @pytest.fixture
 def shell(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
     runner = fresh_shell()
-    runner.ip.user_ns["seen"] = {}
-    runner.ip.user_ns["calls"] = []
+    seen: dict[str, Any] = {}
+    calls: list[str] = []
+
+    def record(kind: str, args: tuple, kwargs: dict, **extra: Any) -> None:
+        """What a decorated function got, during pipeline runs only (not the panel's re-run)."""
+        if in_panel():
+            return
+        calls.append(kind)
+        seen[kind] = (args, dict(kwargs))
+        seen.update(extra)
+
+    runner.ip.user_ns.update(seen=seen, calls=calls, record=record)
     yield runner
     runner.ip.extension_manager.unload_extension("jupyter_di")
 
@@ -71,14 +86,12 @@ def python_source(path: Path, *, selected: str = "", catalog: str = "", extra: s
     return f"""
 @data_integration_source
 def source(*args, **kwargs):
-    calls.append('source')
-    seen['source'] = (args, dict(kwargs))
+    record('source', args, kwargs)
     return {connector!r}
 
 @data_integration_config
 def config(*args, **kwargs):
-    calls.append('config')
-    seen['config'] = (args, dict(kwargs))
+    record('config', args, kwargs)
     return {{'path': {str(path)!r}}}
 {selected}
 {catalog}
@@ -115,8 +128,7 @@ def test_source_must_return_a_connector_name_string(shell, shop_db):
 SELECT_USERS = """
 @data_integration_selected_streams
 def selected_streams(*args, **kwargs):
-    calls.append('selected_streams')
-    seen['selected_streams'] = (args, dict(kwargs))
+    record('selected_streams', args, kwargs)
     return ['users']
 """
 
@@ -189,24 +201,20 @@ def catalog(*args, **kwargs):
 SELECTED_CALLED = """
 @data_integration_selected_streams(discover_streams=DISCOVER)
 def selected_streams(*args, **kwargs):
-    calls.append('selected_streams')
-    seen['selected_streams'] = (args, dict(kwargs))
-    seen['discover_streams_func()'] = kwargs['discover_streams_func']() if 'discover_streams_func' in kwargs else None
+    record('selected_streams', args, kwargs, **{'discover_streams_func()': kwargs['discover_streams_func']() if 'discover_streams_func' in kwargs else None})
     return ['users', 'accounts']
 """
 CATALOG_CALLED = """
 @data_integration_catalog(discover=DISCOVER, select_all=SELECT_ALL)
 def catalog(*args, **kwargs):
-    calls.append('catalog')
-    seen['catalog'] = (args, dict(kwargs))
-    seen['discover_func()'] = kwargs['discover_func']() if 'discover_func' in kwargs else None
-    return kwargs.get('catalog') or seen['discover_func()']
+    discovered = kwargs['discover_func']() if 'discover_func' in kwargs else None
+    record('catalog', args, kwargs, **{'discover_func()': discovered})
+    return kwargs.get('catalog') or discovered
 """
 CATALOG_BARE = """
 @data_integration_catalog
 def catalog(*args, **kwargs):
-    calls.append('catalog')
-    seen['catalog'] = (args, dict(kwargs))
+    record('catalog', args, kwargs)
     return None
 """
 
@@ -296,23 +304,19 @@ def test_destination_functions_get_destination_keywords_and_never_discovery(shel
     cell = f"""%%di_destination wh --upstream rows --lang python
 @data_integration_destination
 def d(*args, **kwargs):
-    calls.append('destination')
-    seen['destination'] = (args, dict(kwargs))
+    record('destination', args, kwargs)
     return 'duckdb'
 @data_integration_config
 def c(*args, **kwargs):
-    calls.append('config')
-    seen['config'] = (args, dict(kwargs))
+    record('config', args, kwargs)
     return {{'path': {str(tmp_path / 'wh.duckdb')!r}}}
 @data_integration_selected_streams()
 def s(*args, **kwargs):
-    calls.append('selected_streams')
-    seen['selected_streams'] = (args, dict(kwargs))
+    record('selected_streams', args, kwargs)
     return ['rows']
 @data_integration_catalog()
 def cat(*args, **kwargs):
-    calls.append('catalog')
-    seen['catalog'] = (args, dict(kwargs))
+    record('catalog', args, kwargs)
     return None
 """
     shell.ok(cell)
@@ -567,6 +571,23 @@ def config(creds, *args, **kwargs):
         assert conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'pg_credentials'").fetchone() == (0,)
 
 
+def test_credentials_from_environment_and_runtime_variables(shell, shop_db, monkeypatch):
+    monkeypatch.setenv("SHOP_DB_DIR", str(shop_db.parent))
+    cell = """%%di_source src -o out
+source: duckdb
+config:
+  path: "{{ env_var('SHOP_DB_DIR') }}/{{ variables('db_name', 'missing') }}.duckdb"
+streams:
+  accounts: {}
+"""
+    message = shell.error(cell)  # the default: a database without that table
+    assert "block 'src'" in message and "accounts" in message
+    shell.ok("%di_run --blocks src -p db_name=shop")
+    assert shell.ip.user_ns["out"]["rows"][0] == [1, 3.5, dt.date(3000, 1, 1)]
+    message = shell.error(cell.replace("SHOP_DB_DIR", "NOT_SET_ANYWHERE"))
+    assert "environment variable 'NOT_SET_ANYWHERE' is not set." in message
+
+
 # --------------------------------------------------------------------------------------------
 # Output data from source blocks: shape of the output and of each dictionary
 # --------------------------------------------------------------------------------------------
@@ -733,6 +754,38 @@ def test_destination_stream_columns_choose_the_columns_of_the_table(shell, tmp_p
     assert query(target, "SELECT * FROM changes") == [(1, "new")]
 
 
+PY_DEST = """%%di_destination wh --upstream a b --lang python
+@data_integration_destination
+def d(*args, **kwargs):
+    return 'duckdb'
+@data_integration_config
+def c(*args, **kwargs):
+    return {'path': PATH}
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="resolve.py re-adds every catalog entry of a Python destination and marks none excluded (reported)")
+def test_python_destination_catalog_unselected_stream_is_not_exported(shell, tmp_path):
+    shell.ok("%%di_block a\n@data_loader\ndef f(**kw):\n    return [{'x': 1}]\n")
+    shell.ok("%%di_block b\n@data_loader\ndef f(**kw):\n    return [{'y': 1}]\n")
+    catalog = (
+        "@data_integration_catalog\ndef cat(*args, **kwargs):\n"
+        "    return {'streams': [{'tap_stream_id': 'a', 'metadata': [{'breadcrumb': [], 'metadata': {'selected': True}}]},\n"
+        "                        {'tap_stream_id': 'b', 'metadata': [{'breadcrumb': [], 'metadata': {'selected': False}}]}]}\n"
+    )
+    shell.ok(PY_DEST.replace("PATH", repr(str(tmp_path / "wh.duckdb"))) + catalog)
+    assert tables(tmp_path / "wh.duckdb") == {"a"}
+
+
+@pytest.mark.xfail(strict=True, reason="run_destination exports every upstream stream; a Python destination's selected_streams do not limit it (reported)")
+def test_python_destination_selected_streams_choose_what_is_exported(shell, tmp_path):
+    shell.ok("%%di_block a\n@data_loader\ndef f(**kw):\n    return [{'x': 1}]\n")
+    shell.ok("%%di_block b\n@data_loader\ndef f(**kw):\n    return [{'y': 1}]\n")
+    selected = "@data_integration_selected_streams\ndef s(*args, **kwargs):\n    return ['a']\n"
+    shell.ok(PY_DEST.replace("PATH", repr(str(tmp_path / "wh.duckdb"))) + selected)
+    assert tables(tmp_path / "wh.duckdb") == {"a"}
+
+
 def test_full_table_destination_stream_replaces_rows(shell, tmp_path):
     target = tmp_path / "wh.duckdb"
     for values in ([1, 2, 3], [7]):
@@ -777,7 +830,8 @@ class SlowSource(Source):
 
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
         s = request.settings
-        TIMELINE["read"].work(s.stream, s.run_in_parallel)
+        if not in_panel():  # a panel's sample-data read is not part of the run
+            TIMELINE["read"].work(s.stream, s.run_in_parallel)
         table = pa.table({"x": [1, 2, 3]})
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
 
