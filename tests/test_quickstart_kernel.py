@@ -41,4 +41,5 @@ def test_quickstart_executes_in_a_kernel_and_fills_the_warehouse(tmp_path, monke
     from jupyter_di.state.store import StateStore
 
     state = StateStore(path.parent / ".jupyter_di" / "state.sqlite").get("quickstart", "shop", "orders")
-    assert state == {"bookmark": {"updated_at": "2024-03-26T16:40:00+00:00"}}
+    assert state["bookmark"] == {"updated_at": "2024-03-26T16:40:00+00:00"}
+    assert state["consumers"] == {"warehouse": {"updated_at": "2024-03-26T16:40:00+00:00"}}

@@ -1,0 +1,104 @@
+"""Full sync vs incremental sync of a large PostgreSQL table (issue 4).
+
+Generates a table of N rows (default 5,000,000) with an index on updated_at,
+runs a notebook pipeline (PostgreSQL source, INCREMENTAL on updated_at, into
+PostgreSQL and into DuckDB) once as a full sync, updates 1% of the rows, runs
+it again, and prints both wall times (whole `jupyter-di run` processes).
+Target: the incremental run takes under 5% of the full sync's time.
+
+    python benchmarks/incremental.py [--rows 5000000] [--changed 0.01]
+
+Starts its own throwaway PostgreSQL server (tests/support/postgres.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import postgres  # noqa: E402
+
+
+def notebook(path: Path, port: int, destination: str) -> None:
+    conn = f"  host: 127.0.0.1\n  port: {port}\n  username: postgres\n"
+    dest = (
+        f"%%di_destination wh --upstream src\ndestination: postgresql\nconfig:\n{conn}  database: bench\n  schema: dest\n"
+        if destination == "postgresql"
+        else "%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: wh.duckdb\n"
+    )
+    cells = [
+        f"%%di_source src\nsource: postgresql\nconfig:\n{conn}  database: bench\nstreams:\n  events:\n"
+        "    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n    key_properties: [id]\n",
+        dest,
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+
+
+def timed_run(path: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(path)], capture_output=True, text=True, env=dict(os.environ, JUPYTER_DI_STATE_PATH=str(path.with_suffix(".state"))))
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout + proc.stderr)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--changed", type=float, default=0.01)
+    args = parser.parse_args()
+    server = postgres.start()
+    port = int(server["JDI_TEST_PG_PORT"])
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True) as c:
+            c.execute("CREATE DATABASE bench")
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="bench", autocommit=True) as c:
+            print(f"generating {args.rows:,} rows ...", file=sys.stderr)
+            c.execute(
+                "CREATE TABLE events AS SELECT g::bigint AS id, '2024-01-01'::timestamptz + g * interval '1 second' AS updated_at, "
+                "md5(g::text) AS payload, (g %% 1000)::int AS qty, (g %% 997)::numeric(12,2) AS amount, g %% 2 = 0 AS flag "
+                "FROM generate_series(1, %s) g",
+                (args.rows,),
+            )
+            c.execute("ALTER TABLE events ADD PRIMARY KEY (id)")
+            c.execute("CREATE INDEX ON events (updated_at, id)")
+            c.execute("VACUUM ANALYZE events")
+            results = []
+            for destination in ("duckdb", "postgresql"):
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / f"inc_{destination}.ipynb"
+                    notebook(path, port, destination)
+                    full = timed_run(path)
+                    changed = int(args.rows * args.changed)
+                    c.execute(
+                        "UPDATE events SET payload = 'changed', updated_at = now() + (id %% 1000) * interval '1 ms' "
+                        "WHERE id IN (SELECT id FROM events ORDER BY random() LIMIT %s)",
+                        (changed,),
+                    )
+                    incremental = timed_run(path)
+                    results.append((destination, full, incremental, changed))
+                    c.execute("DROP SCHEMA IF EXISTS dest CASCADE")
+    finally:
+        postgres.stop(server["JDI_TEST_PG_DATA"])
+    print(f"\n{args.rows:,} rows; {args.changed:.0%} updated between the runs (wall time of `jupyter-di run`)\n")
+    print(f"{'destination':<12} {'full sync':>10} {'incremental':>12} {'rows changed':>13} {'ratio':>7}")
+    for destination, full, incremental, changed in results:
+        print(f"{destination:<12} {full:>9.1f}s {incremental:>11.2f}s {changed:>13,} {incremental / full:>6.1%}")
+    print("\ntarget: incremental under 5% of the full sync")
+
+
+if __name__ == "__main__":
+    main()
