@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .base import INCREMENTAL, ReadRequest, Source
 from .catalog import json_schema_for_arrow, stream_entry
 from .postgres_conn import PgConfig, render
-from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, primary_keys, table_columns
+from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
 _BATCH_HINT_BYTES = 8 * 1024 * 1024
@@ -137,13 +137,7 @@ def _select(
     """The SELECT to stream, and the bookmark JSON to bind (or None)."""
     s = request.settings
     rel = sql.Identifier(schema, table)
-    exprs = []
-    for col in columns:
-        cast = col.needs_text_cast()
-        if cast:
-            exprs.append(sql.SQL("{}::{} AS {}").format(sql.Identifier(col.name), sql.SQL(cast), sql.Identifier(col.name)))
-        else:
-            exprs.append(sql.Identifier(col.name))
+    exprs = [col.read_expression() for col in columns]
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), rel)
     bookmark_json = None
     if s.replication_method == INCREMENTAL:
@@ -168,13 +162,14 @@ def _select(
                     fix="reset the stream's state or give a bookmark for the first bookmark property.",
                 )
             bookmark_json = json.dumps({b: request.bookmark[b] for b in used}, default=str)
-            row = sql.SQL(", ").join(sql.Identifier(b) for b in used)
+            row = sql.SQL(", ").join(sql.Identifier(schema, table, b) for b in used)
             bm_row = sql.SQL(", ").join(sql.SQL("bm.{}").format(sql.Identifier(b)) for b in used)
             query += sql.SQL(" WHERE ({}) >= (SELECT {} FROM jsonb_populate_record(NULL::{}, current_setting({})::jsonb) AS bm)").format(
                 row, bm_row, rel, sql.Literal(BOOKMARK_SETTING)
             )
         order = bprops + [k for k in keys if k not in bprops]
-        query += sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(sql.Identifier(c) for c in order))
+        # table-qualified: the column itself, not a select-list alias that may be cast for transport
+        query += sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(sql.Identifier(schema, table, c) for c in order))
     if request.limit is not None:
         query += sql.SQL(" LIMIT {}").format(sql.Literal(max(0, int(request.limit))))
     return query, bookmark_json
@@ -203,7 +198,9 @@ def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
     for col, field in zip(raw.columns, target):
         if isinstance(col.type, pa.BaseExtensionType):
             col = col.storage
-        if col.type != field.type:
+        if pa.types.is_decimal(field.type) and pa.types.is_integer(col.type):
+            col = decimal_from_scaled(col, field.type)
+        elif col.type != field.type:
             col = col.cast(field.type)
         arrays.append(col)
     return pa.RecordBatch.from_arrays(arrays, schema=target)

@@ -144,7 +144,8 @@ def test_read_selected_columns_of_odd_table_and_other_schema(pg_config, pg_conne
 def test_read_types_and_empty_schema(pg_config, pg_connect):
     conn = pg_connect()
     conn.execute(
-        "CREATE TABLE t (i bigint, n numeric(12,2), u uuid, j jsonb, a int[], r real, big numeric, b bytea, iv interval)"
+        "CREATE TABLE t (i bigint, n numeric(12,2), u uuid, j jsonb, a int[], r real, big numeric, b bytea, iv interval,"
+        " n18 numeric(18,6), n30 numeric(30,4))"
     )
     empty = read_all(pg_config, StreamSettings("t"))
     assert empty.num_rows == 0
@@ -152,7 +153,7 @@ def test_read_types_and_empty_schema(pg_config, pg_connect):
     assert empty.schema.field("j").metadata == JSON_FIELD_META
     conn.execute(
         "INSERT INTO t VALUES (1, 12.5, '1a2b3c4d-0000-0000-0000-000000000001', '{\"k\": [1, 2]}', '{1,NULL,3}', 1.5,"
-        " 123456789012345678901234567890.123456789012, '\\x00ff', '1 day')"
+        " 123456789012345678901234567890.123456789012, '\\x00ff', '1 day', -999999999999.999999, -12345678901234567890123456.7891)"
     )
     table = read_all(pg_config, StreamSettings("t"))
     assert table.schema.field("u").type == pa.string()
@@ -168,8 +169,11 @@ def test_read_types_and_empty_schema(pg_config, pg_connect):
             "big": "123456789012345678901234567890.123456789012",
             "b": b"\x00\xff",
             "iv": "1 day",
+            "n18": Decimal("-999999999999.999999"),
+            "n30": Decimal("-12345678901234567890123456.7891"),
         }
     ]
+    assert table.schema.field("n30").type == pa.decimal128(30, 4)
 
 
 def test_read_limit_and_batch_size(pg_config, pg_connect):
