@@ -595,8 +595,11 @@ def test_one_stream_outputs_a_dict_with_stream_columns_rows(shell, shop_db):
     shell.ok(f"%%di_source src -o out\nsource: duckdb\nconfig:\n  path: {shop_db}\nstreams:\n  accounts: {{}}\n")
     shell.ok("%%di_block check --upstream src -o seen_by_block\n@transformer\ndef t(data, **kw):\n    return data\n")
     out = shell.ip.user_ns["seen_by_block"]
+    assert isinstance(out, dict) and not isinstance(out, list)  # how code tells one stream from many
     assert list(out.keys()) == ["stream", "columns", "rows"] and len(out) == 3
     assert dict(out)["columns"] == out["columns"] == ["id", "power", "created_at"]
+    plain = json.loads(json.dumps(out, default=str))  # a plain dict all the way down
+    assert plain["rows"] == [[1, 3.5, "3000-01-01"], [2, 0.25, "2024-02-29"]] and plain["stream"]["stream"] == "accounts"
     assert out["rows"] == [[1, 3.5, dt.date(3000, 1, 1)], [2, 0.25, dt.date(2024, 2, 29)]]
     # each inner list lines up with the columns
     assert [dict(zip(out["columns"], row))["power"] for row in out["rows"]] == [3.5, 0.25]
@@ -612,7 +615,7 @@ def test_two_streams_output_a_list_of_dicts_in_configured_order(shell, shop_db):
         f"%%di_source src -o out\nsource: duckdb\nconfig:\n  path: {shop_db}\nstreams:\n  users:\n    columns: [id, name]\n  accounts: {{}}\n"
     )
     out = shell.ip.user_ns["out"]
-    assert isinstance(out, list) and len(out) == 2
+    assert isinstance(out, list) and len(out) == 2 and all(isinstance(o, dict) for o in out)
     assert [o["stream"]["stream"] for o in out] == ["users", "accounts"]
     assert out[0]["columns"] == ["id", "name"] and out[0]["rows"] == [[1, "Ada"], [2, "Bo"], [3, "Cy"]]
     assert out[1]["rows"][1] == [2, 0.25, dt.date(2024, 2, 29)]

@@ -1,7 +1,7 @@
 """What a source block hands to downstream blocks: the spec's shape, made lazy.
 
 Per the spec, one stream gives a dict ``{stream, columns, rows}`` and two or
-more give a list of them.  ``StreamOutput`` *behaves* as that dict, but its
+more give a list of them.  ``StreamOutput`` *is* that dict, but its
 data stays in a memory-mapped Arrow file until asked for: ``rows`` builds the
 list of lists on first access, ``to_arrow()`` is zero-copy, ``to_pandas()``
 converts once, and the notebook shows a DataFrame preview.
@@ -9,7 +9,6 @@ converts once, and the notebook shows a DataFrame preview.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,8 +19,24 @@ from ..sync.spill import open_reader, read_table
 KEYS = ("stream", "columns", "rows")
 
 
-class StreamOutput(Mapping):
-    """One fetched stream: ``out['stream']``, ``out['columns']``, ``out['rows']``."""
+class _Lazy:
+    """Placeholder for ``rows`` in the dict's own storage until they are first needed."""
+
+    def __repr__(self) -> str:
+        return "<rows not loaded>"
+
+
+_LAZY_ROWS = _Lazy()
+
+
+class StreamOutput(dict):
+    """One fetched stream: ``out['stream']``, ``out['columns']``, ``out['rows']``.
+
+    A real ``dict`` (the spec says a dictionary, and code written for it checks
+    ``isinstance(output, dict)`` to tell one stream from a list of them) whose
+    ``rows`` are built from the spill file on first access, through any path:
+    indexing, ``get``, ``items``/``values``, ``dict(out)``, ``==``, ``json.dumps``.
+    """
 
     def __init__(
         self,
@@ -32,36 +47,71 @@ class StreamOutput(Mapping):
         *,
         origin: dict[str, Any] | None = None,
     ) -> None:
-        self._stream = stream
+        super().__init__(stream=stream, columns=list(schema.names), rows=_LAZY_ROWS)
         self._path = Path(path)
         self._schema = schema
         self.num_rows = num_rows
         self.origin = origin or {}
-        self._rows: list[list[Any]] | None = None
 
-    # -- the spec's dict --------------------------------------------------------------
+    # -- the spec's dict, with lazy rows ------------------------------------------------
+    def _load_rows(self) -> None:
+        if dict.get(self, "rows") is _LAZY_ROWS:
+            table = self.to_arrow()
+            columns = [col.to_pylist() for col in table.columns]
+            dict.__setitem__(self, "rows", [list(row) for row in zip(*columns)] if columns else [])
+
     def __getitem__(self, key: str) -> Any:
-        if key == "stream":
-            return self._stream
-        if key == "columns":
-            return list(self._schema.names)
         if key == "rows":
-            if self._rows is None:
-                table = self.to_arrow()
-                columns = [col.to_pylist() for col in table.columns]
-                self._rows = [list(row) for row in zip(*columns)] if columns else []
-            return self._rows
-        raise KeyError(key)
+            self._load_rows()
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
 
     def __iter__(self) -> Iterator[str]:
-        return iter(KEYS)
+        # Overriding __iter__ makes dict(out) / {**out} go through keys() and __getitem__.
+        return dict.__iter__(self)
 
-    def __len__(self) -> int:
-        return len(KEYS)
+    def items(self):  # noqa: ANN201 - dict's own view type
+        self._load_rows()
+        return dict.items(self)
+
+    def values(self):  # noqa: ANN201
+        self._load_rows()
+        return dict.values(self)
+
+    def copy(self) -> dict[str, Any]:
+        self._load_rows()
+        return dict(dict.items(self))
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self._load_rows()
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._load_rows()
+        return dict.popitem(self)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._load_rows()
+        return dict.setdefault(self, key, default)
+
+    def __eq__(self, other: object) -> bool:
+        self._load_rows()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        self._load_rows()
+        return dict.__ne__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self):  # noqa: ANN204 - pickles as the plain spec dict
+        return (dict, (self.copy(),))
 
     @property
     def name(self) -> str:
-        return self._stream.get("stream", "")
+        return dict.__getitem__(self, "stream").get("stream", "")
 
     @property
     def schema(self) -> pa.Schema:
