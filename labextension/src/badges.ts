@@ -95,7 +95,9 @@ export class CellBadges {
   }
 
   private _renderBadge(cell: Cell, line: IMagicLine | null, block: IBlock | undefined): void {
-    let badge = cell.node.querySelector<HTMLElement>(`:scope > .${BADGE_CLASS}`);
+    let badge = cell.node.querySelector<HTMLElement>(
+      `:scope > .jp-CellHeader > .${BADGE_CLASS}, :scope > .${BADGE_CLASS}`
+    );
     if (line === null) {
       badge?.remove();
       cell.node.classList.remove('jp-di-block-cell');
@@ -104,12 +106,10 @@ export class CellBadges {
     if (badge === null) {
       badge = document.createElement('div');
       badge.className = BADGE_CLASS;
-      const anchor = cell.inputArea?.node.parentElement ?? null; // jp-Cell-inputWrapper
-      if (anchor !== null && anchor.parentElement === cell.node) {
-        cell.node.insertBefore(badge, anchor);
-      } else {
-        cell.node.prepend(badge);
-      }
+      // The cell header is an empty widget of the cell's own layout, so the badge stays on
+      // top of the cell whatever the notebook re-renders.
+      const header = cell.node.querySelector(':scope > .jp-CellHeader');
+      (header ?? cell.node).prepend(badge);
     }
     cell.node.classList.add('jp-di-block-cell');
     const status = block?.status ?? 'idle';

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -63,6 +65,20 @@ def run_cell(page: Page, index: int) -> None:
         except AssertionError:
             continue
     expect(prompt).to_have_text(re.compile(r"\[\d+\]:"), timeout=TIMEOUT)
+
+
+def run_all(page: Page, first_code_cell: int) -> None:
+    """Run > Run All Cells, asked again while the first code cell never started (see run_cell)."""
+    prompt = cell(page, first_code_cell).locator(".jp-InputPrompt")
+    for _attempt in range(3):
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        try:
+            expect(prompt).to_have_text(re.compile(r"\[[\d*]+\]:"), timeout=5_000)
+            return
+        except AssertionError:
+            continue
+    expect(prompt).to_have_text(re.compile(r"\[[\d*]+\]:"))
 
 
 def open_notebook(page: Page, lab: Lab, name: str) -> None:
@@ -140,3 +156,42 @@ def test_extension_loads_and_kernel_writes_back_into_cells(page: Page, lab: Lab)
     page.keyboard.press("Control+z")
     expect(target.locator(".cm-content")).to_have_text("x = 1  # before")
     expect(target.locator(".jp-di-badge")).to_have_count(0)
+
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "quickstart.ipynb"
+
+
+def test_quickstart_run_all_shows_every_block_done(page: Page, lab: Lab) -> None:
+    """notebooks/quickstart.ipynb as a user runs it: Run All, then the panel and badges say done."""
+    shutil.copy(QUICKSTART, lab.root / "quickstart.ipynb")
+    shutil.copytree(QUICKSTART.parent / "data", lab.root / "data", dirs_exist_ok=True)
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    blocks = {}  # block name -> kind, from the magic lines
+    for c in nb.cells:
+        m = re.match(r"%%di_(source|destination|block) (\w+)", c.source)
+        if c.cell_type == "code" and m:
+            blocks[m.group(2)] = {"block": "python"}.get(m.group(1), m.group(1))
+    assert len(blocks) >= 3
+    open_notebook(page, lab, "quickstart.ipynb")
+    show_pipeline_panel(page)
+    # before any run the panel already shows the blocks parsed from the cells
+    graph = page.locator("#jupyter-di-graph")
+    for name in blocks:
+        expect(graph.locator(f'g.jp-di-node[data-block-name="{name}"]')).to_have_attribute("data-status", "idle")
+
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    run_all(page, first_code)
+    last = cell(page, len(nb.cells) - 1)
+    expect(last.locator(".jp-OutputArea-output")).to_contain_text("enriched_orders", timeout=180_000)
+
+    expect(page.locator("#jupyter-di-connection")).to_have_attribute("data-connected", "true", timeout=TIMEOUT)
+    for name, kind in blocks.items():
+        node = graph.locator(f'g.jp-di-node[data-block-name="{name}"]')
+        expect(node).to_have_attribute("data-status", "done", timeout=TIMEOUT)
+        expect(node).to_have_attribute("data-kind", kind)
+        badge = page.locator(f'.jp-di-badge[data-block-name="{name}"]')
+        expect(badge).to_have_attribute("data-status", "done")
+        expect(badge.locator(".jp-di-badge-duration")).to_have_text(re.compile(r"\d"))
+    # the warehouse received rows: the check cell printed a non-zero count per table
+    counts = dict(line.split() for line in last.locator(".jp-OutputArea-output").inner_text().strip().splitlines())
+    assert counts and all(int(v) > 0 for v in counts.values()), counts
