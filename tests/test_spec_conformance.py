@@ -749,7 +749,7 @@ streams:
     assert query(target, "SELECT id, status FROM order_status ORDER BY id") == [(1, "new"), (2, "paid"), (3, "new"), (4, "new")]
 
 
-@pytest.mark.xfail(strict=True, reason="runner.run_destination does not project a destination stream to its `columns` yet (reported)")
+
 def test_destination_stream_columns_choose_the_columns_of_the_table(shell, tmp_path):
     shell.ok("%%di_block changes\n@data_loader\ndef f(**kw):\n    return [{'id': 1, 'status': 'new', 'secret': 's1'}]\n")
     target = tmp_path / "wh.duckdb"
@@ -767,7 +767,7 @@ def c(*args, **kwargs):
 """
 
 
-@pytest.mark.xfail(strict=True, reason="resolve.py re-adds every catalog entry of a Python destination and marks none excluded (reported)")
+
 def test_python_destination_catalog_unselected_stream_is_not_exported(shell, tmp_path):
     shell.ok("%%di_block a\n@data_loader\ndef f(**kw):\n    return [{'x': 1}]\n")
     shell.ok("%%di_block b\n@data_loader\ndef f(**kw):\n    return [{'y': 1}]\n")
@@ -780,7 +780,7 @@ def test_python_destination_catalog_unselected_stream_is_not_exported(shell, tmp
     assert tables(tmp_path / "wh.duckdb") == {"a"}
 
 
-@pytest.mark.xfail(strict=True, reason="run_destination exports every upstream stream; a Python destination's selected_streams do not limit it (reported)")
+
 def test_python_destination_selected_streams_choose_what_is_exported(shell, tmp_path):
     shell.ok("%%di_block a\n@data_loader\ndef f(**kw):\n    return [{'x': 1}]\n")
     shell.ok("%%di_block b\n@data_loader\ndef f(**kw):\n    return [{'y': 1}]\n")

@@ -91,6 +91,8 @@ class PythonDIResult:
     selected_streams: list[str]
     catalog: dict[str, Any] | None
     upstream: dict[str, UpstreamSettings] = field(default_factory=dict)
+    chose_streams: bool = False
+    """True when @data_integration_selected_streams returned a list (a destination exports only those)."""
 
 
 def select_catalog(catalog: dict[str, Any], streams: list[str] | None, selected: bool = True) -> dict[str, Any]:
@@ -232,7 +234,8 @@ def run_python_di_block(
             catalog = dict(catalog) if catalog is not None else None
     if catalog and catalog.get("streams"):
         selected = _selected_in_catalog(catalog, selected, block=block)
-    return PythonDIResult(connector=connector, config=config, selected_streams=selected, catalog=catalog, upstream=upstream)
+    chose = "data_integration_selected_streams" in found and bool(selected)
+    return PythonDIResult(connector=connector, config=config, selected_streams=selected, catalog=catalog, upstream=upstream, chose_streams=chose)
 
 
 def _selected_in_catalog(catalog: Mapping[str, Any], selected: list[str], *, block: str) -> list[str]:

@@ -16,7 +16,7 @@ from .context import RunContext
 from .di_config import DIConfig, UpstreamSettings
 from .inputs import catalog_for_output
 from .interpolation import Interpolator
-from .python_di import run_python_di_block, stream_settings_from_catalog
+from .python_di import run_python_di_block, stream_is_selected, stream_settings_from_catalog
 
 
 @dataclass
@@ -30,6 +30,8 @@ class ResolvedBlock:
     catalog: dict[str, Any] | None = None
     secrets_used: list[str] = field(default_factory=list)
     excluded: set[str] = field(default_factory=set)
+    only: set[str] | None = None
+    """A destination exports only these incoming streams (Python @data_integration_selected_streams)."""
 
 
 def upstream_settings_for(block: Block, cfg: DIConfig | None) -> dict[str, UpstreamSettings]:
@@ -76,10 +78,18 @@ def resolve(block: Block, outputs: dict[str, Any], ctx: RunContext) -> ResolvedB
         entries = {(e.get("tap_stream_id") or e.get("stream")): e for e in (result.catalog or {}).get("streams", [])}
         for name in result.selected_streams:
             streams[name] = stream_settings_from_catalog(entries.get(name, {}))
-        for name, entry in entries.items():
-            if kind == "destination" and name not in streams:
-                streams[name] = stream_settings_from_catalog(entry)
-        return ResolvedBlock(kind, result.connector, result.config, streams, list(streams), result.upstream or upstream, result.catalog)
+        excluded: set[str] = set()
+        only = None
+        if kind == "destination":
+            excluded = {name for name, entry in entries.items() if not stream_is_selected(entry)}
+            for name, entry in entries.items():
+                if name not in streams and name not in excluded:
+                    streams[name] = stream_settings_from_catalog(entry)
+            only = set(result.selected_streams) if result.chose_streams else None
+        return ResolvedBlock(
+            kind, result.connector, result.config, streams, list(streams), result.upstream or upstream, result.catalog,
+            excluded=excluded, only=only,
+        )
 
     cfg = DIConfig.parse(block.body, kind=kind, block=block.name)
     for name in cfg.upstream:

@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import pyarrow as pa
+
 from ..connectors import registry
 from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream
@@ -152,14 +154,30 @@ def run_source(block: Block, outputs: dict[str, Any], ctx: RunContext) -> BlockR
 
 
 # -- destinations -----------------------------------------------------------------------------
+def project(reader: pa.RecordBatchReader, columns: list[str] | None) -> pa.RecordBatchReader:
+    """Only ``columns`` of every batch (the destination stream's column choice); keys stay first-class."""
+    if columns is None:
+        return reader
+    schema = pa.schema([reader.schema.field(c) for c in columns])
+    return pa.RecordBatchReader.from_batches(schema, (batch.select(columns) for batch in reader))
+
+
 def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str) -> StreamSettings:
-    """The source stream's settings, overridden by the destination's own."""
+    """The source stream's settings, overridden by the destination's own.
+
+    Unique constraints given at the destination without a replication method
+    mean upsert (INCREMENTAL): replacing the table would make them pointless.
+    """
     info = stream.stream_info or {}
     merged: dict[str, Any] = {}
     for key in ("replication_method", "key_properties", "bookmark_properties", "unique_constraints", "unique_conflict_method", "auto_add_new_fields", "destination_table"):
         if info.get(key) not in (None, []):
             merged[key] = info[key]
     merged.update(raw)
+    if raw.get("unique_constraints") and "replication_method" not in raw:
+        merged["replication_method"] = INCREMENTAL
+    if "columns" not in raw:
+        merged.pop("columns", None)
     return _settings(stream.name, merged, block=block)
 
 
@@ -171,7 +189,7 @@ def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> B
         if resolved.upstream[name].only_as_input:
             continue
         for stream in streams_from_output(name, outputs.get(name)):
-            if stream.name in resolved.excluded:
+            if stream.name in resolved.excluded or (resolved.only is not None and stream.name not in resolved.only):
                 continue
             if stream.name in incoming:
                 raise ConfigError(f"two upstream blocks both provide a stream named {stream.name!r}.", block=block.name, stream=stream.name, fix="rename one of them, or mark one only_as_input.")
@@ -185,6 +203,16 @@ def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> B
                 fix="fix the stream name, or add the block that outputs it with --upstream.",
             )
     settings = [destination_settings(s, resolved.streams.get(n, {}), block=block.name) for n, s in incoming.items()]
+    for s in settings:
+        if s.columns is not None:
+            unknown = [c for c in s.columns if c not in incoming[s.stream].schema.names]
+            if unknown:
+                raise ConfigError(
+                    f"columns {', '.join(repr(c) for c in unknown)} are not in the stream (it has: {', '.join(incoming[s.stream].schema.names)}).",
+                    block=block.name,
+                    stream=s.stream,
+                    fix="fix `columns:` in the destination's stream settings.",
+                )
 
     def write_one(stream_settings: StreamSettings) -> dict[str, Any]:
         stream = incoming[stream_settings.stream]
@@ -213,7 +241,7 @@ def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> B
                 result = write_stream(
                     destination,
                     stream_settings,
-                    stream.reader(),
+                    project(stream.reader(), stream_settings.columns),
                     batch_states=origin.get("batch_states"),
                     state_key=key,
                     save_state=save,
