@@ -186,10 +186,15 @@ class FrontendBridge:
             return
         with self._lock:
             self._greeted.add(comm.comm_id)
-            graph, statuses = self._graph, list(self._statuses.values())
         self._send({**_ack("hello", True), "version": PROTOCOL_VERSION}, only=comm)
-        if graph is not None:
-            self._send({"type": "graph", "blocks": graph}, only=comm)
+        self._replay(comm, even_empty=False)
+
+    def _replay(self, comm: Any, even_empty: bool) -> None:
+        """Send the last graph and every status since, so a late front end catches up."""
+        with self._lock:
+            graph, statuses = self._graph, list(self._statuses.values())
+        if graph is not None or even_empty:
+            self._send({"type": "graph", "blocks": graph or []}, only=comm)
         for status in statuses:
             self._send(status, only=comm)
 
@@ -209,12 +214,8 @@ class FrontendBridge:
         handler = self._handlers.get(kind)
         if handler is None:
             if kind == "request_graph":
-                with self._lock:
-                    graph, statuses = self._graph, list(self._statuses.values())
                 self._send(_ack(kind, True), only=comm)
-                self._send({"type": "graph", "blocks": graph or []}, only=comm)
-                for status in statuses:
-                    self._send(status, only=comm)
+                self._replay(comm, even_empty=True)
                 return
             error = f"the kernel has no handler for {kind}; run `%load_ext jupyter_di` first"
             self._send(_ack(kind, False, error), only=comm)
