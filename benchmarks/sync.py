@@ -202,6 +202,16 @@ def _parse_seconds(out: bytes) -> float | None:
     return None
 
 
+def settle(conn: dict) -> None:
+    """Start every case from the same server state: no pending checkpoint or vacuum work."""
+    try:
+        with psycopg_connect(conn) as c:
+            c.execute("VACUUM")
+            c.execute("CHECKPOINT")
+    except Exception:  # not a superuser: the cases just share whatever background work there is
+        pass
+
+
 def count_rows(conn: dict, case: str, work: Path) -> int | None:
     try:
         if case in ("jdi-duckdb", "dlt-duckdb"):
@@ -285,6 +295,7 @@ def main() -> int:
                 argv = raw_pipe_argv(conn)
             else:
                 argv = [sys.executable, __file__, "--child", case, "--conn", json.dumps(conn), "--work", str(work)]
+            settle(conn)
             seconds, wall, rss_kb, err = run_child(argv, pg_env(conn))
             if case == "raw" and not err.strip():
                 seconds = wall
