@@ -103,12 +103,14 @@ class PostgresSource(Source):
             schema, table, oid = self._resolve(cur, s.stream)
             cols = table_columns(cur, [oid])[oid]
             pk = primary_keys(cur, [oid])[oid]
-        by_name = {c.name: c for c in cols}
-        if s.columns:
-            _require(by_name, list(s.columns), "selected column", s.stream, "remove it from columns or run discovery again")
-        wanted = set(s.columns or by_name)
-        selected = [c.name for c in cols if c.name in wanted]  # the stream's column order
-        query, bookmark = _select(schema, table, [by_name[n] for n in selected], by_name, pk, request)
+            by_name = {c.name: c for c in cols}
+            if s.columns:
+                _require(by_name, list(s.columns), "selected column", s.stream, "remove it from columns or run discovery again")
+            wanted = set(s.columns or by_name)
+            selected = [c.name for c in cols if c.name in wanted]  # the stream's column order
+            query, bookmark = _select(schema, table, [by_name[n] for n in selected], by_name, pk, request)
+            if bookmark is not None:
+                _check_bookmark(cur, schema, table, bookmark, by_name, s.stream)
         target = pa.schema([by_name[n].arrow_field() for n in selected])
         conn = self._cfg.adbc(autocommit=True)
         batches = _prefetch(_adbc_batches(conn, render(query), bookmark, target, request.batch_size))
@@ -124,6 +126,23 @@ def _require(by_name: dict[str, PgColumn], names: list[str], what: str, stream: 
             stream=stream,
             fix=f"{fix}; the table has: {', '.join(by_name)}.",
         )
+
+
+def _check_bookmark(cur: Any, schema: str, table: str, bookmark: str, by_name: dict[str, PgColumn], stream: str) -> None:
+    """Cast the bookmark to the columns' types now, so a bad value is a clear error before streaming."""
+    import psycopg
+
+    values = json.loads(bookmark)
+    for name, value in values.items():
+        query = sql.SQL("SELECT (jsonb_populate_record(NULL::{}, %s::jsonb)).{}").format(sql.Identifier(schema, table), sql.Identifier(name))
+        try:
+            cur.execute(query, (json.dumps({name: value}),))
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"bookmark value {value!r} for {name!r} is not a valid {by_name[name].sql_type}: {str(exc).splitlines()[0]}",
+                stream=stream,
+                fix="reset the stream's state or set a bookmark of the column's type (timestamps as ISO-8601 strings).",
+            ) from None
 
 
 def _select(

@@ -243,6 +243,10 @@ def test_incremental_missing_columns_are_config_errors(pg_config, events):
     bad_key = StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["updated_at"], key_properties=["nokey"])
     with pytest.raises(ConfigError, match="key column 'nokey' not found"):
         read_all(pg_config, bad_key)
+    by_time = StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["updated_at"])
+    with pytest.raises(ConfigError, match="bookmark value 'yesterday-ish' for 'updated_at' is not a valid timestamp with time zone") as err:
+        read_all(pg_config, by_time, bookmark={"updated_at": "yesterday-ish"})
+    assert err.value.stream == "events" and "reset the stream's state" in err.value.fix
     with pytest.raises(ConfigError, match="needs bookmark_properties"):
         read_all(pg_config, StreamSettings("events", replication_method="INCREMENTAL"))
 
@@ -473,6 +477,11 @@ def test_unreachable_port_is_connection_failed(pg_config):
         write(config, StreamSettings("t"), [people([1], ["a"])])
     with pytest.raises(ConfigError, match="port must be a whole number"):
         PostgresSource(dict(pg_config, port="abc"))
+    with pytest.raises(ConfigError, match="'sometimes' is not a libpq sslmode"):
+        PostgresSource(dict(pg_config, sslmode="sometimes"))
+    with pytest.raises(ConfigError, match="missing host, database"):
+        PostgresDestination({"username": "u"})
+    assert "hunter2" not in repr(PostgresSource(config)._cfg)
 
 
 # -- PostgreSQL -> PostgreSQL type round trip -------------------------------------------------
