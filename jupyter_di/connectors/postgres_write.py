@@ -47,6 +47,7 @@ from .postgres_types import (
 )
 
 log = logging.getLogger(__name__)
+MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
 
 
 class PostgresDestination(Destination):
@@ -201,6 +202,7 @@ class _TableWriter:
 
     def _prepare_table(self, schema: pa.Schema) -> bool:
         """Create the table or add the schema's new columns; True when it was created."""
+        self._check_lengths([self.table, *schema.names])
         oid = self._oid()
         if oid is None:
             self._ensure_schema()
@@ -230,6 +232,16 @@ class _TableWriter:
             pg_type = write_column(f).pg_type
             self._exec(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(self.rel, sql.Identifier(f.name), sql.SQL(pg_type)))
             self.columns[f.name] = pg_type
+
+    def _check_lengths(self, names: list[str]) -> None:
+        """PostgreSQL silently cuts identifiers at 63 bytes; refuse instead of writing elsewhere."""
+        long = [n for n in names if len(n.encode()) > MAX_IDENTIFIER_BYTES]
+        if long:
+            raise SchemaMismatch(
+                f"name{'s' if len(long) > 1 else ''} {', '.join(repr(n) for n in long)} exceed PostgreSQL's {MAX_IDENTIFIER_BYTES}-byte identifier limit.",
+                stream=self.settings.stream,
+                fix="rename the column in an upstream block or set a shorter destination_table.",
+            )
 
     def _check_names(self, names: list[str], have: Iterable[str], what: str) -> None:
         missing = [n for n in names if n not in set(have)]
@@ -261,6 +273,8 @@ class _TableWriter:
     # -- loading --------------------------------------------------------------------------
 
     def _load(self, batch: pa.RecordBatch) -> None:
+        if any(name not in self.columns for name in batch.schema.names):
+            self._check_lengths(batch.schema.names)
         self._add_columns(batch.schema)
         wcs = [write_column(f) for f in batch.schema]
         arrays = []

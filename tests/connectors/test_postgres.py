@@ -392,6 +392,14 @@ def test_crafted_column_name_is_a_literal_column(pg_config, pg_connect):
     assert read_all(pg_config, StreamSettings("plain")).to_pylist() == [{"id": 1, evil: "v"}]
 
 
+def test_names_over_63_bytes_are_refused_not_truncated(pg_config, pg_connect):
+    long_name = "é" * 32  # 64 bytes
+    batch = pa.RecordBatch.from_pydict({"id": pa.array([1], pa.int64()), long_name: pa.array(["v"])})
+    with pytest.raises(SchemaMismatch, match="exceed PostgreSQL's 63-byte identifier limit"):
+        write(pg_config, StreamSettings("t"), [batch])
+    assert rows(pg_connect(), "SELECT count(*) FROM pg_class WHERE relname = 't'") == [(0,)]
+
+
 def test_nul_characters_are_stripped_with_one_warning(pg_config, pg_connect):
     batch = pa.RecordBatch.from_arrays(
         [
