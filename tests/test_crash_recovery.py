@@ -33,6 +33,7 @@ from tests.support.singer_venvs import singer_executable
 pytestmark = [pytest.mark.postgres, pytest.mark.singer]
 
 KILLS = 12
+MAX_ROUNDS = 30
 DESTINATIONS = ("pg", "duck", "lite", "singer")
 
 
@@ -131,18 +132,23 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
     rng = random.Random(20261125)
     kill_moments = []
     killed_mid_run = 0
+    typical_run = 2.0  # seconds; learnt from runs that finish before their kill moment
 
-    for round_no in range(KILLS):
+    for round_no in range(MAX_ROUNDS):
+        if killed_mid_run >= KILLS:
+            break
         if round_no:
             mutate(conn, round_no, rng)
+        started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
-        moment = rng.uniform(0.4, 4.0)
+        moment = rng.uniform(0.3, 0.95 * typical_run)  # anywhere from start-up to the last commit
         kill_moments.append(round(moment, 2))
         try:
             proc.wait(timeout=moment)
+            typical_run = time.monotonic() - started
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -162,7 +168,7 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
             assert_bookmark_not_ahead(source, destination_rows("pg", tmp_path, conn)[0], bookmark_epoch(state.get("bookmark")), f"round {round_no}, pg in-transaction state")
 
     assert killed_mid_run >= 10, f"only {killed_mid_run} runs were killed mid-run (moments {kill_moments})"
-    mutate(conn, KILLS, rng)
+    mutate(conn, MAX_ROUNDS, rng)
     final = subprocess.run([sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)], env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
     source = source_rows(conn)
