@@ -130,7 +130,40 @@ def child_jdi_duckdb(conn: dict, work: Path) -> float:
     return time.perf_counter() - started
 
 
-CHILDREN = {"jdi-pg": child_jdi_pg, "jdi-duckdb": child_jdi_duckdb}
+def child_jdi_notebook(conn: dict, work: Path, destination: str) -> float:
+    """The whole product path: a notebook with a source and a destination block, `jupyter-di run`."""
+    import nbformat
+
+    from jupyter_di.cli import main as cli_main
+
+    pg = f"  host: {conn['host']}\n  port: {conn['port']}\n  username: {conn['username']}\n  database: {conn['database']}\n"
+    if destination == "postgresql":
+        with psycopg_connect(conn) as c:
+            c.execute("DROP SCHEMA IF EXISTS bench_nb CASCADE")
+        dest = f"destination: postgresql\nconfig:\n{pg}  schema: bench_nb\n"
+    else:
+        dest = f"destination: duckdb\nconfig:\n  path: {work / 'nb.duckdb'}\n"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"%%di_source src\nsource: postgresql\nconfig:\n{pg}streams:\n  {SOURCE_TABLE}: {{}}\n"),
+        nbformat.v4.new_code_cell(f"%%di_destination dst --upstream src\n{dest}"),
+    ]
+    path = work / f"bench_{destination}.ipynb"
+    nbformat.write(nb, path)
+    os.environ["JUPYTER_DI_STATE_PATH"] = str(work / "nb-state.sqlite")
+    started = time.perf_counter()
+    code = cli_main(["run", "-q", str(path)])
+    if code != 0:
+        raise SystemExit(f"jupyter-di run failed with exit code {code}")
+    return time.perf_counter() - started
+
+
+CHILDREN = {
+    "jdi-pg": child_jdi_pg,
+    "jdi-duckdb": child_jdi_duckdb,
+    "jdi-nb-pg": lambda conn, work: child_jdi_notebook(conn, work, "postgresql"),
+    "jdi-nb-duckdb": lambda conn, work: child_jdi_notebook(conn, work, "duckdb"),
+}
 
 DLT_SCRIPT = textwrap.dedent(
     """
@@ -213,14 +246,15 @@ def settle(conn: dict) -> None:
 
 
 def count_rows(conn: dict, case: str, work: Path) -> int | None:
+    duck_files = {"jdi-duckdb": (work / "jdi.duckdb", SOURCE_TABLE), "jdi-nb-duckdb": (work / "nb.duckdb", SOURCE_TABLE), "dlt-duckdb": (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}")}
     try:
-        if case in ("jdi-duckdb", "dlt-duckdb"):
+        if case in duck_files:
             import duckdb
 
-            path, table = (work / "jdi.duckdb", SOURCE_TABLE) if case == "jdi-duckdb" else (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}")
+            path, table = duck_files[case]
             with duckdb.connect(str(path), read_only=True) as d:
                 return d.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        table = {"raw": "bench_raw", "jdi-pg": f"bench_out.{SOURCE_TABLE}", "dlt-pg": f"bench_dlt.{SOURCE_TABLE}"}[case]
+        table = {"raw": "bench_raw", "jdi-pg": f"bench_out.{SOURCE_TABLE}", "jdi-nb-pg": f"bench_nb.{SOURCE_TABLE}", "dlt-pg": f"bench_dlt.{SOURCE_TABLE}"}[case]
         with psycopg_connect(conn) as c:
             return c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     except Exception:
@@ -235,7 +269,7 @@ def main() -> int:
     ap.add_argument("--username", default="postgres")
     ap.add_argument("--database", default="jdi_bench")
     ap.add_argument("--skip-dlt", action="store_true", help="do not run (or install) dlt")
-    ap.add_argument("--cases", default="raw,jdi-pg,jdi-duckdb,dlt-duckdb,dlt-pg")
+    ap.add_argument("--cases", default="raw,jdi-pg,jdi-duckdb,jdi-nb-pg,jdi-nb-duckdb,dlt-duckdb,dlt-pg")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--conn", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -278,6 +312,8 @@ def main() -> int:
             "raw": "psql COPY binary | psql COPY binary (PG->PG)",
             "jdi-pg": "jupyter-di Postgres->Postgres",
             "jdi-duckdb": "jupyter-di Postgres->DuckDB",
+            "jdi-nb-pg": "jupyter-di notebook run (source+destination blocks) PG->PG",
+            "jdi-nb-duckdb": "jupyter-di notebook run (source+destination blocks) PG->DuckDB",
             "dlt-duckdb": "dlt sql_database (connectorx) -> DuckDB",
             "dlt-pg": "dlt sql_database (connectorx) -> Postgres",
         }

@@ -41,7 +41,13 @@ from .sql_dialect import (
 CONFIG = [
     ConfigField("path", "path", required=True, description="The DuckDB database file (relative to the working directory)."),
     ConfigField("schema", "string", default="main", description="The schema to read from / write to."),
+    ConfigField(
+        "memory_limit",
+        "string",
+        description="Cap on DuckDB's buffer memory while writing, e.g. '256MB' (default: DuckDB's own, 80% of RAM).",
+    ),
 ]
+_MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 # A catalog type name we may splice into CAST(? AS ...): letters, digits, spaces, (p,s).
 _SAFE_TYPE = re.compile(r"^[A-Za-z0-9_ (),]+$")
@@ -225,6 +231,7 @@ class DuckDBDestination(SqlFileDestination):
     system = "DuckDB"
     state_json_type = "JSON"
     commit_every_rows = 250_000  # a DuckDB commit costs a WAL flush; fewer, larger ones keep it fast
+    staged_full_table = True  # one multi-million-row transaction keeps all its rows in memory
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -241,6 +248,11 @@ class DuckDBDestination(SqlFileDestination):
         self._connect().close()
 
     def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
+        limit = self.config.get("memory_limit")
+        if limit:
+            if not _MEMORY_LIMIT.match(str(limit)):
+                raise ConfigError(f"memory_limit {limit!r} is not a size.", fix="write it like '256MB' or '2GB'.")
+            con.execute("SET memory_limit = ?", [str(limit).strip()])
         if self.schema != "main":
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
 

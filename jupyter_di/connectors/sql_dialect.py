@@ -346,6 +346,9 @@ class SqlFileDestination(Destination):
     """
 
     transactional: ClassVar[bool] = True
+    staged_full_table: ClassVar[bool] = False
+    """FULL_TABLE loads into a committed staging table first (bounds memory where one
+    huge transaction would not), then replaces the rows in one short transaction."""
     commit_every_rows: ClassVar[int] = 100_000
     commit_every_seconds: ClassVar[float] = 60.0
     system: ClassVar[str] = ""
@@ -405,24 +408,44 @@ class SqlFileDestination(Destination):
                 self._null_on_update = [known[c.lower()] for c in request.dropped_columns if c.lower() in known and c not in request.schema.names]
                 table_sql = self._table_sql(s.table_name)
                 full = s.replication_method == FULL_TABLE
-                if full:
+                staged = full and self.staged_full_table
+                insert_into = s.table_name
+                if staged:
+                    # Load into a staging copy with periodic commits (bounded memory), then
+                    # replace the table's rows from it in one short transaction.
+                    insert_into = f"{s.table_name}__jupyter_di_staging"
+                    con.execute(f"DROP TABLE IF EXISTS {self._table_sql(insert_into)}")
+                    con.execute(f"CREATE TABLE {self._table_sql(insert_into)} AS SELECT * FROM {table_sql} LIMIT 0")
+                    con.execute("COMMIT")
+                    con.execute(self.begin_sql)
+                elif full:
                     con.execute(f"DELETE FROM {table_sql}")
                 for chunk in chunks:
                     batch = chunk.batch
                     if batch.num_columns and batch.num_rows:
-                        self._add_columns(con, s, known, batch.schema)
+                        if not staged:
+                            self._add_columns(con, s, known, batch.schema)
                         keys = _batch_keys(batch.schema, s)
-                        self._insert(con, s.table_name, batch, keys, s.unique_conflict_method)
+                        self._insert(con, insert_into, batch, [] if staged else keys, s.unique_conflict_method)
                     rows += batch.num_rows
                     pending += batch.num_rows
                     if chunk.state is not None:
                         state = chunk.state
-                    if not full and (pending >= self.commit_every_rows or time.monotonic() - last_commit > self.commit_every_seconds):
+                    due = pending >= self.commit_every_rows or time.monotonic() - last_commit > self.commit_every_seconds
+                    if staged and due:
+                        con.execute("COMMIT")  # staging rows only: no state, nothing visible yet
+                        con.execute(self.begin_sql)
+                        pending, last_commit = 0, time.monotonic()
+                    elif not full and due:
                         self._commit(con, request.state_key, state)
                         if on_commit:
                             on_commit(rows, state)
                         con.execute(self.begin_sql)
                         pending, last_commit, reported = 0, time.monotonic(), rows
+                if staged:
+                    con.execute("COMMIT")
+                    con.execute(self.begin_sql)
+                    self._replace_from_staging(con, s, insert_into)
                 self._commit(con, request.state_key, state)
             except BaseException:
                 try:
@@ -464,6 +487,15 @@ class SqlFileDestination(Destination):
             con.close()
 
     # ---- steps
+
+    def _replace_from_staging(self, con: Any, s: StreamSettings, staging: str) -> None:
+        """Inside the final transaction: the table's rows become the staging table's rows."""
+        table_sql, staging_sql = self._table_sql(s.table_name), self._table_sql(staging)
+        names = self._table_columns(con, staging) or []
+        cols = ", ".join(quote_ident(n) for n in names)
+        con.execute(f"DELETE FROM {table_sql}")
+        con.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {staging_sql}")
+        con.execute(f"DROP TABLE {staging_sql}")
 
     def _commit(self, con: Any, state_key: str | None, state: Any) -> None:
         if state_key and state is not None:

@@ -60,8 +60,13 @@ def spill(reader: pa.RecordBatchReader, path: Path, settings: StreamSettings, on
 
 
 def open_reader(path: Path) -> pa.RecordBatchReader:
-    """A streaming reader over a spilled file (memory-mapped)."""
-    source = pa.memory_map(str(path), "r")
+    """A streaming reader over a spilled file.
+
+    Plain reads, not a memory map: a consumer streaming a file bigger than
+    memory should hold one batch at a time, and mapped pages it touched would
+    stay counted against the process until unmapped.
+    """
+    source = pa.OSFile(str(path), "r")
     file_reader = pa.ipc.open_file(source)
 
     def batches():
