@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from . import catalog
-from .base import ConfigField, ConnectorSpec, ReadRequest, Source
+from .base import StreamSettings, ConfigField, ConnectorSpec, ReadRequest, Source
 from .sql_dialect import (
     STATE_TABLE,
     SqlFileDestination,
@@ -246,6 +246,19 @@ class DuckDBDestination(SqlFileDestination):
 
     def check(self) -> None:
         self._connect().close()
+
+    def _replace_from_staging(self, con: duckdb.DuckDBPyConnection, s: StreamSettings, staging: str) -> None:
+        """Swap the staging table in (no second copy of the rows); copy when something depends on the table."""
+        if self._has_unique(con, s.table_name, list(s.unique_constraints)) if s.unique_constraints else False:
+            super()._replace_from_staging(con, s, staging)  # keep the key constraint the table carries
+            return
+        try:
+            con.execute(f"DROP TABLE {self._table_sql(s.table_name)}")
+            con.execute(f"ALTER TABLE {self._table_sql(staging)} RENAME TO {quote_ident(s.table_name)}")
+        except duckdb.Error:  # e.g. a view depends on the table: replace its rows instead
+            con.execute("ROLLBACK")
+            con.execute(self.begin_sql)
+            super()._replace_from_staging(con, s, staging)
 
     def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
         limit = self.config.get("memory_limit")

@@ -24,6 +24,7 @@ from ..pipeline.block import Block
 from ..state.store import state_key
 from ..sync.bookmarks import validate_bookmark
 from ..sync.engine import write_stream
+from ..sync.prefetch import prefetched
 from ..sync.spill import spill
 from .context import RunContext
 from .inputs import InputStream, streams_from_output
@@ -115,7 +116,8 @@ def run_source(block: Block, outputs: dict[str, Any], ctx: RunContext) -> BlockR
                     entry = find_stream(catalog, stream) if catalog else find_stream(source.discover([stream]), stream)
                     bookmark = validate_bookmark(entry, bookmark, block=block.name, stream=stream)
                 reader = source.read(ReadRequest(settings=settings, bookmark=bookmark, batch_size=ctx.batch_size))
-                result = spill(reader, run_dir / f"{uuid.uuid4().hex[:8]}.arrow", settings, lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs))
+                with prefetched(reader) as ahead:
+                    result = spill(ahead, run_dir / f"{uuid.uuid4().hex[:8]}.arrow", settings, lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs))
         except DIError as exc:
             raise exc.with_context(block=block.name, stream=stream)
         except Exception as exc:  # a driver's own error: keep it, but say where it happened

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 
 from ..connectors.base import Chunk, Destination, WriteRequest, StreamSettings
+from .prefetch import prefetched
 from .spill import ProgressCallback
 
 
@@ -66,7 +67,8 @@ def write_stream(
             on_progress(rows, time.perf_counter() - started)
 
     request = WriteRequest(settings=settings, schema=reader.schema, state_key=state_key, dropped_columns=list(dropped_columns or []))
-    result = destination.write(request, chunks_for(reader, batch_states), on_commit)
+    with prefetched(reader) as ahead:
+        result = destination.write(request, chunks_for(ahead, batch_states), on_commit)
     rows = result.rows_written or committed["rows"]
     return StreamResult(
         stream=settings.stream,

@@ -445,3 +445,30 @@ class TestDuckDB(ContractCases):
         assert result.rows_written == 6 * n
         assert self.query(db, 'SELECT count(*), count(DISTINCT id), max(id) FROM "t"') == [(6 * n, 6 * n, 6 * n - 1)]
         assert dest.load_state("k") == {"i": 5}
+
+
+def _full_table_write(path: Path, ids: list[int], chunk_rows: int = 2) -> None:
+    dest = DuckDBDestination({"path": str(path)})
+    rows = batch(id=pa.array(ids, pa.int64()), name=pa.array([f"n{i}" for i in ids]))
+    chunks = [Chunk(rows.slice(i, chunk_rows)) for i in range(0, rows.num_rows, chunk_rows)]
+    with dest:
+        dest.write(WriteRequest(ws("t", replication_method="FULL_TABLE"), rows.schema), chunks)
+
+
+def test_full_table_staging_swaps_in_and_falls_back_to_a_copy_when_a_view_depends(tmp_path):
+    path = tmp_path / "w.duckdb"
+    saved = DuckDBDestination.commit_every_rows
+    DuckDBDestination.commit_every_rows = 2  # force several staging commits
+    try:
+        _full_table_write(path, [1, 2, 3, 4, 5])
+        _full_table_write(path, [7, 8, 9])
+        with duckdb.connect(str(path)) as con:
+            assert con.execute('SELECT id, name FROM "t" ORDER BY id').fetchall() == [(7, "n7"), (8, "n8"), (9, "n9")]
+            assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%staging%'").fetchone()[0] == 0
+            con.execute('CREATE VIEW v AS SELECT id FROM "t"')
+        _full_table_write(path, [10, 11])
+        with duckdb.connect(str(path)) as con:
+            assert con.execute("SELECT id FROM v ORDER BY id").fetchall() == [(10,), (11,)]
+            assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%staging%'").fetchone()[0] == 0
+    finally:
+        DuckDBDestination.commit_every_rows = saved
