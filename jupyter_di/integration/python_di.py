@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
-from .di_config import UpstreamSettings, parse_upstream_settings
+from .di_config import STREAM_KEYS, UpstreamSettings, parse_upstream_settings
 from .inputs import catalog_for_output
 from .python_block import call_with_upstream, execute_cell_code
 
@@ -266,16 +266,7 @@ def stream_is_selected(entry: Mapping[str, Any]) -> bool:
     return True
 
 
-SETTINGS_KEYS = (
-    "replication_method",
-    "bookmark_properties",
-    "key_properties",
-    "unique_constraints",
-    "unique_conflict_method",
-    "destination_table",
-    "run_in_parallel",
-    "auto_add_new_fields",
-)
+SETTINGS_KEYS = tuple(k for k in STREAM_KEYS if k not in ("selected", "columns"))
 
 
 def stream_settings_from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
