@@ -3,10 +3,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from ..secrets import SecretStore
 from ..state.store import StateStore
+
+class BlockCell(Protocol):
+    """What the integration layer needs of a source/destination block (the pipeline's ``Block``).
+
+    A protocol rather than an import: the pipeline layer sits above this one.
+    """
+
+    name: str
+    kind: str
+    body: str
+    upstream: list[str]
+    lang: str
+
 
 ProgressFn = Callable[[str, str, str, int, float], None]
 """(block, stream, phase 'read'|'write', rows, seconds)"""

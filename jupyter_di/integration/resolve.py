@@ -11,8 +11,7 @@ from typing import Any
 
 from ..connectors import registry
 from ..errors import ConfigError, DIError
-from ..pipeline.block import Block
-from .context import RunContext
+from .context import BlockCell, RunContext
 from .di_config import DIConfig, UpstreamSettings
 from .inputs import catalog_for_output
 from .interpolation import Interpolator
@@ -34,11 +33,11 @@ class ResolvedBlock:
     """A destination exports only these incoming streams (Python @data_integration_selected_streams)."""
 
 
-def upstream_settings_for(block: Block, cfg: DIConfig | None) -> dict[str, UpstreamSettings]:
+def upstream_settings_for(block: BlockCell, cfg: DIConfig | None) -> dict[str, UpstreamSettings]:
     return {name: (cfg.upstream_settings(name) if cfg else UpstreamSettings()) for name in block.upstream}
 
 
-def block_inputs(block: Block, settings: dict[str, UpstreamSettings], outputs: dict[str, Any]) -> dict[str, Any]:
+def block_inputs(block: BlockCell, settings: dict[str, UpstreamSettings], outputs: dict[str, Any]) -> dict[str, Any]:
     """Upstream outputs that are inputs, by name: data, catalog, or a (data, catalog) tuple."""
     inputs: dict[str, Any] = {}
     for name in block.upstream:
@@ -59,7 +58,7 @@ def discover_catalog(connector: str, config: dict[str, Any], streams: list[str] 
         return source.discover(streams)
 
 
-def resolve(block: Block, outputs: dict[str, Any], ctx: RunContext) -> ResolvedBlock:
+def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> ResolvedBlock:
     kind = block.kind
     if block.lang == "python":
         upstream = upstream_settings_for(block, None)

@@ -20,13 +20,12 @@ from ..connectors import registry
 from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream
 from ..errors import BlockFailed, ConfigError, DIError
-from ..pipeline.block import Block
 from ..state.store import state_key
 from ..sync.bookmarks import validate_bookmark
 from ..sync.engine import write_stream
 from ..sync.prefetch import prefetched
 from ..sync.spill import spill
-from .context import RunContext
+from .context import BlockCell, RunContext
 from .inputs import InputStream, streams_from_output
 from .outputs import StreamOutput, source_output
 from .resolve import ResolvedBlock, resolve
@@ -84,7 +83,7 @@ def _settings(name: str, raw: dict[str, Any], *, block: str) -> StreamSettings:
 
 
 # -- sources ----------------------------------------------------------------------------------
-def run_source(block: Block, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     resolved = resolve(block, outputs, ctx)
     source_cls = registry.source_class(resolved.connector)
     names = resolved.stream_order
@@ -183,7 +182,7 @@ def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str
     return _settings(stream.name, merged, block=block)
 
 
-def run_destination(block: Block, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     resolved: ResolvedBlock = resolve(block, outputs, ctx)
     destination_cls = registry.destination_class(resolved.connector)
     incoming: dict[str, InputStream] = {}
