@@ -13,9 +13,8 @@ from ..connectors import registry
 from ..errors import ConfigError, DIError
 from .context import BlockCell, RunContext
 from .di_config import DIConfig, UpstreamSettings
-from .inputs import catalog_for_output
 from .interpolation import Interpolator
-from .python_di import run_python_di_block, stream_is_selected, stream_settings_from_catalog
+from .python_di import apply_upstream_settings, run_python_di_block, stream_is_selected, stream_settings_from_catalog
 
 
 @dataclass
@@ -39,17 +38,8 @@ def upstream_settings_for(block: BlockCell, cfg: DIConfig | None) -> dict[str, U
 
 def block_inputs(block: BlockCell, settings: dict[str, UpstreamSettings], outputs: dict[str, Any]) -> dict[str, Any]:
     """Upstream outputs that are inputs, by name: data, catalog, or a (data, catalog) tuple."""
-    inputs: dict[str, Any] = {}
-    for name in block.upstream:
-        opts = settings[name]
-        value = outputs.get(name)
-        if opts.use_output_as_input and opts.use_catalog_as_input:
-            inputs[name] = (value, catalog_for_output(name, value))
-        elif opts.use_catalog_as_input:
-            inputs[name] = catalog_for_output(name, value)
-        elif opts.use_output_as_input:
-            inputs[name] = value
-    return inputs
+    names, values = apply_upstream_settings(block.upstream, [outputs.get(n) for n in block.upstream], settings)
+    return dict(zip(names, values))
 
 
 def discover_catalog(connector: str, config: dict[str, Any], streams: list[str] | None) -> dict[str, Any]:
