@@ -878,3 +878,22 @@ def test_streams_without_run_in_parallel_run_one_after_another(shell, slow_conne
     read = TIMELINE["read"]
     assert not read.overlap("a", "b") and not read.overlap("b", "c")
     assert read.events["a"][1] <= read.events["b"][0] <= read.events["c"][0]
+
+
+def test_decorated_functions_run_once_per_cell_run_even_with_the_panel_shown(tmp_path, monkeypatch, shop_db):
+    """The panel shows what the run resolved; it never re-runs the decorated functions (side effects)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
+    runner = fresh_shell()
+    runner.ip.user_ns["CALLS"] = []
+    body = (
+        "@data_integration_source\ndef s(*args, **kwargs):\n    return 'duckdb'\n"
+        f"@data_integration_config\ndef c(*args, **kwargs):\n    CALLS.append('config')\n    return {{'path': {str(shop_db)!r}}}\n"
+        "@data_integration_selected_streams\ndef sel(*args, **kwargs):\n    return ['users']\n"
+    )
+    try:
+        runner.ok(f"%%di_source src --lang python\n{body}")
+        time.sleep(1.0)  # give a background panel job the chance to (wrongly) resolve again
+        assert runner.ip.user_ns["CALLS"] == ["config"]
+    finally:
+        runner.ip.extension_manager.unload_extension("jupyter_di")

@@ -37,6 +37,9 @@ class BlockResult:
     summary: dict[str, Any] = field(default_factory=dict)
     pending_states: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     """(stream, state) to save when the pipeline run succeeds (source read only by Python blocks)."""
+    resolved: ResolvedBlock | None = None
+    """What the block resolved to (connector, rendered config, streams), for panels: resolving a
+    Python block again would run its decorated functions, and their side effects, twice."""
 
 
 def run_streams(settings: list[StreamSettings], work: Callable[[StreamSettings], Any], max_parallel: int) -> dict[str, Any]:
@@ -151,7 +154,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
     outs = list(streams.values())
     summary = {"streams": {o.name: {"rows": o.num_rows, "seconds": round(o.origin["seconds"], 3)} for o in outs}}
     pending = [(o.name, o.origin["final_state"]) for o in outs if o.origin.get("final_state")]
-    return BlockResult(output=source_output(outs), summary=summary, pending_states=pending)
+    return BlockResult(output=source_output(outs), summary=summary, pending_states=pending, resolved=resolved)
 
 
 # -- destinations -----------------------------------------------------------------------------
@@ -256,4 +259,4 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
         return {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}
 
     written = run_streams(settings, write_one, ctx.max_parallel_streams)
-    return BlockResult(output=None, summary={"streams": written})
+    return BlockResult(output=None, summary={"streams": written}, resolved=resolved)

@@ -48,6 +48,8 @@ class Pipeline:
         self.state = StateStore(state_path)
         self.outputs: dict[str, Any] = {}
         self.summaries: dict[str, dict[str, Any]] = {}
+        self.resolved: dict[str, tuple[str, Any]] = {}
+        """block -> (source hash, what its source/destination cell resolved to) at its last run"""
         self.versions: dict[str, int] = {}
         self.fingerprints: dict[str, str] = {}
         self.last_status: dict[str, BlockRun] = {}
@@ -76,7 +78,7 @@ class Pipeline:
 
     def forget(self, name: str) -> None:
         self.graph.remove(name)
-        for store in (self.outputs, self.versions, self.fingerprints, self.summaries, self.last_status):
+        for store in (self.outputs, self.versions, self.fingerprints, self.summaries, self.last_status, self.resolved):
             store.pop(name, None)
 
     # -- staleness ------------------------------------------------------------------------
@@ -161,6 +163,8 @@ class Pipeline:
                 self.versions[name] = self.versions.get(name, 0) + 1
                 self.fingerprints[name] = self.fingerprint(name, params)
                 self.summaries[name] = result.summary
+                if result.resolved is not None:
+                    self.resolved[name] = (block.source_hash(), result.resolved)
                 if result.pending_states:
                     pending[name] = result.pending_states
             run.summary = result.summary

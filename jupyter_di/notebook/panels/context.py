@@ -43,8 +43,12 @@ class PanelContext:
         return RunContext(pipeline=p.name, state=p.state, work_dir=p.work_dir, variables=p.variables({}), namespace=p.namespace, secrets=self.secrets)
 
     def resolve(self, block: Block) -> ResolvedBlock:
-        outputs = {u: self.pipeline.outputs[u] for u in block.upstream if u in self.pipeline.outputs}
-        resolved = resolve(block, outputs, self.run_context())
+        cached = self.pipeline.resolved.get(block.name)
+        if block.lang == "python" and cached is not None and cached[0] == block.source_hash():
+            resolved = cached[1]  # what the run resolved: decorated functions do not run twice
+        else:
+            outputs = {u: self.pipeline.outputs[u] for u in block.upstream if u in self.pipeline.outputs}
+            resolved = resolve(block, outputs, self.run_context())
         self.secret_values.update(str(v) for v in resolved.secrets_used)
         spec = registry.get(resolved.connector)
         for name in spec.secret_fields():
