@@ -19,7 +19,7 @@ from .catalog_cache import CatalogCache
 from .context import PanelContext
 from .panel import BlockPanel, error_panel
 from .readonly import PythonBlockPanel
-from .writeback import WriteBack
+from .writeback import APPLIED, WriteBack
 
 
 class PanelManager:
@@ -57,8 +57,17 @@ class PanelManager:
             panel = BlockPanel(block, self.ctx)
             if base is not None:
                 panel.editor.base = base
+            panel.editor.on_change(lambda result, editor=panel.editor: self._follow_cell(editor, result))
         self.panels[block.name] = panel
         return panel
+
+    def _follow_cell(self, editor: Any, result: Any) -> None:
+        """An edit that changed the cell also redefines the block, so Run pipeline runs what the cell says.
+
+        A pending edit (cell not changed yet) waits for the cell's next run, as the panel tells the user.
+        """
+        if result.status == APPLIED:
+            self.ctx.pipeline.define(editor.current_block())
 
     def show(self, block: Block, ok: bool = True) -> Any:
         """Display the block's panel under the cell's output; errors become one line, never a traceback.
