@@ -30,6 +30,14 @@ def notebook_path(ip: Any) -> Path | None:
     return None
 
 
+def notebook_file(path: Path | None) -> Path | None:
+    """The notebook on disk: JupyterLab names it relative to the server root, the kernel runs beside it."""
+    if path is None or path.is_absolute():
+        return path
+    beside = Path.cwd() / path.name
+    return beside if beside.exists() else path
+
+
 class KernelSession:
     def __init__(self, ip: Any) -> None:
         self.ip = ip
@@ -37,6 +45,7 @@ class KernelSession:
         if self.config not in ip.configurables:
             ip.configurables.append(self.config)
         path = notebook_path(ip)
+        self.notebook_file = notebook_file(path)
         name = self.config.pipeline_name or os.environ.get("JUPYTER_DI_PIPELINE") or (path.stem if path else "notebook")
         base = (path.parent if path and path.is_absolute() else Path.cwd())
         state_path = self.config.state_path or os.environ.get("JUPYTER_DI_STATE_PATH") or str(base / ".jupyter_di" / "state.sqlite")
@@ -92,9 +101,38 @@ class KernelSession:
         raise UsageError(report.failure_message())
 
     # -- what the magics do -----------------------------------------------------------------
+    def adopt_missing_upstreams(self, block: Block) -> list[str]:
+        """Define upstream blocks this kernel has not seen from the saved notebook file.
+
+        Why: after a kernel restart (or when a user runs a cell in the middle of
+        the notebook first) the upstream cells have not run in this kernel yet.
+        The saved notebook has their definitions, so running a cell still runs
+        its ancestors.  Returns the names adopted.
+        """
+        missing = [u for u in block.upstream if u not in self.pipeline.graph]
+        if not missing or self.notebook_file is None or not self.notebook_file.exists():
+            return []
+        from ..pipeline.notebook_file import load_notebook
+
+        try:
+            saved = {b.name: b for b in load_notebook(self.notebook_file).blocks}
+        except DIError:
+            return []
+        adopted: list[str] = []
+        todo = list(missing)
+        while todo:
+            name = todo.pop()
+            if name in self.pipeline.graph or name not in saved or name == block.name:
+                continue
+            self.pipeline.graph.add(saved[name])
+            adopted.append(name)
+            todo.extend(saved[name].upstream)
+        return adopted
+
     def define_and_run(self, block: Block) -> Any:
         # Issue 6: a panel edit not yet in the cell runs now and rewrites the cell (set_next_input).
         block = self.panels.before_run(block)
+        self.adopt_missing_upstreams(block)
         try:
             self.pipeline.define(block)
         except DIError as exc:
