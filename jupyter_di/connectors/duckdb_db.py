@@ -38,13 +38,18 @@ from .sql_dialect import (
     resolve_path,
 )
 
+WRITE_MEMORY_LIMIT = "256MB"
+"""DuckDB caches every block it writes up to its memory limit (80% of RAM by default), so a
+multi-million-row load would otherwise grow the process by the size of the data."""
+
 CONFIG = [
     ConfigField("path", "path", required=True, description="The DuckDB database file (relative to the working directory)."),
     ConfigField("schema", "string", default="main", description="The schema to read from / write to."),
     ConfigField(
         "memory_limit",
         "string",
-        description="Cap on DuckDB's buffer memory while writing, e.g. '256MB' (default: DuckDB's own, 80% of RAM).",
+        default=WRITE_MEMORY_LIMIT,
+        description="Cap on DuckDB's buffer memory while writing (DuckDB spills beyond it); '' keeps DuckDB's own (80% of RAM).",
     ),
 ]
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
@@ -261,13 +266,23 @@ class DuckDBDestination(SqlFileDestination):
             super()._replace_from_staging(con, s, staging)
 
     def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
-        limit = self.config.get("memory_limit")
+        limit = self.config.get("memory_limit", WRITE_MEMORY_LIMIT)
+        self._previous_limit = None
         if limit:
             if not _MEMORY_LIMIT.match(str(limit)):
                 raise ConfigError(f"memory_limit {limit!r} is not a size.", fix="write it like '256MB' or '2GB'.")
+            self._previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
             con.execute("SET memory_limit = ?", [str(limit).strip()])
         if self.schema != "main":
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+
+    def _after_staging_commit(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("CHECKPOINT")
+
+    def _teardown(self, con: duckdb.DuckDBPyConnection) -> None:
+        # The DuckDB instance may be shared with the notebook's own connections to this file.
+        if getattr(self, "_previous_limit", None):
+            con.execute("SET memory_limit = ?", [self._previous_limit])
 
     def _table_sql(self, table: str) -> str:
         return qualify(self.schema, table)

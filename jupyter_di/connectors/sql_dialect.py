@@ -387,6 +387,12 @@ class SqlFileDestination(Destination):
     def _setup(self, con: Any) -> None:
         """Per-connection setup done outside transactions (schemas, pragmas)."""
 
+    def _after_staging_commit(self, con: Any) -> None:
+        """Hook after each commit of staging rows (DuckDB checkpoints to free its memory)."""
+
+    def _teardown(self, con: Any) -> None:
+        """Undo per-connection settings before the connection closes (shared engine instances)."""
+
     # ---- contract
 
     def write(
@@ -434,6 +440,7 @@ class SqlFileDestination(Destination):
                     due = pending >= self.commit_every_rows or time.monotonic() - last_commit > self.commit_every_seconds
                     if staged and due:
                         con.execute("COMMIT")  # staging rows only: no state, nothing visible yet
+                        self._after_staging_commit(con)
                         con.execute(self.begin_sql)
                         pending, last_commit = 0, time.monotonic()
                     elif not full and due:
@@ -461,7 +468,10 @@ class SqlFileDestination(Destination):
                 raise
             raise err.with_context(stream=s.stream) from exc
         finally:
-            con.close()
+            try:
+                self._teardown(con)
+            finally:
+                con.close()
         if on_commit and reported != rows:
             on_commit(rows, state)
         return WriteResult(rows_written=rows, state=state)
