@@ -11,8 +11,14 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 npm run build:prod
 npm test
-# Point JupyterLab at the fresh build (a symlink; replaces a copy left by an editable install).
-jupyter-builder develop --overwrite "$root" >/dev/null
+# Put the fresh build where the package's install put it (share/jupyter/labextensions/jupyter-di),
+# as a copy: a `develop` symlink there makes a later `pip install -e .` fail (pip writes through it).
+dest="$(python -c 'import sys; print(sys.prefix)')/share/jupyter/labextensions/jupyter-di"
+if [ -L "$dest" ]; then rm -f "$dest"; fi
+rm -rf "$dest"
+mkdir -p "$(dirname "$dest")"
+cp -r "$root/jupyter_di/labextension" "$dest"
+cp "$root/labextension/install.json" "$dest/install.json"
 jupyter labextension list 2>&1 | grep -q "jupyter-di.*enabled.*OK" || {
     jupyter labextension list >&2
     echo "install_frontend.sh: the jupyter-di extension is not enabled" >&2
