@@ -65,3 +65,15 @@ def test_spill_records_the_bookmark_of_each_batch_and_reads_back(tmp_path):
     assert open_reader(result.path).read_all().column("id").to_pylist() == list(range(40))
     full = spill(reader_of(2), tmp_path / "f.arrow", StreamSettings("f"))
     assert full.batch_states == [None, None] and full.final_state is None
+
+
+def test_driver_errors_never_show_the_blocks_secrets():
+    from jupyter_di.integration.resolve import ResolvedBlock
+    from jupyter_di.integration.runner import redact
+
+    resolved = ResolvedBlock(
+        kind="source", connector="postgresql", config={"host": "db", "password": "hunter2!"}, streams={}, stream_order=[], upstream={},
+        secrets_used=["tok-123456"],
+    )
+    message = redact("connect failed: postgresql://etl:hunter2!@db/shop (token tok-123456)", resolved)
+    assert message == "connect failed: postgresql://etl:***@db/shop (token ***)"

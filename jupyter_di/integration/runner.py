@@ -42,6 +42,23 @@ class BlockResult:
     Python block again would run its decorated functions, and their side effects, twice."""
 
 
+def redact(text: str, resolved: ResolvedBlock) -> str:
+    """A driver's message without the block's secrets (secret config fields, {{ secret() }} values).
+
+    Driver errors sometimes quote the connection string they were given.
+    """
+    try:
+        secret_fields = registry.get(resolved.connector).secret_fields()
+    except DIError:
+        secret_fields = []
+    values = [str(resolved.config.get(f)) for f in secret_fields if resolved.config.get(f)]
+    values += [str(v) for v in resolved.secrets_used if v]
+    for value in sorted(set(values), key=len, reverse=True):
+        if len(value) >= 3:
+            text = text.replace(value, "***")
+    return text
+
+
 def run_streams(settings: list[StreamSettings], work: Callable[[StreamSettings], Any], max_parallel: int) -> dict[str, Any]:
     """Run ``work`` per stream: parallel ones concurrently, the rest in order, in one pool."""
     parallel = [s for s in settings if s.run_in_parallel]
@@ -123,7 +140,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         except DIError as exc:
             raise exc.with_context(block=block.name, stream=stream)
         except Exception as exc:  # a driver's own error: keep it, but say where it happened
-            raise BlockFailed(f"reading failed: {type(exc).__name__}: {exc}", block=block.name, stream=stream) from exc
+            raise BlockFailed(redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream) from exc
         entry = find_stream(catalog, stream) if catalog else None
         info = dict(entry) if entry else catalog_entry_for_arrow(stream, result.schema, settings.key_properties)
         info.update(
@@ -255,7 +272,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
         except DIError as exc:
             raise exc.with_context(block=block.name, stream=stream_settings.stream)
         except Exception as exc:  # a driver's own error: keep it, but say where it happened
-            raise BlockFailed(f"writing failed: {type(exc).__name__}: {exc}", block=block.name, stream=stream_settings.stream) from exc
+            raise BlockFailed(redact(f"writing failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream_settings.stream) from exc
         return {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}
 
     written = run_streams(settings, write_one, ctx.max_parallel_streams)
