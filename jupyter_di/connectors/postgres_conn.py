@@ -134,3 +134,15 @@ def ident(*names: str) -> sql.Identifier:
 def render(query: sql.Composable) -> str:
     """Render composed SQL (identifiers quoted by psycopg) for drivers other than psycopg."""
     return query.as_string(None)
+
+
+class PostgresConnector:
+    """Config parsing and the connection check, shared by the PostgreSQL source and destination."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)  # type: ignore[call-arg] - the Connector base in the MRO
+        self._cfg = PgConfig(config)
+
+    def check(self) -> None:
+        with self._cfg.psycopg() as conn:
+            conn.execute("SELECT 1")

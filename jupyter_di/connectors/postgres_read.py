@@ -25,7 +25,7 @@ from psycopg import sql
 from ..errors import ConfigError
 from .base import INCREMENTAL, ReadRequest, Source
 from .catalog import json_schema_for_arrow, stream_entry
-from .postgres_conn import PgConfig, render
+from .postgres_conn import PostgresConnector, render
 from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
@@ -33,16 +33,9 @@ _BATCH_HINT_BYTES = 8 * 1024 * 1024
 _PREFETCH = 2
 
 
-class PostgresSource(Source):
+class PostgresSource(PostgresConnector, Source):
     name = "postgresql"
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        self._cfg = PgConfig(config)
-
-    def check(self) -> None:
-        with self._cfg.psycopg() as conn:
-            conn.execute("SELECT 1")
 
     # -- discovery ------------------------------------------------------------------------
 

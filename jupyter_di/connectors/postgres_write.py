@@ -32,7 +32,7 @@ from psycopg import sql
 
 from ..errors import SchemaMismatch
 from .base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
-from .postgres_conn import PgConfig, render
+from .postgres_conn import PostgresConnector, render
 from .postgres_types import (
     STATE_TABLE,
     UNIQUE_INDEXES_SQL,
@@ -50,17 +50,10 @@ log = logging.getLogger(__name__)
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
 
 
-class PostgresDestination(Destination):
+class PostgresDestination(PostgresConnector, Destination):
     name = "postgresql"
     transactional = True
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        self._cfg = PgConfig(config)
-
-    def check(self) -> None:
-        with self._cfg.psycopg() as conn:
-            conn.execute("SELECT 1")
 
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         conn = self._cfg.adbc(autocommit=False)

@@ -92,7 +92,7 @@ class DIConfig:
                 raise ConfigError(f"unknown key {key!r} in the cell.", block=block, fix=f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}.")
         connector = data.get(kind)
         if not connector or not isinstance(connector, str):
-            raise ConfigError(f"the cell does not say which connector to use.", block=block, fix=f"add a line `{kind}: postgresql` (`jupyter-di connectors` lists them).")
+            raise ConfigError("the cell does not say which connector to use.", block=block, fix=f"add a line `{kind}: postgresql` (`jupyter-di connectors` lists them).")
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise ConfigError("`config:` must be a mapping of settings.", block=block)

@@ -238,12 +238,13 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
     def write_one(stream_settings: StreamSettings) -> dict[str, Any]:
         stream = incoming[stream_settings.stream]
         origin = stream.origin
-        key = save = None
+        key: str | None = None
+        save: Callable[[dict[str, Any]], None] | None = None
         if origin.get("block"):
             src_block, src_stream = origin["block"], origin["stream"]
             key = state_key(origin["pipeline"], src_block, src_stream)
 
-            def save(state: dict[str, Any]) -> None:
+            def save_consumer_state(state: dict[str, Any]) -> None:
                 if not state.get("bookmark"):
                     return
                 consumers = ctx.consumers.get(src_block) or [block.name]
@@ -252,6 +253,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                     columns=stream.schema.names,
                 )
 
+            save = save_consumer_state
             previous = (ctx.state.get(origin["pipeline"], src_block, src_stream) or {}).get("columns") or []
             dropped = [c for c in previous if c not in stream.schema.names]
         else:

@@ -7,7 +7,6 @@ trusts local connections, and lives in a temporary directory.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import socket
 import subprocess
