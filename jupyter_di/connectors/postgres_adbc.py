@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import adbc_driver_manager as dm
 import pyarrow as pa
 
+from .arrow_build import value_array
+
 BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 INGEST_SLICE_ROWS = 4096
 
@@ -48,7 +50,7 @@ class AdbcSession:
         stmt = dm.AdbcStatement(self._conn)
         stmt.set_sql_query(query)
         if params:
-            stmt.bind(pa.record_batch([pa.array([p]) for p in params], names=[f"p{i}" for i in range(len(params))]))
+            stmt.bind(pa.RecordBatch.from_arrays([value_array(p) for p in params], names=[f"p{i}" for i in range(len(params))]))
         return stmt
 
     def execute(self, query: str, params: Sequence[Any] | None = None) -> int:

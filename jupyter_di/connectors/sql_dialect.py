@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow_build import int64_array
 from ..errors import ConfigError, DIError, SchemaMismatch
 from .base import (
     FULL_TABLE,
@@ -321,7 +322,7 @@ def dedupe_on_keys(batch: pa.RecordBatch, keys: list[str], keep_last: bool) -> p
     if len(keys) == 1 and pc.count_distinct(batch.column(keys[0]), mode="all").as_py() == batch.num_rows:
         return batch  # the common case, a hash count instead of a group-by
     table = pa.Table.from_batches([batch]).select(keys)
-    table = table.append_column("__jdi_row", pa.array(np.arange(batch.num_rows, dtype=np.int64)))
+    table = table.append_column("__jdi_row", int64_array(np.arange(batch.num_rows)))
     agg = "max" if keep_last else "min"
     grouped = table.group_by(keys, use_threads=False).aggregate([("__jdi_row", agg)])
     if grouped.num_rows == batch.num_rows:
