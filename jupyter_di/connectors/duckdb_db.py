@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from . import catalog
 from .base import StreamSettings, ConfigField, ConnectorSpec, ReadRequest, Source
+from .commit_window import CommitWindow
 from .sql_dialect import (
     STATE_TABLE,
     SqlFileDestination,
@@ -38,7 +39,7 @@ from .sql_dialect import (
     resolve_path,
 )
 
-WRITE_MEMORY_LIMIT = "256MB"
+WRITE_MEMORY_LIMIT = "100MB"
 """DuckDB caches every block it writes up to its memory limit (80% of RAM by default), so a
 multi-million-row load would otherwise grow the process by the size of the data."""
 
@@ -235,7 +236,11 @@ class DuckDBDestination(SqlFileDestination):
     config_schema = CONFIG
     system = "DuckDB"
     state_json_type = "JSON"
-    commit_every_rows = 250_000  # a DuckDB commit costs a WAL flush; fewer, larger ones keep it fast
+    bulk_insert = True
+    commit_every_rows = 1_000_000
+    """One INSERT per window of this many rows: DuckDB then writes whole row groups straight to the
+    file in parallel (measured 5M rows: 8.5 s at 280 MB, against 13.8 s at 315 MB with one INSERT per
+    50k-row batch); the window is also the checkpoint interval of an incremental stream."""
     staged_full_table = True  # one multi-million-row transaction keeps all its rows in memory
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -317,6 +322,17 @@ class DuckDBDestination(SqlFileDestination):
                 f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {quote_ident(self._view)}"
                 + conflict_clause(keys, batch.schema.names, method, getattr(self, "_null_on_update", ()))
             )
+        finally:
+            try:
+                con.unregister(self._view)
+            except duckdb.Error:
+                pass  # an aborted transaction refuses it; the view dies with the connection
+
+    def _insert_stream(self, con: duckdb.DuckDBPyConnection, table: str, window: CommitWindow) -> None:
+        cols = ", ".join(quote_ident(n) for n in window.schema.names)
+        con.register(self._view, window.reader())
+        try:
+            con.execute(f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {quote_ident(self._view)}")
         finally:
             try:
                 con.unregister(self._view)

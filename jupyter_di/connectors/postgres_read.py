@@ -15,8 +15,6 @@ ISO strings and decimals arriving as strings compare as the column's type.
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from typing import Any, Iterator
 
 import pyarrow as pa
@@ -30,7 +28,6 @@ from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, decimal_from_s
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
 _BATCH_HINT_BYTES = 8 * 1024 * 1024
-_PREFETCH = 2
 
 
 class PostgresSource(PostgresConnector, Source):
@@ -106,7 +103,7 @@ class PostgresSource(PostgresConnector, Source):
                 _check_bookmark(cur, schema, table, bookmark, by_name, s.stream)
         target = pa.schema([by_name[n].arrow_field() for n in selected])
         conn = self._cfg.adbc(autocommit=True)
-        batches = _prefetch(_adbc_batches(conn, render(query), bookmark, target, request.batch_size))
+        batches = _adbc_batches(conn, render(query), bookmark, target, request.batch_size)
         return pa.RecordBatchReader.from_batches(target, batches)
 
 
@@ -216,53 +213,3 @@ def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
             col = col.cast(field.type)
         arrays.append(col)
     return pa.RecordBatch.from_arrays(arrays, schema=target)
-
-
-_DONE = object()
-
-
-def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = _PREFETCH) -> Iterator[pa.RecordBatch]:
-    """Produce ``batches`` in a thread, ``depth`` ahead of the consumer.
-
-    Why: ADBC decodes COPY data without the GIL, so the next batch is read and
-    decoded on one core while the destination writes the previous one on the
-    other.  Stopping early (a limit, an error downstream) stops the thread and
-    closes the connection.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if not put(batch):
-                    break
-            else:
-                put(_DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-        finally:
-            batches.close()  # type: ignore[attr-defined]
-
-    thread = threading.Thread(target=produce, name="jupyter-di-pg-read", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        thread.join()

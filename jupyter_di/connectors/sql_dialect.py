@@ -13,8 +13,8 @@ supplies how to open its file, read its catalog and push one batch.
 from __future__ import annotations
 
 import json
+import math
 import os
-import time
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_build import int64_array
+from .commit_window import ChunkSource, CommitWindow
 from ..errors import ConfigError, DIError, SchemaMismatch
 from .base import (
     FULL_TABLE,
@@ -350,6 +351,8 @@ class SqlFileDestination(Destination):
     staged_full_table: ClassVar[bool] = False
     """FULL_TABLE loads into a committed staging table first (bounds memory where one
     huge transaction would not), then replaces the rows in one short transaction."""
+    bulk_insert: ClassVar[bool] = False
+    """The engine inserts a whole commit window in one statement (``_insert_stream``)."""
     commit_every_rows: ClassVar[int] = 100_000
     commit_every_seconds: ClassVar[float] = 60.0
     system: ClassVar[str] = ""
@@ -381,6 +384,10 @@ class SqlFileDestination(Destination):
     def _insert(self, con: Any, table: str, batch: pa.RecordBatch, keys: list[str], method: str) -> None:
         """Insert (or upsert on ``keys``) one batch inside the open transaction."""
 
+    def _insert_stream(self, con: Any, table: str, window: CommitWindow) -> None:
+        """Insert a whole window with one statement (engines with ``bulk_insert``)."""
+        raise NotImplementedError
+
     def _translate(self, exc: Exception, stream: str) -> DIError | None:
         """A user-fixable engine error as a DIError, or None to re-raise as is."""
         return None
@@ -401,10 +408,9 @@ class SqlFileDestination(Destination):
     ) -> WriteResult:
         s = request.settings
         con = self._connect()
-        rows = pending = 0
+        rows = 0
         reported: int | None = None
         state: Any = None
-        last_commit = time.monotonic()
         try:
             try:
                 self._setup(con)
@@ -427,29 +433,28 @@ class SqlFileDestination(Destination):
                     con.execute(self.begin_sql)
                 elif full:
                     con.execute(f"DELETE FROM {table_sql}")
-                for chunk in chunks:
-                    batch = chunk.batch
-                    if batch.num_columns and batch.num_rows:
-                        if not staged:
-                            self._add_columns(con, s, known, batch.schema)
-                        keys = _batch_keys(batch.schema, s)
-                        self._insert(con, insert_into, batch, [] if staged else keys, s.unique_conflict_method)
-                    rows += batch.num_rows
-                    pending += batch.num_rows
-                    if chunk.state is not None:
-                        state = chunk.state
-                    due = pending >= self.commit_every_rows or time.monotonic() - last_commit > self.commit_every_seconds
-                    if staged and due:
+                source = ChunkSource(iter(chunks))
+                limit = self.commit_every_rows if (staged or not full) else math.inf
+                seconds = self.commit_every_seconds if (staged or not full) else math.inf
+                while not source.exhausted:
+                    window = CommitWindow(source, limit, seconds)
+                    if not window.empty:
+                        self._write_window(con, s, known, insert_into, window, staged)
+                    rows += window.rows
+                    if window.state is not None:
+                        state = window.state
+                    if window.empty or window.last:
+                        break  # the final commit below
+                    if staged:
                         con.execute("COMMIT")  # staging rows only: no state, nothing visible yet
                         self._after_staging_commit(con)
                         con.execute(self.begin_sql)
-                        pending, last_commit = 0, time.monotonic()
-                    elif not full and due:
+                    elif not full:
                         self._commit(con, request.state_key, state)
                         if on_commit:
                             on_commit(rows, state)
                         con.execute(self.begin_sql)
-                        pending, last_commit, reported = 0, time.monotonic(), rows
+                        reported = rows
                 if staged:
                     con.execute("COMMIT")
                     con.execute(self.begin_sql)
@@ -476,6 +481,24 @@ class SqlFileDestination(Destination):
         if on_commit and reported != rows:
             on_commit(rows, state)
         return WriteResult(rows_written=rows, state=state)
+
+    def _write_window(self, con: Any, s: StreamSettings, known: dict[str, str], table: str, window: CommitWindow, staged: bool) -> None:
+        """Insert one commit window: one statement over all its batches where the engine scans a
+        stream (and no per-batch de-duplication is needed), else batch by batch."""
+        assert window.schema is not None
+        keys = _batch_keys(window.schema, s)
+        if not staged:
+            self._add_columns(con, s, known, window.schema)
+        try:
+            if self.bulk_insert and (staged or not keys):
+                self._insert_stream(con, table, window)
+            else:
+                for batch in window.batches():
+                    self._insert(con, table, batch, [] if staged else keys, s.unique_conflict_method)
+        except Exception as exc:
+            if window.error is not None and window.error is not exc:
+                raise window.error from None  # the source failed mid-statement: its error, not the engine's
+            raise
 
     def load_state(self, state_key: str) -> dict[str, Any] | None:
         con = self._connect()
