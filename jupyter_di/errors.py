@@ -65,5 +65,13 @@ class BlockFailed(DIError):
     """A block's own code raised; the original exception is the ``__cause__``."""
 
 
+class UpstreamFailed(BlockFailed):
+    """A block reading a running upstream block's output stopped because that block failed."""
+
+    def __init__(self, upstream: str, *, stream: str | None = None) -> None:
+        super().__init__(f"upstream '{upstream}' failed", stream=stream)
+        self.upstream = upstream
+
+
 class ConnectorNotFound(ConfigError):
     """No connector is registered under the requested name."""

@@ -39,6 +39,8 @@ class RunContext:
     """source block -> the destination blocks that read it (for multi-destination bookmarks)"""
     max_parallel_streams: int = 4
     batch_size: int = 65_536
+    publish: Callable[[str, Any], None] | None = None
+    """(block, live output): a running source block's streams, readable before it ends."""
 
     def progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
         if self.on_progress is not None:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from ..connectors.base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
 from ..connectors.catalog import catalog_entry_for_arrow
 from ..errors import ConfigError
-from .outputs import SourceOutput, StreamOutput
+from .outputs import LiveSourceOutput, SourceOutput, StreamOutput
 
 
 @dataclass
@@ -102,6 +102,8 @@ def streams_from_output(block: str, value: Any) -> list[InputStream]:
     """Every stream an upstream block's output contributes to a destination."""
     if isinstance(value, StreamOutput):
         return [_from_stream_output(value)]
+    if isinstance(value, LiveSourceOutput):
+        return [_from_live(live) for live in value.streams]
     if isinstance(value, SourceOutput) or (isinstance(value, list) and value and all(isinstance(v, StreamOutput) for v in value)):
         return [_from_stream_output(v) for v in value]
     if value is None:
@@ -126,6 +128,11 @@ def streams_from_output(block: str, value: Any) -> list[InputStream]:
 
 def _from_stream_output(out: StreamOutput) -> InputStream:
     return InputStream(name=out.name, reader=out.reader, schema=out.schema, num_rows=out.num_rows, origin=out.origin, stream_info=out["stream"])
+
+
+def _from_live(live: Any) -> InputStream:
+    schema, info = live.wait_started()
+    return InputStream(name=live.stream, reader=live.reader, schema=schema, origin=live.origin, stream_info=info)
 
 
 def catalog_for_output(block: str, value: Any) -> dict[str, Any]:

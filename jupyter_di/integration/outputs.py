@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
+from ..sync.live_spill import LiveSpill
 from ..sync.spill import open_reader, read_table
 
 KEYS = ("stream", "columns", "rows")
@@ -162,3 +163,18 @@ def source_output(streams: list[StreamOutput]) -> StreamOutput | SourceOutput:
     if len(streams) == 1:
         return streams[0]
     return SourceOutput(streams)
+
+
+class LiveSourceOutput:
+    """A running source block's streams, for destination blocks that write while it reads.
+
+    Only destination blocks see it (Python blocks wait for the finished
+    output); each stream is read from its spill file as the source writes it.
+    """
+
+    def __init__(self, block: str, streams: list[LiveSpill]) -> None:
+        self.block = block
+        self.streams = streams
+
+    def __repr__(self) -> str:
+        return f"<LiveSourceOutput of {self.block!r}: {', '.join(s.stream for s in self.streams)} (still reading)>"

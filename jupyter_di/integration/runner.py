@@ -24,10 +24,11 @@ from ..state.store import state_key
 from ..sync.bookmarks import validate_bookmark
 from ..sync.engine import write_stream
 from ..sync.prefetch import prefetched
+from ..sync.live_spill import LiveSpill
 from ..sync.spill import spill
 from .context import BlockCell, RunContext
 from .inputs import InputStream, streams_from_output
-from .outputs import StreamOutput, source_output
+from .outputs import LiveSourceOutput, StreamOutput, source_output
 from .resolve import ResolvedBlock, resolve
 
 
@@ -118,9 +119,33 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
     all_settings = [_settings(n, resolved.streams.get(n, {}), block=block.name) for n in names]
     run_dir = ctx.work_dir / block.name / uuid.uuid4().hex[:8]
 
+    lives: dict[str, LiveSpill] = {}
+    if ctx.publish is not None:
+        lives = {s.stream: LiveSpill(s.stream, {"pipeline": ctx.pipeline, "block": block.name, "stream": s.stream}) for s in all_settings}
+        ctx.publish(block.name, LiveSourceOutput(block.name, list(lives.values())))
+
+    def stream_info(settings: StreamSettings, schema: pa.Schema) -> dict[str, Any]:
+        entry = find_stream(catalog, settings.stream) if catalog else None
+        info = dict(entry) if entry else catalog_entry_for_arrow(settings.stream, schema, settings.key_properties)
+        info.update(
+            stream=settings.stream,
+            tap_stream_id=settings.stream,
+            replication_method=settings.replication_method,
+            key_properties=settings.key_properties,
+            bookmark_properties=settings.bookmark_properties,
+            unique_constraints=settings.unique_constraints,
+            unique_conflict_method=settings.unique_conflict_method,
+            run_in_parallel=settings.run_in_parallel,
+            auto_add_new_fields=settings.auto_add_new_fields,
+        )
+        if settings.destination_table:
+            info["destination_table"] = settings.destination_table
+        return info
+
     def read_one(settings: StreamSettings) -> StreamOutput:
         stream = settings.stream
         key = (block.name, stream)
+        live = lives.get(stream)
         bookmark = None
         typed_by_user = False
         if settings.replication_method == INCREMENTAL:
@@ -135,39 +160,32 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                     entry = find_stream(catalog, stream) if catalog else find_stream(source.discover([stream]), stream)
                     bookmark = validate_bookmark(entry, bookmark, block=block.name, stream=stream)
                 reader = source.read(ReadRequest(settings=settings, bookmark=bookmark, batch_size=ctx.batch_size))
+                info = stream_info(settings, reader.schema)
+                if live is not None:
+                    live.begin(reader.schema, info)
                 with prefetched(reader) as ahead:
-                    result = spill(ahead, run_dir / f"{uuid.uuid4().hex[:8]}.arrow", settings, lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs))
-        except DIError as exc:
-            raise exc.with_context(block=block.name, stream=stream)
-        except Exception as exc:  # a driver's own error: keep it, but say where it happened
-            raise BlockFailed(redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream) from exc
-        entry = find_stream(catalog, stream) if catalog else None
-        info = dict(entry) if entry else catalog_entry_for_arrow(stream, result.schema, settings.key_properties)
-        info.update(
-            stream=stream,
-            tap_stream_id=stream,
-            replication_method=settings.replication_method,
-            key_properties=settings.key_properties,
-            bookmark_properties=settings.bookmark_properties,
-            unique_constraints=settings.unique_constraints,
-            unique_conflict_method=settings.unique_conflict_method,
-            run_in_parallel=settings.run_in_parallel,
-            auto_add_new_fields=settings.auto_add_new_fields,
-        )
-        if settings.destination_table:
-            info["destination_table"] = settings.destination_table
-        origin = {
-            "pipeline": ctx.pipeline,
-            "block": block.name,
-            "stream": stream,
-            "batch_states": result.batch_states,
-            "final_state": result.final_state,
-            "bookmark_start": bookmark,
-            "seconds": result.seconds,
-        }
+                    result = spill(
+                        ahead, run_dir / f"{uuid.uuid4().hex[:8]}.arrow", settings,
+                        lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs), live=live,
+                    )
+        except BaseException as exc:
+            if live is not None:
+                live.fail(exc)
+            if isinstance(exc, DIError):
+                raise exc.with_context(block=block.name, stream=stream)
+            if isinstance(exc, Exception):  # a driver's own error: keep it, but say where it happened
+                raise BlockFailed(redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream) from exc
+            raise
+        origin = live.origin if live is not None else {"pipeline": ctx.pipeline, "block": block.name, "stream": stream}
+        origin.update(batch_states=result.batch_states, final_state=result.final_state, bookmark_start=bookmark, seconds=result.seconds)
         return StreamOutput(info, result.path, result.schema, result.rows, origin=origin)
 
-    streams = run_streams(all_settings, read_one, ctx.max_parallel_streams)
+    try:
+        streams = run_streams(all_settings, read_one, ctx.max_parallel_streams)
+    except BaseException as exc:
+        for live in lives.values():
+            live.fail(exc)  # streams not started yet: their readers must not wait forever
+        raise
     outs = list(streams.values())
     summary = {"streams": {o.name: {"rows": o.num_rows, "seconds": round(o.origin["seconds"], 3)} for o in outs}}
     pending = [(o.name, o.origin["final_state"]) for o in outs if o.origin.get("final_state")]

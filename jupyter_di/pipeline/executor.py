@@ -33,6 +33,17 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _failed_upstream(exc: BaseException) -> str | None:
+    from ..errors import UpstreamFailed
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, UpstreamFailed):
+            return seen.upstream
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class Executor:
     def __init__(self, max_workers: int = 4, observers: list[RunObserver] | None = None) -> None:
         self.max_workers = max(1, max_workers)
@@ -57,8 +68,16 @@ class Executor:
             except Exception:  # a broken display must never break a run
                 pass
 
-    def run(self, graph: Graph, plan: list[str], run_block: BlockFunction) -> RunReport:
-        """Run ``plan`` (a topologically ordered list of block names)."""
+    def run(
+        self, graph: Graph, plan: list[str], run_block: BlockFunction, streams_from: Callable[[str, str], bool] | None = None
+    ) -> RunReport:
+        """Run ``plan`` (a topologically ordered list of block names).
+
+        ``streams_from(child, parent)`` says that ``child`` may start as soon as
+        ``parent`` has published its outputs (``BlockRun.publish``) instead of
+        when it is done: a destination block tailing a running source block.
+        If the parent then fails, the child fails with it (its reads raise).
+        """
         started = time.perf_counter()
         report = RunReport(runs={name: BlockRun(name) for name in plan})
         in_plan = set(plan)
@@ -71,11 +90,18 @@ class Executor:
             self._notify(run)
         report.planning_seconds = time.perf_counter() - started
 
+        published: dict[Future, str] = {}
+
         def execute(name: str) -> None:
             run = report.runs[name]
             try:
                 run_block(name, run)
             except BaseException as exc:  # noqa: BLE001 - reported, never swallowed silently
+                upstream = _failed_upstream(exc)
+                if upstream is not None:  # stopped by the upstream it streamed from: not its own failure
+                    run.finish(SKIPPED)
+                    run.reason = f"upstream '{upstream}' failed"
+                    return
                 run.finish(FAILED, describe_error(exc))
                 run.exception = exc  # type: ignore[attr-defined]
             else:
@@ -97,19 +123,37 @@ class Executor:
                     name = ready.pop(0)
                     if report.runs[name].status != "pending":
                         continue
-                    report.runs[name].start()
-                    self._notify(report.runs[name])
+                    run = report.runs[name]
+                    if streams_from is not None and any(streams_from(c, name) for c in children[name]):
+                        signal: Future = Future()
+                        run.on_publish = lambda signal=signal: signal.done() or signal.set_result(None)
+                        published[signal] = name
+                    run.start()
+                    self._notify(run)
                     running[pool.submit(execute, name)] = name
                 if not running:
                     break
-                finished, _ = wait(running, timeout=self.tick_seconds, return_when=FIRST_COMPLETED)
+                finished, _ = wait([*running, *published], timeout=self.tick_seconds, return_when=FIRST_COMPLETED)
                 self._tick()
                 for future in finished:
+                    if future in published:
+                        name = published.pop(future)
+                        for child in children[name]:
+                            if streams_from is not None and streams_from(child, name):
+                                waiting_on[child].discard(name)
+                                if not waiting_on[child] and report.runs[child].status == "pending":
+                                    ready.append(child)
+                        continue
                     name = running.pop(future)
+                    for signal in [f for f, n in published.items() if n == name]:
+                        del published[signal]  # finished without publishing
                     run = report.runs[name]
                     self._notify(run)
                     if run.status == FAILED:
                         skip_downstream(name, f"upstream '{name}' failed")
+                        continue
+                    if run.status == SKIPPED:
+                        skip_downstream(name, run.reason or f"upstream '{name}' was skipped")
                         continue
                     for child in children[name]:
                         waiting_on[child].discard(name)

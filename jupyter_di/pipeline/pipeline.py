@@ -150,15 +150,34 @@ class Pipeline:
             batch_size=self.settings.batch_size,
         )
         pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        in_plan = set(plan)
+        finished: set[str] = set()
+        live_outputs: dict[str, Any] = {}
+        active: dict[str, BlockRun] = {}
+
+        def publish(name: str, live_output: Any) -> None:
+            with self._lock:
+                live_outputs[name] = live_output
+            active[name].publish()
+
+        ctx.publish = publish
+
+        def upstream_output(u: str) -> Any:
+            with self._lock:
+                if u in in_plan and u not in finished and u in live_outputs:
+                    return live_outputs[u]  # a running source this destination streams from
+                return self.outputs[u]
 
         def run_block(name: str, run: BlockRun) -> None:
             block = self.graph[name]
-            missing = [u for u in block.upstream if u not in self.outputs]
+            active[name] = run
+            missing = [u for u in block.upstream if u not in self.outputs and u not in live_outputs]
             if missing:
                 raise GraphError(f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run).")
-            upstream_outputs = {u: self.outputs[u] for u in block.upstream}
+            upstream_outputs = {u: upstream_output(u) for u in block.upstream}
             result = self._run_one(block, upstream_outputs, ctx)
             with self._lock:
+                finished.add(name)
                 self.outputs[name] = result.output
                 self.versions[name] = self.versions.get(name, 0) + 1
                 self.fingerprints[name] = self.fingerprint(name, params)
@@ -169,7 +188,7 @@ class Pipeline:
                     pending[name] = result.pending_states
             run.summary = result.summary
 
-        report = Executor(self.settings.max_workers, observers).run(self.graph, plan, run_block)
+        report = Executor(self.settings.max_workers, observers).run(self.graph, plan, run_block, streams_from=self.streams_from)
         for name, run in report.runs.items():
             self.last_status[name] = run
             if run.status == "failed":
@@ -177,6 +196,17 @@ class Pipeline:
         if report.ok:
             self._save_python_only_bookmarks(pending)
         return report
+
+    def streams_from(self, child: str, parent: str) -> bool:
+        """Whether ``child`` writes ``parent``'s streams while ``parent`` still reads them.
+
+        Destination blocks in YAML stream from source blocks (a run then costs
+        about max(read, write) instead of read + write).  Python blocks, and a
+        YAML destination that reads an upstream's output in its config
+        (``block_output``), wait for the finished output.
+        """
+        p, c = self.graph[parent], self.graph[child]
+        return p.kind == "source" and c.kind == "destination" and c.lang != "python" and "block_output" not in c.body
 
     def _run_one(self, block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
         if block.kind == "source":

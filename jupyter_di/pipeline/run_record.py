@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
 
@@ -21,6 +21,13 @@ class BlockRun:
     reason: str | None = None
     cached: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+    on_publish: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    """Set by the executor: lets downstream blocks that stream from this one start."""
+
+    def publish(self) -> None:
+        """The block's outputs are readable while it still runs (a source block's live streams)."""
+        if self.on_publish is not None:
+            self.on_publish()
 
     @property
     def duration(self) -> float | None:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from ..connectors.base import INCREMENTAL, StreamSettings
+from .live_spill import LiveSpill
 from .values import last_row_values
 
 ProgressCallback = Callable[[int, float], None]
@@ -37,25 +38,47 @@ class SpillResult:
         return None
 
 
-def spill(reader: pa.RecordBatchReader, path: Path, settings: StreamSettings, on_progress: ProgressCallback | None = None) -> SpillResult:
-    """Write every batch of ``reader`` to ``path``; remember each batch's bookmark state."""
+def spill(
+    reader: pa.RecordBatchReader,
+    path: Path,
+    settings: StreamSettings,
+    on_progress: ProgressCallback | None = None,
+    live: LiveSpill | None = None,
+) -> SpillResult:
+    """Write every batch of ``reader`` to ``path``; remember each batch's bookmark state.
+
+    The file is an Arrow IPC *stream* (no footer), so with ``live`` consumers
+    can read each batch as soon as it is written.
+    """
     started = time.perf_counter()
     rows = 0
-    states: list[dict[str, Any] | None] = []
+    states: list[dict[str, Any] | None] = live.origin["batch_states"] if live is not None else []
     incremental = settings.replication_method == INCREMENTAL and settings.bookmark_properties
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, reader.schema) as writer:
+        if live is not None:
+            live.opened(tmp)
+            live.publish(sink.tell(), None, batch=False)
         for batch in reader:
             if batch.num_rows == 0:
                 continue
             writer.write_batch(batch)
             rows += batch.num_rows
             bookmark = last_row_values(batch, settings.bookmark_properties) if incremental else None
-            states.append({"bookmark": bookmark} if bookmark else None)
+            state = {"bookmark": bookmark} if bookmark else None
+            if live is not None:
+                live.publish(sink.tell(), state)  # appends the state, then wakes the readers
+            else:
+                states.append(state)
             if on_progress:
                 on_progress(rows, time.perf_counter() - started)
-    tmp.replace(path)
+    if live is None:
+        tmp.replace(path)
+    else:
+        live.rename(tmp, path)
+        live.publish(path.stat().st_size, None, batch=False)  # the end-of-stream marker
+        live.finish()
     return SpillResult(path=path, schema=reader.schema, rows=rows, seconds=time.perf_counter() - started, batch_states=states)
 
 
@@ -66,15 +89,8 @@ def open_reader(path: Path) -> pa.RecordBatchReader:
     memory should hold one batch at a time, and mapped pages it touched would
     stay counted against the process until unmapped.
     """
-    source = pa.OSFile(str(path), "r")
-    file_reader = pa.ipc.open_file(source)
-
-    def batches():
-        for i in range(file_reader.num_record_batches):
-            yield file_reader.get_batch(i)
-
-    return pa.RecordBatchReader.from_batches(file_reader.schema, batches())
+    return pa.ipc.open_stream(pa.OSFile(str(path), "r"))
 
 
 def read_table(path: Path) -> pa.Table:
-    return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    return pa.ipc.open_stream(pa.memory_map(str(path), "r")).read_all()
