@@ -237,6 +237,11 @@ class DuckDBDestination(SqlFileDestination):
     system = "DuckDB"
     state_json_type = "JSON"
     bulk_insert = True
+    key_constraints = False
+    """Upserts delete the window's keys and insert its rows (as dlt's delete-insert merge does),
+    so tables need no primary key: DuckDB loads a table's whole key index into memory for
+    ON CONFLICT (measured, 50k changed rows into 5M: 0.05 s against 0.77 s).  A table that
+    already has a unique constraint on the keys keeps being upserted with ON CONFLICT."""
     commit_every_rows = 1_000_000
     """One INSERT per window of this many rows: DuckDB then writes whole row groups straight to the
     file in parallel (measured 5M rows: 8.5 s at 280 MB, against 13.8 s at 315 MB with one INSERT per
@@ -271,6 +276,7 @@ class DuckDBDestination(SqlFileDestination):
             super()._replace_from_staging(con, s, staging)
 
     def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._unique_tables: dict[str, bool] = {}
         limit = self.config.get("memory_limit", WRITE_MEMORY_LIMIT)
         self._previous_limit = None
         if limit:
@@ -338,6 +344,54 @@ class DuckDBDestination(SqlFileDestination):
                 con.unregister(self._view)
             except duckdb.Error:
                 pass  # an aborted transaction refuses it; the view dies with the connection
+
+    def _upsert_stream(self, con: duckdb.DuckDBPyConnection, table: str, window: CommitWindow, keys: list[str], method: str) -> bool:
+        if table not in self._unique_tables:
+            self._unique_tables[table] = self._has_unique(con, table, keys)
+        if self._unique_tables[table]:
+            return False  # a key constraint: ON CONFLICT, batch by batch
+        names = list(window.schema.names)
+        lowered = {n.lower() for n in names}
+        nulled = {c.lower() for c in getattr(self, "_null_on_update", ())}
+        # columns only the table has (added by the user) keep their values; dropped ones become NULL
+        carried = [c for c in self._table_columns(con, table) or [] if c.lower() not in lowered and c.lower() not in nulled]
+        target = self._table_sql(table)
+        stage, kept = quote_ident(f"{self._view}_stage"), quote_ident(f"{self._view}_kept")
+        cols = ", ".join(quote_ident(n) for n in names)
+        on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+        partition = ", ".join(quote_ident(k) for k in keys)
+        order = "ASC" if method == "IGNORE" else "DESC"  # IGNORE keeps a key's first row, UPDATE its last
+        one_per_key = f"SELECT {cols} FROM {stage} QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY rowid {order}) = 1"
+        con.register(self._view, window.reader())
+        try:
+            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {quote_ident(self._view)}")
+        finally:
+            try:
+                con.unregister(self._view)
+            except duckdb.Error:
+                pass
+        try:
+            if method == "IGNORE":
+                con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({one_per_key}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})")
+                return True
+            if carried:
+                extra = ", ".join(quote_ident(c) for c in carried)
+                key_cols = ", ".join(f"t.{quote_ident(k)}" for k in keys)
+                con.execute(f"CREATE TEMP TABLE {kept} AS SELECT {key_cols}, {', '.join('t.' + quote_ident(c) for c in carried)} FROM {target} AS t SEMI JOIN {stage} AS s ON {on}")
+            con.execute(f"DELETE FROM {target} AS t USING (SELECT DISTINCT {partition} FROM {stage}) AS s WHERE {on}")
+            if carried:
+                select = ", ".join(f"s.{quote_ident(n)}" for n in names) + ", " + ", ".join(f"k.{quote_ident(c)}" for c in carried)
+                join = " AND ".join(f"k.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+                con.execute(f"INSERT INTO {target} ({cols}, {extra}) SELECT {select} FROM ({one_per_key}) AS s LEFT JOIN {kept} AS k ON {join}")
+            else:
+                con.execute(f"INSERT INTO {target} ({cols}) {one_per_key}")
+            return True
+        finally:
+            for temp in (stage, kept):
+                try:
+                    con.execute(f"DROP TABLE IF EXISTS {temp}")
+                except duckdb.Error:
+                    pass  # an aborted transaction: the temp tables go with its rollback
 
     def _translate(self, exc: Exception, stream: str) -> DIError | None:
         if isinstance(exc, (duckdb.ConversionException, duckdb.ConstraintException, duckdb.BinderException)):

@@ -351,6 +351,8 @@ class SqlFileDestination(Destination):
     staged_full_table: ClassVar[bool] = False
     """FULL_TABLE loads into a committed staging table first (bounds memory where one
     huge transaction would not), then replaces the rows in one short transaction."""
+    key_constraints: ClassVar[bool] = True
+    """Tables get a primary key / unique index on ``unique_constraints`` (upserts need it)."""
     bulk_insert: ClassVar[bool] = False
     """The engine inserts a whole commit window in one statement (``_insert_stream``)."""
     commit_every_rows: ClassVar[int] = 100_000
@@ -387,6 +389,10 @@ class SqlFileDestination(Destination):
     def _insert_stream(self, con: Any, table: str, window: CommitWindow) -> None:
         """Insert a whole window with one statement (engines with ``bulk_insert``)."""
         raise NotImplementedError
+
+    def _upsert_stream(self, con: Any, table: str, window: CommitWindow, keys: list[str], method: str) -> bool:
+        """Upsert a whole window with set-based statements; False when the engine cannot here."""
+        return False
 
     def _translate(self, exc: Exception, stream: str) -> DIError | None:
         """A user-fixable engine error as a DIError, or None to re-raise as is."""
@@ -492,6 +498,8 @@ class SqlFileDestination(Destination):
         try:
             if self.bulk_insert and (staged or not keys):
                 self._insert_stream(con, table, window)
+            elif self.bulk_insert and self._upsert_stream(con, table, window, keys, s.unique_conflict_method):
+                pass
             else:
                 for batch in window.batches():
                     self._insert(con, table, batch, [] if staged else keys, s.unique_conflict_method)
@@ -568,12 +576,12 @@ class SqlFileDestination(Destination):
                     f"cannot create table {table!r} without columns.", stream=s.stream, fix="send at least one column."
                 )
             cols = ", ".join(f"{quote_ident(f.name)} {self._column_type(f)}" for f in schema)
-            pk = f", PRIMARY KEY ({', '.join(quote_ident(k) for k in keys)})" if keys else ""
+            pk = f", PRIMARY KEY ({', '.join(quote_ident(k) for k in keys)})" if keys and self.key_constraints else ""
             con.execute(f"CREATE TABLE {self._table_sql(table)} ({cols}{pk})")
             return {n.lower(): n for n in schema.names}
         known = {n.lower(): n for n in existing}
         self._add_columns(con, s, known, schema)
-        if keys and not self._has_unique(con, table, keys):
+        if keys and self.key_constraints and not self._has_unique(con, table, keys):
             missing = [k for k in keys if k.lower() not in known]
             if missing:
                 raise ConfigError(

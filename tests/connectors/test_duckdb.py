@@ -206,15 +206,22 @@ class ContractCases:
             (1, "a", 1), (2, "B2", 21), (3, "c", 30), (4, "d", 4)
         ]
 
-    def test_upsert_on_existing_table_creates_unique_index_or_names_duplicates(self, db):
+    key_index = True
+    """Whether upserts create/need a unique index on the keys (SQLite) or not (DuckDB)."""
+
+    def test_upsert_on_existing_table_with_duplicate_keys(self, db):
         self.write(db, ws(), batch(id=[1, 2], v=["a", "b"]))
         self.write(db, ws(unique_constraints=["id"]), batch(id=[2], v=["B"]))
         assert self.query(db, 'SELECT id, v FROM "t" ORDER BY id') == [(1, "a"), (2, "B")]
-        self.write(db, ws("dup"), batch(k=[1, 1], v=["a", "b"]))
-        with pytest.raises(SchemaMismatch, match=r"unique index on \['k'\]") as err:
+        self.write(db, ws("dup"), batch(k=[1, 1, 2], v=["a", "b", "x"]))
+        if self.key_index:  # the index cannot be created: the duplicates are named, nothing changes
+            with pytest.raises(SchemaMismatch, match=r"unique index on \['k'\]") as err:
+                self.write(db, ws("dup", unique_constraints=["k"]), batch(k=[1], v=["c"]))
+            assert "duplicate" in str(err.value)
+            assert self.query(db, 'SELECT k, v FROM "dup" ORDER BY v') == [(1, "a"), (1, "b"), (2, "x")]
+        else:  # delete-insert: every row of the key is replaced by the new version
             self.write(db, ws("dup", unique_constraints=["k"]), batch(k=[1], v=["c"]))
-        assert "duplicate" in str(err.value)
-        assert self.query(db, 'SELECT k, v FROM "dup" ORDER BY v') == [(1, "a"), (1, "b")]
+            assert self.query(db, 'SELECT k, v FROM "dup" ORDER BY k') == [(1, "c"), (2, "x")]
 
     def test_auto_add_new_fields_on_and_off(self, db):
         self.write(db, ws(), batch(id=[1]))
@@ -327,7 +334,7 @@ d.write(WriteRequest(StreamSettings("t", replication_method="INCREMENTAL"), pa.s
         catalog = self.source(db).discover()
         [entry] = [e for e in catalog["streams"] if e["tap_stream_id"] == EVIL]
         assert list(entry["schema"]["properties"]) == [EVIL, "Mixed Case", 'q"uote']
-        assert entry["key_properties"] == [EVIL]
+        assert entry["key_properties"] == ([EVIL] if self.key_index else [])  # DuckDB tables carry no key constraint
         got = rows_of(self.source(db).read(ReadRequest(settings(EVIL))))
         assert sorted(got, key=lambda r: r[EVIL]) == [
             {EVIL: 1, "Mixed Case": "a", 'q"uote': True}, {EVIL: 2, "Mixed Case": "B", 'q"uote': None}
@@ -363,6 +370,33 @@ d.write(WriteRequest(StreamSettings("t", replication_method="INCREMENTAL"), pa.s
 
 
 class TestDuckDB(ContractCases):
+    key_index = False
+
+    def test_upserts_create_no_key_constraint_and_append_null_keys(self, db):
+        self.write(db, ws(unique_constraints=["id"]), batch(id=[1, 2], v=["a", "b"]))
+        assert self.query(db, "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 't' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')") == [(0,)]
+        self.write(db, ws("dup", unique_constraints=["k"]), batch(k=[1, 2], v=["c", "x"]))
+        # NULL keys never match (as in a unique index): such rows are appended
+        self.write(db, ws("dup", unique_constraints=["k"]), batch(k=pa.array([None, 2], pa.int64()), v=["n", "y"]))
+        assert self.query(db, 'SELECT k, v FROM "dup" ORDER BY k NULLS LAST') == [(1, "c"), (2, "y"), (None, "n")]
+
+    def test_upsert_keeps_columns_only_the_table_has_and_nulls_dropped_ones(self, db):
+        self.write(db, ws(unique_constraints=["id"]), batch(id=[1, 2], v=["a", "b"], gone=[1, 2]))
+        with duckdb.connect(str(db)) as con:
+            con.execute('ALTER TABLE "t" ADD COLUMN note VARCHAR')
+            con.execute("""UPDATE "t" SET note = 'mine' """)
+        dest = self.destination(db)
+        request = WriteRequest(ws(unique_constraints=["id"]), batch(id=[2], v=["B"]).schema, dropped_columns=["gone"])
+        dest.write(request, [Chunk(batch(id=[2, 3], v=["B", "c"]))])
+        assert self.query(db, 'SELECT id, v, gone, note FROM "t" ORDER BY id') == [(1, "a", 1, "mine"), (2, "B", None, "mine"), (3, "c", None, None)]
+
+    def test_a_table_with_a_primary_key_is_upserted_through_it(self, db):
+        with duckdb.connect(str(db)) as con:
+            con.execute('CREATE TABLE "t" (id BIGINT PRIMARY KEY, v VARCHAR)')
+            con.execute("""INSERT INTO "t" VALUES (1, 'a'), (2, 'b')""")
+        self.write(db, ws(unique_constraints=["id"]), batch(id=[2, 3, 2], v=["B", "c", "B2"]))
+        assert self.query(db, 'SELECT id, v FROM "t" ORDER BY id') == [(1, "a"), (2, "B2"), (3, "c")]
+
     ext = ".duckdb"
     spec_name = "duckdb"
 
