@@ -27,7 +27,10 @@ from .postgres_conn import PostgresConnector, render
 from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
-_BATCH_HINT_BYTES = 8 * 1024 * 1024
+_BATCH_HINT_BYTES = 2 * 1024 * 1024
+"""ADBC cuts COPY data into batches of about this size: small enough that the few batches in flight
+(read ahead, spill, the destination's scan) stay small (5M rows into DuckDB: 258 MB peak at 2 MB,
+295 MB at 8 MB), large enough that per-batch costs do not show."""
 
 
 class PostgresSource(PostgresConnector, Source):
