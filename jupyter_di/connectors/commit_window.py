@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -102,3 +102,36 @@ class CommitWindow:
     def reader(self) -> pa.RecordBatchReader:
         """The window as an Arrow stream (for engines that scan one)."""
         return pa.RecordBatchReader.from_batches(self.schema, self.batches())
+
+
+def coalesced(chunks: Iterable[Chunk], max_bytes: int) -> Iterator[Chunk]:
+    """Consecutive chunks of one schema merged up to about ``max_bytes`` (the last state wins).
+
+    Why: sources cut streams into small batches to keep memory low, while a
+    destination that pays per statement and per commit (a COPY, a WAL flush)
+    wants fewer, larger ones.
+    """
+    pending: list[Chunk] = []
+    size = 0
+
+    def merged() -> Chunk:
+        batches = [c.batch for c in pending if c.batch.num_rows]
+        state = next((c.state for c in reversed(pending) if c.state is not None), None)
+        if len(batches) == 1:
+            return Chunk(batch=batches[0], state=state)
+        if not batches:
+            return Chunk(batch=pending[-1].batch, state=state)
+        table = pa.Table.from_batches(batches).combine_chunks()
+        return Chunk(batch=table.to_batches()[0], state=state)
+
+    for chunk in chunks:
+        if pending and not chunk.batch.schema.equals(pending[0].batch.schema, check_metadata=False):
+            yield merged()
+            pending, size = [], 0
+        pending.append(chunk)
+        size += chunk.batch.nbytes
+        if size >= max_bytes:
+            yield merged()
+            pending, size = [], 0
+    if pending:
+        yield merged()

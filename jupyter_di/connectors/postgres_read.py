@@ -27,10 +27,11 @@ from .postgres_conn import PostgresConnector, render
 from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
-_BATCH_HINT_BYTES = 2 * 1024 * 1024
+_BATCH_HINT_BYTES = 4 * 1024 * 1024
 """ADBC cuts COPY data into batches of about this size: small enough that the few batches in flight
 (read ahead, spill, the destination's scan) stay small (5M rows into DuckDB: 258 MB peak at 2 MB,
-295 MB at 8 MB), large enough that per-batch costs do not show."""
+267 MB at 4 MB, 295 MB at 8 MB), large enough that per-batch costs stay small (PG->PG 1M rows:
+2.15 s at 8 MB, 2.3 s at 4 MB, 2.4 s at 2 MB; destinations merge batches per COPY anyway)."""
 
 
 class PostgresSource(PostgresConnector, Source):

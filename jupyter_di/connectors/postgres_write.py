@@ -32,6 +32,7 @@ from psycopg import sql
 
 from ..errors import SchemaMismatch
 from .base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
+from .commit_window import coalesced
 from .postgres_conn import PostgresConnector, render
 from .postgres_types import (
     STATE_TABLE,
@@ -45,6 +46,9 @@ from .postgres_types import (
     table_oid,
     write_column,
 )
+
+COPY_BYTES = 8 * 1024 * 1024
+"""Batches are merged up to this size per COPY (and per commit of an incremental stream)."""
 
 log = logging.getLogger(__name__)
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
@@ -121,7 +125,7 @@ class _TableWriter:
                 self._ensure_unique_index()
             if full and not created:
                 self._exec(sql.SQL("TRUNCATE {}").format(self.rel))
-            for chunk in chunks:
+            for chunk in coalesced(chunks, COPY_BYTES):
                 if chunk.batch.num_rows:
                     self._load(chunk.batch)
                 rows += chunk.batch.num_rows

@@ -334,7 +334,10 @@ def test_auto_add_new_fields_on_and_off(pg_config, pg_connect):
     assert rows(conn, 'SELECT id, name, "Email Addr" FROM people WHERE id = 3') == [(3, None, None)]
 
 
-def test_state_commits_with_rows_and_failure_keeps_last_commit(pg_config, pg_connect):
+def test_state_commits_with_rows_and_failure_keeps_last_commit(pg_config, pg_connect, monkeypatch):
+    from jupyter_di.connectors import postgres_write
+
+    monkeypatch.setattr(postgres_write, "COPY_BYTES", 1)  # one COPY and one commit per chunk
     settings = StreamSettings("people", replication_method="INCREMENTAL", unique_constraints=["id"])
     key = "pipe/block/people"
     commits = []
@@ -364,6 +367,14 @@ def test_state_commits_with_rows_and_failure_keeps_last_commit(pg_config, pg_con
         dst.clear_state(key)
         assert dst.load_state(key) is None
     assert rows(conn, "SELECT id FROM people ORDER BY id") == [(1,), (2,), (3,)]
+
+    # small chunks are merged per COPY: one commit carrying the last chunk's state
+    monkeypatch.setattr(postgres_write, "COPY_BYTES", 8 * 1024 * 1024)
+    commits.clear()
+    write(pg_config, settings, [people([5], ["e"]), people([6], ["f"])], states=[{"bookmark": 5}, {"bookmark": 6}], state_key=key,
+          on_commit=lambda n, s: commits.append((n, s)))
+    assert commits == [(2, {"bookmark": 6})]
+    assert rows(conn, "SELECT id FROM people WHERE id >= 5 ORDER BY id") == [(5,), (6,)]
 
 
 def test_empty_stream_creates_table_in_new_schema(pg_config, pg_connect):
