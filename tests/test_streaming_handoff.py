@@ -153,8 +153,13 @@ class SlowSource(Source):
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
         return {"streams": []}
 
+    opened: dict[str, float] = {}
+
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
         count, delay, fail_at = int(self.config["batches"]), float(self.config["delay"]), self.config.get("fail_at")
+        if request.settings.stream == self.config.get("slow_to_open"):
+            time.sleep(0.5)
+        SlowSource.opened[request.settings.stream] = time.perf_counter()
 
         def batches():
             for i in range(count):
@@ -172,9 +177,10 @@ def slow_source():
     yield SlowSource.name
 
 
-def pipeline(tmp_path: Path, source_config: str, *, python_consumer: bool = False) -> Pipeline:
+def pipeline(tmp_path: Path, source_config: str, *, python_consumer: bool = False, streams: tuple[str, ...] = ("events",)) -> Pipeline:
     p = Pipeline("handoff", state_path=tmp_path / "state.sqlite")
-    p.define(Block("src", "source", f"source: slow_test_source\nconfig:\n{source_config}streams:\n  events: {{}}\n", [], lang="yaml"))
+    listed = "".join(f"  {name}: {{}}\n" for name in streams)
+    p.define(Block("src", "source", f"source: slow_test_source\nconfig:\n{source_config}streams:\n{listed}", [], lang="yaml"))
     p.define(Block("wh", "destination", f"destination: duckdb\nconfig:\n  path: {tmp_path / 'wh.duckdb'}\n", ["src"], lang="yaml"))
     if python_consumer:
         p.define(Block("count", "python", "@data_loader\ndef load(data):\n    return {'n': len(data['rows'])}\n", ["src"]))
@@ -202,3 +208,20 @@ def test_a_source_failing_mid_stream_leaves_the_destination_table_as_it_was(tmp_
     assert (report.runs["wh"].status, report.runs["wh"].reason) == ("skipped", "upstream 'src' failed")
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:  # FULL_TABLE: the old rows, whole
         assert con.execute('SELECT count(*), max(id) FROM "events"').fetchone() == (30, 29)
+
+
+def test_a_serial_sources_first_stream_is_written_while_its_next_is_read(tmp_path, slow_source):
+    p = pipeline(tmp_path, "  batches: 6\n  delay: 0.02\n  slow_to_open: second\n", streams=("first", "second"))
+    events: list[tuple[float, str, str, str]] = []
+
+    class Recorder:
+        def stream_progress(self, block, stream, phase, rows, seconds):
+            events.append((time.perf_counter(), block, stream, phase))
+
+    report = p.run(p.plan(["wh"], {}, only_stale_ancestors=False), observers=[Recorder()])
+    assert report.ok, report.failure_message()
+    first_written = min(t for t, b, s, ph in events if (s, ph) == ("first", "write"))
+    assert first_written < SlowSource.opened["second"], "the destination waited for the source's last stream"
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        assert con.execute('SELECT count(*) FROM "first"').fetchone() == (60,)
+        assert con.execute('SELECT count(*) FROM "second"').fetchone() == (60,)

@@ -130,9 +130,30 @@ def _from_stream_output(out: StreamOutput) -> InputStream:
     return InputStream(name=out.name, reader=out.reader, schema=out.schema, num_rows=out.num_rows, origin=out.origin, stream_info=out["stream"])
 
 
-def _from_live(live: Any) -> InputStream:
-    schema, info = live.wait_started()
-    return InputStream(name=live.stream, reader=live.reader, schema=schema, origin=live.origin, stream_info=info)
+class LiveInputStream:
+    """An ``InputStream`` of a running source block: its schema and catalog entry are known once the
+    source has opened the stream, so they are waited for on first use, not when the destination starts
+    (a destination then writes a serial source's first stream while the source reads its next)."""
+
+    num_rows = None
+
+    def __init__(self, live: Any) -> None:
+        self.name = live.stream
+        self.reader = live.reader
+        self.origin = live.origin
+        self._live = live
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._live.wait_started()[0]
+
+    @property
+    def stream_info(self) -> dict[str, Any]:
+        return self._live.wait_started()[1]
+
+
+def _from_live(live: Any) -> LiveInputStream:
+    return LiveInputStream(live)
 
 
 def catalog_for_output(block: str, value: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ..sync.prefetch import prefetched
 from ..sync.live_spill import LiveSpill
 from ..sync.spill import spill
 from .context import BlockCell, RunContext
-from .inputs import InputStream, streams_from_output
+from .inputs import InputStream, LiveInputStream, streams_from_output
 from .outputs import LiveSourceOutput, StreamOutput, source_output
 from .resolve import ResolvedBlock, resolve
 
@@ -241,20 +241,30 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                 stream=name,
                 fix="fix the stream name, or add the block that outputs it with --upstream.",
             )
-    settings = [destination_settings(s, resolved.streams.get(n, {}), block=block.name) for n, s in incoming.items()]
-    for s in settings:
+
+    def settings_for(name: str) -> StreamSettings:
+        """The stream's final settings (waits for a running source to open the stream)."""
+        s = destination_settings(incoming[name], resolved.streams.get(name, {}), block=block.name)
         if s.columns is not None:
-            unknown = [c for c in s.columns if c not in incoming[s.stream].schema.names]
+            unknown = [c for c in s.columns if c not in incoming[name].schema.names]
             if unknown:
                 raise ConfigError(
-                    f"columns {', '.join(repr(c) for c in unknown)} are not in the stream (it has: {', '.join(incoming[s.stream].schema.names)}).",
+                    f"columns {', '.join(repr(c) for c in unknown)} are not in the stream (it has: {', '.join(incoming[name].schema.names)}).",
                     block=block.name,
-                    stream=s.stream,
+                    stream=name,
                     fix="fix `columns:` in the destination's stream settings.",
                 )
+        return s
+
+    # Streams already complete are checked before anything is written; a running source's streams
+    # when their turn comes (their own settings are checked now, their schema is not known yet).
+    live = {n for n, s in incoming.items() if isinstance(s, LiveInputStream)}
+    settings = [_settings(n, resolved.streams.get(n, {}), block=block.name) if n in live else settings_for(n) for n in incoming]
 
     def write_one(stream_settings: StreamSettings) -> dict[str, Any]:
         stream = incoming[stream_settings.stream]
+        if stream_settings.stream in live:
+            stream_settings = settings_for(stream_settings.stream)
         origin = stream.origin
         key: str | None = None
         save: Callable[[dict[str, Any]], None] | None = None
