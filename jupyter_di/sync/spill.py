@@ -18,6 +18,11 @@ from ..connectors.base import INCREMENTAL, StreamSettings
 from .live_spill import LiveSpill
 from .values import last_row_values
 
+SPILL_BATCH_BYTES = 1 << 20
+"""Spilled batches are at most about this size: a destination block reading a spill back holds a few
+of them at a time (read ahead, the engine's scan); measured 5M rows into DuckDB through a notebook,
+peak RSS 302-306 MB with 1 MB pieces, 320 MB with the source's 4 MB batches, at the same speed."""
+
 ProgressCallback = Callable[[int, float], None]
 """(rows so far, seconds so far)"""
 
@@ -60,9 +65,7 @@ def spill(
         if live is not None:
             live.opened(tmp)
             live.publish(sink.tell(), None, batch=False)
-        for batch in reader:
-            if batch.num_rows == 0:
-                continue
+        for batch in _pieces(reader, SPILL_BATCH_BYTES):
             writer.write_batch(batch)
             rows += batch.num_rows
             bookmark = last_row_values(batch, settings.bookmark_properties) if incremental else None
@@ -80,6 +83,20 @@ def spill(
         live.publish(path.stat().st_size, None, batch=False)  # the end-of-stream marker
         live.finish()
     return SpillResult(path=path, schema=reader.schema, rows=rows, seconds=time.perf_counter() - started, batch_states=states)
+
+
+def _pieces(reader: pa.RecordBatchReader, max_bytes: int):
+    """The reader's non-empty batches, cut to about ``max_bytes`` each (slices share the memory)."""
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        parts = -(-batch.nbytes // max_bytes) if max_bytes > 0 else 1
+        if parts <= 1:
+            yield batch
+            continue
+        step = -(-batch.num_rows // parts)
+        for start in range(0, batch.num_rows, step):
+            yield batch.slice(start, step)
 
 
 def open_reader(path: Path) -> pa.RecordBatchReader:
