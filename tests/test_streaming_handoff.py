@@ -225,3 +225,18 @@ def test_a_serial_sources_first_stream_is_written_while_its_next_is_read(tmp_pat
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
         assert con.execute('SELECT count(*) FROM "first"').fetchone() == (60,)
         assert con.execute('SELECT count(*) FROM "second"').fetchone() == (60,)
+
+
+def test_a_parent_that_publishes_and_ends_at_once_is_handled_once():
+    g = graph({"src": [], "dst": ["src"]})
+    ran = []
+
+    def run_block(name, run):
+        ran.append(name)
+        if name == "src":
+            run.publish()  # and return at once: both signals can arrive in the same wait
+
+    for _ in range(50):
+        ran.clear()
+        report = Executor(max_workers=2).run(g, ["src", "dst"], run_block, streams_from=lambda c, p: True)
+        assert report.ok and sorted(ran) == ["dst", "src"]

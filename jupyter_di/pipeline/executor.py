@@ -144,6 +144,8 @@ class Executor:
                                 if not waiting_on[child] and report.runs[child].status == "pending":
                                     ready.append(child)
                         continue
+                    if future not in running:
+                        continue  # the publication signal of a block whose end was handled first
                     name = running.pop(future)
                     for signal in [f for f, n in published.items() if n == name]:
                         del published[signal]  # finished without publishing
