@@ -288,7 +288,12 @@ class DuckDBDestination(SqlFileDestination):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
 
     def _after_staging_commit(self, con: duckdb.DuckDBPyConnection) -> None:
-        con.execute("CHECKPOINT")
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.TransactionException:
+            # another connection to this file is mid-transaction (a source block reading the same
+            # file while this destination writes it): DuckDB checkpoints later by itself
+            pass
 
     def _teardown(self, con: duckdb.DuckDBPyConnection) -> None:
         # The DuckDB instance may be shared with the notebook's own connections to this file.

@@ -506,3 +506,26 @@ def test_full_table_staging_swaps_in_and_falls_back_to_a_copy_when_a_view_depend
             assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%staging%'").fetchone()[0] == 0
     finally:
         DuckDBDestination.commit_every_rows = saved
+
+
+def test_full_table_load_while_a_reader_of_the_same_file_is_open(tmp_path):
+    """A source block reading the file this destination writes (streaming hand-off): the checkpoint
+    after each staging window cannot run then, and is skipped instead of failing the load."""
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE src AS SELECT range AS id FROM range(10)")
+    reader_con = duckdb.connect(str(path))
+    try:
+        reading = reader_con.sql("SELECT * FROM src").to_arrow_reader(2)
+        next(iter(reading))  # a read transaction stays open
+        saved = DuckDBDestination.commit_every_rows
+        DuckDBDestination.commit_every_rows = 2
+        try:
+            _full_table_write(path, [1, 2, 3, 4, 5])
+        finally:
+            DuckDBDestination.commit_every_rows = saved
+        assert next(iter(reading)).num_rows == 2  # the reader carries on
+    finally:
+        reader_con.close()
+    with duckdb.connect(str(path)) as con:
+        assert con.execute('SELECT id FROM "t" ORDER BY id').fetchall() == [(1,), (2,), (3,), (4,), (5,)]
