@@ -62,7 +62,7 @@ class PostgresDestination(PostgresConnector, Destination):
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         conn = self._cfg.adbc(autocommit=False)
         try:
-            return _TableWriter(conn, self._cfg.schema, request).run(chunks, on_commit)
+            return _TableWriter(conn, self._cfg.schema, request, self._cfg.upsert_fillfactor).run(chunks, on_commit)
         finally:
             conn.close()
 
@@ -94,8 +94,9 @@ class PostgresDestination(PostgresConnector, Destination):
 class _TableWriter:
     """One write of one stream over one ADBC connection."""
 
-    def __init__(self, conn: Any, schema: str, request: WriteRequest) -> None:
+    def __init__(self, conn: Any, schema: str, request: WriteRequest, fillfactor: int = 100) -> None:
         self.conn = conn  # an AdbcSession
+        self.fillfactor = fillfactor
         self.schema = schema
         self.request = request
         self.settings = request.settings
@@ -207,7 +208,10 @@ class _TableWriter:
             if self.settings.unique_constraints:
                 self._check_names(self.settings.unique_constraints, [f.name for f in schema], "unique constraint")
                 defs.append(sql.SQL("UNIQUE ({})").format(sql.SQL(", ").join(map(sql.Identifier, self.settings.unique_constraints))))
-            self._exec(sql.SQL("CREATE TABLE {} ({})").format(self.rel, sql.SQL(", ").join(defs)))
+            storage = sql.SQL("")
+            if self.settings.unique_constraints and self.fillfactor < 100:
+                storage = sql.SQL(" WITH (fillfactor = {})").format(sql.Literal(self.fillfactor))
+            self._exec(sql.SQL("CREATE TABLE {} ({}){}").format(self.rel, sql.SQL(", ").join(defs), storage))
             self.columns = {f.name: write_column(f).pg_type for f in schema}
             return True
         self.columns = {c.name: c.sql_type for c in table_columns(self.conn, [oid])[oid]}

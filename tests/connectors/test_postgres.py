@@ -51,7 +51,7 @@ def rows(conn, query):
 def test_spec_and_config_keys():
     assert registry.get("postgresql") is SPEC
     fields = {f.name: f for f in SPEC.config_schema}
-    assert list(fields) == ["host", "port", "database", "username", "password", "schema", "sslmode", "connect_timeout"]
+    assert list(fields) == ["host", "port", "database", "username", "password", "schema", "sslmode", "connect_timeout", "upsert_fillfactor"]
     assert fields["port"].default == 5432 and fields["schema"].default == "public" and fields["connect_timeout"].default == 10
     assert SPEC.secret_fields() == ["password"]
     assert PostgresDestination.transactional is True
@@ -257,6 +257,20 @@ def people(ids, names, extra=None):
     cols = {"id": pa.array(ids, pa.int64()), "name": pa.array(names, pa.string())}
     cols.update(extra or {})
     return pa.RecordBatch.from_pydict(cols)
+
+
+def test_tables_created_for_upserts_leave_room_for_in_place_updates(pg_config, pg_connect):
+    conn = pg_connect()
+    upsert = StreamSettings("people", replication_method="INCREMENTAL", unique_constraints=["id"])
+    write(pg_config, upsert, [people([1, 2], ["a", "b"])])
+    write(pg_config, StreamSettings("plain"), [people([1], ["a"])])
+    write({**pg_config, "upsert_fillfactor": 100}, StreamSettings("packed", replication_method="INCREMENTAL", unique_constraints=["id"]), [people([1], ["a"])])
+    options = dict(rows(conn, "SELECT relname, reloptions FROM pg_class WHERE relname IN ('people', 'plain', 'packed')"))
+    assert options == {"people": ["fillfactor=90"], "plain": None, "packed": None}
+    write(pg_config, upsert, [people([2, 3], ["B", "c"])])  # upserts work as before on it
+    assert rows(conn, "SELECT id, name FROM people ORDER BY id") == [(1, "a"), (2, "B"), (3, "c")]
+    with pytest.raises(ConfigError, match="upsert_fillfactor must be between 10 and 100, got 5"):
+        write({**pg_config, "upsert_fillfactor": 5}, upsert, [people([4], ["d"])])
 
 
 def test_full_table_twice_is_exactly_the_source(pg_config, pg_connect):
