@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import ConfigError, DIError, SchemaMismatch
 from .arrow_build import int64_array
 from .commit_window import ChunkSource, CommitWindow
-from ..errors import ConfigError, DIError, SchemaMismatch
 from .base import (
     FULL_TABLE,
     INCREMENTAL,

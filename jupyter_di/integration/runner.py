@@ -23,8 +23,8 @@ from ..errors import BlockFailed, ConfigError, DIError
 from ..state.store import state_key
 from ..sync.bookmarks import validate_bookmark
 from ..sync.engine import write_stream
-from ..sync.prefetch import prefetched
 from ..sync.live_spill import LiveSpill
+from ..sync.prefetch import prefetched
 from ..sync.spill import spill
 from .context import BlockCell, RunContext
 from .inputs import InputStream, LiveInputStream, streams_from_output
