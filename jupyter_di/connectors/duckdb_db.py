@@ -358,8 +358,6 @@ class DuckDBDestination(SqlFileDestination):
         names = list(window.schema.names)
         lowered = {n.lower() for n in names}
         nulled = {c.lower() for c in getattr(self, "_null_on_update", ())}
-        # columns only the table has (added by the user) keep their values; dropped ones become NULL
-        carried = [c for c in self._table_columns(con, table) or [] if c.lower() not in lowered and c.lower() not in nulled]
         target = self._table_sql(table)
         stage, kept = quote_ident(f"{self._view}_stage"), quote_ident(f"{self._view}_kept")
         cols = ", ".join(quote_ident(n) for n in names)
@@ -379,6 +377,8 @@ class DuckDBDestination(SqlFileDestination):
             if method == "IGNORE":
                 con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({one_per_key}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})")
                 return True
+            # columns only the table has (added by the user) keep their values; dropped ones become NULL
+            carried = [c for c in self._table_columns(con, table) or [] if c.lower() not in lowered and c.lower() not in nulled]
             if carried:
                 extra = ", ".join(quote_ident(c) for c in carried)
                 key_cols = ", ".join(f"t.{quote_ident(k)}" for k in keys)
