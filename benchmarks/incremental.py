@@ -8,7 +8,9 @@ Target: the incremental run takes under 5% of the full sync's time.
 
 It also runs both syncs again in one warm Python process, the way a notebook
 kernel runs them (`%di_run` twice): start-up, imports and exit are then paid
-once, not per run.
+once, not per run.  A third run with nothing changed shows the fixed cost of
+a run (process, connections, catalog and bookmark checks), the floor under
+any incremental run.
 
     python benchmarks/incremental.py [--rows 5000000] [--changed 0.01]
 
@@ -75,7 +77,7 @@ def warm_child(path: Path, port: int, changed: int) -> None:
 
     os.environ["JUPYTER_DI_STATE_PATH"] = str(path.with_suffix(".state"))
     times = []
-    for step in ("full", "incremental"):
+    for step in ("full", "incremental", "unchanged"):
         if step == "incremental":
             with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="bench", autocommit=True) as c:
                 c.execute(UPDATE_SQL, (changed,))
@@ -86,7 +88,7 @@ def warm_child(path: Path, port: int, changed: int) -> None:
     print(json.dumps(times))
 
 
-def warm_run(path: Path, port: int, changed: int) -> tuple[float, float]:
+def warm_run(path: Path, port: int, changed: int) -> tuple[float, float, float]:
     proc = subprocess.run(
         [sys.executable, __file__, "--warm-child", str(path), "--port", str(port), "--changed-rows", str(changed)],
         capture_output=True, text=True,
@@ -95,8 +97,8 @@ def warm_run(path: Path, port: int, changed: int) -> tuple[float, float]:
         raise SystemExit(proc.stdout + proc.stderr)
     import json
 
-    full, incremental = json.loads(proc.stdout.strip().splitlines()[-1])
-    return full, incremental
+    full, incremental, unchanged = json.loads(proc.stdout.strip().splitlines()[-1])
+    return full, incremental, unchanged
 
 
 def main() -> None:
@@ -135,22 +137,24 @@ def main() -> None:
                     changed = int(args.rows * args.changed)
                     c.execute(UPDATE_SQL, (changed,))
                     incremental, read = timed_run(path)
+                    unchanged, _ = timed_run(path)
                     c.execute("DROP SCHEMA IF EXISTS dest CASCADE")
                 with tempfile.TemporaryDirectory() as tmp:  # the same, in one warm process
                     path = Path(tmp) / f"warm_{destination}.ipynb"
                     notebook(path, port, destination)
-                    warm_full, warm_incremental = warm_run(path, port, changed)
+                    warm_full, warm_incremental, warm_unchanged = warm_run(path, port, changed)
                     c.execute("DROP SCHEMA IF EXISTS dest CASCADE")
-                results.append((destination, full, incremental, changed, read, warm_full, warm_incremental))
+                results.append((destination, full, incremental, unchanged, changed, read, warm_full, warm_incremental, warm_unchanged))
     finally:
         postgres.stop(server["JDI_TEST_PG_DATA"])
     print(f"\n{args.rows:,} rows; {args.changed:.0%} updated between the runs\n")
-    print(f"{'destination':<12} {'full sync':>10} {'incremental':>12} {'rows changed':>13} {'rows read':>10} {'ratio':>7}   "
-          f"{'warm: full':>10} {'incremental':>12} {'ratio':>7}")
-    for destination, full, incremental, changed, read, warm_full, warm_incremental in results:
-        print(f"{destination:<12} {full:>9.1f}s {incremental:>11.2f}s {changed:>13,} {read:>10,} {incremental / full:>6.1%}   "
-              f"{warm_full:>9.1f}s {warm_incremental:>11.2f}s {warm_incremental / warm_full:>6.1%}")
-    print("\nfirst columns: wall time of whole `jupyter-di run` processes; warm: both runs in one process (kernel-like)")
+    print(f"{'destination':<12} {'full sync':>10} {'incremental':>12} {'rows changed':>13} {'rows read':>10} {'ratio':>7} {'unchanged':>10}   "
+          f"{'warm: full':>10} {'incremental':>12} {'ratio':>7} {'unchanged':>10}")
+    for destination, full, incremental, unchanged, changed, read, warm_full, warm_incremental, warm_unchanged in results:
+        print(f"{destination:<12} {full:>9.1f}s {incremental:>11.2f}s {changed:>13,} {read:>10,} {incremental / full:>6.1%} {unchanged:>9.2f}s   "
+              f"{warm_full:>9.1f}s {warm_incremental:>11.2f}s {warm_incremental / warm_full:>6.1%} {warm_unchanged:>9.2f}s")
+    print("\nfirst columns: wall time of whole `jupyter-di run` processes; warm: the runs in one process (kernel-like)")
+    print("unchanged: a third run with no source row changed (the fixed cost of a run)")
     print("\ntarget: incremental under 5% of the full sync")
 
 

