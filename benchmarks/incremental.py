@@ -32,6 +32,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bytecode import compile_package  # noqa: E402
 from tests.support import postgres  # noqa: E402
 
 
@@ -112,6 +113,7 @@ def main() -> None:
     if args.warm_child:
         warm_child(Path(args.warm_child), args.port, args.changed_rows)
         return
+    compile_package()
     server = postgres.start()
     port = int(server["JDI_TEST_PG_PORT"])
     try:

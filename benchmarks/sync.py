@@ -280,8 +280,10 @@ def main() -> int:
         print(json.dumps({"seconds": seconds}))
         return 0
 
+    from benchmarks.bytecode import compile_package
     from tests.support import postgres as pg_support
 
+    compile_package()
     started_server = None
     if args.port is None:
         started_server = pg_support.start()

@@ -30,9 +30,12 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
+TEMP_PREFIX = "jdi-pg-"
+
+
 def start(base_dir: str | None = None) -> dict[str, str]:
     """Create and start a cluster; returns env-style settings (host, port, user, data dir)."""
-    base = Path(base_dir or tempfile.mkdtemp(prefix="jdi-pg-"))
+    base = Path(base_dir or tempfile.mkdtemp(prefix=TEMP_PREFIX))
     data = base / "data"
     base.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -60,7 +63,12 @@ def start(base_dir: str | None = None) -> dict[str, str]:
 
 
 def stop(data_dir: str) -> None:
+    """Stop the server; a cluster that ``start`` made in a temporary directory is deleted too
+    (a benchmark's cluster holds gigabytes)."""
     subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"]), check=False, stdout=subprocess.DEVNULL)
+    base = Path(data_dir).parent
+    if base.name.startswith(TEMP_PREFIX) and base.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
