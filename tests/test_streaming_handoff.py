@@ -1,12 +1,15 @@
 """Destination blocks write while their source block still reads (streaming hand-off)."""
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pytest
 
@@ -177,11 +180,14 @@ def slow_source():
     yield SlowSource.name
 
 
-def pipeline(tmp_path: Path, source_config: str, *, python_consumer: bool = False, streams: tuple[str, ...] = ("events",)) -> Pipeline:
+def pipeline(
+    tmp_path: Path, source_config: str, *, python_consumer: bool = False, streams: tuple[str, ...] = ("events",), destination: str | None = None
+) -> Pipeline:
     p = Pipeline("handoff", state_path=tmp_path / "state.sqlite")
     listed = "".join(f"  {name}: {{}}\n" for name in streams)
     p.define(Block("src", "source", f"source: slow_test_source\nconfig:\n{source_config}streams:\n{listed}", [], lang="yaml"))
-    p.define(Block("wh", "destination", f"destination: duckdb\nconfig:\n  path: {tmp_path / 'wh.duckdb'}\n", ["src"], lang="yaml"))
+    destination = destination or f"destination: duckdb\nconfig:\n  path: {tmp_path / 'wh.duckdb'}\n"
+    p.define(Block("wh", "destination", destination, ["src"], lang="yaml"))
     if python_consumer:
         p.define(Block("count", "python", "@data_loader\ndef load(data):\n    return {'n': len(data['rows'])}\n", ["src"]))
     return p
@@ -240,3 +246,30 @@ def test_a_parent_that_publishes_and_ends_at_once_is_handled_once():
         ran.clear()
         report = Executor(max_workers=2).run(g, ["src", "dst"], run_block, streams_from=lambda c, p: True)
         assert report.ok and sorted(ran) == ["dst", "src"]
+
+
+@pytest.mark.parametrize("system", ["duckdb", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_source_failing_before_its_first_batch_leaves_the_table_as_it_was(tmp_path, slow_source, system, request):
+    """The destination connects and prepares while the source computes its first batch; a source that
+    fails then must still leave the table whole and the destination skipped."""
+    if system == "postgresql":
+        pg = request.getfixturevalue("pg_config")
+        destination = "destination: postgresql\nconfig:\n" + "".join(f"  {k}: {v!r}\n" if k == "password" else f"  {k}: {v}\n" for k, v in pg.items())
+    else:
+        destination = f"destination: {system}\nconfig:\n  path: {tmp_path / ('wh.' + system)}\n"
+    ok = pipeline(tmp_path, "  batches: 3\n  delay: 0\n", destination=destination)
+    assert ok.run(ok.plan(["wh"], {}, only_stale_ancestors=False)).ok
+    broken = pipeline(tmp_path, "  batches: 3\n  delay: 0.2\n  fail_at: 0\n", destination=destination)
+    report = broken.run(broken.plan(["wh"], {}, only_stale_ancestors=False))
+    assert report.runs["src"].status == "failed" and "the source broke at batch 0" in report.runs["src"].error
+    assert (report.runs["wh"].status, report.runs["wh"].reason) == ("skipped", "upstream 'src' failed")
+    query = 'SELECT count(*), max(id) FROM "events"'
+    if system == "duckdb":
+        with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+            assert con.execute(query).fetchone() == (30, 29)
+    elif system == "sqlite":
+        with closing(sqlite3.connect(tmp_path / "wh.sqlite")) as con:
+            assert con.execute(query).fetchone() == (30, 29)
+    else:
+        with psycopg.connect(host=pg["host"], port=pg["port"], user=pg["username"], dbname=pg["database"]) as con:
+            assert con.execute(query).fetchone() == (30, 29)
