@@ -107,8 +107,12 @@ class LiveSpill:
         with self._cond:  # not between the writer's rename and its bookkeeping
             assert self._path is not None
             fd = os.open(self._path, os.O_RDONLY)
-        with pa.ipc.open_stream(_TailFile(self, fd)) as batches:
-            yield from batches
+        tail = _TailFile(self, fd)
+        try:
+            with pa.ipc.open_stream(tail) as batches:
+                yield from batches
+        finally:
+            tail.close()
 
 
 class _TailFile(io.RawIOBase):
