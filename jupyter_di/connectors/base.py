@@ -80,7 +80,10 @@ class ReadRequest:
     ``settings.bookmark_properties`` (``(b1, b2) >= (v1, v2)``), given as JSON
     values (timestamps as ISO-8601 strings, decimals as strings).  When the
     stream is INCREMENTAL the source must yield rows ordered by the bookmark
-    properties and then the key properties, paging by keyset, never OFFSET.
+    properties and then the key properties; where it pages, by keyset from the
+    last row, never OFFSET.  The SQL sources stream one ordered query instead
+    (one snapshot, no per-page cost); a resumed run starts from the last
+    checkpoint's bookmark, which is the keyset.
     ``limit`` caps the rows (sample data); ``None`` reads everything.
     """
 
