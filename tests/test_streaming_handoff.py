@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import psycopg
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from jupyter_di.connectors import registry
@@ -248,13 +249,15 @@ def test_a_parent_that_publishes_and_ends_at_once_is_handled_once():
         assert report.ok and sorted(ran) == ["dst", "src"]
 
 
-@pytest.mark.parametrize("system", ["duckdb", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("system", ["duckdb", "sqlite", "files", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_a_source_failing_before_its_first_batch_leaves_the_table_as_it_was(tmp_path, slow_source, system, request):
     """The destination connects and prepares while the source computes its first batch; a source that
     fails then must still leave the table whole and the destination skipped."""
     if system == "postgresql":
         pg = request.getfixturevalue("pg_config")
         destination = "destination: postgresql\nconfig:\n" + "".join(f"  {k}: {v!r}\n" if k == "password" else f"  {k}: {v}\n" for k, v in pg.items())
+    elif system == "files":
+        destination = f"destination: files\nconfig:\n  path: {tmp_path / 'out'}\n  format: parquet\n"
     else:
         destination = f"destination: {system}\nconfig:\n  path: {tmp_path / ('wh.' + system)}\n"
     ok = pipeline(tmp_path, "  batches: 3\n  delay: 0\n", destination=destination)
@@ -270,6 +273,10 @@ def test_a_source_failing_before_its_first_batch_leaves_the_table_as_it_was(tmp_
     elif system == "sqlite":
         with closing(sqlite3.connect(tmp_path / "wh.sqlite")) as con:
             assert con.execute(query).fetchone() == (30, 29)
+    elif system == "files":
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["events.parquet"]
+        table = pq.read_table(tmp_path / "out" / "events.parquet")
+        assert (table.num_rows, max(table.column("id").to_pylist())) == (30, 29)
     else:
         with psycopg.connect(host=pg["host"], port=pg["port"], user=pg["username"], dbname=pg["database"]) as con:
             assert con.execute(query).fetchone() == (30, 29)
