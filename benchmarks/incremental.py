@@ -12,19 +12,26 @@ once, not per run.  A third run with nothing changed shows the fixed cost of
 a run (process, connections, catalog and bookmark checks), the floor under
 any incremental run.
 
-    python benchmarks/incremental.py [--rows 5000000] [--changed 0.01]
+    python benchmarks/incremental.py [--rows 5000000] [--changed 0.01] [--repeat 3]
+
+The update + incremental + unchanged runs are repeated (``--repeat``) after one
+full sync and their medians reported: a single run on a small shared machine
+varies by 20% or more.
 
 Starts its own throwaway PostgreSQL server (tests/support/postgres.py).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import nbformat
 import psycopg
@@ -65,41 +72,54 @@ def timed_run(path: Path) -> tuple[float, int]:
 
 
 UPDATE_SQL = (
-    "UPDATE events SET payload = 'changed', updated_at = now() + (id %% 1000) * interval '1 ms' "
+    # after every timestamp already in the table (as commit times are), spread over a second (few ties)
+    "UPDATE events SET payload = 'changed', "
+    "updated_at = (SELECT max(updated_at) FROM events) + (1 + id %% 1000) * interval '1 ms' "
     "WHERE id IN (SELECT id FROM events ORDER BY random() LIMIT %s)"
 )
 
 
-def warm_child(path: Path, port: int, changed: int) -> None:
-    """Full sync, update, incremental sync, in this one process (kernel-like); prints both times."""
-    import json
+def update_rows(port: int, changed: int) -> None:
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="bench", autocommit=True) as c:
+        c.execute(UPDATE_SQL, (changed,))
 
+
+def measure(run: Callable[[], tuple[float, int]], port: int, changed: int, repeat: int) -> dict[str, Any]:
+    """One full sync, then ``repeat`` times: update, incremental run, unchanged run."""
+    full, _ = run()
+    incremental, unchanged, read = [], [], []
+    for _ in range(repeat):
+        update_rows(port, changed)
+        seconds, rows = run()
+        incremental.append(seconds)
+        read.append(rows)
+        unchanged.append(run()[0])
+    return {"full": full, "incremental": incremental, "unchanged": unchanged, "read": read}
+
+
+def warm_child(path: Path, port: int, changed: int, repeat: int) -> None:
+    """``measure`` in this one process (kernel-like); prints the times as JSON."""
     from jupyter_di.cli import main as cli_main
 
     os.environ["JUPYTER_DI_STATE_PATH"] = str(path.with_suffix(".state"))
-    times = []
-    for step in ("full", "incremental", "unchanged"):
-        if step == "incremental":
-            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="bench", autocommit=True) as c:
-                c.execute(UPDATE_SQL, (changed,))
+
+    def run() -> tuple[float, int]:
         started = time.perf_counter()
         if cli_main(["run", "-q", str(path)]) != 0:
-            raise SystemExit(f"{step} run failed")
-        times.append(time.perf_counter() - started)
-    print(json.dumps(times))
+            raise SystemExit("a warm run failed")
+        return time.perf_counter() - started, 0
+
+    print(json.dumps(measure(run, port, changed, repeat)))
 
 
-def warm_run(path: Path, port: int, changed: int) -> tuple[float, float, float]:
+def warm_measure(path: Path, port: int, changed: int, repeat: int) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--warm-child", str(path), "--port", str(port), "--changed-rows", str(changed)],
+        [sys.executable, __file__, "--warm-child", str(path), "--port", str(port), "--changed-rows", str(changed), "--repeat", str(repeat)],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:
         raise SystemExit(proc.stdout + proc.stderr)
-    import json
-
-    full, incremental, unchanged = json.loads(proc.stdout.strip().splitlines()[-1])
-    return full, incremental, unchanged
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -109,9 +129,10 @@ def main() -> None:
     parser.add_argument("--changed-rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--repeat", type=int, default=3, help="incremental runs per destination (medians are reported)")
     args = parser.parse_args()
     if args.warm_child:
-        warm_child(Path(args.warm_child), args.port, args.changed_rows)
+        warm_child(Path(args.warm_child), args.port, args.changed_rows, args.repeat)
         return
     compile_package()
     server = postgres.start()
@@ -131,32 +152,35 @@ def main() -> None:
             c.execute("CREATE INDEX ON events (updated_at, id)")
             c.execute("VACUUM ANALYZE events")
             results = []
+            changed = int(args.rows * args.changed)
             for destination in ("duckdb", "postgresql"):
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / f"inc_{destination}.ipynb"
                     notebook(path, port, destination)
-                    full, _ = timed_run(path)
-                    changed = int(args.rows * args.changed)
-                    c.execute(UPDATE_SQL, (changed,))
-                    incremental, read = timed_run(path)
-                    unchanged, _ = timed_run(path)
+                    cold = measure(lambda: timed_run(path), port, changed, args.repeat)
                     c.execute("DROP SCHEMA IF EXISTS dest CASCADE")
                 with tempfile.TemporaryDirectory() as tmp:  # the same, in one warm process
                     path = Path(tmp) / f"warm_{destination}.ipynb"
                     notebook(path, port, destination)
-                    warm_full, warm_incremental, warm_unchanged = warm_run(path, port, changed)
+                    warm = warm_measure(path, port, changed, args.repeat)
                     c.execute("DROP SCHEMA IF EXISTS dest CASCADE")
-                results.append((destination, full, incremental, unchanged, changed, read, warm_full, warm_incremental, warm_unchanged))
+                results.append((destination, cold, warm))
     finally:
         postgres.stop(server["JDI_TEST_PG_DATA"])
-    print(f"\n{args.rows:,} rows; {args.changed:.0%} updated between the runs\n")
-    print(f"{'destination':<12} {'full sync':>10} {'incremental':>12} {'rows changed':>13} {'rows read':>10} {'ratio':>7} {'unchanged':>10}   "
+    median = statistics.median
+    print(f"\n{args.rows:,} rows; {args.changed:.0%} ({changed:,} rows) updated before each incremental run; medians of {args.repeat}\n")
+    print(f"{'destination':<12} {'full sync':>10} {'incremental':>12} {'rows read':>10} {'ratio':>7} {'unchanged':>10}   "
           f"{'warm: full':>10} {'incremental':>12} {'ratio':>7} {'unchanged':>10}")
-    for destination, full, incremental, unchanged, changed, read, warm_full, warm_incremental, warm_unchanged in results:
-        print(f"{destination:<12} {full:>9.1f}s {incremental:>11.2f}s {changed:>13,} {read:>10,} {incremental / full:>6.1%} {unchanged:>9.2f}s   "
-              f"{warm_full:>9.1f}s {warm_incremental:>11.2f}s {warm_incremental / warm_full:>6.1%} {warm_unchanged:>9.2f}s")
+    for destination, cold, warm in results:
+        inc, warm_inc = median(cold["incremental"]), median(warm["incremental"])
+        print(f"{destination:<12} {cold['full']:>9.1f}s {inc:>11.2f}s {int(median(cold['read'])):>10,} {inc / cold['full']:>6.1%} "
+              f"{median(cold['unchanged']):>9.2f}s   {warm['full']:>9.1f}s {warm_inc:>11.2f}s {warm_inc / warm['full']:>6.1%} "
+              f"{median(warm['unchanged']):>9.2f}s")
+    print("\neach incremental run, in order (the first follows the full sync):")
+    for destination, cold, warm in results:
+        print(f"  {destination:<11} process {', '.join(f'{t:.2f}s' for t in cold['incremental'])}; warm {', '.join(f'{t:.2f}s' for t in warm['incremental'])}")
     print("\nfirst columns: wall time of whole `jupyter-di run` processes; warm: the runs in one process (kernel-like)")
-    print("unchanged: a third run with no source row changed (the fixed cost of a run)")
+    print("unchanged: a run right after an incremental run, with no source row changed (the fixed cost of a run)")
     print("\ntarget: incremental under 5% of the full sync")
 
 
