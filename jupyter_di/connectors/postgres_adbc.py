@@ -114,3 +114,11 @@ class AdbcSession:
             self._conn.close()
         finally:
             self._db.close()
+
+
+def server_message(exc: BaseException) -> str:
+    """The server's own error message of a driver error (``PG_DIAG_MESSAGE_PRIMARY``), else its first line."""
+    for key, value in getattr(exc, "details", None) or []:
+        if key == b"PG_DIAG_MESSAGE_PRIMARY":
+            return value.decode(errors="replace")
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
