@@ -142,3 +142,23 @@ def arrow_schema_for_entry(entry: dict[str, Any], columns: list[str] | None = No
         md = {LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE} if is_json else None
         fields.append(pa.field(name, arrow_type_for_json_schema(prop), metadata=md))
     return pa.schema(fields)
+
+
+def check_replication_keys(bookmark_properties: list[str], valid: list[str], types: dict[str, str], stream: str) -> None:
+    """Refuse bookmark columns that cannot be ordered (Singer's ``valid-replication-keys``).
+
+    Why here and not at the database: the database's own error ("could not
+    identify an ordering operator for type json") names neither the stream nor
+    what to pick instead, and some orders (booleans, JSON text) would run but
+    mean nothing as a bookmark.
+    """
+    bad = [b for b in bookmark_properties if b in types and b not in valid]
+    if bad:
+        from ..errors import ConfigError
+
+        described = ", ".join(f"{b!r} ({types[b]})" for b in bad)
+        raise ConfigError(
+            f"bookmark column{'s' if len(bad) > 1 else ''} {described} cannot be ordered, so cannot hold a bookmark.",
+            stream=stream,
+            fix=f"pick bookmark_properties among: {', '.join(valid) or '(no orderable column)'}.",
+        )

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from . import catalog
-from .base import StreamSettings, ConfigField, ConnectorSpec, ReadRequest, Source
+from .base import INCREMENTAL, StreamSettings, ConfigField, ConnectorSpec, ReadRequest, Source
 from .commit_window import CommitWindow
 from .sql_dialect import (
     STATE_TABLE,
@@ -200,6 +200,8 @@ class DuckDBSource(Source):
             table_sql = qualify(schema, table)
             full, sql_types = self._schema_of(con, table_sql)
             plan = plan_select(request, full.names)
+            if request.settings.replication_method == INCREMENTAL:
+                catalog.check_replication_keys(list(request.settings.bookmark_properties), [f.name for f in full if is_orderable(f)], sql_types, request.settings.stream)
 
             def bind(column: str, value: Any) -> tuple[str, Any]:
                 sql_type = sql_types[column]

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError
 from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
-from .catalog import json_schema_for_arrow, stream_entry
+from .catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .files_arrow import (
     check_columns_exist,
     is_json_field,
@@ -113,6 +113,7 @@ class FilesSource(Source):
         incremental = settings.replication_method == INCREMENTAL
         if incremental:
             check_columns_exist(schema, list(settings.bookmark_properties), "bookmark", stream)
+            check_replication_keys(list(settings.bookmark_properties), [f.name for f in schema if orderable(f)], {f.name: str(f.type) for f in schema}, stream)
             check_columns_exist(schema, list(settings.key_properties), "key", stream)
 
         def batches() -> Iterator[pa.RecordBatch]:

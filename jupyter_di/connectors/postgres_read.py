@@ -22,7 +22,7 @@ from psycopg import sql
 
 from ..errors import ConfigError
 from .base import INCREMENTAL, ReadRequest, Source
-from .catalog import json_schema_for_arrow, stream_entry
+from .catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .postgres_conn import PostgresConnector, render
 from .postgres_adbc import server_message
 from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, catalog_rows, decimal_from_scaled, primary_keys, table_columns
@@ -106,6 +106,8 @@ class PostgresSource(PostgresConnector, Source):
             wanted = set(s.columns or by_name)
             selected = [c.name for c in cols if c.name in wanted]  # the stream's column order
             query, bookmark = _select(schema, table, [by_name[n] for n in selected], by_name, pk, request)
+            if s.replication_method == INCREMENTAL:
+                _check_orderable(conn, schema, table, list(s.bookmark_properties), cols, s.stream)
             if bookmark is not None:
                 _check_bookmark(conn, schema, table, bookmark, by_name, s.stream)
         except BaseException:
@@ -125,6 +127,23 @@ def _require(by_name: dict[str, PgColumn], names: list[str], what: str, stream: 
             stream=stream,
             fix=f"{fix}; the table has: {', '.join(by_name)}.",
         )
+
+
+def _check_orderable(conn: Any, schema: str, table: str, bookmark_properties: list[str], cols: list[PgColumn], stream: str) -> None:
+    """Refuse bookmark columns the server cannot order (json, xml, geometric types), by asking the
+    planner (``ORDER BY`` the column, ``LIMIT 0``): exact for every type, enums and domains included,
+    and no row is read."""
+    import adbc_driver_manager
+
+    accepted = set()
+    for name in bookmark_properties:
+        try:
+            conn.fetchall(render(sql.SQL("SELECT 1 FROM {} ORDER BY {} LIMIT 0").format(sql.Identifier(schema, table), sql.Identifier(name))))
+            accepted.add(name)
+        except adbc_driver_manager.Error:
+            pass
+    valid = [c.name for c in cols if c.name in accepted or (c.orderable and c.name not in bookmark_properties)]
+    check_replication_keys(bookmark_properties, valid, {c.name: c.sql_type for c in cols}, stream)
 
 
 def _check_bookmark(conn: Any, schema: str, table: str, bookmark: str, by_name: dict[str, PgColumn], stream: str) -> None:

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from . import catalog
-from .base import ConfigField, ConnectorSpec, ReadRequest, Source
+from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
 from .sql_dialect import (
     SQLITE_JSON_ARRAY,
     STATE_TABLE,
@@ -303,6 +303,9 @@ class SQLiteSource(_SQLiteConnector, Source):
             declared = {n: d for n, d, _ in self._columns(con, table)}
             kinds = {n: column_kind(n, d) for n, d in declared.items()}
             plan = plan_select(request, list(declared))
+            if request.settings.replication_method == INCREMENTAL:
+                valid = [n for n, kind in kinds.items() if is_orderable(kind.field)]
+                catalog.check_replication_keys(list(request.settings.bookmark_properties), valid, {n: d or "untyped" for n, d in declared.items()}, stream)
 
             def column_expr(column: str) -> str:
                 cast = kinds[column].sort_cast

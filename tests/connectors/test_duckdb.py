@@ -168,6 +168,13 @@ class ContractCases:
         with pytest.raises(ConfigError, match="key column.*'pk'"):
             self.source(db).read(ReadRequest(bad_key))
 
+    def test_a_bookmark_column_that_cannot_be_ordered_is_refused_by_name(self, db):
+        self.write(db, ws(), batch(id=[1, 2], flag=[True, False], v=["a", "b"]))
+        by_flag = settings(replication_method=INCREMENTAL, bookmark_properties=["flag"], key_properties=["id"])
+        with pytest.raises(ConfigError, match=r"bookmark column 'flag' \(BOOLEAN\) cannot be ordered") as err:
+            self.source(db).read(ReadRequest(by_flag))
+        assert err.value.stream == "t" and err.value.fix == "pick bookmark_properties among: id, v."
+
     def test_missing_table_and_missing_file(self, db, tmp_path):
         self.write(db, ws(), batch(id=[1]))
         with pytest.raises(ConfigError, match="'other'"):

@@ -279,3 +279,10 @@ def test_upsert_key_must_exist_and_csv_without_trailing_newline(tmp_path):
     batch = pa.RecordBatch.from_pylist([{"id": 2, "name": "b"}])
     write(tmp_path, "csv", [batch], mode="INCREMENTAL")
     assert read(tmp_path, "csv").to_pylist() == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+
+
+def test_a_bookmark_column_that_cannot_be_ordered_is_refused_by_name(tmp_path):
+    pq.write_table(pa.table({"id": [1, 2], "tags": [[1], [2, 3]], "at": ["2024-01-01", "2024-01-02"]}), tmp_path / "people.parquet")
+    with pytest.raises(ConfigError, match=r"bookmark column 'tags' \(list<element: int64>\) cannot be ordered") as err:
+        read(tmp_path, "parquet", method="INCREMENTAL", bookmark_properties=["tags"], key_properties=["id"])
+    assert err.value.stream == "people" and err.value.fix == "pick bookmark_properties among: id, at."

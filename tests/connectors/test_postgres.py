@@ -252,6 +252,23 @@ def test_incremental_missing_columns_are_config_errors(pg_config, events):
         read_all(pg_config, StreamSettings("events", replication_method="INCREMENTAL"))
 
 
+def test_a_bookmark_column_that_cannot_be_ordered_is_refused_by_name(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute("CREATE TYPE stage AS ENUM ('new', 'paid', 'shipped')")
+    conn.execute("CREATE TABLE docs (id int PRIMARY KEY, doc json, spot point, at timestamptz, st stage)")
+    conn.execute("INSERT INTO docs VALUES (1, '{}', '(0,0)', '2024-01-01Z', 'paid'), (2, '[]', '(1,1)', '2024-01-02Z', 'shipped')")
+    s = StreamSettings("docs", replication_method="INCREMENTAL", bookmark_properties=["doc"], key_properties=["id"])
+    with pytest.raises(ConfigError, match=r"bookmark column 'doc' \(json\) cannot be ordered, so cannot hold a bookmark") as err:
+        read_all(pg_config, s)
+    assert err.value.stream == "docs" and err.value.fix == "pick bookmark_properties among: id, at."
+    s = StreamSettings("docs", replication_method="INCREMENTAL", bookmark_properties=["at", "spot"], key_properties=["id"])
+    with pytest.raises(ConfigError, match=r"bookmark column 'spot' \(point\) cannot be ordered"):
+        read_all(pg_config, s)
+    # the server orders an enum (by its declared order), so it can hold a bookmark
+    by_stage = StreamSettings("docs", replication_method="INCREMENTAL", bookmark_properties=["st"], key_properties=["id"])
+    assert read_all(pg_config, by_stage, bookmark={"st": "shipped"}).column("id").to_pylist() == [2]
+
+
 def test_an_incremental_read_from_a_bookmark_does_not_import_pandas(pg_config, events):
     """pyarrow imports pandas (0.15-0.2 s, 40 MB) on its first conversion of a zoned timestamp to Python."""
     code = (
