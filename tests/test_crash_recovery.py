@@ -1,5 +1,7 @@
 """kill -9 at random moments, resume, and nothing is lost or duplicated (issue 4).
 
+Every other run (and the last) reads the source in keyset pages (``page_rows``).
+
 One notebook reads an INCREMENTAL PostgreSQL stream and writes it to four
 destinations at once: PostgreSQL, DuckDB, SQLite (transactional: bookmark in
 the same transaction as the rows) and a real Singer target
@@ -42,6 +44,7 @@ def make_notebook(path: Path, pg: dict, target: Path) -> None:
     cells = [
         "%load_ext jupyter_di\n%config JupyterDI.batch_size = 2500",
         f"%%di_source src\nsource: postgresql\nconfig:\n{conn}  database: {pg['database']}\n"
+        "  page_rows: \"{{ variables('page_rows', 0) }}\"\n"
         "streams:\n  orders:\n    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n    key_properties: [id]\n",
         f"%%di_destination pg --upstream src\ndestination: postgresql\nconfig:\n{conn}  database: {pg['database']}\n  schema: dest_pg\n",
         "%%di_destination duck --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n",
@@ -140,8 +143,9 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
         if round_no:
             mutate(conn, round_no, rng)
         started = time.monotonic()
+        page_rows = 3000 if round_no % 2 else 0  # every other run reads in keyset pages
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
+            [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook), "-p", f"page_rows={page_rows}"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
         moment = rng.uniform(0.3, 0.95 * typical_run)  # anywhere from start-up to the last commit
@@ -169,7 +173,7 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
 
     assert killed_mid_run >= 10, f"only {killed_mid_run} runs were killed mid-run (moments {kill_moments})"
     mutate(conn, MAX_ROUNDS, rng)
-    final = subprocess.run([sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)], env=env, capture_output=True, text=True, timeout=600)
+    final = subprocess.run([sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook), "-p", "page_rows=3000"], env=env, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
     source = source_rows(conn)
     for name in DESTINATIONS:

@@ -37,6 +37,14 @@ CONFIG_SCHEMA = [
         "connect_timeout", "integer", default=DEFAULT_CONNECT_TIMEOUT, description="Seconds to wait for a connection."
     ),
     ConfigField(
+        "page_rows",
+        "integer",
+        default=0,
+        description="Reading INCREMENTAL streams: rows per query, in keyset pages (WHERE (bookmark, key) > last row "
+        "LIMIT n) instead of one query; keeps statements short on a hot standby or a busy primary. Needs an index on "
+        "the bookmark and key columns. 0: one query (one snapshot, fastest).",
+    ),
+    ConfigField(
         "upsert_fillfactor",
         "integer",
         default=DEFAULT_UPSERT_FILLFACTOR,
@@ -68,6 +76,9 @@ class PgConfig:
         if self.sslmode is not None and self.sslmode not in SSL_MODES:
             raise ConfigError(f"sslmode {self.sslmode!r} is not a libpq sslmode.", fix=f"use one of {', '.join(SSL_MODES)}.")
         self.connect_timeout = _int_option(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        self.page_rows = _int_option(config, "page_rows", 0)
+        if self.page_rows < 0:
+            raise ConfigError(f"page_rows must be 0 or more, got {self.page_rows}.", fix="leave it out (one query), or set rows per page, e.g. 1000000.")
         self.upsert_fillfactor = _int_option(config, "upsert_fillfactor", DEFAULT_UPSERT_FILLFACTOR)
         if not 10 <= self.upsert_fillfactor <= 100:
             raise ConfigError(

@@ -15,12 +15,14 @@ ISO strings and decimals arriving as strings compare as the column's type.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pyarrow as pa
 from psycopg import sql
 
 from ..errors import ConfigError
+from .row_values import last_row_values
 from .base import INCREMENTAL, ReadRequest, Source
 from .catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .postgres_conn import PostgresConnector, render
@@ -28,6 +30,8 @@ from .postgres_adbc import server_message
 from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, catalog_rows, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
+AFTER_SETTING = "jupyter_di.after"
+"""The last row of the previous keyset page (order columns as JSON)."""
 _BATCH_HINT_BYTES = 4 * 1024 * 1024
 """ADBC cuts COPY data into batches of about this size: small enough that the few batches in flight
 (read ahead, spill, the destination's scan) stay small (5M rows into DuckDB: 258 MB peak at 2 MB,
@@ -103,18 +107,19 @@ class PostgresSource(PostgresConnector, Source):
             by_name = {c.name: c for c in cols}
             if s.columns:
                 _require(by_name, list(s.columns), "selected column", s.stream, "remove it from columns or run discovery again")
-            wanted = set(s.columns or by_name)
-            selected = [c.name for c in cols if c.name in wanted]  # the stream's column order
-            query, bookmark = _select(schema, table, [by_name[n] for n in selected], by_name, pk, request)
+            plan = _plan(schema, table, cols, by_name, pk, request)
             if s.replication_method == INCREMENTAL:
                 _check_orderable(conn, schema, table, list(s.bookmark_properties), cols, s.stream)
-            if bookmark is not None:
-                _check_bookmark(conn, schema, table, bookmark, by_name, s.stream)
+            if plan.bookmark_json is not None:
+                _check_bookmark(conn, schema, table, plan.bookmark_json, by_name, s.stream)
         except BaseException:
             conn.close()
             raise
-        target = pa.schema([by_name[n].arrow_field() for n in selected])
-        batches = _adbc_batches(conn, render(query), bookmark, target, request.batch_size)
+        target = pa.schema([by_name[n].arrow_field() for n in plan.columns])
+        if self._cfg.page_rows and plan.order and request.limit is None:
+            batches = _paged_batches(conn, plan, target, request.batch_size, self._cfg.page_rows)
+        else:
+            batches = _adbc_batches(conn, render(plan.query()), plan.bookmark_json, target, request.batch_size)
         return pa.RecordBatchReader.from_batches(target, batches)
 
 
@@ -164,20 +169,65 @@ def _check_bookmark(conn: Any, schema: str, table: str, bookmark: str, by_name: 
             ) from None
 
 
-def _select(
-    schema: str,
-    table: str,
-    columns: list[PgColumn],
-    by_name: dict[str, PgColumn],
-    pk: list[str],
-    request: ReadRequest,
-) -> tuple[sql.Composed, str | None]:
-    """The SELECT to stream, and the bookmark JSON to bind (or None)."""
+@dataclass
+class ReadPlan:
+    """One stream's read: its columns, bookmark bound and order; renders the single query or a page."""
+
+    schema: str
+    table: str
+    columns: list[str]
+    expressions: list[sql.Composable]
+    order: list[str] = field(default_factory=list)
+    bookmark_columns: list[str] = field(default_factory=list)
+    bookmark_json: str | None = None
+    nullable_order: bool = False
+    limit: int | None = None
+
+    @property
+    def rel(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.table)
+
+    def _row(self, names: list[str]) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(self.schema, self.table, n) for n in names)
+
+    def _bound(self, names: list[str], setting: str, op: str) -> sql.Composable:
+        """``(a, b) op (the values in a setting)``, cast to the columns' own types by the server."""
+        values = sql.SQL(", ").join(sql.SQL("v.{}").format(sql.Identifier(n)) for n in names)
+        return sql.SQL("({}) " + op + " (SELECT {} FROM jsonb_populate_record(NULL::{}, current_setting({})::jsonb) AS v)").format(
+            self._row(names), values, self.rel, sql.Literal(setting)
+        )
+
+    def query(self, *, after: bool = False, rows: int | None = None, null_order: bool | None = None) -> sql.Composed:
+        """The read, or a keyset page of it: rows ordered after the last row of the previous page
+        (``after``), at most ``rows``; ``null_order`` keeps only rows with (True) or without (False)
+        a NULL in an order column."""
+        where: list[sql.Composable] = []
+        if self.bookmark_json is not None:
+            where.append(self._bound(self.bookmark_columns, BOOKMARK_SETTING, ">="))
+        if after:
+            where.append(self._bound(self.order, AFTER_SETTING, ">"))
+        if null_order is not None:
+            tests = [sql.SQL("{} IS NULL").format(self._row([n])) for n in self.order]
+            any_null = sql.SQL("({})").format(sql.SQL(" OR ").join(tests))
+            where.append(any_null if null_order else sql.SQL("NOT {}").format(any_null))
+        query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(self.expressions), self.rel)
+        if where:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+        if self.order:
+            # table-qualified: the column itself, not a select-list alias that may be cast for transport
+            query += sql.SQL(" ORDER BY {}").format(self._row(self.order))
+        limit = rows if rows is not None else self.limit
+        if limit is not None:
+            query += sql.SQL(" LIMIT {}").format(sql.Literal(max(0, int(limit))))
+        return query
+
+
+def _plan(schema: str, table: str, cols: list[PgColumn], by_name: dict[str, PgColumn], pk: list[str], request: ReadRequest) -> ReadPlan:
+    """What to read: the selected columns (for INCREMENTAL, always with the bookmark and key columns,
+    as Singer's automatic inclusion), in table order; the bookmark bound and the order."""
     s = request.settings
-    rel = sql.Identifier(schema, table)
-    exprs = [col.read_expression() for col in columns]
-    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs), rel)
-    bookmark_json = None
+    wanted = set(s.columns or by_name)
+    plan = ReadPlan(schema=schema, table=table, columns=[], expressions=[], limit=request.limit)
     if s.replication_method == INCREMENTAL:
         bprops = list(s.bookmark_properties)
         if not bprops:
@@ -199,28 +249,64 @@ def _select(
                     stream=s.stream,
                     fix="reset the stream's state or give a bookmark for the first bookmark property.",
                 )
-            bookmark_json = json.dumps({b: request.bookmark[b] for b in used}, default=str)
-            row = sql.SQL(", ").join(sql.Identifier(schema, table, b) for b in used)
-            bm_row = sql.SQL(", ").join(sql.SQL("bm.{}").format(sql.Identifier(b)) for b in used)
-            query += sql.SQL(" WHERE ({}) >= (SELECT {} FROM jsonb_populate_record(NULL::{}, current_setting({})::jsonb) AS bm)").format(
-                row, bm_row, rel, sql.Literal(BOOKMARK_SETTING)
-            )
-        order = bprops + [k for k in keys if k not in bprops]
-        # table-qualified: the column itself, not a select-list alias that may be cast for transport
-        query += sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(sql.Identifier(schema, table, c) for c in order))
-    if request.limit is not None:
-        query += sql.SQL(" LIMIT {}").format(sql.Literal(max(0, int(request.limit))))
-    return query, bookmark_json
+            plan.bookmark_columns = used
+            plan.bookmark_json = json.dumps({b: request.bookmark[b] for b in used}, default=str)
+        plan.order = bprops + [k for k in keys if k not in bprops]
+        plan.nullable_order = any(not by_name[c].not_null for c in plan.order)
+        wanted |= set(plan.order)
+    plan.columns = [c.name for c in cols if c.name in wanted]  # the stream's column order
+    plan.expressions = [by_name[n].read_expression() for n in plan.columns]
+    return plan
 
 
 def _adbc_batches(session: Any, query: str, bookmark: str | None, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
     """Run ``query`` through ADBC and yield batches shaped as ``target``, at most ``batch_size`` rows."""
+    try:
+        _set_bookmark(session, bookmark)
+        yield from _stream(session, query, target, batch_size)
+    finally:
+        session.close()
+
+
+def _paged_batches(session: Any, plan: ReadPlan, target: pa.Schema, batch_size: int, page_rows: int) -> Iterator[pa.RecordBatch]:
+    """The same rows in the same order as one query, as keyset pages of ``page_rows``.
+
+    Each page starts after the last row of the previous one (``(b…, k…) > last``, handed to the
+    server like the bookmark, never as SQL text); never OFFSET.  A row comparison with a NULL is
+    unknown, so rows with a NULL in an order column (which one query returns last) come last, in
+    one query of their own.
+    """
+    try:
+        _set_bookmark(session, bookmark=plan.bookmark_json)
+        after = None
+        while True:
+            if after is not None:
+                session.fetchall("SELECT set_config($1, $2, false)", (AFTER_SETTING, after))
+            query = plan.query(after=after is not None, rows=page_rows, null_order=False if plan.nullable_order else None)
+            rows, last = 0, None
+            for batch in _stream(session, render(query), target, batch_size):
+                rows += batch.num_rows
+                last = batch
+                yield batch
+            if rows < page_rows or last is None:
+                break
+            after = json.dumps(last_row_values(last, plan.order), default=str)
+        if plan.nullable_order:
+            yield from _stream(session, render(plan.query(null_order=True)), target, batch_size)
+    finally:
+        session.close()
+
+
+def _set_bookmark(session: Any, bookmark: str | None) -> None:
+    if bookmark is not None:
+        # jit off: the planner cannot see the bookmark, so it plans for a third of the table and
+        # JIT-compiles the scan (20-30 ms in a fresh backend) of what is mostly a few changed rows
+        session.fetchall("SELECT set_config($1, $2, false), set_config('jit', 'off', false)", (BOOKMARK_SETTING, bookmark))
+
+
+def _stream(session: Any, query: str, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
     stmt = None
     try:
-        if bookmark is not None:
-            # jit off: the planner cannot see the bookmark, so it plans for a third of the table and
-            # JIT-compiles the scan (20-30 ms in a fresh backend) of what is mostly a few changed rows
-            session.fetchall("SELECT set_config($1, $2, false), set_config('jit', 'off', false)", (BOOKMARK_SETTING, bookmark))
         reader, stmt = session.stream(query, _BATCH_HINT_BYTES)
         for raw in reader:
             batch = _conform(raw, target)
@@ -229,7 +315,6 @@ def _adbc_batches(session: Any, query: str, bookmark: str | None, target: pa.Sch
     finally:
         if stmt is not None:
             stmt.close()
-        session.close()
 
 
 def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ..connectors.base import INCREMENTAL, StreamSettings
 from .live_spill import LiveSpill
-from .values import last_row_values
+from ..connectors.row_values import last_row_values
 
 SPILL_BATCH_BYTES = 1 << 20
 """Spilled batches are at most about this size: a destination block reading a spill back holds a few

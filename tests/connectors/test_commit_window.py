@@ -68,7 +68,7 @@ def test_arrays_built_from_buffers_equal_pyarrows_own():
 def test_building_them_does_not_import_pandas():
     code = (
         "import sys\nfrom jupyter_di.connectors.arrow_build import text_array, value_array\n"
-        "from jupyter_di.sync.values import last_row_values\nimport pyarrow as pa, numpy as np\n"
+        "from jupyter_di.connectors.row_values import last_row_values\nimport pyarrow as pa, numpy as np\n"
         "text_array(['a', None]); value_array([1]); value_array(5)\n"
         "ts = pa.Array.from_buffers(pa.timestamp('us', tz='UTC'), 1, [None, pa.py_buffer(np.array([0]))])\n"
         "print(last_row_values(pa.RecordBatch.from_arrays([ts], names=['t']), ['t']))\n"

@@ -53,7 +53,7 @@ def rows(conn, query):
 def test_spec_and_config_keys():
     assert registry.get("postgresql") is SPEC
     fields = {f.name: f for f in SPEC.config_schema}
-    assert list(fields) == ["host", "port", "database", "username", "password", "schema", "sslmode", "connect_timeout", "upsert_fillfactor"]
+    assert list(fields) == ["host", "port", "database", "username", "password", "schema", "sslmode", "connect_timeout", "page_rows", "upsert_fillfactor"]
     assert fields["port"].default == 5432 and fields["schema"].default == "public" and fields["connect_timeout"].default == 10
     assert SPEC.secret_fields() == ["password"]
     assert PostgresDestination.transactional is True
@@ -250,6 +250,36 @@ def test_incremental_missing_columns_are_config_errors(pg_config, events):
     assert err.value.stream == "events" and "reset the stream's state" in err.value.fix
     with pytest.raises(ConfigError, match="needs bookmark_properties"):
         read_all(pg_config, StreamSettings("events", replication_method="INCREMENTAL"))
+
+
+def test_keyset_pages_read_the_same_rows_in_the_same_order_as_one_query(pg_config, events, monkeypatch):
+    from jupyter_di.connectors import postgres_adbc
+
+    queries: list[str] = []
+    stream = postgres_adbc.AdbcSession.stream
+
+    def spy(self, query, hint):
+        queries.append(query)
+        return stream(self, query, hint)
+
+    monkeypatch.setattr(postgres_adbc.AdbcSession, "stream", spy)
+    s = StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["updated_at"], key_properties=["id"])
+    one_query = read_all(pg_config, s)
+    assert one_query.column("id").to_pylist() == [1, 2, 3, 4, 5, 6] and len(queries) == 1  # NULL bookmark last
+    queries.clear()
+    paged = read_all({**pg_config, "page_rows": 2}, s)
+    assert paged.equals(one_query)
+    # [1, 2] [3, 4] (a page boundary inside the tie at 2024-01-02) [5] (short: the last page), then the NULL row
+    assert len(queries) == 4
+    assert all("LIMIT 2" in q for q in queries[:3]) and "LIMIT" not in queries[3] and not any("OFFSET" in q for q in queries)
+    assert all("jupyter_di.after" in q for q in queries[1:3]) and "IS NULL" in queries[3]
+
+    queries.clear()
+    since = {"updated_at": "2024-01-02T00:00:00+00:00"}
+    assert read_all({**pg_config, "page_rows": 2}, s, bookmark=since).equals(read_all(pg_config, s, bookmark=since))
+    assert read_all(pg_config, s, bookmark=since).column("id").to_pylist() == [2, 3, 4, 5]
+    with pytest.raises(ConfigError, match="page_rows must be 0 or more, got -1"):
+        read_all({**pg_config, "page_rows": -1}, s)
 
 
 def test_a_bookmark_column_that_cannot_be_ordered_is_refused_by_name(pg_config, pg_connect):
