@@ -282,6 +282,24 @@ def test_keyset_pages_read_the_same_rows_in_the_same_order_as_one_query(pg_confi
         read_all({**pg_config, "page_rows": -1}, s)
 
 
+def test_keyset_pages_over_two_bookmark_columns_and_typed_keys(pg_config, pg_connect):
+    conn = pg_connect()
+    conn.execute("CREATE TABLE ledger (code text, ref uuid, day date, amount numeric(12,2), at timestamp, PRIMARY KEY (code, ref))")
+    conn.execute(
+        "INSERT INTO ledger SELECT chr(97 + g % 3) || 'é', md5(g::text)::uuid, DATE '2024-01-01' + g % 4, g % 5 + 0.25, "
+        "TIMESTAMP '2024-01-01 00:00:00.000001' + (g % 2) * interval '1 microsecond' FROM generate_series(1, 41) g"
+    )
+    s = StreamSettings("ledger", replication_method="INCREMENTAL", bookmark_properties=["day", "amount"], key_properties=["at", "code", "ref"])
+    one_query = read_all(pg_config, s)
+    assert one_query.num_rows == 41
+    for page_rows in (1, 4, 40, 41, 100):
+        assert read_all({**pg_config, "page_rows": page_rows}, s).equals(one_query), page_rows
+    since = {"day": "2024-01-03", "amount": "2.25"}
+    from_bookmark = read_all(pg_config, s, bookmark=since)
+    assert 0 < from_bookmark.num_rows < 41
+    assert read_all({**pg_config, "page_rows": 3}, s, bookmark=since).equals(from_bookmark)
+
+
 def test_a_bookmark_column_that_cannot_be_ordered_is_refused_by_name(pg_config, pg_connect):
     conn = pg_connect()
     conn.execute("CREATE TYPE stage AS ENUM ('new', 'paid', 'shipped')")
