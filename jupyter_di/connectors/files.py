@@ -20,10 +20,12 @@ import pyarrow as pa
 
 from ..errors import ConfigError
 from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
-from .catalog import check_replication_keys, json_schema_for_arrow, stream_entry
+from .catalog import json_schema_for_arrow, stream_entry
 from .files_arrow import (
     check_columns_exist,
+    check_bookmark_orderable,
     is_json_field,
+    orderable,
     order_incremental,
     rebatch,
     selected_schema,
@@ -38,14 +40,6 @@ CONFIG_SCHEMA = [
     ConfigField("delimiter", "string", default=",", description="CSV field delimiter."),
     ConfigField("header", "boolean", default=True, description="CSV files have a header row (else columns are f0, f1, ...)."),
 ]
-
-
-def orderable(field: pa.Field) -> bool:
-    """Columns a bookmark can be kept on (no JSON, nested, binary or boolean columns)."""
-    t = field.type
-    if is_json_field(field) or pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_boolean(t):
-        return False
-    return True
 
 
 class FilesSource(Source):
@@ -113,7 +107,7 @@ class FilesSource(Source):
         incremental = settings.replication_method == INCREMENTAL
         if incremental:
             check_columns_exist(schema, list(settings.bookmark_properties), "bookmark", stream)
-            check_replication_keys(list(settings.bookmark_properties), [f.name for f in schema if orderable(f)], {f.name: str(f.type) for f in schema}, stream)
+            check_bookmark_orderable(schema, list(settings.bookmark_properties), stream)
             check_columns_exist(schema, list(settings.key_properties), "key", stream)
 
         def batches() -> Iterator[pa.RecordBatch]:

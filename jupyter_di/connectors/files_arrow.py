@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from ..errors import ConfigError, SchemaMismatch
 from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, StreamSettings
+from .catalog import check_replication_keys
 
 
 def is_json_field(field: pa.Field) -> bool:
@@ -159,3 +160,16 @@ def rebatch(
                 yield piece
         if remaining is not None and remaining <= 0:
             return
+
+
+def orderable(field: pa.Field) -> bool:
+    """Columns a bookmark can be kept on (no JSON, nested, binary or boolean columns)."""
+    t = field.type
+    if is_json_field(field) or pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_boolean(t):
+        return False
+    return True
+
+
+def check_bookmark_orderable(schema: pa.Schema, bookmark_properties: list[str], stream: str) -> None:
+    """One clear error for a bookmark on a column records cannot be ordered by."""
+    check_replication_keys(bookmark_properties, [f.name for f in schema if orderable(f)], {f.name: str(f.type) for f in schema}, stream)

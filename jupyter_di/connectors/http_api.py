@@ -26,7 +26,7 @@ import pyarrow as pa
 from ..errors import ConfigError
 from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
 from .catalog import json_schema_for_arrow, stream_entry
-from .files_arrow import check_columns_exist, is_json_field, order_incremental, rebatch, selected_schema
+from .files_arrow import check_bookmark_orderable, check_columns_exist, is_json_field, order_incremental, rebatch, selected_schema
 from .files_records import infer_schema, to_batch
 from .http_client import HttpClient
 from .http_paging import StreamConfig, pages
@@ -139,6 +139,7 @@ class HttpApiSource(Source):
         settings = dataclasses.replace(settings, bookmark_properties=props,
                                        key_properties=list(settings.key_properties) or cfg.primary_key)
         check_columns_exist(schema, props, "bookmark", name)
+        check_bookmark_orderable(schema, props, name)
         check_columns_exist(schema, settings.key_properties, "key", name)
         bookmark = request.bookmark or {}
         extra = {}

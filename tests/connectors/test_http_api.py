@@ -130,6 +130,12 @@ def test_incremental_filters_even_when_api_ignores_the_parameter(api):
     assert api.api_requests("customers")[-1]["ignored_by_server"] == str(bookmark)
 
 
+def test_a_bookmark_field_that_cannot_be_ordered_is_refused_by_name(api):
+    with pytest.raises(ConfigError, match=r"bookmark column 'metadata' \(.*\) cannot be ordered, so cannot hold a bookmark") as err:
+        read(HttpApiSource(config(api, style="none")), method="INCREMENTAL", bookmark_properties=["metadata"])
+    assert err.value.stream == "customers" and "updated" in err.value.fix and "metadata" not in err.value.fix
+
+
 def test_limit_stops_paging_early(api):
     table = read(HttpApiSource(config(api, style="page")), limit=7)
     assert table.column("id").to_pylist() == [c["id"] for c in CUSTOMERS[:7]]
