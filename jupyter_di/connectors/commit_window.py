@@ -46,13 +46,16 @@ class ChunkSource:
 
 
 class CommitWindow:
-    """The next chunks of ``source`` up to ``max_rows`` rows or ``max_seconds``, all of one schema."""
+    """The next chunks of ``source`` up to ``max_rows`` rows, ``max_bytes`` of Arrow data or
+    ``max_seconds``, all of one schema."""
 
-    def __init__(self, source: ChunkSource, max_rows: float = math.inf, max_seconds: float = math.inf) -> None:
+    def __init__(self, source: ChunkSource, max_rows: float = math.inf, max_seconds: float = math.inf, max_bytes: float = math.inf) -> None:
         self._source = source
         self._max_rows = max_rows
+        self._max_bytes = max_bytes
         self._deadline = time.monotonic() + max_seconds
         self.rows = 0
+        self.nbytes = 0
         self.state: Any = None
         self.error: BaseException | None = None
         self._first = self._next_with_rows()
@@ -76,6 +79,7 @@ class CommitWindow:
 
     def _take(self, chunk: Chunk) -> pa.RecordBatch:
         self.rows += chunk.batch.num_rows
+        self.nbytes += chunk.batch.nbytes
         if chunk.state is not None:
             self.state = chunk.state
         return chunk.batch
@@ -87,7 +91,7 @@ class CommitWindow:
                 return
             first, self._first = self._first, None
             yield self._take(first)
-            while self.rows < self._max_rows and time.monotonic() < self._deadline:
+            while self.rows < self._max_rows and self.nbytes < self._max_bytes and time.monotonic() < self._deadline:
                 chunk = self._next_with_rows()
                 if chunk is None:
                     return

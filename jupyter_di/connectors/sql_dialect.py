@@ -357,6 +357,8 @@ class SqlFileDestination(Destination):
     """The engine inserts a whole commit window in one statement (``_insert_stream``)."""
     commit_every_rows: ClassVar[int] = 100_000
     commit_every_seconds: ClassVar[float] = 60.0
+    commit_every_bytes: ClassVar[float] = math.inf
+    """Upsert windows are also capped by Arrow bytes (wide rows): their rows are staged first."""
     system: ClassVar[str] = ""
     state_json_type: ClassVar[str] = "TEXT"
     begin_sql: ClassVar[str] = "BEGIN"
@@ -442,8 +444,9 @@ class SqlFileDestination(Destination):
                 source = ChunkSource(iter(chunks))
                 limit = self.commit_every_rows if (staged or not full) else math.inf
                 seconds = self.commit_every_seconds if (staged or not full) else math.inf
+                nbytes = self.commit_every_bytes if (s.unique_constraints and not full) else math.inf
                 while not source.exhausted:
-                    window = CommitWindow(source, limit, seconds)
+                    window = CommitWindow(source, limit, seconds, nbytes)
                     if not window.empty:
                         self._write_window(con, s, known, insert_into, window, staged)
                     rows += window.rows

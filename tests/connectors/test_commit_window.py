@@ -15,11 +15,11 @@ def batch(ids: list[int], name: str = "id") -> pa.RecordBatch:
     return pa.record_batch([pa.array(ids, pa.int64())], names=[name])
 
 
-def windows(chunks: list[Chunk], max_rows: int) -> list[tuple[list[int], object, bool]]:
+def windows(chunks: list[Chunk], max_rows: float, max_bytes: float = float("inf")) -> list[tuple[list[int], object, bool]]:
     """(ids, state, last) of every window, consumed the way the write loop does."""
     source, out = ChunkSource(iter(chunks)), []
     while not source.exhausted:
-        window = CommitWindow(source, max_rows)
+        window = CommitWindow(source, max_rows, max_bytes=max_bytes)
         ids = [] if window.empty else [i for b in window.reader() for i in b.column(0).to_pylist()]
         out.append((ids, window.state, window.last))
         if window.empty or window.last:
@@ -30,6 +30,13 @@ def windows(chunks: list[Chunk], max_rows: int) -> list[tuple[list[int], object,
 def test_windows_cut_at_the_row_limit_and_carry_the_last_state():
     chunks = [Chunk(batch([1, 2]), {"b": 2}), Chunk(batch([3]), {"b": 3}), Chunk(batch([4, 5]), {"b": 5})]
     assert windows(chunks, max_rows=3) == [([1, 2, 3], {"b": 3}, False), ([4, 5], {"b": 5}, True)]
+
+
+def test_windows_also_cut_at_the_byte_limit_for_wide_rows():
+    chunks = [Chunk(batch([i, i + 1]), {"b": i + 1}) for i in range(0, 10, 2)]  # 16 bytes each
+    assert windows(chunks, max_rows=1_000, max_bytes=32) == [
+        ([0, 1, 2, 3], {"b": 3}, False), ([4, 5, 6, 7], {"b": 7}, False), ([8, 9], {"b": 9}, True)
+    ]
 
 
 def test_empty_batches_only_move_the_state():

@@ -379,6 +379,18 @@ d.write(WriteRequest(StreamSettings("t", replication_method="INCREMENTAL"), pa.s
 class TestDuckDB(ContractCases):
     key_index = False
 
+    def test_a_wide_table_loads_and_upserts_under_the_automatic_memory_limit(self, db):
+        """150 text columns: with the former fixed 100 MB DuckDB fails ("failed to pin block", then the
+        database is invalidated for the process); 'auto' gives it 2 MB per column."""
+        def wide(ids: range) -> pa.RecordBatch:
+            return pa.record_batch({"id": pa.array(ids, pa.int64()), **{f"c{c}": pa.array([f"v{c}-{i}-{len(ids)}" for i in ids]) for c in range(150)}})
+
+        self.write(db, ws(), wide(range(0, 10_000)), wide(range(10_000, 20_000)))
+        upsert = ws(replication_method=INCREMENTAL, key_properties=["id"], unique_constraints=["id"])
+        self.write(db, upsert, wide(range(15_000, 25_000)))
+        assert self.query(db, 'SELECT count(*), count(DISTINCT id), max(id) FROM "t"') == [(25_000, 25_000, 24_999)]
+        assert self.query(db, 'SELECT c7 FROM "t" WHERE id IN (14999, 15000) ORDER BY id') == [("v7-14999-10000",), ("v7-15000-10000",)]
+
     def test_upserts_create_no_key_constraint_and_append_null_keys(self, db):
         self.write(db, ws(unique_constraints=["id"]), batch(id=[1, 2], v=["a", "b"]))
         assert self.query(db, "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 't' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')") == [(0,)]
