@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import duckdb
@@ -343,23 +344,23 @@ class DuckDBDestination(SqlFileDestination):
         if keys:
             batch = dedupe_on_keys(batch, keys, keep_last=method != "IGNORE")
         cols = ", ".join(quote_ident(n) for n in batch.schema.names)
-        con.register(self._view, batch)
-        try:
+        with self._registered(con, batch) as view:
             con.execute(
-                f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {quote_ident(self._view)}"
+                f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {view}"
                 + conflict_clause(keys, batch.schema.names, method, getattr(self, "_null_on_update", ()))
             )
-        finally:
-            try:
-                con.unregister(self._view)
-            except duckdb.Error:
-                pass  # an aborted transaction refuses it; the view dies with the connection
 
     def _insert_stream(self, con: duckdb.DuckDBPyConnection, table: str, window: CommitWindow) -> None:
         cols = ", ".join(quote_ident(n) for n in window.schema.names)
-        con.register(self._view, window.reader())
+        with self._registered(con, window.reader()) as view:
+            con.execute(f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {view}")
+
+    @contextmanager
+    def _registered(self, con: duckdb.DuckDBPyConnection, data: Any) -> Iterator[str]:
+        """``data`` (a batch or an Arrow stream) as a view for one statement; yields its quoted name."""
+        con.register(self._view, data)
         try:
-            con.execute(f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {quote_ident(self._view)}")
+            yield quote_ident(self._view)
         finally:
             try:
                 con.unregister(self._view)
@@ -381,14 +382,8 @@ class DuckDBDestination(SqlFileDestination):
         partition = ", ".join(quote_ident(k) for k in keys)
         order = "ASC" if method == "IGNORE" else "DESC"  # IGNORE keeps a key's first row, UPDATE its last
         one_per_key = f"SELECT {cols} FROM {stage} QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY rowid {order}) = 1"
-        con.register(self._view, window.reader())
-        try:
-            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {quote_ident(self._view)}")
-        finally:
-            try:
-                con.unregister(self._view)
-            except duckdb.Error:
-                pass
+        with self._registered(con, window.reader()) as view:
+            con.execute(f"CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {view}")
         try:
             if method == "IGNORE":
                 con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({one_per_key}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})")
