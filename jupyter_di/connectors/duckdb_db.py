@@ -259,10 +259,6 @@ class DuckDBDestination(SqlFileDestination):
     held 0.9-2 GB (101 text columns); 64 MB still lets a narrow table's window reach ~900k rows."""
     staged_full_table = True  # one multi-million-row transaction keeps all its rows in memory
 
-    def write(self, request, chunks, on_commit=None):  # noqa: ANN001, ANN201 - the Destination contract
-        self._columns = len(request.schema)
-        return super().write(request, chunks, on_commit)
-
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._view = f"__jupyter_di_batch_{uuid.uuid4().hex}"
@@ -290,11 +286,11 @@ class DuckDBDestination(SqlFileDestination):
             con.execute(self.begin_sql)
             super()._replace_from_staging(con, s, staging)
 
-    def _setup(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _setup(self, con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> None:
         self._unique_tables: dict[str, bool] = {}
         limit = self.config.get("memory_limit", "auto")
         if limit is None or str(limit).strip().lower() == "auto":
-            limit = f"{max(int(WRITE_MEMORY_LIMIT[:-2]), MEMORY_PER_COLUMN_MB * getattr(self, '_columns', 0))}MB"
+            limit = f"{max(int(WRITE_MEMORY_LIMIT[:-2]), MEMORY_PER_COLUMN_MB * len(schema))}MB"
         self._previous_limit = None
         if limit:
             if not _MEMORY_LIMIT.match(str(limit)):

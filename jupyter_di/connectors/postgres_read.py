@@ -116,11 +116,7 @@ class PostgresSource(PostgresConnector, Source):
             conn.close()
             raise
         target = pa.schema([by_name[n].arrow_field() for n in plan.columns])
-        if self._cfg.page_rows and plan.order and request.limit is None:
-            batches = _paged_batches(conn, plan, target, request.batch_size, self._cfg.page_rows)
-        else:
-            batches = _adbc_batches(conn, render(plan.query()), plan.bookmark_json, target, request.batch_size)
-        return pa.RecordBatchReader.from_batches(target, batches)
+        return pa.RecordBatchReader.from_batches(target, _batches(conn, plan, target, request.batch_size, self._cfg.page_rows))
 
 
 def _require(by_name: dict[str, PgColumn], names: list[str], what: str, stream: str, fix: str) -> None:
@@ -259,25 +255,20 @@ def _plan(schema: str, table: str, cols: list[PgColumn], by_name: dict[str, PgCo
     return plan
 
 
-def _adbc_batches(session: Any, query: str, bookmark: str | None, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Run ``query`` through ADBC and yield batches shaped as ``target``, at most ``batch_size`` rows."""
-    try:
-        _set_bookmark(session, bookmark)
-        yield from _stream(session, query, target, batch_size)
-    finally:
-        session.close()
+def _batches(session: Any, plan: ReadPlan, target: pa.Schema, batch_size: int, page_rows: int) -> Iterator[pa.RecordBatch]:
+    """The plan's rows as batches shaped as ``target``, at most ``batch_size`` rows; closes the session.
 
-
-def _paged_batches(session: Any, plan: ReadPlan, target: pa.Schema, batch_size: int, page_rows: int) -> Iterator[pa.RecordBatch]:
-    """The same rows in the same order as one query, as keyset pages of ``page_rows``.
-
-    Each page starts after the last row of the previous one (``(b…, k…) > last``, handed to the
-    server like the bookmark, never as SQL text); never OFFSET.  A row comparison with a NULL is
+    One query, or (``page_rows`` on an INCREMENTAL read) the same rows in the same order as keyset
+    pages: each page starts after the last row of the previous one (``(b…, k…) > last``, handed to
+    the server like the bookmark, never as SQL text); never OFFSET.  A row comparison with a NULL is
     unknown, so rows with a NULL in an order column (which one query returns last) come last, in
     one query of their own.
     """
     try:
-        _set_bookmark(session, bookmark=plan.bookmark_json)
+        _set_bookmark(session, plan.bookmark_json)
+        if not (page_rows and plan.order and plan.limit is None):
+            yield from _stream(session, render(plan.query()), target, batch_size)
+            return
         after = None
         while True:
             if after is not None:

@@ -400,8 +400,8 @@ class SqlFileDestination(Destination):
         """A user-fixable engine error as a DIError, or None to re-raise as is."""
         return None
 
-    def _setup(self, con: Any) -> None:
-        """Per-connection setup done outside transactions (schemas, pragmas)."""
+    def _setup(self, con: Any, schema: pa.Schema) -> None:
+        """Per-connection setup done outside transactions (schemas, pragmas); ``schema`` is the stream's."""
 
     def _after_staging_commit(self, con: Any) -> None:
         """Hook after each commit of staging rows (DuckDB checkpoints to free its memory)."""
@@ -421,7 +421,7 @@ class SqlFileDestination(Destination):
         state: Any = None
         try:
             try:
-                self._setup(con)
+                self._setup(con, request.schema)
                 if request.state_key:
                     self._ensure_state_table(con)
                 con.execute(self.begin_sql)

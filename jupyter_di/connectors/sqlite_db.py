@@ -371,7 +371,7 @@ class SQLiteDestination(_SQLiteConnector, SqlFileDestination):
     def check(self) -> None:
         self._connect().close()
 
-    def _setup(self, con: sqlite3.Connection) -> None:
+    def _setup(self, con: sqlite3.Connection, schema: pa.Schema) -> None:
         con.execute("PRAGMA journal_mode=WAL").fetchall()
         con.execute("PRAGMA synchronous=NORMAL")
 
