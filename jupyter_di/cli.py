@@ -49,6 +49,11 @@ class TerminalProgress:
             with self._lock:
                 print(text, file=self.out, flush=True)
 
+    def run_waiting(self, message: str) -> None:
+        """Another run of the notebook holds its run lock: say so once, even with --quiet (the pause needs a reason)."""
+        with self._lock:
+            print(message, file=self.out, flush=True)
+
     def block_changed(self, run) -> None:  # noqa: ANN001 - BlockRun
         if run.status == "pending":
             return

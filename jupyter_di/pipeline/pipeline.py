@@ -21,6 +21,7 @@ from ..integration.context import RunContext
 from ..integration.python_block import run_python_block
 from ..integration.runner import BlockResult, run_destination, run_source
 from ..settings import SETTINGS, Settings
+from ..state.run_lock import holding_run_lock
 from ..state.store import StateStore
 from .block import Block
 from .executor import Executor, RunObserver
@@ -123,6 +124,7 @@ class Pipeline:
         variables.update(params)
         return variables
 
+    @holding_run_lock  # one run of a notebook at a time (state/run_lock.py)
     def run(
         self,
         plan: list[str],
