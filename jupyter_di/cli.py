@@ -25,6 +25,9 @@ from .errors import DIError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+"""Every block succeeded, but a stream may have missed changes (e.g. rows with a NULL bookmark
+column): exit 0 means nothing was skipped."""
 
 
 def _state_path(notebook: Path, override: str | None) -> Path:
@@ -162,10 +165,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if report is None:
             return EXIT_FAILED
         print(text_summary(pipeline.graph, report))
+        for line in report.warning_lines():
+            print(line, file=sys.stderr)
         if not report.ok:
             print("\n" + report.failure_message(), file=sys.stderr)
             return EXIT_FAILED
-        return 0
+        return 0 if report.complete else EXIT_INCOMPLETE
     finally:
         pipeline.close()
 

@@ -25,6 +25,44 @@ import pyarrow as pa
 LOGICAL_TYPE_KEY = b"jupyter_di.logical_type"
 JSON_LOGICAL_TYPE = b"json"
 
+SOURCE_STATE_KEY = b"jupyter_di.source_state"
+"""Schema metadata a source may put on a yielded batch: JSON text of the source's *own* state (a
+Singer tap's STATE message, verbatim) that holds once this batch and every batch before it are
+delivered.  It travels on the batch itself so read-ahead threads cannot reorder it; the sync engine
+strips it before the batch is spilled and commits it with the rows, and the next read gets it back
+as ``ReadRequest.source_state``."""
+
+INTERNAL_PREFIX = "_jupyter_di_"
+"""Names of jupyter-di's own objects in a destination (state table, staging tables) start with
+this; a destination table named so is refused, so a user's table can never be taken for one."""
+
+def internal_name(kind: str, *parts: str) -> str:
+    """The name of one of our own objects (a staging table, an index): the reserved prefix, the kind,
+    and a hash of what it belongs to, so it is short enough for any engine (PostgreSQL: 63 bytes)."""
+    import hashlib
+
+    digest = hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{INTERNAL_PREFIX}{kind}_{digest}"
+
+
+def check_table_name(table: str, *, stream: str, block: str | None = None) -> None:
+    """Refuse a destination table that could be taken for one of our own objects."""
+    from ..errors import ConfigError  # noqa: TID252 - errors is a leaf module
+
+    if table.lower().startswith(INTERNAL_PREFIX):
+        raise ConfigError(
+            f"destination table {table!r} starts with {INTERNAL_PREFIX!r}, which is reserved for jupyter-di's own "
+            "tables (bookmark state, staging): writing there could destroy other streams' state.",
+            block=block, stream=stream, fix="set destination_table to another name.",
+        )
+
+
+NULL_CURSOR_MODES = ("report", "resync", "ignore")
+"""What an INCREMENTAL read does with rows whose bookmark column is NULL (they cannot be compared
+with a bookmark): ``report`` (default) reads them on the first sync and counts them in every run's
+report, and the run says that changes to them may be missed; ``resync`` re-reads them every run
+(upserted on the keys); ``ignore`` is ``report`` without the warning (the user accepts it)."""
+
 FULL_TABLE = "FULL_TABLE"
 INCREMENTAL = "INCREMENTAL"
 LOG_BASED = "LOG_BASED"
@@ -65,6 +103,11 @@ class StreamSettings:
     destination_table: str | None = None
     run_in_parallel: bool = False
     auto_add_new_fields: bool = True
+    append_only: bool = False
+    """INCREMENTAL without a key: rows tied with the bookmark are read again and appended again
+    (duplicates at ties, accepted explicitly).  Without it a keyless INCREMENTAL stream is refused."""
+    null_cursor: str = "report"
+    """See ``NULL_CURSOR_MODES``."""
 
     @property
     def table_name(self) -> str:
@@ -91,6 +134,14 @@ class ReadRequest:
     bookmark: dict[str, Any] | None = None
     batch_size: int = 65_536
     limit: int | None = None
+    source_state: Any = None
+    """The source's own state committed by the last sync (``SOURCE_STATE_KEY``), verbatim."""
+    bookmark_from_user: bool = False
+    """``bookmark`` was typed by a user (a one-run override or a pinned value), not saved by a sync:
+    a source with its own state rewrites just the fields the bookmark names."""
+    stats: dict[str, Any] = field(default_factory=dict)
+    """Filled in by the source while reading: ``null_cursor_rows`` = rows at the source whose
+    bookmark column is NULL (for the run's report), where the source can count them."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from . import catalog
-from .base import INCREMENTAL, StreamSettings, ConfigField, ConnectorSpec, ReadRequest, Source
+from .base import INCREMENTAL, INTERNAL_PREFIX, StreamSettings, ConfigField, ConnectorSpec, ReadRequest, Source
 from .commit_window import CommitWindow
 from .sql_dialect import (
     STATE_TABLE,
@@ -214,6 +214,9 @@ class DuckDBSource(Source):
                 return (f"CAST(? AS {sql_type})" if _SAFE_TYPE.match(sql_type) else "?"), value
 
             sql, params = render_select(table_sql, plan, quote_ident, bind)
+            nulls = plan.count_null_cursors(con, table_sql)
+            if nulls is not None:
+                request.stats["null_cursor_rows"] = nulls
             target = pa.schema([full.field(c) for c in plan.columns])
             reader = con.sql(sql, params=params).to_arrow_reader(request.batch_size)
         except duckdb.Error as exc:
@@ -261,7 +264,7 @@ class DuckDBDestination(SqlFileDestination):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self._view = f"__jupyter_di_batch_{uuid.uuid4().hex}"
+        self._view = f"{INTERNAL_PREFIX}batch_{uuid.uuid4().hex}"
 
     @property
     def schema(self) -> str:

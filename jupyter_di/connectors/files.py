@@ -115,7 +115,7 @@ class FilesSource(Source):
                 table = pa.Table.from_batches(
                     iter_batches(path, self.opts, schema, request.batch_size, stream), schema=schema
                 )
-                table = order_incremental(table, settings, request.bookmark).select(out_schema.names)
+                table = order_incremental(table, settings, request.bookmark, request.stats).select(out_schema.names)
                 source = table.to_batches(max_chunksize=request.batch_size)
             else:
                 source = iter_batches(path, self.opts, out_schema, request.batch_size, stream)

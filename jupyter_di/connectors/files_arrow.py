@@ -110,13 +110,14 @@ def check_columns_exist(schema: pa.Schema, names: list[str], what: str, stream: 
 
 
 def order_incremental(
-    table: pa.Table, settings: StreamSettings, bookmark: dict[str, Any] | None
+    table: pa.Table, settings: StreamSettings, bookmark: dict[str, Any] | None, stats: dict[str, Any] | None = None
 ) -> pa.Table:
     """Rows with (bookmark props) >= bookmark, sorted by bookmark props then keys.
 
     The comparison is the SQL row comparison: lexicographic over the bookmark
     properties; rows whose bookmark columns are NULL are dropped when a bookmark
-    is given and sort last otherwise (as PostgreSQL orders NULLs).
+    is given (counted into ``stats["null_cursor_rows"]``; kept with ``null_cursor:
+    resync``) and sort last otherwise (as PostgreSQL orders NULLs).
     """
     stream = settings.stream
     props = list(settings.bookmark_properties)
@@ -135,7 +136,16 @@ def order_incremental(
                     mask = pc.greater_equal(col, scalar)
                 else:
                     mask = pc.or_(pc.greater(col, scalar), pc.and_(pc.equal(col, scalar), mask))
-            table = table.filter(pc.fill_null(mask, False))
+            mask = pc.fill_null(mask, False)
+            any_null = None
+            for name in props:
+                null = pc.is_null(table.column(name))
+                any_null = null if any_null is None else pc.or_(any_null, null)
+            if settings.null_cursor == "resync":
+                mask = pc.or_(mask, any_null)
+            elif stats is not None:
+                stats["null_cursor_rows"] = int(stats.get("null_cursor_rows") or 0) + int(pc.sum(any_null.cast(pa.int64())).as_py() or 0)
+            table = table.filter(mask)
     order = props + keys
     if order:
         table = table.sort_by([(name, "ascending") for name in order])

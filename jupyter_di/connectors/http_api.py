@@ -149,7 +149,7 @@ class HttpApiSource(Source):
         def ordered() -> Iterator[pa.RecordBatch]:
             kept, total = [], 0
             for records in pages(client, cfg, extra):
-                page = order_incremental(pa.Table.from_batches([to_batch(records, schema, name)]), settings, bookmark)
+                page = order_incremental(pa.Table.from_batches([to_batch(records, schema, name)]), settings, bookmark, request.stats)
                 kept.append(page)
                 total += page.num_rows
                 if limit is not None and total >= limit:

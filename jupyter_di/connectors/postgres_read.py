@@ -112,6 +112,8 @@ class PostgresSource(PostgresConnector, Source):
                 _check_orderable(conn, schema, table, list(s.bookmark_properties), cols, s.stream)
             if plan.bookmark_json is not None:
                 _check_bookmark(conn, schema, table, plan.bookmark_json, by_name, s.stream)
+                if plan.null_bookmark_columns and not plan.resync_nulls:
+                    request.stats["null_cursor_rows"] = _count_null_cursors(conn, plan)
         except BaseException:
             conn.close()
             raise
@@ -165,6 +167,13 @@ def _check_bookmark(conn: Any, schema: str, table: str, bookmark: str, by_name: 
             ) from None
 
 
+def _count_null_cursors(conn: Any, plan: "ReadPlan") -> int:
+    """Rows whose bookmark column is NULL: a bookmark never reaches them (for the run's report).
+    Asked only when a bookmark column is nullable; with an index on it this is an index scan."""
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(plan.rel, plan.any_null(plan.null_bookmark_columns))
+    return int(conn.fetchall(render(query))[0][0])
+
+
 @dataclass
 class ReadPlan:
     """One stream's read: its columns, bookmark bound and order; renders the single query or a page."""
@@ -177,6 +186,10 @@ class ReadPlan:
     bookmark_columns: list[str] = field(default_factory=list)
     bookmark_json: str | None = None
     nullable_order: bool = False
+    null_bookmark_columns: list[str] = field(default_factory=list)
+    """Bookmark columns that may hold NULL (rows a bookmark cannot track)."""
+    resync_nulls: bool = False
+    """``null_cursor: resync``: rows with a NULL bookmark column pass the bookmark bound too."""
     limit: int | None = None
 
     @property
@@ -193,18 +206,24 @@ class ReadPlan:
             self._row(names), values, self.rel, sql.Literal(setting)
         )
 
+    def any_null(self, names: list[str]) -> sql.Composable:
+        tests = [sql.SQL("{} IS NULL").format(self._row([n])) for n in names]
+        return sql.SQL("({})").format(sql.SQL(" OR ").join(tests))
+
     def query(self, *, after: bool = False, rows: int | None = None, null_order: bool | None = None) -> sql.Composed:
         """The read, or a keyset page of it: rows ordered after the last row of the previous page
         (``after``), at most ``rows``; ``null_order`` keeps only rows with (True) or without (False)
         a NULL in an order column."""
         where: list[sql.Composable] = []
         if self.bookmark_json is not None:
-            where.append(self._bound(self.bookmark_columns, BOOKMARK_SETTING, ">="))
+            bound = self._bound(self.bookmark_columns, BOOKMARK_SETTING, ">=")
+            if self.resync_nulls and self.null_bookmark_columns:
+                bound = sql.SQL("({} OR {})").format(bound, self.any_null(self.null_bookmark_columns))
+            where.append(bound)
         if after:
             where.append(self._bound(self.order, AFTER_SETTING, ">"))
         if null_order is not None:
-            tests = [sql.SQL("{} IS NULL").format(self._row([n])) for n in self.order]
-            any_null = sql.SQL("({})").format(sql.SQL(" OR ").join(tests))
+            any_null = self.any_null(self.order)
             where.append(any_null if null_order else sql.SQL("NOT {}").format(any_null))
         query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(self.expressions), self.rel)
         if where:
@@ -233,10 +252,10 @@ def _plan(schema: str, table: str, cols: list[PgColumn], by_name: dict[str, PgCo
         keys = list(s.key_properties) or pk
         _require(by_name, bprops, "bookmark column", s.stream, "pick bookmark_properties among the table's columns")
         _require(by_name, keys, "key column", s.stream, "pick key_properties among the table's columns")
-        if request.bookmark:
+        if request.bookmark and any(request.bookmark.get(b) is not None for b in bprops):
             used = []
             for b in bprops:
-                if b not in request.bookmark:
+                if request.bookmark.get(b) is None:  # a NULL never bounds anything (old states saved one)
                     break
                 used.append(b)
             if not used:
@@ -249,6 +268,8 @@ def _plan(schema: str, table: str, cols: list[PgColumn], by_name: dict[str, PgCo
             plan.bookmark_json = json.dumps({b: request.bookmark[b] for b in used}, default=str)
         plan.order = bprops + [k for k in keys if k not in bprops]
         plan.nullable_order = any(not by_name[c].not_null for c in plan.order)
+        plan.null_bookmark_columns = [b for b in bprops if not by_name[b].not_null]
+        plan.resync_nulls = s.null_cursor == "resync"
         wanted |= set(plan.order)
     plan.columns = [c.name for c in cols if c.name in wanted]  # the stream's column order
     plan.expressions = [by_name[n].read_expression() for n in plan.columns]

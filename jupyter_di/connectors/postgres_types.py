@@ -168,12 +168,22 @@ ORDER BY a.attrelid, a.attnum
 
 PRIMARY_KEYS_SQL = """
 SELECT i.indrelid, a.attname
-FROM pg_index i
+FROM (
+    SELECT DISTINCT ON (x.indrelid) x.indrelid, x.indkey
+    FROM pg_index x
+    WHERE x.indrelid = ANY(%s) AND x.indisunique AND x.indpred IS NULL AND x.indexprs IS NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM unnest(x.indkey) AS c(attnum)
+          JOIN pg_attribute n ON n.attrelid = x.indrelid AND n.attnum = c.attnum
+          WHERE NOT n.attnotnull)
+    ORDER BY x.indrelid, x.indisprimary DESC, x.indnatts, x.indexrelid
+) i
 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = ANY(%s) AND i.indisprimary
 ORDER BY i.indrelid, k.ord
 """
+"""Each table's key: its primary key, else its smallest unique index over NOT NULL columns (a unique
+index that allows NULLs does not identify a row)."""
 
 UNIQUE_INDEXES_SQL = """
 SELECT array_agg(a.attname::text ORDER BY a.attname)

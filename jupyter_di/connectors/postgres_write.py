@@ -21,7 +21,6 @@ removed, with one warning per column naming the stream and the count.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -31,7 +30,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from ..errors import SchemaMismatch
-from .base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
+from .base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
 from .commit_window import coalesced
 from .postgres_conn import PostgresConnector, render
 from .postgres_types import (
@@ -298,7 +297,7 @@ class _TableWriter:
         """A temporary table typed like the batch (one per distinct batch schema)."""
         signature = json.dumps([[wc.name, wc.pg_type] for wc in wcs])
         if signature not in self.stages:
-            name = "_jdi_stage_" + hashlib.sha1(signature.encode()).hexdigest()[:12]
+            name = internal_name("stage", signature)
             defs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(wc.name), sql.SQL(wc.pg_type)) for wc in wcs)
             self._exec(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(name), defs))
             self.stages[signature] = name

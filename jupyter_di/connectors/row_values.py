@@ -38,6 +38,62 @@ def last_row_values(batch: pa.RecordBatch, columns: list[str]) -> dict[str, Any]
     return out
 
 
+def cursor_values(batch: pa.RecordBatch, columns: list[str]) -> tuple[dict[str, Any] | None, int]:
+    """The bookmark a sorted batch ends on, and how many of its rows cannot carry one.
+
+    A row with a NULL in any bookmark column is never ``>=`` a bookmark, so it cannot be tracked
+    incrementally: the bookmark is taken from the last row whose bookmark columns are all set (the
+    greatest, since reads are sorted by bookmark; NULLs sort last), never from a NULL.  Returns
+    (that row's JSON values or None, the number of rows with a NULL bookmark column).
+    """
+    if batch.num_rows == 0:
+        return None, 0
+    indexes = [batch.schema.get_field_index(name) for name in columns]
+    if any(i < 0 for i in indexes):
+        return None, 0
+    arrays = [batch.column(i) for i in indexes]
+    null_rows = 0
+    if any(a.null_count for a in arrays):
+        import pyarrow.compute as pc
+
+        valid = arrays[0].is_valid()
+        for array in arrays[1:]:
+            valid = pc.and_(valid, array.is_valid())
+        tracked = pc.sum(valid.cast(pa.int64())).as_py() or 0
+        null_rows = batch.num_rows - tracked
+        if tracked == 0:
+            return None, null_rows
+        positions = pc.indices_nonzero(valid)
+        last = positions[len(positions) - 1].as_py()
+    else:
+        last = batch.num_rows - 1
+    values = {}
+    for name, index, array in zip(columns, indexes, arrays):
+        value = to_json_value(_python_value(array, last))
+        if is_json_text(batch.schema.field(index)) and isinstance(value, str):
+            value = _parsed_json(value)
+        values[name] = value
+    return values, null_rows
+
+
+def is_json_text(field: pa.Field) -> bool:
+    """A string column holding JSON documents (PostgreSQL json/jsonb)."""
+    from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
+
+    return (field.metadata or {}).get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
+
+
+def _parsed_json(text: str) -> Any:
+    """A JSON cursor's bookmark is the JSON value itself: kept as its text, a jsonb number would be
+    compared with a jsonb *string* (every number sorts below every string: 0 rows, forever)."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _python_value(array: pa.Array, index: int) -> Any:
     """One value as Python.  A zoned timestamp comes back in UTC (the same instant): pyarrow's own
     conversion of a zoned scalar imports pandas (about 40 MB and 0.15 s per process)."""

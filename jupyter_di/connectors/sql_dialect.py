@@ -16,7 +16,7 @@ import json
 import math
 import os
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
@@ -38,6 +38,7 @@ from .base import (
     StreamSettings,
     WriteRequest,
     WriteResult,
+    internal_name,
 )
 
 STATE_TABLE = "_jupyter_di_state"
@@ -210,6 +211,17 @@ class SelectPlan:
     order_by: list[str]
     bookmark: list[tuple[str, Any]]
     limit: int | None
+    null_columns: list[str] = field(default_factory=list)
+    """The bookmark columns (rows with a NULL in one cannot be tracked by a bookmark)."""
+    resync_nulls: bool = False
+    """``null_cursor: resync``: rows with a NULL bookmark column pass the bound too."""
+
+    def count_null_cursors(self, con: Any, table_sql: str) -> int | None:
+        """Rows a bookmark bound leaves out because a bookmark column is NULL (for the run's report)."""
+        if not self.bookmark or self.resync_nulls or not self.null_columns:
+            return None
+        where = " OR ".join(f"{quote_ident(c)} IS NULL" for c in self.null_columns)
+        return int(con.execute(f"SELECT count(*) FROM {table_sql} WHERE {where}").fetchall()[0][0])
 
 
 def plan_select(request: ReadRequest, table_columns: list[str]) -> SelectPlan:
@@ -252,7 +264,11 @@ def plan_select(request: ReadRequest, table_columns: list[str]) -> SelectPlan:
                 break
             bookmark.append((name, request.bookmark[name]))
     chosen = set(wanted)
-    return SelectPlan([c for c in table_columns if c in chosen], order_by, bookmark, request.limit)
+    return SelectPlan(
+        [c for c in table_columns if c in chosen], order_by, bookmark, request.limit,
+        null_columns=list(s.bookmark_properties) if s.replication_method == INCREMENTAL else [],
+        resync_nulls=s.null_cursor == "resync",
+    )
 
 
 def render_select(
@@ -282,7 +298,10 @@ def render_select(
             params.extend([value, value])
             return f"({expr} > {placeholder} OR ({expr} = {placeholder} AND {ge(i + 1)}))"
 
-        sql += f" WHERE {ge(0)}"
+        bound = ge(0)
+        if plan.resync_nulls and plan.null_columns:
+            bound = f"({bound} OR " + " OR ".join(f"{quote_ident(c)} IS NULL" for c in plan.null_columns) + ")"
+        sql += f" WHERE {bound}"
     if plan.order_by:
         sql += " ORDER BY " + ", ".join(f"{column_expr(c)} ASC NULLS LAST" for c in plan.order_by)
     if plan.limit is not None:
@@ -434,7 +453,7 @@ class SqlFileDestination(Destination):
                 if staged:
                     # Load into a staging copy with periodic commits (bounded memory), then
                     # replace the table's rows from it in one short transaction.
-                    insert_into = f"{s.table_name}__jupyter_di_staging"
+                    insert_into = internal_name("staging", s.table_name)
                     con.execute(f"DROP TABLE IF EXISTS {self._table_sql(insert_into)}")
                     con.execute(f"CREATE TABLE {self._table_sql(insert_into)} AS SELECT * FROM {table_sql} LIMIT 0")
                     con.execute("COMMIT")
@@ -592,7 +611,7 @@ class SqlFileDestination(Destination):
                     stream=s.stream,
                     fix="set unique_constraints to existing columns.",
                 )
-            index = quote_ident(f"{table}__jdi_unique__{'__'.join(keys)}")
+            index = quote_ident(internal_name("unique", table, *keys))
             target = ", ".join(quote_ident(k) for k in keys)
             try:
                 con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {self._table_sql(table)} ({target})")

@@ -100,9 +100,15 @@ def _datetime(v: Any, aware: bool) -> dt.datetime:
 
 
 def _timestamp_text(v: Any, aware: bool) -> str:
-    """A bookmark value in the stored timestamp form (so text comparison is time comparison)."""
+    """A bookmark value in the stored timestamp form (so text comparison is time comparison).
+
+    The fraction loses its trailing zeros (and the dot when nothing is left): the bound must not be
+    greater, as text, than any spelling of the same instant.  ``19:00:00.000000`` sorts after a stored
+    ``19:00:00`` (SQLite's own CURRENT_TIMESTAMP form), so the rows tied with the bookmark were missed.
+    """
     d = _datetime(v, aware)
-    return d.strftime(_TS_TEXT + ".%f") + ("+00:00" if aware else "")
+    text = d.strftime(_TS_TEXT + ".%f").rstrip("0").rstrip(".")
+    return text + ("+00:00" if aware else "")
 
 
 def _decimal(scale: int) -> Callable[[Any], decimal.Decimal]:
@@ -322,6 +328,9 @@ class SQLiteSource(_SQLiteConnector, Source):
                     ) from exc
 
             sql, params = render_select(quote_ident(table), plan, column_expr, bind)
+            nulls = plan.count_null_cursors(con, quote_ident(table))
+            if nulls is not None:
+                request.stats["null_cursor_rows"] = nulls
             schema = pa.schema([kinds[c].field for c in plan.columns])
             cursor = con.execute(sql, params)
         except BaseException:

@@ -39,8 +39,23 @@ class RunContext:
     """source block -> the destination blocks that read it (for multi-destination bookmarks)"""
     max_parallel_streams: int = 4
     batch_size: int = 65_536
+    identified: bool = True
+    """False when the pipeline's name is a stand-in (a kernel that cannot tell its notebook): no bookmarks."""
     publish: Callable[[str, Any], None] | None = None
     """(block, live output): a running source block's streams, readable before it ends."""
+
+    declined: dict[tuple[str, str | None], set[str]] = field(default_factory=dict)
+    """(source block, stream or None for all) -> destination blocks that do not take it (``selected:
+    false``, ``only_as_input``): they must not hold that stream's bookmark back."""
+
+    def decline(self, source: str, stream: str | None, destination: str) -> None:
+        """``destination`` does not write ``stream`` of ``source`` (None: any of its streams)."""
+        self.declined.setdefault((source, stream), set()).add(destination)
+
+    def consumers_of(self, source: str, stream: str) -> list[str]:
+        """The destination blocks whose commits a stream's bookmark waits for."""
+        skip = self.declined.get((source, None), set()) | self.declined.get((source, stream), set())
+        return [d for d in self.consumers.get(source, []) if d not in skip]
 
     def progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
         if self.on_progress is not None:

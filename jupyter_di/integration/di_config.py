@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ..connectors.base import REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
+from ..connectors.base import NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from ..errors import ConfigError
 
 STREAM_KEYS = (
@@ -27,9 +27,11 @@ STREAM_KEYS = (
     "destination_table",
     "run_in_parallel",
     "auto_add_new_fields",
+    "append_only",
+    "null_cursor",
 )
 LIST_KEYS = ("columns", "bookmark_properties", "key_properties", "unique_constraints")
-BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields")
+BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields", "append_only")
 
 
 @dataclass
@@ -160,6 +162,13 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
             value = str(value).upper()
             if value not in UNIQUE_CONFLICT_METHODS:
                 raise ConfigError(f"unique_conflict_method {value!r} is not one of {', '.join(UNIQUE_CONFLICT_METHODS)}.", block=block, stream=stream)
+        elif key == "null_cursor":
+            value = str(value).lower()
+            if value not in NULL_CURSOR_MODES:
+                raise ConfigError(
+                    f"null_cursor {value!r} is not one of {', '.join(NULL_CURSOR_MODES)}.",
+                    block=block, stream=stream, fix="use null_cursor: report (default), resync or ignore.",
+                )
         elif key == "destination_table" and value is not None and not isinstance(value, str):
             raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
         out[key] = value

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from ..connectors import registry
-from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings
+from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings, check_table_name
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream
 from ..errors import BlockFailed, ConfigError, DIError
 from ..state.store import state_key
@@ -27,6 +27,7 @@ from ..sync.live_spill import LiveSpill
 from ..sync.prefetch import prefetched
 from ..sync.spill import spill
 from .context import BlockCell, RunContext
+from .incremental import check_null_cursor_mode, check_override, cursor_warnings, with_discovered_keys
 from .inputs import InputStream, LiveInputStream, streams_from_output
 from .outputs import LiveSourceOutput, StreamOutput, source_output
 from .resolve import ResolvedBlock, resolve
@@ -100,6 +101,7 @@ def _settings(name: str, raw: dict[str, Any], *, block: str) -> StreamSettings:
         raise ConfigError(f"bad stream settings: {exc}", block=block, stream=name) from None
     if settings.replication_method == INCREMENTAL and settings.key_properties and not settings.unique_constraints:
         settings.unique_constraints = list(settings.key_properties)
+    check_null_cursor_mode(settings, block=block)
     return settings
 
 
@@ -117,6 +119,15 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         if not names:
             raise ConfigError("the source has no streams to read.", block=block.name, fix="check the config (database, schema, folder) or list streams under `streams:`.")
     all_settings = [_settings(n, resolved.streams.get(n, {}), block=block.name) for n in names]
+    unnamed = next((s for s in all_settings if s.replication_method == INCREMENTAL), None) if not ctx.identified else None
+    if unnamed is not None:
+        raise ConfigError(
+            "this kernel cannot tell which notebook it runs, so an INCREMENTAL stream has no name to keep its bookmark under "
+            "(it would share it with every other unnamed notebook).",
+            block=block.name, stream=unnamed.stream,
+            fix='name the pipeline: `%config JupyterDI.pipeline_name = "my_pipeline"` after `%load_ext jupyter_di` '
+            "(or set the environment variable JUPYTER_DI_PIPELINE); FULL_TABLE streams run without one.",
+        )
     run_dir = ctx.work_dir / block.name / uuid.uuid4().hex[:8]
 
     lives: dict[str, LiveSpill] = {}
@@ -142,24 +153,40 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             info["destination_table"] = settings.destination_table
         return info
 
+    unknown = sorted(stream for (b, stream) in ctx.bookmark_overrides if b == block.name and stream not in names)
+    if unknown:
+        raise ConfigError(
+            f"a bookmark override names stream {unknown[0]!r}, which this block does not read.",
+            block=block.name, stream=unknown[0], fix=f"use one of: {', '.join(names)}.",
+        )
+
     def read_one(settings: StreamSettings) -> StreamOutput:
         stream = settings.stream
         key = (block.name, stream)
         live = lives.get(stream)
-        bookmark = None
-        typed_by_user = False
+        bookmark = source_state = None
+        typed_by_user = overridden = key in ctx.bookmark_overrides
         if settings.replication_method == INCREMENTAL:
-            if key in ctx.bookmark_overrides:
-                bookmark, typed_by_user = ctx.bookmark_overrides[key], True
-            else:
-                saved = ctx.state.get(ctx.pipeline, block.name, stream) or {}
-                bookmark, typed_by_user = saved.get("bookmark"), bool(saved.get("pinned"))
+            saved = ctx.state.get(ctx.pipeline, block.name, stream) or {}
+            bookmark, typed_by_user = saved.get("bookmark"), bool(saved.get("pinned"))
+            source_state = saved.get("source_state")
+        if overridden:
+            bookmark, typed_by_user = check_override(ctx.bookmark_overrides[key], settings, block=block.name), True
+        origin = live.origin if live is not None else {"pipeline": ctx.pipeline, "block": block.name, "stream": stream}
+        origin["override"] = overridden  # set before a destination streaming from this one reads it
         try:
             with source_cls(resolved.config) as source:
-                if bookmark and typed_by_user:
+                entry = None
+                if settings.replication_method == INCREMENTAL and (not settings.key_properties or (bookmark and typed_by_user)):
                     entry = find_stream(catalog, stream) if catalog else find_stream(source.discover([stream]), stream)
+                if settings.replication_method == INCREMENTAL and not settings.key_properties:
+                    settings = with_discovered_keys(settings, entry, block=block.name)
+                if bookmark and typed_by_user:
                     bookmark = validate_bookmark(entry, bookmark, block=block.name, stream=stream)
-                reader = source.read(ReadRequest(settings=settings, bookmark=bookmark, batch_size=ctx.batch_size))
+                request = ReadRequest(
+                    settings=settings, bookmark=bookmark, batch_size=ctx.batch_size, source_state=source_state, bookmark_from_user=typed_by_user
+                )
+                reader = source.read(request)
                 info = stream_info(settings, reader.schema)
                 if live is not None:
                     live.begin(reader.schema, info)
@@ -176,8 +203,10 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             if isinstance(exc, Exception):  # a driver's own error: keep it, but say where it happened
                 raise BlockFailed(redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream) from exc
             raise
-        origin = live.origin if live is not None else {"pipeline": ctx.pipeline, "block": block.name, "stream": stream}
-        origin.update(batch_states=result.batch_states, final_state=result.final_state, bookmark_start=bookmark, seconds=result.seconds)
+        origin.update(
+            batch_states=result.batch_states, final_state=result.final_state, bookmark_start=bookmark, seconds=result.seconds,
+            warnings=cursor_warnings(settings, entry, result.null_cursor_rows, request, reader.schema),
+        )
         return StreamOutput(info, result.path, result.schema, result.rows, origin=origin)
 
     try:
@@ -187,8 +216,12 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             live.fail(exc)  # streams not started yet: their readers must not wait forever
         raise
     outs = list(streams.values())
-    summary = {"streams": {o.name: {"rows": o.num_rows, "seconds": round(o.origin["seconds"], 3)} for o in outs}}
-    pending = [(o.name, o.origin["final_state"]) for o in outs if o.origin.get("final_state")]
+    summary: dict[str, Any] = {"streams": {o.name: {"rows": o.num_rows, "seconds": round(o.origin["seconds"], 3)} for o in outs}}
+    warnings = [w for o in outs for w in o.origin.get("warnings", [])]
+    if warnings:
+        summary["warnings"] = warnings
+    # a one-run override reads from a bookmark the user typed: what it reads must not move the saved one
+    pending = [(o.name, o.origin["final_state"]) for o in outs if o.origin.get("final_state") and not o.origin.get("override")]
     return BlockResult(output=source_output(outs), summary=summary, pending_states=pending, resolved=resolved)
 
 
@@ -217,7 +250,9 @@ def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str
         merged["replication_method"] = INCREMENTAL
     if "columns" not in raw:
         merged.pop("columns", None)
-    return _settings(stream.name, merged, block=block)
+    settings = _settings(stream.name, merged, block=block)
+    check_table_name(settings.table_name, stream=stream.name, block=block)
+    return settings
 
 
 def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
@@ -226,9 +261,11 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
     incoming: dict[str, InputStream] = {}
     for name in block.upstream:
         if resolved.upstream[name].only_as_input:
+            ctx.decline(name, None, block.name)
             continue
         for stream in streams_from_output(name, outputs.get(name)):
             if stream.name in resolved.excluded or (resolved.only is not None and stream.name not in resolved.only):
+                ctx.decline(name, stream.name, block.name)
                 continue
             if stream.name in incoming:
                 raise ConfigError(f"two upstream blocks both provide a stream named {stream.name!r}.", block=block.name, stream=stream.name, fix="rename one of them, or mark one only_as_input.")
@@ -256,6 +293,8 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                 )
         return s
 
+    for name in incoming:  # table names every stream will get, before anything is written
+        check_table_name(resolved.streams.get(name, {}).get("destination_table") or name, stream=name, block=block.name)
     # Streams already complete are checked before anything is written; a running source's streams
     # when their turn comes (their own settings are checked now, their schema is not known yet).
     live = {n for n, s in incoming.items() if isinstance(s, LiveInputStream)}
@@ -270,18 +309,19 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
         save: Callable[[dict[str, Any]], None] | None = None
         if origin.get("block"):
             src_block, src_stream = origin["block"], origin["stream"]
-            key = state_key(origin["pipeline"], src_block, src_stream)
+            if not origin.get("override"):  # a one-run override's bookmarks are never saved (nor committed)
+                key = state_key(origin["pipeline"], src_block, src_stream)
 
-            def save_consumer_state(state: dict[str, Any]) -> None:
-                if not state.get("bookmark"):
-                    return
-                consumers = ctx.consumers.get(src_block) or [block.name]
-                ctx.state.commit_consumer(
-                    origin["pipeline"], src_block, src_stream, consumer=block.name, bookmark=state["bookmark"], consumers=consumers,
-                    columns=stream.schema.names,
-                )
+                def save_consumer_state(state: dict[str, Any]) -> None:
+                    if not state.get("bookmark") and state.get("source_state") is None:
+                        return
+                    ctx.state.commit_consumer(
+                        origin["pipeline"], src_block, src_stream, consumer=block.name, bookmark=state.get("bookmark"),
+                        consumers=ctx.consumers_of(src_block, src_stream) or [block.name], columns=stream.schema.names,
+                        source_state=state.get("source_state"),
+                    )
 
-            save = save_consumer_state
+                save = save_consumer_state
             previous = (ctx.state.get(origin["pipeline"], src_block, src_stream) or {}).get("columns") or []
             dropped = [c for c in previous if c not in stream.schema.names]
         else:

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Protocol
 
-from ..errors import GraphError
+from ..errors import ConfigError, GraphError
 from ..integration.context import RunContext
 from ..integration.python_block import run_python_block
 from ..integration.runner import BlockResult, run_destination, run_source
@@ -41,8 +41,11 @@ class Pipeline:
         state_path: Path | str,
         namespace: dict[str, Any] | None = None,
         settings: Settings = SETTINGS,
+        identified: bool = True,
     ) -> None:
         self.name = name
+        self.identified = identified
+        """False when a kernel cannot tell which notebook it runs: INCREMENTAL streams then refuse to run."""
         self.graph = Graph()
         self.settings = settings
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
@@ -134,6 +137,7 @@ class Pipeline:
         observers: list[RunObserver] | None = None,
     ) -> RunReport:
         params = dict(params or {})
+        self._check_overrides(bookmark_overrides or {}, plan)
         observers = list(observers or []) + self.observers
         ctx = RunContext(
             pipeline=self.name,
@@ -150,6 +154,7 @@ class Pipeline:
             },
             max_parallel_streams=self.settings.max_parallel_streams,
             batch_size=self.settings.batch_size,
+            identified=self.identified,
         )
         pending: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         in_plan = set(plan)
@@ -195,9 +200,19 @@ class Pipeline:
             self.last_status[name] = run
             if run.status == "failed":
                 self.fingerprints.pop(name, None)
-        if report.ok:
-            self._save_python_only_bookmarks(pending)
+        self._settle_bookmarks(pending, ctx, report.ok)
         return report
+
+    def _check_overrides(self, overrides: dict[tuple[str, str], dict[str, Any]], plan: list[str]) -> None:
+        """A one-run bookmark override that names no block of this run would be silently ignored."""
+        for block, stream in overrides:
+            where = f"--bookmark {block}.{stream}"
+            if block not in self.graph:
+                raise ConfigError(f"{where}: there is no block named {block!r}.", fix=f"known blocks: {', '.join(self.graph.blocks) or 'none'}.")
+            if self.graph[block].kind != "source":
+                raise ConfigError(f"{where}: block {block!r} is a {self.graph[block].kind} block; bookmarks belong to source blocks.", block=block)
+            if block not in plan:
+                raise ConfigError(f"{where}: block {block!r} does not run in this run.", block=block, fix="run it too (--blocks), or drop the override.")
 
     def streams_from(self, child: str, parent: str) -> bool:
         """Whether ``child`` writes ``parent``'s streams while ``parent`` still reads them.
@@ -225,14 +240,22 @@ class Pipeline:
         )
         return BlockResult(output=output)
 
-    def _save_python_only_bookmarks(self, pending: dict[str, list[tuple[str, dict[str, Any]]]]) -> None:
-        """A source read only by Python blocks advances its bookmark once the run succeeded."""
+    def _settle_bookmarks(self, pending: dict[str, list[tuple[str, dict[str, Any]]]], ctx: RunContext, ok: bool) -> None:
+        """After a run: each stream's bookmark follows the destinations that really write it.
+
+        A stream no destination takes (the source feeds only Python blocks, or every
+        destination leaves the stream out with ``selected: false``) advances once the
+        whole run succeeded; a stream some destination declined is recomputed from
+        the destinations that do take it.
+        """
         for source, states in pending.items():
-            feeds_destination = any(self.graph[d].kind == "destination" for d in self.graph.downstream(source))
-            if feeds_destination:
-                continue
             for stream, state in states:
-                self.state.set(self.name, source, stream, state)
+                consumers = ctx.consumers_of(source, stream)
+                if consumers:
+                    if any(key[0] == source for key in ctx.declined):
+                        self.state.settle(self.name, source, stream, consumers)
+                elif ok:
+                    self.state.set(self.name, source, stream, state)
 
     @staticmethod
     def _stream_progress(observers: list[Any], block: str, stream: str, phase: str, rows: int, seconds: float) -> None:

@@ -54,6 +54,23 @@ class RunReport:
     def ok(self) -> bool:
         return all(r.status in (DONE, PENDING) for r in self.runs.values())
 
+    def warnings(self) -> list[tuple[str, str, str, bool]]:
+        """(block, stream, message, skipped) for every warning a block reported; ``skipped``: the run
+        cannot be sure it synced every change of that stream (so it must not look clean)."""
+        return [
+            (run.name, w.get("stream", ""), w["message"], bool(w.get("skipped")))
+            for run in self.runs.values()
+            for w in run.summary.get("warnings") or []
+        ]
+
+    @property
+    def complete(self) -> bool:
+        """Every block done and nothing possibly skipped: what exit status 0 means."""
+        return self.ok and not any(skipped for *_, skipped in self.warnings())
+
+    def warning_lines(self) -> list[str]:
+        return [f"warning: block '{b}', stream '{s}': {m}" if s else f"warning: block '{b}': {m}" for b, s, m, _ in self.warnings()]
+
     def by_status(self, status: str) -> list[BlockRun]:
         return [r for r in self.runs.values() if r.status == status]
 

@@ -85,12 +85,15 @@ class StateStore:
         bookmark: dict[str, Any],
         consumers: list[str],
         columns: list[str] | None = None,
+        source_state: Any = None,
     ) -> dict[str, Any]:
         """Record what one destination committed; the stream's bookmark is the least advanced of its consumers.
 
         Why: one source may feed several destinations.  If one of them commits
         and another fails, the next read must start where the failed one stands,
-        or it would never receive the rows in between.  Returns the new state.
+        or it would never receive the rows in between.  The source's own state
+        (a Singer tap's STATE) goes with the bookmark it was committed with.
+        Returns the new state.
         """
         with self._lock, self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -101,16 +104,12 @@ class StateStore:
             state.pop("pinned", None)  # a committed sync replaces a value the user pinned
             per_consumer = state.setdefault("consumers", {})
             per_consumer[consumer] = bookmark
+            source_states = state.setdefault("consumer_source_states", {})
+            if source_state is not None:
+                source_states[consumer] = source_state
             if columns is not None:
                 state["columns"] = list(columns)
-            candidates = [per_consumer[c] for c in consumers if c in per_consumer]
-            lagging = any(c not in per_consumer for c in consumers)
-            if lagging and state.get("bookmark") is None:
-                state["bookmark"] = None  # a consumer has committed nothing yet: it still needs everything
-            else:
-                if lagging:
-                    candidates.append(state["bookmark"])
-                state["bookmark"] = min(candidates, key=lambda b: bookmark_order(b, list(bookmark)))
+            _settle(state, consumers, list(bookmark or {}))
             conn.execute(
                 "INSERT INTO stream_state (pipeline, block, stream, state, updated_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
@@ -118,6 +117,32 @@ class StateStore:
             )
             conn.execute("COMMIT")
         return state
+
+    def settle(self, pipeline: str, block: str, stream: str, consumers: list[str]) -> None:
+        """Recompute the stream's bookmark from the destinations that really consume it.
+
+        Why: which destinations take a stream is known only once they resolved
+        their settings (``selected: false`` excludes it); a destination that
+        declined the stream must not hold its bookmark back forever.
+        """
+        with self._lock, self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT state FROM stream_state WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream)
+            ).fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return
+            state = json.loads(row[0])
+            committed = state.get("consumers") or {}
+            columns = next((list(b) for b in committed.values() if b), [])
+            if committed and columns and not state.get("pinned"):
+                _settle(state, consumers, columns)
+                conn.execute(
+                    "UPDATE stream_state SET state = ?, updated_at = ? WHERE pipeline = ? AND block = ? AND stream = ?",
+                    (json.dumps(state, default=str, sort_keys=True), time.time(), pipeline, block, stream),
+                )
+            conn.execute("COMMIT")
 
     def reset(self, pipeline: str, block: str | None = None, stream: str | None = None) -> int:
         """Forget state; the next run of those streams is a full sync.  Returns rows removed."""
@@ -143,3 +168,28 @@ class StateStore:
         with self._lock, self._connect() as conn:
             rows = conn.execute(sql + " ORDER BY block, stream", params).fetchall()
         return [(b, s, json.loads(v)) for b, s, v in rows]
+
+
+def _settle(state: dict[str, Any], consumers: list[str], columns: list[str]) -> None:
+    """The stream's bookmark (and source state) = the least advanced of its consumers'.
+
+    A consumer that has committed nothing yet keeps the stream at a full sync.
+    """
+    per_consumer = state.get("consumers") or {}
+    source_states = state.get("consumer_source_states") or {}
+    lagging = any(c not in per_consumer for c in consumers)
+    if lagging and state.get("bookmark") is None:
+        state["bookmark"] = None  # a consumer has committed nothing yet: it still needs everything
+        state.pop("source_state", None)
+        return
+    candidates = [(per_consumer[c], source_states.get(c)) for c in consumers if c in per_consumer]
+    if lagging:
+        candidates.append((state["bookmark"], state.get("source_state")))
+    if not candidates:
+        return
+    bookmark, source_state = min(candidates, key=lambda pair: bookmark_order(pair[0] or {}, columns))
+    state["bookmark"] = bookmark
+    if source_state is not None:
+        state["source_state"] = source_state
+    else:
+        state.pop("source_state", None)

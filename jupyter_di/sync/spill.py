@@ -14,9 +14,11 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from ..connectors.base import INCREMENTAL, StreamSettings
+import json
+
+from ..connectors.base import INCREMENTAL, SOURCE_STATE_KEY, StreamSettings
+from ..connectors.row_values import cursor_values
 from .live_spill import LiveSpill
-from ..connectors.row_values import last_row_values
 
 SPILL_BATCH_BYTES = 1 << 20
 """Spilled batches are at most about this size: a destination block reading a spill back holds a few
@@ -34,6 +36,8 @@ class SpillResult:
     rows: int
     seconds: float
     batch_states: list[dict[str, Any] | None] = field(default_factory=list)
+    null_cursor_rows: int = 0
+    """Rows read whose bookmark column is NULL (synced, but not trackable incrementally)."""
 
     @property
     def final_state(self) -> dict[str, Any] | None:
@@ -56,20 +60,26 @@ def spill(
     can read each batch as soon as it is written.
     """
     started = time.perf_counter()
-    rows = 0
+    rows = null_rows = 0
     states: list[dict[str, Any] | None] = live.origin["batch_states"] if live is not None else []
     incremental = settings.replication_method == INCREMENTAL and settings.bookmark_properties
+    bookmark: dict[str, Any] | None = None
+    source_state: Any = None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, reader.schema) as writer:
         if live is not None:
             live.opened(tmp)
             live.publish(sink.tell(), None, batch=False)
-        for batch in _pieces(reader, SPILL_BATCH_BYTES):
+        for batch, batch_source_state in _pieces(reader, SPILL_BATCH_BYTES):
             writer.write_batch(batch)
             rows += batch.num_rows
-            bookmark = last_row_values(batch, settings.bookmark_properties) if incremental else None
-            state = {"bookmark": bookmark} if bookmark else None
+            if incremental:
+                values, nulls = cursor_values(batch, settings.bookmark_properties)
+                bookmark, null_rows = values or bookmark, null_rows + nulls
+            if batch_source_state is not None:
+                source_state = batch_source_state
+            state = _state(bookmark, source_state)
             if live is not None:
                 live.publish(sink.tell(), state)  # appends the state, then wakes the readers
             else:
@@ -82,21 +92,43 @@ def spill(
         live.rename(tmp, path)
         live.publish(path.stat().st_size, None, batch=False)  # the end-of-stream marker
         live.finish()
-    return SpillResult(path=path, schema=reader.schema, rows=rows, seconds=time.perf_counter() - started, batch_states=states)
+    return SpillResult(
+        path=path, schema=reader.schema, rows=rows, seconds=time.perf_counter() - started, batch_states=states, null_cursor_rows=null_rows
+    )
+
+
+def _state(bookmark: dict[str, Any] | None, source_state: Any) -> dict[str, Any] | None:
+    """What becomes true once a batch is committed: the bookmark of its last trackable row, and the
+    source's own state (both carried forward from earlier batches)."""
+    if bookmark is None and source_state is None:
+        return None
+    state: dict[str, Any] = {"bookmark": bookmark}
+    if source_state is not None:
+        state["source_state"] = source_state
+    return state
 
 
 def _pieces(reader: pa.RecordBatchReader, max_bytes: int):
-    """The reader's non-empty batches, cut to about ``max_bytes`` each (slices share the memory)."""
+    """(piece, source state or None): the reader's non-empty batches cut to about ``max_bytes``
+    each (slices share the memory).  A batch's source state (``SOURCE_STATE_KEY``) is stripped from
+    the piece and given with the batch's last piece only: it holds once all of the batch is in."""
+    schema_metadata = reader.schema.metadata
     for batch in reader:
         if batch.num_rows == 0:
             continue
+        source_state = None
+        metadata = batch.schema.metadata or {}
+        if SOURCE_STATE_KEY in metadata:
+            source_state = json.loads(metadata[SOURCE_STATE_KEY])
+            batch = batch.replace_schema_metadata(schema_metadata)
         parts = -(-batch.nbytes // max_bytes) if max_bytes > 0 else 1
         if parts <= 1:
-            yield batch
+            yield batch, source_state
             continue
         step = -(-batch.num_rows // parts)
         for start in range(0, batch.num_rows, step):
-            yield batch.slice(start, step)
+            last = start + step >= batch.num_rows
+            yield batch.slice(start, step), (source_state if last else None)
 
 
 def open_reader(path: Path) -> pa.RecordBatchReader:
