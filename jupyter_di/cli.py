@@ -8,7 +8,8 @@
 
 The run is in-process with no Jupyter server: the same pipeline code the kernel
 uses.  Errors a user can fix print one short line and exit non-zero (1: a block
-failed, 2: the notebook or the command line is wrong).
+failed, 2: the notebook or the command line is wrong, 3: every block succeeded
+but a stream may have missed changes, e.g. rows with a NULL bookmark column).
 """
 from __future__ import annotations
 
