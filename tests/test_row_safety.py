@@ -325,3 +325,32 @@ def test_a_stream_only_python_blocks_read_advances_its_bookmark(tmp_path, pg_con
     assert rows_read(out, stream="events") == 1  # was: the same 50 events every run
     assert rows_read(out, stream="orders") == 1
     assert duck(tmp_path, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'events'") == [(0,)]
+
+
+# -- the notebook shows what the CLI prints -------------------------------------------------------
+
+
+def test_the_kernel_shows_null_cursor_warnings_in_the_cell(tmp_path, monkeypatch):
+    from IPython.utils.capture import capture_output
+
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
+    monkeypatch.setenv("JUPYTER_DI_PIPELINE", "warnings")
+    with duckdb.connect(str(tmp_path / "src.duckdb")) as con:
+        con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, ts TIMESTAMP)")
+        con.execute("INSERT INTO t VALUES (1, TIMESTAMP '2024-01-01'), (2, NULL), (3, NULL)")
+    shell = fresh_shell()
+    try:
+        cell = "%%di_source src\nsource: duckdb\nconfig:\n  path: src.duckdb\nstreams:\n  t:\n" + INCREMENTAL + "    bookmark_properties: [ts]\n"
+        with capture_output() as first:
+            shell.ok(cell)
+        html = "".join(o.data.get("text/html", "") for o in first.outputs)
+        assert "2 rows with NULL ts were synced, but cannot be tracked incrementally" in html
+        with capture_output() as second:
+            shell.ok(cell.replace("streams:", "# rerun\nstreams:"))
+        html = "".join(o.data.get("text/html", "") for o in second.outputs)
+        assert "2 rows with NULL ts cannot be tracked incrementally: changes to them are not synced" in html
+    finally:
+        shell.ip.extension_manager.unload_extension("jupyter_di")

@@ -70,6 +70,7 @@ class RunDisplay:
                 if block == name:
                     rate = f" ({count / secs:,.0f} rows/s)" if secs > 0 else ""
                     details.append(f"{html.escape(stream)} {phase}: {count:,} rows{rate}")
+            details += [f"⚠ {html.escape(w.get('stream', ''))}: {html.escape(w['message'])}" for w in run.summary.get("warnings") or []]
             detail = "<br>".join(details)
             rows.append(
                 f"<tr data-block='{html.escape(name)}' data-status='{run.status}'><td><code>{html.escape(name)}</code></td>"
@@ -101,7 +102,18 @@ def preview(value: Any) -> Any:
     return value
 
 
+def warnings_html(summary: dict[str, Any]) -> str:
+    """A block's warnings (e.g. rows with a NULL bookmark column) where the user looks: the cell."""
+    items = "".join(
+        f"<li><code>{html.escape(w.get('stream', ''))}</code>: {html.escape(w['message'])}</li>" for w in summary.get("warnings") or []
+    )
+    return f"<div class='jupyter-di-warnings' style='color:#8a6d00'>⚠ warnings<ul>{items}</ul></div>" if items else ""
+
+
 def show_output(kind: str, value: Any, summary: dict[str, Any]) -> None:
+    warnings = warnings_html(summary)
+    if warnings:
+        display(HTML(warnings))
     if kind == "destination":
         streams = summary.get("streams") or {}
         rows = "".join(
