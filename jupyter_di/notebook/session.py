@@ -6,7 +6,6 @@ keeps the lab extension's pipeline view up to date.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +15,12 @@ from ..errors import DIError
 from ..pipeline.block import Block
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.run_record import RunReport
+from ..state.store import StateStore
 from .comm import get_bridge
 from .config import JupyterDI
 from .display import RunDisplay, show_output
+from .identity import Identity, identify
 from .panels import PanelManager
-
-
-def notebook_path(ip: Any) -> Path | None:
-    """The notebook this kernel serves, when the front end tells (JupyterLab does)."""
-    for candidate in (os.environ.get("JPY_SESSION_NAME"), ip.user_ns.get("__session__")):
-        if candidate and str(candidate).endswith(".ipynb"):
-            return Path(candidate)
-    return None
-
-
-def notebook_file(path: Path | None) -> Path | None:
-    """The notebook on disk: JupyterLab names it relative to the server root, the kernel runs beside it."""
-    if path is None or path.is_absolute():
-        return path
-    beside = Path.cwd() / path.name
-    return beside if beside.exists() else path
 
 
 class KernelSession:
@@ -44,12 +29,11 @@ class KernelSession:
         self.config = JupyterDI(parent=ip)
         if self.config not in ip.configurables:
             ip.configurables.append(self.config)
-        path = notebook_path(ip)
-        self.notebook_file = notebook_file(path)
-        name = self.config.pipeline_name or os.environ.get("JUPYTER_DI_PIPELINE") or (path.stem if path else "notebook")
-        base = (path.parent if path and path.is_absolute() else Path.cwd())
-        state_path = self.config.state_path or os.environ.get("JUPYTER_DI_STATE_PATH") or str(base / ".jupyter_di" / "state.sqlite")
-        self.pipeline = Pipeline(name, state_path=state_path, namespace=ip.user_ns)
+        self.identity = self._identify()
+        self.pipeline = Pipeline(
+            self.identity.name, state_path=self.identity.state_path, namespace=ip.user_ns, identified=self.identity.identified
+        )
+        self.config.observe(lambda _change: self.refresh_identity(force=True), names=["pipeline_name", "state_path"])
         self.bridge = get_bridge(getattr(ip, "kernel", None))
         self.bridge.on_request("run_pipeline", lambda msg: self.run_pipeline(msg.get("blocks") or None))
         self.bridge.on_request("run_block", lambda msg: self.run_block(msg["name"]))
@@ -60,6 +44,36 @@ class KernelSession:
     def close(self) -> None:
         self.panels.close()  # issue 6
         self.pipeline.close()
+
+    # -- which notebook this is -------------------------------------------------------------
+    @property
+    def notebook_file(self) -> Path | None:
+        return self.identity.notebook
+
+    def _identify(self) -> Identity:
+        history = getattr(getattr(self.ip, "history_manager", None), "input_hist_raw", None) or []
+        return identify(
+            user_ns=self.ip.user_ns,
+            pipeline_name_setting=self.config.pipeline_name,
+            state_path_setting=self.config.state_path,
+            cell_id=self.cell_id(),
+            executed=list(history),
+        )
+
+    def refresh_identity(self, force: bool = False) -> None:
+        """Ask again which notebook this is, before a run, while the answer may still change.
+
+        Why: a batch client naming several notebooks (``jupyter execute a.ipynb b.ipynb``) is
+        told apart by the cells this kernel has executed, which grow as the notebook runs; and
+        ``%config JupyterDI.pipeline_name = ...`` usually comes after ``%load_ext``.
+        """
+        if self.identity.settled and not force:
+            return
+        self.identity = self._identify()
+        if str(self.identity.state_path) != str(self.pipeline.state.path):
+            self.pipeline.state = StateStore(self.identity.state_path)
+        self.pipeline.name = self.identity.name
+        self.pipeline.identified = self.identity.identified
 
     # -- helpers ----------------------------------------------------------------------------
     def cell_id(self) -> str | None:
@@ -132,6 +146,7 @@ class KernelSession:
     def define_and_run(self, block: Block) -> Any:
         # Issue 6: a panel edit not yet in the cell runs now and rewrites the cell (set_next_input).
         block = self.panels.before_run(block)
+        self.refresh_identity()
         self.adopt_missing_upstreams(block)
         try:
             self.pipeline.define(block)
@@ -157,6 +172,7 @@ class KernelSession:
         return None
 
     def run_pipeline(self, blocks: list[str] | None = None, params: dict[str, Any] | None = None, bookmarks: dict | None = None) -> RunReport:
+        self.refresh_identity()
         try:
             plan = self.pipeline.plan(blocks or list(self.pipeline.graph.blocks), params or {}, only_stale_ancestors=False)
         except DIError as exc:
