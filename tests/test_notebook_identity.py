@@ -143,6 +143,22 @@ def test_cli_nbconvert_papermill_and_jupyter_execute_share_one_state(tmp_path, c
     assert not (folder / "notebook.duckdb").exists()
 
 
+def test_papermill_cwd_keeps_the_input_notebooks_identity(tmp_path, clean_env):
+    """`papermill a.ipynb out.ipynb --cwd elsewhere` runs the kernel (and papermill) in `elsewhere`."""
+    db = tmp_path / "shop.sqlite"
+    add_orders(db, 10)
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    write_notebook(project / "a.ipynb", db)
+    shutil.copy(project / "a.ipynb", elsewhere / "a.ipynb")  # the same relative name, resolved from the wrong folder
+    env = dict(clean_env, PWD=str(project))  # what a shell in `project` sets
+    done = client(["papermill", "a.ipynb", str(tmp_path / "out.ipynb"), "--cwd", str(elsewhere)], cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    assert get_bookmark(project / "a.ipynb", "shop", "orders") == {"updated_at": 1010}
+    assert not (elsewhere / ".jupyter_di").exists()
+    assert warehouse_rows(elsewhere, "a") == 10  # relative config paths mean the kernel's folder, as papermill intends
+
+
 def test_two_notebooks_in_one_folder_keep_their_own_bookmarks(tmp_path, clean_env):
     """The reported bug: b.ipynb (a copy of a.ipynb) writing a new destination synced 6 of 1,015 rows."""
     db = tmp_path / "shop.sqlite"

@@ -224,6 +224,8 @@ def from_parent(*, cell_id: str | None, executed: Sequence[str], cwd: Path | Non
         return None
     program, args = client
     roots = [r for r in (info.cwd, Path(info.pwd) if info.pwd else None) if r is not None]
+    if program == "papermill" and any(a == "--cwd" or a.startswith("--cwd=") for a in args):
+        roots.reverse()  # papermill read its input before moving to --cwd
     candidates = notebook_candidates(program, args, roots)
     return CLIENTS[program][0], pick(candidates, cell_id=cell_id, cwd=(cwd or Path.cwd()).resolve(), executed=executed)
 
