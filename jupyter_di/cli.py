@@ -220,7 +220,7 @@ def cmd_state(args: argparse.Namespace) -> int:
         if not sep:
             raise DIError(f"--value {item!r} is not COLUMN=VALUE.")
         bookmark[column] = parse_value(value)
-    store.set(name, args.block, args.stream, {"bookmark": bookmark, "pinned": True})
+    store.set(name, args.block, args.stream, {**{k: v for k, v in (store.get(name, args.block, args.stream) or {}).items() if k == "source_state" and v is not None}, "bookmark": bookmark, "pinned": True})  # a tap's own state survives a pin
     print(json.dumps({"bookmark": bookmark}, default=str))
     return 0
 

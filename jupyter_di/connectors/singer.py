@@ -15,8 +15,21 @@ Semantics, where Singer differs from our built-in connectors:
   inclusive bookmark.  Singer knows one replication key: the first bookmark
   property is sent as ``replication-key``.
 - **Reading is streaming.** The tap runs while the reader is consumed; a full
-  OS pipe blocks the tap, so memory is bounded by ``batch_size`` rows.  If the
-  consumer stops early (or ``limit`` is reached) the tap is killed.
+  OS pipe blocks the tap, so memory is bounded by ``batch_size`` rows (two
+  batches: the last one is held back, see below).  If the consumer stops early
+  (or ``limit`` is reached) the tap is killed.
+- **The tap's own state.** For an INCREMENTAL stream each STATE message the tap
+  prints is attached (``SOURCE_STATE_KEY``) to the batch that ends where it was
+  printed: the rows buffered so far are cut into a batch there, unless fewer
+  than ``STATE_FLUSH_MIN_ROWS`` are buffered (taps that print a STATE after
+  every record would otherwise make one-row batches), in which case the state
+  rides on the next batch cut, which still holds every row it covers.  The last
+  batch is held back until the next one or the end of the tap, so a STATE
+  printed after the last record rides on it.  The sync engine commits that
+  state with the rows, and the next read hands it back verbatim as ``--state``
+  (``singer_state``): a classic singer-io tap finds its own bookmarks (epoch
+  numbers, ``<stream>_events`` keys) instead of resyncing.  Each read runs the
+  tap for one stream, so what is kept per stream is that run's last STATE.
 - **Writing is at-least-once.** ``transactional = False``.  After each chunk
   we send ``STATE {"jupyter_di": chunk.state, "jupyter_di_seq": n}``; the
   target echoes a state on stdout once the rows before it are durable, and
@@ -61,6 +74,8 @@ import pyarrow as pa
 from ..errors import ConfigError, DIError
 from .base import (
     FULL_TABLE,
+    INCREMENTAL,
+    SOURCE_STATE_KEY,
     Chunk,
     CommitCallback,
     ConfigField,
@@ -72,10 +87,11 @@ from .base import (
     WriteResult,
 )
 from .catalog import json_schema_for_arrow
-from .singer_catalog import check_settings, entry_for, selected_catalog, tap_state
+from .singer_catalog import check_settings, entry_for, selected_catalog
 from .singer_messages import (
     RECORD,
     SCHEMA,
+    STATE,
     RecordBatcher,
     SingerProtocolError,
     activate_version_line,
@@ -86,11 +102,16 @@ from .singer_messages import (
     state_line,
 )
 from .singer_process import SingerProcess, resolve_executable
+from .singer_state import state_for_tap
 
 logger = logging.getLogger("jupyter_di.singer")
 
 STATE_WRAPPER_KEY = "jupyter_di"
 STATE_SEQ_KEY = "jupyter_di_seq"
+
+STATE_FLUSH_MIN_ROWS = 1000
+"""A tap's STATE cuts the buffered rows into a batch only when at least this many (or
+``batch_size``, if smaller) are buffered; otherwise the state waits for the next cut."""
 
 CONFIG_SCHEMA = [
     ConfigField("executable", "path", required=True, description="Path of the tap/target executable (or a name on PATH)."),
@@ -205,7 +226,7 @@ class SingerSource(Source):
         try:
             args = [self.config.get("catalog_flag") or "--catalog"]
             args.append(proc.write_file("catalog.json", selected_catalog(catalog, settings.stream, settings)))
-            state = tap_state(entry, settings, request.bookmark)
+            state = state_for_tap(entry, settings, request.bookmark, request.source_state, request.bookmark_from_user)
             if state is not None:
                 args += ["--state", proc.write_file("state.json", state)]
             popen = proc.start(args)
@@ -245,6 +266,8 @@ class _TapRun:
         self.names = names
         self.stream = stream
         self.schemas: set[str] = set()
+        self.early_state: Any = None
+        """The last STATE printed before our stream's SCHEMA (it holds with no rows delivered)."""
         self._iter: Iterator[dict[str, Any]] = iter(())
 
     def messages(self) -> Iterator[dict[str, Any]]:
@@ -284,11 +307,18 @@ class _TapRun:
         for msg in self._iter:
             if msg["type"] == SCHEMA and msg.get("stream") in self.names:
                 return msg
+            if msg["type"] == STATE and msg.get("value") is not None:
+                self.early_state = msg["value"]
         return None
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """The records of our stream, after ``next_schema``."""
+    def events(self) -> Iterator[tuple[str, Any]]:
+        """``(RECORD, record)`` for our stream's records and ``(STATE, value)`` for every STATE, in the
+        tap's order, after ``next_schema``.  A STATE is the whole tap's state, not one stream's."""
         for msg in self._iter:
+            if msg["type"] == STATE:
+                if msg.get("value") is not None:
+                    yield STATE, msg["value"]
+                continue
             if msg["type"] == RECORD and msg.get("stream") in self.names:
                 record = msg.get("record")
                 if not isinstance(record, dict):
@@ -298,24 +328,73 @@ class _TapRun:
                         stream=self.stream,
                         fix="this is a bug in the tap; report it to the tap's authors.",
                     )
-                yield record
+                yield RECORD, record
 
 
 def _batches(run: _TapRun, schema: pa.Schema, request: ReadRequest) -> Iterator[pa.RecordBatch]:
-    """Arrow batches of the tap's records, at most ``limit`` rows."""
+    """Arrow batches of the tap's records, at most ``limit`` rows; for an INCREMENTAL stream each
+    carries (``SOURCE_STATE_KEY``) the last tap STATE that holds once it is delivered."""
     batcher = RecordBatcher(schema, request.batch_size, request.settings.stream)
     limit = request.limit
     if limit is not None and limit <= 0:
         return
-    for record in run.records():
-        batch = batcher.add(record)
+    keep_state = request.settings.replication_method == INCREMENTAL
+    cut = _StateCuts(min(STATE_FLUSH_MIN_ROWS, batcher.batch_size))
+    cut.pending = run.early_state if keep_state else None
+    for kind, payload in run.events():
+        if kind == STATE:
+            if keep_state:
+                yield from cut.state(payload, batcher)
+            continue
+        batch = batcher.add(payload)
         if batch is not None:
-            yield batch
+            yield from cut.batch(batch)
         if limit is not None and batcher.rows >= limit:
             break
-    last = batcher.flush()
-    if last is not None:
-        yield last
+    yield from cut.end(batcher.flush())
+
+
+class _StateCuts:
+    """Pairs batches with the tap's STATEs, holding the last batch back.
+
+    ``held`` is the last batch cut (not yet yielded) and ``held_state`` the newest STATE printed
+    with no record between the end of ``held`` and it; ``pending`` is the newest STATE printed
+    while rows were buffered (or before any row): it goes with the next batch cut.
+    """
+
+    def __init__(self, min_rows: int) -> None:
+        self.min_rows = min_rows
+        self.held: pa.RecordBatch | None = None
+        self.held_state: Any = None
+        self.pending: Any = None
+
+    def state(self, value: Any, batcher: RecordBatcher) -> Iterator[pa.RecordBatch]:
+        if len(batcher) == 0 and self.held is not None:
+            self.held_state = value  # nothing since the held batch ended: it holds once that is in
+            return
+        self.pending = value
+        if len(batcher) >= self.min_rows:
+            yield from self.batch(batcher.flush())  # type: ignore[arg-type]
+
+    def batch(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        if self.held is not None:
+            yield _with_source_state(self.held, self.held_state)
+        self.held, self.held_state, self.pending = batch, self.pending, None
+
+    def end(self, last: pa.RecordBatch | None) -> Iterator[pa.RecordBatch]:
+        if last is not None:
+            yield from self.batch(last)
+        if self.held is not None:
+            yield _with_source_state(self.held, self.held_state)
+            self.held = None
+
+
+def _with_source_state(batch: pa.RecordBatch, state: Any) -> pa.RecordBatch:
+    if state is None:
+        return batch
+    metadata = dict(batch.schema.metadata or {})
+    metadata[SOURCE_STATE_KEY] = json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return batch.replace_schema_metadata(metadata)
 
 
 class _Batches:

@@ -1,8 +1,8 @@
-"""Turning a ReadRequest into what a Singer tap understands: a selected catalog and a state.
+"""Turning a ReadRequest into what a Singer tap understands: a selected catalog.
 
-Why a module of its own: selection metadata and the state shape are the whole
-interface between our stream settings and a tap, and both follow the Meltano
-SDK conventions (semantics.md 1.3 and 1.4), which are easiest to check here.
+Why a module of its own: selection metadata is the interface between our stream
+settings and a tap, and follows the Meltano SDK conventions (semantics.md 1.3),
+which are easiest to check here.  The ``--state`` is built in ``singer_state``.
 """
 from __future__ import annotations
 
@@ -97,14 +97,3 @@ def selected_catalog(catalog: dict[str, Any], stream: str, settings: StreamSetti
         for name in entry.get("schema", {}).get("properties", {}):
             _field_metadata(entry, name)["selected"] = wanted is None or name in wanted
     return result
-
-
-def tap_state(entry: dict[str, Any], settings: StreamSettings, bookmark: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The ``--state`` for an incremental read from ``bookmark`` (SDK shape), or None."""
-    if settings.replication_method != INCREMENTAL or not bookmark or not settings.bookmark_properties:
-        return None
-    key = settings.bookmark_properties[0]
-    if bookmark.get(key) is None:
-        return None
-    stream_id = entry.get("tap_stream_id") or entry.get("stream")
-    return {"bookmarks": {stream_id: {"replication_key": key, "replication_key_value": bookmark[key]}}}

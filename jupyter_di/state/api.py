@@ -40,9 +40,20 @@ def get_bookmark(notebook: Path | str, block: str, stream: str, *, state_path: s
 
 
 def set_bookmark(notebook: Path | str, block: str, stream: str, *, state_path: str | None = None, **values: Any) -> None:
-    """Pin a bookmark: the next run reads from it (checked against the column types), and later runs move on."""
+    """Pin a bookmark: the next run reads from it (checked against the column types), and later runs move on.
+
+    The source's own saved state (a Singer tap's last STATE) is kept: the next read writes the pinned
+    value into it, so the tap's other bookmarks survive the pin."""
     store, name = _store(notebook, state_path)
-    store.set(name, block, stream, {"bookmark": values, "pinned": True})
+    store.set(name, block, stream, pinned_state(store.get(name, block, stream), values))
+
+
+def pinned_state(previous: dict[str, Any] | None, bookmark: dict[str, Any]) -> dict[str, Any]:
+    """The state that pins ``bookmark``, keeping ``source_state`` from the ``previous`` state."""
+    state: dict[str, Any] = {"bookmark": bookmark, "pinned": True}
+    if (previous or {}).get("source_state") is not None:
+        state["source_state"] = previous["source_state"]  # type: ignore[index]
+    return state
 
 
 def reset(notebook: Path | str, block: str | None = None, stream: str | None = None, *, state_path: str | None = None) -> int:
