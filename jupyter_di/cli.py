@@ -65,7 +65,7 @@ class TerminalProgress:
         if run.duration is not None:
             detail = f" {run.duration:.2f}s"
         if run.status == "failed":
-            detail += f"\n    {run.error}"
+            detail += " (the error is printed at the end)"  # once, in full: not here, in the table and at the end
         if run.status == "skipped":
             detail = f" ({run.reason})"
         self._print(f"{self.SYMBOLS.get(run.status, '·')} {run.name} {run.status}{detail}")

@@ -140,3 +140,21 @@ def test_params_and_plain_cells_run_in_place(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "RESULT ran after greet" in run.stdout
     assert "greet  done" in run.stdout
+
+
+def test_a_failed_block_error_is_printed_once(tmp_path):
+    """Issue 13, item 5: the error was in the progress line, the summary table and the final paragraph."""
+    (tmp_path / "csvs").mkdir()
+    (tmp_path / "csvs" / "t.csv").write_text("id\n1\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%%di_source src\nsource: files\nconfig:\n  path: csvs\n  format: csv\n"),
+        nbformat.v4.new_code_cell("%%di_destination out --upstream src\ndestination: files\nconfig:\n  path: lake\n  format: xml\n"),
+    ]
+    path = tmp_path / "fails.ipynb"
+    nbformat.write(nb, path)
+    result = cli("run", str(path))
+    assert result.returncode == 1
+    both = result.stdout + result.stderr
+    assert both.count("xml") == 1, both  # the error names the bad format once, in the closing paragraph
+    assert "block 'out'" in result.stderr and "see the error below" in result.stdout

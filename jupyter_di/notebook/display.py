@@ -64,7 +64,7 @@ class RunDisplay:
         for name, run in self.runs.items():
             colour = COLOURS.get(run.status, "#000")
             duration = f"{run.duration:.2f}s" if run.duration is not None else ""
-            note = html.escape(run.error or run.reason or "")
+            note = "see the error below" if run.status == "failed" else html.escape(run.reason or "")  # the error shows once
             details = []
             for (block, stream, phase), (count, secs) in streams.items():
                 if block == name:

@@ -26,8 +26,15 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def _note(run) -> str:  # noqa: ANN001 - BlockRun
+    """A failed block's error is printed once, in full, below the tables; the table only points there."""
+    if run.status == "failed":
+        return "see the error below"
+    return run.reason or ""
+
+
 def text_summary(graph: Graph, report: RunReport) -> str:
-    blocks = [[r.name, r.status, f"{r.duration:.2f}s" if r.duration is not None else "", r.reason or r.error or ""] for r in report.runs.values()]
+    blocks = [[r.name, r.status, f"{r.duration:.2f}s" if r.duration is not None else "", _note(r)] for r in report.runs.values()]
     parts = [format_table(["block", "status", "time", "note"], blocks)]
     streams = stream_rows(graph, report)
     if streams:
