@@ -86,10 +86,11 @@ def test_without_extension_an_edit_is_pending_and_the_next_run_rewrites_its_own_
     shell.ok(SOURCE)
     panel = discovered(panel_of(shell))
     edit(panel.columns.table, ["updated_at"], bookmark=True)
+    edit(panel.columns.table, ["id"], key=True)  # a CSV file has no key to discover: INCREMENTAL needs one
     panel.detail.inputs["replication_method"].value = "INCREMENTAL"
     expected = (
         "%%di_source shop\nsource: files\nconfig:\n  path: data\nstreams:\n  orders:\n"
-        "    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n"
+        "    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n    key_properties: [id]\n"
     )
     assert pending(shell, panel) == expected
     assert "re-run this cell" in panel.status.value
@@ -269,7 +270,7 @@ def test_sample_data_reads_the_first_rows_with_the_panels_columns(shell):
 
 
 def test_bookmark_edit_pins_the_state_and_reset_forgets_it(shell):
-    shell.ok(SOURCE.replace("orders: {}", "orders: {replication_method: INCREMENTAL, bookmark_properties: [updated_at]}"))
+    shell.ok(SOURCE.replace("orders: {}", "orders: {replication_method: INCREMENTAL, bookmark_properties: [updated_at], key_properties: [id]}"))
     store = shell.session.pipeline.state
     assert store.get("notebook", "shop", "orders")["bookmark"] == {"updated_at": "2024-01-03"}
     panel = panel_of(shell)
