@@ -276,3 +276,19 @@ def test_psutil_and_proc_see_the_same_parent(monkeypatch):
     assert with_psutil is not None and with_psutil.ppid == psutil.Process().ppid()
     monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil -> ImportError
     assert identity.process_info(os.getpid()) == with_psutil
+
+
+def test_a_configured_pipeline_name_is_the_same_for_the_cli_and_a_kernel(tmp_path, clean_env, capsys):
+    """`%config JupyterDI.pipeline_name = "..."` names the state in the kernel; the CLI and
+    `jupyter_di.state.api` must read the notebook's line too, or they keep a second state."""
+    db = tmp_path / "shop.sqlite"
+    add_orders(db, 10)
+    nb = write_notebook(tmp_path / "named.ipynb", db, first='%load_ext jupyter_di\n%config JupyterDI.pipeline_name = "shop_sync"')
+    done = client(["jupyter", "nbconvert", "--to", "notebook", "--execute", "named.ipynb", "--output", "named.out"], cwd=tmp_path, env=clean_env)
+    assert done.returncode == 0, done.stderr
+    assert last_read(tmp_path) == 10 and warehouse_rows(tmp_path, "shop_sync") == 10
+    add_orders(db, 13)
+    assert cli_run(nb, capsys) == 1 + 3  # continues the kernel's bookmark: the tie and three new rows
+    assert get_bookmark(nb, "shop", "orders") == {"updated_at": 1013}
+    with sqlite3.connect(tmp_path / ".jupyter_di" / "state.sqlite") as con:
+        assert {p for (p,) in con.execute("SELECT pipeline FROM stream_state")} == {"shop_sync"}

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError, DIError
 from .block import Block
+from ..state.api import pipeline_name  # noqa: F401 - re-exported: the name state is kept under
 from .magic_line import parse_cell
 
 SKIP_TAG = "jupyter-di-skip"
@@ -48,12 +49,8 @@ class NotebookPipeline:
 
     @property
     def name(self) -> str:
-        return pipeline_name(self.path)
-
-
-def pipeline_name(path: Path | str) -> str:
-    """The name state is kept under: the notebook's file name without extension."""
-    return Path(path).stem
+        configured = self.config.get("pipeline_name")
+        return configured if isinstance(configured, str) and configured else self.path.stem
 
 
 def _source(cell: dict[str, Any]) -> str:

@@ -7,7 +7,10 @@
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,35 @@ def state_path_for(notebook: Path | str, override: str | os.PathLike | None = No
     return Path(notebook).resolve().parent / ".jupyter_di" / "state.sqlite"
 
 
+_PIPELINE_NAME_LINE = re.compile(r"^%config\s+JupyterDI\.pipeline_name\s*=\s*(?P<value>.+)$")
+
+
+def pipeline_name(notebook: Path | str) -> str:
+    """The name a notebook's state is kept under: its ``%config JupyterDI.pipeline_name = "..."`` line
+    (the kernel honours it too, so the CLI and the kernel agree), else its file name without extension."""
+    path = Path(notebook)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return path.stem
+    for cell in data.get("cells", []) if isinstance(data, dict) else []:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        for line in ("".join(source) if isinstance(source, list) else str(source)).splitlines():
+            match = _PIPELINE_NAME_LINE.match(line.strip())
+            if match:
+                try:
+                    value = ast.literal_eval(match["value"].strip())
+                except (ValueError, SyntaxError):
+                    continue
+                if isinstance(value, str) and value:
+                    return value
+    return path.stem
+
+
 def _store(notebook: Path | str, state_path: str | None) -> tuple[StateStore, str]:
-    return StateStore(state_path_for(notebook, state_path)), Path(notebook).stem
+    return StateStore(state_path_for(notebook, state_path)), pipeline_name(notebook)
 
 
 def bookmarks(notebook: Path | str, block: str | None = None, *, state_path: str | None = None) -> dict[str, dict[str, Any] | None]:
