@@ -204,3 +204,25 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
         with run_lock(state, name, on_wait=calls.append):  # a run inside a run does not wait for itself
             pass
     assert calls == [] and path.read_text() == ""
+
+
+def test_a_child_forked_during_a_run_does_not_keep_the_lock(tmp_path):
+    import fcntl
+
+    state = tmp_path / ".jupyter_di" / "state.sqlite"
+    ready, ready_w = os.pipe()
+    done_r, done = os.pipe()
+    with run_lock(state, "forks"):
+        child = os.fork()
+        if child == 0:  # the fork handlers have run when fork() returns here
+            os.write(ready_w, b"1")
+            os.read(done_r, 1)  # lives on until the parent has checked
+            os._exit(0)
+        assert os.read(ready, 1) == b"1"
+    fd = os.open(lock_path(state, "forks"), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError if the child kept it
+    finally:
+        os.close(fd)
+        os.write(done, b"1")
+        os.waitpid(child, 0)

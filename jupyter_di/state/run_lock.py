@@ -15,6 +15,8 @@ lets two processes lock two different files of one name).
 
 The lock is re-entrant within a thread (a run started from inside a run does
 not wait for itself); two threads of one process serialize like two processes.
+A child forked during a run (user code, ``multiprocessing``) closes its copy of
+the lock file at once: it would otherwise keep the lock after its parent ended.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 _held = threading.local()
+_open_fds: set[int] = set()
 PID_WAIT_SECONDS = 1.0
 """How long a waiting run looks for the holder's pid (written just after it locks)."""
 
@@ -100,16 +103,31 @@ def run_lock(state_path: Path | str, pipeline: str, on_wait: Callable[[int | Non
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         held[key] = 1
+        _open_fds.add(fd)
         try:
             yield path
         finally:
             held.pop(key, None)
+            _open_fds.discard(fd)
             try:
                 os.ftruncate(fd, 0)  # while still locked: a waiter never reads a finished run's pid
             except OSError:
                 pass
     finally:
         os.close(fd)  # releases the lock
+
+
+def _forget_in_child() -> None:
+    for fd in list(_open_fds):
+        try:
+            os.close(fd)  # only this process's copy: the parent keeps its lock
+        except OSError:
+            pass
+    _open_fds.clear()
+    _held.paths = {}
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def tell_waiting(observers: list[Any], message: str) -> None:
