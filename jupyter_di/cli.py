@@ -199,7 +199,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     from .state.store import StateStore
 
     notebook = Path(args.notebook)
-    store = StateStore(_state_path(notebook, args.state_path))
+    store = StateStore(_state_path(notebook, args.state_path), create=args.action == "set")  # show/reset make nothing
     name = pipeline_name(notebook)
     if args.action == "show":
         items = store.items(name, args.block)
@@ -220,9 +220,41 @@ def cmd_state(args: argparse.Namespace) -> int:
         if not sep:
             raise DIError(f"--value {item!r} is not COLUMN=VALUE.")
         bookmark[column] = parse_value(value)
+    _check_state_target(notebook, store, name, args.block, args.stream, list(bookmark))
     store.set(name, args.block, args.stream, {**{k: v for k, v in (store.get(name, args.block, args.stream) or {}).items() if k == "source_state" and v is not None}, "bookmark": bookmark, "pinned": True})  # a tap's own state survives a pin
     print(json.dumps({"bookmark": bookmark}, default=str))
     return 0
+
+
+def _check_state_target(notebook: Path, store: Any, pipeline: str, block: str, stream: str, columns: list[str]) -> None:
+    """``state set`` must name a source block of the notebook, one of its streams and bookmark columns:
+    a pinned value under a typo would be kept forever and never used."""
+    from .integration.di_config import DIConfig
+    from .pipeline.notebook_file import load_notebook
+
+    blocks = {b.name: b for b in load_notebook(notebook).blocks}
+    found = blocks.get(block)
+    if found is None or found.kind != "source":
+        sources = [n for n, b in blocks.items() if b.kind == "source"]
+        what = "no block" if found is None else f"a {found.kind} block"
+        raise DIError(f"{block!r} is {what} in {notebook.name}; bookmarks belong to source blocks.", fix=f"use one of: {', '.join(sources) or 'none'}.")
+    saved = {s for _, s, _ in store.items(pipeline, block)}
+    listed: dict[str, dict[str, Any]] = {}
+    if found.lang != "python":
+        listed = DIConfig.parse(found.body, kind="source", block=block).streams
+    if stream not in listed and stream not in saved:
+        known = sorted(set(listed) | saved)
+        raise DIError(
+            f"block {block!r} has no stream {stream!r} (not under its `streams:` and never synced).",
+            block=block, fix=f"use one of: {', '.join(known)}." if known else "run the pipeline once, or list the stream under `streams:`.",
+        )
+    bookmark_columns = listed.get(stream, {}).get("bookmark_properties") or []
+    unknown = [c for c in columns if bookmark_columns and c not in bookmark_columns]
+    if unknown:
+        raise DIError(
+            f"{unknown[0]!r} is not a bookmark column of stream {stream!r}.", block=block, stream=stream,
+            fix=f"use {', '.join(bookmark_columns)}.",
+        )
 
 
 def cmd_connectors(args: argparse.Namespace) -> int:
@@ -310,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a name with a lone surrogate must not crash the summary
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # noqa: PERF203 - a stream that cannot be reconfigured
+                pass
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -319,6 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RecursionError:
+        print("error: the input is nested too deeply.", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback; JUPYTER_DI_DEBUG=1 shows it
+        if os.environ.get("JUPYTER_DI_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (this is a bug in jupyter-di: set JUPYTER_DI_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

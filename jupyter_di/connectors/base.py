@@ -82,6 +82,10 @@ class ConfigField:
     default: Any = None
     secret: bool = False
     description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] = ()
+    """Allowed values (checked with the type before anything connects, ``connectors/config_check.py``)."""
 
 
 @dataclass
@@ -214,6 +218,15 @@ class Source(Connector, ABC):
     @abstractmethod
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
         """Stream the selected columns of one stream, with bounded memory."""
+
+    def missing_streams(self, streams: list[str]) -> list[str]:
+        """Which of ``streams`` the source does not have, checked before the first is read (so a typo
+        in the second stream does not leave the first one written).  Sources whose discovery is costly
+        (an API that must be called, a tap's ``--discover``) override this with a cheaper answer, or
+        return [] to leave the check to ``read``."""
+        catalog = self.discover(list(streams))
+        found = {e.get("tap_stream_id") for e in catalog.get("streams", [])} | {e.get("stream") for e in catalog.get("streams", [])}
+        return [s for s in streams if s not in found]
 
 
 class Destination(Connector, ABC):

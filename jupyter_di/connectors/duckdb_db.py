@@ -240,11 +240,33 @@ def _conformed(reader: pa.RecordBatchReader, target: pa.Schema, con: duckdb.Duck
         con.close()
 
 
+MIN_MEMORY_LIMIT_MB = 16
+"""Below this DuckDB cannot write even a narrow table (a 1KB limit failed mid-write)."""
+
+_SIZE_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
 class DuckDBDestination(SqlFileDestination):
     """Writes Arrow batches into DuckDB tables, rows and state in one transaction."""
 
     name = "duckdb"
     config_schema = CONFIG
+
+    @staticmethod
+    def check_config(config: dict[str, Any]) -> None:
+        """A memory_limit DuckDB can write with, checked before the table or the state table is touched."""
+        limit = config.get("memory_limit")
+        if limit is None or str(limit).strip().lower() in ("auto", ""):
+            return
+        match = _MEMORY_LIMIT.match(str(limit))
+        if not match:
+            raise ConfigError(f"config 'memory_limit' {str(limit)[:40]!r} is not a size.", fix="write it like '256MB' or '2GB', or 'auto'.")
+        number = float(str(limit).strip()[: match.start(2)].strip())
+        if number * _SIZE_BYTES[match.group(2).lower()] < MIN_MEMORY_LIMIT_MB * 10**6:
+            raise ConfigError(
+                f"config 'memory_limit' {str(limit).strip()!r} is too small for DuckDB to write a table.",
+                fix=f"use at least {MIN_MEMORY_LIMIT_MB}MB, or 'auto'.",
+            )
     system = "DuckDB"
     state_json_type = "JSON"
     bulk_insert = True

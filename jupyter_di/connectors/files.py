@@ -36,8 +36,8 @@ from .files_paths import extension, root_folder, table_path
 
 CONFIG_SCHEMA = [
     ConfigField("path", "path", required=True, description="Folder holding one file per stream (relative to the working directory)."),
-    ConfigField("format", "string", default="csv", description="csv, jsonl or parquet."),
-    ConfigField("delimiter", "string", default=",", description="CSV field delimiter."),
+    ConfigField("format", "string", default="csv", description="csv, jsonl or parquet.", choices=("csv", "jsonl", "parquet")),
+    ConfigField("delimiter", "string", default=",", description="CSV field delimiter (one character)."),
     ConfigField("header", "boolean", default=True, description="CSV files have a header row (else columns are f0, f1, ...)."),
 ]
 
@@ -47,6 +47,13 @@ class FilesSource(Source):
 
     name = "files"
     config_schema = CONFIG_SCHEMA
+
+    @staticmethod
+    def check_config(config: dict[str, Any]) -> None:
+        """What the field types cannot say (``connectors/config_check.py`` calls it before connecting)."""
+        delimiter = config.get("delimiter")
+        if delimiter is not None and len(delimiter) != 1:
+            raise ConfigError(f"config 'delimiter' must be one character (got {delimiter[:20]!r}).", fix="e.g. delimiter: ';' or delimiter: \"\\t\".")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)

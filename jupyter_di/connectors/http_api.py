@@ -43,9 +43,9 @@ CONFIG_SCHEMA = [
         "paging: {type: none|page|offset|cursor|link_header, page_param, size_param, page_size, offset_param, "
         "cursor_param, next_cursor_path, cursor_record_field, has_more_path}, "
         "incremental: {cursor_param, cursor_field}}")),
-    ConfigField("timeout", "number", default=30, description="Seconds to wait for each response."),
-    ConfigField("max_retries", "integer", default=5, description="Retries on HTTP 429/5xx and timeouts (exponential backoff)."),
-    ConfigField("retry_backoff", "number", default=1.0, description="First retry delay in seconds; doubles each retry."),
+    ConfigField("timeout", "number", default=30, description="Seconds to wait for each response.", minimum=0.1, maximum=3600),
+    ConfigField("max_retries", "integer", default=5, description="Retries on HTTP 429/5xx and timeouts (exponential backoff).", minimum=0, maximum=50),
+    ConfigField("retry_backoff", "number", default=1.0, description="First retry delay in seconds; doubles each retry.", minimum=0, maximum=600),
 ]
 
 
@@ -101,6 +101,10 @@ class HttpApiSource(Source):
                     schema = schema.append(pa.field(col, pa.string()))
             self._schemas[name] = schema
         return self._schemas[name]
+
+    def missing_streams(self, streams: list[str]) -> list[str]:
+        """The streams are the config's: no request needed."""
+        return [s for s in streams if s not in self.streams]
 
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
         entries = []

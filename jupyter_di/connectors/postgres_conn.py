@@ -24,7 +24,7 @@ DEFAULT_UPSERT_FILLFACTOR = 90
 
 CONFIG_SCHEMA = [
     ConfigField("host", required=True, description="Server host name or IP address."),
-    ConfigField("port", "integer", default=DEFAULT_PORT, description="Server port."),
+    ConfigField("port", "integer", default=DEFAULT_PORT, description="Server port.", minimum=1, maximum=65535),
     ConfigField("database", required=True, description="Database name."),
     ConfigField("username", required=True, description="Login role."),
     ConfigField("password", secret=True, description="Password of the login role."),
@@ -32,9 +32,11 @@ CONFIG_SCHEMA = [
     ConfigField(
         "sslmode",
         description="libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full.",
+        choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     ),
     ConfigField(
-        "connect_timeout", "integer", default=DEFAULT_CONNECT_TIMEOUT, description="Seconds to wait for a connection."
+        "connect_timeout", "integer", default=DEFAULT_CONNECT_TIMEOUT, description="Seconds to wait for a connection.",
+        minimum=1, maximum=3600,
     ),
     ConfigField(
         "page_rows",
@@ -43,6 +45,7 @@ CONFIG_SCHEMA = [
         description="Reading INCREMENTAL streams: rows per query, in keyset pages (WHERE (bookmark, key) > last row "
         "LIMIT n) instead of one query; keeps statements short on a hot standby or a busy primary. Needs an index on "
         "the bookmark and key columns. 0: one query (one snapshot, fastest).",
+        minimum=0,
     ),
     ConfigField(
         "upsert_fillfactor",
@@ -50,6 +53,7 @@ CONFIG_SCHEMA = [
         default=DEFAULT_UPSERT_FILLFACTOR,
         description="Writing: the fillfactor of tables created for upserts (unique_constraints). Free room in each "
         "page lets PostgreSQL update a row in place (HOT) without touching the key index; 100 packs pages full.",
+        minimum=10, maximum=100,
     ),
 ]
 

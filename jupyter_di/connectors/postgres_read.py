@@ -54,9 +54,13 @@ class PostgresSource(PostgresConnector, Source):
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
         with self._cfg.psycopg() as conn, conn.cursor() as cur:
             rels = self._relations(cur)
+            ids = {(schema, table): self._stream_id(schema, table) for schema, table, _ in rels}
             if streams is not None:
                 wanted = set(streams)
-                rels = [r for r in rels if self._stream_id(r[0], r[1]) in wanted]
+                for schema, table, _ in rels:  # a stream may be named schema.table in the configured schema too
+                    if ids[(schema, table)] not in wanted and f"{schema}.{table}" in wanted:
+                        ids[(schema, table)] = f"{schema}.{table}"
+                rels = [r for r in rels if ids[(r[0], r[1])] in wanted]
             oids = [r[2] for r in rels]
             columns = table_columns(cur, oids)
             pks = primary_keys(cur, oids)
@@ -69,7 +73,7 @@ class PostgresSource(PostgresConnector, Source):
                 props[col.name] = json_schema_for_arrow(field.type, field)
             entries.append(
                 stream_entry(
-                    self._stream_id(schema, table),
+                    ids[(schema, table)],
                     props,
                     key_properties=pks[oid],
                     valid_replication_keys=[c.name for c in cols if c.orderable],

@@ -53,7 +53,7 @@ from .sql_dialect import (
 
 CONFIG = [
     ConfigField("path", "path", required=True, description="The SQLite database file (relative to the working directory)."),
-    ConfigField("timeout", "number", default=30, description="Seconds to wait for a lock held by another writer."),
+    ConfigField("timeout", "number", default=30, description="Seconds to wait for a lock held by another writer.", minimum=0, maximum=3600),
 ]
 
 UTC = dt.timezone.utc

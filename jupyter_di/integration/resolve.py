@@ -76,8 +76,8 @@ def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Resol
                     streams[name] = stream_settings_from_catalog(entry)
             only = set(result.selected_streams) if result.chose_streams else None
         return ResolvedBlock(
-            kind, result.connector, result.config, streams, list(streams), result.upstream or upstream, result.catalog,
-            excluded=excluded, only=only,
+            kind, result.connector, checked_config(result.connector, result.config, block.name), streams, list(streams),
+            result.upstream or upstream, result.catalog, excluded=excluded, only=only,
         )
 
     cfg = DIConfig.parse(block.body, kind=kind, block=block.name)
@@ -93,4 +93,15 @@ def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Resol
         raise exc.with_context(block=block.name)
     streams = {name: {k: v for k, v in s.items() if k != "selected"} for name, s in cfg.streams.items() if s.get("selected", True)}
     excluded = {name for name, s in cfg.streams.items() if not s.get("selected", True)}
+    config = checked_config(cfg.connector, config, block.name)
     return ResolvedBlock(kind, cfg.connector, config, streams, list(streams), upstream, None, interpolator.used_secrets, excluded)
+
+
+def checked_config(connector: str, config: Any, block: str) -> dict[str, Any]:
+    """The rendered config checked against the connector's fields, before anything connects."""
+    from ..connectors.config_check import check_config
+
+    try:
+        return check_config(registry.get(connector), config, block=block)
+    except DIError as exc:
+        raise exc.with_context(block=block)

@@ -7,16 +7,23 @@ else plain strings; nothing is evaluated as code.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Iterable
 
 from ..errors import ConfigError
 
 
 def parse_value(text: str) -> Any:
+    """JSON when it parses as JSON, else the text.  A number too long for Python's int parsing
+    (over 4300 digits) or beyond a float's range stays text: the checks that know the column's type
+    then say what is wrong with it, instead of a bare ValueError."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        value = json.loads(text)
+    except ValueError:  # JSONDecodeError, and "Exceeds the limit (4300 digits)"
         return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return text
+    return value
 
 
 def parse_params(items: Iterable[str]) -> dict[str, Any]:

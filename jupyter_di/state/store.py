@@ -45,12 +45,27 @@ def state_key(pipeline: str, block: str, stream: str) -> str:
 
 
 class StateStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
+        """Open (with ``create``, make) the state file.  A path that is a folder, cannot be created or
+        is not a state file is one ConfigError; ``create=False`` (``state show``) never makes a folder
+        or a file: a missing file simply holds no state."""
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute(SCHEMA)
+        self.missing = False
+        if self.path.is_dir():
+            raise ConfigError(f"the state path {str(self.path)!r} is a folder.", fix="give a file path, e.g. .jupyter_di/state.sqlite.")
+        if not create and not self.path.exists():
+            self.missing = True
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.execute(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot use {str(self.path)!r} as the state file: {exc}.",
+                fix="give a writable file path with --state-path (or JupyterDI.state_path / JUPYTER_DI_STATE_PATH).",
+            ) from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -59,6 +74,8 @@ class StateStore:
         return conn
 
     def get(self, pipeline: str, block: str, stream: str) -> dict[str, Any] | None:
+        if self.missing:
+            return None
         with self._lock, self._connect() as conn:
             row = conn.execute(
                 "SELECT state FROM stream_state WHERE pipeline = ? AND block = ? AND stream = ?",
@@ -156,10 +173,14 @@ class StateStore:
                 raise ConfigError("a stream can only be reset together with its block.", fix="name the block too.")
             sql += " AND stream = ?"
             params.append(stream)
+        if self.missing:
+            return 0
         with self._lock, self._connect() as conn:
             return conn.execute(sql, params).rowcount
 
     def items(self, pipeline: str, block: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        if self.missing:
+            return []
         sql = "SELECT block, stream, state FROM stream_state WHERE pipeline = ?"
         params: list[Any] = [pipeline]
         if block is not None:

@@ -43,10 +43,10 @@ def validate_bookmark(entry: dict[str, Any] | None, bookmark: dict[str, Any], *,
                 value = int(value) if not isinstance(value, float) or value.is_integer() else _bad()
             elif "number" in kinds:
                 decimal.Decimal(str(value))
-        except (ValueError, TypeError, decimal.InvalidOperation):
+        except (ValueError, TypeError, OverflowError, decimal.InvalidOperation):
             example = {"date-time": "2024-01-01T00:00:00+00:00", "date": "2024-01-01"}.get(fmt or "", "a number" if kinds & {"integer", "number"} else "a value")
             raise ConfigError(
-                f"bookmark value {value!r} for column {column!r} has the wrong type ({fmt or '/'.join(sorted(kinds - {'null'}))}).",
+                f"bookmark value {_short(value)} for column {column!r} has the wrong type ({fmt or '/'.join(sorted(kinds - {'null'}))}).",
                 block=block, stream=stream, fix=f"give it like {example}.",
             ) from None
         out[column] = value
@@ -55,3 +55,8 @@ def validate_bookmark(entry: dict[str, Any] | None, bookmark: dict[str, Any], *,
 
 def _bad() -> Any:
     raise ValueError("not an integer")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
