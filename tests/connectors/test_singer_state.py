@@ -151,6 +151,10 @@ def test_each_state_rides_on_the_batch_that_ends_where_the_tap_printed_it(tmp_pa
 
 def test_pinning_a_bookmark_keeps_the_source_state(tmp_path, capsys):
     nb = tmp_path / "pin.ipynb"
+    streams = "".join(f"  {s}:\n    replication_method: INCREMENTAL\n    bookmark_properties: [updated]\n    key_properties: [id]\n" for s in ("charges", "other"))
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(f"%%di_source src\nsource: singer\nconfig:\n  executable: tap\nstreams:\n{streams}")]
+    nbformat.write(notebook, nb)  # `state set` checks the block, stream and column against the notebook
     store = StateStore(api.state_path_for(nb))
     store.set("pin", "src", "charges", {"bookmark": {"updated": "2024-01-01T05:00:00+00:00"}, "source_state": CLASSIC, "columns": ["id"]})
     api.set_bookmark(nb, "src", "charges", updated="2024-01-01T02:00:00+00:00")
