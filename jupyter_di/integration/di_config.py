@@ -15,6 +15,7 @@ import yaml
 
 from ..connectors.base import NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from ..errors import ConfigError
+from . import safe_yaml
 
 STREAM_KEYS = (
     "selected",
@@ -79,12 +80,13 @@ class DIConfig:
     @classmethod
     def parse(cls, text: str, *, kind: str, block: str) -> "DIConfig":
         try:
-            data = yaml.safe_load(text) if text.strip() else {}
+            data = safe_yaml.load(text) if text.strip() else {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(f"the cell's YAML is invalid{where}: {problem}.", block=block, fix="fix the YAML indentation or quoting.") from None
+            fix = getattr(exc, "fix", "fix the YAML indentation or quoting.")
+            raise ConfigError(f"the cell's YAML is invalid{where}: {problem}.", block=block, fix=fix) from None
         if not isinstance(data, dict):
             raise ConfigError("the cell's YAML must be a mapping with keys like `" + kind + ":` and `config:`.", block=block)
         allowed = {kind, "config", "upstream", "streams"}
