@@ -49,7 +49,7 @@ class StateStore:
         """Open (with ``create``, make) the state file.  A path that is a folder, cannot be created or
         is not a state file is one ConfigError; ``create=False`` (``state show``) never makes a folder
         or a file: a missing file simply holds no state."""
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # a headless run changes into the notebook's folder
         self._lock = threading.Lock()
         self.missing = False
         if self.path.is_dir():
