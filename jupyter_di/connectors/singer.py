@@ -204,6 +204,13 @@ class SingerSource(Source):
         self._catalog = catalog
         return catalog
 
+    def missing_streams(self, streams: list[str]) -> list[str]:
+        """Checked against the config's catalog when there is one; a tap's ``--discover`` can take
+        seconds (it is run by ``read`` anyway), so without a catalog an unknown name fails at its read."""
+        if not self.config.get("catalog"):
+            return []
+        return super().missing_streams(streams)
+
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
         catalog = self._full_catalog()
         if streams is None:
