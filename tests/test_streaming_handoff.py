@@ -155,7 +155,7 @@ class SlowSource(Source):
     config_schema = []
 
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
-        return {"streams": []}
+        return {"streams": [{"stream": s, "tap_stream_id": s} for s in streams or []]}  # any name exists
 
     opened: dict[str, float] = {}
 
