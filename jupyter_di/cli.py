@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import DIError
+from .redaction import redact
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -51,7 +52,7 @@ class TerminalProgress:
     def _print(self, text: str) -> None:
         if not self.quiet:
             with self._lock:
-                print(text, file=self.out, flush=True)
+                print(redact(text), file=self.out, flush=True)
 
     def run_waiting(self, message: str) -> None:
         """Another run of the notebook holds its run lock: say so once, even with --quiet (the pause needs a reason)."""
@@ -118,7 +119,7 @@ def run_steps(notebook, pipeline, plan: list[str], params: dict[str, Any], overr
             try:
                 exec(compile(step.code, f"<cell {step.index}>", "exec"), pipeline.namespace)  # noqa: S102 - the notebook's own code
             except Exception as exc:  # noqa: BLE001
-                print(f"error: cell {step.index} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+                print(redact(f"error: cell {step.index} raised {type(exc).__name__}: {exc}"), file=sys.stderr)
                 return None
         elif step.name in wanted:
             pending.append(step.name)
@@ -167,9 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print(text_summary(pipeline.graph, report))
         for line in report.warning_lines():
-            print(line, file=sys.stderr)
+            print(redact(line), file=sys.stderr)
         if not report.ok:
-            print("\n" + report.failure_message(), file=sys.stderr)
+            print("\n" + redact(report.failure_message()), file=sys.stderr)
             return EXIT_FAILED
         return 0 if report.complete else EXIT_INCOMPLETE
     finally:
@@ -353,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except DIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

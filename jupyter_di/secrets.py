@@ -5,6 +5,10 @@ environment (``JUPYTER_DI_SECRET_SHOP_PG_PASSWORD``) or from a per-user secrets
 file (``~/.jupyter_di/secrets.json`` by default, mode 0600).  Why a file of our
 own rather than the notebook: the notebook is shared and versioned; the
 secrets file is neither.
+
+Every value ``get`` hands out is remembered by ``redaction`` (by value, in the
+forms a driver may print it), so no message of this process shows it: errors,
+warnings, progress lines, logs, a Singer tap's stderr.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
+from .redaction import remember
 
 ENV_PREFIX = "JUPYTER_DI_SECRET_"
 
@@ -38,14 +43,17 @@ class SecretStore:
     def get(self, name: str) -> str:
         env_name = ENV_PREFIX + name.upper()
         if env_name in os.environ:
-            return os.environ[env_name]
-        values = self._load()
-        if name not in values:
-            raise ConfigError(
-                f"secret {name!r} is not set.",
-                fix=f"set it in the block's credentials panel, with `jupyter-di secret set {name}`, or in the environment variable {env_name}.",
-            )
-        return values[name]
+            value = os.environ[env_name]
+        else:
+            values = self._load()
+            if name not in values:
+                raise ConfigError(
+                    f"secret {name!r} is not set.",
+                    fix=f"set it in the block's credentials panel, with `jupyter-di secret set {name}`, or in the environment variable {env_name}.",
+                )
+            value = values[name]
+        remember(value)
+        return value
 
     def names(self) -> list[str]:
         return sorted(self._load())

@@ -1,14 +1,24 @@
-"""Running a Singer executable: private config files, stderr logging with redaction, clean kills.
+"""Running a Singer executable: private config files, redacted stderr, clean kills.
 
 Why a module of its own: taps and targets are foreign processes that hold our
 users' credentials.  Everything that touches them goes through here so that
 the guarantees hold in one place:
 
-- the config (with its secrets) reaches the process only as a 0600 file in a
-  private temp directory that is deleted after the run, never on the command line;
-- every stderr line is logged under ``jupyter_di.singer`` with each secret
-  config value replaced by ``***``, and the last lines are kept (redacted) for
-  error messages;
+- the config (with its secrets) reaches the process only as a path, never on
+  the command line: a 0600 file in a private (0700) run folder of the temp
+  folder (``run_dirs.RunDir``), removed when the process ends; if our process
+  is killed, a watchdog process removes the folder at once, and the next run's
+  sweep is the backstop.  A plain file, because real taps need one: Meltano
+  SDK taps read the path whole (older SDKs first check it is a regular file),
+  classic taps open it (some again later, some write refreshed tokens back),
+  and a wrapper that starts the real tap as a subprocess hands on the path, not
+  our descriptors.  A FIFO blocks a second open or a write-back forever, and an
+  in-memory file behind ``/dev/fd/N`` failed behind such a wrapper (tried);
+- catalog and state files live in the same folder;
+- every stderr line is logged under ``jupyter_di.singer`` with the secrets
+  masked (``redaction``: values under secret-looking config keys, every
+  ``secret()`` value, in the forms a tap may print them), and the last lines are
+  kept, masked, for error messages;
 - a process is killed (with its whole process group) when we stop early.
 """
 from __future__ import annotations
@@ -21,26 +31,14 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ConfigError, ConnectionFailed, DIError
+from ..redaction import Redactor, is_secret_key, secret_values  # noqa: F401 - is_secret_key: re-exported
+from ..run_dirs import RunDir
 
 logger = logging.getLogger("jupyter_di.singer")
-
-SECRET_KEY_PATTERN = re.compile(r"pass|secret|token|key|api|credential|auth", re.IGNORECASE)
-"""Config keys whose (string) values are treated as secrets and redacted."""
-
-NOT_SECRET_KEY_PATTERN = re.compile(
-    r"^(primary|partition|sort|replication|foreign|unique|bookmark)[_-]?keys?$|key[_-]?propert", re.IGNORECASE
-)
-"""Key-like names that hold column names, not secrets."""
-
-
-def is_secret_key(name: str) -> bool:
-    return bool(SECRET_KEY_PATTERN.search(name)) and not NOT_SECRET_KEY_PATTERN.search(name)
 
 _CONNECTION_HINTS = re.compile(
     r"authentication failed|could not connect|connection refused|could not translate host|"
@@ -52,45 +50,6 @@ STDERR_TAIL_LINES = 20
 
 class SingerProcessFailed(DIError):
     """A Singer tap or target exited with a non-zero code."""
-
-
-def secret_values(config: Any, *, under_secret_key: bool = False) -> list[str]:
-    """Every string value of ``config`` stored under a secret-looking key (recursively).
-
-    Longest first, so a secret that contains another is replaced whole.
-    """
-    found: set[str] = set()
-
-    def walk(value: Any, secret: bool) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, secret or is_secret_key(str(k)))
-        elif isinstance(value, list):
-            for v in value:
-                walk(v, secret)
-        elif secret and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            text = str(value)
-            if text:
-                found.add(text)
-
-    walk(config, under_secret_key)
-    return sorted(found, key=len, reverse=True)
-
-
-class Redactor:
-    """Replaces each secret string by ``***`` (also their JSON-escaped forms)."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        variants: set[str] = set()
-        for s in secrets:
-            variants.add(s)
-            variants.add(json.dumps(s)[1:-1])
-        self._pattern = (
-            re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True))) if variants else None
-        )
-
-    def __call__(self, text: str) -> str:
-        return self._pattern.sub("***", text) if self._pattern else text
 
 
 def resolve_executable(executable: str | None) -> str:
@@ -114,7 +73,7 @@ class SingerProcess:
     """One run of a tap or target, with its private files and stderr pump.
 
     Use as a context manager: leaving it kills a still-running process and
-    deletes the temp directory holding the config, catalog and state files.
+    removes its run folder (config, catalog and state files).
     """
 
     def __init__(self, executable: str, config: dict[str, Any], *, role: str) -> None:
@@ -122,14 +81,15 @@ class SingerProcess:
         self.name = os.path.basename(self.executable)
         self.role = role  # "tap" / "target", for messages
         self.redact = Redactor(secret_values(config))
-        self._dir = Path(tempfile.mkdtemp(prefix="jdi-singer-"))  # 0700
+        self._run_dir = RunDir("singer", watch=True)  # 0700; removed at once if we are killed (run_dirs.py)
+        self._dir = self._run_dir.path
         self.config_path = self.write_file("config.json", config)
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._stderr_thread: threading.Thread | None = None
 
     def write_file(self, name: str, content: Any) -> str:
-        """Write JSON into a 0600 file in the private temp dir; returns its path."""
+        """Write JSON into a 0600 file in the private run folder; returns its path."""
         path = self._dir / name
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -206,7 +166,7 @@ class SingerProcess:
                     pipe.close()
                 except OSError:
                     pass
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._run_dir.close()
 
     def __enter__(self) -> "SingerProcess":
         return self

@@ -20,6 +20,7 @@ from ..connectors import registry
 from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings, check_table_name
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream
 from ..errors import BlockFailed, ConfigError, DIError
+from ..redaction import Redactor, block_secrets, redact_exception
 from ..state.store import state_key
 from ..sync.bookmarks import validate_bookmark
 from ..sync.engine import write_stream
@@ -44,21 +45,20 @@ class BlockResult:
     Python block again would run its decorated functions, and their side effects, twice."""
 
 
-def redact(text: str, resolved: ResolvedBlock) -> str:
-    """A driver's message without the block's secrets (secret config fields, {{ secret() }} values).
-
-    Driver errors sometimes quote the connection string they were given.
-    """
+def block_redactor(resolved: ResolvedBlock) -> Redactor:
+    """The block's secrets (secret config fields, {{ secret() }} values) masked, and remembered for
+    every message of this process (redaction.py): driver errors quote the host, user or connection
+    string they were given, and a block's errors travel far from the block."""
     try:
         secret_fields = registry.get(resolved.connector).secret_fields()
     except DIError:
         secret_fields = []
-    values = [str(resolved.config.get(f)) for f in secret_fields if resolved.config.get(f)]
-    values += [str(v) for v in resolved.secrets_used if v]
-    for value in sorted(set(values), key=len, reverse=True):
-        if len(value) >= 3:
-            text = text.replace(value, "***")
-    return text
+    return Redactor(block_secrets(resolved.config, secret_fields, resolved.secrets_used))
+
+
+def redact(text: str, resolved: ResolvedBlock) -> str:
+    """A message without the block's secrets (the shared mask, ``redaction.MASK``)."""
+    return block_redactor(resolved)(text)
 
 
 def run_streams(settings: list[StreamSettings], work: Callable[[StreamSettings], Any], max_parallel: int) -> dict[str, Any]:
@@ -108,6 +108,7 @@ def _settings(name: str, raw: dict[str, Any], *, block: str) -> StreamSettings:
 # -- sources ----------------------------------------------------------------------------------
 def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     resolved = resolve(block, outputs, ctx)
+    block_redactor(resolved)  # its secrets are masked in every message from here on (discovery's too)
     source_cls = registry.source_class(resolved.connector)
     names = resolved.stream_order
     catalog = resolved.catalog
@@ -196,6 +197,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                         lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs), live=live,
                     )
         except BaseException as exc:
+            redact_exception(exc, block_redactor(resolved))  # before a streaming destination sees it
             if live is not None:
                 live.fail(exc)
             if isinstance(exc, DIError):
@@ -257,6 +259,7 @@ def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str
 
 def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     resolved: ResolvedBlock = resolve(block, outputs, ctx)
+    block_redactor(resolved)  # its secrets are masked in every message from here on
     destination_cls = registry.destination_class(resolved.connector)
     incoming: dict[str, InputStream] = {}
     for name in block.upstream:
@@ -340,7 +343,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                     dropped_columns=dropped,
                 )
         except DIError as exc:
-            raise exc.with_context(block=block.name, stream=stream_settings.stream)
+            raise redact_exception(exc, block_redactor(resolved)).with_context(block=block.name, stream=stream_settings.stream)
         except Exception as exc:  # a driver's own error: keep it, but say where it happened
             raise BlockFailed(redact(f"writing failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream_settings.stream) from exc
         return {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}

@@ -15,6 +15,7 @@ from ..errors import DIError
 from ..pipeline.block import Block
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.run_record import RunReport
+from ..redaction import redact
 from ..state.store import StateStore
 from .comm import get_bridge
 from .config import JupyterDI
@@ -112,7 +113,7 @@ class KernelSession:
             exc = getattr(failed[0], "exception", None)
             if exc is not None:
                 raise exc
-        raise UsageError(report.failure_message())
+        raise UsageError(redact(report.failure_message()))
 
     # -- what the magics do -----------------------------------------------------------------
     def adopt_missing_upstreams(self, block: Block) -> list[str]:
@@ -151,12 +152,12 @@ class KernelSession:
         try:
             self.pipeline.define(block)
         except DIError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(redact(str(exc))) from None
         self.publish_graph()
         try:
             plan = self.pipeline.plan([block.name], {}, only_stale_ancestors=True)
         except DIError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(redact(str(exc))) from None
         display = RunDisplay(plan, self.bridge) if len(plan) > 1 else _Quiet(self.bridge)
         report = self.pipeline.run(plan, observers=[display])
         display.tick(force=True)
@@ -176,7 +177,7 @@ class KernelSession:
         try:
             plan = self.pipeline.plan(blocks or list(self.pipeline.graph.blocks), params or {}, only_stale_ancestors=False)
         except DIError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(redact(str(exc))) from None
         display = RunDisplay(plan, self.bridge)
         report = self.pipeline.run(plan, params=params, bookmark_overrides=bookmarks, observers=[display])
         display.tick(force=True)

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Protocol
 
+from ..redaction import redact, redact_exception
 from .graph import Graph
 from .run_record import DONE, FAILED, RUNNING, SKIPPED, BlockRun, RunReport
 
@@ -26,11 +27,18 @@ BlockFunction = Callable[[str, BlockRun], None]
 
 
 def describe_error(exc: BaseException) -> str:
+    """The error recorded for a failed block, secrets masked (it reaches the kernel, the CLI, the
+    lab extension and saved notebooks)."""
     from ..errors import DIError
 
-    if isinstance(exc, DIError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, DIError) else f"{type(exc).__name__}: {exc}"
+    return redact(text)
+
+
+def _redact_warnings(summary: dict) -> None:
+    for warning in summary.get("warnings") or []:
+        if isinstance(warning, dict) and isinstance(warning.get("message"), str):
+            warning["message"] = redact(warning["message"])
 
 
 def _failed_upstream(exc: BaseException) -> str | None:
@@ -102,9 +110,10 @@ class Executor:
                     run.finish(SKIPPED)
                     run.reason = f"upstream '{upstream}' failed"
                     return
-                run.finish(FAILED, describe_error(exc))
-                run.exception = exc  # type: ignore[attr-defined]
+                run.finish(FAILED, describe_error(redact_exception(exc)))
+                run.exception = exc  # type: ignore[attr-defined]  # secrets masked in place: the kernel may raise it
             else:
+                _redact_warnings(run.summary)
                 run.finish(DONE)
 
         def skip_downstream(name: str, reason: str) -> None:

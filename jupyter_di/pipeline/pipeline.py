@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Protocol
@@ -20,6 +18,7 @@ from ..errors import ConfigError, GraphError
 from ..integration.context import RunContext
 from ..integration.python_block import run_python_block
 from ..integration.runner import BlockResult, run_destination, run_source
+from ..run_dirs import RunDir
 from ..settings import SETTINGS, Settings
 from ..state.run_lock import holding_run_lock
 from ..state.store import StateStore
@@ -58,11 +57,12 @@ class Pipeline:
         self.fingerprints: dict[str, str] = {}
         self.last_status: dict[str, BlockRun] = {}
         self.observers: list[Any] = []
-        self.work_dir = Path(tempfile.mkdtemp(prefix="jupyter-di-"))
+        self._run_dir = RunDir("run")  # spill files; a killed run's folder is removed by the next run (run_dirs.py)
+        self.work_dir = self._run_dir.path
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        self._run_dir.close()
 
     # -- definition ---------------------------------------------------------------------
     def define(self, block: Block) -> None:
