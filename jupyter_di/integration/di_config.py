@@ -48,6 +48,19 @@ class UpstreamSettings:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
 
 
+def check_name(name: Any, what: str, *, block: str, stream: str | None = None) -> None:
+    """A stream or table name must be printable text: a lone surrogate or a NUL cannot be written to a
+    terminal, a file name or a database identifier (it failed at the run's summary, after the writes)."""
+    text = str(name)
+    bad = "\x00" in text or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text) or not text.strip() or len(text) > 1000
+    if bad:
+        shown = text[:40].encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise ConfigError(
+            f"{what} {shown!r} is not usable: it must be non-empty text without NUL or lone surrogate characters (at most 1000).",
+            block=block, stream=stream, fix="rename it.",
+        )
+
+
 def parse_upstream_settings(raw: Any, *, block: str) -> dict[str, UpstreamSettings]:
     """``{upstream name: {option: bool}}`` (YAML ``upstream:`` or a Python cell's ``upstream``)."""
     if not isinstance(raw, dict):
@@ -64,7 +77,14 @@ def parse_upstream_settings(raw: Any, *, block: str) -> dict[str, UpstreamSettin
                 block=block,
                 fix="use use_output_as_input, use_catalog_as_input, only_as_input.",
             )
-        upstream[str(name)] = UpstreamSettings(**{k: bool(v) for k, v in opts.items()})
+        for key, value in opts.items():
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"upstream setting {key} for {name!r} must be true or false, not {value!r}.",
+                    block=block,
+                    fix=f"write {key}: true or {key}: false (unquoted).",
+                )
+        upstream[str(name)] = UpstreamSettings(**opts)
     return upstream
 
 
@@ -108,6 +128,7 @@ class DIConfig:
         if not isinstance(raw_streams, dict):
             raise ConfigError("`streams:` must map stream names to their settings.", block=block)
         for name, settings in raw_streams.items():
+            check_name(name, "stream name", block=block)
             streams[str(name)] = validate_stream_settings(settings or {}, block=block, stream=str(name), kind=kind)
         return cls(kind=kind, connector=connector, config=config, upstream=upstream, streams=streams)
 
@@ -171,8 +192,10 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
                     f"null_cursor {value!r} is not one of {', '.join(NULL_CURSOR_MODES)}.",
                     block=block, stream=stream, fix="use null_cursor: report (default), resync or ignore.",
                 )
-        elif key == "destination_table" and value is not None and not isinstance(value, str):
-            raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
+        elif key == "destination_table" and value is not None:
+            if not isinstance(value, str):
+                raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
+            check_name(value, "destination_table", block=block, stream=stream)
         out[key] = value
     if kind == "source" and out.get("replication_method") == "INCREMENTAL" and not out.get("bookmark_properties"):
         raise ConfigError("an INCREMENTAL stream needs bookmark_properties.", block=block, stream=stream, fix="add `bookmark_properties: [updated_at]` (a column that grows with every change).")

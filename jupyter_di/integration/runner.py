@@ -61,6 +61,15 @@ def redact(text: str, resolved: ResolvedBlock) -> str:
     return block_redactor(resolved)(text)
 
 
+def check_streams_exist(missing: list[str], *, block: str) -> None:
+    if missing:
+        raise ConfigError(
+            f"the source has no stream {missing[0]!r}" + (f" (nor {', '.join(repr(m) for m in missing[1:])})" if len(missing) > 1 else "") + ".",
+            block=block, stream=missing[0],
+            fix="check the names under `streams:` (`jupyter-di connectors` and the panel's stream list show what the source has).",
+        )
+
+
 def run_streams(settings: list[StreamSettings], work: Callable[[StreamSettings], Any], max_parallel: int) -> dict[str, Any]:
     """Run ``work`` per stream: parallel ones concurrently, the rest in order, in one pool."""
     parallel = [s for s in settings if s.run_in_parallel]
@@ -119,6 +128,12 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         resolved.streams = {n: {} for n in names}
         if not names:
             raise ConfigError("the source has no streams to read.", block=block.name, fix="check the config (database, schema, folder) or list streams under `streams:`.")
+    elif catalog is None and len(names) > 1:
+        # every listed stream must exist before the first is read: a destination streaming from this block
+        # would otherwise write the known ones and then fail (one stream alone fails before any row moves)
+        with source_cls(resolved.config) as source:
+            missing = source.missing_streams(list(names))
+        check_streams_exist(missing, block=block.name)
     all_settings = [_settings(n, resolved.streams.get(n, {}), block=block.name) for n in names]
     unnamed = next((s for s in all_settings if s.replication_method == INCREMENTAL), None) if not ctx.identified else None
     if unnamed is not None:
@@ -294,6 +309,15 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                     stream=name,
                     fix="fix `columns:` in the destination's stream settings.",
                 )
+        written = s.columns if s.columns is not None else incoming[name].schema.names
+        keys = [c for c in s.unique_constraints if c not in written]
+        if keys:
+            raise ConfigError(
+                f"unique_constraints {', '.join(repr(c) for c in keys)} are not columns written to the table (it gets: {', '.join(written)}).",
+                block=block.name,
+                stream=name,
+                fix="set unique_constraints to the columns that identify a row, or add them to `columns:`.",
+            )
         return s
 
     for name in incoming:  # table names every stream will get, before anything is written
