@@ -9,8 +9,8 @@ after one test session).  So each folder says whether its owner still lives:
   the kernel drops a ``flock`` when the process dies, however it dies;
 - the folder is made under a staging name and renamed once its lock is held,
   so a folder under its final name is never seen unlocked while its owner lives;
-- a process making one first removes the folders whose lock is free (at most
-  once every ``SWEEP_SECONDS``): their process died without cleaning up;
+- a process making one first removes (on a thread) the folders whose lock is
+  free, at most once every ``SWEEP_SECONDS``: their process died without cleaning up;
 - a folder made with ``watch=True`` (one holding credentials: a Singer config)
   is also watched by a small helper process, started once per process: it
   waits on a pipe only its parent holds, and when the parent dies (kill -9
@@ -100,16 +100,22 @@ class RunDir:
         self.close()
 
 
-def maybe_sweep(base: Path | str | None = None) -> list[Path]:
-    """``sweep`` if this process has not swept ``base`` in the last ``SWEEP_SECONDS``."""
+def maybe_sweep(base: Path | str | None = None) -> threading.Thread | None:
+    """``sweep`` on a thread if this process has not swept ``base`` in the last ``SWEEP_SECONDS``.
+
+    On a thread: scanning a busy temp folder takes milliseconds and removing a killed run's
+    gigabytes of spill takes longer, neither of which a run should wait for.  Not a daemon thread,
+    so a short run still finishes the removal before its process exits."""
     base = Path(base) if base is not None else root()
     key = str(base)
     now = time.monotonic()
     with _lock:
         if key in _last_sweep and now - _last_sweep[key] < SWEEP_SECONDS:
-            return []
+            return None
         _last_sweep[key] = now
-    return sweep(base)
+    thread = threading.Thread(target=sweep, args=(base,), name="jupyter-di-sweep")
+    thread.start()
+    return thread
 
 
 def sweep(base: Path | str | None = None, *, pid: int | None = None) -> list[Path]:
