@@ -4,6 +4,14 @@ Why not in the notebook layer: the headless CLI reads the same cells from the
 notebook file and must parse them identically without importing IPython.  The
 magics build IPython ``magic_arguments`` from ``ARGUMENTS`` so both share one
 definition of the flags.
+
+The grammar is the kernel's: ``parse_cell`` finds the magic line and splits its
+arguments the way IPython does before it calls a cell magic (leading blank lines
+dropped, a leading indent removed, ``%%NAME`` ended by the first space, arguments
+split by ``arg_split``: shlex in non-POSIX mode, so quotes stay in the token), then
+argparse with ``ARGUMENTS``.  The JupyterLab extension (``labextension/src/magic.ts``)
+implements the same grammar; ``tests/magic_line_cases.json`` is the shared set of
+cases both test suites run.
 """
 from __future__ import annotations
 
@@ -15,7 +23,8 @@ from typing import Any
 from ..errors import GraphError
 from .block import KIND_FOR_MAGIC, Block, BlockKind
 
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INDENT = re.compile(r"[ \t]+")
 
 # (flags, argparse keyword arguments, kinds the flag applies to)
 ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = [
@@ -48,7 +57,7 @@ def build_parser(kind: BlockKind) -> argparse.ArgumentParser:
 
 
 def validate_name(name: str, what: str = "block name") -> None:
-    if not NAME_PATTERN.match(name or ""):
+    if not NAME_PATTERN.fullmatch(name or ""):
         raise GraphError(
             f"{what} {name!r} is not a valid name.",
             fix="use letters, digits and underscores, starting with a letter (e.g. orders_source).",
@@ -59,30 +68,56 @@ def block_from_args(kind: BlockKind, args: argparse.Namespace, body: str, cell_i
     validate_name(args.name)
     for up in args.upstream:
         validate_name(up, "upstream block name")
-    if args.output:
+    if args.output is not None:  # `-o ""` or `-o=` names no variable: an error, not "no binding"
         validate_name(args.output, "output variable")
     lang = getattr(args, "lang", "python") if kind != "python" else "python"
     return Block(name=args.name, kind=kind, body=body, upstream=list(dict.fromkeys(args.upstream)), lang=lang, cell_id=cell_id, output_var=args.output)
 
 
+def split_arguments(line: str) -> list[str]:
+    """The magic line's arguments as IPython's ``arg_split`` splits them for a cell magic."""
+    lexer = shlex.shlex(line, posix=False)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    return list(lexer)
+
+
+def _magic_line(source: str) -> tuple[str, str, str] | None:
+    """(magic name, argument line, body) as IPython's input transformers see a cell, or None."""
+    lines = source.splitlines(keepends=True)
+    # IPython drops leading empty or whitespace-only lines, then the first line's indent
+    # (from every line that starts with it).
+    start = next((i for i, text in enumerate(lines) if text and not text.isspace()), None)
+    if start is None:
+        return None
+    lines = lines[start:]
+    indent = _INDENT.match(lines[0])
+    if indent:
+        lines = [text[indent.end():] if text.startswith(indent.group(0)) else text for text in lines]
+    if not lines[0].startswith("%%"):
+        return None
+    magic, _, line = lines[0][2:].rstrip().partition(" ")
+    return magic, line, "".join(lines[1:])
+
+
 def parse_cell(source: str, cell_id: str | None = None) -> Block | None:
     """The block a cell declares, or None when the cell is not a block cell."""
-    stripped = source.lstrip("\n")
-    if not stripped.startswith("%%"):
+    found = _magic_line(source)
+    if found is None:
         return None
-    first, _, body = stripped.partition("\n")
-    magic, _, line = first[2:].partition(" ")
-    kind = KIND_FOR_MAGIC.get(magic.strip())
+    magic, line, body = found
+    kind = KIND_FOR_MAGIC.get(magic)
     if kind is None:
         return None
+    first = f"%%{magic} {line}".strip()
     try:
-        tokens = shlex.split(line)
+        tokens = split_arguments(line)
     except ValueError as exc:
         raise GraphError(f"cannot parse the magic line {first!r}: {exc}") from None
     if not tokens:
-        raise GraphError(f"{first.strip()!r} needs a block name.", fix=f"write %%{magic} NAME.")
+        raise GraphError(f"{first!r} needs a block name.", fix=f"write %%{magic} NAME.")
     try:
         args = build_parser(kind).parse_args(tokens)  # type: ignore[arg-type]
     except GraphError as exc:
-        raise GraphError(f"{first.strip()!r}: {exc.message}", block=tokens[0], fix="see %%" + magic + "? for the flags.") from None
+        raise GraphError(f"{first!r}: {exc.message}", block=tokens[0], fix="see %%" + magic + "? for the flags.") from None
     return block_from_args(kind, args, body, cell_id)  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 /**
- * Block cells in one notebook view: a badge (kind, name, upstreams, last status and duration)
- * above each cell whose first line is %%di_source / %%di_destination / %%di_block, and YAML
+ * Block cells in one notebook view: a badge (kind, name, upstreams, last status and duration,
+ * or why the kernel would refuse the magic line) above each cell whose first line is
+ * %%di_source / %%di_destination / %%di_block, and YAML
  * highlighting for the body of YAML source/destination cells.
  *
  * YAML highlighting works by setting the cell model's editor mime type to text/x-yaml; the
@@ -116,13 +117,16 @@ export class CellBadges {
     badge.dataset.blockName = line.name;
     badge.dataset.kind = line.kind;
     badge.dataset.status = status;
-    badge.title = block?.message ?? '';
+    badge.dataset.invalid = String(line.error !== null);
+    badge.title = line.error ?? block?.message ?? '';
     const parts: [string, string][] = [
       ['jp-di-badge-kind', line.kind],
       ['jp-di-badge-name', line.name || '(unnamed)'],
       ['jp-di-badge-upstream', line.upstream.length ? `← ${line.upstream.join(', ')}` : ''],
       ['jp-di-badge-status', status],
-      ['jp-di-badge-duration', formatDuration(block?.duration_s)]
+      ['jp-di-badge-duration', formatDuration(block?.duration_s)],
+      // the kernel would refuse this magic line: say why (the same grammar, magic.ts)
+      ['jp-di-badge-error', line.error ?? '']
     ];
     badge.replaceChildren(
       ...parts

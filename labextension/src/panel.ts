@@ -93,7 +93,7 @@ export class PipelinePanel extends Widget {
     const blocks: IBlock[] = [];
     for (const cell of this._panel?.model?.cells ?? []) {
       const line = cell.type === 'code' ? parseMagicLine(cell.sharedModel.getSource()) : null;
-      if (line !== null && line.name !== '') {
+      if (line !== null && line.error === null) {
         blocks.push({
           name: line.name,
           kind: line.kind,
