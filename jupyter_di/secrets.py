@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import ConfigError
 from .redaction import remember
 
 ENV_PREFIX = "JUPYTER_DI_SECRET_"
+STALE_COPY_SECONDS = 60
 
 
 def default_path() -> Path:
@@ -62,6 +64,12 @@ class SecretStore:
         values = self._load()
         values[name] = value
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for stale in self.path.parent.glob(".secrets-*"):  # a copy of every secret, left by a set() killed mid-write
+            try:
+                if time.time() - stale.stat().st_mtime > STALE_COPY_SECONDS:
+                    stale.unlink()
+            except OSError:
+                pass
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets-")
         try:
             os.fchmod(fd, 0o600)

@@ -362,3 +362,14 @@ def test_cli_main_masks_usage_errors(tmp_path, monkeypatch, capsys):
     assert main(["run", str(nb), "--blocks", "zq9-secret-block"]) == 2
     err = capsys.readouterr().err
     assert "zq9-secret-block" not in err and "***" in err
+
+
+def test_secret_store_removes_a_copy_left_by_a_killed_write(tmp_path):
+    store = SecretStore(tmp_path / "store" / "secrets.json")
+    store.set("a", "one")
+    stale = tmp_path / "store" / ".secrets-killed"
+    stale.write_text('{"a": "one"}')
+    os.utime(stale, (time.time() - 3600,) * 2)
+    store.set("b", "two")
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["secrets.json"]
+    assert (tmp_path / "store" / "secrets.json").stat().st_mode & 0o777 == 0o600
