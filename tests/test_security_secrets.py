@@ -268,10 +268,28 @@ def start_killable_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, dict[str
 
 
 def kill_run(proc: subprocess.Popen, tap_pid: int) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)  # the run's process group, as the crash tests do
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run's process group, as the crash tests do
     proc.wait()
     proc.stderr.close()
     wait_for(lambda: process_gone(tap_pid), 10, "the orphaned tap to die of its closed stdout")
+
+
+@pytest.fixture
+def killable_run(tmp_path):
+    """``start_killable_run``; whatever the test asserts, the run and its tap end with it."""
+    started = []
+
+    def start():
+        started.append(start_killable_run(tmp_path))
+        return started[-1]
+
+    yield start
+    for proc, _tmp, _env, tap_pid in started:
+        if proc.poll() is None:
+            kill_run(proc, tap_pid)
+        elif not process_gone(tap_pid):
+            os.kill(tap_pid, signal.SIGKILL)
 
 
 def secret_files(folder: Path) -> list[Path]:
@@ -281,8 +299,8 @@ def secret_files(folder: Path) -> list[Path]:
 
 
 @pytest.mark.timeout(120)
-def test_kill_minus_nine_mid_read_leaves_no_config_and_no_spill(tmp_path):
-    proc, tmp, _env, tap_pid = start_killable_run(tmp_path)
+def test_kill_minus_nine_mid_read_leaves_no_config_and_no_spill(tmp_path, killable_run):
+    proc, tmp, _env, tap_pid = killable_run()
     # while the run lives: the tap's config is one 0600 file in a 0700 run folder of the temp folder
     held = secret_files(tmp_path)
     assert len(held) == 1 and held[0].name == "config.json", held
@@ -297,9 +315,9 @@ def test_kill_minus_nine_mid_read_leaves_no_config_and_no_spill(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_next_run_removes_what_a_killed_run_and_its_watchdog_left(tmp_path):
+def test_next_run_removes_what_a_killed_run_and_its_watchdog_left(tmp_path, killable_run):
     """The backstop: the watchdog was killed too (as by an OOM kill of both, or a power cut)."""
-    proc, tmp, env, tap_pid = start_killable_run(tmp_path)
+    proc, tmp, env, tap_pid = killable_run()
     wait_for(lambda: watchdog_of(proc.pid) is not None, 10, "the run's watchdog")
     os.kill(watchdog_of(proc.pid), signal.SIGKILL)
     kill_run(proc, tap_pid)
