@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import DIError
+from .pipeline.observer import RunObserver
+from .pipeline.run_record import DONE, FAILED, PENDING, RUNNING, SKIPPED, BlockRun
 from .redaction import redact
 
 EXIT_FAILED = 1
@@ -38,47 +40,73 @@ def _state_path(notebook: Path, override: str | None) -> Path:
     return state_path_for(notebook, override)
 
 
-class TerminalProgress:
-    """Block status lines and throttled per-stream row counts on stderr."""
+class TerminalProgress(RunObserver):
+    """Block status lines on stderr, and per-stream row counts: live progress bars (tqdm) on a
+    terminal, throttled lines (one a second per stream) in logs and CI."""
 
-    SYMBOLS = {"running": "▶", "done": "✔", "failed": "✘", "skipped": "⏭"}
+    SYMBOLS = {RUNNING: "▶", DONE: "✔", FAILED: "✘", SKIPPED: "⏭"}
 
-    def __init__(self, stream=sys.stderr, quiet: bool = False) -> None:
+    def __init__(self, stream: Any = sys.stderr, quiet: bool = False, bars: bool | None = None) -> None:
         self.out = stream
         self.quiet = quiet
+        self.bars_enabled = (not quiet) and (bars if bars is not None else bool(getattr(stream, "isatty", lambda: False)()))
+        self._bars: dict[tuple[str, str, str], Any] = {}
         self._last: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
 
     def _print(self, text: str) -> None:
         if not self.quiet:
             with self._lock:
-                print(redact(text), file=self.out, flush=True)
+                line = redact(text)
+                if self._bars:
+                    from tqdm import tqdm
 
-    def run_waiting(self, message: str) -> None:
+                    tqdm.write(line, file=self.out)  # above the bars, not through them
+                else:
+                    print(line, file=self.out, flush=True)
+
+    def run_waiting(self, message: str) -> bool:
         """Another run of the notebook holds its run lock: say so once, even with --quiet (the pause needs a reason)."""
         with self._lock:
             print(message, file=self.out, flush=True)
+        return True
 
-    def block_changed(self, run) -> None:  # noqa: ANN001 - BlockRun
-        if run.status == "pending":
+    def block_changed(self, run: BlockRun) -> None:
+        if run.status == PENDING:
             return
+        if run.status in (DONE, FAILED, SKIPPED):
+            self._close_bars(run.name)
         detail = ""
         if run.duration is not None:
             detail = f" {run.duration:.2f}s"
-        if run.status == "failed":
+        if run.status == FAILED:
             detail += " (the error is printed at the end)"  # once, in full: not here, in the table and at the end
-        if run.status == "skipped":
+        if run.status == SKIPPED:
             detail = f" ({run.reason})"
         self._print(f"{self.SYMBOLS.get(run.status, '·')} {run.name} {run.status}{detail}")
 
     def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
         key = (block, stream, phase)
+        if self.bars_enabled:
+            with self._lock:
+                bar = self._bars.get(key)
+                if bar is None:
+                    from tqdm import tqdm
+
+                    bar = self._bars[key] = tqdm(desc=redact(f"{block}.{stream} {phase}"), unit=" rows", unit_scale=True, file=self.out, leave=False, dynamic_ncols=True)
+                bar.update(rows - bar.n)
+            return
         now = time.monotonic()
         if now - self._last.get(key, 0.0) < 1.0:
             return
         self._last[key] = now
         rate = rows / seconds if seconds > 0 else 0
         self._print(f"    {block}.{stream} {phase}: {rows:,} rows ({rate:,.0f} rows/s)")
+
+    def _close_bars(self, block: str) -> None:
+        with self._lock:
+            for key in [k for k in self._bars if k[0] == block]:
+                self._bars.pop(key).close()
 
 
 def run_steps(notebook, pipeline, plan: list[str], params: dict[str, Any], overrides: dict, progress: TerminalProgress, *, whole: bool = True):  # noqa: ANN001

@@ -158,3 +158,31 @@ def test_a_failed_block_error_is_printed_once(tmp_path):
     both = result.stdout + result.stderr
     assert both.count("xml") == 1, both  # the error names the bad format once, in the closing paragraph
     assert "block 'out'" in result.stderr and "see the error below" in result.stdout
+
+
+def test_progress_bars_on_a_terminal_and_lines_in_logs():
+    """`jupyter-di run` shows a live bar per stream on a terminal (tqdm) and plain lines in CI logs."""
+    import io
+
+    from jupyter_di.cli import TerminalProgress
+    from jupyter_di.pipeline.run_record import DONE, RUNNING, BlockRun
+
+    terminal = io.StringIO()
+    progress = TerminalProgress(terminal, bars=True)
+    run = BlockRun("src")
+    run.start()
+    progress.block_changed(run)
+    for rows in (1000, 250_000, 1_000_000):
+        progress.stream_progress("src", "orders", "read", rows, 1.0)
+    assert progress._bars[("src", "orders", "read")].n == 1_000_000  # tqdm redraws at most 10 times a second
+    run.finish(DONE)
+    progress.block_changed(run)
+    shown = terminal.getvalue()
+    assert "src.orders read" in shown and " rows" in shown and "✔ src done" in shown
+    assert not progress._bars  # closed when the block ended
+
+    log = io.StringIO()
+    quiet_lines = TerminalProgress(log, bars=False)
+    quiet_lines.stream_progress("src", "orders", "read", 1_000_000, 2.0)
+    assert log.getvalue() == "    src.orders read: 1,000,000 rows (500,000 rows/s)\n"
+    assert RUNNING == "running" and f"{DONE}" == "done"  # statuses are an enum that reads as text

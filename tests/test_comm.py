@@ -128,7 +128,7 @@ def test_frontend_opened_comm_gets_exact_messages(bridge: FrontendBridge, kernel
     bridge.publish_graph(
         [
             {"name": "creds", "kind": "python", "cell_id": "c0"},
-            {"name": "shop", "kind": "source", "upstream": ("creds",), "cell_id": "c1", "status": "stale"},
+            {"name": "shop", "kind": "source", "upstream": ("creds",), "cell_id": "c1", "status": "idle"},
         ]
     )
     bridge.publish_status("shop", "done", duration_s=1.25, message="2 streams, 10 rows")
@@ -141,7 +141,7 @@ def test_frontend_opened_comm_gets_exact_messages(bridge: FrontendBridge, kernel
             "blocks": [
                 {"name": "creds", "kind": "python", "upstream": [], "cell_id": "c0", "status": "idle",
                  "duration_s": None, "message": None},
-                {"name": "shop", "kind": "source", "upstream": ["creds"], "cell_id": "c1", "status": "stale",
+                {"name": "shop", "kind": "source", "upstream": ["creds"], "cell_id": "c1", "status": "idle",
                  "duration_s": None, "message": None},
             ],
         },

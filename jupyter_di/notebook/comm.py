@@ -33,7 +33,8 @@ PROTOCOL_VERSION = 1
 #: Requests the extension may send, each answered by one ``ack``.
 REQUEST_TYPES = ("run_pipeline", "run_block", "request_graph")
 #: Values a block's ``status`` may take in ``graph`` and ``status`` messages.
-BLOCK_STATUSES = ("pending", "running", "done", "failed", "skipped", "stale", "idle")
+BLOCK_STATUSES = ("pending", "running", "done", "failed", "skipped", "idle")
+"""``BlockStatus`` values, plus ``idle``: a block of the notebook that has not run in this kernel."""
 BLOCK_KINDS = ("source", "destination", "python")
 
 Handler = Callable[[dict[str, Any]], Any]

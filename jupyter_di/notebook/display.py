@@ -15,13 +15,14 @@ from typing import Any
 
 from IPython.display import HTML, display
 
-from ..pipeline.run_record import BlockRun
+from ..pipeline.observer import RunObserver
+from ..pipeline.run_record import FAILED, RUNNING, BlockRun
 from ..settings import SETTINGS
 
 COLOURS = {"pending": "#9e9e9e", "running": "#f9a825", "done": "#2e7d32", "failed": "#c62828", "skipped": "#757575"}
 
 
-class RunDisplay:
+class RunDisplay(RunObserver):
     def __init__(self, names: list[str], bridge: Any = None) -> None:
         self.runs: dict[str, BlockRun] = {n: BlockRun(n) for n in names}
         self.streams: dict[tuple[str, str, str], tuple[int, float]] = {}
@@ -35,10 +36,14 @@ class RunDisplay:
     def block_changed(self, run: BlockRun) -> None:
         self.runs[run.name] = run
         if self.bridge is not None:
-            status = run.status if run.status in ("pending", "running", "done", "failed", "skipped") else "idle"
+            status = str(run.status)
             self.bridge.publish_status(run.name, status, run.duration, run.error or run.reason)
         self._dirty = True
-        self.tick(force=run.status == "running" and self._last_render == 0.0)
+        self.tick(force=run.status == RUNNING and self._last_render == 0.0)
+
+    def run_waiting(self, message: str) -> bool:
+        display(HTML(f"<div class='jupyter-di-waiting'>⏳ {html.escape(message)}</div>"))
+        return True
 
     def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
         with self._lock:
@@ -64,7 +69,7 @@ class RunDisplay:
         for name, run in self.runs.items():
             colour = COLOURS.get(run.status, "#000")
             duration = f"{run.duration:.2f}s" if run.duration is not None else ""
-            note = "see the error below" if run.status == "failed" else html.escape(run.reason or "")  # the error shows once
+            note = "see the error below" if run.status == FAILED else html.escape(run.reason or "")  # the error shows once
             details = []
             for (block, stream, phase), (count, secs) in streams.items():
                 if block == name:

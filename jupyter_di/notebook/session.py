@@ -14,7 +14,8 @@ from IPython.core.error import UsageError
 from ..errors import DIError
 from ..pipeline.block import Block
 from ..pipeline.pipeline import Pipeline
-from ..pipeline.run_record import RunReport
+from ..pipeline.observer import RunObserver
+from ..pipeline.run_record import DONE, FAILED, SKIPPED, BlockRun, RunReport
 from ..redaction import redact
 from ..state.store import StateStore
 from .comm import get_bridge
@@ -91,7 +92,7 @@ class KernelSession:
         blocks = []
         for block in self.pipeline.graph.blocks.values():
             last = self.pipeline.last_status.get(block.name)
-            status = last.status if last and last.status in ("done", "failed", "skipped") else "idle"
+            status = str(last.status) if last and last.status in (DONE, FAILED, SKIPPED) else "idle"
             blocks.append(
                 {
                     "name": block.name,
@@ -108,9 +109,9 @@ class KernelSession:
     def _raise_for(self, report: RunReport) -> None:
         if report.ok:
             return
-        failed = report.by_status("failed")
+        failed = report.by_status(FAILED)
         if failed and not self.config.short_errors:
-            exc = getattr(failed[0], "exception", None)
+            exc = failed[0].exception
             if exc is not None:
                 raise exc
         raise UsageError(redact(report.failure_message()))
@@ -162,7 +163,7 @@ class KernelSession:
         report = self.pipeline.run(plan, observers=[display])
         display.tick(force=True)
         run = report.runs[block.name]
-        if run.status == "done":
+        if run.status == DONE:
             output = self.pipeline.outputs.get(block.name)
             if block.output_var:
                 self.ip.user_ns[block.output_var] = output
@@ -195,7 +196,7 @@ class KernelSession:
         self.define_and_run(block)
 
 
-class _Quiet:
+class _Quiet(RunObserver):
     """A single-block run: no progress table, but the lab extension still hears about it."""
 
     def __init__(self, bridge: Any) -> None:
@@ -204,6 +205,5 @@ class _Quiet:
     def tick(self, force: bool = False) -> None:
         pass
 
-    def block_changed(self, run: Any) -> None:
-        status = run.status if run.status in ("pending", "running", "done", "failed", "skipped") else "idle"
-        self.bridge.publish_status(run.name, status, run.duration, run.error or run.reason)
+    def block_changed(self, run: BlockRun) -> None:
+        self.bridge.publish_status(run.name, str(run.status), run.duration, run.error or run.reason)

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Protocol
+from typing import Callable
 
 from ..redaction import redact, redact_exception
 from .graph import Graph
-from .run_record import DONE, FAILED, RUNNING, SKIPPED, BlockRun, RunReport
-
-
-class RunObserver(Protocol):
-    """Told about every status change (progress displays, the lab extension)."""
-
-    def block_changed(self, run: BlockRun) -> None: ...
+from .observer import RunObserver
+from .run_record import DONE, FAILED, PENDING, RUNNING, SKIPPED, BlockRun, RunReport
 
 
 BlockFunction = Callable[[str, BlockRun], None]
@@ -62,12 +57,10 @@ class Executor:
 
     def _tick(self) -> None:
         for observer in self.observers:
-            tick = getattr(observer, "tick", None)
-            if tick is not None:
-                try:
-                    tick()
-                except Exception:
-                    pass
+            try:
+                observer.tick()
+            except Exception:  # noqa: BLE001 - a broken display must never break a run
+                pass
 
     def _notify(self, run: BlockRun) -> None:
         for observer in self.observers:
@@ -111,7 +104,7 @@ class Executor:
                     run.reason = f"upstream '{upstream}' failed"
                     return
                 run.finish(FAILED, describe_error(redact_exception(exc)))
-                run.exception = exc  # type: ignore[attr-defined]  # secrets masked in place: the kernel may raise it
+                run.exception = exc  # secrets masked in place: the kernel may raise it
             else:
                 _redact_warnings(run.summary)
                 run.finish(DONE)
@@ -119,7 +112,7 @@ class Executor:
         def skip_downstream(name: str, reason: str) -> None:
             for child in children[name]:
                 run = report.runs[child]
-                if run.status == "pending":
+                if run.status == PENDING:
                     run.status, run.reason = SKIPPED, reason
                     self._notify(run)
                     skip_downstream(child, reason)
@@ -130,7 +123,7 @@ class Executor:
             while ready or running:
                 while ready and len(running) < self.max_workers:
                     name = ready.pop(0)
-                    if report.runs[name].status != "pending":
+                    if report.runs[name].status != PENDING:
                         continue
                     run = report.runs[name]
                     if streams_from is not None and any(streams_from(c, name) for c in children[name]):
@@ -150,7 +143,7 @@ class Executor:
                         for child in children[name]:
                             if streams_from is not None and streams_from(child, name):
                                 waiting_on[child].discard(name)
-                                if not waiting_on[child] and report.runs[child].status == "pending":
+                                if not waiting_on[child] and report.runs[child].status == PENDING:
                                     ready.append(child)
                         continue
                     if future not in running:
@@ -168,7 +161,7 @@ class Executor:
                         continue
                     for child in children[name]:
                         waiting_on[child].discard(name)
-                        if not waiting_on[child] and report.runs[child].status == "pending":
+                        if not waiting_on[child] and report.runs[child].status == PENDING:
                             ready.append(child)
         report.total_seconds = time.perf_counter() - started
         assert all(r.status != RUNNING for r in report.runs.values())

@@ -175,7 +175,7 @@ class Graph:
         for block in self.blocks.values():
             for up in self._known_upstream(block.name):
                 lines.append(f"    {up} --> {block.name}")
-        colours = {"done": "#c8e6c9", "failed": "#ffcdd2", "running": "#fff9c4", "skipped": "#e0e0e0", "stale": "#ffe0b2"}
+        colours = {"done": "#c8e6c9", "failed": "#ffcdd2", "running": "#fff9c4", "skipped": "#e0e0e0"}
         for name, status in (statuses or {}).items():
             if name in self.blocks and status in colours:
                 lines.append(f"    style {name} fill:{colours[status]}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
 from ..errors import ConfigError, GraphError
 from ..integration.context import RunContext
@@ -20,16 +21,13 @@ from ..integration.python_block import run_python_block
 from ..integration.runner import BlockResult, run_destination, run_source
 from ..run_dirs import RunDir
 from ..settings import SETTINGS, Settings
-from ..state.run_lock import holding_run_lock
+from ..state.run_lock import run_lock, waiting_message
 from ..state.store import StateStore
 from .block import Block
-from .executor import Executor, RunObserver
+from .executor import Executor
+from .observer import RunObserver
 from .graph import Graph
-from .run_record import BlockRun, RunReport
-
-
-class StreamObserver(Protocol):
-    def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None: ...
+from .run_record import FAILED, BlockRun, RunReport
 
 
 class Pipeline:
@@ -56,7 +54,7 @@ class Pipeline:
         self.versions: dict[str, int] = {}
         self.fingerprints: dict[str, str] = {}
         self.last_status: dict[str, BlockRun] = {}
-        self.observers: list[Any] = []
+        self.observers: list[RunObserver] = []
         self._run_dir = RunDir("run")  # spill files; a killed run's folder is removed by the next run (run_dirs.py)
         self.work_dir = self._run_dir.path
         self._lock = threading.Lock()
@@ -127,7 +125,6 @@ class Pipeline:
         variables.update(params)
         return variables
 
-    @holding_run_lock  # one run of a notebook at a time (state/run_lock.py)
     def run(
         self,
         plan: list[str],
@@ -136,9 +133,28 @@ class Pipeline:
         bookmark_overrides: dict[tuple[str, str], dict[str, Any]] | None = None,
         observers: list[RunObserver] | None = None,
     ) -> RunReport:
-        params = dict(params or {})
-        self._check_overrides(bookmark_overrides or {}, plan)
+        """Run ``plan``; one run of a notebook at a time (``state/run_lock.py``): a second one waits
+        and says so through the observers."""
         observers = list(observers or []) + self.observers
+
+        def waiting(holder: int | None) -> None:
+            message = waiting_message(self.name, holder)
+            shown = False
+            for observer in observers:
+                try:
+                    shown = observer.run_waiting(message) or shown
+                except Exception:  # noqa: BLE001 - a display problem must not stop the run
+                    pass
+            if not shown:
+                print(message, file=sys.stderr, flush=True)
+
+        with run_lock(self.state.path, self.name, on_wait=waiting):
+            return self._run(plan, dict(params or {}), bookmark_overrides or {}, observers)
+
+    def _run(
+        self, plan: list[str], params: dict[str, Any], bookmark_overrides: dict[tuple[str, str], dict[str, Any]], observers: list[RunObserver]
+    ) -> RunReport:
+        self._check_overrides(bookmark_overrides, plan)
         ctx = RunContext(
             pipeline=self.name,
             state=self.state,
@@ -198,7 +214,7 @@ class Pipeline:
         report = Executor(self.settings.max_workers, observers).run(self.graph, plan, run_block, streams_from=self.streams_from)
         for name, run in report.runs.items():
             self.last_status[name] = run
-            if run.status == "failed":
+            if run.status == FAILED:
                 self.fingerprints.pop(name, None)
         self._settle_bookmarks(pending, ctx, report.ok)
         return report
@@ -258,11 +274,9 @@ class Pipeline:
                     self.state.set(self.name, source, stream, state)
 
     @staticmethod
-    def _stream_progress(observers: list[Any], block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
+    def _stream_progress(observers: list[RunObserver], block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
         for observer in observers:
-            fn = getattr(observer, "stream_progress", None)
-            if fn is not None:
-                try:
-                    fn(block, stream, phase, rows, seconds)
-                except Exception:
-                    pass
+            try:
+                observer.stream_progress(block, stream, phase, rows, seconds)
+            except Exception:  # noqa: BLE001 - a broken display must never break a run
+                pass

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .graph import Graph
-from .run_record import RunReport
+from .run_record import FAILED, RunReport
 
 
 def stream_rows(graph: Graph, report: RunReport) -> list[tuple[str, str, str, int, str]]:
@@ -28,7 +28,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def _note(run) -> str:  # noqa: ANN001 - BlockRun
     """A failed block's error is printed once, in full, below the tables; the table only points there."""
-    if run.status == "failed":
+    if run.status == FAILED:
         return "see the error below"
     return run.reason or ""
 

@@ -6,15 +6,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
 
-PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+
+class BlockStatus(str, Enum):
+    """A block's place in one run.  A ``str`` so it travels as JSON text (the comm, the report)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:  # f-strings show "done", not "BlockStatus.DONE"
+        return self.value
+
+
+PENDING, RUNNING, DONE, FAILED, SKIPPED = (
+    BlockStatus.PENDING, BlockStatus.RUNNING, BlockStatus.DONE, BlockStatus.FAILED, BlockStatus.SKIPPED,
+)
 
 
 @dataclass
 class BlockRun:
     name: str
-    status: str = PENDING
+    status: BlockStatus = PENDING
     started: float | None = None
     ended: float | None = None
     error: str | None = None
@@ -23,6 +40,9 @@ class BlockRun:
     summary: dict[str, Any] = field(default_factory=dict)
     on_publish: Callable[[], None] | None = field(default=None, repr=False, compare=False)
     """Set by the executor: lets downstream blocks that stream from this one start."""
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+    """What a failed block raised (secrets masked in place): the kernel re-raises it when
+    ``JupyterDI.short_errors`` is off, so the user gets the real traceback."""
 
     def publish(self) -> None:
         """The block's outputs are readable while it still runs (a source block's live streams)."""
@@ -38,7 +58,7 @@ class BlockRun:
     def start(self) -> None:
         self.status, self.started = RUNNING, time.perf_counter()
 
-    def finish(self, status: str, error: str | None = None) -> None:
+    def finish(self, status: BlockStatus, error: str | None = None) -> None:
         self.status, self.ended, self.error = status, time.perf_counter(), error
 
 

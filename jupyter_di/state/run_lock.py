@@ -21,16 +21,14 @@ the lock file at once: it would otherwise keep the lock after its parent ended.
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import os
 import re
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 _held = threading.local()
 _open_fds: set[int] = set()
@@ -128,35 +126,3 @@ def _forget_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
-
-
-def tell_waiting(observers: list[Any], message: str) -> None:
-    """Give ``message`` to the observers that show it (``run_waiting``), else print it to stderr."""
-    told = False
-    for observer in observers:
-        fn = getattr(observer, "run_waiting", None)
-        if fn is not None:
-            try:
-                fn(message)
-                told = True
-            except Exception:  # noqa: BLE001 - a display problem must not stop the run
-                pass
-    if not told:
-        print(message, file=sys.stderr, flush=True)
-
-
-def holding_run_lock(run: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorates ``Pipeline.run``: the whole run holds the pipeline's run lock.
-
-    A pipeline has ``state.path`` and ``name``; observers come from the
-    ``observers`` argument and ``self.observers``.
-    """
-
-    @functools.wraps(run)
-    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
-        observers = list(kwargs.get("observers") or []) + list(getattr(self, "observers", []))
-        on_wait = lambda holder: tell_waiting(observers, waiting_message(self.name, holder))  # noqa: E731
-        with run_lock(self.state.path, self.name, on_wait=on_wait):
-            return run(self, *args, **kwargs)
-
-    return locked
