@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the JupyterLab extension's node dependencies and build it into jupyter_di/labextension,
-# then link it into this Python environment's JupyterLab.  Idempotent: `npm ci` runs only when
-# package-lock.json changed since the last install; the build itself takes a few seconds.
+# then link it into this Python environment's JupyterLab; the unit tests and the linters run too.
+# Idempotent: `npm ci` runs only when package-lock.json changed since the last install; the build
+# itself takes a few seconds.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root/labextension"
@@ -11,6 +12,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 npm run build:prod
 npm test
+# eslint (typescript-eslint's recommended rules) and prettier --check: any finding fails CI
+npm run lint
 # Put the fresh build where the package's install put it (share/jupyter/labextensions/jupyter-di),
 # as a copy: a `develop` symlink there makes a later `pip install -e .` fail (pip writes through it).
 dest="$(python -c 'import sys; print(sys.prefix)')/share/jupyter/labextensions/jupyter-di"

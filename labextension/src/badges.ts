@@ -40,8 +40,13 @@ export class CellBadges {
       }
     }
     for (const cell of this.panel.content.widgets) {
-      const line = cell.model.type === 'code' ? parseMagicLine(cell.model.sharedModel.getSource()) : null;
-      this._renderBadge(cell, line, byCell.get(cell.model.id) ?? (line ? byName.get(line.name) : undefined));
+      const line =
+        cell.model.type === 'code' ? parseMagicLine(cell.model.sharedModel.getSource()) : null;
+      this._renderBadge(
+        cell,
+        line,
+        byCell.get(cell.model.id) ?? (line ? byName.get(line.name) : undefined)
+      );
     }
   }
 

@@ -20,6 +20,9 @@ import {
   PROTOCOL_VERSION
 } from './protocol';
 
+/** What a comm sends: our messages are JSON objects (the interfaces of protocol.ts). */
+type CommData = Parameters<Kernel.IComm['send']>[0];
+
 /** Kernel statuses after which the kernel's comms are gone. */
 const RESET_STATUSES: ReadonlyArray<Kernel.Status> = [
   'starting',
@@ -63,7 +66,7 @@ export class NotebookBridge {
     if (!this.connected || this._comm === null) {
       return false;
     }
-    this._comm.send(request as any);
+    this._comm.send(request as unknown as CommData);
     return true;
   }
 
@@ -264,7 +267,7 @@ export class NotebookBridge {
         success: false,
         error: error instanceof Error ? error.message : String(error)
       };
-      this._comm?.send(ack as any);
+      this._comm?.send(ack as unknown as CommData);
       this._failed.emit(ack);
     }
   }

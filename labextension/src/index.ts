@@ -1,11 +1,14 @@
 /**
  * jupyter-di JupyterLab extension: wires a NotebookBridge (comm) and CellBadges to every
- * notebook, and the pipeline side panel to the current notebook.
+ * notebook, the pipeline side panel to the current notebook, and the commands (commands.ts;
+ * their menus and shortcuts are in schema/plugin.json).
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { CellBadges } from './badges';
 import { NotebookBridge } from './bridge';
+import { CommandIDs, registerCommands } from './commands';
 import { PipelinePanel } from './panel';
 
 /** One bridge per document context: views of one notebook share the kernel and the model. */
@@ -25,12 +28,15 @@ function bridgeFor(panel: NotebookPanel): NotebookBridge {
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-di:plugin',
-  description: 'jupyter-di: block badges, YAML block cells and a pipeline side panel.',
+  description:
+    'jupyter-di: block badges, YAML block cells, a pipeline side panel and run commands.',
   autoStart: true,
   requires: [INotebookTracker],
-  activate: (app: JupyterFrontEnd, tracker: INotebookTracker) => {
-    const sidePanel = new PipelinePanel();
+  optional: [ICommandPalette],
+  activate: (app: JupyterFrontEnd, tracker: INotebookTracker, palette: ICommandPalette | null) => {
+    const sidePanel = new PipelinePanel(app.commands, CommandIDs);
     app.shell.add(sidePanel, 'right', { rank: 600 });
+    registerCommands(app, tracker, sidePanel, palette);
 
     tracker.widgetAdded.connect((_, panel) => {
       const bridge = bridgeFor(panel);

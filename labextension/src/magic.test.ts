@@ -60,7 +60,10 @@ test('a refused line still says what it could read (badges while typing)', () =>
   const unnamed = parseMagicLine('%%di_block');
   assert.equal(unnamed?.name, '');
   assert.match(unnamed?.error ?? '', /name/);
-  assert.match(parseMagicLine('%%di_block b --lang python')?.error ?? '', /unrecognized arguments: --lang python/);
+  assert.match(
+    parseMagicLine('%%di_block b --lang python')?.error ?? '',
+    /unrecognized arguments: --lang python/
+  );
   assert.match(parseMagicLine('%%di_source "shop"')?.error ?? '', /not a valid name/);
 });
 

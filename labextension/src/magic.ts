@@ -51,10 +51,12 @@ export interface IMagicLine {
 }
 
 /** Python's str.isspace() characters (JavaScript's \s differs: \x1c-\x1f, \ufeff). */
-const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PY_SPACE =
+  '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const BLANK = new RegExp(`^[${PY_SPACE}]*$`);
 const TRAILING_SPACE = new RegExp(`[${PY_SPACE}]+$`);
 /** Python's str.splitlines() line boundaries. */
+// eslint-disable-next-line no-control-regex -- splitlines() does split at \x1c, \x1d and \x1e
 const LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 /** shlex's whitespace. */
 const ARG_SPACE = /[ \t\r\n]/;
@@ -71,9 +73,19 @@ interface IOption {
 }
 
 const OPTIONS: ReadonlyArray<IOption> = [
-  { flags: ['-u', '--upstream'], dest: 'upstream', many: true, kinds: ['source', 'destination', 'python'] },
+  {
+    flags: ['-u', '--upstream'],
+    dest: 'upstream',
+    many: true,
+    kinds: ['source', 'destination', 'python']
+  },
   { flags: ['--lang'], dest: 'lang', many: false, kinds: ['source', 'destination'] },
-  { flags: ['-o', '--output'], dest: 'output', many: false, kinds: ['source', 'destination', 'python'] }
+  {
+    flags: ['-o', '--output'],
+    dest: 'output',
+    many: false,
+    kinds: ['source', 'destination', 'python']
+  }
 ];
 
 /** One argument classified as argparse does: a value ('A'), a flag ('O', option null when unknown) or the first '--'. */
@@ -232,7 +244,9 @@ function parseArguments(kind: BlockKind, tokens: string[], result: IMagicLine): 
     } else if (LANGS.includes(values[0])) {
       result.lang = values[0] as BlockLang;
     } else {
-      throw new MagicLineError(`argument --lang: invalid choice: '${values[0]}' (choose from 'yaml', 'python')`);
+      throw new MagicLineError(
+        `argument --lang: invalid choice: '${values[0]}' (choose from 'yaml', 'python')`
+      );
     }
   };
 

@@ -4,6 +4,10 @@
  * "status" messages.  Before the kernel sent a graph, the blocks come from the notebook's cells
  * (parsed magic lines), all "idle", so the panel is useful before anything ran.
  *
+ * Its Run buttons execute the extension's commands (commands.ts), which send their requests
+ * through `request`, so a run started from the palette, a menu or a shortcut reports its errors
+ * here too.
+ *
  * Stable hooks for tests: #jupyter-di-run-pipeline, #jupyter-di-run-block,
  * #jupyter-di-connection[data-connected], g.jp-di-node[data-block-name][data-status].
  */
@@ -11,10 +15,12 @@ import { Graph, layout } from '@dagrejs/dagre';
 import { Notification } from '@jupyterlab/apputils';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { CommandRegistry } from '@lumino/commands';
+import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import { NotebookBridge } from './bridge';
 import { formatDuration, parseMagicLine } from './magic';
-import { IAck, IBlock } from './protocol';
+import { IAck, IBlock, IRunBlock, IRunPipeline } from './protocol';
 
 export const PANEL_ID = 'jupyter-di-pipeline';
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -30,8 +36,14 @@ export const pipelineIcon = new LabIcon({
     '<path d="M10 5.5h2v6.5h2v1h-3V6.5h-1zM10 18.5h2v-6h2v-1h-3v6h-1z"/></g></svg>'
 });
 
+/** Command ids the panel's buttons execute (registered by commands.ts). */
+export interface IPanelCommands {
+  runPipeline: string;
+  runBlock: string;
+}
+
 export class PipelinePanel extends Widget {
-  constructor() {
+  constructor(commands: CommandRegistry, ids: IPanelCommands) {
     super();
     this.id = PANEL_ID;
     this.addClass('jp-di-panel');
@@ -40,12 +52,12 @@ export class PipelinePanel extends Widget {
 
     const toolbar = document.createElement('div');
     toolbar.className = 'jp-di-toolbar';
-    this._runPipeline = button('jupyter-di-run-pipeline', 'Run pipeline', () =>
-      this._request({ type: 'run_pipeline' })
-    );
+    this._runPipeline = button('jupyter-di-run-pipeline', 'Run pipeline', () => {
+      void commands.execute(ids.runPipeline);
+    });
     this._runBlock = button('jupyter-di-run-block', 'Run block', () => {
       if (this._selected !== null) {
-        this._request({ type: 'run_block', name: this._selected });
+        void commands.execute(ids.runBlock, { name: this._selected });
       }
     });
     this._connection = document.createElement('span');
@@ -82,6 +94,27 @@ export class PipelinePanel extends Widget {
     bridge?.failed.connect(this._onFailed, this);
     panel?.model?.contentChanged.connect(this._schedule, this);
     this._schedule();
+  }
+
+  /** True when the current notebook's kernel has jupyter-di loaded and answered our hello. */
+  get connected(): boolean {
+    return this._bridge?.connected ?? false;
+  }
+
+  /** Emitted after every render: the connection, the blocks or the selection may have changed. */
+  get stateChanged(): ISignal<this, void> {
+    return this._stateChanged;
+  }
+
+  /** Send a run request to the current notebook's kernel; false (and an error shown) if it cannot. */
+  request(request: IRunPipeline | IRunBlock): boolean {
+    this._error.textContent = '';
+    if (this._bridge === null || !this._bridge.send(request)) {
+      this._error.textContent =
+        'The kernel has no jupyter-di: run `%load_ext jupyter_di` in the notebook first.';
+      return false;
+    }
+    return true;
   }
 
   /** Blocks shown: the kernel's graph if it sent one, else the cells' magic lines. */
@@ -124,20 +157,18 @@ export class PipelinePanel extends Widget {
     Notification.error(`jupyter-di: ${text}`, { autoClose: 8000 });
   }
 
-  private _request(request: { type: 'run_pipeline' } | { type: 'run_block'; name: string }): void {
-    this._error.textContent = '';
-    if (this._bridge === null || !this._bridge.send(request)) {
-      this._error.textContent =
-        'The kernel has no jupyter-di: run `%load_ext jupyter_di` in the notebook first.';
-    }
-  }
-
   private _render(): void {
     const connected = this._bridge?.connected ?? false;
     this._connection.dataset.connected = String(connected);
-    this._connection.textContent = this._bridge === null ? 'no notebook' : connected ? 'kernel connected' : 'kernel not connected';
+    this._connection.textContent =
+      this._bridge === null
+        ? 'no notebook'
+        : connected
+          ? 'kernel connected'
+          : 'kernel not connected';
     this._runPipeline.disabled = !connected;
     this._runBlock.disabled = !connected || this._selected === null;
+    this._stateChanged.emit();
 
     const blocks = this.blocks();
     this._empty.style.display = blocks.length ? 'none' : '';
@@ -195,7 +226,12 @@ export class PipelinePanel extends Widget {
       detail.textContent = [block.kind, block.status, formatDuration(block.duration_s)]
         .filter(s => s)
         .join(' · ');
-      node.append(title, svg('rect', { width: String(NODE_W), height: String(NODE_H), rx: '6' }), label, detail);
+      node.append(
+        title,
+        svg('rect', { width: String(NODE_W), height: String(NODE_H), rx: '6' }),
+        label,
+        detail
+      );
       node.addEventListener('click', () => this._select(block));
       this._svg.append(node);
     }
@@ -225,6 +261,7 @@ export class PipelinePanel extends Widget {
   private _bridge: NotebookBridge | null = null;
   private _selected: string | null = null;
   private _frame = 0;
+  private _stateChanged = new Signal<this, void>(this);
   private _svg: SVGSVGElement;
   private _empty: HTMLDivElement;
   private _error: HTMLDivElement;

@@ -10,14 +10,7 @@ export const COMM_TARGET = 'jupyter_di';
 export const PROTOCOL_VERSION = 1;
 
 export type BlockKind = 'source' | 'destination' | 'python';
-export type BlockStatus =
-  | 'pending'
-  | 'running'
-  | 'done'
-  | 'failed'
-  | 'skipped'
-  | 'stale'
-  | 'idle';
+export type BlockStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'stale' | 'idle';
 
 export const BLOCK_STATUSES: ReadonlyArray<BlockStatus> = [
   'pending',
@@ -65,8 +58,8 @@ export interface ISetCellMetadata {
   type: 'set_cell_metadata';
   cell_id: string;
   key: string;
-  /** `null` deletes the key. */
-  value: any;
+  /** Any JSON value; `null` deletes the key. */
+  value: unknown;
 }
 
 export interface IGraph {
@@ -83,12 +76,7 @@ export interface IStatus {
 }
 
 export type KernelMessage =
-  | IHello
-  | IAck
-  | IReplaceCellSource
-  | ISetCellMetadata
-  | IGraph
-  | IStatus;
+  IHello | IAck | IReplaceCellSource | ISetCellMetadata | IGraph | IStatus;
 
 // -- extension -> kernel ---------------------------------------------------
 export interface IRunPipeline {
