@@ -25,6 +25,17 @@ import pyarrow as pa
 LOGICAL_TYPE_KEY = b"jupyter_di.logical_type"
 JSON_LOGICAL_TYPE = b"json"
 
+
+def is_json_field(field: pa.Field) -> bool:
+    """A column holding JSON text (marked with the JSON logical type, e.g. PostgreSQL json/jsonb)."""
+    return (field.metadata or {}).get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
+
+
+def json_field(name: str, data_type: pa.DataType | None = None) -> pa.Field:
+    """A field marked as holding JSON text (a string column unless ``data_type`` says otherwise)."""
+    return pa.field(name, pa.string() if data_type is None else data_type, metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE})
+
+
 SOURCE_STATE_KEY = b"jupyter_di.source_state"
 """Schema metadata a source may put on a yielded batch: JSON text of the source's *own* state (a
 Singer tap's STATE message, verbatim) that holds once this batch and every batch before it are
@@ -35,6 +46,10 @@ as ``ReadRequest.source_state``."""
 INTERNAL_PREFIX = "_jupyter_di_"
 """Names of jupyter-di's own objects in a destination (state table, staging tables) start with
 this; a destination table named so is refused, so a user's table can never be taken for one."""
+
+STATE_TABLE = f"{INTERNAL_PREFIX}state"
+"""The table in which a transactional destination commits each stream's state with its rows."""
+
 
 def internal_name(kind: str, *parts: str) -> str:
     """The name of one of our own objects (a staging table, an index): the reserved prefix, the kind,

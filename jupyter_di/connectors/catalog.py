@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
+from .base import is_json_field, json_field
 
 
 def stream_entry(
@@ -73,8 +73,7 @@ def find_stream(catalog: dict[str, Any], stream: str) -> dict[str, Any] | None:
 
 def json_schema_for_arrow(data_type: pa.DataType, field: pa.Field | None = None) -> dict[str, Any]:
     """A nullable JSON-schema property for an Arrow type (Singer conventions)."""
-    meta = (field.metadata or {}) if field is not None else {}
-    if meta.get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE:
+    if field is not None and is_json_field(field):
         return {"type": ["null", "object", "array", "string", "number", "boolean"]}
     if pa.types.is_boolean(data_type):
         return {"type": ["null", "boolean"]}
@@ -131,17 +130,14 @@ def arrow_type_for_json_schema(prop: dict[str, Any]) -> pa.DataType:
     return pa.string()
 
 
-def arrow_schema_for_entry(entry: dict[str, Any], columns: list[str] | None = None) -> pa.Schema:
-    props = entry.get("schema", {}).get("properties", {})
-    names = columns if columns is not None else list(props)
-    fields = []
-    for name in names:
-        prop = props.get(name, {})
-        types = prop.get("type", [])
-        is_json = isinstance(types, list) and ("object" in types or "array" in types)
-        md = {LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE} if is_json else None
-        fields.append(pa.field(name, arrow_type_for_json_schema(prop), metadata=md))
-    return pa.schema(fields)
+def arrow_field_for_property(name: str, prop: dict[str, Any]) -> pa.Field:
+    """The Arrow field for one JSON-schema property; objects/arrays become JSON-marked strings."""
+    types = prop.get("type", [])
+    if isinstance(types, str):
+        types = [types]
+    if "object" in types or "array" in types:
+        return json_field(name)
+    return pa.field(name, arrow_type_for_json_schema(prop))
 
 
 def check_replication_keys(bookmark_properties: list[str], valid: list[str], types: dict[str, str], stream: str) -> None:

@@ -22,17 +22,15 @@ import pyarrow as pa
 
 from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from . import catalog
-from .base import INCREMENTAL, INTERNAL_PREFIX, StreamSettings, ConfigField, ConnectorSpec, ReadRequest, Source
-from .commit_window import CommitWindow
+from ._shared.commit_window import CommitWindow
+from .base import INCREMENTAL, INTERNAL_PREFIX, STATE_TABLE, ConfigField, ConnectorSpec, ReadRequest, Source, StreamSettings, json_field
 from .sql_dialect import (
-    STATE_TABLE,
     SqlFileDestination,
     conflict_clause,
     dedupe_on_keys,
     duckdb_type,
     first_line,
     is_orderable,
-    json_field,
     plan_select,
     qualify,
     quote_ident,

@@ -19,12 +19,11 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from ..errors import ConfigError
-from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
+from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source, is_json_field
 from .catalog import json_schema_for_arrow, stream_entry
 from .files_arrow import (
     check_columns_exist,
     check_bookmark_orderable,
-    is_json_field,
     orderable,
     order_incremental,
     rebatch,

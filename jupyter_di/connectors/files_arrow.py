@@ -13,17 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ConfigError, SchemaMismatch
-from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, StreamSettings
+from .base import StreamSettings, is_json_field
 from .catalog import check_replication_keys
-
-
-def is_json_field(field: pa.Field) -> bool:
-    return (field.metadata or {}).get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
-
-
-def json_field(name: str) -> pa.Field:
-    """A string field marked as holding JSON text."""
-    return pa.field(name, pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE})
 
 
 def normalize_type(data_type: pa.DataType) -> pa.DataType:

@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError
-from .files_arrow import conform, is_json_field, normalize_schema
+from .files_arrow import conform, normalize_schema
 from .files_records import infer_schema as infer_records_schema
 from .files_records import dumps, json_rows, text_column, to_batch
 
@@ -193,4 +193,4 @@ def csv_header(path: Path, opts: FileOptions) -> list[str]:
         reader.close()
 
 
-__all__ = ["FileOptions", "FileWriter", "infer_schema", "iter_batches", "csv_header", "is_json_field"]
+__all__ = ["FileOptions", "FileWriter", "infer_schema", "iter_batches", "csv_header"]

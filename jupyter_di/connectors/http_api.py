@@ -24,9 +24,9 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from ..errors import ConfigError
-from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
+from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source, is_json_field
 from .catalog import json_schema_for_arrow, stream_entry
-from .files_arrow import check_bookmark_orderable, check_columns_exist, is_json_field, order_incremental, rebatch, selected_schema
+from .files_arrow import check_bookmark_orderable, check_columns_exist, order_incremental, rebatch, selected_schema
 from .files_records import infer_schema, to_batch
 from .http_client import HttpClient
 from .http_paging import StreamConfig, pages

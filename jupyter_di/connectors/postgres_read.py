@@ -22,12 +22,12 @@ import pyarrow as pa
 from psycopg import sql
 
 from ..errors import ConfigError
-from .row_values import last_row_values
-from .base import INCREMENTAL, ReadRequest, Source
+from ._shared.row_values import last_row_values
+from .base import INCREMENTAL, STATE_TABLE, ReadRequest, Source
 from .catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .postgres_conn import PostgresConnector, render
 from .postgres_adbc import server_message
-from .postgres_types import STATE_TABLE, PgColumn, RELATIONS_SQL, catalog_rows, decimal_from_scaled, primary_keys, table_columns
+from .postgres_types import PgColumn, RELATIONS_SQL, catalog_rows, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
 AFTER_SETTING = "jupyter_di.after"

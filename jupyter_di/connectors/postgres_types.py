@@ -28,11 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
+from .base import is_json_field, json_field
 from .postgres_adbc import AdbcSession
-
-JSON_META = {LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}
-STATE_TABLE = "_jupyter_di_state"
 
 # Base type name (pg_type.typname) -> Arrow type, for types ADBC reads natively.
 _SCALARS: dict[str, pa.DataType] = {
@@ -80,7 +77,9 @@ class PgColumn:
 
     def arrow_field(self) -> pa.Field:
         """The Arrow field this column reads as."""
-        return pa.field(self.name, self._arrow_type(), metadata=JSON_META if self.typname in _JSON_TYPES else None)
+        if self.typname in _JSON_TYPES:
+            return json_field(self.name, self._arrow_type())
+        return pa.field(self.name, self._arrow_type())
 
     def _arrow_type(self) -> pa.DataType:
         if self.typname in _SCALARS:
@@ -249,10 +248,6 @@ class WriteColumn:
     pg_type: str  # the column type to create (format_type() spelling)
     to_json: bool = False  # nested values serialised to JSON text first
     is_json: bool = False
-
-
-def is_json_field(field: pa.Field) -> bool:
-    return bool(field.metadata) and field.metadata.get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
 
 
 def _json_ingest_type() -> pa.DataType:

@@ -30,11 +30,10 @@ import pyarrow as pa
 from psycopg import sql
 
 from ..errors import SchemaMismatch
-from .base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
-from .commit_window import coalesced
+from ._shared.commit_window import coalesced
+from .base import FULL_TABLE, STATE_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
 from .postgres_conn import PostgresConnector, render
 from .postgres_types import (
-    STATE_TABLE,
     UNIQUE_INDEXES_SQL,
     WriteColumn,
     same_type,

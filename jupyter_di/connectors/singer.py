@@ -86,7 +86,7 @@ from .base import (
     WriteRequest,
     WriteResult,
 )
-from .catalog import json_schema_for_arrow
+from .catalog import arrow_field_for_property, json_schema_for_arrow
 from .singer_catalog import check_settings, entry_for, selected_catalog
 from .singer_messages import (
     RECORD,
@@ -95,7 +95,6 @@ from .singer_messages import (
     RecordBatcher,
     SingerProtocolError,
     activate_version_line,
-    arrow_field_for_property,
     parse_line,
     record_lines,
     schema_line,

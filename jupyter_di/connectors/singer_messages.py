@@ -26,8 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DIError, SchemaMismatch
-from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
-from .catalog import arrow_type_for_json_schema
+from .base import is_json_field
 
 SCHEMA, RECORD, STATE, ACTIVATE_VERSION = "SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION"
 
@@ -55,20 +54,6 @@ def parse_line(line: str | bytes) -> dict[str, Any] | None:
         raise ValueError("not a Singer message (a JSON object with a 'type')")
     msg["type"] = msg["type"].upper()  # the spec says type is case-insensitive
     return msg
-
-
-def arrow_field_for_property(name: str, prop: dict[str, Any]) -> pa.Field:
-    """Arrow field for one JSON-schema property; objects/arrays become JSON-marked strings."""
-    types = prop.get("type", [])
-    if isinstance(types, str):
-        types = [types]
-    if "object" in types or "array" in types:
-        return pa.field(name, pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE})
-    return pa.field(name, arrow_type_for_json_schema(prop))
-
-
-def is_json_field(field: pa.Field) -> bool:
-    return (field.metadata or {}).get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
 
 
 def _parse_timestamp(value: Any) -> dt.datetime:

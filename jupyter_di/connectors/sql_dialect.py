@@ -24,13 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ConfigError, DIError, SchemaMismatch
-from .arrow_build import int64_array
-from .commit_window import ChunkSource, CommitWindow
+from ._shared.arrow_build import int64_array
+from ._shared.commit_window import ChunkSource, CommitWindow
 from .base import (
     FULL_TABLE,
     INCREMENTAL,
-    JSON_LOGICAL_TYPE,
-    LOGICAL_TYPE_KEY,
+    STATE_TABLE,
     Chunk,
     CommitCallback,
     Destination,
@@ -39,9 +38,8 @@ from .base import (
     WriteRequest,
     WriteResult,
     internal_name,
+    is_json_field,
 )
-
-STATE_TABLE = "_jupyter_di_state"
 
 
 # --------------------------------------------------------------------------- names
@@ -82,14 +80,6 @@ def resolve_path(config: dict[str, Any], *, must_exist: bool, system: str) -> st
 
 
 # --------------------------------------------------------------------------- types
-
-
-def is_json_field(field: pa.Field) -> bool:
-    return (field.metadata or {}).get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
-
-
-def json_field(name: str, data_type: pa.DataType = pa.string()) -> pa.Field:
-    return pa.field(name, data_type, metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE})
 
 
 def is_orderable(field: pa.Field) -> bool:

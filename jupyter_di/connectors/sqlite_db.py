@@ -34,16 +34,13 @@ import pyarrow.compute as pc
 
 from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from . import catalog
-from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source
+from .base import INCREMENTAL, STATE_TABLE, ConfigField, ConnectorSpec, ReadRequest, Source, is_json_field, json_field
 from .sql_dialect import (
     SQLITE_JSON_ARRAY,
-    STATE_TABLE,
     SqlFileDestination,
     conflict_clause,
     first_line,
-    is_json_field,
     is_orderable,
-    json_field,
     plan_select,
     quote_ident,
     render_select,

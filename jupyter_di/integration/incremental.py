@@ -18,8 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..connectors.base import INCREMENTAL, NULL_CURSOR_MODES, ReadRequest, StreamSettings
-from ..connectors.row_values import is_json_text
+from ..connectors.base import INCREMENTAL, NULL_CURSOR_MODES, ReadRequest, StreamSettings, is_json_field
 from ..errors import ConfigError
 
 
@@ -107,7 +106,7 @@ def cursor_warnings(
         if index < 0:
             continue
         field = schema.field(index)
-        kind = "JSON" if is_json_text(field) else "boolean" if pa.types.is_boolean(field.type) else None
+        kind = "JSON" if is_json_field(field) else "boolean" if pa.types.is_boolean(field.type) else None
         if kind:
             out.append({
                 "stream": stream,

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from ..connectors.base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
+from ..connectors.base import json_field
 from ..connectors.catalog import catalog_entry_for_arrow
 from ..errors import ConfigError
 from .outputs import LiveSourceOutput, SourceOutput, StreamOutput
@@ -49,7 +49,7 @@ def _nested_to_json(table: pa.Table) -> pa.Table:
         if not nested:
             continue
         values = [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in table.column(i).to_pylist()]
-        table = table.set_column(i, pa.field(f.name, pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}), pa.array(values, pa.string()))
+        table = table.set_column(i, json_field(f.name), pa.array(values, pa.string()))
     return table
 
 
@@ -82,7 +82,7 @@ def table_from_output(value: Any, *, block: str) -> pa.Table | None:
         table = pa.Table.from_pandas(df, preserve_index=False)
         for name in json_columns:
             i = table.schema.get_field_index(name)
-            table = table.set_column(i, pa.field(name, pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}), table.column(i).cast(pa.string()))
+            table = table.set_column(i, json_field(name), table.column(i).cast(pa.string()))
         return _nested_to_json(table.replace_schema_metadata(None))
     if type(value).__module__.startswith("polars") and hasattr(value, "to_arrow"):
         return _nested_to_json(value.to_arrow())

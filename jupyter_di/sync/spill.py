@@ -17,7 +17,7 @@ import pyarrow as pa
 import json
 
 from ..connectors.base import INCREMENTAL, SOURCE_STATE_KEY, StreamSettings
-from ..connectors.row_values import cursor_values
+from ..connectors._shared.row_values import cursor_values
 from .live_spill import LiveSpill
 
 SPILL_BATCH_BYTES = 1 << 20

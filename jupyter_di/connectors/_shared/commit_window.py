@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
-from .base import Chunk
+from ..base import Chunk
 
 
 class ChunkSource:

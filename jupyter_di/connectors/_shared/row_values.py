@@ -12,6 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..base import is_json_field
+
 
 def to_json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
@@ -70,17 +72,10 @@ def cursor_values(batch: pa.RecordBatch, columns: list[str]) -> tuple[dict[str, 
     values = {}
     for name, index, array in zip(columns, indexes, arrays):
         value = to_json_value(_python_value(array, last))
-        if is_json_text(batch.schema.field(index)) and isinstance(value, str):
+        if is_json_field(batch.schema.field(index)) and isinstance(value, str):
             value = _parsed_json(value)
         values[name] = value
     return values, null_rows
-
-
-def is_json_text(field: pa.Field) -> bool:
-    """A string column holding JSON documents (PostgreSQL json/jsonb)."""
-    from .base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY
-
-    return (field.metadata or {}).get(LOGICAL_TYPE_KEY) == JSON_LOGICAL_TYPE
 
 
 def _parsed_json(text: str) -> Any:

@@ -6,9 +6,9 @@ import sys
 
 import pyarrow as pa
 
-from jupyter_di.connectors.arrow_build import int64_array, text_array, value_array
+from jupyter_di.connectors._shared.arrow_build import int64_array, text_array, value_array
 from jupyter_di.connectors.base import Chunk
-from jupyter_di.connectors.commit_window import ChunkSource, CommitWindow
+from jupyter_di.connectors._shared.commit_window import ChunkSource, CommitWindow
 
 
 def batch(ids: list[int], name: str = "id") -> pa.RecordBatch:
@@ -74,8 +74,8 @@ def test_arrays_built_from_buffers_equal_pyarrows_own():
 
 def test_building_them_does_not_import_pandas():
     code = (
-        "import sys\nfrom jupyter_di.connectors.arrow_build import text_array, value_array\n"
-        "from jupyter_di.connectors.row_values import last_row_values\nimport pyarrow as pa, numpy as np\n"
+        "import sys\nfrom jupyter_di.connectors._shared.arrow_build import text_array, value_array\n"
+        "from jupyter_di.connectors._shared.row_values import last_row_values\nimport pyarrow as pa, numpy as np\n"
         "text_array(['a', None]); value_array([1]); value_array(5)\n"
         "ts = pa.Array.from_buffers(pa.timestamp('us', tz='UTC'), 1, [None, pa.py_buffer(np.array([0]))])\n"
         "print(last_row_values(pa.RecordBatch.from_arrays([ts], names=['t']), ['t']))\n"
