@@ -66,3 +66,20 @@ def pg_connect(pg_config):
     yield connect
     for conn in conns:
         conn.close()
+
+
+MARKS_BY_FIXTURE = {
+    "pg_server": "postgres",  # pg_config and pg_connect use it too
+    "singer_exe": "singer",
+    "page": "browser",
+    "lab": "browser",
+}
+"""A test is marked by what it uses, so `-m "not postgres and not browser and not singer"` (the fast
+subset, README) cannot miss a test that forgot its marker."""
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest's hook signature
+    for item in items:
+        for fixture, mark in MARKS_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, mark))
