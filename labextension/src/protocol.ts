@@ -10,7 +10,7 @@ export const COMM_TARGET = 'jupyter_di';
 export const PROTOCOL_VERSION = 1;
 
 export type BlockKind = 'source' | 'destination' | 'python';
-export type BlockStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'stale' | 'idle';
+export type BlockStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'idle';
 
 export const BLOCK_STATUSES: ReadonlyArray<BlockStatus> = [
   'pending',
@@ -18,7 +18,6 @@ export const BLOCK_STATUSES: ReadonlyArray<BlockStatus> = [
   'done',
   'failed',
   'skipped',
-  'stale',
   'idle'
 ];
 
