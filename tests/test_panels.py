@@ -361,5 +361,5 @@ def streams(*args, **kwargs):
     panel.future.result(timeout=30)
     text = panel.view.value
     assert "<code>postgresql</code>" in text and "<code>orders</code>" in text and "&quot;database&quot;: &quot;shop&quot;" in text
-    assert "&quot;password&quot;: &quot;****&quot;" in text and "pw-98765" not in text
+    assert "&quot;password&quot;: &quot;***&quot;" in text and "pw-98765" not in text
     assert not hasattr(panel, "editor")  # nothing to write back

@@ -16,16 +16,15 @@ from typing import Any, Callable, Iterable
 import ipywidgets as widgets
 
 from ...errors import DIError
+from ...redaction import Redactor
 
 OK_STYLE = "color:#2e7d32"
 ERROR_STYLE = "color:#c62828"
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
-    for value in secrets:
-        if value and len(str(value)) >= 3:
-            text = text.replace(str(value), "****")
-    return text
+    """``text`` with the process's secrets and ``secrets`` masked: the one mask (``redaction.py``)."""
+    return Redactor(secrets)(text)
 
 
 def error_text(exc: BaseException, secrets: Iterable[str] = ()) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...redaction import redact
 from ...connectors import registry
 from ...errors import DIError
 from ...integration.di_config import DIConfig
@@ -103,5 +104,5 @@ def close_tree(widget: Any) -> None:
 def error_panel(block: Block, exc: DIError) -> widgets.Widget:
     return widgets.HTML(
         f"<b>{html.escape(block.kind)} <code>{html.escape(block.name)}</code></b>: the panel cannot read this cell: "
-        f"<span style='color:#c62828'>{html.escape(str(exc))}</span>"
+        f"<span style='color:#c62828'>{html.escape(redact(str(exc)))}</span>"
     )

@@ -19,7 +19,7 @@ from ...pipeline.block import Block
 from .context import PanelContext
 from .jobs import Jobs, Status, mask
 
-MASK = "****"
+from ...redaction import MASK
 
 
 def masked_config(resolved: ResolvedBlock) -> dict[str, Any]:
