@@ -22,8 +22,8 @@ ENTRY_POINT_GROUP = "jupyter_di.connectors"
 
 BUILTIN = {
     "postgresql": "jupyter_di.connectors.postgres",
-    "duckdb": "jupyter_di.connectors.duckdb_db",
-    "sqlite": "jupyter_di.connectors.sqlite_db",
+    "duckdb": "jupyter_di.connectors.duckdb",
+    "sqlite": "jupyter_di.connectors.sqlite",
     "files": "jupyter_di.connectors.files",
     "http_api": "jupyter_di.connectors.http_api",
     "singer": "jupyter_di.connectors.singer",

@@ -70,8 +70,8 @@ SEED_ROWS = [
 # name -> (connector, module that must exist, config maker given a folder and the pg config)
 ENDPOINTS: dict[str, tuple[str, str]] = {
     "postgresql": ("postgresql", "jupyter_di.connectors.postgres"),
-    "duckdb": ("duckdb", "jupyter_di.connectors.duckdb_db"),
-    "sqlite": ("sqlite", "jupyter_di.connectors.sqlite_db"),
+    "duckdb": ("duckdb", "jupyter_di.connectors.duckdb"),
+    "sqlite": ("sqlite", "jupyter_di.connectors.sqlite"),
     "csv": ("files", "jupyter_di.connectors.files"),
     "jsonl": ("files", "jupyter_di.connectors.files"),
     "parquet": ("files", "jupyter_di.connectors.files"),

@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
     if "--in-file-write" in own:
         kill_in_file_write(int(own[own.index("--in-file-write") + 1]))
     if "--commit-rows" in own:
-        from jupyter_di.connectors.duckdb_db import DuckDBDestination
+        from jupyter_di.connectors.duckdb import DuckDBDestination
 
         DuckDBDestination.commit_every_rows = int(own[own.index("--commit-rows") + 1])
     from jupyter_di import cli

@@ -1,306 +1,38 @@
-"""SQL shapes shared by the embedded-database connectors (DuckDB and SQLite).
+"""The write loop of the embedded SQL databases (DuckDB and SQLite): one transactional destination.
 
-Why one module: both engines speak the same SQL for everything a connector
-needs beyond moving bytes (double-quoted identifiers, ``?`` parameters,
-``INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c / DO NOTHING``,
-``NULLS LAST``), and both are transactional files where the rows and the
-``_jupyter_di_state`` row commit together.  So identifier quoting, the
-Arrow->SQL type maps, the select/bookmark plan and the whole write loop
-(create/evolve the table, replace/append/upsert, state in the same transaction,
-``on_commit`` after each commit) live here once; each connector module only
-supplies how to open its file, read its catalog and push one batch.
+Why one module: both engines are transactional files that speak the same SQL for a write
+(``INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c / DO NOTHING``), where the rows and
+the ``_jupyter_di_state`` row commit together.  So the whole write loop (create/evolve the table,
+replace/append/upsert, state in the same transaction, ``on_commit`` after each commit) lives here
+once; each connector package only supplies how to open its file, read its catalog and push rows.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 from abc import abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ConfigError, DIError, SchemaMismatch
-from ._shared.arrow_build import int64_array
-from ._shared.commit_window import ChunkSource, CommitWindow
-from .base import (
+from ...errors import ConfigError, DIError, SchemaMismatch
+from ..base import (
     FULL_TABLE,
-    INCREMENTAL,
     STATE_TABLE,
     Chunk,
     CommitCallback,
     Destination,
-    ReadRequest,
     StreamSettings,
     WriteRequest,
     WriteResult,
     internal_name,
-    is_json_field,
 )
-
-
-# --------------------------------------------------------------------------- names
-
-
-def quote_ident(name: str) -> str:
-    """A double-quoted SQL identifier with embedded quotes doubled (any name is safe)."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def qualify(schema: str | None, name: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
-
-
-def resolve_path(config: dict[str, Any], *, must_exist: bool, system: str) -> str:
-    """The absolute database path from ``config['path']`` (relative to the working directory).
-
-    A source needs the file itself; a destination needs its folder (the file is
-    created).  Either missing is a ConfigError naming the path, never a new
-    empty database created by accident.
-    """
-    raw = config.get("path")
-    if not raw or not isinstance(raw, (str, os.PathLike)):
-        raise ConfigError(f"the {system} connector needs a `path`.", fix=f"set config.path to the {system} database file.")
-    path = os.path.abspath(os.path.expanduser(os.fspath(raw)))
-    if must_exist and not os.path.isfile(path):
-        raise ConfigError(
-            f"the {system} database file {path} does not exist.",
-            fix="check config.path (relative paths are resolved against the working directory).",
-        )
-    folder = os.path.dirname(path)
-    if not must_exist and not os.path.isdir(folder):
-        raise ConfigError(
-            f"the folder of the {system} database {path} does not exist.",
-            fix=f"create the folder {folder} or fix config.path.",
-        )
-    return path
-
-
-# --------------------------------------------------------------------------- types
-
-
-def is_orderable(field: pa.Field) -> bool:
-    """Whether a column can be a replication key (a total order that SQL compares)."""
-    t = field.type
-    if is_json_field(field):
-        return False
-    return bool(
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_decimal(t)
-        or pa.types.is_temporal(t)
-        or pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-    )
-
-
-_DUCKDB_SIMPLE = [
-    (pa.types.is_boolean, "BOOLEAN"),
-    (lambda t: t == pa.int8(), "TINYINT"),
-    (lambda t: t == pa.int16(), "SMALLINT"),
-    (lambda t: t == pa.int32(), "INTEGER"),
-    (lambda t: t == pa.int64(), "BIGINT"),
-    (lambda t: t == pa.uint8(), "UTINYINT"),
-    (lambda t: t == pa.uint16(), "USMALLINT"),
-    (lambda t: t == pa.uint32(), "UINTEGER"),
-    (lambda t: t == pa.uint64(), "UBIGINT"),
-    (lambda t: t in (pa.float16(), pa.float32()), "FLOAT"),
-    (pa.types.is_floating, "DOUBLE"),
-    (pa.types.is_date, "DATE"),
-    (pa.types.is_time, "TIME"),
-    (pa.types.is_duration, "INTERVAL"),
-    (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t), "BLOB"),
-]
-
-
-def duckdb_type(data_type: pa.DataType, field: pa.Field | None = None) -> str:
-    """The DuckDB column type for an Arrow type (JSON-marked strings -> JSON)."""
-    t = data_type
-    if field is not None and is_json_field(field):
-        return "JSON"
-    if pa.types.is_dictionary(t):
-        return duckdb_type(t.value_type)
-    for test, name in _DUCKDB_SIMPLE:
-        if test(t):
-            return name
-    if pa.types.is_decimal(t) and t.precision <= 38:
-        return f"DECIMAL({t.precision},{t.scale})"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return duckdb_type(t.value_type, t.value_field) + "[]"
-    if pa.types.is_struct(t):
-        inner = ", ".join(f"{quote_ident(f.name)} {duckdb_type(f.type, f)}" for f in t)
-        return f"STRUCT({inner})"
-    if pa.types.is_map(t):
-        return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
-    return "VARCHAR"
-
-
-# SQLite keeps lists of scalars as JSON text under a declared type that names the
-# element type, so a SQLite source can give the list back (see sqlite_db).
-SQLITE_JSON_ARRAY = "JSON ARRAY"
-_SQLITE_LIST_ELEMENTS = [
-    (pa.types.is_boolean, "BOOLEAN"),
-    (pa.types.is_integer, "BIGINT"),
-    (pa.types.is_floating, "DOUBLE"),
-    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "TEXT"),
-]
-
-
-def sqlite_type(data_type: pa.DataType, field: pa.Field | None = None) -> str:
-    """The SQLite declared type for an Arrow type.
-
-    Decimals are ``DECIMAL TEXT(p,s)``: TEXT affinity keeps the exact digits
-    (NUMERIC affinity would round to 15 significant digits) while the declared
-    precision and scale let a SQLite source read ``decimal128(p,s)`` back.
-    Timestamps are TEXT in one fixed ISO-8601 form (see ``sqlite_db``).
-    """
-    t = data_type
-    if field is not None and is_json_field(field):
-        return "JSON"
-    if pa.types.is_dictionary(t):
-        return sqlite_type(t.value_type)
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_integer(t):
-        return "INTEGER"
-    if pa.types.is_floating(t):
-        return "REAL"
-    if pa.types.is_decimal(t):
-        return f"DECIMAL TEXT({t.precision},{t.scale})"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
-    if pa.types.is_date(t):
-        return "DATE"
-    if pa.types.is_time(t):
-        return "TIME"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return "BLOB"
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        for test, name in _SQLITE_LIST_ELEMENTS:
-            if test(t.value_type):
-                return f"{SQLITE_JSON_ARRAY} {name}"
-        return "JSON"
-    if pa.types.is_struct(t) or pa.types.is_map(t):
-        return "JSON"
-    return "TEXT"
-
-
-# --------------------------------------------------------------------------- reading
-
-
-@dataclass
-class SelectPlan:
-    """What one read selects: output columns, sort order and the inclusive lower bound."""
-
-    columns: list[str]
-    order_by: list[str]
-    bookmark: list[tuple[str, Any]]
-    limit: int | None
-    null_columns: list[str] = field(default_factory=list)
-    """The bookmark columns (rows with a NULL in one cannot be tracked by a bookmark)."""
-    resync_nulls: bool = False
-    """``null_cursor: resync``: rows with a NULL bookmark column pass the bound too."""
-
-    def count_null_cursors(self, con: Any, table_sql: str) -> int | None:
-        """Rows a bookmark bound leaves out because a bookmark column is NULL (for the run's report)."""
-        if not self.bookmark or self.resync_nulls or not self.null_columns:
-            return None
-        where = " OR ".join(f"{quote_ident(c)} IS NULL" for c in self.null_columns)
-        return int(con.execute(f"SELECT count(*) FROM {table_sql} WHERE {where}").fetchall()[0][0])
-
-
-def plan_select(request: ReadRequest, table_columns: list[str]) -> SelectPlan:
-    """Check the requested columns against the table and plan the read.
-
-    Selected columns come out in the table's order.  For INCREMENTAL reads the
-    bookmark and key columns are always included (Singer's ``automatic``
-    inclusion): the sync engine needs them to compute the next bookmark.
-    """
-    s = request.settings
-    by_name = set(table_columns)
-
-    def require(names: list[str], what: str, fix: str) -> None:
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise ConfigError(
-                f"{what} {', '.join(repr(m) for m in missing)} not in the table "
-                f"(it has {', '.join(repr(c) for c in table_columns)}).",
-                stream=s.stream,
-                fix=fix,
-            )
-
-    wanted = list(table_columns) if s.columns is None else list(s.columns)
-    require(wanted, "selected column(s)", "select existing columns (run discover again if the table changed).")
-    order_by: list[str] = []
-    bookmark: list[tuple[str, Any]] = []
-    if s.replication_method == INCREMENTAL:
-        if not s.bookmark_properties:
-            raise ConfigError(
-                "INCREMENTAL replication needs bookmark_properties.",
-                stream=s.stream,
-                fix="set bookmark_properties to an ever-increasing column such as updated_at, or use FULL_TABLE.",
-            )
-        require(s.bookmark_properties, "bookmark column(s)", "set bookmark_properties to existing columns.")
-        require(s.key_properties, "key column(s)", "set key_properties to existing columns.")
-        order_by = list(dict.fromkeys([*s.bookmark_properties, *s.key_properties]))
-        wanted = [*wanted, *order_by]
-        for name in s.bookmark_properties:
-            if not request.bookmark or name not in request.bookmark or request.bookmark[name] is None:
-                break
-            bookmark.append((name, request.bookmark[name]))
-    chosen = set(wanted)
-    return SelectPlan(
-        [c for c in table_columns if c in chosen], order_by, bookmark, request.limit,
-        null_columns=list(s.bookmark_properties) if s.replication_method == INCREMENTAL else [],
-        resync_nulls=s.null_cursor == "resync",
-    )
-
-
-def render_select(
-    table_sql: str,
-    plan: SelectPlan,
-    column_expr: Callable[[str], str],
-    bind: Callable[[str, Any], tuple[str, Any]],
-) -> tuple[str, list[Any]]:
-    """SELECT text and parameters for a plan.
-
-    ``column_expr(col)`` is the SQL a column compares and sorts by (usually the
-    quoted name); ``bind(col, json_value)`` gives the placeholder SQL (e.g.
-    ``CAST(? AS TIMESTAMPTZ)``) and the parameter value.  The bound is the
-    inclusive row comparison ``(b1, b2) >= (v1, v2)`` written out
-    lexicographically, which both engines can use with an index.
-    """
-    params: list[Any] = []
-    sql = f"SELECT {', '.join(quote_ident(c) for c in plan.columns)} FROM {table_sql}"
-    if plan.bookmark:
-        parts = [(column_expr(c), *bind(c, v)) for c, v in plan.bookmark]
-
-        def ge(i: int) -> str:
-            expr, placeholder, value = parts[i]
-            if i == len(parts) - 1:
-                params.append(value)
-                return f"{expr} >= {placeholder}"
-            params.extend([value, value])
-            return f"({expr} > {placeholder} OR ({expr} = {placeholder} AND {ge(i + 1)}))"
-
-        bound = ge(0)
-        if plan.resync_nulls and plan.null_columns:
-            bound = f"({bound} OR " + " OR ".join(f"{quote_ident(c)} IS NULL" for c in plan.null_columns) + ")"
-        sql += f" WHERE {bound}"
-    if plan.order_by:
-        sql += " ORDER BY " + ", ".join(f"{column_expr(c)} ASC NULLS LAST" for c in plan.order_by)
-    if plan.limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(plan.limit))
-    return sql, params
-
-
-# --------------------------------------------------------------------------- writing
+from .arrow_build import int64_array
+from .commit_window import ChunkSource, CommitWindow
+from .db_file import first_line
+from .sql_names import quote_ident
 
 
 def conflict_clause(keys: list[str], columns: list[str], method: str, null_columns: Iterable[str] = ()) -> str:
@@ -641,8 +373,3 @@ def _batch_keys(schema: pa.Schema, s: StreamSettings) -> list[str]:
             fix="select these columns in the source, or change unique_constraints.",
         )
     return [names[k.lower()] for k in s.unique_constraints]
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,15 +1,4 @@
-"""DuckDB as a source and a destination (one database file).
-
-Why Arrow end to end: DuckDB scans a registered Arrow batch natively, so the
-destination writes with one set-based ``INSERT ... SELECT`` per batch and no
-Python per row, and the source streams ``con.sql(...).to_arrow_reader()``.
-The shared SQL shapes and the transactional write loop are in ``sql_dialect``.
-
-Timestamps with a time zone are read in UTC (the session time zone is set to
-UTC).  DuckDB compares identifiers case-insensitively, so two columns that
-differ only in case cannot live in one table.  Module named ``duckdb_db`` so it
-does not shadow the ``duckdb`` package.
-"""
+"""The DuckDB destination: commit windows of Arrow batches into tables, rows and state in one transaction."""
 from __future__ import annotations
 
 import re
@@ -20,23 +9,14 @@ from typing import Any, Iterator
 import duckdb
 import pyarrow as pa
 
-from ..errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
-from . import catalog
-from ._shared.commit_window import CommitWindow
-from .base import INCREMENTAL, INTERNAL_PREFIX, STATE_TABLE, ConfigField, ConnectorSpec, ReadRequest, Source, StreamSettings, json_field
-from .sql_dialect import (
-    SqlFileDestination,
-    conflict_clause,
-    dedupe_on_keys,
-    duckdb_type,
-    first_line,
-    is_orderable,
-    plan_select,
-    qualify,
-    quote_ident,
-    render_select,
-    resolve_path,
-)
+from ...errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
+from .._shared.commit_window import CommitWindow
+from .._shared.db_file import first_line
+from .._shared.sql_file_destination import SqlFileDestination, conflict_clause, dedupe_on_keys
+from .._shared.sql_names import qualify, quote_ident
+from ..base import INTERNAL_PREFIX, StreamSettings
+from .connection import CONFIG, DuckDBConnector, connection_failed, open_duckdb
+from .types import duckdb_type
 
 WRITE_MEMORY_LIMIT = "100MB"
 """DuckDB caches every block it writes up to its memory limit (80% of RAM by default), so a
@@ -45,198 +25,7 @@ MEMORY_PER_COLUMN_MB = 2
 """DuckDB builds every column of a row group in its own blocks, per thread: measured, 101 text
 columns need 150 MB to insert and 200 MB to upsert (100 MB fails with "Out of Memory"), so the
 automatic limit is the larger of 100 MB and 2 MB per column."""
-
-CONFIG = [
-    ConfigField("path", "path", required=True, description="The DuckDB database file (relative to the working directory)."),
-    ConfigField("schema", "string", default="main", description="The schema to read from / write to."),
-    ConfigField(
-        "memory_limit",
-        "string",
-        default="auto",
-        description="Cap on DuckDB's buffer memory while writing (DuckDB spills beyond it): 'auto' is 100MB or 2MB per "
-        "column if more; a size such as '512MB'; '' keeps DuckDB's own (80% of RAM).",
-    ),
-]
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-
-# A catalog type name we may splice into CAST(? AS ...): letters, digits, spaces, (p,s).
-_SAFE_TYPE = re.compile(r"^[A-Za-z0-9_ (),]+$")
-
-
-def _connection_failed(path: str, exc: Exception) -> ConnectionFailed:
-    text = first_line(exc)
-    if "lock" in text.lower():
-        return ConnectionFailed(
-            f"the DuckDB file {path} is locked by another process ({text}).",
-            fix="close the other program or notebook that has the file open, then run again.",
-        )
-    if "different configuration" in text:
-        return ConnectionFailed(
-            f"the DuckDB file {path} is already open in this process with other settings (e.g. read-only).",
-            fix="close the other connection to this file first (or write to another file).",
-        )
-    return ConnectionFailed(
-        f"cannot open the DuckDB file {path}: {text}",
-        fix="check that the path is a DuckDB database you may read and write.",
-    )
-
-
-def open_duckdb(path: str, *, reading: bool) -> duckdb.DuckDBPyConnection:
-    """A connection with the session in UTC.
-
-    Both sides open the file in DuckDB's default mode, because DuckDB shares
-    one instance per file *and configuration* within a process: a read-only
-    source would lock out a destination (or a notebook's own connection) on
-    the same file.  A source falls back to read-only when another process
-    holds the file read-only.
-    """
-    try:
-        try:
-            con = duckdb.connect(path)
-        except duckdb.IOException as exc:
-            if not (reading and "lock" in str(exc).lower()):
-                raise
-            con = duckdb.connect(path, read_only=True)
-        con.execute("SET SESSION TimeZone = 'UTC'")
-        return con
-    except duckdb.Error as exc:
-        raise _connection_failed(path, exc) from exc
-
-
-class DuckDBSource(Source):
-    """Streams DuckDB tables and views as Arrow batches."""
-
-    name = "duckdb"
-    config_schema = CONFIG
-
-    @property
-    def schema(self) -> str:
-        return self.config.get("schema") or "main"
-
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        return open_duckdb(resolve_path(self.config, must_exist=True, system="DuckDB"), reading=True)
-
-    def check(self) -> None:
-        self._open().close()
-
-    def _relations(self, con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-        rows = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() "
-            "WHERE database_name = current_database() AND NOT internal AND NOT temporary "
-            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
-            "WHERE database_name = current_database() AND NOT internal AND NOT temporary "
-            "ORDER BY 1, 2"
-        ).fetchall()
-        return [(s, t) for s, t in rows if t != STATE_TABLE]
-
-    def _resolve(self, con: duckdb.DuckDBPyConnection, stream: str) -> tuple[str, str]:
-        """(schema, table) of a stream: a table of the configured schema, or ``schema.table``."""
-        rels = self._relations(con)
-        candidates = [(self.schema, stream)]
-        if "." in stream:
-            candidates.append(tuple(stream.split(".", 1)))  # type: ignore[arg-type]
-        for want in candidates:
-            for rel in rels:
-                if rel == want:
-                    return rel
-        for want in candidates:
-            for rel in rels:
-                if (rel[0].lower(), rel[1].lower()) == (want[0].lower(), want[1].lower()):
-                    return rel
-        raise ConfigError(
-            f"no table or view {stream!r} in schema {self.schema!r} of the DuckDB file.",
-            stream=stream,
-            fix="pick a stream that discover lists (qualify tables of other schemas as schema.table).",
-        )
-
-    def _schema_of(self, con: duckdb.DuckDBPyConnection, table_sql: str, columns: str = "*") -> tuple[pa.Schema, dict[str, str]]:
-        """The Arrow schema DuckDB exports for a relation, JSON marked and time zones in UTC."""
-        rel = con.sql(f"SELECT {columns} FROM {table_sql} LIMIT 0")
-        sql_types = {name: str(t) for name, t in zip(rel.columns, rel.types)}
-        reader = rel.to_arrow_reader()
-        raw = reader.schema
-        reader.read_all()
-        fields = []
-        for f in raw:
-            if sql_types.get(f.name, "").upper() == "JSON":
-                fields.append(json_field(f.name, f.type))
-            elif pa.types.is_timestamp(f.type) and f.type.tz:
-                fields.append(pa.field(f.name, pa.timestamp(f.type.unit, tz="UTC")))
-            else:
-                fields.append(f)
-        return pa.schema(fields), sql_types
-
-    def _primary_keys(self, con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[str]]:
-        rows = con.execute(
-            "SELECT schema_name, table_name, constraint_column_names FROM duckdb_constraints() "
-            "WHERE database_name = current_database() AND constraint_type = 'PRIMARY KEY'"
-        ).fetchall()
-        return {(s, t): list(cols) for s, t, cols in rows}
-
-    def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
-        con = self._open()
-        try:
-            keys = self._primary_keys(con)
-            entries = []
-            for schema, table in self._relations(con):
-                stream = table if schema == self.schema else f"{schema}.{table}"
-                if streams is not None and stream not in streams:
-                    continue
-                arrow, sql_types = self._schema_of(con, qualify(schema, table))
-                entries.append(
-                    catalog.stream_entry(
-                        stream,
-                        {f.name: catalog.json_schema_for_arrow(f.type, f) for f in arrow},
-                        key_properties=keys.get((schema, table), []),
-                        valid_replication_keys=[f.name for f in arrow if is_orderable(f)],
-                        sql_datatypes=sql_types,
-                        extra_stream_metadata={"schema-name": schema, "table-name": table},
-                    )
-                )
-            return {"streams": entries}
-        finally:
-            con.close()
-
-    def read(self, request: ReadRequest) -> pa.RecordBatchReader:
-        con = self._open()
-        try:
-            schema, table = self._resolve(con, request.settings.stream)
-            table_sql = qualify(schema, table)
-            full, sql_types = self._schema_of(con, table_sql)
-            plan = plan_select(request, full.names)
-            if request.settings.replication_method == INCREMENTAL:
-                catalog.check_replication_keys(list(request.settings.bookmark_properties), [f.name for f in full if is_orderable(f)], sql_types, request.settings.stream)
-
-            def bind(column: str, value: Any) -> tuple[str, Any]:
-                sql_type = sql_types[column]
-                return (f"CAST(? AS {sql_type})" if _SAFE_TYPE.match(sql_type) else "?"), value
-
-            sql, params = render_select(table_sql, plan, quote_ident, bind)
-            nulls = plan.count_null_cursors(con, table_sql)
-            if nulls is not None:
-                request.stats["null_cursor_rows"] = nulls
-            target = pa.schema([full.field(c) for c in plan.columns])
-            reader = con.sql(sql, params=params).to_arrow_reader(request.batch_size)
-        except duckdb.Error as exc:
-            con.close()
-            raise ConfigError(f"cannot read {request.settings.stream!r}: {first_line(exc)}", stream=request.settings.stream) from exc
-        except BaseException:
-            con.close()
-            raise
-        return pa.RecordBatchReader.from_batches(target, _conformed(reader, target, con))
-
-
-def _conformed(reader: pa.RecordBatchReader, target: pa.Schema, con: duckdb.DuckDBPyConnection) -> Iterator[pa.RecordBatch]:
-    """The reader's batches under the target schema; closes the connection when done."""
-    try:
-        for batch in reader:
-            if batch.schema.equals(target, check_metadata=False):
-                yield pa.RecordBatch.from_arrays(batch.columns, schema=target)
-            else:
-                yield batch.cast(target)
-    finally:
-        con.close()
-
 
 MIN_MEMORY_LIMIT_MB = 16
 """Below this DuckDB cannot write even a narrow table (a 1KB limit failed mid-write)."""
@@ -244,7 +33,7 @@ MIN_MEMORY_LIMIT_MB = 16
 _SIZE_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
-class DuckDBDestination(SqlFileDestination):
+class DuckDBDestination(DuckDBConnector, SqlFileDestination):
     """Writes Arrow batches into DuckDB tables, rows and state in one transaction."""
 
     name = "duckdb"
@@ -286,12 +75,8 @@ class DuckDBDestination(SqlFileDestination):
         super().__init__(config)
         self._view = f"{INTERNAL_PREFIX}batch_{uuid.uuid4().hex}"
 
-    @property
-    def schema(self) -> str:
-        return self.config.get("schema") or "main"
-
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        return open_duckdb(resolve_path(self.config, must_exist=False, system="DuckDB"), reading=False)
+        return open_duckdb(self.path(must_exist=False), reading=False)
 
     def check(self) -> None:
         self._connect().close()
@@ -436,7 +221,7 @@ class DuckDBDestination(SqlFileDestination):
                 "unique_constraints to be upserted).",
             )
         if isinstance(exc, (duckdb.IOException, duckdb.PermissionException)):
-            return _connection_failed(resolve_path(self.config, must_exist=False, system="DuckDB"), exc)
+            return connection_failed(self.path(must_exist=False), exc)
         if isinstance(exc, duckdb.FatalException):
             return ConnectionFailed(
                 f"DuckDB stopped with a fatal error and refuses this file until the process restarts: {first_line(exc)}",
@@ -448,13 +233,3 @@ class DuckDBDestination(SqlFileDestination):
                 fix="raise memory_limit in the destination's config (e.g. '1GB'), or leave it out: 'auto' grows with the columns.",
             )
         return None
-
-
-SPEC = ConnectorSpec(
-    name="duckdb",
-    title="DuckDB",
-    config_schema=CONFIG,
-    source=DuckDBSource,
-    destination=DuckDBDestination,
-    description="A DuckDB database file: tables stream out as Arrow; writes are set-based and transactional.",
-)

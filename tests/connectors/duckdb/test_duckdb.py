@@ -25,7 +25,7 @@ from jupyter_di.connectors.base import (
     StreamSettings,
     WriteRequest,
 )
-from jupyter_di.connectors.duckdb_db import DuckDBDestination, DuckDBSource
+from jupyter_di.connectors.duckdb import DuckDBDestination, DuckDBSource
 from jupyter_di.errors import ConfigError, ConnectionFailed, SchemaMismatch
 
 EVIL = 'x" int); create table pwned(x int); --'

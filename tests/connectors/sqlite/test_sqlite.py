@@ -13,11 +13,11 @@ import pyarrow as pa
 import pytest
 
 from jupyter_di.connectors.base import INCREMENTAL, JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, Chunk, ReadRequest, WriteRequest
-from jupyter_di.connectors.duckdb_db import DuckDBDestination, DuckDBSource
-from jupyter_di.connectors.sqlite_db import SQLiteDestination, SQLiteSource
+from jupyter_di.connectors.duckdb import DuckDBDestination, DuckDBSource
+from jupyter_di.connectors.sqlite import SQLiteDestination, SQLiteSource
 from jupyter_di.errors import ConnectionFailed, SchemaMismatch
 
-from .test_duckdb import EVIL, UTC, ContractCases, all_types_batch, batch, rows_of, settings, ws
+from ..duckdb.test_duckdb import EVIL, UTC, ContractCases, all_types_batch, batch, rows_of, settings, ws
 
 
 class TestSQLite(ContractCases):
