@@ -47,6 +47,11 @@ def _where(name: str, path: tuple[Any, ...]) -> str:
     return "block_output(" + ", ".join(repr(x) for x in (name, *path)) + ")"
 
 
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
 def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
@@ -185,8 +190,9 @@ def pick(value: Any, path: tuple[Any, ...], *, label: str, where: str | None = N
         except (LookupError, TypeError, ValueError):
             available = _fields_of(value)
             hint = f" It has: {', '.join(available)}." if available else ""
-            if isinstance(value, (list, tuple, _Rows)) and _is_index(step):
-                hint = f" It has {len(value)} items."
+            if _is_index(step) and not isinstance(value, Mapping) and hasattr(value, "__len__"):
+                count = len(value)
+                hint = f" It has {count} item{'' if count == 1 else 's'}."
             raise ConfigError(f"{label} has no field {step!r}.{hint}", fix="pick a field that the upstream block returns.") from None
     return plain(value, where=where)
 
@@ -214,7 +220,7 @@ def plain(value: Any, *, where: str, limit: int = MAX_PLAIN_SIZE) -> Any:
 
     def refuse(item: Any, hint: str = "") -> NotPlain:
         return NotPlain(
-            f"{where} is a {type(item).__module__}.{type(item).__qualname__}, which a template cannot use: "
+            f"{where} is a {_type_name(item)}, which a template cannot use: "
             f"a config value is {PLAIN_TYPES}.{hint}",
             fix="pick a field with more path steps (e.g. block_output('b', 'column', 0)), or return plain data from the upstream block.",
         )
@@ -312,6 +318,9 @@ def plain(value: Any, *, where: str, limit: int = MAX_PLAIN_SIZE) -> Any:
         if np is not None and isinstance(item, np.ndarray):
             grow(item.size)
             return convert(item.tolist(), depth)
+        runtime = _module("jinja2.runtime")
+        if runtime is not None and isinstance(item, runtime.Undefined):
+            item._fail_with_undefined_error()  # the template's own error: undefined name, unsafe attribute
         raise refuse(item)
 
     return convert(value, 0)
@@ -457,7 +466,7 @@ class Interpolator:
             problem = str(exc.message)
             if "is unsafe" in problem:
                 raise ConfigError(_sentence(f"{where}{shown!r} is not allowed: {problem}"), fix=FUNCTIONS_FIX) from None
-            raise ConfigError(_sentence(f"{where}undefined name in {shown!r}: {problem}"), fix="use env_var(), secret(), variables() or block_output().") from None
+            raise ConfigError(_sentence(f"{where}cannot render {shown!r}: {problem}"), fix=FUNCTIONS_FIX) from None
         except TemplateSyntaxError as exc:
             raise ConfigError(_sentence(f"{where}cannot render {shown!r}: {exc.message} (line {exc.lineno})"), fix="check the {{ ... }} expression.") from None
         except SecurityError as exc:

@@ -57,7 +57,7 @@ from jinja2 import StrictUndefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
-from jinja2.utils import Cycler, Joiner, Namespace, pass_context
+from jinja2.utils import Cycler, Joiner, Namespace, _PassArg, pass_context
 from markupsafe import EscapeFormatter, Markup
 
 TIME_LIMIT = 5.0
@@ -274,9 +274,11 @@ def check_call(obj: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Refuse str methods off the list and amplifying arguments; may return materialised args."""
     owner = getattr(obj, "__self__", None)
     name = getattr(obj, "__name__", "")
-    if isinstance(owner, (str, bytes)) or owner in (str, bytes):
+    text_static = isinstance(obj, types.BuiltinFunctionType) and getattr(obj, "__qualname__", "").split(".")[0] in ("str", "bytes")
+    if isinstance(owner, (str, bytes)) or owner in (str, bytes) or text_static:
         if name not in STR_METHODS:
-            raise SecurityError(f"{type(owner).__name__ if isinstance(owner, (str, bytes)) else owner.__name__}.{name}() is not available in templates")
+            kind = type(owner).__name__ if isinstance(owner, (str, bytes)) else obj.__qualname__.split(".")[0]
+            raise SecurityError(f"{kind}.{name}() is not available in templates")
         if not isinstance(owner, (str, bytes)):
             return args, kwargs
         if name in ("center", "ljust", "rjust", "zfill"):
@@ -422,7 +424,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
             }
         )
         self.filters = {name: self._guard_filter(name, func) for name, func in FILTERS.items() if name not in REMOVED_FILTERS}
-        self.filters.update({"jdi.loop": self._loop, "jdi.out": self._out, "jdi.concat": self._concat, "jdi.data": self._data})
+        self.filters.update(self._internal_filters())
 
     # -- compiling: no loader, and the rewrite that lets every loop and write be counted ------
     def compile(self, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False) -> Any:  # type: ignore[override]
@@ -433,6 +435,11 @@ class Sandbox(ImmutableSandboxedEnvironment):
         source = _rewrite(source)
         source.set_environment(self)
         return super().compile(source, name, filename, raw, defer_init)
+
+    def compile_expression(self, source: str, undefined_to_none: bool = True) -> Any:
+        if len(source) > MAX_TEMPLATE_CHARS:
+            raise TemplateLimit(f"the template is longer than {MAX_TEMPLATE_CHARS:,} characters")
+        return super().compile_expression(source, undefined_to_none)
 
     # -- the sandbox's hooks ----------------------------------------------------------------------
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -514,47 +521,47 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     def _guard_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         check = FILTER_CHECKS.get(name)
-        signature = inspect.signature(func) if check else None
+        passes_context = _PassArg.from_obj(func) is not None  # Jinja2 then passes eval_ctx/context/environment first
+        signature = None
+        if check is not None:
+            signature = inspect.signature(func)
+            params = list(signature.parameters.values())
+            if passes_context and params and params[0].name in ("eval_ctx", "context", "environment", "env"):
+                signature = signature.replace(parameters=params[1:])
 
         @functools.wraps(func)  # keeps jinja_pass_arg: Jinja2 passes the same context argument
         def guarded(*args: Any, **kwargs: Any) -> Any:
             self.budget.tick()
             if signature is not None:
-                bound = signature.bind(*args, **kwargs)
+                lead = args[:1] if passes_context else ()
+                bound = signature.bind(*args[len(lead):], **kwargs)
                 check(bound.arguments)
-                args, kwargs = bound.args, bound.kwargs
+                args, kwargs = (*lead, *bound.args), bound.kwargs
             return self.checked(func(*args, **kwargs))
 
         return guarded
 
-    # -- the internal filters the rewrite inserts ---------------------------------------------------
-    @property
-    def _loop(self) -> Callable[..., Any]:
+    # -- the internal filters the rewrite inserts (context filters: never folded at compile time) -------
+    def _internal_filters(self) -> dict[str, Callable[..., Any]]:
+        budget = lambda: self.budget  # noqa: E731 - the budget is replaced per block rendering
+
         @pass_context
         def loop(context: Any, iterable: Any) -> Iterator[Any]:
             for item in iterable:
-                self.budget.step()
+                budget().step()
                 yield item
 
-        return loop
-
-    @property
-    def _out(self) -> Callable[..., Any]:
         @pass_context
         def out(context: Any, value: Any) -> str:
             if not isinstance(value, str):
                 measure(value, what="a value the template writes")
                 value = str(value)  # a StrictUndefined raises here
-            self.budget.write(len(value))
+            budget().write(len(value))
             return value
 
-        return out
-
-    @property
-    def _concat(self) -> Callable[..., Any]:
         @pass_context
         def concat(context: Any, values: list[Any]) -> str:
-            self.budget.tick()
+            budget().tick()
             parts, size = [], 0
             for value in values:
                 if not isinstance(value, str):
@@ -566,17 +573,13 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 parts.append(value)
             return "".join(parts)
 
-        return concat
-
-    @property
-    def _data(self) -> Callable[..., Any]:
         @pass_context
         def data(context: Any, value: Any) -> Any:
-            self.budget.tick()
+            budget().tick()
             measure(value, what="a list or mapping the template writes")
             return value
 
-        return data
+        return {"jdi.loop": loop, "jdi.out": out, "jdi.concat": concat, "jdi.data": data}
 
 
 def _dict(*args: Any, **kwargs: Any) -> dict:
