@@ -13,8 +13,8 @@ from typing import Any
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ..errors import ConfigError, ConnectionFailed
-from .base import ConfigField
+from ...errors import ConfigError, ConnectionFailed
+from ..base import ConfigField
 
 DEFAULT_PORT = 5432
 DEFAULT_SCHEMA = "public"
@@ -139,7 +139,7 @@ class PgConfig:
         """An ADBC session (Arrow over COPY binary); ``ConnectionFailed`` on any connection error."""
         import adbc_driver_manager
 
-        from .postgres_adbc import AdbcSession
+        from .adbc import AdbcSession
 
         try:
             return AdbcSession(self.conninfo(), autocommit=autocommit)

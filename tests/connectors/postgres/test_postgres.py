@@ -253,7 +253,7 @@ def test_incremental_missing_columns_are_config_errors(pg_config, events):
 
 
 def test_keyset_pages_read_the_same_rows_in_the_same_order_as_one_query(pg_config, events, monkeypatch):
-    from jupyter_di.connectors import postgres_adbc
+    from jupyter_di.connectors.postgres import adbc as postgres_adbc
 
     queries: list[str] = []
     stream = postgres_adbc.AdbcSession.stream
@@ -433,7 +433,7 @@ def test_auto_add_new_fields_on_and_off(pg_config, pg_connect):
 
 
 def test_state_commits_with_rows_and_failure_keeps_last_commit(pg_config, pg_connect, monkeypatch):
-    from jupyter_di.connectors import postgres_write
+    from jupyter_di.connectors.postgres import write as postgres_write
 
     monkeypatch.setattr(postgres_write, "COPY_BYTES", 1)  # one COPY and one commit per chunk
     settings = StreamSettings("people", replication_method="INCREMENTAL", unique_constraints=["id"])

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from .base import is_json_field, json_field
-from .postgres_adbc import AdbcSession
+from ..base import is_json_field, json_field
+from .adbc import AdbcSession
 
 # Base type name (pg_type.typname) -> Arrow type, for types ADBC reads natively.
 _SCALARS: dict[str, pa.DataType] = {

@@ -1,16 +1,16 @@
 """The ``postgresql`` connector: source and destination for PostgreSQL.
 
 Data moves as Arrow over binary COPY through adbc-driver-postgresql (see
-postgres_read.py and postgres_write.py for why); catalog queries and small
+read.py and write.py for why); catalog queries and small
 statements use psycopg.  Config: host, port, database, username, password
 (secret), schema, sslmode, connect_timeout.
 """
 from __future__ import annotations
 
-from .base import ConnectorSpec
-from .postgres_conn import CONFIG_SCHEMA
-from .postgres_read import PostgresSource
-from .postgres_write import PostgresDestination
+from ..base import ConnectorSpec
+from .connection import CONFIG_SCHEMA
+from .read import PostgresSource
+from .write import PostgresDestination
 
 PostgresSource.config_schema = CONFIG_SCHEMA
 PostgresDestination.config_schema = CONFIG_SCHEMA

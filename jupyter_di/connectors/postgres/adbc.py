@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import adbc_driver_manager as dm
 import pyarrow as pa
 
-from ._shared.arrow_build import value_array
+from .._shared.arrow_build import value_array
 
 BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 INGEST_SLICE_ROWS = 4096

@@ -29,11 +29,11 @@ from typing import Any, Iterable
 import pyarrow as pa
 from psycopg import sql
 
-from ..errors import SchemaMismatch
-from ._shared.commit_window import coalesced
-from .base import FULL_TABLE, STATE_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
-from .postgres_conn import PostgresConnector, render
-from .postgres_types import (
+from ...errors import SchemaMismatch
+from .._shared.commit_window import coalesced
+from ..base import FULL_TABLE, STATE_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
+from .connection import PostgresConnector, render
+from .types import (
     UNIQUE_INDEXES_SQL,
     WriteColumn,
     same_type,

@@ -21,13 +21,13 @@ from typing import Any, Iterator
 import pyarrow as pa
 from psycopg import sql
 
-from ..errors import ConfigError
-from ._shared.row_values import last_row_values
-from .base import INCREMENTAL, STATE_TABLE, ReadRequest, Source
-from .catalog import check_replication_keys, json_schema_for_arrow, stream_entry
-from .postgres_conn import PostgresConnector, render
-from .postgres_adbc import server_message
-from .postgres_types import PgColumn, RELATIONS_SQL, catalog_rows, decimal_from_scaled, primary_keys, table_columns
+from ...errors import ConfigError
+from .._shared.row_values import last_row_values
+from ..base import INCREMENTAL, STATE_TABLE, ReadRequest, Source
+from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entry
+from .adbc import server_message
+from .connection import PostgresConnector, render
+from .types import RELATIONS_SQL, PgColumn, catalog_rows, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
 AFTER_SETTING = "jupyter_di.after"
