@@ -14,6 +14,7 @@ a hang), and the worst ones run in a subprocess limited to 1 GB of address space
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -346,3 +347,50 @@ def test_bombs_stay_under_one_gigabyte(folder, outside, schema, extra_config, me
     line = one_error_line(done.stderr)
     assert message in line, line
     assert_nothing_leaked(folder, outside, done.stdout, done.stderr)
+
+
+def test_block_output_converts_library_values_to_plain_python():
+    import collections
+    import dataclasses
+    import datetime as dt
+    import decimal
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from jupyter_di.errors import ConfigError
+    from jupyter_di.integration.interpolation import pick
+
+    @dataclasses.dataclass
+    class Creds:
+        host: str
+        port: int
+
+        def connect(self) -> None:  # a method: never reachable
+            raise AssertionError("called")
+
+    Pair = collections.namedtuple("Pair", "left right")
+    zoned = pd.Timestamp("2024-01-01 10:00", tz="Europe/Lisbon")
+    frame = pd.DataFrame({"n": np.array([7], dtype="int64"), "at": [zoned], "x": [np.nan]})
+    table = pa.table({"d": pa.array([decimal.Decimal("1.50")]), "s": ["a"]})
+    value = {"frame": frame, "table": table, "creds": Creds("h", 5), "pair": Pair(1, 2), "np": np.float32(0.5), "nat": pd.NaT}
+
+    def get(*path):
+        return pick(value, path, label="the output of block 'b'", where="block_output('b', ...)")
+
+    assert get("frame", "n", 0) == 7 and type(get("frame", "n", 0)) is int
+    at = get("frame", "at", 0)
+    assert type(at) is dt.datetime and at == zoned.to_pydatetime() and type(at.tzinfo) is dt.timezone
+    assert get("frame", 0, "n") == 7 and get("frame", "n") == [7]
+    assert get("table", "d", 0) == decimal.Decimal("1.50") and get("table", 0) == {"d": decimal.Decimal("1.50"), "s": "a"}
+    assert get("creds") == {"host": "h", "port": 5} and get("creds", "port") == 5
+    assert get("pair", "right") == 2 and get("pair") == [1, 2]
+    assert type(get("np")) is float and get("nat") is None
+    for path, message in [
+        (("creds", "connect"), "has no field 'connect'. It has: host, port."),
+        (("table",), "is a pyarrow.lib.Table, which a template cannot use"),
+        (("frame", "n", 3), "has no field 3. It has 1 item."),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            get(*path)

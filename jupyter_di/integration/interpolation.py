@@ -22,7 +22,6 @@ import decimal
 import os
 import re
 import sys
-import uuid
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, DIError
@@ -86,13 +85,24 @@ def _module(name: str) -> Any:
     return sys.modules.get(name)
 
 
+class _NoType:
+    """Stands for a type whose module is not loaded: nothing is an instance of it."""
+
+
+def _stream_types() -> tuple[type, type]:
+    """``(StreamOutput, SourceOutput)`` if ``outputs`` is loaded (else no value can be one): importing it
+    here would load pyarrow into a run that has no source block (~0.1 s)."""
+    outputs = sys.modules.get(__package__ + ".outputs")
+    return (outputs.StreamOutput, outputs.SourceOutput) if outputs is not None else (_NoType, _NoType)
+
+
 def _is_index(step: Any) -> bool:
     return isinstance(step, int) or (isinstance(step, str) and step.lstrip("-").isdigit())
 
 
 def _fields_of(value: Any) -> list[str] | None:
     """What a failed step could have named, for the error message."""
-    from .outputs import StreamOutput
+    StreamOutput = _stream_types()[0]
 
     if isinstance(value, (StreamOutput, _Rows)):
         return ["stream", "columns", "rows"] if isinstance(value, StreamOutput) else None
@@ -112,7 +122,7 @@ def _fields_of(value: Any) -> list[str] | None:
 
 def _step(value: Any, step: Any) -> Any:
     """One step of a ``block_output`` path; ``LookupError`` when ``value`` has no such field or item."""
-    from .outputs import SourceOutput, StreamOutput
+    StreamOutput, SourceOutput = _stream_types()
 
     if isinstance(value, StreamOutput):  # the spec's dict: its three keys, rows read lazily
         if step == "rows":
@@ -205,8 +215,7 @@ def plain(value: Any, *, where: str, limit: int = MAX_PLAIN_SIZE) -> Any:
     scalars become their Python values, a pandas Series or an Arrow array a list,
     a stream output the spec's dict, a dataclass a dict; anything else is refused.
     """
-    from .outputs import StreamOutput
-
+    StreamOutput = _stream_types()[0]
     size = 0
 
     def grow(amount: int) -> None:
@@ -274,7 +283,8 @@ def plain(value: Any, *, where: str, limit: int = MAX_PLAIN_SIZE) -> Any:
         if isinstance(item, dt.timedelta):
             grow(1)
             return dt.timedelta(days=item.days, seconds=item.seconds, microseconds=item.microseconds)
-        if isinstance(item, uuid.UUID):
+        uuid = _module("uuid")
+        if uuid is not None and isinstance(item, uuid.UUID):
             return convert(str(item), depth)
         if isinstance(item, StreamOutput):
             grow(item.num_rows * max(len(item.schema), 1))

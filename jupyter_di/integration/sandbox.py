@@ -400,6 +400,19 @@ FILTER_CHECKS: dict[str, Callable[[Any], None]] = {
     "round": _pre_int,
 }
 
+@functools.lru_cache(maxsize=None)
+def _filter_signature(name: str, func: Callable[..., Any]) -> tuple[bool, inspect.Signature | None]:
+    """Whether Jinja2 passes ``func`` a context argument first, and (for checked filters) its other parameters."""
+    passes_context = _PassArg.from_obj(func) is not None
+    if name not in FILTER_CHECKS:
+        return passes_context, None
+    signature = inspect.signature(func)
+    params = list(signature.parameters.values())
+    if passes_context and params and params[0].name in ("eval_ctx", "context", "environment", "env"):
+        signature = signature.replace(parameters=params[1:])
+    return passes_context, signature
+
+
 _UNSAFE_VALUES = (type, types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 
 
@@ -520,25 +533,21 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return numbers
 
     def _guard_filter(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        passes_context, signature = _filter_signature(name, func)
         check = FILTER_CHECKS.get(name)
-        passes_context = _PassArg.from_obj(func) is not None  # Jinja2 then passes eval_ctx/context/environment first
-        signature = None
-        if check is not None:
-            signature = inspect.signature(func)
-            params = list(signature.parameters.values())
-            if passes_context and params and params[0].name in ("eval_ctx", "context", "environment", "env"):
-                signature = signature.replace(parameters=params[1:])
 
-        @functools.wraps(func)  # keeps jinja_pass_arg: Jinja2 passes the same context argument
         def guarded(*args: Any, **kwargs: Any) -> Any:
             self.budget.tick()
-            if signature is not None:
+            if check is not None:
                 lead = args[:1] if passes_context else ()
                 bound = signature.bind(*args[len(lead):], **kwargs)
                 check(bound.arguments)
                 args, kwargs = (*lead, *bound.args), bound.kwargs
             return self.checked(func(*args, **kwargs))
 
+        if passes_context:  # Jinja2 then passes the same eval_ctx/context/environment argument
+            guarded.jinja_pass_arg = func.jinja_pass_arg  # type: ignore[attr-defined]
+        guarded.__name__ = guarded.__qualname__ = getattr(func, "__name__", name)
         return guarded
 
     # -- the internal filters the rewrite inserts (context filters: never folded at compile time) -------
