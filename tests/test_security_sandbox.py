@@ -217,7 +217,7 @@ ERRORS = {
     "{{ nope('x') }}": "'nope' is undefined.",
     "{{ 1 + }}": "cannot render '{{ 1 + }}': unexpected 'end of template' (line 1).",
     "{% for x in %}": "cannot render",
-    "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}": "it recurses too deeply.",
+    "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}": "it nests or recurses too deeply.",
 }
 
 

@@ -486,7 +486,7 @@ class Interpolator:
 
             raise ConfigError(_sentence(f"{where}{shown!r} goes past the template sandbox's bounds: {exc}."), fix=BOUNDS_FIX) from None
         except RecursionError:
-            raise ConfigError(_sentence(f"{where}cannot render {shown!r}: it recurses too deeply."), fix="check the macros and recursive loops.") from None
+            raise ConfigError(_sentence(f"{where}cannot render {shown!r}: it nests or recurses too deeply."), fix="check the nesting of the expression, the macros and recursive loops.") from None
         except Exception as exc:  # noqa: BLE001 - the user's expression raised: 1/0, 'a' + 1, ...
             raise ConfigError(_sentence(f"{where}cannot render {shown!r}: {type(exc).__name__}: {exc}"), fix="check the {{ ... }} expression.") from None
 
