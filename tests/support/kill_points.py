@@ -45,9 +45,9 @@ def kill_at_local_save(consumer: str, at: int) -> None:
 
 
 def kill_in_file_write(at: int) -> None:
-    from jupyter_di.connectors import files_destination
+    from jupyter_di.connectors.files import formats
 
-    original = files_destination.FileWriter.write
+    original = formats.FileWriter.write
     calls = {"n": 0}
 
     def write(self, batch):  # noqa: ANN001
@@ -59,7 +59,7 @@ def kill_in_file_write(at: int) -> None:
             _die()
         return original(self, batch)
 
-    files_destination.FileWriter.write = write
+    formats.FileWriter.write = write
 
 
 def main(argv: list[str]) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ..errors import ConfigError
-from .http_client import HttpClient, Response, next_link
+from ...errors import ConfigError
+from .client import HttpClient, Response, next_link
 
 PAGING_TYPES = ("none", "page", "offset", "cursor", "link_header")
 _MISSING = object()

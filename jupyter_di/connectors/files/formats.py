@@ -1,9 +1,10 @@
-"""Reading and writing one local file per stream, per format (csv, jsonl, parquet).
+"""The files connector's options, and reading and writing one local file per stream, per format
+(csv, jsonl, parquet).
 
 Why one module: the files source and destination read the same files (the
-destination reads existing rows for appends and upserts), so schema
-inference, streaming readers and writers live together, and each reader
-holds at most one block/batch in memory.
+destination reads existing rows for appends and upserts), so the options,
+schema inference, streaming readers and writers live together, and each
+reader holds at most one block/batch in memory.
 """
 from __future__ import annotations
 
@@ -16,13 +17,23 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..errors import ConfigError
-from .files_arrow import conform, normalize_schema
-from .files_records import infer_schema as infer_records_schema
-from .files_records import dumps, json_rows, text_column, to_batch
+from ...errors import ConfigError
+from ..base import ConfigField
+from .._shared.arrow_rows import conform, normalize_schema
+from .._shared.json_records import infer_schema as infer_records_schema
+from .._shared.json_records import dumps, json_rows, text_column, to_batch
+from .paths import extension
 
 JSONL_SAMPLE_ROWS = 10_000
 CSV_BLOCK_SIZE = 1 << 20
+
+
+CONFIG_SCHEMA = [
+    ConfigField("path", "path", required=True, description="Folder holding one file per stream (relative to the working directory)."),
+    ConfigField("format", "string", default="csv", description="csv, jsonl or parquet.", choices=("csv", "jsonl", "parquet")),
+    ConfigField("delimiter", "string", default=",", description="CSV field delimiter (one character)."),
+    ConfigField("header", "boolean", default=True, description="CSV files have a header row (else columns are f0, f1, ...)."),
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,18 @@ class FileOptions:
     format: str = "csv"
     delimiter: str = ","
     header: bool = True
+
+
+def file_options(config: dict[str, Any]) -> FileOptions:
+    fmt = str(config.get("format") or "csv").lower()
+    extension(fmt)  # validates
+    delimiter = config.get("delimiter") or ","
+    if len(delimiter) != 1:
+        raise ConfigError(f"CSV delimiter must be one character, got {delimiter!r}.", fix="set delimiter to e.g. ',' or ';'.")
+    header = config.get("header", True)
+    if isinstance(header, str):
+        header = header.strip().lower() not in ("false", "no", "0", "off")
+    return FileOptions(format=fmt, delimiter=delimiter, header=bool(header))
 
 
 # ---------------------------------------------------------------- reading
@@ -193,4 +216,4 @@ def csv_header(path: Path, opts: FileOptions) -> list[str]:
         reader.close()
 
 
-__all__ = ["FileOptions", "FileWriter", "infer_schema", "iter_batches", "csv_header"]
+__all__ = ["CONFIG_SCHEMA", "FileOptions", "FileWriter", "file_options", "infer_schema", "iter_batches", "csv_header"]

@@ -1,10 +1,4 @@
-"""Local files as a source and a destination: one file per stream in one folder.
-
-Why this shape: a folder of ``<stream>.<ext>`` files is the simplest
-interchange a notebook user has (CSV from a spreadsheet, JSON Lines from a
-log, Parquet from another tool).  The source streams each file with bounded
-memory; the destination writes ``<folder>/<table>.<ext>`` (see
-``files_destination`` for its commit semantics).
+"""The files source: every ``<stream>.<ext>`` file of the folder is a stream, read with bounded memory.
 
 INCREMENTAL reads of a file: no engine can filter or order a file for us, so
 the whole file is read into Arrow, filtered by the inclusive bookmark and
@@ -18,27 +12,19 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from ..errors import ConfigError
-from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source, is_json_field
-from .catalog import json_schema_for_arrow, stream_entry
-from .files_arrow import (
-    check_columns_exist,
+from ...errors import ConfigError
+from .._shared.arrow_rows import (
     check_bookmark_orderable,
-    orderable,
+    check_columns_exist,
     order_incremental,
+    orderable,
     rebatch,
     selected_schema,
 )
-from .files_destination import FilesDestination, file_options
-from .files_formats import infer_schema, iter_batches
-from .files_paths import extension, root_folder, table_path
-
-CONFIG_SCHEMA = [
-    ConfigField("path", "path", required=True, description="Folder holding one file per stream (relative to the working directory)."),
-    ConfigField("format", "string", default="csv", description="csv, jsonl or parquet.", choices=("csv", "jsonl", "parquet")),
-    ConfigField("delimiter", "string", default=",", description="CSV field delimiter (one character)."),
-    ConfigField("header", "boolean", default=True, description="CSV files have a header row (else columns are f0, f1, ...)."),
-]
+from ..base import INCREMENTAL, ReadRequest, Source, is_json_field
+from ..catalog import json_schema_for_arrow, stream_entry
+from .formats import CONFIG_SCHEMA, file_options, infer_schema, iter_batches
+from .paths import extension, root_folder, table_path
 
 
 class FilesSource(Source):
@@ -128,13 +114,3 @@ class FilesSource(Source):
             yield from rebatch(source, request.batch_size, request.limit)
 
         return pa.RecordBatchReader.from_batches(out_schema, batches())
-
-
-SPEC = ConnectorSpec(
-    name="files",
-    title="Local files (CSV, JSON Lines, Parquet)",
-    config_schema=CONFIG_SCHEMA,
-    source=FilesSource,
-    destination=FilesDestination,
-    description="One file per stream in a local folder: <folder>/<stream>.<csv|jsonl|parquet>.",
-)

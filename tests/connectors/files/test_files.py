@@ -18,8 +18,7 @@ from jupyter_di.connectors.base import (
     StreamSettings,
     WriteRequest,
 )
-from jupyter_di.connectors.files import SPEC, FilesSource
-from jupyter_di.connectors.files_destination import FilesDestination
+from jupyter_di.connectors.files import SPEC, FilesDestination, FilesSource
 from jupyter_di.errors import ConfigError, SchemaMismatch
 
 UTC = timezone.utc

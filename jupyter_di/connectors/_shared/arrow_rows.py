@@ -12,9 +12,9 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ConfigError, SchemaMismatch
-from .base import StreamSettings, is_json_field
-from .catalog import check_replication_keys
+from ...errors import ConfigError, SchemaMismatch
+from ..base import StreamSettings, is_json_field
+from ..catalog import check_replication_keys
 
 
 def normalize_type(data_type: pa.DataType) -> pa.DataType:

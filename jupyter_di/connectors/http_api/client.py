@@ -18,7 +18,7 @@ from email.message import Message
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-from ..errors import ConfigError, ConnectionFailed, DIError
+from ...errors import ConfigError, ConnectionFailed, DIError
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_SLEEP = 30.0

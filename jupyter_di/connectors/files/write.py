@@ -61,33 +61,14 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import ConfigError, SchemaMismatch
-from .base import (
-    FULL_TABLE,
-    Chunk,
-    CommitCallback,
-    Destination,
-    WriteRequest,
-    WriteResult,
-)
-from .files_arrow import check_columns_exist, conform, normalize_schema
-from .files_formats import FileOptions, FileWriter, csv_header, infer_schema, iter_batches
-from .files_paths import extension, root_folder, table_path
+from ...errors import ConfigError, SchemaMismatch
+from .._shared.arrow_rows import check_columns_exist, conform, normalize_schema
+from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
+from .formats import FileWriter, csv_header, file_options, infer_schema, iter_batches
+from .paths import root_folder, table_path
 
 READ_BATCH = 65_536
 _HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
-
-
-def file_options(config: dict[str, Any]) -> FileOptions:
-    fmt = str(config.get("format") or "csv").lower()
-    extension(fmt)  # validates
-    delimiter = config.get("delimiter") or ","
-    if len(delimiter) != 1:
-        raise ConfigError(f"CSV delimiter must be one character, got {delimiter!r}.", fix="set delimiter to e.g. ',' or ';'.")
-    header = config.get("header", True)
-    if isinstance(header, str):
-        header = header.strip().lower() not in ("false", "no", "0", "off")
-    return FileOptions(format=fmt, delimiter=delimiter, header=bool(header))
 
 
 def _fsync_dir(folder: Path) -> None:

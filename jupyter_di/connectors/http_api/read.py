@@ -1,4 +1,4 @@
-"""A JSON HTTP API as a source: each configured endpoint is a stream.
+"""The http_api source: each configured endpoint of a JSON HTTP API is a stream.
 
 Schema: inferred from the first page of records (the unfiltered first page,
 fetched once per source object and cached, so every read of a stream has the
@@ -23,13 +23,13 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from ..errors import ConfigError
-from .base import INCREMENTAL, ConfigField, ConnectorSpec, ReadRequest, Source, is_json_field
-from .catalog import json_schema_for_arrow, stream_entry
-from .files_arrow import check_bookmark_orderable, check_columns_exist, order_incremental, rebatch, selected_schema
-from .files_records import infer_schema, to_batch
-from .http_client import HttpClient
-from .http_paging import StreamConfig, pages
+from ...errors import ConfigError
+from .._shared.arrow_rows import check_bookmark_orderable, check_columns_exist, order_incremental, rebatch, selected_schema
+from .._shared.json_records import infer_schema, to_batch
+from ..base import INCREMENTAL, ConfigField, ReadRequest, Source, is_json_field
+from ..catalog import json_schema_for_arrow, stream_entry
+from .client import HttpClient
+from .paging import StreamConfig, pages
 
 CONFIG_SCHEMA = [
     ConfigField("base_url", "string", required=True, description="Root URL of the API, e.g. https://api.stripe.com."),
@@ -163,12 +163,3 @@ class HttpApiSource(Source):
             yield from rebatch(table.to_batches(max_chunksize=request.batch_size), request.batch_size, limit)
 
         return pa.RecordBatchReader.from_batches(out_schema, ordered())
-
-
-SPEC = ConnectorSpec(
-    name="http_api",
-    title="HTTP JSON API",
-    config_schema=CONFIG_SCHEMA,
-    source=HttpApiSource,
-    description="Reads JSON endpoints of a REST API, with paging, retries and an incremental cursor.",
-)

@@ -18,8 +18,8 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from ..errors import SchemaMismatch
-from .base import is_json_field, json_field
+from ...errors import SchemaMismatch
+from ..base import is_json_field, json_field
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(?P<tz>Z|[+-]\d{2}:?\d{2})?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
