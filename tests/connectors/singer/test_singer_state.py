@@ -19,21 +19,20 @@ from pathlib import Path
 from unittest import mock
 
 import nbformat
-import pyarrow as pa
 import pytest
 
 from jupyter_di.cli import main
-from jupyter_di.connectors import singer as singer_module
+from jupyter_di.connectors.singer import read as singer_read
 from jupyter_di.connectors.base import SOURCE_STATE_KEY, ReadRequest, StreamSettings
 from jupyter_di.connectors.singer import SingerSource
-from jupyter_di.connectors.singer_state import like, state_for_tap, with_override
+from jupyter_di.connectors.singer.state import like, state_for_tap, with_override
 from jupyter_di.state import api
 from jupyter_di.state.store import StateStore
 from tests.support import singer_venvs
 from tests.support.singer_recorder import calls, recording_tap
 
 UTC = dt.timezone.utc
-CLASSIC_TAP = Path(__file__).resolve().parents[1] / "support" / "classic_tap.py"
+CLASSIC_TAP = Path(__file__).resolve().parents[2] / "support" / "classic_tap.py"
 PIPELINEWISE = ["pipelinewise-tap-postgres==1.8.4"]
 
 
@@ -140,7 +139,7 @@ def test_each_state_rides_on_the_batch_that_ends_where_the_tap_printed_it(tmp_pa
     # fewer rows buffered than the flush minimum: the state waits for the next cut, which covers it
     assert _scripted_read(tmp_path, ["SCHEMA", 1, "s1", 2, 3, "s3"], 2) == [([1, 2], "s1"), ([3], "s3")]
     # enough rows buffered: a STATE cuts them into a batch right there
-    monkeypatch.setattr(singer_module, "STATE_FLUSH_MIN_ROWS", 2)
+    monkeypatch.setattr(singer_read, "STATE_FLUSH_MIN_ROWS", 2)
     assert _scripted_read(tmp_path, ["SCHEMA", 1, 2, 3, "s3", 4, "s4", 5, 6, "s6", "end"], 100) == [
         ([1, 2, 3], "s3"), ([4, 5, 6], "end")]
     assert _scripted_read(tmp_path, ["SCHEMA", 1, 2, "s2", 3], 100, method="FULL_TABLE") == [([1, 2, 3], None)]  # no states kept, no cuts

@@ -1,11 +1,4 @@
-"""The Singer adapter: any Singer tap is a jupyter-di source, any Singer target a destination.
-
-Config (``SPEC.config_schema``): ``executable`` (path, or a name on PATH; give
-the full path into the tap's own virtualenv), ``config`` (the object the
-tap/target gets as its ``--config`` file), optional ``catalog`` (a Singer
-catalog used instead of running ``--discover``, for taps whose discovery is
-slow or missing), ``catalog_flag`` (``--properties`` for legacy taps) and
-``full_table_activate_version``.
+"""A Singer tap as a source: discover via ``--discover``, read via ``--catalog``/``--state``.
 
 Semantics, where Singer differs from our built-in connectors:
 
@@ -27,125 +20,28 @@ Semantics, where Singer differs from our built-in connectors:
   batch is held back until the next one or the end of the tap, so a STATE
   printed after the last record rides on it.  The sync engine commits that
   state with the rows, and the next read hands it back verbatim as ``--state``
-  (``singer_state``): a classic singer-io tap finds its own bookmarks (epoch
+  (``state.py``): a classic singer-io tap finds its own bookmarks (epoch
   numbers, ``<stream>_events`` keys) instead of resyncing.  Each read runs the
   tap for one stream, so what is kept per stream is that run's last STATE.
-- **Writing is at-least-once.** ``transactional = False``.  After each chunk
-  we send ``STATE {"jupyter_di": chunk.state, "jupyter_di_seq": n}``; the
-  target echoes a state on stdout once the rows before it are durable, and
-  only then do we call ``on_commit``.  Meltano SDK targets echo state only
-  when they drain (at the end, every 5 min, on SIGTERM), so ``on_commit`` may
-  come only once, at the end.  A target that exits 0 after reading all input
-  has committed everything, so a clean exit confirms the last chunk too.
-  ``on_commit`` is called from the thread that called ``write`` (between
-  chunks and at the end), never from the stdout-reader thread.
-- **Table name.** Targets name tables after the stream, so the stream is sent
-  as ``settings.table_name``.  Meltano SDK SQL targets split a name on ``-``
-  into schema and table (``public-orders`` -> ``orders``).
-- **FULL_TABLE.** The Singer way to replace a table is ACTIVATE_VERSION (the
-  Stitch/SDK extension): every RECORD carries ``version`` = this run's epoch
-  milliseconds and, after the last record, ``ACTIVATE_VERSION`` tells the
-  target to retire rows of older versions: deleted when the target's config
-  has ``hard_delete: true`` (meltanolabs-target-postgres), otherwise marked in
-  ``_sdc_deleted_at``.  The SDK drains the new rows first, so a failure midway
-  leaves the old rows in place (next to any new ones already flushed), and a
-  rerun never duplicates live rows.  For FULL_TABLE the only STATE is sent
-  after ACTIVATE_VERSION, so ``on_commit`` means "replaced".  Targets without
-  the extension ignore it (target-jsonl logs a warning) and simply append.
-  ``load_method: overwrite`` is NOT added: meltanolabs-target-postgres 0.8.1
-  ignores it, and in SDK targets that honour it it drops the table before
-  loading (not atomic).  ``full_table_activate_version: false`` turns this off.
-- **Upserts.** ``key_properties`` in SCHEMA = ``unique_constraints`` or else the
-  stream's ``key_properties``; keyed targets upsert (new row wins).  IGNORE is
-  not expressible in Singer and is refused.  New columns are sent as a new
-  SCHEMA message; whether they are added is the target's policy.
 """
 from __future__ import annotations
 
 import json
-import logging
-import queue
-import threading
-import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import pyarrow as pa
 
-from ..errors import ConfigError, DIError
-from .base import (
-    FULL_TABLE,
-    INCREMENTAL,
-    SOURCE_STATE_KEY,
-    Chunk,
-    CommitCallback,
-    ConfigField,
-    ConnectorSpec,
-    Destination,
-    ReadRequest,
-    Source,
-    WriteRequest,
-    WriteResult,
-)
-from .catalog import arrow_field_for_property, json_schema_for_arrow
-from .singer_catalog import check_settings, entry_for, selected_catalog
-from .singer_messages import (
-    RECORD,
-    SCHEMA,
-    STATE,
-    RecordBatcher,
-    SingerProtocolError,
-    activate_version_line,
-    parse_line,
-    record_lines,
-    schema_line,
-    state_line,
-)
-from .singer_process import SingerProcess, resolve_executable
-from .singer_state import state_for_tap
-
-logger = logging.getLogger("jupyter_di.singer")
-
-STATE_WRAPPER_KEY = "jupyter_di"
-STATE_SEQ_KEY = "jupyter_di_seq"
+from ..base import INCREMENTAL, SOURCE_STATE_KEY, ReadRequest, Source
+from ..catalog import arrow_field_for_property
+from .catalog import check_settings, entry_for, selected_catalog
+from .config import CONFIG_SCHEMA, user_config
+from .messages import RECORD, SCHEMA, STATE, RecordBatcher, SingerProtocolError, parse_line
+from .process import SingerProcess
+from .state import state_for_tap
 
 STATE_FLUSH_MIN_ROWS = 1000
 """A tap's STATE cuts the buffered rows into a batch only when at least this many (or
 ``batch_size``, if smaller) are buffered; otherwise the state waits for the next cut."""
-
-CONFIG_SCHEMA = [
-    ConfigField("executable", "path", required=True, description="Path of the tap/target executable (or a name on PATH)."),
-    ConfigField(
-        "config",
-        "object",
-        default={},
-        secret=True,
-        description="Object passed as the tap's/target's --config file. Values of keys named like "
-        "password/secret/token/key/api are redacted from logs.",
-    ),
-    ConfigField("catalog", "object", description="Singer catalog to use instead of running --discover."),
-    ConfigField("catalog_flag", "string", default="--catalog", description="'--properties' for legacy taps."),
-    ConfigField(
-        "full_table_activate_version",
-        "boolean",
-        default=True,
-        description="FULL_TABLE writes send ACTIVATE_VERSION so the target retires older rows "
-        "(deleted with the target's hard_delete: true).",
-    ),
-]
-
-
-def _user_config(config: dict[str, Any]) -> dict[str, Any]:
-    inner = config.get("config") or {}
-    if not isinstance(inner, dict):
-        raise ConfigError(
-            "the Singer connector's `config` must be an object (the tap's/target's config).",
-            fix="write config: as a mapping of the tap's settings.",
-        )
-    return inner
-
-
-def _snippet(proc: SingerProcess, line: bytes) -> str:
-    return proc.redact(line.decode("utf-8", errors="replace").strip()[:200])
 
 
 class SingerSource(Source):
@@ -163,7 +59,7 @@ class SingerSource(Source):
         self._full_catalog()
 
     def _process(self) -> SingerProcess:
-        proc = SingerProcess(self.config.get("executable"), _user_config(self.config), role="tap")
+        proc = SingerProcess(self.config.get("executable"), user_config(self.config), role="tap")
         self._open.add(proc)
         return proc
 
@@ -189,7 +85,7 @@ class SingerSource(Source):
             except ValueError:
                 raise SingerProtocolError(
                     f"the tap {proc.name} printed something other than a JSON catalog for --discover: "
-                    f"{_snippet(proc, out)!r}. Last stderr lines:\n{proc.tail_text()}",
+                    f"{proc.snippet(out)!r}. Last stderr lines:\n{proc.tail_text()}",
                     fix="check that the executable is a Singer tap that supports --discover, "
                     "or give the catalog in the connector config.",
                 ) from None
@@ -284,7 +180,7 @@ class _TapRun:
             except ValueError as exc:
                 self.proc.kill()
                 raise SingerProtocolError(
-                    f"the tap {self.proc.name} printed a malformed line ({exc}): {_snippet(self.proc, raw)!r}. "
+                    f"the tap {self.proc.name} printed a malformed line ({exc}): {self.proc.snippet(raw)!r}. "
                     f"Last stderr lines:\n{self.proc.tail_text()}",
                     stream=self.stream,
                     fix="a Singer tap must print one JSON message per line on stdout (logs go to stderr); "
@@ -431,159 +327,3 @@ class _Batches:
 
     def __del__(self) -> None:
         self.close()
-
-
-class SingerDestination(Destination):
-    """A Singer target as a destination: SCHEMA/RECORD/STATE on stdin, states back on stdout."""
-
-    name = "singer"
-    config_schema = CONFIG_SCHEMA
-    transactional = False
-
-    def check(self) -> None:
-        resolve_executable(self.config.get("executable"))
-
-    def write(
-        self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None
-    ) -> WriteResult:
-        settings = request.settings
-        stream = settings.table_name
-        if settings.unique_constraints and settings.unique_conflict_method == "IGNORE":
-            raise ConfigError(
-                "Singer targets cannot keep existing rows on conflict (unique_conflict_method IGNORE).",
-                stream=settings.stream,
-                fix="use unique_conflict_method UPDATE (new row wins) with a Singer target.",
-            )
-        keys = list(settings.unique_constraints or settings.key_properties)
-        replace = settings.replication_method == FULL_TABLE and self.config.get("full_table_activate_version", True)
-        version = time.time_ns() // 1_000_000 if replace else None
-        with SingerProcess(self.config.get("executable"), _user_config(self.config), role="target") as proc:
-            run = _TargetRun(proc, settings.stream, on_commit)
-            last_state: Any = None
-            sent_schema: pa.Schema | None = None
-            try:
-                for chunk in chunks:
-                    batch = _with_field_metadata(chunk.batch, request.schema)
-                    if sent_schema is None or not batch.schema.equals(sent_schema):
-                        run.send(schema_line(stream, _json_schema(batch.schema), keys))
-                        sent_schema = batch.schema
-                    if batch.num_rows:
-                        run.send("".join(record_lines(stream, batch, version)))
-                    run.rows += batch.num_rows
-                    last_state = chunk.state
-                    if not replace:  # a full-table load is only durable once activated
-                        run.checkpoint(chunk.state)
-                if sent_schema is None:  # no chunks: still declare the stream
-                    run.send(schema_line(stream, _json_schema(request.schema), keys))
-                if replace:
-                    run.send(activate_version_line(stream, version))  # type: ignore[arg-type]
-                    run.checkpoint(last_state)
-            except BrokenPipeError:
-                run.broken = True  # the target stopped reading; its exit code and stderr say why
-            except BaseException:
-                proc.kill()
-                raise
-            run.finish()
-            rows = run.rows
-        return WriteResult(rows_written=rows, state=last_state)
-
-
-def _with_field_metadata(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """The batch under the request's schema when only field metadata (JSON marks) differ."""
-    if batch.schema.equals(schema, check_metadata=True) or not batch.schema.equals(schema, check_metadata=False):
-        return batch
-    return pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-
-
-class _TargetRun:
-    """One target process being fed: sends lines, numbers our STATEs, reports confirmations.
-
-    A stdout-reader thread queues the sequence numbers of our states as the
-    target echoes them; ``deliver`` turns them into ``on_commit`` calls on the
-    writing thread, in order.
-    """
-
-    def __init__(self, proc: SingerProcess, stream: str, on_commit: CommitCallback | None) -> None:
-        self.proc = proc
-        self.stream = stream
-        self.on_commit = on_commit
-        self.popen = proc.start([], stdin=True)
-        self.rows = 0
-        self.seq = 0
-        self.broken = False
-        self._sent: dict[int, tuple[int, Any]] = {}  # seq -> (rows so far, state)
-        self._confirmed = 0
-        self._queue: queue.Queue[int] = queue.Queue()
-        self._reader = threading.Thread(target=self._read_states, name=f"singer-stdout-{proc.name}", daemon=True)
-        self._reader.start()
-
-    def send(self, text: str) -> None:
-        self.popen.stdin.write(text.encode("utf-8"))  # type: ignore[union-attr]
-        self.popen.stdin.flush()  # type: ignore[union-attr]
-
-    def checkpoint(self, state: Any) -> None:
-        """Send our STATE for everything sent so far, then report any confirmations."""
-        self.seq += 1
-        self._sent[self.seq] = (self.rows, state)
-        self.send(state_line({STATE_WRAPPER_KEY: state, STATE_SEQ_KEY: self.seq}))
-        self.deliver()
-
-    def deliver(self) -> None:
-        while True:
-            try:
-                done = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if done > self._confirmed and done in self._sent:
-                self._confirmed = done
-                if self.on_commit is not None:
-                    self.on_commit(*self._sent[done])
-
-    def finish(self) -> None:
-        """Close stdin, wait, raise on failure; a clean exit confirms the last state."""
-        if not self.broken:
-            try:
-                self.popen.stdin.close()  # type: ignore[union-attr]
-            except BrokenPipeError:
-                self.broken = True
-        code = self.proc.wait()
-        self._reader.join(timeout=10)
-        self.deliver()
-        if code != 0:
-            raise self.proc.failure("writing", code, stream=self.stream)
-        if self.broken:
-            raise SingerProtocolError(
-                f"the target {self.proc.name} exited before reading all its input.",
-                stream=self.stream,
-                fix="read the target's log (logger jupyter_di.singer); the rows may be incomplete.",
-            )
-        self._queue.put(self.seq)  # exit 0 after end of input: everything sent is durable
-        self.deliver()
-
-    def _read_states(self) -> None:
-        """Thread: every state line of ours the target prints is a commit confirmation."""
-        for raw in self.popen.stdout:  # type: ignore[union-attr]
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                logger.debug("%s stdout: %s", self.proc.name, _snippet(self.proc, raw))
-                continue
-            if isinstance(value, dict) and isinstance(value.get(STATE_SEQ_KEY), int) and STATE_WRAPPER_KEY in value:
-                self._queue.put(value[STATE_SEQ_KEY])
-
-
-def _json_schema(schema: pa.Schema) -> dict[str, Any]:
-    return {"type": "object", "properties": {f.name: json_schema_for_arrow(f.type, f) for f in schema}}
-
-
-SPEC = ConnectorSpec(
-    name="singer",
-    title="Singer tap / target",
-    config_schema=CONFIG_SCHEMA,
-    source=SingerSource,
-    destination=SingerDestination,
-    description="Runs any Singer tap as a source or any Singer target as a destination "
-    "(each in its own virtualenv; give the executable's full path).",
-)
-
-__all__ = ["SPEC", "SingerSource", "SingerDestination", "DIError"]

@@ -20,7 +20,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from .base import INCREMENTAL, StreamSettings
+from ..base import INCREMENTAL, StreamSettings
 
 EPOCH_MILLIS_ABOVE = 10**11
 """An epoch number above this is taken as milliseconds (10**11 seconds is the year 5138; today in

@@ -34,9 +34,9 @@ import subprocess
 import threading
 from typing import Any
 
-from ..errors import ConfigError, ConnectionFailed, DIError
-from ..redaction import Redactor, is_secret_key, secret_values  # noqa: F401 - is_secret_key: re-exported
-from ..run_dirs import RunDir
+from ...errors import ConfigError, ConnectionFailed, DIError
+from ...redaction import Redactor, is_secret_key, secret_values  # noqa: F401 - is_secret_key: re-exported
+from ...run_dirs import RunDir
 
 logger = logging.getLogger("jupyter_di.singer")
 
@@ -139,6 +139,10 @@ class SingerProcess:
         except (ProcessLookupError, PermissionError):
             proc.kill()
         proc.wait()
+
+    def snippet(self, line: bytes) -> str:
+        """The start of a line the process printed, masked, for an error message or a debug log."""
+        return self.redact(line.decode("utf-8", errors="replace").strip()[:200])
 
     def tail_text(self) -> str:
         if self._stderr_thread is not None:

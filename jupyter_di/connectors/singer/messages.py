@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DIError, SchemaMismatch
-from .base import is_json_field
+from ...errors import DIError, SchemaMismatch
+from ..base import is_json_field
 
 SCHEMA, RECORD, STATE, ACTIVATE_VERSION = "SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION"
 

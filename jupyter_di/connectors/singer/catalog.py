@@ -2,16 +2,16 @@
 
 Why a module of its own: selection metadata is the interface between our stream
 settings and a tap, and follows the Meltano SDK conventions (semantics.md 1.3),
-which are easiest to check here.  The ``--state`` is built in ``singer_state``.
+which are easiest to check here.  The ``--state`` is built in ``state.py``.
 """
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from ..errors import ConfigError
-from .base import INCREMENTAL, StreamSettings
-from .catalog import find_stream, stream_metadata
+from ...errors import ConfigError
+from ..base import INCREMENTAL, StreamSettings
+from ..catalog import find_stream, stream_metadata
 
 
 def stream_names(catalog: dict[str, Any]) -> list[str]:
