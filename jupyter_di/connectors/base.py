@@ -239,9 +239,10 @@ class Source(Connector, ABC):
         in the second stream does not leave the first one written).  Sources whose discovery is costly
         (an API that must be called, a tap's ``--discover``) override this with a cheaper answer, or
         return [] to leave the check to ``read``."""
+        from .catalog import find_stream  # catalog.py builds on this module
+
         catalog = self.discover(list(streams))
-        found = {e.get("tap_stream_id") for e in catalog.get("streams", [])} | {e.get("stream") for e in catalog.get("streams", [])}
-        return [s for s in streams if s not in found]
+        return [s for s in streams if find_stream(catalog, s) is None]
 
 
 class Destination(Connector, ABC):

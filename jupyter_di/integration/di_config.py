@@ -14,23 +14,10 @@ from typing import Any
 import yaml
 
 from ..connectors.base import NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
+from ..connectors.catalog import STREAM_KEYS
 from ..errors import ConfigError
 from . import safe_yaml
 
-STREAM_KEYS = (
-    "selected",
-    "columns",
-    "replication_method",
-    "bookmark_properties",
-    "key_properties",
-    "unique_constraints",
-    "unique_conflict_method",
-    "destination_table",
-    "run_in_parallel",
-    "auto_add_new_fields",
-    "append_only",
-    "null_cursor",
-)
 LIST_KEYS = ("columns", "bookmark_properties", "key_properties", "unique_constraints")
 BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields", "append_only")
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from ..connectors.catalog import entries_by_id, select_catalog, stream_ids, stream_is_selected
 from ..errors import ConfigError
-from .di_config import STREAM_KEYS, UpstreamSettings, parse_upstream_settings
+from .di_config import UpstreamSettings, parse_upstream_settings
 from .inputs import catalog_for_output
 from .python_block import call_with_upstream, execute_cell_code
 
@@ -93,23 +94,6 @@ class PythonDIResult:
     upstream: dict[str, UpstreamSettings] = field(default_factory=dict)
     chose_streams: bool = False
     """True when @data_integration_selected_streams returned a list (a destination exports only those)."""
-
-
-def select_catalog(catalog: dict[str, Any], streams: list[str] | None, selected: bool = True) -> dict[str, Any]:
-    """Mark ``streams`` (all when None) and every field of them as selected (``select_all``).
-
-    With ``selected=False`` they are marked explicitly unselected instead: the
-    spec's ``select_all=False``, where the user selects streams and fields via
-    their metadata (a missing ``selected`` would count as selected).
-    """
-    for entry in catalog.get("streams", []):
-        if streams is not None and entry.get("tap_stream_id") not in streams and entry.get("stream") not in streams:
-            continue
-        for item in entry.setdefault("metadata", []):
-            item.setdefault("metadata", {})["selected"] = selected
-        if not any(list(i.get("breadcrumb", [])) == [] for i in entry["metadata"]):
-            entry["metadata"].insert(0, {"breadcrumb": [], "metadata": {"selected": selected}})
-    return catalog
 
 
 def _cell_upstream_settings(namespace: Mapping[str, Any], base_namespace: Mapping[str, Any], *, block: str, names: list[str]) -> dict[str, UpstreamSettings]:
@@ -207,7 +191,7 @@ def run_python_di_block(
             if is_source and registered.called:
                 def discover_streams_func(source: str | None = None, config: dict | None = None) -> list[str]:
                     cat = discover(source or connector, config or extra["config"], None)
-                    return [s.get("tap_stream_id") or s.get("stream") for s in cat.get("streams", [])]
+                    return stream_ids(cat)
 
                 extra["discover_streams_func"] = discover_streams_func
                 if registered.options.get("discover_streams"):
@@ -245,7 +229,7 @@ def _selected_in_catalog(catalog: Mapping[str, Any], selected: list[str], *, blo
     catalog lacks are kept, with default settings), else the catalog's order.
     A catalog that selects nothing is an error rather than "sync everything".
     """
-    entries = {(e.get("tap_stream_id") or e.get("stream")): e for e in catalog.get("streams", [])}
+    entries = entries_by_id(catalog)
     chosen = [n for n, e in entries.items() if stream_is_selected(e)]
     if selected:
         chosen = [n for n in selected if n not in entries or stream_is_selected(entries[n])]
@@ -256,43 +240,3 @@ def _selected_in_catalog(catalog: Mapping[str, Any], selected: list[str], *, blo
             fix="set metadata selected: true on the stream entries (breadcrumb []) you want, or use select_all=True.",
         )
     return chosen
-
-
-def stream_is_selected(entry: Mapping[str, Any]) -> bool:
-    """Spec: streams whose stream-level metadata is missing or has ``selected: true``."""
-    for item in entry.get("metadata", []) or []:
-        if list(item.get("breadcrumb", [])) == []:
-            return bool(item.get("metadata", {}).get("selected", False)) or "selected" not in item.get("metadata", {})
-    return True
-
-
-SETTINGS_KEYS = tuple(k for k in STREAM_KEYS if k not in ("selected", "columns"))
-
-
-def stream_settings_from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec's stream settings carried on a catalog entry (Mage extension keys + metadata)."""
-    settings: dict[str, Any] = {k: entry[k] for k in SETTINGS_KEYS if entry.get(k) not in (None, [])}
-    stream_md: dict[str, Any] = {}
-    columns: list[str] = []
-    any_field_choice = False
-    for item in entry.get("metadata", []) or []:
-        crumb = list(item.get("breadcrumb", []))
-        md = item.get("metadata", {})
-        if crumb == []:
-            stream_md = md
-        elif len(crumb) == 2 and crumb[0] == "properties":
-            if "selected" in md:
-                any_field_choice = True
-            if md.get("inclusion") == "unsupported":
-                continue
-            if md.get("selected", md.get("selected-by-default", False)) or md.get("inclusion") == "automatic":
-                columns.append(crumb[1])
-    if "replication_method" not in settings and stream_md.get("replication-method"):
-        settings["replication_method"] = stream_md["replication-method"]
-    if "bookmark_properties" not in settings and stream_md.get("replication-key"):
-        settings["bookmark_properties"] = [stream_md["replication-key"]]
-    if "key_properties" not in settings and stream_md.get("table-key-properties"):
-        settings["key_properties"] = list(stream_md["table-key-properties"])
-    if any_field_choice:
-        settings["columns"] = columns
-    return settings

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..connectors import registry
+from ..connectors.catalog import entries_by_id, stream_is_selected, stream_settings_from_catalog
 from ..errors import ConfigError, DIError
 from .context import BlockCell, RunContext
 from .di_config import DIConfig, UpstreamSettings
 from .interpolation import Interpolator
-from .python_di import apply_upstream_settings, run_python_di_block, stream_is_selected, stream_settings_from_catalog
+from .python_di import apply_upstream_settings, run_python_di_block
 
 
 @dataclass
@@ -64,7 +65,7 @@ def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Resol
             discover=discover_catalog,
         )
         streams: dict[str, dict[str, Any]] = {}
-        entries = {(e.get("tap_stream_id") or e.get("stream")): e for e in (result.catalog or {}).get("streams", [])}
+        entries = entries_by_id(result.catalog)
         for name in result.selected_streams:
             streams[name] = stream_settings_from_catalog(entries.get(name, {}))
         excluded: set[str] = set()

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..connectors import registry
 from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings, check_table_name
-from ..connectors.catalog import catalog_entry_for_arrow, find_stream
+from ..connectors.catalog import catalog_entry_for_arrow, find_stream, stream_ids
 from ..errors import BlockFailed, ConfigError, DIError
 from ..redaction import Redactor, block_secrets, redact_exception
 from ..state.store import state_key
@@ -124,7 +124,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
     if not names:
         with source_cls(resolved.config) as source:
             catalog = source.discover(None)
-        names = [e.get("tap_stream_id") or e.get("stream") for e in catalog.get("streams", [])]
+        names = stream_ids(catalog)
         resolved.streams = {n: {} for n in names}
         if not names:
             raise ConfigError("the source has no streams to read.", block=block.name, fix="check the config (database, schema, folder) or list streams under `streams:`.")

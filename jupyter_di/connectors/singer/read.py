@@ -31,9 +31,9 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from ..base import INCREMENTAL, SOURCE_STATE_KEY, ReadRequest, Source
-from ..catalog import arrow_field_for_property
-from .catalog import check_settings, entry_for, selected_catalog
+from ...errors import ConfigError
+from ..base import INCREMENTAL, SOURCE_STATE_KEY, ReadRequest, Source, StreamSettings
+from ..catalog import arrow_field_for_property, find_stream, names_of, only_streams, selected_catalog, stream_ids
 from .config import CONFIG_SCHEMA, user_config
 from .messages import RECORD, SCHEMA, STATE, RecordBatcher, SingerProtocolError, parse_line
 from .process import SingerProcess
@@ -110,20 +110,14 @@ class SingerSource(Source):
         catalog = self._full_catalog()
         if streams is None:
             return catalog
-        wanted = set(streams)
-        return {
-            **catalog,
-            "streams": [
-                e for e in catalog.get("streams", []) if e.get("tap_stream_id") in wanted or e.get("stream") in wanted
-            ],
-        }
+        return only_streams(catalog, streams)
 
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
         settings = request.settings
         catalog = self._full_catalog()
         entry = entry_for(catalog, settings.stream)
         check_settings(entry, settings)
-        names = {entry.get("stream"), entry.get("tap_stream_id")} - {None}
+        names = names_of(entry)
         proc = self._process()
         try:
             args = [self.config.get("catalog_flag") or "--catalog"]
@@ -144,6 +138,45 @@ class SingerSource(Source):
     def close(self) -> None:
         for proc in list(self._open):
             self._release(proc)
+
+
+def entry_for(catalog: dict[str, Any], stream: str) -> dict[str, Any]:
+    """The catalog entry of ``stream`` or a ConfigError listing the streams there are."""
+    entry = find_stream(catalog, stream)
+    if entry is None:
+        names = ", ".join(repr(n) for n in stream_ids(catalog)) or "(none)"
+        raise ConfigError(
+            f"the tap has no stream {stream!r}; it offers {names}.",
+            stream=stream,
+            fix="use one of the tap's stream names (tap_stream_id) as the stream.",
+        )
+    return entry
+
+
+def check_settings(entry: dict[str, Any], settings: StreamSettings) -> None:
+    """Columns and bookmark properties must exist in the tap's schema."""
+    props = entry.get("schema", {}).get("properties", {})
+    missing = [c for c in settings.columns or [] if c not in props]
+    if missing:
+        raise ConfigError(
+            f"the tap's stream has no column(s) {', '.join(repr(c) for c in missing)}.",
+            stream=settings.stream,
+            fix=f"pick columns among: {', '.join(props)}.",
+        )
+    if settings.replication_method == INCREMENTAL:
+        if not settings.bookmark_properties:
+            raise ConfigError(
+                "INCREMENTAL replication needs a bookmark property (the tap's replication key).",
+                stream=settings.stream,
+                fix="set bookmark_properties to one column, e.g. [updated_at].",
+            )
+        key = settings.bookmark_properties[0]
+        if key not in props:
+            raise ConfigError(
+                f"the bookmark property {key!r} is not a column of the tap's stream.",
+                stream=settings.stream,
+                fix=f"pick a bookmark property among: {', '.join(props)}.",
+            )
 
 
 def _reader_schema(entry: dict[str, Any], schema_msg: dict[str, Any] | None, columns: list[str] | None) -> pa.Schema:

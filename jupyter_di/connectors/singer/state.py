@@ -1,8 +1,8 @@
 """The ``--state`` a Singer tap gets: its own last STATE, verbatim, with a user's override written in.
 
-Why a module of its own: a tap's state is opaque to the Singer protocol
-(semantics.md 1.2: "the tap must accept the same shape back via --state"), and
-taps disagree on its shape.  Meltano SDK taps keep
+Why a module of its own: a tap's state is opaque to the Singer protocol (a tap
+must accept the shape it printed back via ``--state``; docs/connectors.md,
+"Singer taps and targets"), and taps disagree on its shape.  Meltano SDK taps keep
 ``bookmarks.<tap_stream_id>.{replication_key, replication_key_value}``; classic
 singer-io taps keep ``bookmarks.<tap_stream_id>.<field>`` in whatever JSON type
 they like (tap-stripe: an epoch number under ``created``) plus keys of their own
@@ -21,15 +21,11 @@ import math
 from typing import Any
 
 from ..base import INCREMENTAL, StreamSettings
+from ..catalog import stream_id
 
 EPOCH_MILLIS_ABOVE = 10**11
 """An epoch number above this is taken as milliseconds (10**11 seconds is the year 5138; today in
 milliseconds is ~1.8e12), so an override keeps the unit the tap stored (HubSpot-style taps use ms)."""
-
-
-def stream_id(entry: dict[str, Any]) -> str:
-    """The key a tap files the stream's bookmark under: its ``tap_stream_id`` (else ``stream``)."""
-    return entry.get("tap_stream_id") or entry.get("stream")
 
 
 def derived_state(entry: dict[str, Any], key: str, value: Any) -> dict[str, Any]:

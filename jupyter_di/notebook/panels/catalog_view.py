@@ -3,16 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...connectors.catalog import entries_by_id, sql_datatypes
 from ...integration.di_config import DIConfig
-
-
-def entries_by_name(catalog: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for entry in (catalog or {}).get("streams", []):
-        name = entry.get("tap_stream_id") or entry.get("stream")
-        if name:
-            out[str(name)] = entry
-    return out
 
 
 def type_label(prop: dict[str, Any], sql_type: str | None = None) -> str:
@@ -32,13 +24,7 @@ def columns_of(entry: dict[str, Any] | None) -> list[tuple[str, str]]:
     """(column, type label) in the catalog's column order."""
     if not entry:
         return []
-    sql: dict[str, str] = {}
-    for item in entry.get("metadata", []):
-        crumb = list(item.get("breadcrumb", []))
-        if len(crumb) == 2 and crumb[0] == "properties":
-            dt = (item.get("metadata") or {}).get("sql-datatype")
-            if dt:
-                sql[crumb[1]] = str(dt)
+    sql = sql_datatypes(entry)
     props = (entry.get("schema") or {}).get("properties") or {}
     return [(name, type_label(prop or {}, sql.get(name))) for name, prop in props.items()]
 
@@ -52,7 +38,7 @@ class CatalogView:
 
     def set(self, catalog: dict[str, Any] | None) -> None:
         self.catalog = catalog
-        self.entries = entries_by_name(catalog)
+        self.entries = entries_by_id(catalog)
         self._columns: dict[str, list[tuple[str, str]]] = {}
 
     def stream_names(self) -> list[str]:
