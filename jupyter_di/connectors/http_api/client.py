@@ -4,7 +4,8 @@ Why the standard library (``urllib.request``): the connector needs nothing
 beyond GET, headers, timeouts and redirects, so it adds no dependency.
 Secrets: configured header values (the token among them) are sent as
 "unredirected" headers, so a redirect never carries them to another host, and
-are scrubbed from every message; messages show the URL path, never the query.
+are masked in every message (``redaction.Redactor``: the one mask); messages
+show the URL path, never the query.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from ...errors import ConfigError, ConnectionFailed, DIError
+from ...redaction import Redactor
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_SLEEP = 30.0
@@ -49,22 +51,15 @@ class HttpClient:
                 fix="set base_url like https://api.example.com.",
             )
         self._origin = (parts.scheme, parts.hostname, parts.port)
-        self._secrets = [v for v in self.headers.values() if isinstance(v, str) and len(v) >= 4]
+        values = [v for v in self.headers.values() if isinstance(v, str) and len(v) >= 4]
+        # the token alone too, without its scheme ("Bearer <token>")
+        self._redact = Redactor([*values, *(part for v in values for part in v.split() if len(part) >= 8)])
         self._opener = urllib.request.build_opener()
 
     @property
     def host_port(self) -> str:
         scheme, host, port = self._origin
         return f"{host}:{port or (443 if scheme == 'https' else 80)}"
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every configured header value (tokens) replaced by ***."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-            for part in secret.split():
-                if len(part) >= 8:
-                    text = text.replace(part, "***")
-        return text
 
     def url_for(self, path: str, params: dict[str, Any] | None = None) -> str:
         """``base_url`` + ``path`` (or an absolute same-origin URL) with ``params`` added."""
@@ -89,7 +84,7 @@ class HttpClient:
         return self.url_for(urljoin(current, link))
 
     def _fail(self, cls: type[DIError], message: str, fix: str) -> DIError:
-        return cls(self.scrub(message), stream=self.stream, fix=fix)
+        return cls(self._redact(message), stream=self.stream, fix=fix)
 
     def get_json(self, url: str) -> Response:
         """GET ``url``; retry 429/5xx and timeouts with exponential backoff; parse JSON."""

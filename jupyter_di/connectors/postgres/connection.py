@@ -4,7 +4,7 @@ Why a module of its own: the source and the destination open two kinds of
 connection (psycopg for catalog queries and small statements, ADBC for Arrow
 bulk reads and writes over COPY binary) from the same config, and both must
 turn a failed login into one ``ConnectionFailed`` that never shows the
-password.  Doing that in one place keeps the scrubbing identical.
+password (masked with ``redaction.Redactor``, the one mask).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ...errors import ConfigError, ConnectionFailed
+from ...redaction import Redactor
 from ..base import ConfigField
 
 DEFAULT_PORT = 5432
@@ -112,14 +113,8 @@ class PgConfig:
     def where(self) -> str:
         return f"PostgreSQL at {self.host}:{self.port} (database {self.database!r}, user {self.username!r})"
 
-    def scrub(self, text: str) -> str:
-        """``text`` with the password (if any) masked."""
-        if self.password:
-            text = text.replace(self.password, "***")
-        return text
-
     def connection_failed(self, exc: BaseException) -> ConnectionFailed:
-        reason = self.scrub(str(exc)).strip()
+        reason = Redactor([self.password])(str(exc)).strip()
         reason = reason.replace("IO: [libpq] Failed to connect: ", "").replace("\n\t", " ").replace("\n", " ")
         return ConnectionFailed(
             f"could not connect to {self.where()}: {reason}",

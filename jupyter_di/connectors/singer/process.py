@@ -35,7 +35,7 @@ import threading
 from typing import Any
 
 from ...errors import ConfigError, ConnectionFailed, DIError
-from ...redaction import Redactor, is_secret_key, secret_values  # noqa: F401 - is_secret_key: re-exported
+from ...redaction import Redactor, secret_values
 from ...run_dirs import RunDir
 
 logger = logging.getLogger("jupyter_di.singer")
@@ -80,6 +80,8 @@ class SingerProcess:
         self.executable = resolve_executable(executable)
         self.name = os.path.basename(self.executable)
         self.role = role  # "tap" / "target", for messages
+        # the values under secret-looking keys (redaction.secret_values, as the block's own mask guesses
+        # them), for this process's lines only: the guess is not remembered for every message
         self.redact = Redactor(secret_values(config))
         self._run_dir = RunDir("singer", watch=True)  # 0700; removed at once if we are killed (run_dirs.py)
         self._dir = self._run_dir.path
