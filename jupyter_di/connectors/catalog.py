@@ -273,8 +273,7 @@ def catalog_entry_for_arrow(
 ) -> dict[str, Any]:
     """A catalog entry inferred from Arrow dtypes (destination input from Python blocks)."""
     properties = {f.name: json_schema_for_arrow(f.type, f) for f in schema}
-    entry = stream_entry(stream, properties, key_properties=key_properties)
-    return entry
+    return stream_entry(stream, properties, key_properties=key_properties)
 
 
 def arrow_type_for_json_schema(prop: dict[str, Any]) -> pa.DataType:

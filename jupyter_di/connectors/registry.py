@@ -88,6 +88,3 @@ def destination_class(name: str) -> type[Destination]:
         )
     return spec.destination
 
-
-def all_specs() -> list[ConnectorSpec]:
-    return [get(n) for n in names()]

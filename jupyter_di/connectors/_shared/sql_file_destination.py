@@ -100,7 +100,6 @@ class SqlFileDestination(Destination):
     commit_every_seconds: ClassVar[float] = 60.0
     commit_every_bytes: ClassVar[float] = math.inf
     """Upsert windows are also capped by Arrow bytes (wide rows): their rows are staged first."""
-    system: ClassVar[str] = ""
     state_json_type: ClassVar[str] = "TEXT"
     begin_sql: ClassVar[str] = "BEGIN"
 

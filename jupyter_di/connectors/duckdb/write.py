@@ -54,7 +54,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
                 f"config 'memory_limit' {str(limit).strip()!r} is too small for DuckDB to write a table.",
                 fix=f"use at least {MIN_MEMORY_LIMIT_MB}MB, or 'auto'.",
             )
-    system = "DuckDB"
+
     state_json_type = "JSON"
     bulk_insert = True
     key_constraints = False

@@ -42,7 +42,6 @@ _BATCH_HINT_BYTES = 4 * 1024 * 1024
 class PostgresSource(PostgresConnector, Source):
     name = "postgresql"
 
-
     # -- discovery ------------------------------------------------------------------------
 
     def _stream_id(self, schema: str, table: str) -> str:

@@ -56,7 +56,6 @@ class PostgresDestination(PostgresConnector, Destination):
     name = "postgresql"
     transactional = True
 
-
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         conn = self._cfg.adbc(autocommit=False)
         try:

@@ -165,7 +165,7 @@ def sqlite_type(data_type: pa.DataType, field: pa.Field | None = None) -> str:
     Decimals are ``DECIMAL TEXT(p,s)``: TEXT affinity keeps the exact digits
     (NUMERIC affinity would round to 15 significant digits) while the declared
     precision and scale let a SQLite source read ``decimal128(p,s)`` back.
-    Timestamps are TEXT in one fixed ISO-8601 form (see ``sqlite_db``).
+    Timestamps are TEXT in one fixed ISO-8601 form (see the module docstring).
     """
     t = data_type
     if field is not None and is_json_field(field):

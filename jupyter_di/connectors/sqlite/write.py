@@ -18,7 +18,6 @@ class SQLiteDestination(SQLiteConnector, SqlFileDestination):
 
     name = "sqlite"
     config_schema = CONFIG
-    system = "SQLite"
     state_json_type = "TEXT"
     begin_sql = "BEGIN IMMEDIATE"
 
