@@ -1,6 +1,7 @@
 """The connector registry: built-ins without scanning entry points, third-party ones through them."""
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import tomllib
@@ -9,15 +10,25 @@ from pathlib import Path
 import pytest
 
 from jupyter_di.connectors import registry
+from jupyter_di.connectors.base import ConnectorSpec
 from jupyter_di.errors import ConnectorNotFound
 
 ROOT = Path(__file__).resolve().parents[2]
+CONNECTORS = ROOT / "jupyter_di" / "connectors"
 
 
 def test_builtin_table_matches_the_declared_entry_points() -> None:
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][registry.ENTRY_POINT_GROUP]
     assert {name: target.split(":")[0] for name, target in declared.items()} == registry.BUILTIN
     assert all(target.endswith(":SPEC") for target in declared.values())
+
+
+def test_every_connector_package_is_a_builtin_whose_init_exposes_its_spec() -> None:
+    packages = {p.name for p in CONNECTORS.iterdir() if (p / "__init__.py").is_file() and p.name != "_shared"}
+    assert {module.rsplit(".", 1)[1] for module in registry.BUILTIN.values()} == packages
+    for name, module in registry.BUILTIN.items():
+        spec = importlib.import_module(module).SPEC
+        assert isinstance(spec, ConnectorSpec) and spec.name == name
 
 
 def test_builtin_lookup_does_not_read_package_metadata() -> None:
