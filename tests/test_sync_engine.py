@@ -68,12 +68,11 @@ def test_spill_records_the_bookmark_of_each_batch_and_reads_back(tmp_path):
 
 
 def test_driver_errors_never_show_the_blocks_secrets():
-    from jupyter_di.integration.resolve import ResolvedBlock
+    from jupyter_di.integration.resolved import ResolvedBlock
     from jupyter_di.integration.runner import redact
 
-    resolved = ResolvedBlock(
-        kind="source", connector="postgresql", config={"host": "db", "password": "hunter2!"}, streams={}, stream_order=[], upstream={},
-        secrets_used=["tok-123456"],
+    resolved = ResolvedBlock.make(
+        name="src", kind="source", connector="postgresql", config={"host": "db", "password": "hunter2!"}, secrets_used=["tok-123456"],
     )
     message = redact("connect failed: postgresql://etl:hunter2!@db/shop (token tok-123456)", resolved)
     assert message == "connect failed: postgresql://etl:***@db/shop (token ***)"

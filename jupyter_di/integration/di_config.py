@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
-from ..connectors.base import NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
+from ..connectors.base import INCREMENTAL, NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from ..connectors.catalog import STREAM_KEYS
 from ..errors import ConfigError
 from . import safe_yaml
@@ -33,6 +33,30 @@ class UpstreamSettings:
     def non_default(self) -> dict[str, bool]:
         default = UpstreamSettings()
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+
+
+def stream_settings(name: str, given: Mapping[str, Any], *, block: str) -> StreamSettings:
+    """Typed settings of one stream from what a cell (or a source's catalog entry) says about it.
+
+    The one place defaults are applied: an INCREMENTAL stream with keys upserts on them.
+    """
+    raw = {k: v for k, v in given.items() if k != "selected"}
+    try:
+        settings = StreamSettings(stream=name, **raw)
+    except TypeError as exc:
+        raise ConfigError(f"bad stream settings: {exc}", block=block or None, stream=name) from None
+    if settings.replication_method == INCREMENTAL and settings.key_properties and not settings.unique_constraints:
+        settings.unique_constraints = list(settings.key_properties)
+    check_null_cursor(settings.null_cursor, block=block, stream=name)
+    return settings
+
+
+def check_null_cursor(value: Any, *, block: str, stream: str) -> None:
+    if value not in NULL_CURSOR_MODES:
+        raise ConfigError(
+            f"null_cursor {value!r} is not one of {', '.join(NULL_CURSOR_MODES)}.",
+            block=block or None, stream=stream, fix="use null_cursor: report (default), resync or ignore.",
+        )
 
 
 def check_name(name: Any, what: str, *, block: str, stream: str | None = None) -> None:
@@ -127,11 +151,7 @@ class DIConfig:
         return [name for name, s in self.streams.items() if s.get("selected", True)]
 
     def stream_settings(self, name: str) -> StreamSettings:
-        raw = {k: v for k, v in self.streams.get(name, {}).items() if k != "selected"}
-        settings = StreamSettings(stream=name, **raw)
-        if settings.replication_method == "INCREMENTAL" and not settings.unique_constraints and settings.key_properties:
-            settings.unique_constraints = list(settings.key_properties)
-        return settings
+        return stream_settings(name, self.streams.get(name, {}), block="")
 
     # -- canonical form -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -174,11 +194,7 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
                 raise ConfigError(f"unique_conflict_method {value!r} is not one of {', '.join(UNIQUE_CONFLICT_METHODS)}.", block=block, stream=stream)
         elif key == "null_cursor":
             value = str(value).lower()
-            if value not in NULL_CURSOR_MODES:
-                raise ConfigError(
-                    f"null_cursor {value!r} is not one of {', '.join(NULL_CURSOR_MODES)}.",
-                    block=block, stream=stream, fix="use null_cursor: report (default), resync or ignore.",
-                )
+            check_null_cursor(value, block=block, stream=stream)
         elif key == "destination_table" and value is not None:
             if not isinstance(value, str):
                 raise ConfigError("destination_table must be a table name.", block=block, stream=stream)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..connectors.base import INCREMENTAL, NULL_CURSOR_MODES, ReadRequest, StreamSettings, is_json_field
+from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings, is_json_field
 from ..errors import ConfigError
 
 
@@ -64,14 +64,6 @@ def with_discovered_keys(settings: StreamSettings, entry: dict[str, Any] | None,
         fix="set key_properties to the columns that identify a row (e.g. [id]); or set append_only: true to accept "
         "duplicates at ties; or use replication_method: FULL_TABLE.",
     )
-
-
-def check_null_cursor_mode(settings: StreamSettings, *, block: str) -> None:
-    if settings.null_cursor not in NULL_CURSOR_MODES:
-        raise ConfigError(
-            f"null_cursor {settings.null_cursor!r} is not one of {', '.join(NULL_CURSOR_MODES)}.",
-            block=block, stream=settings.stream, fix="use null_cursor: report (default), resync or ignore.",
-        )
 
 
 def cursor_warnings(

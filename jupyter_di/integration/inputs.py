@@ -19,6 +19,7 @@ import pyarrow as pa
 from ..connectors.base import json_field
 from ..connectors.catalog import catalog_entry_for_arrow
 from ..errors import ConfigError
+from .di_config import UpstreamSettings
 from .outputs import LiveSourceOutput, SourceOutput, StreamOutput
 
 
@@ -163,3 +164,21 @@ def catalog_for_output(block: str, value: Any) -> dict[str, Any]:
     if isinstance(value, list) and value and all(isinstance(v, StreamOutput) for v in value):
         return {"streams": [v["stream"] for v in value]}
     return {"streams": [s.stream_info for s in streams_from_output(block, value)]}
+
+
+def apply_upstream_settings(names: list[str], outputs: list[Any], settings: Mapping[str, UpstreamSettings]) -> tuple[list[str], list[Any]]:
+    """Inputs per the spec's upstream options: the data, the catalog, or a (data, catalog) tuple."""
+    kept_names: list[str] = []
+    kept: list[Any] = []
+    for name, value in zip(names, outputs):
+        opts = settings.get(name, UpstreamSettings())
+        if opts.use_output_as_input and opts.use_catalog_as_input:
+            kept.append((value, catalog_for_output(name, value)))
+        elif opts.use_catalog_as_input:
+            kept.append(catalog_for_output(name, value))
+        elif opts.use_output_as_input:
+            kept.append(value)
+        else:
+            continue
+        kept_names.append(name)
+    return kept_names, kept

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 from ..connectors.catalog import entries_by_id, select_catalog, stream_ids, stream_is_selected
 from ..errors import ConfigError
 from .di_config import UpstreamSettings, parse_upstream_settings
-from .inputs import catalog_for_output
+from .inputs import apply_upstream_settings
 from .python_block import call_with_upstream, execute_cell_code
 
 UPSTREAM_VARIABLE = "upstream"
@@ -108,24 +108,6 @@ def _cell_upstream_settings(namespace: Mapping[str, Any], base_namespace: Mappin
         if name not in names:
             raise ConfigError(f"`upstream` names {name!r}, which is not an upstream block.", block=block, fix=f"add it with --upstream {name}, or remove it from `upstream`.")
     return {name: settings.get(name, UpstreamSettings()) for name in names}
-
-
-def apply_upstream_settings(names: list[str], outputs: list[Any], settings: Mapping[str, UpstreamSettings]) -> tuple[list[str], list[Any]]:
-    """Inputs per the spec's upstream options: the data, the catalog, or a (data, catalog) tuple."""
-    kept_names: list[str] = []
-    kept: list[Any] = []
-    for name, value in zip(names, outputs):
-        opts = settings.get(name, UpstreamSettings())
-        if opts.use_output_as_input and opts.use_catalog_as_input:
-            kept.append((value, catalog_for_output(name, value)))
-        elif opts.use_catalog_as_input:
-            kept.append(catalog_for_output(name, value))
-        elif opts.use_output_as_input:
-            kept.append(value)
-        else:
-            continue
-        kept_names.append(name)
-    return kept_names, kept
 
 
 SOURCE_ONLY_OPTIONS = {"discover_streams": False, "discover": False, "select_all": True}

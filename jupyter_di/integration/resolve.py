@@ -6,7 +6,6 @@ does not care which language the cell was written in.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..connectors import registry
@@ -14,23 +13,9 @@ from ..connectors.catalog import entries_by_id, stream_is_selected, stream_setti
 from ..errors import ConfigError, DIError
 from .context import BlockCell, RunContext
 from .di_config import DIConfig, UpstreamSettings
+from .inputs import apply_upstream_settings
 from .interpolation import Interpolator
-from .python_di import apply_upstream_settings, run_python_di_block
-
-
-@dataclass
-class ResolvedBlock:
-    kind: str
-    connector: str
-    config: dict[str, Any]
-    streams: dict[str, dict[str, Any]]
-    stream_order: list[str]
-    upstream: dict[str, UpstreamSettings]
-    catalog: dict[str, Any] | None = None
-    secrets_used: list[str] = field(default_factory=list)
-    excluded: set[str] = field(default_factory=set)
-    only: set[str] | None = None
-    """A destination exports only these incoming streams (Python @data_integration_selected_streams)."""
+from .resolved import ResolvedBlock
 
 
 def upstream_settings_for(block: BlockCell, cfg: DIConfig | None) -> dict[str, UpstreamSettings]:
@@ -50,8 +35,11 @@ def discover_catalog(connector: str, config: dict[str, Any], streams: list[str] 
 
 
 def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> ResolvedBlock:
+    """The cell as a ``ResolvedBlock``: the YAML front end, or the Python decorators' one."""
     kind = block.kind
     if block.lang == "python":
+        from .python_di import run_python_di_block  # only Python cells need the decorators
+
         upstream = upstream_settings_for(block, None)
         inputs = block_inputs(block, upstream, outputs)
         result = run_python_di_block(
@@ -76,9 +64,9 @@ def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Resol
                 if name not in streams and name not in excluded:
                     streams[name] = stream_settings_from_catalog(entry)
             only = set(result.selected_streams) if result.chose_streams else None
-        return ResolvedBlock(
-            kind, result.connector, checked_config(result.connector, result.config, block.name), streams, list(streams),
-            result.upstream or upstream, result.catalog, excluded=excluded, only=only,
+        return ResolvedBlock.make(
+            name=block.name, kind=kind, connector=result.connector, config=checked_config(result.connector, result.config, block.name),
+            given=streams, upstream=result.upstream or upstream, catalog=result.catalog, excluded=excluded, only=only,
         )
 
     cfg = DIConfig.parse(block.body, kind=kind, block=block.name)
@@ -94,8 +82,10 @@ def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Resol
         raise exc.with_context(block=block.name)
     streams = {name: {k: v for k, v in s.items() if k != "selected"} for name, s in cfg.streams.items() if s.get("selected", True)}
     excluded = {name for name, s in cfg.streams.items() if not s.get("selected", True)}
-    config = checked_config(cfg.connector, config, block.name)
-    return ResolvedBlock(kind, cfg.connector, config, streams, list(streams), upstream, None, interpolator.used_secrets, excluded)
+    return ResolvedBlock.make(
+        name=block.name, kind=kind, connector=cfg.connector, config=checked_config(cfg.connector, config, block.name),
+        given=streams, upstream=upstream, secrets_used=interpolator.used_secrets, excluded=excluded,
+    )
 
 
 def checked_config(connector: str, config: Any, block: str) -> dict[str, Any]:

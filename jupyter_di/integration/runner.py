@@ -28,10 +28,11 @@ from ..sync.live_spill import LiveSpill
 from ..sync.prefetch import prefetched
 from ..sync.spill import spill
 from .context import BlockCell, RunContext
-from .incremental import check_null_cursor_mode, check_override, cursor_warnings, with_discovered_keys
+from .incremental import check_override, cursor_warnings, with_discovered_keys
 from .inputs import InputStream, LiveInputStream, streams_from_output
 from .outputs import LiveSourceOutput, StreamOutput, source_output
-from .resolve import ResolvedBlock, resolve
+from .resolve import resolve
+from .resolved import ResolvedBlock, stream_settings
 
 
 @dataclass
@@ -103,38 +104,27 @@ def run_streams(settings: list[StreamSettings], work: Callable[[StreamSettings],
     return ordered
 
 
-def _settings(name: str, raw: dict[str, Any], *, block: str) -> StreamSettings:
-    try:
-        settings = StreamSettings(stream=name, **raw)
-    except TypeError as exc:
-        raise ConfigError(f"bad stream settings: {exc}", block=block, stream=name) from None
-    if settings.replication_method == INCREMENTAL and settings.key_properties and not settings.unique_constraints:
-        settings.unique_constraints = list(settings.key_properties)
-    check_null_cursor_mode(settings, block=block)
-    return settings
-
-
 # -- sources ----------------------------------------------------------------------------------
 def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     resolved = resolve(block, outputs, ctx)
     block_redactor(resolved)  # its secrets are masked in every message from here on (discovery's too)
     source_cls = registry.source_class(resolved.connector)
     names = resolved.stream_order
-    catalog = resolved.catalog
+    catalog = dict(resolved.catalog) if resolved.catalog is not None else None
     if not names:
-        with source_cls(resolved.config) as source:
+        with source_cls(resolved.config_dict()) as source:
             catalog = source.discover(None)
         names = stream_ids(catalog)
-        resolved.streams = {n: {} for n in names}
+        resolved = resolved.with_streams(names)
         if not names:
             raise ConfigError("the source has no streams to read.", block=block.name, fix="check the config (database, schema, folder) or list streams under `streams:`.")
     elif catalog is None and len(names) > 1:
         # every listed stream must exist before the first is read: a destination streaming from this block
         # would otherwise write the known ones and then fail (one stream alone fails before any row moves)
-        with source_cls(resolved.config) as source:
+        with source_cls(resolved.config_dict()) as source:
             missing = source.missing_streams(list(names))
         check_streams_exist(missing, block=block.name)
-    all_settings = [_settings(n, resolved.streams.get(n, {}), block=block.name) for n in names]
+    all_settings = [resolved.settings_for(n) for n in names]
     unnamed = next((s for s in all_settings if s.replication_method == INCREMENTAL), None) if not ctx.identified else None
     if unnamed is not None:
         raise ConfigError(
@@ -191,7 +181,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         origin = live.origin if live is not None else {"pipeline": ctx.pipeline, "block": block.name, "stream": stream}
         origin["override"] = overridden  # set before a destination streaming from this one reads it
         try:
-            with source_cls(resolved.config) as source:
+            with source_cls(resolved.config_dict()) as source:
                 entry = None
                 if settings.replication_method == INCREMENTAL and (not settings.key_properties or (bookmark and typed_by_user)):
                     entry = find_stream(catalog, stream) if catalog else find_stream(source.discover([stream]), stream)
@@ -267,7 +257,7 @@ def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str
         merged["replication_method"] = INCREMENTAL
     if "columns" not in raw:
         merged.pop("columns", None)
-    settings = _settings(stream.name, merged, block=block)
+    settings = stream_settings(stream.name, merged, block=block)
     check_table_name(settings.table_name, stream=stream.name, block=block)
     return settings
 
@@ -288,7 +278,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
             if stream.name in incoming:
                 raise ConfigError(f"two upstream blocks both provide a stream named {stream.name!r}.", block=block.name, stream=stream.name, fix="rename one of them, or mark one only_as_input.")
             incoming[stream.name] = stream
-    for name in resolved.streams:
+    for name in resolved.given:
         if name not in incoming:
             raise ConfigError(
                 f"stream {name!r} is configured but no upstream block provides it (got: {', '.join(incoming) or 'none'}).",
@@ -299,7 +289,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
 
     def settings_for(name: str) -> StreamSettings:
         """The stream's final settings (waits for a running source to open the stream)."""
-        s = destination_settings(incoming[name], resolved.streams.get(name, {}), block=block.name)
+        s = destination_settings(incoming[name], resolved.given.get(name, {}), block=block.name)
         if s.columns is not None:
             unknown = [c for c in s.columns if c not in incoming[name].schema.names]
             if unknown:
@@ -321,11 +311,11 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
         return s
 
     for name in incoming:  # table names every stream will get, before anything is written
-        check_table_name(resolved.streams.get(name, {}).get("destination_table") or name, stream=name, block=block.name)
+        check_table_name(resolved.given.get(name, {}).get("destination_table") or name, stream=name, block=block.name)
     # Streams already complete are checked before anything is written; a running source's streams
     # when their turn comes (their own settings are checked now, their schema is not known yet).
     live = {n for n, s in incoming.items() if isinstance(s, LiveInputStream)}
-    settings = [_settings(n, resolved.streams.get(n, {}), block=block.name) if n in live else settings_for(n) for n in incoming]
+    settings = [resolved.settings_for(n) if n in live else settings_for(n) for n in incoming]
 
     def write_one(stream_settings: StreamSettings) -> dict[str, Any]:
         stream = incoming[stream_settings.stream]
@@ -355,7 +345,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
             dropped = []
 
         try:
-            with destination_cls(resolved.config) as destination:
+            with destination_cls(resolved.config_dict()) as destination:
                 result = write_stream(
                     destination,
                     stream_settings,

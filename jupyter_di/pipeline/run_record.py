@@ -22,6 +22,8 @@ class BlockStatus(str, Enum):
     def __str__(self) -> str:  # f-strings show "done", not "BlockStatus.DONE"
         return self.value
 
+    __hash__ = str.__hash__  # a key in dicts of plain text ("done": ...), on every Python version
+
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = (
     BlockStatus.PENDING, BlockStatus.RUNNING, BlockStatus.DONE, BlockStatus.FAILED, BlockStatus.SKIPPED,

@@ -19,7 +19,8 @@ from ...connectors.base import ReadRequest
 from ...errors import ConfigError
 from ...integration.context import RunContext
 from ...integration.inputs import catalog_for_output, streams_from_output
-from ...integration.resolve import ResolvedBlock, resolve
+from ...integration.resolve import resolve
+from ...integration.resolved import ResolvedBlock
 from ...pipeline.block import Block
 from ...pipeline.pipeline import Pipeline
 from ...secrets import SecretStore
@@ -86,7 +87,7 @@ class PanelContext:
     def test_connection(self, editor: BlockEditor) -> str:
         resolved = self.resolve(editor.current_block())
         cls = registry.source_class(resolved.connector) if resolved.kind == "source" else registry.destination_class(resolved.connector)
-        with cls(resolved.config) as connector:
+        with cls(resolved.config_dict()) as connector:
             connector.check()
         return f"Connection to {resolved.connector} works."
 
@@ -97,7 +98,7 @@ class PanelContext:
                 raise ConfigError("no upstream block has output yet.", block=editor.block.name, fix="run the upstream blocks (or this cell) first.")
             return catalog
         resolved = self.resolve(editor.current_block())
-        with registry.source_class(resolved.connector)(resolved.config) as source:
+        with registry.source_class(resolved.connector)(resolved.config_dict()) as source:
             catalog = source.discover(None)
         self.catalogs.put(self.pipeline.name, editor.block.name, resolved.connector, catalog)
         return catalog
@@ -113,7 +114,7 @@ class PanelContext:
             raise ConfigError(f"no upstream output provides stream {stream!r} yet.", block=editor.block.name, stream=stream, fix="run the upstream blocks first.")
         resolved = self.resolve(editor.current_block())
         settings = editor.cfg.stream_settings(stream)
-        with registry.source_class(resolved.connector)(resolved.config) as source:
+        with registry.source_class(resolved.connector)(resolved.config_dict()) as source:
             return _head(source.read(ReadRequest(settings=settings, limit=limit, batch_size=max(limit, 1))), limit)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ...connectors import registry
-from ...integration.resolve import ResolvedBlock
+from ...integration.resolved import ResolvedBlock
 from ...pipeline.block import Block
 from .context import PanelContext
 from .jobs import Jobs, Status, mask
@@ -37,8 +37,8 @@ def masked_config(resolved: ResolvedBlock) -> dict[str, Any]:
 def describe(resolved: ResolvedBlock, secrets: set[str]) -> str:
     config = mask(json.dumps(masked_config(resolved), indent=1, default=str), secrets)
     rows = "".join(
-        f"<tr><td><code>{html.escape(name)}</code></td><td><code>{html.escape(json.dumps(settings, default=str))}</code></td></tr>"
-        for name, settings in resolved.streams.items()
+        f"<tr><td><code>{html.escape(name)}</code></td><td><code>{html.escape(json.dumps(dict(settings), default=str))}</code></td></tr>"
+        for name, settings in resolved.given.items()
     )
     return (
         f"<p>connector: <code>{html.escape(resolved.connector)}</code></p><pre>{html.escape(config)}</pre>"
