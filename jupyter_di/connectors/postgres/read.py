@@ -335,12 +335,12 @@ def _stream(session: Any, query: str, target: pa.Schema, batch_size: int) -> Ite
 def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
     """Strip ADBC's extension types and metadata, cast numerics to decimals, reals to float64."""
     arrays = []
-    for col, field in zip(raw.columns, target):
+    for col, want in zip(raw.columns, target):
         if isinstance(col.type, pa.BaseExtensionType):
             col = col.storage
-        if pa.types.is_decimal(field.type) and pa.types.is_integer(col.type):
-            col = decimal_from_scaled(col, field.type)
-        elif col.type != field.type:
-            col = col.cast(field.type)
+        if pa.types.is_decimal(want.type) and pa.types.is_integer(col.type):
+            col = decimal_from_scaled(col, want.type)
+        elif col.type != want.type:
+            col = col.cast(want.type)
         arrays.append(col)
     return pa.RecordBatch.from_arrays(arrays, schema=target)
