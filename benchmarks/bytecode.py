@@ -6,6 +6,7 @@ CI machines) compiles all ~50 modules from source in every process, 80 ms of
 each `jupyter-di run` that users never pay.  Writing the .pyc files once makes
 the benchmark time what an installed jupyter-di costs.
 """
+
 from __future__ import annotations
 
 import compileall

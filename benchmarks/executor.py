@@ -7,6 +7,7 @@ Targets (issue 2): under 5 ms overhead per block; CLI start-up under 1.5 s.
 
     python benchmarks/executor.py [--blocks 200] [--layers 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,11 @@ def make_notebook(path: Path, blocks: int, layers: int) -> None:
             if layer and len(ups) < 2 and len(names[layer - 1]) > 1:
                 ups = [names[layer - 1][i % len(names[layer - 1])], names[layer - 1][(i + 1) % len(names[layer - 1])]]
             flag = f" --upstream {' '.join(ups)}" if ups else ""
-            cells.append(nbformat.v4.new_code_cell(f"%%di_block {name}{flag}\n@custom\ndef f(*args, **kwargs):\n    STARTS.append(time.time())\n    return len(args)\n"))
+            cells.append(
+                nbformat.v4.new_code_cell(
+                    f"%%di_block {name}{flag}\n@custom\ndef f(*args, **kwargs):\n    STARTS.append(time.time())\n    return len(args)\n"
+                )
+            )
             names[layer].append(name)
             count += 1
     cells.append(nbformat.v4.new_code_cell("print('FIRST_BLOCK_AT', min(STARTS))"))
@@ -57,12 +62,12 @@ def kernel_path(path: Path, blocks: int) -> dict[str, float]:
     for block in load_notebook(path).blocks:
         session.pipeline.graph.add(block)
     started = time.perf_counter()
-    plan = session.pipeline.plan(list(session.pipeline.graph.blocks), {}, only_stale_ancestors=False)
+    session.pipeline.plan(list(session.pipeline.graph.blocks), {}, only_stale_ancestors=False)
     planning = time.perf_counter() - started
-    from jupyter_di.pipeline.executor import Executor  # noqa: F401 - warm import outside the timing
-
     import contextlib
     import io
+
+    from jupyter_di.pipeline.executor import Executor  # noqa: F401 - warm import outside the timing
 
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the live HTML table, as %di_run shows it
@@ -78,7 +83,7 @@ def cli_path(path: Path, blocks: int) -> dict[str, float]:
     proc = subprocess.run([sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(path)], capture_output=True, text=True, env=env)
     ended = time.time()
     assert proc.returncode == 0, proc.stderr
-    first = float(next(l for l in proc.stdout.splitlines() if l.startswith("FIRST_BLOCK_AT")).split()[1])
+    first = float(next(line for line in proc.stdout.splitlines() if line.startswith("FIRST_BLOCK_AT")).split()[1])
     # planning in-process, same code the CLI runs
     from jupyter_di.pipeline.graph import Graph
     from jupyter_di.pipeline.notebook_file import load_notebook

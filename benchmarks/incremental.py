@@ -20,6 +20,7 @@ varies by 20% or more.
 
 Starts its own throwaway PostgreSQL server (tests/support/postgres.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
 import psycopg
@@ -63,7 +65,12 @@ def notebook(path: Path, port: int, destination: str) -> None:
 def timed_run(path: Path) -> tuple[float, int]:
     """Wall seconds of a whole `jupyter-di run` process, and the rows the source read."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(path)], capture_output=True, text=True, env=dict(os.environ, JUPYTER_DI_STATE_PATH=str(path.with_suffix(".state"))))
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, JUPYTER_DI_STATE_PATH=str(path.with_suffix(".state"))),
+    )
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(proc.stdout + proc.stderr)
@@ -115,7 +122,8 @@ def warm_child(path: Path, port: int, changed: int, repeat: int) -> None:
 def warm_measure(path: Path, port: int, changed: int, repeat: int) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--warm-child", str(path), "--port", str(port), "--changed-rows", str(changed), "--repeat", str(repeat)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise SystemExit(proc.stdout + proc.stderr)
@@ -157,7 +165,7 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / f"inc_{destination}.ipynb"
                     notebook(path, port, destination)
-                    cold = measure(lambda: timed_run(path), port, changed, args.repeat)
+                    cold = measure(lambda path=path: timed_run(path), port, changed, args.repeat)
                     c.execute("DROP SCHEMA IF EXISTS dest CASCADE")
                 with tempfile.TemporaryDirectory() as tmp:  # the same, in one warm process
                     path = Path(tmp) / f"warm_{destination}.ipynb"
@@ -169,16 +177,22 @@ def main() -> None:
         postgres.stop(server["JDI_TEST_PG_DATA"])
     median = statistics.median
     print(f"\n{args.rows:,} rows; {args.changed:.0%} ({changed:,} rows) updated before each incremental run; medians of {args.repeat}\n")
-    print(f"{'destination':<12} {'full sync':>10} {'incremental':>12} {'rows read':>10} {'ratio':>7} {'unchanged':>10}   "
-          f"{'warm: full':>10} {'incremental':>12} {'ratio':>7} {'unchanged':>10}")
+    print(
+        f"{'destination':<12} {'full sync':>10} {'incremental':>12} {'rows read':>10} {'ratio':>7} {'unchanged':>10}   "
+        f"{'warm: full':>10} {'incremental':>12} {'ratio':>7} {'unchanged':>10}"
+    )
     for destination, cold, warm in results:
         inc, warm_inc = median(cold["incremental"]), median(warm["incremental"])
-        print(f"{destination:<12} {cold['full']:>9.1f}s {inc:>11.2f}s {int(median(cold['read'])):>10,} {inc / cold['full']:>6.1%} "
-              f"{median(cold['unchanged']):>9.2f}s   {warm['full']:>9.1f}s {warm_inc:>11.2f}s {warm_inc / warm['full']:>6.1%} "
-              f"{median(warm['unchanged']):>9.2f}s")
+        print(
+            f"{destination:<12} {cold['full']:>9.1f}s {inc:>11.2f}s {int(median(cold['read'])):>10,} {inc / cold['full']:>6.1%} "
+            f"{median(cold['unchanged']):>9.2f}s   {warm['full']:>9.1f}s {warm_inc:>11.2f}s {warm_inc / warm['full']:>6.1%} "
+            f"{median(warm['unchanged']):>9.2f}s"
+        )
     print("\neach incremental run, in order (the first follows the full sync):")
     for destination, cold, warm in results:
-        print(f"  {destination:<11} process {', '.join(f'{t:.2f}s' for t in cold['incremental'])}; warm {', '.join(f'{t:.2f}s' for t in warm['incremental'])}")
+        print(
+            f"  {destination:<11} process {', '.join(f'{t:.2f}s' for t in cold['incremental'])}; warm {', '.join(f'{t:.2f}s' for t in warm['incremental'])}"
+        )
     print("\nfirst columns: wall time of whole `jupyter-di run` processes; warm: the runs in one process (kernel-like)")
     print("unchanged: a run right after an incremental run, with no source row changed (the fixed cost of a run)")
     print("\ntarget: incremental under 5% of the full sync")

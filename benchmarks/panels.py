@@ -16,6 +16,7 @@ median of --repeat runs, all in the kernel process, no browser:
 
 Target: under 1 s each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,12 @@ import pyarrow as pa  # noqa: E402
 from jupyter_di.connectors import registry  # noqa: E402
 from jupyter_di.connectors.base import ConfigField, ConnectorSpec, ReadRequest, Source  # noqa: E402
 from jupyter_di.connectors.catalog import stream_entry  # noqa: E402
-from jupyter_di.pipeline.block import Block  # noqa: E402
-from jupyter_di.pipeline.pipeline import Pipeline  # noqa: E402
 from jupyter_di.notebook.panels.catalog_cache import CatalogCache  # noqa: E402
 from jupyter_di.notebook.panels.context import PanelContext  # noqa: E402
 from jupyter_di.notebook.panels.panel import BlockPanel  # noqa: E402
 from jupyter_di.notebook.panels.writeback import WriteBack  # noqa: E402
+from jupyter_di.pipeline.block import Block  # noqa: E402
+from jupyter_di.pipeline.pipeline import Pipeline  # noqa: E402
 from jupyter_di.secrets import SecretStore  # noqa: E402
 
 STREAMS, COLUMNS = 500, 50
@@ -52,7 +53,13 @@ class WideSource(Source):
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
         props = {f"c{j}": {"type": ["null", "integer" if j % 2 else "string"]} for j in range(COLUMNS)}
         names = [f"stream_{i:03d}" for i in range(STREAMS)]
-        return {"streams": [stream_entry(n, props, key_properties=["c1"], valid_replication_keys=["c1"], sql_datatypes={c: "bigint" for c in props}) for n in names if streams is None or n in streams]}
+        return {
+            "streams": [
+                stream_entry(n, props, key_properties=["c1"], valid_replication_keys=["c1"], sql_datatypes={c: "bigint" for c in props})
+                for n in names
+                if streams is None or n in streams
+            ]
+        }
 
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
         schema = pa.schema([pa.field("c1", pa.int64())])
@@ -80,7 +87,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="jdi-bench-"))
     pipeline = Pipeline("bench", state_path=work / "state.sqlite")
-    ctx = PanelContext(pipeline=pipeline, writeback=WriteBack(None), catalogs=CatalogCache(work / "catalogs"), secrets=SecretStore(work / "secrets.json"))
+    ctx = PanelContext(
+        pipeline=pipeline, writeback=WriteBack(None), catalogs=CatalogCache(work / "catalogs"), secrets=SecretStore(work / "secrets.json")
+    )
     streams = "".join(f"  stream_{i:03d}:\n    bookmark_properties: [c1]\n    key_properties: [c1]\n" for i in range(STREAMS))
     block = Block("wide", "source", f"source: bench_wide\nconfig:\n  path: x\nstreams:\n{streams}", lang="yaml")
 
@@ -106,7 +115,9 @@ def main() -> None:
 
     def bulk() -> str:
         method, parallel = next(flip)
-        panel.streams.table._handle_custom_msg({"type": "edit", "ids": ids, "changes": {"replication_method": method, "run_in_parallel": parallel}}, [])
+        panel.streams.table._handle_custom_msg(
+            {"type": "edit", "ids": ids, "changes": {"replication_method": method, "run_in_parallel": parallel}}, []
+        )
         return ctx.writeback.pending_source(panel.editor.block)
 
     secs, source = timed(bulk, args.repeat)
@@ -115,7 +126,9 @@ def main() -> None:
 
     cols = [f"c{j}" for j in range(0, COLUMNS, 2)]
     toggle = iter([False, True] * args.repeat)
-    secs, _ = timed(lambda: panel.columns.table._handle_custom_msg({"type": "edit", "ids": cols, "changes": {"include": next(toggle)}}, []), args.repeat)
+    secs, _ = timed(
+        lambda: panel.columns.table._handle_custom_msg({"type": "edit", "ids": cols, "changes": {"include": next(toggle)}}, []), args.repeat
+    )
     rows.append((f"bulk edit columns ({len(cols)} of {COLUMNS})", secs, "include/exclude"))
 
     print(f"\npanel benchmark: {STREAMS} streams x {COLUMNS} columns, median of {args.repeat}\n")

@@ -15,6 +15,7 @@ checks the row count at its destination.
 dlt is a benchmark-only dependency: it is installed into its own virtualenv
 (/tmp/bench-dlt) on first use; if that fails its rows say "n/a" and why.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,12 @@ def psycopg_connect(conn: dict):
     import psycopg
 
     return psycopg.connect(
-        host=conn["host"], port=conn["port"], user=conn["username"], dbname=conn["database"], password=os.environ.get("PGPASSWORD") or None, autocommit=True
+        host=conn["host"],
+        port=conn["port"],
+        user=conn["username"],
+        dbname=conn["database"],
+        password=os.environ.get("PGPASSWORD") or None,
+        autocommit=True,
     )
 
 
@@ -82,10 +88,7 @@ def raw_pipe_argv(conn: dict) -> list[str]:
     with psycopg_connect(conn) as c:
         c.execute("DROP TABLE IF EXISTS bench_raw")
         c.execute(f"CREATE TABLE bench_raw (LIKE {SOURCE_TABLE})")
-    pipe = (
-        f"{PSQL} -X -q -c 'COPY {SOURCE_TABLE} TO STDOUT (FORMAT binary)' | "
-        f"{PSQL} -X -q -c 'COPY bench_raw FROM STDIN (FORMAT binary)'"
-    )
+    pipe = f"{PSQL} -X -q -c 'COPY {SOURCE_TABLE} TO STDOUT (FORMAT binary)' | {PSQL} -X -q -c 'COPY bench_raw FROM STDIN (FORMAT binary)'"
     return ["bash", "-o", "pipefail", "-c", pipe]
 
 
@@ -246,7 +249,11 @@ def settle(conn: dict) -> None:
 
 
 def count_rows(conn: dict, case: str, work: Path) -> int | None:
-    duck_files = {"jdi-duckdb": (work / "jdi.duckdb", SOURCE_TABLE), "jdi-nb-duckdb": (work / "nb.duckdb", SOURCE_TABLE), "dlt-duckdb": (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}")}
+    duck_files = {
+        "jdi-duckdb": (work / "jdi.duckdb", SOURCE_TABLE),
+        "jdi-nb-duckdb": (work / "nb.duckdb", SOURCE_TABLE),
+        "dlt-duckdb": (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}"),
+    }
     try:
         if case in duck_files:
             import duckdb
@@ -254,7 +261,12 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
             path, table = duck_files[case]
             with duckdb.connect(str(path), read_only=True) as d:
                 return d.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        table = {"raw": "bench_raw", "jdi-pg": f"bench_out.{SOURCE_TABLE}", "jdi-nb-pg": f"bench_nb.{SOURCE_TABLE}", "dlt-pg": f"bench_dlt.{SOURCE_TABLE}"}[case]
+        table = {
+            "raw": "bench_raw",
+            "jdi-pg": f"bench_out.{SOURCE_TABLE}",
+            "jdi-nb-pg": f"bench_nb.{SOURCE_TABLE}",
+            "dlt-pg": f"bench_dlt.{SOURCE_TABLE}",
+        }[case]
         with psycopg_connect(conn) as c:
             return c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     except Exception:
@@ -295,7 +307,9 @@ def main() -> int:
     try:
         import psycopg
 
-        with psycopg.connect(host=host, port=port, user=args.username, dbname="postgres", password=os.environ.get("PGPASSWORD") or None, autocommit=True) as c:
+        with psycopg.connect(
+            host=host, port=port, user=args.username, dbname="postgres", password=os.environ.get("PGPASSWORD") or None, autocommit=True
+        ) as c:
             if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (args.database,)).fetchone():
                 c.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(args.database)))
         t0 = time.perf_counter()
@@ -349,7 +363,7 @@ def main() -> int:
         header = f"| {'case':<44} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>11} | note"
         print(header)
         print("|" + "-" * 46 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 13 + "|------")
-        for label, seconds, wall, rss_kb, count, note in results:
+        for label, seconds, wall, rss_kb, _count, note in results:
             if seconds is None:
                 print(f"| {label:<44} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>11} | {note}")
                 continue

@@ -3,6 +3,7 @@
 ``%load_ext jupyter_di`` registers the magics.  Everything below
 ``jupyter_di.notebook`` works without IPython, so the CLI and the kernel share it.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ uses.  Errors a user can fix print one short line and exit non-zero (1: a block
 failed, 2: the notebook or the command line is wrong, 3: every block succeeded
 but a stream may have missed changes, e.g. rows with a NULL bookmark column).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import DIError
 from .pipeline.observer import RunObserver
@@ -93,7 +95,14 @@ class TerminalProgress(RunObserver):
                 if bar is None:
                     from tqdm import tqdm
 
-                    bar = self._bars[key] = tqdm(desc=redact(f"{block}.{stream} {phase}"), unit=" rows", unit_scale=True, file=self.out, leave=False, dynamic_ncols=True)
+                    bar = self._bars[key] = tqdm(
+                        desc=redact(f"{block}.{stream} {phase}"),
+                        unit=" rows",
+                        unit_scale=True,
+                        file=self.out,
+                        leave=False,
+                        dynamic_ncols=True,
+                    )
                 bar.update(rows - bar.n)
             return
         now = time.monotonic()
@@ -109,7 +118,9 @@ class TerminalProgress(RunObserver):
                 self._bars.pop(key).close()
 
 
-def run_steps(notebook, pipeline, plan: list[str], params: dict[str, Any], overrides: dict, progress: TerminalProgress, *, whole: bool = True):  # noqa: ANN001
+def run_steps(
+    notebook, pipeline, plan: list[str], params: dict[str, Any], overrides: dict, progress: TerminalProgress, *, whole: bool = True
+):  # noqa: ANN001
     """Run plain cells where they stand and the blocks above each one before it.
 
     Blocks between two plain cells run as one graph (in parallel where they
@@ -158,8 +169,8 @@ def run_steps(notebook, pipeline, plan: list[str], params: dict[str, Any], overr
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline.notebook_file import load_notebook
     from .pipeline.params import parse_bookmarks, parse_params
-    from .pipeline.report import text_summary
     from .pipeline.pipeline import Pipeline
+    from .pipeline.report import text_summary
     from .settings import SETTINGS
 
     notebook = load_notebook(args.notebook)
@@ -242,7 +253,10 @@ def cmd_state(args: argparse.Namespace) -> int:
         print(f"reset {removed} stream state(s); the next run of those streams is a full sync.")
         return 0
     if not (args.block and args.stream and args.value):
-        raise DIError("state set needs BLOCK STREAM and --value COLUMN=VALUE.", fix="e.g. jupyter-di state set nb.ipynb shop orders --value updated_at=2024-01-01")
+        raise DIError(
+            "state set needs BLOCK STREAM and --value COLUMN=VALUE.",
+            fix="e.g. jupyter-di state set nb.ipynb shop orders --value updated_at=2024-01-01",
+        )
     bookmark: dict[str, Any] = {}
     for item in args.value:
         column, sep, value = item.partition("=")
@@ -250,7 +264,16 @@ def cmd_state(args: argparse.Namespace) -> int:
             raise DIError(f"--value {item!r} is not COLUMN=VALUE.")
         bookmark[column] = parse_value(value)
     _check_state_target(notebook, store, name, args.block, args.stream, list(bookmark))
-    store.set(name, args.block, args.stream, {**{k: v for k, v in (store.get(name, args.block, args.stream) or {}).items() if k == "source_state" and v is not None}, "bookmark": bookmark, "pinned": True})  # a tap's own state survives a pin
+    store.set(
+        name,
+        args.block,
+        args.stream,
+        {
+            **{k: v for k, v in (store.get(name, args.block, args.stream) or {}).items() if k == "source_state" and v is not None},
+            "bookmark": bookmark,
+            "pinned": True,
+        },
+    )  # a tap's own state survives a pin
     print(json.dumps({"bookmark": bookmark}, default=str))
     return 0
 
@@ -266,7 +289,10 @@ def _check_state_target(notebook: Path, store: Any, pipeline: str, block: str, s
     if found is None or found.kind != "source":
         sources = [n for n, b in blocks.items() if b.kind == "source"]
         what = "no block" if found is None else f"a {found.kind} block"
-        raise DIError(f"{block!r} is {what} in {notebook.name}; bookmarks belong to source blocks.", fix=f"use one of: {', '.join(sources) or 'none'}.")
+        raise DIError(
+            f"{block!r} is {what} in {notebook.name}; bookmarks belong to source blocks.",
+            fix=f"use one of: {', '.join(sources) or 'none'}.",
+        )
     saved = {s for _, s, _ in store.items(pipeline, block)}
     listed: dict[str, dict[str, Any]] = {}
     if found.lang != "python":
@@ -275,13 +301,16 @@ def _check_state_target(notebook: Path, store: Any, pipeline: str, block: str, s
         known = sorted(set(listed) | saved)
         raise DIError(
             f"block {block!r} has no stream {stream!r} (not under its `streams:` and never synced).",
-            block=block, fix=f"use one of: {', '.join(known)}." if known else "run the pipeline once, or list the stream under `streams:`.",
+            block=block,
+            fix=f"use one of: {', '.join(known)}." if known else "run the pipeline once, or list the stream under `streams:`.",
         )
     bookmark_columns = listed.get(stream, {}).get("bookmark_properties") or []
     unknown = [c for c in columns if bookmark_columns and c not in bookmark_columns]
     if unknown:
         raise DIError(
-            f"{unknown[0]!r} is not a bookmark column of stream {stream!r}.", block=block, stream=stream,
+            f"{unknown[0]!r} is not a bookmark column of stream {stream!r}.",
+            block=block,
+            stream=stream,
             fix=f"use {', '.join(bookmark_columns)}.",
         )
 
@@ -298,7 +327,22 @@ def cmd_connectors(args: argparse.Namespace) -> int:
         except Exception as exc:  # noqa: BLE001 - a broken plug-in must not hide the others
             print(f"warning: connector {name!r} failed to load: {exc}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{"name": s.name, "title": s.title, "source": s.source is not None, "destination": s.destination is not None, "config": [asdict(f) for f in s.config_schema]} for s in specs], indent=2, default=str))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "title": s.title,
+                        "source": s.source is not None,
+                        "destination": s.destination is not None,
+                        "config": [asdict(f) for f in s.config_schema],
+                    }
+                    for s in specs
+                ],
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     for spec in specs:
         roles = "/".join(r for r, c in (("source", spec.source), ("destination", spec.destination)) if c)
@@ -393,7 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback; JUPYTER_DI_DEBUG=1 shows it
         if os.environ.get("JUPYTER_DI_DEBUG"):
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (this is a bug in jupyter-di: set JUPYTER_DI_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (this is a bug in jupyter-di: set JUPYTER_DI_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

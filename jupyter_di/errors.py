@@ -5,6 +5,7 @@ single short message (no traceback), so every error must carry the block, the
 stream and the fix in a uniform way.  Bugs in jupyter-di itself stay ordinary
 exceptions and keep their tracebacks.
 """
+
 from __future__ import annotations
 
 
@@ -25,7 +26,7 @@ class DIError(Exception):
         self.stream = stream
         self.fix = fix
 
-    def with_context(self, *, block: str | None = None, stream: str | None = None) -> "DIError":
+    def with_context(self, *, block: str | None = None, stream: str | None = None) -> DIError:
         """Fill in the block/stream where the raiser did not know them (returns self)."""
         if self.block is None:
             self.block = block

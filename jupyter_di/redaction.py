@@ -22,12 +22,14 @@ short can be guessed in a few thousand tries anyway, so refusing it would only
 break local setups (a trust-auth server given ``password: x``) without keeping
 anything secret.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import threading
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 MASK = "***"
 SHORT = 3

@@ -26,6 +26,7 @@ Folders of older versions (``jupyter-di-XXXXXXXX``, ``jdi-singer-XXXXXXXX``, no
 lock file: nothing tells whether their process lives) are removed once they are
 ``LEGACY_AGE`` seconds old.
 """
+
 from __future__ import annotations
 
 import errno
@@ -93,7 +94,7 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(fd)
 
-    def __enter__(self) -> "RunDir":
+    def __enter__(self) -> RunDir:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -187,8 +188,11 @@ def start_watchdog(base: Path | str | None = None) -> None:
         try:
             subprocess.Popen(
                 [sys.executable, "-I", "-S", os.path.abspath(__file__), "--watch", base, str(os.getpid())],
-                stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, close_fds=True,
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
             )
         except OSError:
             os.close(write_end)  # no helper: the next run's sweep still removes our folders

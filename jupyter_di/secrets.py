@@ -10,6 +10,7 @@ Every value ``get`` hands out is remembered by ``redaction`` (by value, in the
 forms a driver may print it), so no message of this process shows it: errors,
 warnings, progress lines, logs, a Singer tap's stderr.
 """
+
 from __future__ import annotations
 
 import json

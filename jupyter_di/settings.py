@@ -5,6 +5,7 @@ writes into this object; the CLI sets it from flags.  Why a plain object: code
 below the notebook layer must not import IPython, yet previews and pools need
 the user's settings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

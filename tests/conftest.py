@@ -3,6 +3,7 @@
 The server comes from the environment when ``.ci/run`` started one
 (``JDI_TEST_PG_PORT``); otherwise the session starts its own throwaway cluster.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,9 @@ def pg_config(pg_server):
     import psycopg
 
     name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(host=pg_server["host"], port=pg_server["port"], user=pg_server["username"], dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host=pg_server["host"], port=pg_server["port"], user=pg_server["username"], dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield {
         "host": pg_server["host"],
@@ -45,7 +48,9 @@ def pg_config(pg_server):
         "password": "",
         "schema": "public",
     }
-    with psycopg.connect(host=pg_server["host"], port=pg_server["port"], user=pg_server["username"], dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host=pg_server["host"], port=pg_server["port"], user=pg_server["username"], dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

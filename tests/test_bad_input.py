@@ -5,6 +5,7 @@ folder, with embedded sources and destinations (CSV files, SQLite, DuckDB);
 the PostgreSQL ones only need a port nothing listens on, since the config is
 refused before anything connects.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -70,12 +71,24 @@ CONFIG_CASES = {
         "%%di_destination wh --upstream src\ndestination: postgresql\nconfig:\n  host: h\n  port: 70000\n  database: d\n  username: u\n",
         "config 'port' of postgresql must be at most 65535",
     ),
-    "missing required": ("%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  schema: main\n", "config 'path' is required for duckdb"),
+    "missing required": (
+        "%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  schema: main\n",
+        "config 'path' is required for duckdb",
+    ),
     "memory limit too small": (DUCK + "  memory_limit: 1KB\n", "config 'memory_limit' '1KB' is too small"),
     "memory limit not a size": (DUCK + "  memory_limit: lots\n", "config 'memory_limit' 'lots' is not a size"),
-    "only_as_input as text": (DUCK + "upstream:\n  src: {only_as_input: 'no'}\n", "upstream setting only_as_input for 'src' must be true or false, not 'no'"),
-    "bad unique_constraints": (DUCK + "streams:\n  orders:\n    unique_constraints: [nope]\n", "block 'wh', stream 'orders': unique_constraints 'nope' are not columns"),
-    "reserved table": (DUCK + "streams:\n  orders:\n    destination_table: _jupyter_di_state\n", "destination table '_jupyter_di_state' starts with '_jupyter_di_'"),
+    "only_as_input as text": (
+        DUCK + "upstream:\n  src: {only_as_input: 'no'}\n",
+        "upstream setting only_as_input for 'src' must be true or false, not 'no'",
+    ),
+    "bad unique_constraints": (
+        DUCK + "streams:\n  orders:\n    unique_constraints: [nope]\n",
+        "block 'wh', stream 'orders': unique_constraints 'nope' are not columns",
+    ),
+    "reserved table": (
+        DUCK + "streams:\n  orders:\n    destination_table: _jupyter_di_state\n",
+        "destination table '_jupyter_di_state' starts with '_jupyter_di_'",
+    ),
     "NUL in a table name": (DUCK + 'streams:\n  orders:\n    destination_table: "a\\0b"\n', "destination_table 'a\\x00b' is not usable"),
 }
 
@@ -124,7 +137,11 @@ def test_a_stream_name_with_a_lone_surrogate(folder, capsys):
 
 
 def test_state_commands_refuse_what_does_not_exist(folder, capsys):
-    path = notebook(folder, CSV.replace("orders: {}", "orders:\n    replication_method: INCREMENTAL\n    bookmark_properties: [at]\n    key_properties: [id]"), DUCK)
+    path = notebook(
+        folder,
+        CSV.replace("orders: {}", "orders:\n    replication_method: INCREMENTAL\n    bookmark_properties: [at]\n    key_properties: [id]"),
+        DUCK,
+    )
     code, err = run(capsys, "state", "set", str(path), "nope", "orders", "--value", "at=2024-01-01")
     assert code == 2 and "'nope' is no block in bad.ipynb" in err
     code, err = run(capsys, "state", "set", str(path), "wh", "orders", "--value", "at=2024-01-01")

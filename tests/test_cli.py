@@ -1,4 +1,5 @@
 """The headless CLI: quickstart end to end, incremental rerun, exit codes, graph, state."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def quickstart(tmp_path) -> Path:
-    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".jupyter_di", "*.duckdb*", ".ipynb_checkpoints"))
+    shutil.copytree(
+        ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".jupyter_di", "*.duckdb*", ".ipynb_checkpoints")
+    )
     return tmp_path / "notebooks" / "quickstart.ipynb"
 
 
@@ -61,7 +64,7 @@ def test_one_run_bookmark_override_does_not_pin_state(quickstart):
     assert cli("run", "-q", str(quickstart)).returncode == 0
     run = cli("run", "-q", str(quickstart), "--bookmark", "shop.orders.updated_at=2024-03-26T00:00:00+00:00")
     assert run.returncode == 0, run.stderr
-    read = [l for l in run.stdout.splitlines() if l.startswith("shop ") and " orders " in l][0]
+    read = [x for x in run.stdout.splitlines() if x.startswith("shop ") and " orders " in x][0]
     rows = int(read.split()[3].replace(",", ""))
     assert rows > 1
     state = json.loads(cli("state", "show", str(quickstart)).stdout)
@@ -82,7 +85,11 @@ def test_state_set_and_reset(quickstart):
 def test_dry_run_and_graph(quickstart):
     dry = cli("run", "--dry-run", str(quickstart))
     assert dry.returncode == 0
-    assert dry.stdout.splitlines()[1:] == ["  shop (source)", "  enriched_orders (python) <- shop", "  warehouse (destination) <- shop, enriched_orders"]
+    assert dry.stdout.splitlines()[1:] == [
+        "  shop (source)",
+        "  enriched_orders (python) <- shop",
+        "  warehouse (destination) <- shop, enriched_orders",
+    ]
     assert not (quickstart.parent / "warehouse.duckdb").exists()
     graph = cli("graph", str(quickstart), "--format", "mermaid")
     assert "shop --> enriched_orders" in graph.stdout and "enriched_orders --> warehouse" in graph.stdout
@@ -116,10 +123,19 @@ def test_failing_block_exits_1_with_short_error_and_skips_downstream(tmp_path):
 def test_bad_notebooks_exit_2_with_one_line(tmp_path):
     missing = cli("run", str(tmp_path / "nope.ipynb"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    cyc = write_notebook(tmp_path / "cyc.ipynb", ["%%di_block a --upstream b\n@custom\ndef f(x, **kw):\n    return 1\n", "%%di_block b --upstream a\n@custom\ndef f(x, **kw):\n    return 1\n"])
+    cyc = write_notebook(
+        tmp_path / "cyc.ipynb",
+        [
+            "%%di_block a --upstream b\n@custom\ndef f(x, **kw):\n    return 1\n",
+            "%%di_block b --upstream a\n@custom\ndef f(x, **kw):\n    return 1\n",
+        ],
+    )
     run = cli("run", str(cyc))
     assert run.returncode == 2 and "cycle" in run.stderr and "Traceback" not in run.stderr
-    dup = write_notebook(tmp_path / "dup.ipynb", ["%%di_block a\n@custom\ndef f(**kw):\n    return 1\n", "%%di_block a\n@custom\ndef f(**kw):\n    return 1\n"])
+    dup = write_notebook(
+        tmp_path / "dup.ipynb",
+        ["%%di_block a\n@custom\ndef f(**kw):\n    return 1\n", "%%di_block a\n@custom\ndef f(**kw):\n    return 1\n"],
+    )
     run = cli("run", str(dup))
     assert run.returncode == 2 and "already used by another cell" in run.stderr
     flags = write_notebook(tmp_path / "flags.ipynb", ["%%di_block a --frobnicate\n@custom\ndef f(**kw):\n    return 1\n"])

@@ -1,4 +1,5 @@
 """Kernel side of the jupyter_di comm, without a browser: exact messages sent, handler dispatch."""
+
 from __future__ import annotations
 
 import itertools
@@ -102,9 +103,7 @@ def test_no_kernel_every_send_is_a_noop() -> None:
     assert get_bridge(None).connected is False
 
 
-def test_register_offers_a_comm_but_is_not_connected_until_hello(
-    bridge: FrontendBridge, kernel: FakeKernel, factory: Factory
-) -> None:
+def test_register_offers_a_comm_but_is_not_connected_until_hello(bridge: FrontendBridge, kernel: FakeKernel, factory: Factory) -> None:
     assert TARGET_NAME in kernel.comm_manager.targets
     [offered] = factory.opened
     assert offered.open_data == HELLO
@@ -139,10 +138,16 @@ def test_frontend_opened_comm_gets_exact_messages(bridge: FrontendBridge, kernel
         {
             "type": "graph",
             "blocks": [
-                {"name": "creds", "kind": "python", "upstream": [], "cell_id": "c0", "status": "idle",
-                 "duration_s": None, "message": None},
-                {"name": "shop", "kind": "source", "upstream": ["creds"], "cell_id": "c1", "status": "idle",
-                 "duration_s": None, "message": None},
+                {"name": "creds", "kind": "python", "upstream": [], "cell_id": "c0", "status": "idle", "duration_s": None, "message": None},
+                {
+                    "name": "shop",
+                    "kind": "source",
+                    "upstream": ["creds"],
+                    "cell_id": "c1",
+                    "status": "idle",
+                    "duration_s": None,
+                    "message": None,
+                },
             ],
         },
         {"type": "status", "name": "shop", "status": "done", "duration_s": 1.25, "message": "2 streams, 10 rows"},
@@ -172,8 +177,7 @@ def test_late_frontend_gets_last_graph_and_statuses_replayed(bridge: FrontendBri
     comm = frontend_opens(kernel)
     assert [m["type"] for m in comm.sent] == ["ack", "graph", "status"]
     assert comm.sent[1]["blocks"][0]["name"] == "a"
-    assert comm.sent[2] == {"type": "status", "name": "a", "status": "failed", "duration_s": 0.1,
-                            "message": "wrong password for user etl"}
+    assert comm.sent[2] == {"type": "status", "name": "a", "status": "failed", "duration_s": 0.1, "message": "wrong password for user etl"}
 
 
 def test_handlers_dispatch_and_ack(bridge: FrontendBridge, kernel: FakeKernel) -> None:
@@ -191,9 +195,7 @@ def test_handlers_dispatch_and_ack(bridge: FrontendBridge, kernel: FakeKernel) -
     ]
 
 
-def test_handler_errors_and_missing_handlers_are_acked_with_the_reason(
-    bridge: FrontendBridge, kernel: FakeKernel
-) -> None:
+def test_handler_errors_and_missing_handlers_are_acked_with_the_reason(bridge: FrontendBridge, kernel: FakeKernel) -> None:
     def boom(msg: dict[str, Any]) -> None:
         raise RuntimeError(f"block {msg['name']!r} does not exist")
 
@@ -205,10 +207,13 @@ def test_handler_errors_and_missing_handlers_are_acked_with_the_reason(
     comm.receive({"type": "drop_tables"})
     assert comm.sent == [
         {"type": "ack", "request_type": "run_block", "success": False, "error": "block 'nope' does not exist"},
-        {"type": "ack", "request_type": "run_pipeline", "success": False,
-         "error": "the kernel has no handler for run_pipeline; run `%load_ext jupyter_di` first"},
-        {"type": "ack", "request_type": "drop_tables", "success": False,
-         "error": "unknown jupyter_di request type 'drop_tables'"},
+        {
+            "type": "ack",
+            "request_type": "run_pipeline",
+            "success": False,
+            "error": "the kernel has no handler for run_pipeline; run `%load_ext jupyter_di` first",
+        },
+        {"type": "ack", "request_type": "drop_tables", "success": False, "error": "unknown jupyter_di request type 'drop_tables'"},
     ]
 
 
@@ -232,20 +237,19 @@ def test_request_graph_handler_wins_over_cache(bridge: FrontendBridge, kernel: F
 
 def test_frontend_failure_acks_are_kept(bridge: FrontendBridge, kernel: FakeKernel) -> None:
     comm = frontend_opens(kernel)
-    comm.receive({"type": "ack", "request_type": "replace_cell_source", "success": False,
-                  "error": "no cell with id 'zzz' in this notebook"})
+    comm.receive(
+        {"type": "ack", "request_type": "replace_cell_source", "success": False, "error": "no cell with id 'zzz' in this notebook"}
+    )
     comm.receive({"type": "ack", "request_type": "set_cell_metadata", "success": True})
     assert list(bridge.frontend_errors) == [
-        {"type": "ack", "request_type": "replace_cell_source", "success": False,
-         "error": "no cell with id 'zzz' in this notebook"}
+        {"type": "ack", "request_type": "replace_cell_source", "success": False, "error": "no cell with id 'zzz' in this notebook"}
     ]
 
 
 def test_every_open_frontend_receives_messages(bridge: FrontendBridge, kernel: FakeKernel) -> None:
     one, two = frontend_opens(kernel), frontend_opens(kernel)
     bridge.publish_status("a", "running")
-    assert one.sent[-1] == two.sent[-1] == {"type": "status", "name": "a", "status": "running",
-                                            "duration_s": None, "message": None}
+    assert one.sent[-1] == two.sent[-1] == {"type": "status", "name": "a", "status": "running", "duration_s": None, "message": None}
 
 
 def test_invalid_values_are_rejected(bridge: FrontendBridge) -> None:

@@ -22,6 +22,7 @@ right after a destination committed and before the local state store recorded
 it; ``test_a_file_write_killed_halfway_leaves_a_whole_file`` kills it halfway
 through a files destination's write (a torn append, a torn temp file).
 """
+
 from __future__ import annotations
 
 import json
@@ -130,7 +131,9 @@ def assert_whole_snapshot(rows: dict, count: int, label: str) -> None:
 
 def leftovers(folder: Path) -> list[str]:
     """Temp files of killed rewrites and markers of killed appends still in the files destinations' folders."""
-    return sorted(p.name for name in (*FILES, FULL_FILE[0]) if (folder / name).exists() for p in (folder / name).iterdir() if p.name.startswith("."))
+    return sorted(
+        p.name for name in (*FILES, FULL_FILE[0]) if (folder / name).exists() for p in (folder / name).iterdir() if p.name.startswith(".")
+    )
 
 
 @pytest.mark.postgres
@@ -160,7 +163,10 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
         page_rows = 3000 if round_no % 2 else 0  # every other run reads in keyset pages
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook), "-p", f"page_rows={page_rows}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         moment = rng.uniform(0.3, 0.95 * typical_run)  # anywhere from start-up to the last commit
         if round_no in (FULL_SYNC_KILLS, FULL_SYNC_KILLS + 1):
@@ -184,11 +190,25 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
             dest, _ = destination_rows(name, tmp_path, conn)
             consumer = ((saved or {}).get("consumers") or {}).get(name)
             assert_bookmark_not_ahead(source, dest, bookmark_epoch(consumer), f"round {round_no}, {name} (local store)")
-        assert_bookmark_not_ahead(source, destination_rows("pg", tmp_path, conn)[0], bookmark_epoch((saved or {}).get("bookmark")), f"round {round_no}, stream bookmark")
-        committed = conn.execute("SELECT state FROM dest_pg._jupyter_di_state").fetchall() if conn.execute("SELECT to_regclass('dest_pg._jupyter_di_state')").fetchone()[0] else []
+        assert_bookmark_not_ahead(
+            source,
+            destination_rows("pg", tmp_path, conn)[0],
+            bookmark_epoch((saved or {}).get("bookmark")),
+            f"round {round_no}, stream bookmark",
+        )
+        committed = (
+            conn.execute("SELECT state FROM dest_pg._jupyter_di_state").fetchall()
+            if conn.execute("SELECT to_regclass('dest_pg._jupyter_di_state')").fetchone()[0]
+            else []
+        )
         for (state,) in committed:
             state = state if isinstance(state, dict) else json.loads(state)
-            assert_bookmark_not_ahead(source, destination_rows("pg", tmp_path, conn)[0], bookmark_epoch(state.get("bookmark")), f"round {round_no}, pg in-transaction state")
+            assert_bookmark_not_ahead(
+                source,
+                destination_rows("pg", tmp_path, conn)[0],
+                bookmark_epoch(state.get("bookmark")),
+                f"round {round_no}, pg in-transaction state",
+            )
         for name in FILES:  # every file is whole (it parses) and holds each key once
             rows, count = destination_rows(name, tmp_path, conn)
             assert count == len(rows), f"round {round_no}, {name}: {count - len(rows)} duplicate rows"
@@ -197,7 +217,13 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
     assert killed_mid_run >= 10, f"only {killed_mid_run} runs were killed mid-run (moments {kill_moments})"
     assert killed_from_bookmark >= 6, f"only {killed_from_bookmark} killed runs resumed from a bookmark (moments {kill_moments})"
     mutate(conn, MAX_ROUNDS, rng)
-    final = subprocess.run([sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook), "-p", "page_rows=3000"], env=env, capture_output=True, text=True, timeout=600)
+    final = subprocess.run(
+        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook), "-p", "page_rows=3000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert final.returncode == 0, final.stderr
     source = source_rows(conn)
     for name in (*DESTINATIONS, FULL_FILE[0]):
@@ -207,6 +233,7 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
 
 
 # -- a kill between the destination's commit and the local state save ------------------------------
+
 
 def run_cli(notebook: Path, *kill: str) -> subprocess.CompletedProcess:
     """``jupyter-di run -q NOTEBOOK``; with ``kill`` options (tests/support/kill_points.py) it SIGKILLs itself there."""
@@ -241,7 +268,11 @@ KILLED = -signal.SIGKILL
 COMMIT_CASES = {
     # name: (destination YAML, rows reader, DuckDB commit window in rows)
     "duckdb": ("destination: duckdb\nconfig:\n  path: out.duckdb\n", lambda folder: duckdb_rows(folder / "out.duckdb"), 2000),
-    "files": ("destination: files\nconfig:\n  path: files\n  format: jsonl\n", lambda folder: file_rows(folder / "files" / "orders.jsonl"), None),
+    "files": (
+        "destination: files\nconfig:\n  path: files\n  format: jsonl\n",
+        lambda folder: file_rows(folder / "files" / "orders.jsonl"),
+        None,
+    ),
 }
 
 
@@ -309,7 +340,9 @@ def test_a_file_write_killed_halfway_leaves_a_whole_file(mode, tmp_path, pg_conf
     create_orders(conn, 3000)
     files = "destination: files\nconfig:\n  path: files\n  format: jsonl\n"
     if mode == "append":
-        notebook = write_notebook(tmp_path / "torn.ipynb", pg_config, files + "streams:\n  orders:\n    replication_method: INCREMENTAL\n", "  orders: {}\n")
+        notebook = write_notebook(
+            tmp_path / "torn.ipynb", pg_config, files + "streams:\n  orders:\n    replication_method: INCREMENTAL\n", "  orders: {}\n"
+        )
     else:
         notebook = write_notebook(tmp_path / "torn.ipynb", pg_config, files)
     path = tmp_path / "files" / "orders.jsonl"

@@ -1,4 +1,5 @@
 """The executor: dependency order, concurrency bound, failures skip their downstream."""
+
 from __future__ import annotations
 
 import threading

@@ -11,6 +11,7 @@ every case the rule of issue 13 must hold:
 - a failed run leaves the destination exactly as it was (what an earlier run
   committed is never lost, and nothing half-written appears).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,10 +37,39 @@ SOURCE = {
 DESTINATION = {"destination": "duckdb", "config": {"path": "out.duckdb"}, "streams": {"orders": {}}}
 
 JUNK = [
-    None, True, False, 0, -1, 1.5, 10**30, float("inf"), "nan", "", " ", "yes", "no", "0x10", "5432", "9" * 5000,
-    "ünïcødé", "a\x00b", "\udcff", "../../etc/passwd", "'; DROP TABLE orders; --", '"quoted"', "{{ 1/0 }}",
-    "{{ env_var(5) }}", "{{ secret() }}", "{% include 'x' %}", "{{ nope }}", "{{ variables('missing') }}", [], [1, "a"],
-    {}, {"a": {"b": [1, {"c": None}]}}, "x" * 300,
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    10**30,
+    float("inf"),
+    "nan",
+    "",
+    " ",
+    "yes",
+    "no",
+    "0x10",
+    "5432",
+    "9" * 5000,
+    "ünïcødé",
+    "a\x00b",
+    "\udcff",
+    "../../etc/passwd",
+    "'; DROP TABLE orders; --",
+    '"quoted"',
+    "{{ 1/0 }}",
+    "{{ env_var(5) }}",
+    "{{ secret() }}",
+    "{% include 'x' %}",
+    "{{ nope }}",
+    "{{ variables('missing') }}",
+    [],
+    [1, "a"],
+    {},
+    {"a": {"b": [1, {"c": None}]}},
+    "x" * 300,
 ]
 
 
@@ -68,7 +98,11 @@ def scalar(value) -> str:
         return repr(value)
     if isinstance(value, (list, dict)):
         return "{}" if isinstance(value, dict) else "[]"
-    escaped = value.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace") if any(0xD800 <= ord(c) <= 0xDFFF for c in value) else value
+    escaped = (
+        value.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+        else value
+    )
     escaped = escaped.replace("\\", "\\\\").replace('"', '\\"').replace("\x00", "\\0")
     return f'"{escaped}"'
 
@@ -88,33 +122,64 @@ def mutate(rng: random.Random) -> tuple[str, str, list[str]]:
         target["config"][key] = rng.choice(JUNK)
     if kind in ("stream", "mixed"):
         settings = target["streams"]["orders"]
-        key = rng.choice(["replication_method", "bookmark_properties", "key_properties", "unique_constraints", "columns",
-                          "destination_table", "selected", "null_cursor", "append_only", "unique_conflict_method", "run_in_parallel", "bogus"])
+        key = rng.choice(
+            [
+                "replication_method",
+                "bookmark_properties",
+                "key_properties",
+                "unique_constraints",
+                "columns",
+                "destination_table",
+                "selected",
+                "null_cursor",
+                "append_only",
+                "unique_conflict_method",
+                "run_in_parallel",
+                "bogus",
+            ]
+        )
         settings[key] = rng.choice(JUNK + [["nope"], ["id"], "FULL_TABLE", "LOG_BASED", "IGNORE"])
     if kind == "upstream":
-        destination["upstream"] = {rng.choice(["src", "other"]): {rng.choice(["only_as_input", "use_output_as_input", "bogus"]): rng.choice(JUNK)}}
+        destination["upstream"] = {
+            rng.choice(["src", "other"]): {rng.choice(["only_as_input", "use_output_as_input", "bogus"]): rng.choice(JUNK)}
+        }
     if kind == "keys":
         target[rng.choice(["bogus", "stream", "configs"])] = rng.choice(JUNK)
     src = cell("%%di_source src", source)
     dst = cell("%%di_destination wh --upstream src", destination)
     if kind == "yaml":
-        broken = rng.choice([
-            lambda t: t + "\n  path: again\n",  # a duplicate key
-            lambda t: t.replace("config:", "config: [", 1),
-            lambda t: t.replace("  ", "\t", 1),
-            lambda t: t + "\nextra: &a [1, 2]\nmore: *a\n",
-            lambda t: t + "\nnested: " + "[" * 300 + "]" * 300 + "\n",
-            lambda t: t.replace(":", "", 1),
-            lambda t: t + "\n" + "x" * 10 + ": !!python/object:os.system 'echo no'\n",
-        ])
+        broken = rng.choice(
+            [
+                lambda t: t + "\n  path: again\n",  # a duplicate key
+                lambda t: t.replace("config:", "config: [", 1),
+                lambda t: t.replace("  ", "\t", 1),
+                lambda t: t + "\nextra: &a [1, 2]\nmore: *a\n",
+                lambda t: t + "\nnested: " + "[" * 300 + "]" * 300 + "\n",
+                lambda t: t.replace(":", "", 1),
+                lambda t: t + "\n" + "x" * 10 + ": !!python/object:os.system 'echo no'\n",
+            ]
+        )
         if rng.random() < 0.5:
             src = broken(src)
         else:
             dst = broken(dst)
     if kind in ("args", "mixed"):
         choice = rng.choice(["bookmark", "param", "blocks", "state"])
-        junk = rng.choice(["", "=", "...", "src.orders.at=" + rng.choice(["2024-01-01", "9" * 5000, "nope", "1e999", "[1]"]),
-                           "src.orders.id=1", "src.nope.at=1", "wh.orders.at=1", "nope.orders.at=1", "src=1", "ü.ö.ä=1", "a.b.c.d.e=1"])
+        junk = rng.choice(
+            [
+                "",
+                "=",
+                "...",
+                "src.orders.at=" + rng.choice(["2024-01-01", "9" * 5000, "nope", "1e999", "[1]"]),
+                "src.orders.id=1",
+                "src.nope.at=1",
+                "wh.orders.at=1",
+                "nope.orders.at=1",
+                "src=1",
+                "ü.ö.ä=1",
+                "a.b.c.d.e=1",
+            ]
+        )
         if choice == "bookmark":
             extra = ["--bookmark", junk]
         elif choice == "param":
@@ -151,7 +216,10 @@ def baseline(tmp_path_factory) -> Path:
     (folder / "csvs").mkdir()
     (folder / "csvs" / "orders.csv").write_text("id,at\n" + "".join(f"{i},2024-01-{i:02d}T00:00:00\n" for i in range(1, 11)))
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(cell("%%di_source src", SOURCE)), nbformat.v4.new_code_cell(cell("%%di_destination wh --upstream src", DESTINATION))]
+    nb.cells = [
+        nbformat.v4.new_code_cell(cell("%%di_source src", SOURCE)),
+        nbformat.v4.new_code_cell(cell("%%di_destination wh --upstream src", DESTINATION)),
+    ]
     nbformat.write(nb, folder / "fuzz.ipynb")
     assert main(["run", "-q", str(folder / "fuzz.ipynb")]) == 0
     return folder

@@ -1,4 +1,5 @@
 """Table-driven tests of the block graph: cycles, diamonds, ordering, traversal."""
+
 from __future__ import annotations
 
 import pytest
@@ -68,7 +69,13 @@ def test_duplicate_name_from_another_cell_is_refused_and_rename_drops_old_name()
 
 
 def test_mermaid_has_nodes_edges_and_status_colours():
-    graph = Graph([Block("src", "source", "", lang="yaml"), Block("t", "python", "", upstream=["src"]), Block("dst", "destination", "", upstream=["t"], lang="yaml")])
+    graph = Graph(
+        [
+            Block("src", "source", "", lang="yaml"),
+            Block("t", "python", "", upstream=["src"]),
+            Block("dst", "destination", "", upstream=["t"], lang="yaml"),
+        ]
+    )
     text = graph.to_mermaid({"t": "failed"})
     assert text.splitlines()[0] == "flowchart LR"
     assert "src --> t" in text and "t --> dst" in text

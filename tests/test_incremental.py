@@ -1,4 +1,5 @@
 """Incremental sync semantics with a real PostgreSQL source (issue 4)."""
+
 from __future__ import annotations
 
 import nbformat
@@ -33,7 +34,7 @@ def run(path, *args, capsys=None) -> tuple[int, str, str]:
 
 
 def rows_read(stdout: str, block: str = "src") -> int:
-    line = next(l for l in stdout.splitlines() if l.startswith(f"{block} ") and " source " in l)
+    line = next(x for x in stdout.splitlines() if x.startswith(f"{block} ") and " source " in x)
     return int(line.split()[3].replace(",", ""))
 
 
@@ -147,7 +148,13 @@ def test_source_read_only_by_python_blocks_advances_when_the_run_succeeds(tmp_pa
     assert run(path, capsys=capsys)[0] == 0
     assert api.get_bookmark(path, "src", "orders") == {"updated_at": "2024-01-05T04:00:00+00:00"}
     failing = ok_block.replace("return len(src['rows'])", "raise RuntimeError('downstream broke')")
-    path = notebook(tmp_path, [source_cell(pg_config, name="src2"), failing.replace("--upstream src", "--upstream src2").replace("(src,", "(src2,").replace("src['rows']", "src2['rows']")])
+    path = notebook(
+        tmp_path,
+        [
+            source_cell(pg_config, name="src2"),
+            failing.replace("--upstream src", "--upstream src2").replace("(src,", "(src2,").replace("src['rows']", "src2['rows']"),
+        ],
+    )
     code, _, err = run(path, capsys=capsys)
     assert code == 1 and "downstream broke" in err
     assert api.get_bookmark(path, "src2", "orders") is None

@@ -1,4 +1,5 @@
 """The layering rule of docs/architecture.md, checked on the source: a layer imports only layers below it."""
+
 from __future__ import annotations
 
 import ast

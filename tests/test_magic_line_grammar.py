@@ -8,6 +8,7 @@ own argument parser, then ``block_from_args``): a cell the kernel runs as a bloc
 the CLI and the extension see.  A seeded fuzz then compares parse_cell with the extension's
 compiled parser on thousands of generated cells.
 """
+
 from __future__ import annotations
 
 import ast

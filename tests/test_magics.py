@@ -1,4 +1,5 @@
 """The magics in a real IPython shell: blocks, upstream arguments, staleness, errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -53,9 +54,13 @@ def join(b, a, **kwargs):
 
 def test_running_a_cell_runs_stale_upstreams_and_reuses_fresh_ones(shell):
     shell.ok(LOADER)
-    shell.ok("%%di_block total --upstream numbers -o total\n@transformer\ndef t(df, **kw):\n    calls.append('total')\n    return int(df.n.sum())\n")
+    shell.ok(
+        "%%di_block total --upstream numbers -o total\n@transformer\ndef t(df, **kw):\n    calls.append('total')\n    return int(df.n.sum())\n"
+    )
     assert shell.ip.user_ns["calls"] == ["numbers", "total"]
-    shell.ok("%%di_block total --upstream numbers -o total\n@transformer\ndef t(df, **kw):\n    calls.append('total')\n    return int(df.n.sum())\n")
+    shell.ok(
+        "%%di_block total --upstream numbers -o total\n@transformer\ndef t(df, **kw):\n    calls.append('total')\n    return int(df.n.sum())\n"
+    )
     assert shell.ip.user_ns["calls"] == ["numbers", "total", "total"]  # numbers was fresh: reused
     shell.ok(LOADER.replace("[1, 2, 3]", "[10, 20]"))
     assert shell.ip.user_ns["total"] == 6  # total not re-run yet

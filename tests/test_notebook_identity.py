@@ -5,6 +5,7 @@ The same notebook runs through `jupyter-di run`, `jupyter nbconvert --execute`, 
 previous one left; two notebooks in one folder keep their own; a kernel that cannot tell its
 notebook refuses INCREMENTAL streams with one message and still runs FULL_TABLE ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,7 +76,7 @@ def last_read(folder: Path) -> int:
 def cli_run(nb: Path, capsys) -> int:
     """`jupyter-di run` in this process; returns the rows the source block read."""
     assert main(["run", "-q", str(nb)]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("shop ") and " source " in l)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("shop ") and " source " in x)
     return int(line.split()[3].replace(",", ""))
 
 
@@ -113,7 +114,11 @@ def test_cli_nbconvert_papermill_and_jupyter_execute_share_one_state(tmp_path, c
     # JPY_SESSION_NAME in its environment: the kernel inherits it but must not believe it.
     add_orders(db, 15)
     env = dict(clean_env, JPY_SESSION_NAME=str(tmp_path / "elsewhere" / "outer.ipynb"))
-    done = client(["jupyter", "nbconvert", "--to", "notebook", "--execute", "a.ipynb", "--output", str(tmp_path / "nbconvert-out.ipynb")], cwd=folder, env=env)
+    done = client(
+        ["jupyter", "nbconvert", "--to", "notebook", "--execute", "a.ipynb", "--output", str(tmp_path / "nbconvert-out.ipynb")],
+        cwd=folder,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert last_read(folder) == 6  # 11..15 and the boundary row 10: it continued the CLI's bookmark
     assert warehouse_rows(folder, "a") == 15
@@ -284,7 +289,9 @@ def test_a_configured_pipeline_name_is_the_same_for_the_cli_and_a_kernel(tmp_pat
     db = tmp_path / "shop.sqlite"
     add_orders(db, 10)
     nb = write_notebook(tmp_path / "named.ipynb", db, first='%load_ext jupyter_di\n%config JupyterDI.pipeline_name = "shop_sync"')
-    done = client(["jupyter", "nbconvert", "--to", "notebook", "--execute", "named.ipynb", "--output", "named.out"], cwd=tmp_path, env=clean_env)
+    done = client(
+        ["jupyter", "nbconvert", "--to", "notebook", "--execute", "named.ipynb", "--output", "named.out"], cwd=tmp_path, env=clean_env
+    )
     assert done.returncode == 0, done.stderr
     assert last_read(tmp_path) == 10 and warehouse_rows(tmp_path, "shop_sync") == 10
     add_orders(db, 13)

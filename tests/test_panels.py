@@ -5,6 +5,7 @@ Widgets are driven the way the front end drives them: ipywidget values are set
 ``edit``/``open`` messages.  Each test asserts the YAML that gets written,
 the widget state rebuilt from YAML, the state store, or the error text.
 """
+
 from __future__ import annotations
 
 import json
@@ -270,7 +271,9 @@ def test_sample_data_reads_the_first_rows_with_the_panels_columns(shell):
 
 
 def test_bookmark_edit_pins_the_state_and_reset_forgets_it(shell):
-    shell.ok(SOURCE.replace("orders: {}", "orders: {replication_method: INCREMENTAL, bookmark_properties: [updated_at], key_properties: [id]}"))
+    shell.ok(
+        SOURCE.replace("orders: {}", "orders: {replication_method: INCREMENTAL, bookmark_properties: [updated_at], key_properties: [id]}")
+    )
     store = shell.session.pipeline.state
     assert store.get("notebook", "shop", "orders")["bookmark"] == {"updated_at": "2024-01-03"}
     panel = panel_of(shell)

@@ -1,4 +1,5 @@
 """notebooks/quickstart.ipynb end to end in a real Jupyter kernel (nbclient), as a user runs it."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quickstart_executes_in_a_kernel_and_fills_the_warehouse(tmp_path, monkeypatch):
-    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".jupyter_di", "*.duckdb*", ".ipynb_checkpoints"))
+    shutil.copytree(
+        ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".jupyter_di", "*.duckdb*", ".ipynb_checkpoints")
+    )
     path = tmp_path / "notebooks" / "quickstart.ipynb"
     monkeypatch.setenv("JPY_SESSION_NAME", str(path))  # what JupyterLab tells the kernel
     nb = nbformat.read(path, as_version=4)

@@ -4,9 +4,9 @@ Every test runs real notebooks through ``jupyter-di run`` against a real
 PostgreSQL source (and DuckDB, SQLite and files sources) and asserts the rows
 at the destination and the saved bookmarks.
 """
+
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import duckdb
@@ -127,7 +127,9 @@ def test_a_state_saved_with_a_null_bookmark_heals(tmp_path, pg_connect, pg_confi
 def test_composite_bookmark_with_nulls(tmp_path, pg_connect, pg_config, capsys):
     conn = pg_connect()
     conn.execute("CREATE TABLE ev (id int PRIMARY KEY, day date, seq int)")
-    conn.execute("INSERT INTO ev SELECT g, DATE '2024-01-01' + (g / 10), CASE WHEN g % 5 = 0 THEN NULL ELSE g END FROM generate_series(1, 40) g")
+    conn.execute(
+        "INSERT INTO ev SELECT g, DATE '2024-01-01' + (g / 10), CASE WHEN g % 5 = 0 THEN NULL ELSE g END FROM generate_series(1, 40) g"
+    )
     streams = "  ev:\n" + INCREMENTAL + "    bookmark_properties: [day, seq]\n"
     path = notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
     code, out, err = run(path, capsys=capsys)
@@ -161,12 +163,16 @@ def test_jsonb_cursor_keeps_reading_and_warns(tmp_path, pg_connect, pg_config, c
 def test_null_cursors_in_duckdb_sqlite_and_files_sources(tmp_path, capsys):
     with duckdb.connect(str(tmp_path / "src.duckdb")) as con:
         con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, ts TIMESTAMP)")
-        con.execute("INSERT INTO t SELECT g, CASE WHEN g % 4 = 0 THEN NULL ELSE TIMESTAMP '2024-01-01' + g * INTERVAL 1 HOUR END FROM range(1, 21) r(g)")
+        con.execute(
+            "INSERT INTO t SELECT g, CASE WHEN g % 4 = 0 THEN NULL ELSE TIMESTAMP '2024-01-01' + g * INTERVAL 1 HOUR END FROM range(1, 21) r(g)"
+        )
     with sqlite3.connect(tmp_path / "src.sqlite") as con:
         con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, ts TIMESTAMP)")
         con.executemany("INSERT INTO t VALUES (?, ?)", [(g, None if g % 4 == 0 else f"2024-01-01 {g:02d}:00:00") for g in range(1, 21)])
     (tmp_path / "csvs").mkdir()
-    (tmp_path / "csvs" / "t.csv").write_text("id,ts\n" + "".join(f"{g},{'' if g % 4 == 0 else f'2024-01-01T{g:02d}:00:00'}\n" for g in range(1, 21)))
+    (tmp_path / "csvs" / "t.csv").write_text(
+        "id,ts\n" + "".join(f"{g},{'' if g % 4 == 0 else f'2024-01-01T{g:02d}:00:00'}\n" for g in range(1, 21))
+    )
     sources = {
         "duck": "source: duckdb\nconfig:\n  path: src.duckdb\n",
         "lite": "source: sqlite\nconfig:\n  path: src.sqlite\n",
@@ -174,7 +180,11 @@ def test_null_cursors_in_duckdb_sqlite_and_files_sources(tmp_path, capsys):
     }
     streams = "streams:\n  t:\n" + INCREMENTAL + "    bookmark_properties: [ts]\n    key_properties: [id]\n"
     for name, body in sources.items():
-        path = notebook(tmp_path, [f"%%di_source {name}\n{body}{streams}", duck_dest(f"to_{name}", name, f"streams:\n  t:\n    destination_table: t_{name}\n")], f"{name}.ipynb")
+        path = notebook(
+            tmp_path,
+            [f"%%di_source {name}\n{body}{streams}", duck_dest(f"to_{name}", name, f"streams:\n  t:\n    destination_table: t_{name}\n")],
+            f"{name}.ipynb",
+        )
         code, out, err = run(path, capsys=capsys)
         assert code == 0 and rows_read(out, name) == 20, (name, err)
         assert "5 rows with NULL ts were synced" in err, name
@@ -229,7 +239,9 @@ def test_an_override_naming_nothing_is_an_error(tmp_path, pg_connect, pg_config,
         code, out, err = run(path, "--bookmark", override, capsys=capsys)
         assert code in (1, 2) and message in err, (override, err)
         assert api.get_bookmark(path, "src", "orders") is None
-    assert not (tmp_path / "out.duckdb").exists() or duck(tmp_path, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'") == [(0,)]
+    assert not (tmp_path / "out.duckdb").exists() or duck(
+        tmp_path, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'"
+    ) == [(0,)]
 
 
 # -- 3. keyless INCREMENTAL streams -------------------------------------------------------------
@@ -274,7 +286,10 @@ def test_keyless_incremental_from_files_and_sqlite_is_refused(tmp_path, capsys):
     with sqlite3.connect(tmp_path / "src.sqlite") as con:
         con.execute("CREATE TABLE t (name TEXT, at TIMESTAMP)")
     streams = "streams:\n  t:\n" + INCREMENTAL + "    bookmark_properties: [at]\n"
-    for name, body in {"csv": "source: files\nconfig:\n  path: csvs\n  format: csv\n", "lite": "source: sqlite\nconfig:\n  path: src.sqlite\n"}.items():
+    for name, body in {
+        "csv": "source: files\nconfig:\n  path: csvs\n  format: csv\n",
+        "lite": "source: sqlite\nconfig:\n  path: src.sqlite\n",
+    }.items():
         path = notebook(tmp_path, [f"%%di_source {name}\n{body}{streams}", duck_dest("wh", name)], f"{name}.ipynb")
         code, _, err = run(path, capsys=capsys)
         assert code == 1 and f"block '{name}', stream 't': an INCREMENTAL stream needs key_properties" in err, err
@@ -301,7 +316,12 @@ def test_internal_tables_never_collide_with_user_tables(tmp_path, capsys):
     assert code == 1
     assert "block 'wh', stream 'plain': destination table '_jupyter_di_state' starts with '_jupyter_di_', which is reserved" in err
     # the state table is still the state table, with the state of the first notebook's stream in it
-    assert [c for (c,) in duck(tmp_path, "SELECT column_name FROM information_schema.columns WHERE table_name = '_jupyter_di_state' ORDER BY ordinal_position")] == ["state_key", "state", "updated_at"]
+    assert [
+        c
+        for (c,) in duck(
+            tmp_path, "SELECT column_name FROM information_schema.columns WHERE table_name = '_jupyter_di_state' ORDER BY ordinal_position"
+        )
+    ] == ["state_key", "state", "updated_at"]
 
 
 # -- 7. streams no destination takes -------------------------------------------------------------
@@ -343,7 +363,11 @@ def test_the_kernel_shows_null_cursor_warnings_in_the_cell(tmp_path, monkeypatch
         con.execute("INSERT INTO t VALUES (1, TIMESTAMP '2024-01-01'), (2, NULL), (3, NULL)")
     shell = fresh_shell()
     try:
-        cell = "%%di_source src\nsource: duckdb\nconfig:\n  path: src.duckdb\nstreams:\n  t:\n" + INCREMENTAL + "    bookmark_properties: [ts]\n"
+        cell = (
+            "%%di_source src\nsource: duckdb\nconfig:\n  path: src.duckdb\nstreams:\n  t:\n"
+            + INCREMENTAL
+            + "    bookmark_properties: [ts]\n"
+        )
         with capture_output() as first:
             shell.ok(cell)
         html = "".join(o.data.get("text/html", "") for o in first.outputs)

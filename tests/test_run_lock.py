@@ -6,6 +6,7 @@ so the overlap is certain and nothing depends on timing.  While the first run
 is held the source changes: only the second run can see those rows, and it
 must read them from the bookmark the first run left.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nbformat
 import pytest
@@ -73,7 +75,10 @@ def start_cli(notebook: Path) -> tuple[subprocess.Popen, Lines]:
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_DI_STATE_PATH"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     return proc, Lines(proc.stderr)
 
@@ -135,14 +140,18 @@ def test_a_cli_run_waits_for_the_kernel_run_of_the_notebook(locked, tmp_path):
     env["JPY_SESSION_NAME"] = str(notebook)  # what JupyterLab tells the kernel
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path), env=env)
     try:
+
         def execute(code: str) -> dict:
             reply = kc.execute_interactive(code, timeout=WAIT, output_hook=lambda msg: None)
             assert reply["content"]["status"] == "ok", reply["content"]
             return reply
 
         kernel_pid: list[int] = []
-        kc.execute_interactive("import os; print(os.getpid())", timeout=WAIT,
-                               output_hook=lambda msg: kernel_pid.append(int(msg["content"]["text"])) if msg["msg_type"] == "stream" else None)
+        kc.execute_interactive(
+            "import os; print(os.getpid())",
+            timeout=WAIT,
+            output_hook=lambda msg: kernel_pid.append(int(msg["content"]["text"])) if msg["msg_type"] == "stream" else None,
+        )
         for cell in nbformat.read(notebook, as_version=4).cells:
             execute(cell.source)  # each block cell defines and runs its block: the first sync
         assert_exact(notebook, conn)
@@ -177,9 +186,17 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
     assert path.parent == state.parent and path.name.endswith(".lock") and "/" not in path.name
     assert lock_path(state, "nightly").name == "nightly.lock" and lock_path(state, "a_b") != lock_path(state, "a/b")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from jupyter_di.state.run_lock import run_lock\n"
-         "with run_lock(sys.argv[1], sys.argv[2]):\n    print('locked', flush=True); sys.stdin.read()", str(state), name],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from jupyter_di.state.run_lock import run_lock\n"
+            "with run_lock(sys.argv[1], sys.argv[2]):\n    print('locked', flush=True); sys.stdin.read()",
+            str(state),
+            name,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"

@@ -12,6 +12,7 @@ exist.  The bombs are bounded by the sandbox, not by the test: each is asserted
 to fail with its message (pytest-timeout turns a regression into a failure, not
 a hang), and the worst ones run in a subprocess limited to 1 GB of address space.
 """
+
 from __future__ import annotations
 
 import re
@@ -137,10 +138,16 @@ def test_block_output_picks_dict_keys_dataframe_cells_and_stream_rows(folder, ou
 # --------------------------------------------------------------------------------------------
 ESCAPES = {
     # calling methods of upstream objects (before: wrote the file)
-    "stream method": ("{{ block_output('src0', 'to_pandas')().to_csv('PWNED') }}", "the output of block 'src0' has no field 'to_pandas'. It has: stream, columns, rows."),
+    "stream method": (
+        "{{ block_output('src0', 'to_pandas')().to_csv('PWNED') }}",
+        "the output of block 'src0' has no field 'to_pandas'. It has: stream, columns, rows.",
+    ),
     "stream reader": ("{{ block_output('src0', 'reader')().read_all() }}", "has no field 'reader'"),
     "stream private": ("{{ block_output('src0', '_path') }}", "has no field '_path'"),
-    "frame method": ("{{ block_output('frame', 'to_csv')('PWNED') }}", "the output of block 'frame' has no field 'to_csv'. It has: schema, n."),
+    "frame method": (
+        "{{ block_output('frame', 'to_csv')('PWNED') }}",
+        "the output of block 'frame' has no field 'to_csv'. It has: schema, n.",
+    ),
     "whole frame": ("{{ block_output('frame') }}", "block_output('frame') is a pandas.DataFrame, which a template cannot use"),
     "column method": ("{{ block_output('frame', 'schema').to_csv('PWNED') }}", "'list object' has no attribute 'to_csv'"),
     # a generator's frame (before: read the file into the error message)
@@ -152,13 +159,19 @@ ESCAPES = {
         "{{ block_output('creds', 'g', 'gi_frame', 'f_builtins', 'open')('SENTINEL').read() }}",
         "the output of block 'creds' has no field 'gi_frame'.",
     ),
-    "builtin in data": ("{{ block_output('creds', 'f')('SENTINEL').read() }}", "block_output('creds', 'f') is a builtin_function_or_method"),
+    "builtin in data": (
+        "{{ block_output('creds', 'f')('SENTINEL').read() }}",
+        "block_output('creds', 'f') is a builtin_function_or_method",
+    ),
     "whole dict with callables": ("{{ block_output('creds') }}", "is a generator, which a template cannot use"),
     "dunder path step": ("{{ block_output('creds', '__class__') }}", "has no field '__class__'"),
     # Jinja2 classics on what templates can reach
     "str class": ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "access to attribute '__class__' of 'str' object is unsafe"),
     "rows class": ("{{ block_output('src0', 'rows').__class__ }}", "access to attribute '__class__' of 'list' object is unsafe"),
-    "list filter class": ("{{ (block_output('src0', 'rows') | list).__class__ }}", "access to attribute '__class__' of 'list' object is unsafe"),
+    "list filter class": (
+        "{{ (block_output('src0', 'rows') | list).__class__ }}",
+        "access to attribute '__class__' of 'list' object is unsafe",
+    ),
     "range self": ("{{ range.__self__ }}", "access to attribute '__self__'"),
     "cycler globals": ("{{ cycler.__init__.__globals__ }}", "access to attribute '__init__'"),
     "joiner globals": ("{{ joiner.__globals__ }}", "access to attribute '__globals__'"),
@@ -171,11 +184,23 @@ ESCAPES = {
     "self value": ("{{ self }}", "is a jinja2.runtime.TemplateReference, which a template cannot use"),
     "function value": ("{{ env_var }}", "is a function, which a template cannot use"),
     "function globals": ("{{ block_output.__globals__ }}", "access to attribute '__globals__'"),
-    "format attribute": ("{{ '{0.__class__}'.format(block_output('src0', 'rows')) }}", "access to attribute '__class__' of 'list' object is unsafe"),
+    "format attribute": (
+        "{{ '{0.__class__}'.format(block_output('src0', 'rows')) }}",
+        "access to attribute '__class__' of 'list' object is unsafe",
+    ),
     "percent on object": ("{{ '%s' % block_output('frame') }}", "is a pandas.DataFrame, which a template cannot use"),
-    "attr filter": ("{{ block_output('creds', 'schema') | attr('__class__') }}", "access to attribute '__class__' of 'str' object is unsafe"),
-    "map attribute": ("{{ [block_output('creds', 'port')] | map(attribute='__class__') | list }}", "access to attribute '__class__' of 'int' object is unsafe"),
-    "selectattr": ("{{ block_output('src0', 'rows') | selectattr('__class__') | list }}", "access to attribute '__class__' of 'list' object is unsafe"),
+    "attr filter": (
+        "{{ block_output('creds', 'schema') | attr('__class__') }}",
+        "access to attribute '__class__' of 'str' object is unsafe",
+    ),
+    "map attribute": (
+        "{{ [block_output('creds', 'port')] | map(attribute='__class__') | list }}",
+        "access to attribute '__class__' of 'int' object is unsafe",
+    ),
+    "selectattr": (
+        "{{ block_output('src0', 'rows') | selectattr('__class__') | list }}",
+        "access to attribute '__class__' of 'list' object is unsafe",
+    ),
     "mutation": ("{{ block_output('src0', 'rows').append(1) }}", "access to attribute 'append' of 'list' object is unsafe"),
     "str translate": ("{{ 'a'.translate({97: 'b'}) }}", "str.translate() is not available in templates"),
     "str maketrans": ("{{ ''.maketrans('a', 'b') }}", "str.maketrans() is not available in templates"),
@@ -231,7 +256,7 @@ def test_template_errors_are_one_clear_line(folder, outside, capsys, template):
 
 def test_a_nested_field_is_named_by_its_path(folder, outside, capsys):
     # an unknown config key is refused before rendering, so the nested value goes under a known key
-    line = run_template(folder, outside, capsys, "main", extra_config="  memory_limit:\n    - \"{{ 1/0 }}\"\n")
+    line = run_template(folder, outside, capsys, "main", extra_config='  memory_limit:\n    - "{{ 1/0 }}"\n')
     assert "config field 'memory_limit[0]': cannot render" in line, line
 
 
@@ -329,7 +354,11 @@ sys.exit(main(["run", "-q", sys.argv[1]]))
     ("schema", "extra_config", "message"),
     [
         ("{{ 'ab' * 1500000000 }}", "", "a str times 1,500,000,000 would make 3,000,000,000 characters"),
-        ("{% set ns = namespace(l=[]) %}{% for i in range(99999) %}{% set ns.l = ns.l + ['x' * 900000 ~ i] %}{% endfor %}{{ ns.l | length }}", "", "characters written out"),
+        (
+            "{% set ns = namespace(l=[]) %}{% for i in range(99999) %}{% set ns.l = ns.l + ['x' * 900000 ~ i] %}{% endfor %}{{ ns.l | length }}",
+            "",
+            "characters written out",
+        ),
         ("{{ range(99999) | map('center', 999999) | join }}", "", "characters written out"),
         ("main", LAUGHS, "the YAML holds more than 100,000 values"),
     ],

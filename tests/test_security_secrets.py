@@ -10,6 +10,7 @@
   holding a secret while the run lives) is gone within seconds, and so is the run's spill folder;
   if the watchdog that removes them dies with the run, the next run removes them as it starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -146,19 +147,30 @@ def test_nbconvert_executed_notebook_holds_no_secret(pg_case, short_errors, tmp_
     nb.cells[0].source += f"\n%config JupyterDI.short_errors = {short_errors}"
     nbformat.write(nb, folder / "shop.ipynb")
     env["JUPYTER_DI_PIPELINE"] = "shop"
-    program = BIN / "jupyter-nbconvert" if (BIN / "jupyter-nbconvert").exists() else Path(shutil.which("jupyter-nbconvert") or "jupyter-nbconvert")
+    program = (
+        BIN / "jupyter-nbconvert"
+        if (BIN / "jupyter-nbconvert").exists()
+        else Path(shutil.which("jupyter-nbconvert") or "jupyter-nbconvert")
+    )
     done = subprocess.run(
         [str(program), "--to", "notebook", "--execute", "--allow-errors", "shop.ipynb", "--output", "shop.out"],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     executed = (folder / "shop.out.ipynb").read_text("utf-8")
     outputs = json.dumps([o for cell in json.loads(executed)["cells"] for o in cell.get("outputs", [])])
     assert "could not connect to PostgreSQL at ***" in outputs, outputs[-3000:]  # a UsageError is a stderr stream
-    assert leaks(secrets, texts={"nbconvert stdout": done.stdout, "nbconvert stderr": done.stderr}, folders=[folder, tmp_path / "tmp"]) == []
+    assert (
+        leaks(secrets, texts={"nbconvert stdout": done.stdout, "nbconvert stderr": done.stderr}, folders=[folder, tmp_path / "tmp"]) == []
+    )
 
 
 # -- Singer: a tap that prints its config --------------------------------------------------------------
+
 
 def tap_launcher(folder: Path) -> str:
     """An executable that runs tests/support/secret_tap.py with this Python."""
@@ -186,7 +198,9 @@ def test_singer_tap_printing_its_config_is_masked_in_the_error(tmp_path):
     notebook = write_notebook(tmp_path / "tap.ipynb", ["%load_ext jupyter_di", tap_cell(tap_launcher(tmp_path), "leak")])
     done = cli(notebook, env)
     assert done.returncode == 1, done.stderr
-    assert "exit code 2" in done.stderr and "config as a dict:" in done.stderr and "connecting to postgresql://***:***@***/db" in done.stderr
+    assert (
+        "exit code 2" in done.stderr and "config as a dict:" in done.stderr and "connecting to postgresql://***:***@***/db" in done.stderr
+    )
     assert leaks(list(TAP_SECRETS.values()), texts={"stdout": done.stdout, "stderr": done.stderr}, folders=[tmp_path]) == []
 
 
@@ -207,6 +221,7 @@ def test_singer_stderr_log_and_error_mask_secret_store_values(tmp_path, monkeypa
 
 
 # -- kill -9 mid-read ----------------------------------------------------------------------------------
+
 
 def run_folders(tmp: Path, pid: int) -> list[Path]:
     return sorted(p for p in tmp.iterdir() if re.fullmatch(rf"jupyter-di-[a-z]+-{pid}-[0-9a-f]{{8}}", p.name))
@@ -254,7 +269,10 @@ def start_killable_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, dict[str
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     tmp = tmp_path / "tmp"
     spilling = lambda: pid_file.exists() and any(run_folders(tmp, proc.pid)[0].rglob("*.partial")) if run_folders(tmp, proc.pid) else False  # noqa: E731
@@ -332,12 +350,10 @@ def test_next_run_removes_what_a_killed_run_and_its_watchdog_left(tmp_path, kill
 
 # -- the shared mask -------------------------------------------------------------------------------------
 
+
 def test_mask_covers_driver_forms_and_short_secrets_only_as_tokens():
     redaction.remember("Zq9-pa:ss/w'rd", "q7")
-    text = (
-        "url postgresql://u:Zq9-pa%3Ass%2Fw%27rd@h/db json \"Zq9-pa:ss/w'rd\" repr 'Zq9-pa:ss/w\\'rd' "
-        "user \"q7\" but not q77 nor aq7"
-    )
+    text = "url postgresql://u:Zq9-pa%3Ass%2Fw%27rd@h/db json \"Zq9-pa:ss/w'rd\" repr 'Zq9-pa:ss/w\\'rd' user \"q7\" but not q77 nor aq7"
     masked = redaction.redact(text)
     assert "Zq9" not in masked and "%3A" not in masked
     assert 'user "***"' in masked and "q77" in masked and "aq7" in masked
@@ -347,7 +363,7 @@ def test_exception_chain_is_masked_in_place():
     redaction.remember("h0st-zq9.example")
     try:
         try:
-            raise OSError("could not translate host name \"h0st-zq9.example\"")
+            raise OSError('could not translate host name "h0st-zq9.example"')
         except OSError as inner:
             raise DIError("could not connect to h0st-zq9.example", fix="check h0st-zq9.example") from inner
     except DIError as exc:

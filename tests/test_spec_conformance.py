@@ -5,6 +5,7 @@ magics in an IPython shell against real DuckDB/SQLite files and a real
 PostgreSQL; the only test double is a slow *connector* registered with
 ``registry.register`` to show that ``run_in_parallel`` streams overlap.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -138,7 +139,9 @@ def test_destination_decorator_is_required_and_names_the_connector(shell, tmp_pa
     config = f"@data_integration_config\ndef config(*a, **kw):\n    return {{'path': {str(tmp_path / 'wh.duckdb')!r}}}\n"
     message = shell.error(f"%%di_destination wh --upstream rows --lang python\n{config}")
     assert message.startswith("block 'wh': the cell has no @data_integration_destination function.")
-    shell.ok(f"%%di_destination wh --upstream rows --lang python\n@data_integration_destination\ndef d(*a, **kw):\n    return 'duckdb'\n{config}")
+    shell.ok(
+        f"%%di_destination wh --upstream rows --lang python\n@data_integration_destination\ndef d(*a, **kw):\n    return 'duckdb'\n{config}"
+    )
     assert query(tmp_path / "wh.duckdb", 'SELECT id FROM "rows" ORDER BY id') == [(1,), (2,)]
 
 
@@ -146,14 +149,18 @@ def test_config_decorator_is_required_and_its_dict_configures_the_connector(shel
     body = "@data_integration_source\ndef s(*a, **kw):\n    return 'duckdb'\n"
     message = shell.error(f"%%di_source src --lang python\n{body}")
     assert message.startswith("block 'src': the cell has no @data_integration_config function.")
-    message = shell.error(f"%%di_source src --lang python\n{body}@data_integration_config\ndef c(*a, **kw):\n    return ['not', 'a', 'dict']\n")
+    message = shell.error(
+        f"%%di_source src --lang python\n{body}@data_integration_config\ndef c(*a, **kw):\n    return ['not', 'a', 'dict']\n"
+    )
     assert "@data_integration_config must return a dict, not list." in message
     # the dict reaches the connector: a different path reads a different database
     other = tmp_path / "other.duckdb"
     with duckdb.connect(str(other)) as con:
         con.execute("CREATE TABLE only_here (x INTEGER)")
         con.execute("INSERT INTO only_here VALUES (7)")
-    shell.ok(f"%%di_source src --lang python -o out\n{body}@data_integration_config\ndef c(*a, **kw):\n    return {{'path': {str(other)!r}}}\n")
+    shell.ok(
+        f"%%di_source src --lang python -o out\n{body}@data_integration_config\ndef c(*a, **kw):\n    return {{'path': {str(other)!r}}}\n"
+    )
     assert shell.ip.user_ns["out"]["stream"]["stream"] == "only_here" and shell.ip.user_ns["out"]["rows"] == [[7]]
 
 
@@ -284,7 +291,10 @@ def catalog(*args, **kwargs):
     assert out["stream"]["stream"] == "users"  # accounts stayed unselected
     assert out["columns"] == ["id", "name", "updated_at"]  # id is the key (automatic)
     # a catalog that selects nothing is an error, not "sync everything"
-    nothing = catalog.replace("return cat", "return {'streams': [dict(s, metadata=[{'breadcrumb': [], 'metadata': {'selected': False}}]) for s in cat['streams']]}")
+    nothing = catalog.replace(
+        "return cat",
+        "return {'streams': [dict(s, metadata=[{'breadcrumb': [], 'metadata': {'selected': False}}]) for s in cat['streams']]}",
+    )
     message = shell.error(f"%%di_source src --lang python\n{python_source(shop_db, catalog=nothing)}")
     assert "the catalog selects no streams." in message and "select_all=True" in message
 
@@ -309,7 +319,7 @@ def d(*args, **kwargs):
 @data_integration_config
 def c(*args, **kwargs):
     record('config', args, kwargs)
-    return {{'path': {str(tmp_path / 'wh.duckdb')!r}}}
+    return {{'path': {str(tmp_path / "wh.duckdb")!r}}}
 @data_integration_selected_streams()
 def s(*args, **kwargs):
     record('selected_streams', args, kwargs)
@@ -328,7 +338,11 @@ def cat(*args, **kwargs):
     assert extra_kwargs(seen["catalog"]) == {"destination", "config", "selected_streams"}  # no discover_func/catalog
     assert seen["catalog"][1]["selected_streams"] == ["rows"]
     assert query(tmp_path / "wh.duckdb", 'SELECT id FROM "rows"') == [(1,)]
-    for decorator, option in (("data_integration_selected_streams", "discover_streams=True"), ("data_integration_catalog", "discover=True"), ("data_integration_catalog", "select_all=False")):
+    for decorator, option in (
+        ("data_integration_selected_streams", "discover_streams=True"),
+        ("data_integration_catalog", "discover=True"),
+        ("data_integration_catalog", "select_all=False"),
+    ):
         bad = cell.replace(f"@{decorator}()", f"@{decorator}({option})")
         message = shell.error(bad)
         assert f"@{decorator}({option.split('=')[0]}=...) is only available in source blocks." in message
@@ -347,7 +361,7 @@ def get_credentials(*args, **kwargs):
 def test_inputs_are_positional_arguments_of_every_decorated_function_in_upstream_order(shell, shop_db):
     shell.ok("%%di_block first\n@custom\ndef f(**kw):\n    return {'name': 'first'}\n")
     shell.ok(f"%%di_block second\n@custom\ndef f(**kw):\n    return {{'path': {str(shop_db)!r}}}\n")
-    body = f"""
+    body = """
 @data_integration_source
 def source(*args, **kwargs):
     seen['source'] = args
@@ -382,7 +396,7 @@ def test_use_output_as_input_false_keeps_an_upstream_out_of_the_arguments(shell,
     assert shell.ip.user_ns["seen"]["config"][0] == ("second",)
     # YAML: block_output() of a non-input upstream says how to fix it
     message = shell.error(
-        f"%%di_source y --upstream first\nsource: duckdb\nconfig:\n  path: \"{{{{ block_output('first') }}}}\"\nupstream:\n  first: {{use_output_as_input: false}}\n"
+        "%%di_source y --upstream first\nsource: duckdb\nconfig:\n  path: \"{{ block_output('first') }}\"\nupstream:\n  first: {use_output_as_input: false}\n"
     )
     assert "upstream block 'first' is not an input of this block." in message and "use_output_as_input: true" in message
 
@@ -399,9 +413,18 @@ def load_data(*args, **kwargs):
     })
 """
 TITANIC_TYPES = {
-    "PassengerId": "integer", "Survived": "integer", "Pclass": "integer", "Name": "string", "Sex": "string",
-    "Age": "number", "SibSp": "integer", "Parch": "integer", "Ticket": "string", "Fare": "number",
-    "Cabin": "string", "Embarked": "string",
+    "PassengerId": "integer",
+    "Survived": "integer",
+    "Pclass": "integer",
+    "Name": "string",
+    "Sex": "string",
+    "Age": "number",
+    "SibSp": "integer",
+    "Parch": "integer",
+    "Ticket": "string",
+    "Fare": "number",
+    "Cabin": "string",
+    "Embarked": "string",
 }
 
 
@@ -416,7 +439,7 @@ def destination(*args, **kwargs):
 
 @data_integration_config
 def config(*args, **kwargs):
-    return {{'path': {str(tmp_path / 'wh.duckdb')!r}}}
+    return {{'path': {str(tmp_path / "wh.duckdb")!r}}}
 
 @data_integration_catalog
 def catalog(titanic_survival_data_and_catalog, *args, **kwargs):
@@ -437,7 +460,10 @@ def catalog(titanic_survival_data_and_catalog, *args, **kwargs):
     assert [m["breadcrumb"] for m in stream["metadata"]][1:] == [["properties", c] for c in TITANIC_TYPES]
     # the catalog built at run time decides the table and the upsert key: a rerun never duplicates
     shell.ok("%di_run")
-    assert query(tmp_path / "wh.duckdb", 'SELECT "PassengerId", "Fare", "Cabin" FROM passengers ORDER BY 1') == [(2, 71.2833, "C85"), (3, 7.925, None)]
+    assert query(tmp_path / "wh.duckdb", 'SELECT "PassengerId", "Fare", "Cabin" FROM passengers ORDER BY 1') == [
+        (2, 71.2833, "C85"),
+        (3, 7.925, None),
+    ]
     assert column_types(tmp_path / "wh.duckdb", "passengers")["Age"] == "DOUBLE"
 
 
@@ -554,7 +580,9 @@ def test_credentials_from_an_upstream_block_in_python_config(shell, pg_config, p
     seed_pg(pg_connect)
     shell.ip.user_ns["PG"] = pg_config
     shell.ok(CREDS)
-    shell.ok("%%di_block totals\nimport pandas as pd\n@data_loader\ndef f(**kw):\n    return pd.DataFrame({'day': ['2024-01-01'], 'revenue': [9.99]})\n")
+    shell.ok(
+        "%%di_block totals\nimport pandas as pd\n@data_loader\ndef f(**kw):\n    return pd.DataFrame({'day': ['2024-01-01'], 'revenue': [9.99]})\n"
+    )
     shell.ok(
         """%%di_destination pg_dest --upstream pg_credentials totals --lang python
 upstream = {'pg_credentials': {'only_as_input': True}}
@@ -655,8 +683,15 @@ def test_pandas_dataframe_lands_with_its_column_types(shell, tmp_path):
     target = tmp_path / "wh.duckdb"
     shell.ok(f"%%di_destination wh --upstream frame\ndestination: duckdb\nconfig:\n  path: {target}\n")
     assert column_types(target, "frame") == {
-        "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN", "aware": "TIMESTAMP WITH TIME ZONE", "naive": "TIMESTAMP",
-        "s": "VARCHAR", "dec": "DECIMAL(4,2)", "obj": "JSON", "lst": "JSON",
+        "i": "BIGINT",
+        "f": "DOUBLE",
+        "b": "BOOLEAN",
+        "aware": "TIMESTAMP WITH TIME ZONE",
+        "naive": "TIMESTAMP",
+        "s": "VARCHAR",
+        "dec": "DECIMAL(4,2)",
+        "obj": "JSON",
+        "lst": "JSON",
     }
     rows = query(target, "SELECT i, f, b, epoch(aware), naive, s, dec, obj, lst FROM frame ORDER BY i")
     assert rows[0][:7] == (1, 1.5, True, 1704096000.0, dt.datetime(2024, 1, 1, 10), "x", decimal.Decimal("1.23"))
@@ -666,18 +701,24 @@ def test_pandas_dataframe_lands_with_its_column_types(shell, tmp_path):
 
 
 def test_polars_arrow_and_list_of_dicts_land_as_streams_named_after_their_blocks(shell, tmp_path):
-    shell.ok("%%di_block pl_frame\nimport polars as pl\n@data_loader\ndef f(**kw):\n    return pl.DataFrame({'x': [1, 2], 'y': ['a', None], 'when': [dt.datetime(2024, 1, 1), None]})\n".replace("dt.datetime", "__import__('datetime').datetime"))
+    shell.ok(
+        "%%di_block pl_frame\nimport polars as pl\n@data_loader\ndef f(**kw):\n    return pl.DataFrame({'x': [1, 2], 'y': ['a', None], 'when': [dt.datetime(2024, 1, 1), None]})\n".replace(
+            "dt.datetime", "__import__('datetime').datetime"
+        )
+    )
     shell.ok(
         "%%di_block arrow_table\nimport pyarrow as pa, decimal\n@data_loader\ndef f(**kw):\n"
         "    return pa.table({'k': pa.array([1, 2], pa.int32()), 'amount': pa.array([decimal.Decimal('0.10'), None], pa.decimal128(12, 2)),"
         " 'tags': pa.array([['a'], ['b', 'c']], pa.list_(pa.string()))})\n"
     )
-    shell.ok("%%di_block records\n@data_loader\ndef f(**kw):\n    return [{'id': 1, 'ok': True, 'meta': {'k': 'v'}}, {'id': 2, 'ok': False, 'meta': None}]\n")
+    shell.ok(
+        "%%di_block records\n@data_loader\ndef f(**kw):\n    return [{'id': 1, 'ok': True, 'meta': {'k': 'v'}}, {'id': 2, 'ok': False, 'meta': None}]\n"
+    )
     target = tmp_path / "wh.duckdb"
     shell.ok(f"%%di_destination wh --upstream pl_frame arrow_table records\ndestination: duckdb\nconfig:\n  path: {target}\n")
     assert tables(target) == {"pl_frame", "arrow_table", "records"}
     assert column_types(target, "pl_frame") == {"x": "BIGINT", "y": "VARCHAR", "when": "TIMESTAMP"}
-    assert query(target, "SELECT x, y, \"when\" FROM pl_frame ORDER BY x") == [(1, "a", dt.datetime(2024, 1, 1)), (2, None, None)]
+    assert query(target, 'SELECT x, y, "when" FROM pl_frame ORDER BY x') == [(1, "a", dt.datetime(2024, 1, 1)), (2, None, None)]
     types = column_types(target, "arrow_table")
     assert types["k"] == "INTEGER" and types["amount"] == "DECIMAL(12,2)"
     assert query(target, "SELECT amount FROM arrow_table ORDER BY k") == [(decimal.Decimal("0.10"),), (None,)]
@@ -692,13 +733,22 @@ def test_source_output_lands_at_a_destination_with_its_stream_names_and_types(sh
     import sqlite3
 
     with sqlite3.connect(target) as con:
-        assert con.execute('SELECT id, name, email FROM "users" ORDER BY id').fetchall() == [(1, "Ada", "ada@x.io"), (2, "Bo", "bo@x.io"), (3, "Cy", None)]
-        assert con.execute('SELECT id, power, created_at FROM "accounts" ORDER BY id').fetchall() == [(1, 3.5, "3000-01-01"), (2, 0.25, "2024-02-29")]
+        assert con.execute('SELECT id, name, email FROM "users" ORDER BY id').fetchall() == [
+            (1, "Ada", "ada@x.io"),
+            (2, "Bo", "bo@x.io"),
+            (3, "Cy", None),
+        ]
+        assert con.execute('SELECT id, power, created_at FROM "accounts" ORDER BY id').fetchall() == [
+            (1, 3.5, "3000-01-01"),
+            (2, 0.25, "2024-02-29"),
+        ]
 
 
 def test_a_python_block_can_pass_a_source_output_through_to_a_destination(shell, shop_db, tmp_path):
     shell.ok(f"%%di_source src\nsource: duckdb\nconfig:\n  path: {shop_db}\nstreams:\n  users: {{}}\n")
-    shell.ok("%%di_block shaped --upstream src\n@transformer\ndef t(users, **kw):\n    return {'columns': users['columns'][:2], 'rows': [r[:2] for r in users['rows']]}\n")
+    shell.ok(
+        "%%di_block shaped --upstream src\n@transformer\ndef t(users, **kw):\n    return {'columns': users['columns'][:2], 'rows': [r[:2] for r in users['rows']]}\n"
+    )
     target = tmp_path / "wh.duckdb"
     shell.ok(f"%%di_destination wh --upstream shaped\ndestination: duckdb\nconfig:\n  path: {target}\n")
     assert query(target, "SELECT id, name FROM shaped ORDER BY id") == [(1, "Ada"), (2, "Bo"), (3, "Cy")]
@@ -749,11 +799,12 @@ streams:
     assert query(target, "SELECT id, status FROM order_status ORDER BY id") == [(1, "new"), (2, "paid"), (3, "new"), (4, "new")]
 
 
-
 def test_destination_stream_columns_choose_the_columns_of_the_table(shell, tmp_path):
     shell.ok("%%di_block changes\n@data_loader\ndef f(**kw):\n    return [{'id': 1, 'status': 'new', 'secret': 's1'}]\n")
     target = tmp_path / "wh.duckdb"
-    shell.ok(f"%%di_destination wh --upstream changes\ndestination: duckdb\nconfig:\n  path: {target}\nstreams:\n  changes:\n    columns: [id, status]\n")
+    shell.ok(
+        f"%%di_destination wh --upstream changes\ndestination: duckdb\nconfig:\n  path: {target}\nstreams:\n  changes:\n    columns: [id, status]\n"
+    )
     assert query(target, "SELECT * FROM changes") == [(1, "new")]
 
 
@@ -765,7 +816,6 @@ def d(*args, **kwargs):
 def c(*args, **kwargs):
     return {'path': PATH}
 """
-
 
 
 def test_python_destination_catalog_unselected_stream_is_not_exported(shell, tmp_path):
@@ -780,7 +830,6 @@ def test_python_destination_catalog_unselected_stream_is_not_exported(shell, tmp
     assert tables(tmp_path / "wh.duckdb") == {"a"}
 
 
-
 def test_python_destination_selected_streams_choose_what_is_exported(shell, tmp_path):
     shell.ok("%%di_block a\n@data_loader\ndef f(**kw):\n    return [{'x': 1}]\n")
     shell.ok("%%di_block b\n@data_loader\ndef f(**kw):\n    return [{'y': 1}]\n")
@@ -793,7 +842,9 @@ def test_full_table_destination_stream_replaces_rows(shell, tmp_path):
     target = tmp_path / "wh.duckdb"
     for values in ([1, 2, 3], [7]):
         shell.ok(f"%%di_block nums\n@data_loader\ndef f(**kw):\n    return [{{'n': v}} for v in {values}]\n")
-        shell.ok(f"%%di_destination wh --upstream nums\ndestination: duckdb\nconfig:\n  path: {target}\nstreams:\n  nums: {{replication_method: FULL_TABLE}}\n")
+        shell.ok(
+            f"%%di_destination wh --upstream nums\ndestination: duckdb\nconfig:\n  path: {target}\nstreams:\n  nums: {{replication_method: FULL_TABLE}}\n"
+        )
     assert query(target, "SELECT n FROM nums") == [(7,)]
 
 
@@ -868,7 +919,9 @@ def test_run_in_parallel_streams_are_read_and_exported_at_the_same_time(shell, s
     read = TIMELINE["read"]
     assert read.overlap("a", "b")
     assert [o["stream"]["stream"] for o in shell.ip.user_ns["out"]] == ["a", "b", "c"]  # output order is the configured order
-    shell.ok("%%di_destination wh --upstream src\ndestination: slow_fake\nstreams:\n  a: {run_in_parallel: true}\n  b: {run_in_parallel: true}\n")
+    shell.ok(
+        "%%di_destination wh --upstream src\ndestination: slow_fake\nstreams:\n  a: {run_in_parallel: true}\n  b: {run_in_parallel: true}\n"
+    )
     assert TIMELINE["write"].overlap("a", "b")
     assert SlowDestination.written == {"a": 3, "b": 3, "c": 3}
 

@@ -6,6 +6,7 @@ second run follows an insert and an update in PostgreSQL and must read only
 the changed orders (plus the row at the inclusive bookmark) and leave the
 report right.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -94,7 +95,9 @@ def notebook(tmp_path) -> Path:
 
 def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config, pg_connect):
     with pg_connect() as conn:
-        conn.execute("CREATE TABLE orders (id integer PRIMARY KEY, customer_id text, status text, total numeric(10,2), updated_at timestamptz NOT NULL)")
+        conn.execute(
+            "CREATE TABLE orders (id integer PRIMARY KEY, customer_id text, status text, total numeric(10,2), updated_at timestamptz NOT NULL)"
+        )
         for row in ORDERS:
             conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", row)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
@@ -147,8 +150,12 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
 def test_spec_example_wrong_api_key_fails_with_one_line_and_no_secret(notebook, api, pg_config):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
     env.update(
-        SHOP_PG_HOST=pg_config["host"], SHOP_PG_PORT=str(pg_config["port"]), SHOP_PG_DATABASE=pg_config["database"],
-        SHOP_PG_USER=pg_config["username"], SHOP_STRIPE_BASE_URL=api.base_url, SHOP_STRIPE_API_KEY="sk_wrong_key_123",
+        SHOP_PG_HOST=pg_config["host"],
+        SHOP_PG_PORT=str(pg_config["port"]),
+        SHOP_PG_DATABASE=pg_config["database"],
+        SHOP_PG_USER=pg_config["username"],
+        SHOP_STRIPE_BASE_URL=api.base_url,
+        SHOP_STRIPE_API_KEY="sk_wrong_key_123",
     )
     run = cli("run", str(notebook), env=env)
     assert run.returncode == 1

@@ -1,4 +1,5 @@
 """Destination blocks write while their source block still reads (streaming hand-off)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -64,9 +65,13 @@ def test_states_are_published_with_their_batch(tmp_path):
     live = LiveSpill("s", {"block": "src"})
     settings = StreamSettings("s", replication_method="INCREMENTAL", bookmark_properties=["id"])
     live.begin(SCHEMA, {"stream": "s"})
-    threading.Thread(target=spill, args=(pa.RecordBatchReader.from_batches(SCHEMA, [batch(0), batch(10)]), tmp_path / "s.arrow", settings), kwargs={"live": live}).start()
+    threading.Thread(
+        target=spill,
+        args=(pa.RecordBatchReader.from_batches(SCHEMA, [batch(0), batch(10)]), tmp_path / "s.arrow", settings),
+        kwargs={"live": live},
+    ).start()
     seen = []
-    for i, b in enumerate(live.reader()):
+    for i, _b in enumerate(live.reader()):
         seen.append(live.origin["batch_states"][i])  # present as soon as its batch is
     assert seen == [{"bookmark": {"id": 9}}, {"bookmark": {"id": 19}}]
 
@@ -182,7 +187,12 @@ def slow_source():
 
 
 def pipeline(
-    tmp_path: Path, source_config: str, *, python_consumer: bool = False, streams: tuple[str, ...] = ("events",), destination: str | None = None
+    tmp_path: Path,
+    source_config: str,
+    *,
+    python_consumer: bool = False,
+    streams: tuple[str, ...] = ("events",),
+    destination: str | None = None,
 ) -> Pipeline:
     p = Pipeline("handoff", state_path=tmp_path / "state.sqlite")
     listed = "".join(f"  {name}: {{}}\n" for name in streams)
@@ -255,7 +265,9 @@ def test_a_source_failing_before_its_first_batch_leaves_the_table_as_it_was(tmp_
     fails then must still leave the table whole and the destination skipped."""
     if system == "postgresql":
         pg = request.getfixturevalue("pg_config")
-        destination = "destination: postgresql\nconfig:\n" + "".join(f"  {k}: {v!r}\n" if k == "password" else f"  {k}: {v}\n" for k, v in pg.items())
+        destination = "destination: postgresql\nconfig:\n" + "".join(
+            f"  {k}: {v!r}\n" if k == "password" else f"  {k}: {v}\n" for k, v in pg.items()
+        )
     elif system == "files":
         destination = f"destination: files\nconfig:\n  path: {tmp_path / 'out'}\n  format: parquet\n"
     else:

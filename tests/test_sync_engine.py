@@ -1,4 +1,5 @@
 """The sync engine's own parts: read-ahead, chunk states, spill files."""
+
 from __future__ import annotations
 
 import threading
@@ -50,7 +51,7 @@ def test_prefetch_stops_reading_when_the_consumer_fails():
 
     with pytest.raises(RuntimeError, match="destination broke"):
         with prefetched(pa.RecordBatchReader.from_batches(pa.schema([("id", pa.int64())]), batches()), depth=2) as stream:
-            for batch in stream:
+            for _batch in stream:
                 raise RuntimeError("destination broke")
     assert threading.active_count() == before  # the reading thread has ended
     assert len(read) <= 5  # it stopped reading ahead instead of draining the source
@@ -72,7 +73,11 @@ def test_driver_errors_never_show_the_blocks_secrets():
     from jupyter_di.integration.runner import redact
 
     resolved = ResolvedBlock.make(
-        name="src", kind="source", connector="postgresql", config={"host": "db", "password": "hunter2!"}, secrets_used=["tok-123456"],
+        name="src",
+        kind="source",
+        connector="postgresql",
+        config={"host": "db", "password": "hunter2!"},
+        secrets_used=["tok-123456"],
     )
     message = redact("connect failed: postgresql://etl:hunter2!@db/shop (token tok-123456)", resolved)
     assert message == "connect failed: postgresql://etl:***@db/shop (token ***)"

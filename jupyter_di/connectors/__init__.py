@@ -7,6 +7,7 @@ The top-level modules are what every connector shares: ``base.py`` (the contract
 private helpers several of them use.  A package never imports another system's package
 (``tests/test_layers.py``); docs/connectors.md says how to add one.
 """
+
 from .base import (
     Chunk,
     ConfigField,

@@ -14,11 +14,13 @@ Logical types that Arrow has no native type for travel as Arrow field metadata
 under the key ``LOGICAL_TYPE_KEY``: ``b"json"`` marks a string column holding
 JSON text (PostgreSQL json/jsonb), so a destination can create a JSON column.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Literal
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 
@@ -68,7 +70,9 @@ def check_table_name(table: str, *, stream: str, block: str | None = None) -> No
         raise ConfigError(
             f"destination table {table!r} starts with {INTERNAL_PREFIX!r}, which is reserved for jupyter-di's own "
             "tables (bookmark state, staging): writing there could destroy other streams' state.",
-            block=block, stream=stream, fix="set destination_table to another name.",
+            block=block,
+            stream=stream,
+            fix="set destination_table to another name.",
         )
 
 
@@ -216,7 +220,7 @@ class Connector:
     def close(self) -> None:
         """Release connections; safe to call twice."""
 
-    def __enter__(self) -> "Connector":
+    def __enter__(self) -> Connector:
         return self
 
     def __exit__(self, *exc: object) -> None:

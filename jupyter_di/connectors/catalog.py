@@ -8,10 +8,12 @@ data from Python blocks need a catalog inferred from Arrow dtypes.  One module
 keeps that vocabulary identical everywhere: nothing else reads ``tap_stream_id``,
 ``breadcrumb`` or ``selected`` out of a catalog.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -252,7 +254,7 @@ def json_schema_for_arrow(data_type: pa.DataType, field: pa.Field | None = None)
     if pa.types.is_floating(data_type):
         return {"type": ["null", "number"]}
     if pa.types.is_decimal(data_type):
-        return {"type": ["null", "number"], "multipleOf": 10 ** -data_type.scale}
+        return {"type": ["null", "number"], "multipleOf": 10**-data_type.scale}
     if pa.types.is_timestamp(data_type):
         return {"type": ["null", "string"], "format": "date-time"}
     if pa.types.is_date(data_type):
@@ -268,9 +270,7 @@ def json_schema_for_arrow(data_type: pa.DataType, field: pa.Field | None = None)
     return {"type": ["null", "string"]}
 
 
-def catalog_entry_for_arrow(
-    stream: str, schema: pa.Schema, key_properties: list[str] | None = None
-) -> dict[str, Any]:
+def catalog_entry_for_arrow(stream: str, schema: pa.Schema, key_properties: list[str] | None = None) -> dict[str, Any]:
     """A catalog entry inferred from Arrow dtypes (destination input from Python blocks)."""
     properties = {f.name: json_schema_for_arrow(f.type, f) for f in schema}
     return stream_entry(stream, properties, key_properties=key_properties)

@@ -8,6 +8,7 @@ range, choices); this module turns every mismatch into one ``ConfigError``
 naming the field and what to write, and returns the config with values of the
 declared types (a template renders ``"5432"`` as text; the field says integer).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -88,9 +89,9 @@ def _typed(field: ConfigField, value: Any, connector: str, block: str | None) ->
     elif kind in ("string", "path"):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             hint = " (YAML reads yes/no/on/off as booleans: quote the value)" if isinstance(value, bool) else ""
-            raise bad(f"must be text{hint}", f"write it as text, e.g. {field.name}: \"...\".")
+            raise bad(f"must be text{hint}", f'write it as text, e.g. {field.name}: "...".')
         if isinstance(value, float) and not math.isfinite(value):
-            raise bad("must be text", f"quote it: {field.name}: \"...\".")
+            raise bad("must be text", f'quote it: {field.name}: "...".')
         value = str(value)
         if "\x00" in value:
             raise bad("contains a NUL character", "remove it.")

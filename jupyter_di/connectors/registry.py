@@ -9,6 +9,7 @@ them all), but are looked up here first: scanning every installed
 distribution's metadata costs 15-35 ms of each CLI run, and a built-in name
 always means the built-in connector.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -83,8 +84,5 @@ def source_class(name: str) -> type[Source]:
 def destination_class(name: str) -> type[Destination]:
     spec = get(name)
     if spec.destination is None:
-        raise ConnectorNotFound(
-            f"connector {name!r} cannot be a destination", fix="pick a connector that writes data."
-        )
+        raise ConnectorNotFound(f"connector {name!r} cannot be a destination", fix="pick a connector that writes data.")
     return spec.destination
-

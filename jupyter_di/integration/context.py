@@ -1,12 +1,15 @@
 """What a block run needs from its surroundings (kernel or CLI), in one object."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from ..secrets import SecretStore
 from ..state.store import StateStore
+
 
 class BlockCell(Protocol):
     """What the integration layer needs of a source/destination block (the pipeline's ``Block``).

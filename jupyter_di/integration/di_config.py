@@ -5,11 +5,13 @@ settings, stream settings); discovered schemas are cached elsewhere.  Panels
 edit a ``DIConfig`` and write ``dump()`` back into the cell, so the canonical
 form is stable: fixed key order, defaults left out.
 """
+
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -55,7 +57,9 @@ def check_null_cursor(value: Any, *, block: str, stream: str) -> None:
     if value not in NULL_CURSOR_MODES:
         raise ConfigError(
             f"null_cursor {value!r} is not one of {', '.join(NULL_CURSOR_MODES)}.",
-            block=block or None, stream=stream, fix="use null_cursor: report (default), resync or ignore.",
+            block=block or None,
+            stream=stream,
+            fix="use null_cursor: report (default), resync or ignore.",
         )
 
 
@@ -68,7 +72,9 @@ def check_name(name: Any, what: str, *, block: str, stream: str | None = None) -
         shown = text[:40].encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
         raise ConfigError(
             f"{what} {shown!r} is not usable: it must be non-empty text without NUL or lone surrogate characters (at most 1000).",
-            block=block, stream=stream, fix="rename it.",
+            block=block,
+            stream=stream,
+            fix="rename it.",
         )
 
 
@@ -109,7 +115,7 @@ class DIConfig:
 
     # -- parsing ------------------------------------------------------------------------
     @classmethod
-    def parse(cls, text: str, *, kind: str, block: str) -> "DIConfig":
+    def parse(cls, text: str, *, kind: str, block: str) -> DIConfig:
         try:
             data = safe_yaml.load(text) if text.strip() else {}
         except yaml.YAMLError as exc:
@@ -124,10 +130,18 @@ class DIConfig:
         for key in data:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                raise ConfigError(f"unknown key {key!r} in the cell.", block=block, fix=f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}.")
+                raise ConfigError(
+                    f"unknown key {key!r} in the cell.",
+                    block=block,
+                    fix=f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}.",
+                )
         connector = data.get(kind)
         if not connector or not isinstance(connector, str):
-            raise ConfigError("the cell does not say which connector to use.", block=block, fix=f"add a line `{kind}: postgresql` (`jupyter-di connectors` lists them).")
+            raise ConfigError(
+                "the cell does not say which connector to use.",
+                block=block,
+                fix=f"add a line `{kind}: postgresql` (`jupyter-di connectors` lists them).",
+            )
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise ConfigError("`config:` must be a mapping of settings.", block=block)
@@ -173,7 +187,12 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
     for key, value in settings.items():
         if key not in STREAM_KEYS:
             close = difflib.get_close_matches(str(key), STREAM_KEYS, n=1)
-            raise ConfigError(f"unknown stream setting {key!r}.", block=block, stream=stream, fix=f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(STREAM_KEYS)}.")
+            raise ConfigError(
+                f"unknown stream setting {key!r}.",
+                block=block,
+                stream=stream,
+                fix=f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(STREAM_KEYS)}.",
+            )
         if key in LIST_KEYS:
             if isinstance(value, str):
                 value = [value]
@@ -185,13 +204,19 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
         elif key == "replication_method":
             value = str(value).upper()
             if value not in REPLICATION_METHODS:
-                raise ConfigError(f"replication_method {value!r} is not one of {', '.join(REPLICATION_METHODS)}.", block=block, stream=stream)
+                raise ConfigError(
+                    f"replication_method {value!r} is not one of {', '.join(REPLICATION_METHODS)}.", block=block, stream=stream
+                )
             if value == "LOG_BASED":
-                raise ConfigError("LOG_BASED replication is not supported yet.", block=block, stream=stream, fix="use INCREMENTAL with a bookmark column.")
+                raise ConfigError(
+                    "LOG_BASED replication is not supported yet.", block=block, stream=stream, fix="use INCREMENTAL with a bookmark column."
+                )
         elif key == "unique_conflict_method":
             value = str(value).upper()
             if value not in UNIQUE_CONFLICT_METHODS:
-                raise ConfigError(f"unique_conflict_method {value!r} is not one of {', '.join(UNIQUE_CONFLICT_METHODS)}.", block=block, stream=stream)
+                raise ConfigError(
+                    f"unique_conflict_method {value!r} is not one of {', '.join(UNIQUE_CONFLICT_METHODS)}.", block=block, stream=stream
+                )
         elif key == "null_cursor":
             value = str(value).lower()
             check_null_cursor(value, block=block, stream=stream)
@@ -201,7 +226,12 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
             check_name(value, "destination_table", block=block, stream=stream)
         out[key] = value
     if kind == "source" and out.get("replication_method") == "INCREMENTAL" and not out.get("bookmark_properties"):
-        raise ConfigError("an INCREMENTAL stream needs bookmark_properties.", block=block, stream=stream, fix="add `bookmark_properties: [updated_at]` (a column that grows with every change).")
+        raise ConfigError(
+            "an INCREMENTAL stream needs bookmark_properties.",
+            block=block,
+            stream=stream,
+            fix="add `bookmark_properties: [updated_at]` (a column that grows with every change).",
+        )
     return out
 
 

@@ -11,6 +11,7 @@ lose or double rows while the run still says "done":
   every run counts them and says that changes to them are not synced (or, with
   ``null_cursor: resync``, the source re-reads them every run).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,13 +33,17 @@ def check_override(bookmark: dict[str, Any], settings: StreamSettings, *, block:
     if settings.replication_method != INCREMENTAL:
         raise ConfigError(
             f"a bookmark override was given for stream {stream!r}, which is {settings.replication_method} (it has no bookmark).",
-            block=block, stream=stream, fix="drop the --bookmark, or make the stream INCREMENTAL.",
+            block=block,
+            stream=stream,
+            fix="drop the --bookmark, or make the stream INCREMENTAL.",
         )
     unknown = [c for c in bookmark if c not in settings.bookmark_properties]
     if unknown:
         raise ConfigError(
             f"a bookmark override names column {unknown[0]!r}, which is not a bookmark property of the stream.",
-            block=block, stream=stream, fix=f"use one of: {', '.join(settings.bookmark_properties) or 'none set'}.",
+            block=block,
+            stream=stream,
+            fix=f"use one of: {', '.join(settings.bookmark_properties) or 'none set'}.",
         )
     return dict(bookmark)
 
@@ -84,14 +89,20 @@ def cursor_warnings(
     if request.bookmark and settings.null_cursor != "resync":
         total = max(unread, null_rows_read)
         if total and settings.null_cursor == "report":
-            out.append({
-                "stream": stream,
-                "skipped": True,
-                "message": f"{total:,} rows with NULL {columns} cannot be tracked incrementally: changes to them are not synced "
-                "(set null_cursor: resync to re-read them every run, or null_cursor: ignore to accept this).",
-            })
+            out.append(
+                {
+                    "stream": stream,
+                    "skipped": True,
+                    "message": f"{total:,} rows with NULL {columns} cannot be tracked incrementally: changes to them are not synced "
+                    "(set null_cursor: resync to re-read them every run, or null_cursor: ignore to accept this).",
+                }
+            )
     elif null_rows_read and settings.null_cursor != "ignore":
-        what = "are re-read every run (null_cursor: resync)" if settings.null_cursor == "resync" and request.bookmark else "were synced, but cannot be tracked incrementally"
+        what = (
+            "are re-read every run (null_cursor: resync)"
+            if settings.null_cursor == "resync" and request.bookmark
+            else "were synced, but cannot be tracked incrementally"
+        )
         out.append({"stream": stream, "skipped": False, "message": f"{null_rows_read:,} rows with NULL {columns} {what}."})
     for name in settings.bookmark_properties:
         index = schema.get_field_index(name)
@@ -100,10 +111,12 @@ def cursor_warnings(
         field = schema.field(index)
         kind = "JSON" if is_json_field(field) else "boolean" if pa.types.is_boolean(field.type) else None
         if kind:
-            out.append({
-                "stream": stream,
-                "skipped": False,
-                "message": f"bookmark column {name!r} is {kind}: it orders by {'JSON rules, not by time' if kind == 'JSON' else 'false < true only'}, "
-                "so a later change may sort below the saved bookmark and be missed; prefer a timestamp or a sequence.",
-            })
+            out.append(
+                {
+                    "stream": stream,
+                    "skipped": False,
+                    "message": f"bookmark column {name!r} is {kind}: it orders by {'JSON rules, not by time' if kind == 'JSON' else 'false < true only'}, "
+                    "so a later change may sort below the saved bookmark and be missed; prefer a timestamp or a sequence.",
+                }
+            )
     return out

@@ -7,12 +7,13 @@ stream named after the upstream block; source outputs keep their stream names
 and carry their origin (source block, bookmark states) so the destination can
 commit the source's bookmark with the rows.
 """
+
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
@@ -44,8 +45,13 @@ def _nested_to_json(table: pa.Table) -> pa.Table:
         if pa.types.is_large_string(t):
             table = table.set_column(i, pa.field(f.name, pa.string(), metadata=f.metadata), table.column(i).cast(pa.string()))
             continue
-        nested = pa.types.is_struct(t) or pa.types.is_map(t) or (
-            (pa.types.is_list(t) or pa.types.is_large_list(t)) and (pa.types.is_struct(t.value_type) or pa.types.is_list(t.value_type) or pa.types.is_null(t.value_type))
+        nested = (
+            pa.types.is_struct(t)
+            or pa.types.is_map(t)
+            or (
+                (pa.types.is_list(t) or pa.types.is_large_list(t))
+                and (pa.types.is_struct(t.value_type) or pa.types.is_list(t.value_type) or pa.types.is_null(t.value_type))
+            )
         )
         if not nested:
             continue
@@ -128,7 +134,9 @@ def streams_from_output(block: str, value: Any) -> list[InputStream]:
 
 
 def _from_stream_output(out: StreamOutput) -> InputStream:
-    return InputStream(name=out.name, reader=out.reader, schema=out.schema, num_rows=out.num_rows, origin=out.origin, stream_info=out["stream"])
+    return InputStream(
+        name=out.name, reader=out.reader, schema=out.schema, num_rows=out.num_rows, origin=out.origin, stream_info=out["stream"]
+    )
 
 
 class LiveInputStream:

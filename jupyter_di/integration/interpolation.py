@@ -14,6 +14,7 @@ times, lists and dicts (``plain``) — never an object with methods to call.
 The sandbox itself (what templates may call, how big and how long) is
 ``sandbox.py``; every problem is one ``ConfigError`` naming the config field.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,8 @@ import decimal
 import os
 import re
 import sys
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import ConfigError, DIError
 from ..secrets import SecretStore
@@ -35,7 +37,9 @@ MAX_PLAIN_SIZE = 1_000_000
 MAX_PLAIN_DEPTH = 100
 MAX_DECIMAL_EXPONENT = 1_000
 PLAIN_TYPES = "text, a number, true/false, null, a date or time, or a list or mapping of them"
-FUNCTIONS_FIX = "templates may use env_var('NAME'), secret('name'), variables('name'), block_output('block', 'field', ...) and plain values."
+FUNCTIONS_FIX = (
+    "templates may use env_var('NAME'), secret('name'), variables('name'), block_output('block', 'field', ...) and plain values."
+)
 
 
 class NotPlain(ConfigError):
@@ -194,7 +198,10 @@ def pick(value: Any, path: tuple[Any, ...], *, label: str, where: str | None = N
     where = where or "block_output(...)"
     for step in path:
         if isinstance(step, bool) or not isinstance(step, (str, int)):
-            raise ConfigError(f"{where}: a path step must be a field name or an index, not {step!r}.", fix="e.g. block_output('creds', 'host') or block_output('b', 'column', 0).")
+            raise ConfigError(
+                f"{where}: a path step must be a field name or an index, not {step!r}.",
+                fix="e.g. block_output('creds', 'host') or block_output('b', 'column', 0).",
+            )
         try:
             value = _step(value, step)
         except (LookupError, TypeError, ValueError):
@@ -229,8 +236,7 @@ def plain(value: Any, *, where: str, limit: int = MAX_PLAIN_SIZE) -> Any:
 
     def refuse(item: Any, hint: str = "") -> NotPlain:
         return NotPlain(
-            f"{where} is a {_type_name(item)}, which a template cannot use: "
-            f"a config value is {PLAIN_TYPES}.{hint}",
+            f"{where} is a {_type_name(item)}, which a template cannot use: a config value is {PLAIN_TYPES}.{hint}",
             fix="pick a field with more path steps (e.g. block_output('b', 'column', 0)), or return plain data from the upstream block.",
         )
 
@@ -342,7 +348,10 @@ def _name_argument(function: str, args: tuple[Any, ...], *, takes_default: bool)
     if not args:
         raise ConfigError(f"{function}() needs a name: {usage}.", fix=f"write {usage}.")
     if len(args) > (2 if takes_default else 1):
-        raise ConfigError(f"{function}() takes {'a name and a default' if takes_default else 'one name'}, not {len(args)} arguments.", fix=f"write {usage}.")
+        raise ConfigError(
+            f"{function}() takes {'a name and a default' if takes_default else 'one name'}, not {len(args)} arguments.",
+            fix=f"write {usage}.",
+        )
     name = args[0]
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{function}() needs a name as text, not {name!r}.", fix=f"write {usage} with the name in quotes.")
@@ -403,12 +412,15 @@ class Interpolator:
                 return plain(self.variables[name], where=f"variables({name!r})")
             if default is not _MISSING:
                 return default
-            raise ConfigError(f"variable {name!r} is not defined.", fix=f"pass it with -p {name}=VALUE (or give variables('{name}', default)).")
+            raise ConfigError(
+                f"variable {name!r} is not defined.", fix=f"pass it with -p {name}=VALUE (or give variables('{name}', default))."
+            )
 
         def block_output(*args: Any) -> Any:
             if not args or not isinstance(args[0], str):
                 raise ConfigError(
-                    "block_output() needs an upstream block's name: block_output('block', 'field', ...)." if not args
+                    "block_output() needs an upstream block's name: block_output('block', 'field', ...)."
+                    if not args
                     else f"block_output() needs an upstream block's name as text, not {args[0]!r}.",
                     fix="write block_output('block', 'field', ...) with the block's name in quotes.",
                 )
@@ -478,7 +490,9 @@ class Interpolator:
                 raise ConfigError(_sentence(f"{where}{shown!r} is not allowed: {problem}"), fix=FUNCTIONS_FIX) from None
             raise ConfigError(_sentence(f"{where}cannot render {shown!r}: {problem}"), fix=FUNCTIONS_FIX) from None
         except TemplateSyntaxError as exc:
-            raise ConfigError(_sentence(f"{where}cannot render {shown!r}: {exc.message} (line {exc.lineno})"), fix="check the {{ ... }} expression.") from None
+            raise ConfigError(
+                _sentence(f"{where}cannot render {shown!r}: {exc.message} (line {exc.lineno})"), fix="check the {{ ... }} expression."
+            ) from None
         except SecurityError as exc:
             raise ConfigError(_sentence(f"{where}{shown!r} is not allowed: {exc}"), fix=FUNCTIONS_FIX) from None
         except TemplateLimit as exc:
@@ -486,9 +500,14 @@ class Interpolator:
 
             raise ConfigError(_sentence(f"{where}{shown!r} goes past the template sandbox's bounds: {exc}."), fix=BOUNDS_FIX) from None
         except RecursionError:
-            raise ConfigError(_sentence(f"{where}cannot render {shown!r}: it nests or recurses too deeply."), fix="check the nesting of the expression, the macros and recursive loops.") from None
+            raise ConfigError(
+                _sentence(f"{where}cannot render {shown!r}: it nests or recurses too deeply."),
+                fix="check the nesting of the expression, the macros and recursive loops.",
+            ) from None
         except Exception as exc:  # noqa: BLE001 - the user's expression raised: 1/0, 'a' + 1, ...
-            raise ConfigError(_sentence(f"{where}cannot render {shown!r}: {type(exc).__name__}: {exc}"), fix="check the {{ ... }} expression.") from None
+            raise ConfigError(
+                _sentence(f"{where}cannot render {shown!r}: {type(exc).__name__}: {exc}"), fix="check the {{ ... }} expression."
+            ) from None
 
     def _evaluate(self, env: Any, text: str) -> Any:
         from jinja2 import StrictUndefined

@@ -6,11 +6,13 @@ data stays in a memory-mapped Arrow file until asked for: ``rows`` builds the
 list of lists on first access, ``to_arrow()`` is zero-copy, ``to_pandas()``
 converts once, and the notebook shows a DataFrame preview.
 """
+
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 

@@ -8,10 +8,12 @@ block; runtime variables arrive in ``**kwargs``.  The cell's code runs in a
 fresh namespace layered over the notebook's, so helper functions and imports
 from plain cells are visible but a block does not leak its names back.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import BlockFailed, ConfigError
 
@@ -49,7 +51,9 @@ def execute_cell_code(body: str, *, block: str, base_namespace: Mapping[str, Any
     return namespace
 
 
-def bind_arguments(fn: Callable[..., Any], upstream: list[str], outputs: list[Any], variables: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+def bind_arguments(
+    fn: Callable[..., Any], upstream: list[str], outputs: list[Any], variables: Mapping[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
     """Positional args and kwargs for ``fn``: outputs by name where a parameter is named after an upstream."""
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
@@ -113,7 +117,9 @@ def run_python_block(
         )
     if len(main) > 1:
         names = ", ".join(fn.__name__ for fn in main)
-        raise ConfigError(f"the cell defines {len(main)} block functions ({names}).", block=block, fix="keep one decorated function per block.")
+        raise ConfigError(
+            f"the cell defines {len(main)} block functions ({names}).", block=block, fix="keep one decorated function per block."
+        )
     result = call_with_upstream(main[0], block=block, upstream=upstream, outputs=outputs, variables=variables)
     for check in collector.functions.get("test", []):
         try:

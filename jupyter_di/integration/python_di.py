@@ -18,10 +18,12 @@ upstream blocks, applies those settings itself (an input is the data, the
 catalog, or a ``(data, catalog)`` tuple) and returns them, so the caller can
 also honour ``only_as_input`` when exporting.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..connectors.catalog import entries_by_id, select_catalog, stream_ids, stream_is_selected
 from ..errors import ConfigError
@@ -96,17 +98,27 @@ class PythonDIResult:
     """True when @data_integration_selected_streams returned a list (a destination exports only those)."""
 
 
-def _cell_upstream_settings(namespace: Mapping[str, Any], base_namespace: Mapping[str, Any], *, block: str, names: list[str]) -> dict[str, UpstreamSettings]:
+def _cell_upstream_settings(
+    namespace: Mapping[str, Any], base_namespace: Mapping[str, Any], *, block: str, names: list[str]
+) -> dict[str, UpstreamSettings]:
     """The cell's own ``upstream = {...}`` dict (not a notebook variable of that name)."""
     raw = namespace.get(UPSTREAM_VARIABLE)
     if raw is None or raw is base_namespace.get(UPSTREAM_VARIABLE):
         raw = {}
     if not isinstance(raw, Mapping):
-        raise ConfigError("`upstream` must be a dict of upstream block name -> settings.", block=block, fix="e.g. upstream = {'pg_credentials': {'only_as_input': True}}.")
+        raise ConfigError(
+            "`upstream` must be a dict of upstream block name -> settings.",
+            block=block,
+            fix="e.g. upstream = {'pg_credentials': {'only_as_input': True}}.",
+        )
     settings = parse_upstream_settings(dict(raw), block=block)
     for name in settings:
         if name not in names:
-            raise ConfigError(f"`upstream` names {name!r}, which is not an upstream block.", block=block, fix=f"add it with --upstream {name}, or remove it from `upstream`.")
+            raise ConfigError(
+                f"`upstream` names {name!r}, which is not an upstream block.",
+                block=block,
+                fix=f"add it with --upstream {name}, or remove it from `upstream`.",
+            )
     return {name: settings.get(name, UpstreamSettings()) for name in names}
 
 
@@ -147,9 +159,17 @@ def run_python_di_block(
                 )
     name_kind = f"data_integration_{kind}"
     if name_kind not in found:
-        raise ConfigError(f"the cell has no @{name_kind} function.", block=block, fix=f"add a function decorated with @{name_kind} that returns the connector name, e.g. 'postgresql'.")
+        raise ConfigError(
+            f"the cell has no @{name_kind} function.",
+            block=block,
+            fix=f"add a function decorated with @{name_kind} that returns the connector name, e.g. 'postgresql'.",
+        )
     if "data_integration_config" not in found:
-        raise ConfigError("the cell has no @data_integration_config function.", block=block, fix="add a function decorated with @data_integration_config that returns the config dict.")
+        raise ConfigError(
+            "the cell has no @data_integration_config function.",
+            block=block,
+            fix="add a function decorated with @data_integration_config that returns the config dict.",
+        )
 
     def call(kind_name: str, extra_kwargs: dict[str, Any]) -> Any:
         fn = found[kind_name].fn
@@ -171,6 +191,7 @@ def run_python_di_block(
         if registered is not None:
             extra: dict[str, Any] = {kind: connector, "config": config}
             if is_source and registered.called:
+
                 def discover_streams_func(source: str | None = None, config: dict | None = None) -> list[str]:
                     cat = discover(source or connector, config or extra["config"], None)
                     return stream_ids(cat)
@@ -186,7 +207,10 @@ def run_python_di_block(
         if registered is not None:
             extra = {kind: connector, "config": config, "selected_streams": selected}
             if is_source and registered.called:
-                def discover_func(source: str | None = None, config: dict | None = None, streams: list[str] | None = None) -> dict[str, Any]:
+
+                def discover_func(
+                    source: str | None = None, config: dict | None = None, streams: list[str] | None = None
+                ) -> dict[str, Any]:
                     wanted = streams if streams is not None else (selected or None)
                     cat = discover(source or connector, config or extra["config"], wanted)
                     return select_catalog(cat, wanted, selected=bool(registered.options.get("select_all", True)))
@@ -201,7 +225,9 @@ def run_python_di_block(
     if catalog and catalog.get("streams"):
         selected = _selected_in_catalog(catalog, selected, block=block)
     chose = "data_integration_selected_streams" in found and bool(selected)
-    return PythonDIResult(connector=connector, config=config, selected_streams=selected, catalog=catalog, upstream=upstream, chose_streams=chose)
+    return PythonDIResult(
+        connector=connector, config=config, selected_streams=selected, catalog=catalog, upstream=upstream, chose_streams=chose
+    )
 
 
 def _selected_in_catalog(catalog: Mapping[str, Any], selected: list[str], *, block: str) -> list[str]:

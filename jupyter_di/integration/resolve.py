@@ -4,6 +4,7 @@ YAML cells are parsed and their templates rendered; Python cells run their
 decorated functions.  Both end in the same ``ResolvedBlock``, so the runner
 does not care which language the cell was written in.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -65,26 +66,43 @@ def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Resol
                     streams[name] = stream_settings_from_catalog(entry)
             only = set(result.selected_streams) if result.chose_streams else None
         return ResolvedBlock.make(
-            name=block.name, kind=kind, connector=result.connector, config=checked_config(result.connector, result.config, block.name),
-            given=streams, upstream=result.upstream or upstream, catalog=result.catalog, excluded=excluded, only=only,
+            name=block.name,
+            kind=kind,
+            connector=result.connector,
+            config=checked_config(result.connector, result.config, block.name),
+            given=streams,
+            upstream=result.upstream or upstream,
+            catalog=result.catalog,
+            excluded=excluded,
+            only=only,
         )
 
     cfg = DIConfig.parse(block.body, kind=kind, block=block.name)
     for name in cfg.upstream:
         if name not in block.upstream:
-            raise ConfigError(f"`upstream:` names {name!r}, which is not an upstream block.", block=block.name, fix=f"add it with --upstream {name}, or remove it from `upstream:`.")
+            raise ConfigError(
+                f"`upstream:` names {name!r}, which is not an upstream block.",
+                block=block.name,
+                fix=f"add it with --upstream {name}, or remove it from `upstream:`.",
+            )
     upstream = upstream_settings_for(block, cfg)
     inputs = block_inputs(block, upstream, outputs)
     interpolator = Interpolator(variables=ctx.variables, inputs=inputs, upstream=block.upstream, secrets=ctx.secrets)
     try:
         config = interpolator.render(cfg.config)
     except DIError as exc:
-        raise exc.with_context(block=block.name)
+        raise exc.with_context(block=block.name) from exc.__cause__  # the same error, its cause kept
     streams = {name: {k: v for k, v in s.items() if k != "selected"} for name, s in cfg.streams.items() if s.get("selected", True)}
     excluded = {name for name, s in cfg.streams.items() if not s.get("selected", True)}
     return ResolvedBlock.make(
-        name=block.name, kind=kind, connector=cfg.connector, config=checked_config(cfg.connector, config, block.name),
-        given=streams, upstream=upstream, secrets_used=interpolator.used_secrets, excluded=excluded,
+        name=block.name,
+        kind=kind,
+        connector=cfg.connector,
+        config=checked_config(cfg.connector, config, block.name),
+        given=streams,
+        upstream=upstream,
+        secrets_used=interpolator.used_secrets,
+        excluded=excluded,
     )
 
 
@@ -95,4 +113,4 @@ def checked_config(connector: str, config: Any, block: str) -> dict[str, Any]:
     try:
         return check_config(registry.get(connector), config, block=block)
     except DIError as exc:
-        raise exc.with_context(block=block)
+        raise exc.with_context(block=block) from exc.__cause__  # the same error, its cause kept

@@ -8,12 +8,14 @@ same value.  YAML and Python cells are two front ends of the same resolution
 (an INCREMENTAL stream's ``unique_constraints`` default to its keys) — nothing
 downstream re-derives them.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..connectors.base import StreamSettings
 from .di_config import UpstreamSettings, stream_settings
@@ -53,7 +55,7 @@ class ResolvedBlock:
     """A destination exports only these incoming streams (Python ``@data_integration_selected_streams``)."""
 
     @classmethod
-    def make(cls, **values: Any) -> "ResolvedBlock":
+    def make(cls, **values: Any) -> ResolvedBlock:
         """Freeze what the front ends collected (dicts and lists become read-only views and tuples)."""
         given = {str(n): MappingProxyType(dict(s)) for n, s in (values.pop("given", None) or {}).items()}
         only = values.pop("only", None)
@@ -82,7 +84,7 @@ class ResolvedBlock:
         """Typed settings of one stream (defaults for a stream the cell does not name)."""
         return stream_settings(name, self.given.get(name, {}), block=self.name)
 
-    def with_streams(self, names: list[str]) -> "ResolvedBlock":
+    def with_streams(self, names: list[str]) -> ResolvedBlock:
         """The same block reading ``names`` (discovered) with default settings."""
         return replace(self, given=MappingProxyType({n: MappingProxyType({}) for n in names}))
 

@@ -7,12 +7,14 @@ committing each source stream's bookmark state with its rows.  Streams marked
 ``run_in_parallel`` run concurrently (bounded pool), the others one after
 another.
 """
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
@@ -65,8 +67,11 @@ def redact(text: str, resolved: ResolvedBlock) -> str:
 def check_streams_exist(missing: list[str], *, block: str) -> None:
     if missing:
         raise ConfigError(
-            f"the source has no stream {missing[0]!r}" + (f" (nor {', '.join(repr(m) for m in missing[1:])})" if len(missing) > 1 else "") + ".",
-            block=block, stream=missing[0],
+            f"the source has no stream {missing[0]!r}"
+            + (f" (nor {', '.join(repr(m) for m in missing[1:])})" if len(missing) > 1 else "")
+            + ".",
+            block=block,
+            stream=missing[0],
             fix="check the names under `streams:` (`jupyter-di connectors` and the panel's stream list show what the source has).",
         )
 
@@ -117,7 +122,11 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         names = stream_ids(catalog)
         resolved = resolved.with_streams(names)
         if not names:
-            raise ConfigError("the source has no streams to read.", block=block.name, fix="check the config (database, schema, folder) or list streams under `streams:`.")
+            raise ConfigError(
+                "the source has no streams to read.",
+                block=block.name,
+                fix="check the config (database, schema, folder) or list streams under `streams:`.",
+            )
     elif catalog is None and len(names) > 1:
         # every listed stream must exist before the first is read: a destination streaming from this block
         # would otherwise write the known ones and then fail (one stream alone fails before any row moves)
@@ -130,7 +139,8 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         raise ConfigError(
             "this kernel cannot tell which notebook it runs, so an INCREMENTAL stream has no name to keep its bookmark under "
             "(it would share it with every other unnamed notebook).",
-            block=block.name, stream=unnamed.stream,
+            block=block.name,
+            stream=unnamed.stream,
             fix='name the pipeline: `%config JupyterDI.pipeline_name = "my_pipeline"` after `%load_ext jupyter_di` '
             "(or set the environment variable JUPYTER_DI_PIPELINE); FULL_TABLE streams run without one.",
         )
@@ -163,7 +173,9 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
     if unknown:
         raise ConfigError(
             f"a bookmark override names stream {unknown[0]!r}, which this block does not read.",
-            block=block.name, stream=unknown[0], fix=f"use one of: {', '.join(names)}.",
+            block=block.name,
+            stream=unknown[0],
+            fix=f"use one of: {', '.join(names)}.",
         )
 
     def read_one(settings: StreamSettings) -> StreamOutput:
@@ -190,7 +202,11 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                 if bookmark and typed_by_user:
                     bookmark = validate_bookmark(entry, bookmark, block=block.name, stream=stream)
                 request = ReadRequest(
-                    settings=settings, bookmark=bookmark, batch_size=ctx.batch_size, source_state=source_state, bookmark_from_user=typed_by_user
+                    settings=settings,
+                    bookmark=bookmark,
+                    batch_size=ctx.batch_size,
+                    source_state=source_state,
+                    bookmark_from_user=typed_by_user,
                 )
                 reader = source.read(request)
                 info = stream_info(settings, reader.schema)
@@ -198,20 +214,28 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                     live.begin(reader.schema, info)
                 with prefetched(reader) as ahead:
                     result = spill(
-                        ahead, run_dir / f"{uuid.uuid4().hex[:8]}.arrow", settings,
-                        lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs), live=live,
+                        ahead,
+                        run_dir / f"{uuid.uuid4().hex[:8]}.arrow",
+                        settings,
+                        lambda rows, secs: ctx.progress(block.name, stream, "read", rows, secs),
+                        live=live,
                     )
         except BaseException as exc:
             redact_exception(exc, block_redactor(resolved))  # before a streaming destination sees it
             if live is not None:
                 live.fail(exc)
             if isinstance(exc, DIError):
-                raise exc.with_context(block=block.name, stream=stream)
+                raise exc.with_context(block=block.name, stream=stream) from exc.__cause__
             if isinstance(exc, Exception):  # a driver's own error: keep it, but say where it happened
-                raise BlockFailed(redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream) from exc
+                raise BlockFailed(
+                    redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream
+                ) from exc
             raise
         origin.update(
-            batch_states=result.batch_states, final_state=result.final_state, bookmark_start=bookmark, seconds=result.seconds,
+            batch_states=result.batch_states,
+            final_state=result.final_state,
+            bookmark_start=bookmark,
+            seconds=result.seconds,
             warnings=cursor_warnings(settings, entry, result.null_cursor_rows, request, reader.schema),
         )
         return StreamOutput(info, result.path, result.schema, result.rows, origin=origin)
@@ -249,7 +273,15 @@ def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str
     """
     info = stream.stream_info or {}
     merged: dict[str, Any] = {}
-    for key in ("replication_method", "key_properties", "bookmark_properties", "unique_constraints", "unique_conflict_method", "auto_add_new_fields", "destination_table"):
+    for key in (
+        "replication_method",
+        "key_properties",
+        "bookmark_properties",
+        "unique_constraints",
+        "unique_conflict_method",
+        "auto_add_new_fields",
+        "destination_table",
+    ):
         if info.get(key) not in (None, []):
             merged[key] = info[key]
     merged.update(raw)
@@ -276,7 +308,12 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                 ctx.decline(name, stream.name, block.name)
                 continue
             if stream.name in incoming:
-                raise ConfigError(f"two upstream blocks both provide a stream named {stream.name!r}.", block=block.name, stream=stream.name, fix="rename one of them, or mark one only_as_input.")
+                raise ConfigError(
+                    f"two upstream blocks both provide a stream named {stream.name!r}.",
+                    block=block.name,
+                    stream=stream.name,
+                    fix="rename one of them, or mark one only_as_input.",
+                )
             incoming[stream.name] = stream
     for name in resolved.given:
         if name not in incoming:
@@ -333,8 +370,13 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                     if not state.get("bookmark") and state.get("source_state") is None:
                         return
                     ctx.state.commit_consumer(
-                        origin["pipeline"], src_block, src_stream, consumer=block.name, bookmark=state.get("bookmark"),
-                        consumers=ctx.consumers_of(src_block, src_stream) or [block.name], columns=stream.schema.names,
+                        origin["pipeline"],
+                        src_block,
+                        src_stream,
+                        consumer=block.name,
+                        bookmark=state.get("bookmark"),
+                        consumers=ctx.consumers_of(src_block, src_stream) or [block.name],
+                        columns=stream.schema.names,
                         source_state=state.get("source_state"),
                     )
 
@@ -357,9 +399,13 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                     dropped_columns=dropped,
                 )
         except DIError as exc:
-            raise redact_exception(exc, block_redactor(resolved)).with_context(block=block.name, stream=stream_settings.stream)
+            raise redact_exception(exc, block_redactor(resolved)).with_context(
+                block=block.name, stream=stream_settings.stream
+            ) from exc.__cause__
         except Exception as exc:  # a driver's own error: keep it, but say where it happened
-            raise BlockFailed(redact(f"writing failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream_settings.stream) from exc
+            raise BlockFailed(
+                redact(f"writing failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream_settings.stream
+            ) from exc
         return {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}
 
     written = run_streams(settings, write_one, ctx.max_parallel_streams)

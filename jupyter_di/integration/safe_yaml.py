@@ -15,6 +15,7 @@ Bounds (aliases counted as if written out in full):
 - ``MAX_NODES`` values (scalars, lists and mappings),
 - ``MAX_CHARS`` characters of scalar text.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,9 +58,7 @@ class CellLoader(yaml.SafeLoader):
         self._nodes += nodes
         self._chars += chars
         if self._nodes > MAX_NODES:
-            raise YAMLLimitError(
-                None, None, f"the YAML holds more than {MAX_NODES:,} values (aliases counted as written out)", mark
-            )
+            raise YAMLLimitError(None, None, f"the YAML holds more than {MAX_NODES:,} values (aliases counted as written out)", mark)
         if self._chars > MAX_CHARS:
             raise YAMLLimitError(
                 None, None, f"the YAML holds more than {MAX_CHARS:,} characters of text (aliases counted as written out)", mark

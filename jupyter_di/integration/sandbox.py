@@ -41,6 +41,7 @@ wraps ``For.iter``, every ``Output`` child, ``Concat`` (``~``) and list/dict/tup
 literals in internal ``jdi.*`` filters (context filters, so Jinja2 never folds
 them into constants at compile time).
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -51,7 +52,8 @@ import inspect
 import re
 import time
 import types
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.exceptions import SecurityError
@@ -78,7 +80,9 @@ MAX_TEMPLATE_CHARS = 100_000
 MAX_DEPTH = 100
 """Nesting of lists and mappings."""
 
-BOUNDS_FIX = "keep templates to short config values; compute anything large in a Python block (%%di_block) and pick from it with block_output()."
+BOUNDS_FIX = (
+    "keep templates to short config values; compute anything large in a Python block (%%di_block) and pick from it with block_output()."
+)
 
 
 class TemplateLimit(Exception):
@@ -290,7 +294,9 @@ def check_call(obj: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
             if size > MAX_VALUE_SIZE:
                 raise _too_big("expandtabs()", size)
         elif name == "replace":
-            size = _replace_size(owner, _arg(args, kwargs, 0, "old", ""), _arg(args, kwargs, 1, "new", ""), _arg(args, kwargs, 2, "count", -1))
+            size = _replace_size(
+                owner, _arg(args, kwargs, 0, "old", ""), _arg(args, kwargs, 1, "new", ""), _arg(args, kwargs, 2, "count", -1)
+            )
             if size > MAX_VALUE_SIZE:
                 raise _too_big("replace()", size)
         elif name == "join" and args:
@@ -400,7 +406,8 @@ FILTER_CHECKS: dict[str, Callable[[Any], None]] = {
     "round": _pre_int,
 }
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _filter_signature(name: str, func: Callable[..., Any]) -> tuple[bool, inspect.Signature | None]:
     """Whether Jinja2 passes ``func`` a context argument first, and (for checked filters) its other parameters."""
     passes_context = _PassArg.from_obj(func) is not None
@@ -413,7 +420,16 @@ def _filter_signature(name: str, func: Callable[..., Any]) -> tuple[bool, inspec
     return passes_context, signature
 
 
-_UNSAFE_VALUES = (type, types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_UNSAFE_VALUES = (
+    type,
+    types.ModuleType,
+    types.FrameType,
+    types.CodeType,
+    types.TracebackType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+)
 
 
 class Sandbox(ImmutableSandboxedEnvironment):
@@ -440,7 +456,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.filters.update(self._internal_filters())
 
     # -- compiling: no loader, and the rewrite that lets every loop and write be counted ------
-    def compile(self, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False) -> Any:  # type: ignore[override]
+    def compile(
+        self, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False
+    ) -> Any:  # type: ignore[override]
         if isinstance(source, str):
             if len(source) > MAX_TEMPLATE_CHARS:
                 raise TemplateLimit(f"the template is longer than {MAX_TEMPLATE_CHARS:,} characters")
@@ -509,7 +527,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 raise _too_big("the value", len(value))
         elif isinstance(value, (list, tuple, dict, set, frozenset, Namespace)):
             measure(value)
-        elif isinstance(value, types.GeneratorType) or (type(value).__module__ == "builtins" and isinstance(value, collections.abc.Iterator)):
+        elif isinstance(value, types.GeneratorType) or (
+            type(value).__module__ == "builtins" and isinstance(value, collections.abc.Iterator)
+        ):
             return self._bounded(value)
         return value
 
@@ -540,7 +560,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
             self.budget.tick()
             if check is not None:
                 lead = args[:1] if passes_context else ()
-                bound = signature.bind(*args[len(lead):], **kwargs)
+                bound = signature.bind(*args[len(lead) :], **kwargs)
                 check(bound.arguments)
                 args, kwargs = (*lead, *bound.args), bound.kwargs
             return self.checked(func(*args, **kwargs))

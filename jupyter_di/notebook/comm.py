@@ -17,6 +17,7 @@ opens one towards the front end (that covers ``%load_ext`` running after the pag
 comm counts as connected only once the front end has said ``hello`` on it, so a headless run
 (nbclient, papermill), where nobody answers, never reports ``connected``.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Also read from IPython profiles (``c.JupyterDI.max_workers = 8``).  Every change
 is mirrored into ``jupyter_di.settings.SETTINGS``, which the layers below read.
 """
+
 from __future__ import annotations
 
 from traitlets import Bool, Int, Unicode, observe
@@ -18,8 +19,12 @@ class JupyterDI(Configurable):
     max_workers = Int(4, help="Blocks that may run at once.").tag(config=True)
     max_parallel_streams = Int(4, help="Streams marked run_in_parallel that may run at once in one block.").tag(config=True)
     batch_size = Int(65_536, help="Rows per Arrow record batch read from a source.").tag(config=True)
-    state_path = Unicode(None, allow_none=True, help="The bookmark state file (default .jupyter_di/state.sqlite beside the notebook).").tag(config=True)
-    pipeline_name = Unicode(None, allow_none=True, help="The name state is kept under (default: the notebook's file name).").tag(config=True)
+    state_path = Unicode(None, allow_none=True, help="The bookmark state file (default .jupyter_di/state.sqlite beside the notebook).").tag(
+        config=True
+    )
+    pipeline_name = Unicode(None, allow_none=True, help="The name state is kept under (default: the notebook's file name).").tag(
+        config=True
+    )
     short_errors = Bool(True, help="Show one-line errors instead of tracebacks for errors a user can fix.").tag(config=True)
 
     def __init__(self, **kwargs) -> None:  # noqa: ANN003 - traitlets' own signature

@@ -6,6 +6,7 @@ thread (executor ticks), because output sent from worker threads can land in
 the wrong cell.  ``show_output`` renders a block's output as a preview limited
 to ``JupyterDI.preview_rows`` rows, so large outputs never bloat the notebook.
 """
+
 from __future__ import annotations
 
 import html
@@ -125,7 +126,11 @@ def show_output(kind: str, value: Any, summary: dict[str, Any]) -> None:
             f"<tr><td><code>{html.escape(s)}</code></td><td>{html.escape(str(info.get('table', '')))}</td><td>{info.get('rows', 0):,}</td><td>{info.get('seconds', 0)}s</td></tr>"
             for s, info in streams.items()
         )
-        display(HTML(f"<table class='jupyter-di-export'><thead><tr><th>stream</th><th>table</th><th>rows</th><th>time</th></tr></thead><tbody>{rows}</tbody></table>"))
+        display(
+            HTML(
+                f"<table class='jupyter-di-export'><thead><tr><th>stream</th><th>table</th><th>rows</th><th>time</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
+        )
         return
     if value is None:
         return

@@ -1,4 +1,5 @@
 """``%load_ext jupyter_di``: create the kernel session and register the magics."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -15,14 +15,16 @@ nbconvert from inside JupyterLab inherits JupyterLab's ``JPY_SESSION_NAME``, whi
 "unidentified" and INCREMENTAL streams refuse to run (their bookmarks would be shared).
 No IPython here: the session passes in what it knows.
 """
+
 from __future__ import annotations
 
 import glob
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..pipeline.notebook_file import pipeline_name
 from ..state.api import state_path_for
@@ -34,15 +36,85 @@ UNIDENTIFIED_NAME = "notebook"
 # skipped so that ``--output out.ipynb`` or ``-p name x.ipynb`` is never taken for the input.
 _TRAITLETS_COMMON = {"log-level": 1, "config": 1}
 CLIENTS: dict[str, tuple[str, dict[str, int]]] = {
-    "jupyter-nbconvert": ("nbconvert", {**_TRAITLETS_COMMON, **dict.fromkeys(
-        ["to", "template", "template-file", "theme", "sanitize_html", "writer", "post", "output", "output-dir", "reveal-prefix", "nbformat"], 1)}),
-    "jupyter-execute": ("jupyter execute", {**_TRAITLETS_COMMON, **dict.fromkeys(["timeout", "startup_timeout", "kernel_name", "output"], 1)}),
-    "papermill": ("papermill", {"p": 2, "parameters": 2, "r": 2, "parameters_raw": 2, **dict.fromkeys(
-        ["f", "parameters_file", "y", "parameters_yaml", "b", "parameters_base64", "engine", "autosave-cell-every", "k", "kernel",
-         "l", "language", "cwd", "stdout-file", "stderr-file", "log-level", "start-timeout", "start_timeout", "execution-timeout"], 1)}),
+    "jupyter-nbconvert": (
+        "nbconvert",
+        {
+            **_TRAITLETS_COMMON,
+            **dict.fromkeys(
+                [
+                    "to",
+                    "template",
+                    "template-file",
+                    "theme",
+                    "sanitize_html",
+                    "writer",
+                    "post",
+                    "output",
+                    "output-dir",
+                    "reveal-prefix",
+                    "nbformat",
+                ],
+                1,
+            ),
+        },
+    ),
+    "jupyter-execute": (
+        "jupyter execute",
+        {**_TRAITLETS_COMMON, **dict.fromkeys(["timeout", "startup_timeout", "kernel_name", "output"], 1)},
+    ),
+    "papermill": (
+        "papermill",
+        {
+            "p": 2,
+            "parameters": 2,
+            "r": 2,
+            "parameters_raw": 2,
+            **dict.fromkeys(
+                [
+                    "f",
+                    "parameters_file",
+                    "y",
+                    "parameters_yaml",
+                    "b",
+                    "parameters_base64",
+                    "engine",
+                    "autosave-cell-every",
+                    "k",
+                    "kernel",
+                    "l",
+                    "language",
+                    "cwd",
+                    "stdout-file",
+                    "stderr-file",
+                    "log-level",
+                    "start-timeout",
+                    "start_timeout",
+                    "execution-timeout",
+                ],
+                1,
+            ),
+        },
+    ),
 }
 MODULES = {"nbconvert": "jupyter-nbconvert", "papermill": "papermill"}
-WRAPPERS = {"sh", "bash", "dash", "zsh", "env", "conda", "mamba", "micromamba", "uv", "pixi", "poetry", "pipenv", "hatch", "nice", "timeout", "stdbuf"}
+WRAPPERS = {
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "env",
+    "conda",
+    "mamba",
+    "micromamba",
+    "uv",
+    "pixi",
+    "poetry",
+    "pipenv",
+    "hatch",
+    "nice",
+    "timeout",
+    "stdbuf",
+}
 """Launchers a kernel spec may put between the client and the kernel: looked through (3 levels)."""
 
 
@@ -208,7 +280,9 @@ def pick(candidates: list[Path], *, cell_id: str | None, cwd: Path, executed: Se
     return remaining
 
 
-def from_parent(*, cell_id: str | None, executed: Sequence[str], cwd: Path | None = None, pid: int | None = None) -> tuple[str, list[Path]] | None:
+def from_parent(
+    *, cell_id: str | None, executed: Sequence[str], cwd: Path | None = None, pid: int | None = None
+) -> tuple[str, list[Path]] | None:
     """(client label, the notebooks it may be running) when a batch client started this kernel."""
     info = process_info(os.getppid() if pid is None else pid)
     for _ in range(3):
@@ -285,7 +359,10 @@ def identify(
     else:
         state_path = Path(state_env) if state_env else Path.cwd() / ".jupyter_di" / "state.sqlite"
     identified = notebook is not None
-    for origin, value in (("JupyterDI.pipeline_name", pipeline_name_setting), ("JUPYTER_DI_PIPELINE", os.environ.get("JUPYTER_DI_PIPELINE"))):
+    for origin, value in (
+        ("JupyterDI.pipeline_name", pipeline_name_setting),
+        ("JUPYTER_DI_PIPELINE", os.environ.get("JUPYTER_DI_PIPELINE")),
+    ):
         if value:
             name, how, identified, settled = value, origin, True, True
             break

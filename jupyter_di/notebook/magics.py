@@ -4,9 +4,11 @@ Flags are declared once (``pipeline.magic_line.ARGUMENTS``) and applied here as
 IPython ``magic_arguments`` (so ``%%di_source?`` prints generated help) and in
 the headless CLI's parser.  Every user error is a one-line ``UsageError``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class

@@ -4,6 +4,7 @@ The magics are thin: they parse their line and hand the work to the session,
 which defines blocks, plans runs (stale ancestors first), shows outputs and
 keeps the lab extension's pipeline view up to date.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,8 @@ from IPython.core.error import UsageError
 
 from ..errors import DIError
 from ..pipeline.block import Block
-from ..pipeline.pipeline import Pipeline
 from ..pipeline.observer import RunObserver
+from ..pipeline.pipeline import Pipeline
 from ..pipeline.run_record import DONE, FAILED, SKIPPED, BlockRun, RunReport
 from ..redaction import redact
 from ..state.store import StateStore
@@ -173,7 +174,9 @@ class KernelSession:
         self._raise_for(report)
         return None
 
-    def run_pipeline(self, blocks: list[str] | None = None, params: dict[str, Any] | None = None, bookmarks: dict | None = None) -> RunReport:
+    def run_pipeline(
+        self, blocks: list[str] | None = None, params: dict[str, Any] | None = None, bookmarks: dict | None = None
+    ) -> RunReport:
         self.refresh_identity()
         try:
             plan = self.pipeline.plan(blocks or list(self.pipeline.graph.blocks), params or {}, only_stale_ancestors=False)

@@ -4,6 +4,7 @@ Why its own module: the kernel (magics) and the CLI (notebook files) both turn
 cells into ``Block``s, and everything downstream (graph, executor, staleness)
 speaks only this type.
 """
+
 from __future__ import annotations
 
 import hashlib

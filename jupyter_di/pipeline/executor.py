@@ -5,17 +5,17 @@ release the GIL; threads also share the notebook namespace and outputs without
 pickling.  The pool is bounded (``max_workers``).  A failed block marks every
 downstream block in the plan as skipped, with the reason.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable
 
 from ..redaction import redact, redact_exception
 from .graph import Graph
 from .observer import RunObserver
 from .run_record import DONE, FAILED, PENDING, RUNNING, SKIPPED, BlockRun, RunReport
-
 
 BlockFunction = Callable[[str, BlockRun], None]
 """Runs one block by name; raises to fail it.  May fill ``run.summary``/``run.cached``."""

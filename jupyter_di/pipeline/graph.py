@@ -6,6 +6,7 @@ that name the cells, find cycles (reporting the blocks on them), and give
 topological orders, ancestors and descendants.  It knows nothing about running
 blocks; that is the executor's job.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -88,7 +89,7 @@ class Graph:
                     stack.pop()
                     path.pop()
                 elif color[child] == GREY:
-                    cycle = path[path.index(child):] + [child]
+                    cycle = path[path.index(child) :] + [child]
                     return list(reversed(cycle))
                 elif color[child] == WHITE:
                     color[child] = GREY

@@ -13,6 +13,7 @@ argparse with ``ARGUMENTS``.  The JupyterLab extension (``labextension/src/magic
 implements the same grammar; ``tests/magic_line_cases.json`` is the shared set of
 cases both test suites run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,11 @@ ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = [
         {"choices": ["yaml", "python"], "default": "yaml", "help": "the language of the cell body (default yaml)"},
         ("source", "destination"),
     ),
-    (("-o", "--output"), {"default": None, "metavar": "VAR", "help": "bind the block's output to this notebook variable"}, ("source", "destination", "python")),
+    (
+        ("-o", "--output"),
+        {"default": None, "metavar": "VAR", "help": "bind the block's output to this notebook variable"},
+        ("source", "destination", "python"),
+    ),
 ]
 
 
@@ -71,7 +76,15 @@ def block_from_args(kind: BlockKind, args: argparse.Namespace, body: str, cell_i
     if args.output is not None:  # `-o ""` or `-o=` names no variable: an error, not "no binding"
         validate_name(args.output, "output variable")
     lang = getattr(args, "lang", "python") if kind != "python" else "python"
-    return Block(name=args.name, kind=kind, body=body, upstream=list(dict.fromkeys(args.upstream)), lang=lang, cell_id=cell_id, output_var=args.output)
+    return Block(
+        name=args.name,
+        kind=kind,
+        body=body,
+        upstream=list(dict.fromkeys(args.upstream)),
+        lang=lang,
+        cell_id=cell_id,
+        output_var=args.output,
+    )
 
 
 def split_arguments(line: str) -> list[str]:
@@ -93,7 +106,7 @@ def _magic_line(source: str) -> tuple[str, str, str] | None:
     lines = lines[start:]
     indent = _INDENT.match(lines[0])
     if indent:
-        lines = [text[indent.end():] if text.startswith(indent.group(0)) else text for text in lines]
+        lines = [text[indent.end() :] if text.startswith(indent.group(0)) else text for text in lines]
     if not lines[0].startswith("%%"):
         return None
     magic, _, line = lines[0][2:].rstrip().partition(" ")

@@ -14,6 +14,7 @@ the pipeline run), ``%config JupyterDI.x = v`` is applied, and any other
 Why plain JSON and not nbformat: nbformat validation imports jsonschema, which
 costs a third of a second of start-up; we only need cells, ids and tags.
 """
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DIError
-from .block import Block
 from ..state.api import pipeline_name  # noqa: F401 - re-exported: the name state is kept under
+from .block import Block
 from .magic_line import parse_cell
 
 SKIP_TAG = "jupyter-di-skip"
@@ -97,7 +98,11 @@ def load_notebook(path: Path | str) -> NotebookPipeline:
             raise ConfigError(f"cell {index}: {exc}") from None
         if block is not None:
             if any(b.name == block.name for b in notebook.blocks):
-                raise ConfigError(f"cell {index}: the name {block.name!r} is already used by another cell.", block=block.name, fix="give one of the blocks a different name.")
+                raise ConfigError(
+                    f"cell {index}: the name {block.name!r} is already used by another cell.",
+                    block=block.name,
+                    fix="give one of the blocks a different name.",
+                )
             notebook.blocks.append(block)
             notebook.steps.append(block)
         elif SKIP_TAG not in cell.get("metadata", {}).get("tags", []):

@@ -6,6 +6,7 @@ checker sees a misspelt method.  Observers are called on the thread that runs th
 pipeline (``tick``, ``block_changed``) or on a block's thread (``stream_progress``):
 they must be quick and must not raise (the executor ignores what they raise).
 """
+
 from __future__ import annotations
 
 from .run_record import BlockRun

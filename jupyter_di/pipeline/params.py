@@ -4,11 +4,13 @@ Shared by ``%di_run`` and ``jupyter-di run`` so both accept exactly the same tex
 Values are JSON when they parse as JSON (numbers, booleans, quoted strings),
 else plain strings; nothing is evaluated as code.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..errors import ConfigError
 

@@ -5,6 +5,7 @@ the CLI (one per ``jupyter-di run``).  Staleness: a block is stale when its
 source, an upstream output or the user's variables changed since its last
 successful run; otherwise its cached output is reused.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,8 +13,9 @@ import hashlib
 import json
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ConfigError, GraphError
 from ..integration.context import RunContext
@@ -25,8 +27,8 @@ from ..state.run_lock import run_lock, waiting_message
 from ..state.store import StateStore
 from .block import Block
 from .executor import Executor
-from .observer import RunObserver
 from .graph import Graph
+from .observer import RunObserver
 from .run_record import FAILED, BlockRun, RunReport
 
 
@@ -152,7 +154,11 @@ class Pipeline:
             return self._run(plan, dict(params or {}), bookmark_overrides or {}, observers)
 
     def _run(
-        self, plan: list[str], params: dict[str, Any], bookmark_overrides: dict[tuple[str, str], dict[str, Any]], observers: list[RunObserver]
+        self,
+        plan: list[str],
+        params: dict[str, Any],
+        bookmark_overrides: dict[tuple[str, str], dict[str, Any]],
+        observers: list[RunObserver],
     ) -> RunReport:
         self._check_overrides(bookmark_overrides, plan)
         ctx = RunContext(
@@ -196,7 +202,9 @@ class Pipeline:
             active[name] = run
             missing = [u for u in block.upstream if u not in self.outputs and u not in live_outputs]
             if missing:
-                raise GraphError(f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run).")
+                raise GraphError(
+                    f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run)."
+                )
             upstream_outputs = {u: upstream_output(u) for u in block.upstream}
             result = self._run_one(block, upstream_outputs, ctx)
             with self._lock:
@@ -224,11 +232,17 @@ class Pipeline:
         for block, stream in overrides:
             where = f"--bookmark {block}.{stream}"
             if block not in self.graph:
-                raise ConfigError(f"{where}: there is no block named {block!r}.", fix=f"known blocks: {', '.join(self.graph.blocks) or 'none'}.")
+                raise ConfigError(
+                    f"{where}: there is no block named {block!r}.", fix=f"known blocks: {', '.join(self.graph.blocks) or 'none'}."
+                )
             if self.graph[block].kind != "source":
-                raise ConfigError(f"{where}: block {block!r} is a {self.graph[block].kind} block; bookmarks belong to source blocks.", block=block)
+                raise ConfigError(
+                    f"{where}: block {block!r} is a {self.graph[block].kind} block; bookmarks belong to source blocks.", block=block
+                )
             if block not in plan:
-                raise ConfigError(f"{where}: block {block!r} does not run in this run.", block=block, fix="run it too (--blocks), or drop the override.")
+                raise ConfigError(
+                    f"{where}: block {block!r} does not run in this run.", block=block, fix="run it too (--blocks), or drop the override."
+                )
 
     def streams_from(self, child: str, parent: str) -> bool:
         """Whether ``child`` writes ``parent``'s streams while ``parent`` still reads them.

@@ -1,4 +1,5 @@
 """Plain-text summaries of a run (the CLI prints them; the kernel shows them as HTML)."""
+
 from __future__ import annotations
 
 from .graph import Graph

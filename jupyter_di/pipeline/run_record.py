@@ -2,12 +2,14 @@
 
 pending -> running -> done | failed, or pending -> skipped (with the reason).
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 
 class BlockStatus(str, Enum):
@@ -26,7 +28,11 @@ class BlockStatus(str, Enum):
 
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = (
-    BlockStatus.PENDING, BlockStatus.RUNNING, BlockStatus.DONE, BlockStatus.FAILED, BlockStatus.SKIPPED,
+    BlockStatus.PENDING,
+    BlockStatus.RUNNING,
+    BlockStatus.DONE,
+    BlockStatus.FAILED,
+    BlockStatus.SKIPPED,
 )
 
 

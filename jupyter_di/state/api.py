@@ -1,10 +1,11 @@
 """A small Python API over a notebook's bookmarks (the same data as `jupyter-di state`).
 
-    from jupyter_di.state import api
-    api.get_bookmark("pipeline.ipynb", "shop", "orders")        # {"updated_at": "..."}
-    api.set_bookmark("pipeline.ipynb", "shop", "orders", updated_at="2024-01-01T00:00:00+00:00")
-    api.reset("pipeline.ipynb", "shop")                           # next run: full sync
+from jupyter_di.state import api
+api.get_bookmark("pipeline.ipynb", "shop", "orders")        # {"updated_at": "..."}
+api.set_bookmark("pipeline.ipynb", "shop", "orders", updated_at="2024-01-01T00:00:00+00:00")
+api.reset("pipeline.ipynb", "shop")                           # next run: full sync
 """
+
 from __future__ import annotations
 
 import ast

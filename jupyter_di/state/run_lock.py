@@ -18,6 +18,7 @@ not wait for itself); two threads of one process serialize like two processes.
 A child forked during a run (user code, ``multiprocessing``) closes its copy of
 the lock file at once: it would otherwise keep the lock after its parent ended.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -26,9 +27,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 _held = threading.local()
 _open_fds: set[int] = set()

@@ -11,6 +11,7 @@ Overrides: a *pinned* override (the panel's bookmark editor) replaces the
 stored bookmark until the next successful sync; a one-run override is never
 stored at all (the executor passes it in memory).
 """
+
 from __future__ import annotations
 
 import json

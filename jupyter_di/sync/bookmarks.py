@@ -4,6 +4,7 @@ Why: a bookmark override is sent to the source as a lower bound; a value of
 the wrong type would otherwise fail deep inside the source's driver with a
 message that names neither the block, the stream nor the column.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,7 +28,9 @@ def validate_bookmark(entry: dict[str, Any] | None, bookmark: dict[str, Any], *,
         if entry is not None and prop is None:
             raise ConfigError(
                 f"bookmark column {column!r} is not a column of the stream.",
-                block=block, stream=stream, fix=f"use one of: {', '.join(list(props)[:20])}.",
+                block=block,
+                stream=stream,
+                fix=f"use one of: {', '.join(list(props)[:20])}.",
             )
         prop = prop or {}
         kinds, fmt = _types(prop), prop.get("format")
@@ -44,10 +47,14 @@ def validate_bookmark(entry: dict[str, Any] | None, bookmark: dict[str, Any], *,
             elif "number" in kinds:
                 decimal.Decimal(str(value))
         except (ValueError, TypeError, OverflowError, decimal.InvalidOperation):
-            example = {"date-time": "2024-01-01T00:00:00+00:00", "date": "2024-01-01"}.get(fmt or "", "a number" if kinds & {"integer", "number"} else "a value")
+            example = {"date-time": "2024-01-01T00:00:00+00:00", "date": "2024-01-01"}.get(
+                fmt or "", "a number" if kinds & {"integer", "number"} else "a value"
+            )
             raise ConfigError(
                 f"bookmark value {_short(value)} for column {column!r} has the wrong type ({fmt or '/'.join(sorted(kinds - {'null'}))}).",
-                block=block, stream=stream, fix=f"give it like {example}.",
+                block=block,
+                stream=stream,
+                fix=f"give it like {example}.",
             ) from None
         out[column] = value
     return out

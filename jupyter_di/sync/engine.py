@@ -7,15 +7,17 @@ from the destination's ``on_commit`` callback, i.e. after the rows are durable.
 Transactional destinations store the same state inside their own transaction,
 so a crash at any instant loses nothing and duplicates nothing.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 
-from ..connectors.base import Chunk, Destination, WriteRequest, StreamSettings
+from ..connectors.base import Chunk, Destination, StreamSettings, WriteRequest
 from .prefetch import prefetched
 from .spill import ProgressCallback
 

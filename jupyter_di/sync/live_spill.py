@@ -7,13 +7,15 @@ file for every consumer.  The writer publishes a batch (and the bookmark state
 that becomes true with it) only after its bytes are in the file, so a reader
 never sees a batch before its state.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 

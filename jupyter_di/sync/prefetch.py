@@ -5,12 +5,13 @@ inserts) do their work in C with the GIL released, so on two cores a stream
 can read and write at the same time.  At most ``depth`` batches wait in
 between, which keeps memory bounded.
 """
+
 from __future__ import annotations
 
 import contextlib
 import queue
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 

@@ -5,19 +5,20 @@ Why spill: a source block's output is "the data fetched from the source"
 memory.  Batches go to disk as they arrive (bounded memory) and come back
 memory-mapped, zero-copy, as often as needed.
 """
+
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
-import json
-
-from ..connectors.base import INCREMENTAL, SOURCE_STATE_KEY, StreamSettings
 from ..connectors._shared.row_values import cursor_values
+from ..connectors.base import INCREMENTAL, SOURCE_STATE_KEY, StreamSettings
 from .live_spill import LiveSpill
 
 SPILL_BATCH_BYTES = 1 << 20

@@ -5,6 +5,7 @@ the extension through JUPYTER_PATH (a link to jupyter_di/labextension), so the t
 build of this working tree whatever is installed in the environment.  Build it first with
 ``.ci/install_frontend.sh``.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,11 +85,24 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab", "--no-browser", f"--IdentityProvider.token={token}",
-                "--port", str(port), "--ip", "127.0.0.1", f"--ServerApp.root_dir={root}",
-                "--ServerApp.port_retries=0", "--allow-root",
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                f"--IdentityProvider.token={token}",
+                "--port",
+                str(port),
+                "--ip",
+                "127.0.0.1",
+                f"--ServerApp.root_dir={root}",
+                "--ServerApp.port_retries=0",
+                "--allow-root",
             ],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -4,6 +4,7 @@ the Run menu run the current notebook's pipeline (or one block) like the side pa
 The notebook has two fast Python blocks, ``numbers`` -> ``doubled``; every run is checked on the
 ``status`` messages the kernel sends (StatusLog), and the side panel must end with both done.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,10 @@ NAMES = ["numbers", "doubled"]
 CELLS = [
     ("load", "%load_ext jupyter_di"),
     ("numbers", "%%di_block numbers\n@data_loader\ndef load(*args, **kwargs):\n    return [1, 2, 3]\n"),
-    ("doubled", "%%di_block doubled --upstream numbers\n@transformer\ndef double(numbers, *args, **kwargs):\n    return [2 * n for n in numbers]\n"),
+    (
+        "doubled",
+        "%%di_block doubled --upstream numbers\n@transformer\ndef double(numbers, *args, **kwargs):\n    return [2 * n for n in numbers]\n",
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """The jupyter-di extension in a real JupyterLab: side panel, comm write-back, badges, run buttons."""
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ Schema properties tab, the side panel's Run pipeline runs the edited pipeline, a
 file is checked from this process.  A second test restarts the kernel and checks that the side
 panel reconnects and shows what the new kernel runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,7 @@ def open_quickstart(page: Page, lab: Lab, folder: str, nb: nbformat.NotebookNode
     page.goto(f"{lab.url}/lab/workspaces/{folder}/tree/{folder}/{QUICKSTART.name}?token={lab.token}")
     expect(cell(page, cell_index(nb, "%load_ext")).locator(".cm-content")).to_be_visible(timeout=TIMEOUT)
     # a cell run before the kernel is up is dropped by JupyterLab, so wait for it
-    expect(page.locator(f"{NOTEBOOK} .jp-Notebook-ExecutionIndicator")).to_have_attribute(
-        "data-status", "idle", timeout=TIMEOUT
-    )
+    expect(page.locator(f"{NOTEBOOK} .jp-Notebook-ExecutionIndicator")).to_have_attribute("data-status", "idle", timeout=TIMEOUT)
 
 
 def run_cell_in_view(page: Page, index: int) -> None:
@@ -114,7 +113,7 @@ def _content(payload: str | bytes) -> object:
             return json.loads(payload).get("content")
         count = struct.unpack_from("<Q", payload, 0)[0]
         offsets = struct.unpack_from(f"<{count}Q", payload, 8)
-        return json.loads(payload[offsets[4]:offsets[5]])  # channel, header, parent, metadata, content
+        return json.loads(payload[offsets[4] : offsets[5]])  # channel, header, parent, metadata, content
     except (ValueError, struct.error, IndexError, AttributeError):
         return None
 
@@ -195,7 +194,12 @@ def test_schema_edit_in_panel_reaches_cell_and_next_pipeline_run(page: Page, lab
 
     # the customers table keeps its signed_up column (FULL_TABLE replaces rows, not the table),
     # but every row now came without it; orders and the enriched rows are unchanged
-    cols = [r[0] for r in query(warehouse, "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' ORDER BY ordinal_position")]
+    cols = [
+        r[0]
+        for r in query(
+            warehouse, "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' ORDER BY ordinal_position"
+        )
+    ]
     assert cols == ["id", "name", "city", DROPPED], cols
     assert query(warehouse, f'SELECT count(*), count("{DROPPED}"), count(DISTINCT id), count(city) FROM customers') == [(50, 0, 50, 50)]
     assert query(warehouse, "SELECT name, city FROM customers WHERE id = 1") == [("Customer 1", "Berlin")]

@@ -1,13 +1,14 @@
 """The connector registry: built-ins without scanning entry points, third-party ones through them."""
+
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from jupyter_di.connectors import registry
 from jupyter_di.connectors.base import ConnectorSpec

@@ -6,6 +6,7 @@ compares every value with the seed.  Where a system has no type for a value
 (CSV has no decimals or JSON marker, JSON lines keeps decimals as strings) the
 comparison normalises that column, and nothing else.
 """
+
 from __future__ import annotations
 
 import datetime as dt

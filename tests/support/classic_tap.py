@@ -16,6 +16,7 @@ all need a SaaS API.  This one behaves like them, reading its rows from a JSON f
 Config: ``{"rows_file": path to a JSON list of records, "start_date": RFC3339, "state_every": n}``.
 Run as ``python classic_tap.py --config c.json [--discover | --catalog cat.json [--state s.json]]``.
 """
+
 from __future__ import annotations
 
 import datetime as dt

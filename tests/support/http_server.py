@@ -24,6 +24,7 @@ Auth: ``Authorization: Bearer <token>`` when the server has a token.
 ``fail_next(n, status)`` makes the next ``n`` API requests fail (503, 429...).
 Every request is logged in ``requests`` as ``(path, query dict, headers dict)``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 BASE_TIME = 1_704_067_200  # 2024-01-01T00:00:00Z
-NAMES = ["Ada Lovelace", "Zoë Ångström", "李雷", "O'Brien, \"Pat\"", "Grace Hopper", "José Núñez"]
+NAMES = ["Ada Lovelace", "Zoë Ångström", "李雷", 'O\'Brien, "Pat"', "Grace Hopper", "José Núñez"]
 PLANS = ["free", "pro", "enterprise"]
 
 
@@ -102,7 +103,7 @@ class ApiServer:
         """Query dicts of the requests made to ``/v1/<resource>``."""
         return [q for p, q, _ in self.requests if p == f"/v1/{resource}"]
 
-    def start(self) -> "ApiServer":
+    def start(self) -> ApiServer:
         server = self
 
         class Handler(_Handler):
@@ -120,7 +121,7 @@ class ApiServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "ApiServer":
+    def __enter__(self) -> ApiServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -183,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         if paging in ("page", "link"):
             size = max(1, _int(query, "per_page", 10))
             page = max(1, _int(query, "page", 1))
-            chunk = rows[(page - 1) * size: page * size]
+            chunk = rows[(page - 1) * size : page * size]
             total_pages = (len(rows) + size - 1) // size
             if paging == "page":
                 return self._send(200, {"data": chunk, "page": page, "total_pages": total_pages})
@@ -195,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
         if paging == "offset":
             size = max(1, _int(query, "limit", 10))
             offset = max(0, _int(query, "offset", 0))
-            return self._send(200, {"data": rows[offset: offset + size], "offset": offset, "total": len(rows)})
+            return self._send(200, {"data": rows[offset : offset + size], "offset": offset, "total": len(rows)})
         if paging == "cursor":
             size = max(1, _int(query, "limit", 10))
             start = int(base64.urlsafe_b64decode(query["cursor"]).decode()) if query.get("cursor") else 0
@@ -207,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         if query.get("starting_after"):
             ids = [r["id"] for r in rows]
             start = ids.index(query["starting_after"]) + 1 if query["starting_after"] in ids else len(rows)
-        chunk = rows[start: start + size]
+        chunk = rows[start : start + size]
         return self._send(200, {"object": "list", "url": path, "has_more": start + size < len(rows), "data": chunk})
 
 

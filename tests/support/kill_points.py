@@ -14,6 +14,7 @@ append or a torn temp file).
 
 ``--commit-rows R`` makes DuckDB commit every R rows (several commits per run).
 """
+
 from __future__ import annotations
 
 import os

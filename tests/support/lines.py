@@ -1,8 +1,10 @@
 """A child process's output lines, read on a thread, so a test can wait for one without blocking forever."""
+
 from __future__ import annotations
 
 import threading
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 
 class Lines:

@@ -3,6 +3,7 @@
 Rows are compared as ``id -> (note, epoch seconds of updated_at rounded to the µs)``,
 with the total row count beside them to catch duplicates.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,7 +27,9 @@ def create_orders(conn: psycopg.Connection, rows: int) -> None:
     )
 
 
-def mutate(conn: psycopg.Connection, round_no: int, rng: random.Random, *, new: int = 400, updated: int = 300, id_range: int = 20_000) -> None:
+def mutate(
+    conn: psycopg.Connection, round_no: int, rng: random.Random, *, new: int = 400, updated: int = 300, id_range: int = 20_000
+) -> None:
     """New rows and updated rows; each statement gives all its rows one timestamp (ties)."""
     conn.execute(
         "INSERT INTO orders (id, updated_at, note) SELECT g, clock_timestamp(), 'new' || %s "

@@ -4,6 +4,7 @@ PostgreSQL refuses to run as root, so when we are root the cluster is created
 and started as the ``postgres`` user.  It listens on 127.0.0.1 on a free port,
 trusts local connections, and lives in a temporary directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,7 +66,9 @@ def start(base_dir: str | None = None) -> dict[str, str]:
 def stop(data_dir: str) -> None:
     """Stop the server; a cluster that ``start`` made in a temporary directory is deleted too
     (a benchmark's cluster holds gigabytes)."""
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"]), check=False, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"]), check=False, stdout=subprocess.DEVNULL
+    )
     base = Path(data_dir).parent
     if base.name.startswith(TEMP_PREFIX) and base.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(base, ignore_errors=True)

@@ -11,6 +11,7 @@ says what it does (``mode``):
 
 ``--discover`` prints the catalog (one stream, ``items``: ``id`` integer, ``note`` string).
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def main(argv: list[str]) -> int:
         with open(config["pid_file"], "w", encoding="utf-8") as fh:
             fh.write(str(os.getpid()))
     delay = float(config.get("delay", 0.02))
-    print(json.dumps({"type": "SCHEMA", "stream": "items", "schema": CATALOG["streams"][0]["schema"], "key_properties": ["id"]}), flush=True)
+    print(
+        json.dumps({"type": "SCHEMA", "stream": "items", "schema": CATALOG["streams"][0]["schema"], "key_properties": ["id"]}), flush=True
+    )
     i = 0
     while True:
         i += 1

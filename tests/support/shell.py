@@ -1,4 +1,5 @@
 """A real IPython shell with jupyter_di loaded fresh for each test (JupySQL-style)."""
+
 from __future__ import annotations
 
 from typing import Any

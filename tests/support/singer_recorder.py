@@ -6,6 +6,7 @@ writes a stand-in executable that runs the real tap unchanged, passes its stdout
 appends one JSON line per sync run to a log: ``{"given": state or null, "emitted": [states]}``.
 Discovery (``--discover``) is passed straight through and not logged.
 """
+
 from __future__ import annotations
 
 import json

@@ -11,6 +11,7 @@ Usage in tests::
     exe = singer_executable("target-jsonl")           # path to the console script
     def test_x(singer_exe): singer_exe("tap-postgres")  # the pytest fixture form
 """
+
 from __future__ import annotations
 
 import fcntl

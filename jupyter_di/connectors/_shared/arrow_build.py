@@ -7,9 +7,11 @@ one-row batch of query parameters, row numbers for de-duplication) does not
 need.  These helpers build those arrays from raw buffers instead; anything
 else falls back to ``pa.array``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

@@ -5,9 +5,11 @@ filters or orders for them, so column selection, the inclusive incremental
 filter, the (bookmark, key) ordering, limits and casting batches to a fixed
 schema are done in Arrow, once, in this module.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -143,9 +145,7 @@ def order_incremental(
     return table
 
 
-def rebatch(
-    batches: Iterable[pa.RecordBatch], batch_size: int, limit: int | None
-) -> Iterator[pa.RecordBatch]:
+def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int, limit: int | None) -> Iterator[pa.RecordBatch]:
     """Split batches to at most ``batch_size`` rows and stop after ``limit`` rows."""
     remaining = limit
     size = max(1, batch_size)

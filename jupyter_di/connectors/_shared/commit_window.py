@@ -7,11 +7,13 @@ while the write loop still needs to know, after the statement, how many rows
 went in and which state became true with them.  The window hands the engine a
 lazy iterator of batches and keeps that account.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 

@@ -1,5 +1,6 @@
 """The database file an embedded-database connector (DuckDB, SQLite) is configured with, and the
 one line of a driver error that its messages show."""
+
 from __future__ import annotations
 
 import os

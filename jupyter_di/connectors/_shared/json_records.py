@@ -6,6 +6,7 @@ cannot travel on as the JSON text it was.  Our convention is that nested
 objects and arrays become strings holding their JSON text, marked with the
 JSON logical type; scalars get the type Arrow infers from a sample.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,7 +15,8 @@ import decimal
 import json
 import math
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 
@@ -68,8 +70,12 @@ def infer_schema(records: Iterable[dict[str, Any]], *, detect_timestamps: bool =
             data_type = pa.array(present).type
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             data_type = pa.string()
-        if not (pa.types.is_boolean(data_type) or pa.types.is_integer(data_type)
-                or pa.types.is_floating(data_type) or pa.types.is_string(data_type)):
+        if not (
+            pa.types.is_boolean(data_type)
+            or pa.types.is_integer(data_type)
+            or pa.types.is_floating(data_type)
+            or pa.types.is_string(data_type)
+        ):
             data_type = pa.string()
         fields.append(pa.field(name, data_type))
     return pa.schema(fields)
@@ -85,8 +91,7 @@ def to_batch(records: list[dict[str, Any]], schema: pa.Schema, stream: str | Non
     for field in schema:
         values = [r.get(field.name) for r in records]
         if is_json_field(field):
-            arrays.append(pa.array(
-                [None if v is None else dumps(v) for v in values], pa.string()))
+            arrays.append(pa.array([None if v is None else dumps(v) for v in values], pa.string()))
             continue
         if pa.types.is_string(field.type):
             arrays.append(pa.array([None if v is None else _as_text(v) for v in values], pa.string()))
@@ -156,6 +161,4 @@ def text_column(array: pa.Array) -> pa.Array:
     """A nested/binary column as strings (CSV has no nested types): JSON text or base64."""
     if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
         return pa.array([None if v is None else base64.b64encode(v).decode("ascii") for v in array.to_pylist()], pa.string())
-    return pa.array(
-        [None if v is None else dumps(_json_value(v)) for v in array.to_pylist()], pa.string()
-    )
+    return pa.array([None if v is None else dumps(_json_value(v)) for v in array.to_pylist()], pa.string())

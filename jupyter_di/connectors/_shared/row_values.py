@@ -4,6 +4,7 @@ Why: bookmarks are stored as JSON (Singer state vocabulary) and sent back to
 sources as inclusive lower bounds; timestamps travel as ISO-8601 strings and
 decimals as strings so nothing loses precision.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -6,12 +6,14 @@ the ``_jupyter_di_state`` row commit together.  So the whole write loop (create/
 replace/append/upsert, state in the same transaction, ``on_commit`` after each commit) lives here
 once; each connector package only supplies how to open its file, read its catalog and push rows.
 """
+
 from __future__ import annotations
 
 import json
 import math
 from abc import abstractmethod
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -151,9 +153,7 @@ class SqlFileDestination(Destination):
 
     # ---- contract
 
-    def write(
-        self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None
-    ) -> WriteResult:
+    def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         s = request.settings
         con = self._connect()
         rows = 0
@@ -166,7 +166,9 @@ class SqlFileDestination(Destination):
                     self._ensure_state_table(con)
                 con.execute(self.begin_sql)
                 known = self._prepare_table(con, s, request.schema)
-                self._null_on_update = [known[c.lower()] for c in request.dropped_columns if c.lower() in known and c not in request.schema.names]
+                self._null_on_update = [
+                    known[c.lower()] for c in request.dropped_columns if c.lower() in known and c not in request.schema.names
+                ]
                 table_sql = self._table_sql(s.table_name)
                 full = s.replication_method == FULL_TABLE
                 staged = full and self.staged_full_table
@@ -217,7 +219,7 @@ class SqlFileDestination(Destination):
                 raise
         except Exception as exc:
             if isinstance(exc, DIError):
-                raise exc.with_context(stream=s.stream)
+                raise exc.with_context(stream=s.stream) from exc.__cause__  # the same error, its cause kept
             err = self._translate(exc, s.stream)
             if err is None:
                 raise
@@ -256,9 +258,7 @@ class SqlFileDestination(Destination):
         try:
             if self._table_columns(con, STATE_TABLE) is None:
                 return None
-            row = con.execute(
-                f"SELECT state FROM {self._table_sql(STATE_TABLE)} WHERE state_key = ?", [state_key]
-            ).fetchall()
+            row = con.execute(f"SELECT state FROM {self._table_sql(STATE_TABLE)} WHERE state_key = ?", [state_key]).fetchall()
         finally:
             con.close()
         return json.loads(row[0][0]) if row and row[0][0] is not None else None
@@ -315,9 +315,7 @@ class SqlFileDestination(Destination):
                     fix="set unique_constraints to columns the stream has.",
                 )
             if not len(schema):
-                raise SchemaMismatch(
-                    f"cannot create table {table!r} without columns.", stream=s.stream, fix="send at least one column."
-                )
+                raise SchemaMismatch(f"cannot create table {table!r} without columns.", stream=s.stream, fix="send at least one column.")
             cols = ", ".join(f"{quote_ident(f.name)} {self._column_type(f)}" for f in schema)
             pk = f", PRIMARY KEY ({', '.join(quote_ident(k) for k in keys)})" if keys and self.key_constraints else ""
             con.execute(f"CREATE TABLE {self._table_sql(table)} ({cols}{pk})")
@@ -351,8 +349,7 @@ class SqlFileDestination(Destination):
         names = [f.name for f in new]
         if not s.auto_add_new_fields:
             raise SchemaMismatch(
-                f"the stream has column(s) {', '.join(repr(n) for n in names)} that table "
-                f"{s.table_name!r} does not have.",
+                f"the stream has column(s) {', '.join(repr(n) for n in names)} that table {s.table_name!r} does not have.",
                 stream=s.stream,
                 fix="set auto_add_new_fields: true, or deselect these columns.",
             )

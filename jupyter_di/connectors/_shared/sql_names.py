@@ -3,6 +3,7 @@
 Why: a column named ``x" int); create table pwned(x int); --`` must stay a column, so every
 identifier goes through :func:`quote_ident` (embedded quotes doubled), never into SQL as is.
 """
+
 from __future__ import annotations
 
 
@@ -13,4 +14,3 @@ def quote_ident(name: str) -> str:
 
 def qualify(schema: str | None, name: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
-

@@ -5,10 +5,12 @@ parameters, ``NULLS LAST``), so the columns a read selects (bookmark and key col
 Singer's automatic inclusion), its order and its inclusive bookmark bound are planned and
 rendered once; each connector supplies how a column compares and how a bookmark value binds.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
@@ -67,8 +69,7 @@ def plan_select(request: ReadRequest, table_columns: list[str]) -> SelectPlan:
         missing = [n for n in names if n not in by_name]
         if missing:
             raise ConfigError(
-                f"{what} {', '.join(repr(m) for m in missing)} not in the table "
-                f"(it has {', '.join(repr(c) for c in table_columns)}).",
+                f"{what} {', '.join(repr(m) for m in missing)} not in the table (it has {', '.join(repr(c) for c in table_columns)}).",
                 stream=s.stream,
                 fix=fix,
             )
@@ -94,7 +95,10 @@ def plan_select(request: ReadRequest, table_columns: list[str]) -> SelectPlan:
             bookmark.append((name, request.bookmark[name]))
     chosen = set(wanted)
     return SelectPlan(
-        [c for c in table_columns if c in chosen], order_by, bookmark, request.limit,
+        [c for c in table_columns if c in chosen],
+        order_by,
+        bookmark,
+        request.limit,
         null_columns=list(s.bookmark_properties) if s.replication_method == INCREMENTAL else [],
         resync_nulls=s.null_cursor == "resync",
     )

@@ -9,6 +9,7 @@ Timestamps with a time zone are read in UTC (the session time zone is set to UTC
 compares identifiers case-insensitively, so two columns that differ only in case cannot live in
 one table.
 """
+
 from __future__ import annotations
 
 from ..base import ConnectorSpec

@@ -4,6 +4,7 @@ Why a module of its own: the source and the destination open the same file from 
 and both must turn DuckDB's lock and configuration errors into one ``ConnectionFailed`` that says
 what to do.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,8 +1,10 @@
 """The DuckDB source: tables and views of the file stream out as Arrow batches."""
+
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -117,7 +119,12 @@ class DuckDBSource(DuckDBConnector, Source):
             full, sql_types = self._schema_of(con, table_sql)
             plan = plan_select(request, full.names)
             if request.settings.replication_method == INCREMENTAL:
-                catalog.check_replication_keys(list(request.settings.bookmark_properties), [f.name for f in full if is_orderable(f)], sql_types, request.settings.stream)
+                catalog.check_replication_keys(
+                    list(request.settings.bookmark_properties),
+                    [f.name for f in full if is_orderable(f)],
+                    sql_types,
+                    request.settings.stream,
+                )
 
             def bind(column: str, value: Any) -> tuple[str, Any]:
                 sql_type = sql_types[column]

@@ -1,11 +1,11 @@
 """Arrow -> DuckDB column types, for the tables the DuckDB destination creates."""
+
 from __future__ import annotations
 
 import pyarrow as pa
 
 from .._shared.sql_names import quote_ident
 from ..base import is_json_field
-
 
 _DUCKDB_SIMPLE = [
     (pa.types.is_boolean, "BOOLEAN"),

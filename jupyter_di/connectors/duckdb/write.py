@@ -1,10 +1,12 @@
 """The DuckDB destination: commit windows of Arrow batches into tables, rows and state in one transaction."""
+
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -190,19 +192,25 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             con.execute(f"CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {view}")
         try:
             if method == "IGNORE":
-                con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({one_per_key}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})")
+                con.execute(
+                    f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({one_per_key}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})"
+                )
                 return True
             # columns only the table has (added by the user) keep their values; dropped ones become NULL
             carried = [c for c in self._table_columns(con, table) or [] if c.lower() not in lowered and c.lower() not in nulled]
             if carried:
                 extra = ", ".join(quote_ident(c) for c in carried)
                 key_cols = ", ".join(f"t.{quote_ident(k)}" for k in keys)
-                con.execute(f"CREATE TEMP TABLE {kept} AS SELECT {key_cols}, {', '.join('t.' + quote_ident(c) for c in carried)} FROM {target} AS t SEMI JOIN {stage} AS s ON {on}")
+                con.execute(
+                    f"CREATE TEMP TABLE {kept} AS SELECT {key_cols}, {', '.join('t.' + quote_ident(c) for c in carried)} FROM {target} AS t SEMI JOIN {stage} AS s ON {on}"
+                )
             con.execute(f"DELETE FROM {target} AS t USING (SELECT DISTINCT {partition} FROM {stage}) AS s WHERE {on}")
             if carried:
                 select = ", ".join(f"s.{quote_ident(n)}" for n in names) + ", " + ", ".join(f"k.{quote_ident(c)}" for c in carried)
                 join = " AND ".join(f"k.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
-                con.execute(f"INSERT INTO {target} ({cols}, {extra}) SELECT {select} FROM ({one_per_key}) AS s LEFT JOIN {kept} AS k ON {join}")
+                con.execute(
+                    f"INSERT INTO {target} ({cols}, {extra}) SELECT {select} FROM ({one_per_key}) AS s LEFT JOIN {kept} AS k ON {join}"
+                )
             else:
                 con.execute(f"INSERT INTO {target} ({cols}) {one_per_key}")
             return True
@@ -217,8 +225,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         if isinstance(exc, (duckdb.ConversionException, duckdb.ConstraintException, duckdb.BinderException)):
             return SchemaMismatch(
                 f"the rows do not fit the DuckDB table: {first_line(exc)}",
-                fix="check the column types and unique_constraints (rows with the same key need "
-                "unique_constraints to be upserted).",
+                fix="check the column types and unique_constraints (rows with the same key need unique_constraints to be upserted).",
             )
         if isinstance(exc, (duckdb.IOException, duckdb.PermissionException)):
             return connection_failed(self.path(must_exist=False), exc)

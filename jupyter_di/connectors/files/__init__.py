@@ -6,6 +6,7 @@ streams each file with bounded memory (``read.py``); the destination writes
 ``<folder>/<table>.<ext>`` (``write.py`` says what survives a crash).  Every path goes through
 ``paths.py``, so no stream name can leave the folder; ``formats.py`` reads and writes each format.
 """
+
 from __future__ import annotations
 
 from ..base import ConnectorSpec

@@ -6,22 +6,24 @@ destination reads existing rows for appends and upserts), so the options,
 schema inference, streaming readers and writers live together, and each
 reader holds at most one block/batch in memory.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ...errors import ConfigError
-from ..base import ConfigField
 from .._shared.arrow_rows import conform, normalize_schema
-from .._shared.json_records import infer_schema as infer_records_schema
 from .._shared.json_records import dumps, json_rows, text_column, to_batch
+from .._shared.json_records import infer_schema as infer_records_schema
+from ..base import ConfigField
 from .paths import extension
 
 JSONL_SAMPLE_ROWS = 10_000
@@ -120,9 +122,7 @@ def infer_schema(path: Path, opts: FileOptions) -> pa.Schema:
         reader.close()
 
 
-def iter_batches(
-    path: Path, opts: FileOptions, schema: pa.Schema, batch_size: int, stream: str | None = None
-) -> Iterator[pa.RecordBatch]:
+def iter_batches(path: Path, opts: FileOptions, schema: pa.Schema, batch_size: int, stream: str | None = None) -> Iterator[pa.RecordBatch]:
     """Batches of ``path`` conformed to ``schema`` (a subset of the file's columns, any order)."""
     if opts.format == "parquet":
         pf = pq.ParquetFile(path)
@@ -183,7 +183,8 @@ class FileWriter:
             include_header = opts.header if header is None else header
             csv_schema = _csv_ready(pa.RecordBatch.from_pylist([], schema=schema)).schema
             self._writer = pacsv.CSVWriter(
-                fh, csv_schema,
+                fh,
+                csv_schema,
                 write_options=pacsv.WriteOptions(include_header=include_header, delimiter=opts.delimiter),
             )
 

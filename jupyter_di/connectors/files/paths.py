@@ -6,6 +6,7 @@ outside their output folder.  Every path the files connector opens goes
 through :func:`table_path`, which rejects separators, ``..``, NUL, absolute
 names and anything that resolves (symlinks included) outside the root.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,10 +5,12 @@ the whole file is read into Arrow, filtered by the inclusive bookmark and
 sorted by (bookmark, key) before the first batch is yielded.  Memory is then
 the file's size in Arrow, not one batch; FULL_TABLE reads stay streaming.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,7 +40,9 @@ class FilesSource(Source):
         """What the field types cannot say (``connectors/config_check.py`` calls it before connecting)."""
         delimiter = config.get("delimiter")
         if delimiter is not None and len(delimiter) != 1:
-            raise ConfigError(f"config 'delimiter' must be one character (got {delimiter[:20]!r}).", fix="e.g. delimiter: ';' or delimiter: \"\\t\".")
+            raise ConfigError(
+                f"config 'delimiter' must be one character (got {delimiter[:20]!r}).", fix="e.g. delimiter: ';' or delimiter: \"\\t\"."
+            )
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -80,14 +84,16 @@ class FilesSource(Source):
             if streams is not None and stream not in streams:
                 continue
             schema = infer_schema(self._path(stream), self.opts)
-            entries.append(stream_entry(
-                stream,
-                {f.name: json_schema_for_arrow(f.type, f) for f in schema},
-                key_properties=[],
-                valid_replication_keys=[f.name for f in schema if orderable(f)],
-                sql_datatypes={f.name: "json" if is_json_field(f) else str(f.type) for f in schema},
-                extra_stream_metadata={"file-format": self.opts.format},
-            ))
+            entries.append(
+                stream_entry(
+                    stream,
+                    {f.name: json_schema_for_arrow(f.type, f) for f in schema},
+                    key_properties=[],
+                    valid_replication_keys=[f.name for f in schema if orderable(f)],
+                    sql_datatypes={f.name: "json" if is_json_field(f) else str(f.type) for f in schema},
+                    extra_stream_metadata={"file-format": self.opts.format},
+                )
+            )
         return {"streams": entries}
 
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
@@ -104,9 +110,7 @@ class FilesSource(Source):
 
         def batches() -> Iterator[pa.RecordBatch]:
             if incremental:
-                table = pa.Table.from_batches(
-                    iter_batches(path, self.opts, schema, request.batch_size, stream), schema=schema
-                )
+                table = pa.Table.from_batches(iter_batches(path, self.opts, schema, request.batch_size, stream), schema=schema)
                 table = order_incremental(table, settings, request.bookmark, request.stats).select(out_schema.names)
                 source = table.to_batches(max_chunksize=request.batch_size)
             else:

@@ -49,14 +49,16 @@ What survives a crash (``kill -9`` at any instant; tests/test_crash_recovery.py)
   from the files source) is deleted by the next write of that file once its pid
   is gone.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -267,7 +269,7 @@ def _remove_stale_temps(path: Path) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix):].split("-", 1)[0]
+        pid = name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and _process_gone(int(pid)):
             (path.parent / name).unlink(missing_ok=True)
 

@@ -4,6 +4,7 @@
 ``paging.py`` walks the pages of each paging style, ``client.py`` sends the requests (retries,
 credentials that never follow a redirect to another host).
 """
+
 from __future__ import annotations
 
 from ..base import ConnectorSpec

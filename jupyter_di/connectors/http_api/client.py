@@ -7,6 +7,7 @@ Secrets: configured header values (the token among them) are sent as
 are masked in every message (``redaction.Redactor``: the one mask); messages
 show the URL path, never the query.
 """
+
 from __future__ import annotations
 
 import json
@@ -132,7 +133,7 @@ class HttpClient:
                         "check base_url and the network.",
                     ) from None
                 reason = f"no answer within {self.timeout}s"
-            except (TimeoutError, socket.timeout, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError):
                 reason = f"no answer within {self.timeout}s"
             if attempt >= self.max_retries:
                 raise self._fail(
@@ -140,7 +141,7 @@ class HttpClient:
                     f"{self.host_port} kept failing GET {path} ({reason}) after {self.max_retries} retries.",
                     "try again later, or raise max_retries/timeout.",
                 )
-            delay = retry_after if retry_after is not None else self.backoff * (2 ** attempt)
+            delay = retry_after if retry_after is not None else self.backoff * (2**attempt)
             time.sleep(min(MAX_SLEEP, max(0.0, delay)))
             attempt += 1
 

@@ -5,10 +5,12 @@ the part of an HTTP API that differs most between services; each is a few
 lines here, and each yields the list of records of one page, lazily, so the
 caller can stop paging early (``limit``).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ...errors import ConfigError
 from .client import HttpClient, Response, next_link
@@ -35,10 +37,11 @@ class StreamConfig:
         return str(self.paging.get("type") or "none")
 
     @classmethod
-    def parse(cls, name: str, raw: Any) -> "StreamConfig":
+    def parse(cls, name: str, raw: Any) -> StreamConfig:
         if not isinstance(raw, dict) or not raw.get("path"):
             raise ConfigError(
-                "every http_api stream needs a `path`.", stream=name,
+                "every http_api stream needs a `path`.",
+                stream=name,
                 fix="write e.g. `streams: {customers: {path: /v1/customers, records_path: data}}`.",
             )
         paging = raw.get("paging") or {}
@@ -46,14 +49,16 @@ class StreamConfig:
             paging = {"type": paging}
         if paging.get("type", "none") not in PAGING_TYPES:
             raise ConfigError(
-                f"unknown paging type {paging.get('type')!r}.", stream=name,
+                f"unknown paging type {paging.get('type')!r}.",
+                stream=name,
                 fix=f"use one of: {', '.join(PAGING_TYPES)}.",
             )
         if paging.get("type") == "cursor" and not (paging.get("next_cursor_path") or paging.get("cursor_record_field")):
             raise ConfigError(
                 "cursor paging needs `next_cursor_path` (where the response holds the next cursor) "
                 "or `cursor_record_field` (the last record's field to pass on, e.g. id).",
-                stream=name, fix="add one of them under paging.",
+                stream=name,
+                fix="add one of them under paging.",
             )
         incremental = raw.get("incremental") or {}
         pk = raw.get("primary_key") or []
@@ -98,7 +103,8 @@ def records_of(response: Response, cfg: StreamConfig) -> list[dict[str, Any]]:
     if bad is not None:
         raise ConfigError(
             f"records_path {cfg.records_path!r} holds {type(bad).__name__} values, not objects.",
-            stream=cfg.name, fix="point records_path at a list of JSON objects.",
+            stream=cfg.name,
+            fix="point records_path at a list of JSON objects.",
         )
     return found
 

@@ -16,10 +16,12 @@ memory is the stream's size, which is the price of a bookmark that is safe to
 save after every batch.  FULL_TABLE reads stay lazy, one page at a time.
 ``limit`` stops paging as soon as enough records are in.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,14 +40,29 @@ CONFIG_SCHEMA = [
     ConfigField("auth_header", "string", default="Authorization", description="Header that carries the api_key."),
     ConfigField("auth_scheme", "string", default="Bearer", description="Prefix of the api_key in the header; empty for the bare key."),
     ConfigField("headers", "object", default={}, description="Extra request headers."),
-    ConfigField("streams", "object", required=True, description=(
-        "stream name -> {path, records_path, primary_key, params, "
-        "paging: {type: none|page|offset|cursor|link_header, page_param, size_param, page_size, offset_param, "
-        "cursor_param, next_cursor_path, cursor_record_field, has_more_path}, "
-        "incremental: {cursor_param, cursor_field}}")),
+    ConfigField(
+        "streams",
+        "object",
+        required=True,
+        description=(
+            "stream name -> {path, records_path, primary_key, params, "
+            "paging: {type: none|page|offset|cursor|link_header, page_param, size_param, page_size, offset_param, "
+            "cursor_param, next_cursor_path, cursor_record_field, has_more_path}, "
+            "incremental: {cursor_param, cursor_field}}"
+        ),
+    ),
     ConfigField("timeout", "number", default=30, description="Seconds to wait for each response.", minimum=0.1, maximum=3600),
-    ConfigField("max_retries", "integer", default=5, description="Retries on HTTP 429/5xx and timeouts (exponential backoff).", minimum=0, maximum=50),
-    ConfigField("retry_backoff", "number", default=1.0, description="First retry delay in seconds; doubles each retry.", minimum=0, maximum=600),
+    ConfigField(
+        "max_retries",
+        "integer",
+        default=5,
+        description="Retries on HTTP 429/5xx and timeouts (exponential backoff).",
+        minimum=0,
+        maximum=50,
+    ),
+    ConfigField(
+        "retry_backoff", "number", default=1.0, description="First retry delay in seconds; doubles each retry.", minimum=0, maximum=600
+    ),
 ]
 
 
@@ -59,8 +76,10 @@ class HttpApiSource(Source):
         super().__init__(config)
         streams = config.get("streams") or {}
         if not isinstance(streams, dict) or not streams:
-            raise ConfigError("http_api needs at least one stream under `streams`.",
-                              fix="add e.g. `streams: {customers: {path: /v1/customers, records_path: data}}`.")
+            raise ConfigError(
+                "http_api needs at least one stream under `streams`.",
+                fix="add e.g. `streams: {customers: {path: /v1/customers, records_path: data}}`.",
+            )
         self.streams = {name: StreamConfig.parse(name, raw) for name, raw in streams.items()}
         self._schemas: dict[str, pa.Schema] = {}
 
@@ -83,8 +102,7 @@ class HttpApiSource(Source):
         try:
             return self.streams[name]
         except KeyError:
-            raise ConfigError(f"no stream {name!r} is configured.", stream=name,
-                              fix=f"use one of: {', '.join(self.streams)}.") from None
+            raise ConfigError(f"no stream {name!r} is configured.", stream=name, fix=f"use one of: {', '.join(self.streams)}.") from None
 
     def check(self) -> None:
         """Fetch the first page of the first stream: surfaces auth, host and path errors."""
@@ -112,13 +130,15 @@ class HttpApiSource(Source):
             if streams is not None and name not in streams:
                 continue
             schema = self._schema(name)
-            entries.append(stream_entry(
-                name,
-                {f.name: json_schema_for_arrow(f.type, f) for f in schema},
-                key_properties=cfg.primary_key,
-                valid_replication_keys=[cfg.cursor_field] if cfg.cursor_field else [],
-                sql_datatypes={f.name: "json" if is_json_field(f) else str(f.type) for f in schema},
-            ))
+            entries.append(
+                stream_entry(
+                    name,
+                    {f.name: json_schema_for_arrow(f.type, f) for f in schema},
+                    key_properties=cfg.primary_key,
+                    valid_replication_keys=[cfg.cursor_field] if cfg.cursor_field else [],
+                    sql_datatypes={f.name: "json" if is_json_field(f) else str(f.type) for f in schema},
+                )
+            )
         return {"streams": entries}
 
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
@@ -131,17 +151,21 @@ class HttpApiSource(Source):
         limit = request.limit
 
         if settings.replication_method != INCREMENTAL:
+
             def plain() -> Iterator[pa.RecordBatch]:
                 batches = (to_batch(records, out_schema, name) for records in pages(client, cfg))
                 yield from rebatch(batches, request.batch_size, limit)
+
             return pa.RecordBatchReader.from_batches(out_schema, plain())
 
         props = list(settings.bookmark_properties) or ([cfg.cursor_field] if cfg.cursor_field else [])
         if not props:
-            raise ConfigError("an INCREMENTAL http_api stream needs a bookmark field.", stream=name,
-                              fix="set incremental.cursor_field (or bookmark_properties) for the stream.")
-        settings = dataclasses.replace(settings, bookmark_properties=props,
-                                       key_properties=list(settings.key_properties) or cfg.primary_key)
+            raise ConfigError(
+                "an INCREMENTAL http_api stream needs a bookmark field.",
+                stream=name,
+                fix="set incremental.cursor_field (or bookmark_properties) for the stream.",
+            )
+        settings = dataclasses.replace(settings, bookmark_properties=props, key_properties=list(settings.key_properties) or cfg.primary_key)
         check_columns_exist(schema, props, "bookmark", name)
         check_bookmark_orderable(schema, props, name)
         check_columns_exist(schema, settings.key_properties, "key", name)

@@ -5,6 +5,7 @@ read.py and write.py for why); catalog queries and small
 statements use psycopg.  Config: host, port, database, username, password
 (secret), schema, sslmode, connect_timeout.
 """
+
 from __future__ import annotations
 
 from ..base import ConnectorSpec

@@ -9,9 +9,11 @@ classes (``AdbcDatabase``/``AdbcConnection``/``AdbcStatement``) do exactly that.
 Parameters use ``$1, $2`` placeholders and are bound as a one-row Arrow batch,
 so values never become SQL text.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import adbc_driver_manager as dm
 import pyarrow as pa

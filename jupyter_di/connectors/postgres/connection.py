@@ -6,6 +6,7 @@ bulk reads and writes over COPY binary) from the same config, and both must
 turn a failed login into one ``ConnectionFailed`` that never shows the
 password (masked with ``redaction.Redactor``, the one mask).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,8 +38,12 @@ CONFIG_SCHEMA = [
         choices=SSL_MODES,
     ),
     ConfigField(
-        "connect_timeout", "integer", default=DEFAULT_CONNECT_TIMEOUT, description="Seconds to wait for a connection.",
-        minimum=1, maximum=3600,
+        "connect_timeout",
+        "integer",
+        default=DEFAULT_CONNECT_TIMEOUT,
+        description="Seconds to wait for a connection.",
+        minimum=1,
+        maximum=3600,
     ),
     ConfigField(
         "page_rows",
@@ -55,7 +60,8 @@ CONFIG_SCHEMA = [
         default=DEFAULT_UPSERT_FILLFACTOR,
         description="Writing: the fillfactor of tables created for upserts (unique_constraints). Free room in each "
         "page lets PostgreSQL update a row in place (HOT) without touching the key index; 100 packs pages full.",
-        minimum=10, maximum=100,
+        minimum=10,
+        maximum=100,
     ),
 ]
 
@@ -82,7 +88,9 @@ class PgConfig:
         self.connect_timeout = _int_option(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         self.page_rows = _int_option(config, "page_rows", 0)
         if self.page_rows < 0:
-            raise ConfigError(f"page_rows must be 0 or more, got {self.page_rows}.", fix="leave it out (one query), or set rows per page, e.g. 1000000.")
+            raise ConfigError(
+                f"page_rows must be 0 or more, got {self.page_rows}.", fix="leave it out (one query), or set rows per page, e.g. 1000000."
+            )
         self.upsert_fillfactor = _int_option(config, "upsert_fillfactor", DEFAULT_UPSERT_FILLFACTOR)
         if not 10 <= self.upsert_fillfactor <= 100:
             raise ConfigError(

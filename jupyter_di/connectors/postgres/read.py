@@ -12,11 +12,13 @@ server as a parameter (``set_config``) and cast to each column's own type by
 ``jsonb_populate_record(NULL::the_table, ...)``, so timestamps arriving as
 ISO strings and decimals arriving as strings compare as the column's type.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 from psycopg import sql
@@ -144,7 +146,9 @@ def _check_orderable(conn: Any, schema: str, table: str, bookmark_properties: li
     accepted = set()
     for name in bookmark_properties:
         try:
-            conn.fetchall(render(sql.SQL("SELECT 1 FROM {} ORDER BY {} LIMIT 0").format(sql.Identifier(schema, table), sql.Identifier(name))))
+            conn.fetchall(
+                render(sql.SQL("SELECT 1 FROM {} ORDER BY {} LIMIT 0").format(sql.Identifier(schema, table), sql.Identifier(name)))
+            )
             accepted.add(name)
         except adbc_driver_manager.Error:
             pass
@@ -159,7 +163,9 @@ def _check_bookmark(conn: Any, schema: str, table: str, bookmark: str, by_name: 
     values = json.loads(bookmark)
     for name, value in values.items():
         # returns a boolean, not the value: converting a zoned timestamp to Python would import pandas
-        query = sql.SQL("SELECT (jsonb_populate_record(NULL::{}, $1::jsonb)).{} IS NULL").format(sql.Identifier(schema, table), sql.Identifier(name))
+        query = sql.SQL("SELECT (jsonb_populate_record(NULL::{}, $1::jsonb)).{} IS NULL").format(
+            sql.Identifier(schema, table), sql.Identifier(name)
+        )
         try:
             conn.fetchall(render(query), (json.dumps({name: value}),))
         except adbc_driver_manager.Error as exc:
@@ -170,7 +176,7 @@ def _check_bookmark(conn: Any, schema: str, table: str, bookmark: str, by_name: 
             ) from None
 
 
-def _count_null_cursors(conn: Any, plan: "ReadPlan") -> int:
+def _count_null_cursors(conn: Any, plan: ReadPlan) -> int:
     """Rows whose bookmark column is NULL: a bookmark never reaches them (for the run's report).
     Asked only when a bookmark column is nullable; with an index on it this is an index scan."""
     query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(plan.rel, plan.any_null(plan.null_bookmark_columns))

@@ -17,6 +17,7 @@ Decisions:
 - json/jsonb read as strings holding JSON text, marked with the JSON logical
   type, and are written into ``jsonb`` columns.
 """
+
 from __future__ import annotations
 
 import json

@@ -19,12 +19,14 @@ How each load works:
 NUL characters (U+0000), which PostgreSQL text and jsonb cannot store, are
 removed, with one warning per column naming the stream and the count.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import warnings
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 from psycopg import sql
@@ -36,10 +38,10 @@ from .connection import PostgresConnector, render
 from .types import (
     UNIQUE_INDEXES_SQL,
     WriteColumn,
+    catalog_rows,
     same_type,
     shape_column,
     strip_nuls,
-    catalog_rows,
     table_columns,
     table_oid,
     write_column,
@@ -180,9 +182,9 @@ class _TableWriter:
         self._ensure_schema()
         try:
             self._exec(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (state_key TEXT PRIMARY KEY, state JSONB, updated_at TIMESTAMPTZ)"
-                ).format(sql.Identifier(self.schema, STATE_TABLE))
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} (state_key TEXT PRIMARY KEY, state JSONB, updated_at TIMESTAMPTZ)").format(
+                    sql.Identifier(self.schema, STATE_TABLE)
+                )
             )
             self.conn.commit()
         except adbc_driver_manager.IntegrityError:  # created by a parallel stream just now
@@ -341,4 +343,3 @@ class _TableWriter:
             )
             log.warning(message)
             warnings.warn(message, stacklevel=3)
-

@@ -12,6 +12,7 @@ file, masked stderr, clean kills), ``messages.py`` turns Singer messages into Ar
 ``state.py`` builds the ``--state`` a tap gets.  Where Singer differs from the built-in connectors
 is said in ``read.py`` and ``write.py``.
 """
+
 from __future__ import annotations
 
 from ..base import ConnectorSpec

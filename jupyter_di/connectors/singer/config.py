@@ -1,4 +1,5 @@
 """The Singer connector's config: the executable to run and the config object it gets."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -13,6 +13,7 @@ the same type conventions, which live here next to each other:
 - decimals are written as JSON numbers with their exact digits (never via a
   float), binary as base64 strings, NaN/inf floats as null.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,8 @@ import datetime as dt
 import decimal
 import json
 import math
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -126,8 +128,7 @@ class RecordBatcher:
                     value = self._convert[i](value)
                 except (TypeError, ValueError, ArithmeticError) as exc:
                     raise SchemaMismatch(
-                        f"column {name!r} got value {str(value)[:80]!r}, which is not a valid "
-                        f"{self.schema.field(i).type} ({exc}).",
+                        f"column {name!r} got value {str(value)[:80]!r}, which is not a valid {self.schema.field(i).type} ({exc}).",
                         stream=self.stream,
                         fix="check the tap's SCHEMA for this column, or deselect the column.",
                     ) from None

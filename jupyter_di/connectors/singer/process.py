@@ -21,6 +21,7 @@ the guarantees hold in one place:
   kept, masked, for error messages;
 - a process is killed (with its whole process group) when we stop early.
 """
+
 from __future__ import annotations
 
 import collections
@@ -157,12 +158,8 @@ class SingerProcess:
         tail = self.tail_text()
         message = f"the Singer {self.role} {self.name} failed while {what} (exit code {code}). Last stderr lines:\n{tail}"
         if _CONNECTION_HINTS.search(tail):
-            return ConnectionFailed(
-                message, stream=stream, fix=f"check the host, port and credentials in the {self.role}'s config."
-            )
-        return SingerProcessFailed(
-            message, stream=stream, fix=f"read the {self.role}'s stderr above; fix its config or catalog and rerun."
-        )
+            return ConnectionFailed(message, stream=stream, fix=f"check the host, port and credentials in the {self.role}'s config.")
+        return SingerProcessFailed(message, stream=stream, fix=f"read the {self.role}'s stderr above; fix its config or catalog and rerun.")
 
     def close(self) -> None:
         self.kill()
@@ -174,7 +171,7 @@ class SingerProcess:
                     pass
         self._run_dir.close()
 
-    def __enter__(self) -> "SingerProcess":
+    def __enter__(self) -> SingerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

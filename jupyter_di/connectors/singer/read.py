@@ -24,10 +24,12 @@ Semantics, where Singer differs from our built-in connectors:
   numbers, ``<stream>_events`` keys) instead of resyncing.  Each read runs the
   tap for one stream, so what is kept per stream is that run's last STATE.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -86,8 +88,7 @@ class SingerSource(Source):
                 raise SingerProtocolError(
                     f"the tap {proc.name} printed something other than a JSON catalog for --discover: "
                     f"{proc.snippet(out)!r}. Last stderr lines:\n{proc.tail_text()}",
-                    fix="check that the executable is a Singer tap that supports --discover, "
-                    "or give the catalog in the connector config.",
+                    fix="check that the executable is a Singer tap that supports --discover, or give the catalog in the connector config.",
                 ) from None
             if not isinstance(catalog, dict) or not isinstance(catalog.get("streams"), list):
                 raise SingerProtocolError(
@@ -343,7 +344,7 @@ class _Batches:
         self._gen = gen
         self._release = release
 
-    def __iter__(self) -> "_Batches":
+    def __iter__(self) -> _Batches:
         return self
 
     def __next__(self) -> pa.RecordBatch:

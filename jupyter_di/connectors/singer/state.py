@@ -13,6 +13,7 @@ unchanged.  The only place we look inside it is an override a user typed (a
 one-run ``--bookmark`` or a pinned value): that rewrites just the one field the
 override names, in the shape and JSON type the tap used, and leaves the rest.
 """
+
 from __future__ import annotations
 
 import copy

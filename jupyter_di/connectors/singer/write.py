@@ -32,6 +32,7 @@ Semantics, where Singer differs from our built-in connectors:
   not expressible in Singer and is refused.  New columns are sent as a new
   SCHEMA message; whether they are added is the target's policy.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 
@@ -66,9 +68,7 @@ class SingerDestination(Destination):
     def check(self) -> None:
         resolve_executable(self.config.get("executable"))
 
-    def write(
-        self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None
-    ) -> WriteResult:
+    def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         settings = request.settings
         stream = settings.table_name
         if settings.unique_constraints and settings.unique_conflict_method == "IGNORE":

@@ -4,6 +4,7 @@ SQLite has no column types, only declared types, so the declared type is the sch
 (``types.py``).  The destination uses WAL mode (readers never block the writer, a crash rolls back
 to the last commit) and ``BEGIN IMMEDIATE`` so a locked file is reported before any work.
 """
+
 from __future__ import annotations
 
 from ..base import ConnectorSpec

@@ -1,4 +1,5 @@
 """The SQLite connector's config, how it opens the database file, and its errors in plain words."""
+
 from __future__ import annotations
 
 import sqlite3

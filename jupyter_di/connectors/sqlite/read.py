@@ -1,8 +1,10 @@
 """The SQLite source: tables and views stream out as Arrow batches, typed by their declared types."""
+
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -83,7 +85,9 @@ class SQLiteSource(SQLiteConnector, Source):
             plan = plan_select(request, list(declared))
             if request.settings.replication_method == INCREMENTAL:
                 valid = [n for n, kind in kinds.items() if is_orderable(kind.field)]
-                catalog.check_replication_keys(list(request.settings.bookmark_properties), valid, {n: d or "untyped" for n, d in declared.items()}, stream)
+                catalog.check_replication_keys(
+                    list(request.settings.bookmark_properties), valid, {n: d or "untyped" for n, d in declared.items()}, stream
+                )
 
             def column_expr(column: str) -> str:
                 cast = kinds[column].sort_cast
@@ -108,7 +112,9 @@ class SQLiteSource(SQLiteConnector, Source):
         except BaseException:
             con.close()
             raise
-        batches = _batches(cursor, con, [kinds[c] for c in plan.columns], [declared[c] for c in plan.columns], schema, request.batch_size, stream)
+        batches = _batches(
+            cursor, con, [kinds[c] for c in plan.columns], [declared[c] for c in plan.columns], schema, request.batch_size, stream
+        )
         return pa.RecordBatchReader.from_batches(schema, batches)
 
 

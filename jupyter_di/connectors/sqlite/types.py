@@ -14,14 +14,16 @@ same way.  Storage choices (all TEXT where SQLite has no native type):
 - lists of scalars: JSON arrays under ``JSON ARRAY <element type>`` so they
   come back as Arrow lists; other nested values: JSON text.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import decimal
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -97,7 +99,7 @@ def column_kind(name: str, declared: str) -> ColumnKind:
     """The Arrow field and converters for a declared SQLite type (affinity-like rules)."""
     d = (declared or "").upper().strip()
     if d.startswith(SQLITE_JSON_ARRAY):
-        element = column_kind("item", d[len(SQLITE_JSON_ARRAY):])
+        element = column_kind("item", d[len(SQLITE_JSON_ARRAY) :])
         if element.field.type in (pa.int64(), pa.float64(), pa.bool_(), pa.string()):
             return ColumnKind(pa.field(name, pa.list_(element.field.type)), _each(lambda v: json.loads(_text(v))))
     if "JSON" in d:
@@ -109,9 +111,7 @@ def column_kind(name: str, declared: str) -> ColumnKind:
             pa.field(name, pa.timestamp("us", tz="UTC")), _each(lambda v: _datetime(v, True)), lambda v: _timestamp_text(v, True)
         )
     if "DATETIME" in d or "TIMESTAMP" in d:
-        return ColumnKind(
-            pa.field(name, pa.timestamp("us")), _each(lambda v: _datetime(v, False)), lambda v: _timestamp_text(v, False)
-        )
+        return ColumnKind(pa.field(name, pa.timestamp("us")), _each(lambda v: _datetime(v, False)), lambda v: _timestamp_text(v, False))
     if d == "DATE":
         to_date = lambda v: dt.date.fromisoformat(_text(v)[:10])  # noqa: E731
         return ColumnKind(pa.field(name, pa.date32()), _each(to_date), lambda v: to_date(v).isoformat())

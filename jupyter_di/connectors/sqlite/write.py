@@ -1,4 +1,5 @@
 """The SQLite destination: Arrow batches in with executemany, rows and state in one transaction."""
+
 from __future__ import annotations
 
 import sqlite3

@@ -9,6 +9,7 @@ on the next run), ``catalog_cache``, ``jobs`` (background actions),
 ``table`` (the anywidget table), ``panel`` (assembly), ``readonly`` (Python
 blocks) and ``manager`` (what the kernel session calls).
 """
+
 from .editor import BlockEditor, SaveResult
 from .manager import PanelManager
 from .panel import BlockPanel

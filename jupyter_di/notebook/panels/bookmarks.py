@@ -5,6 +5,7 @@ there; the next successful sync moves it on); reset forgets it, so the next
 run is a full sync.  Destinations keep no bookmarks of their own: they commit
 their source blocks' bookmarks, which those blocks' panels edit.
 """
+
 from __future__ import annotations
 
 import html
@@ -35,9 +36,19 @@ class BookmarksSection:
         if editor.cfg.kind == "destination":
             sources = [u for u in editor.block.upstream if ctx.upstream_kind(u) == "source"]
             text = ", ".join(f"<code>{html.escape(s)}</code>" for s in sources) or "none"
-            self.widget = widgets.HTML(f"A destination commits the bookmarks of its source blocks ({text}); edit them in those blocks' panels.")
+            self.widget = widgets.HTML(
+                f"A destination commits the bookmarks of its source blocks ({text}); edit them in those blocks' panels."
+            )
             return
-        self.widget = widgets.VBox([self.overview, self.picker, self.values, widgets.HBox([self.set_button, self.reset_button, self.reset_all_button]), self.status])
+        self.widget = widgets.VBox(
+            [
+                self.overview,
+                self.picker,
+                self.values,
+                widgets.HBox([self.set_button, self.reset_button, self.reset_all_button]),
+                self.status,
+            ]
+        )
         self.refresh()
 
     def _state(self) -> dict[str, dict[str, Any]]:
@@ -54,7 +65,9 @@ class BookmarksSection:
             f"{' (pinned)' if (states.get(s) or {}).get('pinned') else ''}</td></tr>"
             for s in streams
         )
-        self.overview.value = f"<table><thead><tr><th>stream</th><th>bookmark columns</th><th>saved bookmark</th></tr></thead><tbody>{rows}</tbody></table>"
+        self.overview.value = (
+            f"<table><thead><tr><th>stream</th><th>bookmark columns</th><th>saved bookmark</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
         current = self.picker.value
         self.picker.options = streams
         self.picker.value = current if current in streams else (streams[0] if streams else None)

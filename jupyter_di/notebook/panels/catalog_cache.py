@@ -5,6 +5,7 @@ discovered schema (hundreds of streams, thousands of columns) would bury them
 and go stale.  The cache survives a kernel restart, so a panel shows streams
 and column types without connecting again; the Discover button refreshes it.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Read-only views of a Singer catalog for the panels: stream names, columns and their types."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 Types come from the cached catalog.  Excluding a column writes the stream's
 ``columns:`` list; including every column again removes it (omitted = all).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -56,7 +57,9 @@ class ColumnsSection:
             self.table.rows, self.table.note = [], "Pick a stream (click its name in the Streams table)."
             return
         self.table.rows = column_rows(self.editor, self.view, self.stream)
-        self.table.note = "" if self.view.columns(self.stream) else "Columns are not discovered yet: discover streams to see every column and its type."
+        self.table.note = (
+            "" if self.view.columns(self.stream) else "Columns are not discovered yet: discover streams to see every column and its type."
+        )
 
     def edit(self, ids: list[str], changes: dict[str, Any]) -> None:
         if self.stream is None:

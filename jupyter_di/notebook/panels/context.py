@@ -7,6 +7,7 @@ block as the panel's edits define it, exactly as a run would (interpolation,
 secrets, upstream outputs), and remember the secret values they rendered so
 an error text can mask them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ class PanelContext:
     # -- resolving ----------------------------------------------------------------------------
     def run_context(self) -> RunContext:
         p = self.pipeline
-        return RunContext(pipeline=p.name, state=p.state, work_dir=p.work_dir, variables=p.variables({}), namespace=p.namespace, secrets=self.secrets)
+        return RunContext(
+            pipeline=p.name, state=p.state, work_dir=p.work_dir, variables=p.variables({}), namespace=p.namespace, secrets=self.secrets
+        )
 
     def resolve(self, block: Block) -> ResolvedBlock:
         cached = self.pipeline.resolved.get(block.name)
@@ -95,7 +98,9 @@ class PanelContext:
         if editor.cfg.kind == "destination":
             catalog = self.upstream_catalog(editor)
             if catalog is None:
-                raise ConfigError("no upstream block has output yet.", block=editor.block.name, fix="run the upstream blocks (or this cell) first.")
+                raise ConfigError(
+                    "no upstream block has output yet.", block=editor.block.name, fix="run the upstream blocks (or this cell) first."
+                )
             return catalog
         resolved = self.resolve(editor.current_block())
         with registry.source_class(resolved.connector)(resolved.config_dict()) as source:
@@ -111,7 +116,12 @@ class PanelContext:
                     for incoming in streams_from_output(name, self.pipeline.outputs[name]):
                         if incoming.name == stream:
                             return _head(incoming.reader(), limit)
-            raise ConfigError(f"no upstream output provides stream {stream!r} yet.", block=editor.block.name, stream=stream, fix="run the upstream blocks first.")
+            raise ConfigError(
+                f"no upstream output provides stream {stream!r} yet.",
+                block=editor.block.name,
+                stream=stream,
+                fix="run the upstream blocks first.",
+            )
         resolved = self.resolve(editor.current_block())
         settings = editor.cfg.stream_settings(stream)
         with registry.source_class(resolved.connector)(resolved.config_dict()) as source:

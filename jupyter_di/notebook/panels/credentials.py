@@ -5,6 +5,7 @@ A secret typed here goes straight into the ``SecretStore`` as
 password box is emptied again, so the value never stays in the widget's
 synced state, the cell or the notebook.  Plain fields write on Enter/blur.
 """
+
 from __future__ import annotations
 
 import html
@@ -59,7 +60,9 @@ class CredentialsSection:
         self.inputs: dict[str, widgets.Widget] = {}
         self.fields = list(spec.config_schema)
         known = {f.name for f in self.fields}
-        self.fields += [ConfigField(k, "string", description="(not a setting of this connector)") for k in editor.cfg.config if k not in known]
+        self.fields += [
+            ConfigField(k, "string", description="(not a setting of this connector)") for k in editor.cfg.config if k not in known
+        ]
         rows = [self._row(f) for f in self.fields]
         self.status = Status()
         self.test_button = widgets.Button(description="Test connection", icon="plug")
@@ -77,11 +80,15 @@ class CredentialsSection:
             box.observe(lambda ch, f=f: self._secret_typed(f, ch["new"]), "value")
         elif f.type == "boolean" and (value is None or isinstance(value, bool)):
             default = f"(default: {f.default})" if f.default is not None else UNSET
-            box = widgets.Dropdown(description=label, options=[(default, None), ("true", True), ("false", False)], value=value, layout=layout, style=style)
+            box = widgets.Dropdown(
+                description=label, options=[(default, None), ("true", True), ("false", False)], value=value, layout=layout, style=style
+            )
             box.observe(lambda ch, f=f: self.editor.set_config({f.name: ch["new"]}), "value")
         else:
             placeholder = f"default: {f.default}" if f.default is not None else ("required" if f.required else "")
-            box = widgets.Text(description=label, value=_shown(value), placeholder=placeholder, continuous_update=False, layout=layout, style=style)
+            box = widgets.Text(
+                description=label, value=_shown(value), placeholder=placeholder, continuous_update=False, layout=layout, style=style
+            )
             box.observe(lambda ch, f=f: self.editor.set_config({f.name: coerce(f.type, ch["new"])}), "value")
         box.tooltip = f.description
         self.inputs[f.name] = box

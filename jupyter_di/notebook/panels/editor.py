@@ -6,12 +6,14 @@ in one write-back of the canonical YAML (``DIConfig.dump``).  So the cell is
 always the source of truth, the widgets only mirror it, and tests can assert
 the YAML an edit produces without a browser.
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ...errors import ConfigError
 from ...integration.di_config import DIConfig, UpstreamSettings, canonical_stream, validate_stream_settings
@@ -20,8 +22,16 @@ from ...secrets import SecretStore
 from .writeback import APPLIED, WriteBack
 
 #: Stream settings the streams table and the bulk editor may change.
-STREAM_FIELDS = ("destination_table", "replication_method", "unique_conflict_method", "run_in_parallel", "auto_add_new_fields",
-                 "bookmark_properties", "key_properties", "unique_constraints")
+STREAM_FIELDS = (
+    "destination_table",
+    "replication_method",
+    "unique_conflict_method",
+    "run_in_parallel",
+    "auto_add_new_fields",
+    "bookmark_properties",
+    "key_properties",
+    "unique_constraints",
+)
 #: Column marks in the schema properties table and the stream setting each one edits.
 COLUMN_MARKS = {"bookmark": "bookmark_properties", "key": "key_properties", "unique": "unique_constraints"}
 

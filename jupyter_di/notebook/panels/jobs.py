@@ -6,12 +6,14 @@ indeterminate progress bar in its status line, disables its button, and ends
 with a success text or the error text (a ``DIError``'s message, never a
 traceback), with any secret values masked.
 """
+
 from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import ipywidgets as widgets
 

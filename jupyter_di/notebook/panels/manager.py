@@ -4,6 +4,7 @@ Why a manager: the kernel session stays thin (two calls), and the panel
 machinery (catalog cache, write-back, one panel per block, closing the old
 panel when a cell re-runs) lives here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,9 @@ class PanelManager:
     def __init__(self, pipeline: Pipeline, bridge: Any, shell: Any = None, secrets: SecretStore | None = None) -> None:
         self.shell = shell
         folder = Path(pipeline.state.path).parent / "catalogs"
-        self.ctx = PanelContext(pipeline=pipeline, writeback=WriteBack(bridge), catalogs=CatalogCache(folder), secrets=secrets or SecretStore())
+        self.ctx = PanelContext(
+            pipeline=pipeline, writeback=WriteBack(bridge), catalogs=CatalogCache(folder), secrets=secrets or SecretStore()
+        )
         self.panels: dict[str, Any] = {}
         self._applied: dict[str, tuple[Block, str]] = {}  # block -> (what the cell held, source it gets)
 
@@ -40,7 +43,11 @@ class PanelManager:
             if self.shell is not None:
                 self.shell.set_next_input(source, replace=True)
         if dropped:
-            display(HTML("<small>jupyter-di: the cell was edited by hand after the panel changed it; the panel's unsaved changes were dropped.</small>"))
+            display(
+                HTML(
+                    "<small>jupyter-di: the cell was edited by hand after the panel changed it; the panel's unsaved changes were dropped.</small>"
+                )
+            )
         return new_block
 
     def build(self, block: Block, base: Block | None = None) -> Any:

@@ -5,6 +5,7 @@ YAML); the panel then refreshes the sections that show what changed.  The
 panel is rebuilt from the cell's YAML each time the cell runs, so the cell,
 not the widget state, is what persists.
 """
+
 from __future__ import annotations
 
 import html
@@ -12,11 +13,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ...redaction import redact
 from ...connectors import registry
 from ...errors import DIError
 from ...integration.di_config import DIConfig
 from ...pipeline.block import Block
+from ...redaction import redact
 from .bookmarks import BookmarksSection
 from .catalog_view import CatalogView
 from .columns import ColumnsSection

@@ -5,6 +5,7 @@ resolves the block as a run would (in the background: the decorators may
 discover) and shows the connector, the config with secrets masked, and the
 streams with their settings.
 """
+
 from __future__ import annotations
 
 import html
@@ -16,10 +17,9 @@ import ipywidgets as widgets
 from ...connectors import registry
 from ...integration.resolved import ResolvedBlock
 from ...pipeline.block import Block
+from ...redaction import MASK
 from .context import PanelContext
 from .jobs import Jobs, Status, mask
-
-from ...redaction import MASK
 
 
 def masked_config(resolved: ResolvedBlock) -> dict[str, Any]:
@@ -62,7 +62,9 @@ class PythonBlockPanel:
             self.view.value = describe(resolved, ctx.secret_values)
             return f"{len(resolved.streams)} streams."
 
-        self.future = self.jobs.run("Running the decorators", lambda: ctx.resolve(block), self.status, done=shown, secrets=lambda: ctx.secret_values)
+        self.future = self.jobs.run(
+            "Running the decorators", lambda: ctx.resolve(block), self.status, done=shown, secrets=lambda: ctx.secret_values
+        )
 
     def close(self) -> None:
         self.jobs.close()

@@ -4,6 +4,7 @@ Sources read with ``ReadRequest(settings, limit=N)`` using the panel's current
 settings (columns, replication method); destinations show the first rows of
 the upstream output that feeds the stream.
 """
+
 from __future__ import annotations
 
 import html
@@ -20,7 +21,9 @@ class SampleSection:
         self.editor, self._jobs, self._ctx = editor, jobs, ctx
         self.stream: str | None = None
         self.frame: Any = None  # the last sample, a pandas DataFrame
-        self.limit = widgets.BoundedIntText(value=ctx.sample_rows, min=1, max=10_000, description="rows", layout=widgets.Layout(width="10em"))
+        self.limit = widgets.BoundedIntText(
+            value=ctx.sample_rows, min=1, max=10_000, description="rows", layout=widgets.Layout(width="10em")
+        )
         self.button = widgets.Button(description="Fetch sample data", icon="table")
         self.button.on_click(lambda _b: self.fetch())
         self.status = Status()
@@ -49,5 +52,11 @@ class SampleSection:
 
         if stream is None:
             return None
-        return self._jobs.run(f"Reading {limit} rows of {html.escape(stream)}", lambda: self._ctx.sample(self.editor, stream, limit), self.status,
-                              done=shown, button=self.button, secrets=lambda: self._ctx.secret_values)
+        return self._jobs.run(
+            f"Reading {limit} rows of {html.escape(stream)}",
+            lambda: self._ctx.sample(self.editor, stream, limit),
+            self.status,
+            done=shown,
+            button=self.button,
+            secrets=lambda: self._ctx.secret_values,
+        )

@@ -4,6 +4,7 @@ The column choices are limited to the stream's discovered columns when the
 catalog is known.  Each change writes back at once; while the widgets are
 being filled for another stream, their observers stay quiet.
 """
+
 from __future__ import annotations
 
 import html
@@ -29,12 +30,16 @@ class StreamDetailSection:
         wide = widgets.Layout(width="40em")
         self.summary = widgets.HTML()
         self.inputs: dict[str, widgets.Widget] = {
-            "destination_table": widgets.Text(description="destination table", placeholder="(the stream name)", continuous_update=False, style=style, layout=wide),
+            "destination_table": widgets.Text(
+                description="destination table", placeholder="(the stream name)", continuous_update=False, style=style, layout=wide
+            ),
             "replication_method": widgets.Dropdown(description="replication method", options=REPLICATION_CHOICES, style=style),
             "bookmark_properties": widgets.TagsInput(allow_duplicates=False),
             "key_properties": widgets.TagsInput(allow_duplicates=False),
             "unique_constraints": widgets.TagsInput(allow_duplicates=False),
-            "unique_conflict_method": widgets.Dropdown(description="unique conflict method", options=list(UNIQUE_CONFLICT_METHODS), style=style),
+            "unique_conflict_method": widgets.Dropdown(
+                description="unique conflict method", options=list(UNIQUE_CONFLICT_METHODS), style=style
+            ),
             "run_in_parallel": widgets.Checkbox(description="run stream in parallel", indent=False),
         }
         if editor.cfg.kind == "destination":

@@ -5,10 +5,12 @@ upstream outputs' catalogs) lists the streams; each row has a "selected"
 toggle and the stream settings the overview edits.  Highlighting rows and
 using the bulk bar sets one setting on all of them in one write-back.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -42,17 +44,21 @@ def stream_rows(editor: BlockEditor, view: CatalogView) -> list[dict[str, Any]]:
         s = editor.cfg.streams.get(name, {})
         total = len(view.columns(name))
         chosen = s.get("columns")
-        rows.append({
-            "id": name,
-            "selected": editor.is_selected(name),
-            "destination_table": s.get("destination_table") or "",
-            "replication_method": s.get("replication_method", _DEFAULTS.replication_method),
-            "unique_conflict_method": s.get("unique_conflict_method", _DEFAULTS.unique_conflict_method),
-            "run_in_parallel": s.get("run_in_parallel", _DEFAULTS.run_in_parallel),
-            "auto_add_new_fields": s.get("auto_add_new_fields", _DEFAULTS.auto_add_new_fields),
-            "columns": (f"{len(chosen)} of {total}" if total else str(len(chosen))) if chosen is not None else (f"all {total}" if total else "all"),
-            "bookmark": ", ".join(s.get("bookmark_properties") or []),
-        })
+        rows.append(
+            {
+                "id": name,
+                "selected": editor.is_selected(name),
+                "destination_table": s.get("destination_table") or "",
+                "replication_method": s.get("replication_method", _DEFAULTS.replication_method),
+                "unique_conflict_method": s.get("unique_conflict_method", _DEFAULTS.unique_conflict_method),
+                "run_in_parallel": s.get("run_in_parallel", _DEFAULTS.run_in_parallel),
+                "auto_add_new_fields": s.get("auto_add_new_fields", _DEFAULTS.auto_add_new_fields),
+                "columns": (f"{len(chosen)} of {total}" if total else str(len(chosen)))
+                if chosen is not None
+                else (f"all {total}" if total else "all"),
+                "bookmark": ", ".join(s.get("bookmark_properties") or []),
+            }
+        )
     return rows
 
 
@@ -93,5 +99,11 @@ class StreamsSection:
             self._on_catalog(catalog)
             return f"{len(catalog.get('streams', []))} streams found at {time.strftime('%H:%M:%S')}."
 
-        return self._jobs.run("Discovering streams", lambda: self._ctx.discover(self.editor), self.status, done=found,
-                              button=self.discover_button, secrets=lambda: self._ctx.secret_values)
+        return self._jobs.run(
+            "Discovering streams",
+            lambda: self._ctx.discover(self.editor),
+            self.status,
+            done=found,
+            button=self.discover_button,
+            secrets=lambda: self._ctx.secret_values,
+        )

@@ -12,10 +12,12 @@ and keeps the highlighted rows.  Edits come back as custom messages:
 
 Python applies them to the block's configuration and sends new ``rows``.
 """
+
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anywidget
 import traitlets

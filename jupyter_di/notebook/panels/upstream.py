@@ -1,4 +1,5 @@
 """Upstream block settings: per upstream block, the spec's three options as checkboxes."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -8,6 +8,7 @@ cell runs the pending YAML and rewrites its own source with IPython's
 ``set_next_input(..., replace=True)``.  A pending rewrite is dropped when the
 cell was edited by hand since the panel was built: the user's text wins.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Commit windows (rows between two commits) and the pandas-free Arrow builders."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,8 +8,8 @@ import sys
 import pyarrow as pa
 
 from jupyter_di.connectors._shared.arrow_build import int64_array, text_array, value_array
-from jupyter_di.connectors.base import Chunk
 from jupyter_di.connectors._shared.commit_window import ChunkSource, CommitWindow
+from jupyter_di.connectors.base import Chunk
 
 
 def batch(ids: list[int], name: str = "id") -> pa.RecordBatch:
@@ -35,7 +36,9 @@ def test_windows_cut_at_the_row_limit_and_carry_the_last_state():
 def test_windows_also_cut_at_the_byte_limit_for_wide_rows():
     chunks = [Chunk(batch([i, i + 1]), {"b": i + 1}) for i in range(0, 10, 2)]  # 16 bytes each
     assert windows(chunks, max_rows=1_000, max_bytes=32) == [
-        ([0, 1, 2, 3], {"b": 3}, False), ([4, 5, 6, 7], {"b": 7}, False), ([8, 9], {"b": 9}, True)
+        ([0, 1, 2, 3], {"b": 3}, False),
+        ([4, 5, 6, 7], {"b": 7}, False),
+        ([8, 9], {"b": 9}, True),
     ]
 
 

@@ -1,5 +1,6 @@
 """DuckDB source/destination against real database files, plus the contract cases
 that the SQLite tests reuse (``ContractCases``: one set of behaviours, two engines)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +8,9 @@ import decimal
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -67,17 +69,31 @@ def all_types_batch() -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(
         [
             {
-                "i": -(2**62), "f": 1.25, "d": decimal.Decimal("1234567890.12"), "b": True,
+                "i": -(2**62),
+                "f": 1.25,
+                "d": decimal.Decimal("1234567890.12"),
+                "b": True,
                 "tz": dt.datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC),
-                "naive": dt.datetime(1999, 12, 31, 1, 2, 3), "day": dt.date(2024, 2, 29),
-                "s": 'say "hi" \u201cquoted\u201d \U0001F600 it\'s', "j": '{"a": [1, 2], "b": "\u00e9"}',
-                "li": [1, None, 3], "ls": ["a", "\U0001F600", ""],
+                "naive": dt.datetime(1999, 12, 31, 1, 2, 3),
+                "day": dt.date(2024, 2, 29),
+                "s": 'say "hi" \u201cquoted\u201d \U0001f600 it\'s',
+                "j": '{"a": [1, 2], "b": "\u00e9"}',
+                "li": [1, None, 3],
+                "ls": ["a", "\U0001f600", ""],
             },
             {k: None for k in schema.names},
             {
-                "i": 0, "f": -0.5, "d": decimal.Decimal("-0.01"), "b": False,
-                "tz": dt.datetime(1970, 1, 1, tzinfo=UTC), "naive": dt.datetime(2024, 1, 1, 0, 0, 0, 1),
-                "day": dt.date(1900, 1, 1), "s": "", "j": "[]", "li": [], "ls": [],
+                "i": 0,
+                "f": -0.5,
+                "d": decimal.Decimal("-0.01"),
+                "b": False,
+                "tz": dt.datetime(1970, 1, 1, tzinfo=UTC),
+                "naive": dt.datetime(2024, 1, 1, 0, 0, 0, 1),
+                "day": dt.date(1900, 1, 1),
+                "s": "",
+                "j": "[]",
+                "li": [],
+                "ls": [],
             },
         ],
         schema=schema,
@@ -134,9 +150,7 @@ class ContractCases:
     def test_read_selected_columns_in_table_order(self, db):
         self.write(db, ws(), batch(id=[1, 2, 3], name=["a", "b", "c"], score=[1.5, 2.5, None]))
         got = rows_of(self.source(db).read(ReadRequest(settings(columns=["score", "id"]))))
-        assert sorted(got, key=lambda r: r["id"]) == [
-            {"id": 1, "score": 1.5}, {"id": 2, "score": 2.5}, {"id": 3, "score": None}
-        ]
+        assert sorted(got, key=lambda r: r["id"]) == [{"id": 1, "score": 1.5}, {"id": 2, "score": 2.5}, {"id": 3, "score": None}]
         with pytest.raises(ConfigError, match="'nope'"):
             self.source(db).read(ReadRequest(settings(columns=["id", "nope"])))
 
@@ -209,9 +223,7 @@ class ContractCases:
         assert self.query(db, 'SELECT id, v, n FROM "t" ORDER BY id') == [(1, "a", 1), (2, "B2", 21), (3, "c", 30)]
         ignore = ws(unique_constraints=["id"], unique_conflict_method="IGNORE")
         self.write(db, ignore, batch(id=[1, 4, 4], v=["X", "d", "D"], n=[0, 4, 5]))
-        assert self.query(db, 'SELECT id, v, n FROM "t" ORDER BY id') == [
-            (1, "a", 1), (2, "B2", 21), (3, "c", 30), (4, "d", 4)
-        ]
+        assert self.query(db, 'SELECT id, v, n FROM "t" ORDER BY id') == [(1, "a", 1), (2, "B2", 21), (3, "c", 30), (4, "d", 4)]
 
     key_index = True
     """Whether upserts create/need a unique index on the keys (SQLite) or not (DuckDB)."""
@@ -257,7 +269,7 @@ class ContractCases:
         assert (result.rows_written, result.state) == (3, {"pos": 3})
         assert commits == [(2, {"pos": 2}), (3, {"pos": 3})]
         assert dest.load_state("pipe/blk/t") == {"pos": 3}
-        assert self.query(db, "SELECT state_key FROM \"_jupyter_di_state\"") == [("pipe/blk/t",)]
+        assert self.query(db, 'SELECT state_key FROM "_jupyter_di_state"') == [("pipe/blk/t",)]
         assert dest.load_state("other") is None
         dest.clear_state("pipe/blk/t")
         assert dest.load_state("pipe/blk/t") is None
@@ -344,7 +356,8 @@ d.write(WriteRequest(StreamSettings("t", replication_method="INCREMENTAL"), pa.s
         assert entry["key_properties"] == ([EVIL] if self.key_index else [])  # DuckDB tables carry no key constraint
         got = rows_of(self.source(db).read(ReadRequest(settings(EVIL))))
         assert sorted(got, key=lambda r: r[EVIL]) == [
-            {EVIL: 1, "Mixed Case": "a", 'q"uote': True}, {EVIL: 2, "Mixed Case": "B", 'q"uote': None}
+            {EVIL: 1, "Mixed Case": "a", 'q"uote': True},
+            {EVIL: 2, "Mixed Case": "B", 'q"uote': None},
         ]
         assert "pwned" not in [e["tap_stream_id"] for e in catalog["streams"]]
         assert not [t for t in self.table_names(db) if t.lower() == "pwned"]
@@ -362,9 +375,7 @@ d.write(WriteRequest(StreamSettings("t", replication_method="INCREMENTAL"), pa.s
 
     def test_locked_file_is_connection_failed(self, db):
         self.write(db, ws(), batch(id=[1]))
-        holder = subprocess.Popen(
-            [sys.executable, "-c", self.hold_lock_code(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
+        holder = subprocess.Popen([sys.executable, "-c", self.hold_lock_code(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline().strip() == "ready"
             with pytest.raises(ConnectionFailed, match="locked") as err:
@@ -382,8 +393,11 @@ class TestDuckDB(ContractCases):
     def test_a_wide_table_loads_and_upserts_under_the_automatic_memory_limit(self, db):
         """150 text columns: with the former fixed 100 MB DuckDB fails ("failed to pin block", then the
         database is invalidated for the process); 'auto' gives it 2 MB per column."""
+
         def wide(ids: range) -> pa.RecordBatch:
-            return pa.record_batch({"id": pa.array(ids, pa.int64()), **{f"c{c}": pa.array([f"v{c}-{i}-{len(ids)}" for i in ids]) for c in range(150)}})
+            return pa.record_batch(
+                {"id": pa.array(ids, pa.int64()), **{f"c{c}": pa.array([f"v{c}-{i}-{len(ids)}" for i in ids]) for c in range(150)}}
+            )
 
         self.write(db, ws(), wide(range(0, 10_000)), wide(range(10_000, 20_000)))
         upsert = ws(replication_method=INCREMENTAL, key_properties=["id"], unique_constraints=["id"])
@@ -393,7 +407,9 @@ class TestDuckDB(ContractCases):
 
     def test_upserts_create_no_key_constraint_and_append_null_keys(self, db):
         self.write(db, ws(unique_constraints=["id"]), batch(id=[1, 2], v=["a", "b"]))
-        assert self.query(db, "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 't' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')") == [(0,)]
+        assert self.query(
+            db, "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 't' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+        ) == [(0,)]
         self.write(db, ws("dup", unique_constraints=["k"]), batch(k=[1, 2], v=["c", "x"]))
         # NULL keys never match (as in a unique index): such rows are appended
         self.write(db, ws("dup", unique_constraints=["k"]), batch(k=pa.array([None, 2], pa.int64()), v=["n", "y"]))
@@ -407,7 +423,11 @@ class TestDuckDB(ContractCases):
         dest = self.destination(db)
         request = WriteRequest(ws(unique_constraints=["id"]), batch(id=[2], v=["B"]).schema, dropped_columns=["gone"])
         dest.write(request, [Chunk(batch(id=[2, 3], v=["B", "c"]))])
-        assert self.query(db, 'SELECT id, v, gone, note FROM "t" ORDER BY id') == [(1, "a", 1, "mine"), (2, "B", None, "mine"), (3, "c", None, None)]
+        assert self.query(db, 'SELECT id, v, gone, note FROM "t" ORDER BY id') == [
+            (1, "a", 1, "mine"),
+            (2, "B", None, "mine"),
+            (3, "c", None, None),
+        ]
 
     def test_a_table_with_a_primary_key_is_upserted_through_it(self, db):
         with duckdb.connect(str(db)) as con:
@@ -434,16 +454,13 @@ class TestDuckDB(ContractCases):
         return [r[0] for r in self.query(path, "SELECT table_name FROM duckdb_tables()")]
 
     def hold_lock_code(self, path: Path) -> str:
-        return (
-            f"import duckdb, sys\ncon = duckdb.connect({str(path)!r})\n"
-            "print('ready', flush=True)\nsys.stdin.read()\ncon.close()\n"
-        )
+        return f"import duckdb, sys\ncon = duckdb.connect({str(path)!r})\nprint('ready', flush=True)\nsys.stdin.read()\ncon.close()\n"
 
     def test_discover_tables_keys_types_schemas(self, db):
         with duckdb.connect(str(db)) as con:
             con.execute(
                 'CREATE TABLE "Order Items" ("Id" BIGINT, line INTEGER, price DECIMAL(10,3), meta JSON, '
-                "tags VARCHAR[], seen_at TIMESTAMPTZ, PRIMARY KEY (\"Id\", line))"
+                'tags VARCHAR[], seen_at TIMESTAMPTZ, PRIMARY KEY ("Id", line))'
             )
             con.execute("CREATE SCHEMA staging")
             con.execute("CREATE TABLE staging.raw (x DOUBLE, flag BOOLEAN, d DATE)")
@@ -463,9 +480,7 @@ class TestDuckDB(ContractCases):
         assert [e["tap_stream_id"] for e in only["streams"]] == ["staging.raw"]
         with duckdb.connect(str(db)) as con:
             con.execute("INSERT INTO staging.raw VALUES (1.5, true, DATE '2024-01-02')")
-        assert rows_of(self.source(db).read(ReadRequest(settings("staging.raw")))) == [
-            {"x": 1.5, "flag": True, "d": dt.date(2024, 1, 2)}
-        ]
+        assert rows_of(self.source(db).read(ReadRequest(settings("staging.raw")))) == [{"x": 1.5, "flag": True, "d": dt.date(2024, 1, 2)}]
 
     def test_configured_schema_for_both_sides(self, db):
         dest = self.destination(db, schema="Raw Data")

@@ -1,10 +1,11 @@
 """The files connector against real files in a temp folder: read, write, modes, safety."""
+
 from __future__ import annotations
 
 import json
 import os
-from decimal import Decimal
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,13 +27,15 @@ FORMATS = ["csv", "jsonl", "parquet"]
 
 
 def people_schema() -> pa.Schema:
-    return pa.schema([
-        pa.field("id", pa.int64()),
-        pa.field("name", pa.string()),
-        pa.field("score", pa.float64()),
-        pa.field("updated_at", pa.timestamp("us", tz="UTC")),
-        pa.field("meta", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
-    ])
+    return pa.schema(
+        [
+            pa.field("id", pa.int64()),
+            pa.field("name", pa.string()),
+            pa.field("score", pa.float64()),
+            pa.field("updated_at", pa.timestamp("us", tz="UTC")),
+            pa.field("meta", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
+        ]
+    )
 
 
 def people(ids, *, suffix="") -> pa.RecordBatch:
@@ -53,8 +56,7 @@ def people(ids, *, suffix="") -> pa.RecordBatch:
 
 def write(folder, fmt, batches, *, mode="FULL_TABLE", table="people", unique=(), method="UPDATE", states=None, **cfg):
     dest = FilesDestination({"path": str(folder), "format": fmt, **cfg})
-    settings = StreamSettings(stream=table, replication_method=mode, unique_constraints=list(unique),
-                              unique_conflict_method=method)
+    settings = StreamSettings(stream=table, replication_method=mode, unique_constraints=list(unique), unique_conflict_method=method)
     commits = []
     chunks = [Chunk(b, (states or {}).get(i)) for i, b in enumerate(batches)]
     result = dest.write(WriteRequest(settings, batches[0].schema), chunks, lambda n, s: commits.append((n, s)))
@@ -65,10 +67,13 @@ def read(folder, fmt, stream="people", **kw):
     cfg = {"path": str(folder), "format": fmt}
     cfg.update(kw.pop("config", {}))
     src = FilesSource(cfg)
-    settings = StreamSettings(stream=stream, columns=kw.pop("columns", None),
-                              replication_method=kw.pop("method", "FULL_TABLE"),
-                              bookmark_properties=kw.pop("bookmark_properties", []),
-                              key_properties=kw.pop("key_properties", []))
+    settings = StreamSettings(
+        stream=stream,
+        columns=kw.pop("columns", None),
+        replication_method=kw.pop("method", "FULL_TABLE"),
+        bookmark_properties=kw.pop("bookmark_properties", []),
+        key_properties=kw.pop("key_properties", []),
+    )
     return src.read(ReadRequest(settings, **kw)).read_all()
 
 
@@ -109,8 +114,15 @@ def test_selected_columns_keep_stream_order_and_limit(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_incremental_read_filters_inclusively_and_orders(tmp_path, fmt):
     write(tmp_path, fmt, [people([7, 3, 9, 1, 4, 8, 2, 6, 5, 0])])
-    table = read(tmp_path, fmt, method="INCREMENTAL", bookmark_properties=["updated_at"], key_properties=["id"],
-                 bookmark={"updated_at": "2024-01-03T12:00:00+00:00"}, columns=["id", "updated_at"])
+    table = read(
+        tmp_path,
+        fmt,
+        method="INCREMENTAL",
+        bookmark_properties=["updated_at"],
+        key_properties=["id"],
+        bookmark={"updated_at": "2024-01-03T12:00:00+00:00"},
+        columns=["id", "updated_at"],
+    )
     # day = 1 + id % 5 >= 3  <=>  id % 5 in (2, 3, 4); ordered by (updated_at, id)
     assert table.column("id").to_pylist() == [2, 7, 3, 8, 4, 9]
     with pytest.raises(ConfigError, match="bookmark column 'missing'"):
@@ -128,6 +140,7 @@ def test_full_table_twice_is_exact_and_atomic(tmp_path, fmt):
     def broken():
         yield Chunk(people([99]))
         raise RuntimeError("source died")
+
     dest = FilesDestination({"path": str(tmp_path), "format": fmt})
     with pytest.raises(RuntimeError):
         dest.write(WriteRequest(StreamSettings("people"), people_schema()), broken())
@@ -138,8 +151,7 @@ def test_full_table_twice_is_exact_and_atomic(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_append_commits_each_chunk(tmp_path, fmt):
     write(tmp_path, fmt, [people([1, 2])], mode="INCREMENTAL")
-    result, commits = write(tmp_path, fmt, [people([3]), people([4, 5])], mode="INCREMENTAL",
-                            states={0: {"b": 3}, 1: {"b": 5}})
+    result, commits = write(tmp_path, fmt, [people([3]), people([4, 5])], mode="INCREMENTAL", states={0: {"b": 3}, 1: {"b": 5}})
     assert result.rows_written == 3
     if fmt == "parquet":  # rewrite + replace: one commit
         assert commits == [(3, {"b": 5})]
@@ -170,8 +182,15 @@ def test_append_new_column_added_or_rejected(tmp_path, fmt):
 @pytest.mark.parametrize("method", ["UPDATE", "IGNORE"])
 def test_upsert(tmp_path, fmt, method):
     write(tmp_path, fmt, [people([1, 2, 3])], mode="INCREMENTAL", unique=["id"], method=method)
-    _, commits = write(tmp_path, fmt, [people([2, 4], suffix="-new"), people([4], suffix="-newer")],
-                       mode="INCREMENTAL", unique=["id"], method=method, states={1: {"b": 4}})
+    _, commits = write(
+        tmp_path,
+        fmt,
+        [people([2, 4], suffix="-new"), people([4], suffix="-newer")],
+        mode="INCREMENTAL",
+        unique=["id"],
+        method=method,
+        states={1: {"b": 4}},
+    )
     assert commits == [(3, {"b": 4})]
     got = {r["id"]: r["name"] for r in read(tmp_path, fmt).to_pylist()}
     if method == "UPDATE":
@@ -203,7 +222,7 @@ def test_symlink_out_of_folder_rejected(tmp_path):
 
 
 def test_csv_unicode_quotes_newlines_and_options(tmp_path):
-    values = ['plain', 'with "quotes"', 'multi\nline\r\nvalue', 'comma, semi; tab\t', 'ünïcødé — 日本語 🎉', '']
+    values = ["plain", 'with "quotes"', "multi\nline\r\nvalue", "comma, semi; tab\t", "ünïcødé — 日本語 🎉", ""]
     batch = pa.RecordBatch.from_pylist([{"id": i, "text": v} for i, v in enumerate(values)])
     for cfg in ({}, {"delimiter": ";"}, {"delimiter": "\t", "header": False}):
         folder = tmp_path / str(len(cfg))
@@ -246,18 +265,21 @@ def test_round_trip_across_formats(tmp_path, src_fmt, dst_fmt):
     write(a, src_fmt, [original])
     reader = FilesSource({"path": str(a), "format": src_fmt}).read(ReadRequest(StreamSettings("people"), batch_size=4))
     FilesDestination({"path": str(b), "format": dst_fmt}).write(
-        WriteRequest(StreamSettings("people"), reader.schema), (Chunk(x) for x in reader))
+        WriteRequest(StreamSettings("people"), reader.schema), (Chunk(x) for x in reader)
+    )
     back = read(b, dst_fmt)
-    assert back.select(["id", "name", "score", "updated_at"]).to_pylist() == \
-        pa.Table.from_batches([original]).select(["id", "name", "score", "updated_at"]).to_pylist()
-    assert [json.loads(v) for v in back.column("meta").to_pylist()] == \
-        [{"tags": ["a", i], "n": {"x": i}} for i in range(6)]
+    assert (
+        back.select(["id", "name", "score", "updated_at"]).to_pylist()
+        == pa.Table.from_batches([original]).select(["id", "name", "score", "updated_at"]).to_pylist()
+    )
+    assert [json.loads(v) for v in back.column("meta").to_pylist()] == [{"tags": ["a", i], "n": {"x": i}} for i in range(6)]
 
 
 def test_decimal_and_date_survive_parquet_and_jsonl(tmp_path):
     batch = pa.RecordBatch.from_pylist(
         [{"id": 1, "amount": Decimal("12.50"), "day": datetime(2024, 3, 1).date()}],
-        schema=pa.schema([("id", pa.int64()), ("amount", pa.decimal128(10, 2)), ("day", pa.date32())]))
+        schema=pa.schema([("id", pa.int64()), ("amount", pa.decimal128(10, 2)), ("day", pa.date32())]),
+    )
     write(tmp_path, "parquet", [batch])
     assert read(tmp_path, "parquet").to_pylist() == batch.to_pylist()
     write(tmp_path, "jsonl", [batch])

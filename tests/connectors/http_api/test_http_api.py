@@ -1,4 +1,5 @@
 """The http_api source against a real local HTTP server (tests/support/http_server.py)."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,21 @@ PAGING = {
     "none": ({"paging": "none"}, {"type": "none"}),
     "page": ({"paging": "page"}, {"type": "page", "page_param": "page", "size_param": "per_page", "page_size": 5}),
     "offset": ({"paging": "offset"}, {"type": "offset", "offset_param": "offset", "size_param": "limit", "page_size": 7}),
-    "cursor": ({"paging": "cursor"}, {"type": "cursor", "cursor_param": "cursor", "size_param": "limit",
-                                      "page_size": 6, "next_cursor_path": "meta.next_cursor"}),
-    "stripe": ({}, {"type": "cursor", "cursor_param": "starting_after", "cursor_record_field": "id",
-                    "has_more_path": "has_more", "size_param": "limit", "page_size": 10}),
+    "cursor": (
+        {"paging": "cursor"},
+        {"type": "cursor", "cursor_param": "cursor", "size_param": "limit", "page_size": 6, "next_cursor_path": "meta.next_cursor"},
+    ),
+    "stripe": (
+        {},
+        {
+            "type": "cursor",
+            "cursor_param": "starting_after",
+            "cursor_record_field": "id",
+            "has_more_path": "has_more",
+            "size_param": "limit",
+            "page_size": 10,
+        },
+    ),
     "link_header": ({"paging": "link"}, {"type": "link_header", "size_param": "per_page", "page_size": 4}),
 }
 
@@ -50,15 +62,24 @@ def config(api, *, style="stripe", resource="customers", token=None, **stream):
         "incremental": {"cursor_param": "updated_since", "cursor_field": "updated"},
     }
     entry.update(stream)
-    return {"base_url": api.base_url, "api_key": token or api.token, "streams": {resource: entry},
-            "max_retries": 3, "retry_backoff": 0.01, "timeout": 10}
+    return {
+        "base_url": api.base_url,
+        "api_key": token or api.token,
+        "streams": {resource: entry},
+        "max_retries": 3,
+        "retry_backoff": 0.01,
+        "timeout": 10,
+    }
 
 
 def read(source, stream="customers", **kw):
-    settings = StreamSettings(stream=stream, columns=kw.pop("columns", None),
-                              replication_method=kw.pop("method", "FULL_TABLE"),
-                              bookmark_properties=kw.pop("bookmark_properties", []),
-                              key_properties=kw.pop("key_properties", []))
+    settings = StreamSettings(
+        stream=stream,
+        columns=kw.pop("columns", None),
+        replication_method=kw.pop("method", "FULL_TABLE"),
+        bookmark_properties=kw.pop("bookmark_properties", []),
+        key_properties=kw.pop("key_properties", []),
+    )
     return source.read(ReadRequest(settings, **kw)).read_all()
 
 
@@ -111,9 +132,8 @@ def test_bad_records_path_names_path_and_existing_keys(api):
 @pytest.mark.parametrize("style", ["stripe", "offset", "link_header"])
 def test_incremental_sends_bookmark_filters_and_orders(api, style):
     bookmark = 1_704_067_200 + 4 * 86_400
-    table = read(HttpApiSource(config(api, style=style)), method="INCREMENTAL",
-                 bookmark={"updated": bookmark}, columns=["id", "updated"])
-    expected = sorted(((c["updated"], c["id"]) for c in CUSTOMERS if c["updated"] >= bookmark))
+    table = read(HttpApiSource(config(api, style=style)), method="INCREMENTAL", bookmark={"updated": bookmark}, columns=["id", "updated"])
+    expected = sorted((c["updated"], c["id"]) for c in CUSTOMERS if c["updated"] >= bookmark)
     assert list(zip(table.column("updated").to_pylist(), table.column("id").to_pylist())) == expected
     assert any(u == bookmark for u, _ in expected)  # a record equal to the bookmark is returned
     schema_page, *sent = api.api_requests("customers")  # discovery reads the unfiltered first page
@@ -125,8 +145,9 @@ def test_incremental_filters_even_when_api_ignores_the_parameter(api):
     bookmark = 1_704_067_200 + 7 * 86_400
     cfg = config(api, style="none", incremental={"cursor_param": "ignored_by_server", "cursor_field": "updated"})
     table = read(HttpApiSource(cfg), method="INCREMENTAL", bookmark={"updated": bookmark})
-    assert table.column("id").to_pylist() == [c["id"] for c in sorted(
-        (c for c in CUSTOMERS if c["updated"] >= bookmark), key=lambda c: (c["updated"], c["id"]))]
+    assert table.column("id").to_pylist() == [
+        c["id"] for c in sorted((c for c in CUSTOMERS if c["updated"] >= bookmark), key=lambda c: (c["updated"], c["id"]))
+    ]
     assert api.api_requests("customers")[-1]["ignored_by_server"] == str(bookmark)
 
 
@@ -192,9 +213,14 @@ def test_config_errors():
 
 def test_custom_auth_header_and_static_headers():
     with ApiServer(token=None) as open_api:
-        cfg = {"base_url": open_api.base_url, "api_key": "k-123456789", "auth_header": "X-Api-Key", "auth_scheme": "",
-               "headers": {"Stripe-Version": "2024-06-20"},
-               "streams": {"charges": {"path": "/v1/charges", "records_path": "data", "params": {"paging": "none"}}}}
+        cfg = {
+            "base_url": open_api.base_url,
+            "api_key": "k-123456789",
+            "auth_header": "X-Api-Key",
+            "auth_scheme": "",
+            "headers": {"Stripe-Version": "2024-06-20"},
+            "streams": {"charges": {"path": "/v1/charges", "records_path": "data", "params": {"paging": "none"}}},
+        }
         table = read(HttpApiSource(cfg), "charges", columns=["id", "amount"])
         assert table.to_pylist() == [{"id": c["id"], "amount": c["amount"]} for c in CHARGES]
         _, _, headers = open_api.requests[-1]

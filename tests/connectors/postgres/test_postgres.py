@@ -1,4 +1,5 @@
 """The postgresql connector against a real server: discovery, reads, writes, state, safety."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -53,7 +54,18 @@ def rows(conn, query):
 def test_spec_and_config_keys():
     assert registry.get("postgresql") is SPEC
     fields = {f.name: f for f in SPEC.config_schema}
-    assert list(fields) == ["host", "port", "database", "username", "password", "schema", "sslmode", "connect_timeout", "page_rows", "upsert_fillfactor"]
+    assert list(fields) == [
+        "host",
+        "port",
+        "database",
+        "username",
+        "password",
+        "schema",
+        "sslmode",
+        "connect_timeout",
+        "page_rows",
+        "upsert_fillfactor",
+    ]
     assert fields["port"].default == 5432 and fields["schema"].default == "public" and fields["connect_timeout"].default == 10
     assert SPEC.secret_fields() == ["password"]
     assert PostgresDestination.transactional is True
@@ -289,7 +301,9 @@ def test_keyset_pages_over_two_bookmark_columns_and_typed_keys(pg_config, pg_con
         "INSERT INTO ledger SELECT chr(97 + g % 3) || 'é', md5(g::text)::uuid, DATE '2024-01-01' + g % 4, g % 5 + 0.25, "
         "TIMESTAMP '2024-01-01 00:00:00.000001' + (g % 2) * interval '1 microsecond' FROM generate_series(1, 41) g"
     )
-    s = StreamSettings("ledger", replication_method="INCREMENTAL", bookmark_properties=["day", "amount"], key_properties=["at", "code", "ref"])
+    s = StreamSettings(
+        "ledger", replication_method="INCREMENTAL", bookmark_properties=["day", "amount"], key_properties=["at", "code", "ref"]
+    )
     one_query = read_all(pg_config, s)
     assert one_query.num_rows == 41
     for page_rows in (1, 4, 40, 41, 100):
@@ -329,8 +343,13 @@ def test_an_incremental_read_from_a_bookmark_does_not_import_pandas(pg_config, e
         "print(table.num_rows, 'pandas' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code, json.dumps(pg_config)], capture_output=True, text=True, check=True).stdout.split()
-    expected = len(read_all(pg_config, StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["updated_at"], key_properties=["id"]),
-                            bookmark={"updated_at": "2024-01-03T00:00:00+00:00"}))
+    expected = len(
+        read_all(
+            pg_config,
+            StreamSettings("events", replication_method="INCREMENTAL", bookmark_properties=["updated_at"], key_properties=["id"]),
+            bookmark={"updated_at": "2024-01-03T00:00:00+00:00"},
+        )
+    )
     assert expected > 0 and out == [str(expected), "False"]
 
 
@@ -348,7 +367,11 @@ def test_tables_created_for_upserts_leave_room_for_in_place_updates(pg_config, p
     upsert = StreamSettings("people", replication_method="INCREMENTAL", unique_constraints=["id"])
     write(pg_config, upsert, [people([1, 2], ["a", "b"])])
     write(pg_config, StreamSettings("plain"), [people([1], ["a"])])
-    write({**pg_config, "upsert_fillfactor": 100}, StreamSettings("packed", replication_method="INCREMENTAL", unique_constraints=["id"]), [people([1], ["a"])])
+    write(
+        {**pg_config, "upsert_fillfactor": 100},
+        StreamSettings("packed", replication_method="INCREMENTAL", unique_constraints=["id"]),
+        [people([1], ["a"])],
+    )
     options = dict(rows(conn, "SELECT relname, reloptions FROM pg_class WHERE relname IN ('people', 'plain', 'packed')"))
     assert options == {"people": ["fillfactor=90"], "plain": None, "packed": None}
     write(pg_config, upsert, [people([2, 3], ["B", "c"])])  # upserts work as before on it
@@ -388,12 +411,16 @@ def test_upsert_update_vs_ignore(pg_config, pg_connect):
     conn = pg_connect()
     for method in ("UPDATE", "IGNORE"):
         settings = StreamSettings(
-            "people", replication_method="INCREMENTAL", destination_table=f"p_{method}", unique_constraints=["id"], unique_conflict_method=method
+            "people",
+            replication_method="INCREMENTAL",
+            destination_table=f"p_{method}",
+            unique_constraints=["id"],
+            unique_conflict_method=method,
         )
         write(pg_config, settings, [people([1, 2], ["a", "b"])])
         # id 2 changes, id 3 is new and appears twice in the batch
         write(pg_config, settings, [people([2, 3, 3], ["b2", "c1", "c2"])])
-    assert rows(conn, "SELECT id, name FROM \"p_UPDATE\" ORDER BY id") == [(1, "a"), (2, "b2"), (3, "c2")]
+    assert rows(conn, 'SELECT id, name FROM "p_UPDATE" ORDER BY id') == [(1, "a"), (2, "b2"), (3, "c2")]
     assert rows(conn, 'SELECT id, name FROM "p_IGNORE" ORDER BY id') == [(1, "a"), (2, "b"), (3, "c1")]
 
 
@@ -428,7 +455,11 @@ def test_auto_add_new_fields_on_and_off(pg_config, pg_connect):
     write(pg_config, StreamSettings("people", replication_method="INCREMENTAL"), [wider])
     assert rows(conn, 'SELECT id, name, "Email Addr", age FROM people ORDER BY id') == [(1, "a", None, None), (2, "b", "b@x", 30)]
     # columns the table has but the batch lacks get NULL
-    write(pg_config, StreamSettings("people", replication_method="INCREMENTAL"), [pa.RecordBatch.from_pydict({"id": pa.array([3], pa.int64())})])
+    write(
+        pg_config,
+        StreamSettings("people", replication_method="INCREMENTAL"),
+        [pa.RecordBatch.from_pydict({"id": pa.array([3], pa.int64())})],
+    )
     assert rows(conn, 'SELECT id, name, "Email Addr" FROM people WHERE id = 3') == [(3, None, None)]
 
 
@@ -469,8 +500,14 @@ def test_state_commits_with_rows_and_failure_keeps_last_commit(pg_config, pg_con
     # small chunks are merged per COPY: one commit carrying the last chunk's state
     monkeypatch.setattr(postgres_write, "COPY_BYTES", 8 * 1024 * 1024)
     commits.clear()
-    write(pg_config, settings, [people([5], ["e"]), people([6], ["f"])], states=[{"bookmark": 5}, {"bookmark": 6}], state_key=key,
-          on_commit=lambda n, s: commits.append((n, s)))
+    write(
+        pg_config,
+        settings,
+        [people([5], ["e"]), people([6], ["f"])],
+        states=[{"bookmark": 5}, {"bookmark": 6}],
+        state_key=key,
+        on_commit=lambda n, s: commits.append((n, s)),
+    )
     assert commits == [(2, {"bookmark": 6})]
     assert rows(conn, "SELECT id FROM people WHERE id >= 5 ORDER BY id") == [(5,), (6,)]
 
@@ -481,7 +518,10 @@ def test_empty_stream_creates_table_in_new_schema(pg_config, pg_connect):
     with PostgresDestination(config) as dst:
         result = dst.write(WriteRequest(StreamSettings("things"), schema, state_key="k"), iter([]))
         assert result.rows_written == 0
-    assert rows(pg_connect(), "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'Raw Zone' AND table_name = 'things' ORDER BY ordinal_position") == [
+    assert rows(
+        pg_connect(),
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'Raw Zone' AND table_name = 'things' ORDER BY ordinal_position",
+    ) == [
         ("id", "bigint"),
         ("doc", "jsonb"),
     ]
@@ -515,7 +555,9 @@ def test_nul_characters_are_stripped_with_one_warning(pg_config, pg_connect):
             pa.array(["a\x00b", "\x00\x00", None]),
             pa.array(['{"k": "x\\u0000y\\u0000\\u0000"}', '{"k": "\\\\u0000"}', None]),
         ],
-        schema=pa.schema([pa.field("id", pa.int64()), pa.field("note", pa.string()), pa.field("doc", pa.string(), metadata=JSON_FIELD_META)]),
+        schema=pa.schema(
+            [pa.field("id", pa.int64()), pa.field("note", pa.string()), pa.field("doc", pa.string(), metadata=JSON_FIELD_META)]
+        ),
     )
     with pytest.warns(UserWarning) as caught:
         write(pg_config, StreamSettings("nuls"), [batch])
@@ -548,7 +590,16 @@ def password_server():
     bin_ = pg_support.PG_BIN
     subprocess.run(
         pg_support._as_postgres(
-            [str(bin_ / "initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={base / 'pw'}"]
+            [
+                str(bin_ / "initdb"),
+                "-D",
+                str(base / "data"),
+                "-U",
+                "postgres",
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                f"--pwfile={base / 'pw'}",
+            ]
         ),
         check=True,
         stdout=subprocess.DEVNULL,

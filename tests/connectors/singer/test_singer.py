@@ -5,6 +5,7 @@ chosen by their own config file (which also proves the config reaches them).
 The real packages (meltanolabs-tap-postgres, meltanolabs-target-postgres,
 target-jsonl) are installed once into cached venvs by tests/support/singer_venvs.py.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,7 +43,7 @@ UTC = dt.timezone.utc
 SECRET = "s3cr3t-Pa55word"
 
 FAKE_TAP = textwrap.dedent(
-    '''
+    """
     import json, os, stat, sys, time
     args = sys.argv[1:]
     opt = lambda name: args[args.index(name) + 1] if name in args else None
@@ -104,11 +105,11 @@ FAKE_TAP = textwrap.dedent(
             sys.stderr.write("lost connection\\n")
             sys.exit(3)
     out({"type": "STATE", "value": {"bookmarks": {"items": {"replication_key": "ts", "replication_key_value": "x"}}}})
-    '''
+    """
 )
 
 FAKE_TARGET = textwrap.dedent(
-    '''
+    """
     import json, os, sys
     args = sys.argv[1:]
     cfg = json.load(open(args[args.index("--config") + 1]))
@@ -130,7 +131,7 @@ FAKE_TARGET = textwrap.dedent(
     if mode == "echo_end" and states:
         print(json.dumps(states[-1]), flush=True)
     json.dump(cfg, open(cfg["received"] + ".config", "w"))
-    '''
+    """
 )
 
 
@@ -190,8 +191,14 @@ def test_fake_full_read_converts_types_and_batches(fake_tap):
     assert schema.field("tags").metadata == {LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}
     rows = pa.Table.from_batches(batches).to_pylist()
     assert rows[0] == {
-        "id": 1, "name": "a", "price": 1.5, "ok": True, "day": dt.date(2024, 1, 2),
-        "ts": dt.datetime(2024, 1, 1, 10, tzinfo=UTC), "meta": '{"k":[1,2]}', "tags": '["x","y"]',
+        "id": 1,
+        "name": "a",
+        "price": 1.5,
+        "ok": True,
+        "day": dt.date(2024, 1, 2),
+        "ts": dt.datetime(2024, 1, 1, 10, tzinfo=UTC),
+        "meta": '{"k":[1,2]}',
+        "tags": '["x","y"]',
     }
     assert rows[1]["ts"] == dt.datetime(2024, 1, 1, 10, 30, 0, 250000, tzinfo=UTC)
     assert rows[1]["name"] is None and rows[1]["price"] == 3.0 and rows[1]["meta"] is None
@@ -276,25 +283,46 @@ def test_fake_record_before_schema_unknown_stream_and_columns(fake_tap, tmp_path
 
 
 def _batch() -> pa.RecordBatch:
-    schema = pa.schema([
-        pa.field("id", pa.int64()),
-        pa.field("amount", pa.decimal128(20, 4)),
-        pa.field("ratio", pa.float64()),
-        pa.field("at", pa.timestamp("us", tz="UTC")),
-        pa.field("day", pa.date32()),
-        pa.field("doc", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
-        pa.field("Odd \"name\"", pa.string()),
-        pa.field("paris", pa.timestamp("us", tz="Europe/Paris")),
-        pa.field("naive", pa.timestamp("ms")),
-    ])
-    return pa.RecordBatch.from_pylist([
-        {"id": 1, "amount": decimal.Decimal("12345678901234.5678"), "ratio": 0.5,
-         "at": dt.datetime(2024, 1, 1, 10, 0, 0, 123456, tzinfo=UTC), "day": dt.date(2024, 2, 29),
-         "doc": '{\n "a": [1, 2]\n}', "Odd \"name\"": "x\ny", "paris": dt.datetime(2024, 7, 1, 12, tzinfo=UTC),
-         "naive": dt.datetime(2024, 7, 1, 12, 30)},
-        {"id": 2, "amount": None, "ratio": float("nan"), "at": None, "day": None, "doc": None, "Odd \"name\"": None,
-         "paris": None, "naive": None},
-    ], schema=schema)
+    schema = pa.schema(
+        [
+            pa.field("id", pa.int64()),
+            pa.field("amount", pa.decimal128(20, 4)),
+            pa.field("ratio", pa.float64()),
+            pa.field("at", pa.timestamp("us", tz="UTC")),
+            pa.field("day", pa.date32()),
+            pa.field("doc", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
+            pa.field('Odd "name"', pa.string()),
+            pa.field("paris", pa.timestamp("us", tz="Europe/Paris")),
+            pa.field("naive", pa.timestamp("ms")),
+        ]
+    )
+    return pa.RecordBatch.from_pylist(
+        [
+            {
+                "id": 1,
+                "amount": decimal.Decimal("12345678901234.5678"),
+                "ratio": 0.5,
+                "at": dt.datetime(2024, 1, 1, 10, 0, 0, 123456, tzinfo=UTC),
+                "day": dt.date(2024, 2, 29),
+                "doc": '{\n "a": [1, 2]\n}',
+                'Odd "name"': "x\ny",
+                "paris": dt.datetime(2024, 7, 1, 12, tzinfo=UTC),
+                "naive": dt.datetime(2024, 7, 1, 12, 30),
+            },
+            {
+                "id": 2,
+                "amount": None,
+                "ratio": float("nan"),
+                "at": None,
+                "day": None,
+                "doc": None,
+                'Odd "name"': None,
+                "paris": None,
+                "naive": None,
+            },
+        ],
+        schema=schema,
+    )
 
 
 def _fake_target(tmp_path, mode):
@@ -321,12 +349,32 @@ def test_fake_target_gets_schema_records_and_states(tmp_path):
     schema = msgs[0]
     assert schema["stream"] == "dest_table" and schema["key_properties"] == ["id"]
     assert schema["schema"]["properties"]["at"]["format"] == "date-time"
-    assert msgs[1] == {"type": "RECORD", "stream": "dest_table", "record": {
-        "id": 1, "amount": decimal.Decimal("12345678901234.5678"), "ratio": 0.5, "at": "2024-01-01T10:00:00.123456Z",
-        "day": "2024-02-29", "doc": {"a": [1, 2]}, "Odd \"name\"": "x\ny",
-        "paris": "2024-07-01T12:00:00.000000Z", "naive": "2024-07-01T12:30:00.000"}}  # decimal digits exact, JSON parsed
-    assert msgs[2]["record"] == {"id": 2, "amount": None, "ratio": None, "at": None, "day": None, "doc": None,
-                                 "Odd \"name\"": None, "paris": None, "naive": None}
+    assert msgs[1] == {
+        "type": "RECORD",
+        "stream": "dest_table",
+        "record": {
+            "id": 1,
+            "amount": decimal.Decimal("12345678901234.5678"),
+            "ratio": 0.5,
+            "at": "2024-01-01T10:00:00.123456Z",
+            "day": "2024-02-29",
+            "doc": {"a": [1, 2]},
+            'Odd "name"': "x\ny",
+            "paris": "2024-07-01T12:00:00.000000Z",
+            "naive": "2024-07-01T12:30:00.000",
+        },
+    }  # decimal digits exact, JSON parsed
+    assert msgs[2]["record"] == {
+        "id": 2,
+        "amount": None,
+        "ratio": None,
+        "at": None,
+        "day": None,
+        "doc": None,
+        'Odd "name"': None,
+        "paris": None,
+        "naive": None,
+    }
     assert msgs[3] == {"type": "STATE", "value": {"jupyter_di": {"b": 1}, "jupyter_di_seq": 1}}
     assert msgs[2]["record"]["ratio"] is None  # NaN -> null
     assert "version" not in msgs[1]  # INCREMENTAL: no ACTIVATE_VERSION protocol
@@ -337,8 +385,11 @@ def test_fake_target_full_table_uses_activate_version_and_silent_target_confirms
     dest, received = _fake_target(tmp_path, "silent")  # never echoes state: a clean exit confirms all
     batch = _batch()
     commits = []
-    dest.write(WriteRequest(StreamSettings("s", replication_method="FULL_TABLE"), batch.schema),
-               [Chunk(batch, {"n": 1}), Chunk(batch, {"n": 2})], lambda rows, state: commits.append((rows, state)))
+    dest.write(
+        WriteRequest(StreamSettings("s", replication_method="FULL_TABLE"), batch.schema),
+        [Chunk(batch, {"n": 1}), Chunk(batch, {"n": 2})],
+        lambda rows, state: commits.append((rows, state)),
+    )
     assert commits == [(4, {"n": 2})]
     msgs = [json.loads(line) for line in received.read_text().splitlines()]
     assert [m["type"] for m in msgs] == ["SCHEMA"] + ["RECORD"] * 4 + ["ACTIVATE_VERSION", "STATE"]
@@ -353,8 +404,11 @@ def test_fake_target_failure_is_redacted(tmp_path, caplog):
     commits = []
     batch = _batch()
     with pytest.raises(DIError) as err:
-        dest.write(WriteRequest(StreamSettings("s"), batch.schema), [Chunk(batch, {"n": i}) for i in range(50)],
-                   lambda rows, state: commits.append(rows))
+        dest.write(
+            WriteRequest(StreamSettings("s"), batch.schema),
+            [Chunk(batch, {"n": i}) for i in range(50)],
+            lambda rows, state: commits.append(rows),
+        )
     text = str(err.value)
     assert "exit code 3" in text and "cannot insert, token *** rejected" in text and SECRET not in text
     assert SECRET not in caplog.text and commits == []
@@ -378,9 +432,12 @@ CREATE TABLE {t} (
 
 def _tap_config(pg_config, password=None):
     return {
-        "host": pg_config["host"], "port": pg_config["port"], "user": pg_config["username"],
+        "host": pg_config["host"],
+        "port": pg_config["port"],
+        "user": pg_config["username"],
         "password": password if password is not None else (pg_config["password"] or "unused"),
-        "database": pg_config["database"], "filter_schemas": ["public"],
+        "database": pg_config["database"],
+        "filter_schemas": ["public"],
     }
 
 
@@ -389,8 +446,17 @@ def orders(pg_connect):
     conn = pg_connect()
     conn.execute(sql.SQL(TYPES_DDL).format(t=sql.Identifier("orders")))
     rows = [
-        (i, f"name {i}" if i % 3 else None, decimal.Decimal(f"{i}.25"), i / 4, i % 2 == 0, dt.date(2024, 1, i),
-         dt.datetime(2024, 1, i, 12, tzinfo=UTC), json.dumps({"i": i, "l": [i]}), f"m{i}")
+        (
+            i,
+            f"name {i}" if i % 3 else None,
+            decimal.Decimal(f"{i}.25"),
+            i / 4,
+            i % 2 == 0,
+            dt.date(2024, 1, i),
+            dt.datetime(2024, 1, i, 12, tzinfo=UTC),
+            json.dumps({"i": i, "l": [i]}),
+            f"m{i}",
+        )
         for i in range(1, 8)
     ]
     with conn.cursor() as cur:
@@ -410,8 +476,17 @@ def test_tap_postgres_discover_and_full_read(singer_exe, pg_config, orders):
     table = src.read(ReadRequest(StreamSettings("public-orders"), batch_size=3)).read_all()
     got = sorted(table.to_pylist(), key=lambda r: r["id"])
     expected = [
-        {"id": r[0], "name": r[1], "total": float(r[2]), "price": r[3], "flag": r[4], "created": r[5],
-         "updated_at": r[6], "doc": json.dumps(json.loads(r[7]), separators=(",", ":")), "Mixed Case": r[8]}
+        {
+            "id": r[0],
+            "name": r[1],
+            "total": float(r[2]),
+            "price": r[3],
+            "flag": r[4],
+            "created": r[5],
+            "updated_at": r[6],
+            "doc": json.dumps(json.loads(r[7]), separators=(",", ":")),
+            "Mixed Case": r[8],
+        }
         for r in orders
     ]
     assert got == expected
@@ -443,8 +518,9 @@ def password_pg():
     hba.write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
     mode = stat.S_IMODE(os.stat(data / "postgresql.conf").st_mode)
     hba.chmod(mode)
-    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="right-password", dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=port, user="postgres", password="right-password", dbname="postgres", autocommit=True
+    ) as conn:
         conn.execute("SELECT pg_reload_conf()")
     yield {"host": "127.0.0.1", "port": port, "username": "postgres", "password": "", "database": "postgres"}
     postgres.stop(str(data))
@@ -465,13 +541,23 @@ def test_tap_postgres_wrong_password_is_connection_failed_without_password(singe
 
 
 def _arrow_rows():
-    schema = pa.schema([
-        pa.field("id", pa.int64()), pa.field("name", pa.string()), pa.field("amount", pa.decimal128(10, 2)),
-        pa.field("at", pa.timestamp("us", tz="UTC")), pa.field("doc", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
-    ])
+    schema = pa.schema(
+        [
+            pa.field("id", pa.int64()),
+            pa.field("name", pa.string()),
+            pa.field("amount", pa.decimal128(10, 2)),
+            pa.field("at", pa.timestamp("us", tz="UTC")),
+            pa.field("doc", pa.string(), metadata={LOGICAL_TYPE_KEY: JSON_LOGICAL_TYPE}),
+        ]
+    )
     rows = [
-        {"id": i, "name": f"n{i}" if i != 2 else None, "amount": decimal.Decimal(f"{i}.50"),
-         "at": dt.datetime(2024, 3, i, 8, tzinfo=UTC), "doc": json.dumps({"k": i})}
+        {
+            "id": i,
+            "name": f"n{i}" if i != 2 else None,
+            "amount": decimal.Decimal(f"{i}.50"),
+            "at": dt.datetime(2024, 3, i, 8, tzinfo=UTC),
+            "doc": json.dumps({"k": i}),
+        }
         for i in range(1, 6)
     ]
     return schema, rows
@@ -481,8 +567,9 @@ def _arrow_rows():
 def test_target_jsonl_receives_exactly_the_rows(singer_exe, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    dest = SingerDestination({"executable": str(singer_exe("target-jsonl")),
-                              "config": {"destination_path": str(out), "do_timestamp_file": False}})
+    dest = SingerDestination(
+        {"executable": str(singer_exe("target-jsonl")), "config": {"destination_path": str(out), "do_timestamp_file": False}}
+    )
     schema, rows = _arrow_rows()
     batch = pa.RecordBatch.from_pylist(rows, schema=schema)
     commits = []
@@ -496,7 +583,13 @@ def test_target_jsonl_receives_exactly_the_rows(singer_exe, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["people.jsonl"]
     written = [json.loads(line) for line in (out / "people.jsonl").read_text().splitlines()]
     assert written == [
-        {"id": r["id"], "name": r["name"], "amount": float(r["amount"]), "at": r["at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "doc": {"k": r["id"]}}
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "amount": float(r["amount"]),
+            "at": r["at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "doc": {"k": r["id"]},
+        }
         for r in rows
     ]
 
@@ -504,22 +597,31 @@ def test_target_jsonl_receives_exactly_the_rows(singer_exe, tmp_path):
 @pytest.mark.singer
 @pytest.mark.postgres
 def test_target_postgres_lands_rows_upserts_and_confirms_state(singer_exe, pg_config, pg_connect):
-    config = {"host": pg_config["host"], "port": pg_config["port"], "user": pg_config["username"], "password": "unused",
-              "database": pg_config["database"], "default_target_schema": "raw"}
+    config = {
+        "host": pg_config["host"],
+        "port": pg_config["port"],
+        "user": pg_config["username"],
+        "password": "unused",
+        "database": pg_config["database"],
+        "default_target_schema": "raw",
+    }
     dest = SingerDestination({"executable": str(singer_exe("target-postgres")), "config": config})
     schema, rows = _arrow_rows()
     batch = pa.RecordBatch.from_pylist(rows, schema=schema)
     settings = StreamSettings("src", destination_table="people", unique_constraints=["id"], replication_method="INCREMENTAL")
     commits = []
-    dest.write(WriteRequest(settings, schema), [Chunk(batch.slice(0, 2), {"upto": 2}), Chunk(batch.slice(2), {"upto": 5})],
-               lambda n, state: commits.append((n, state)))
+    dest.write(
+        WriteRequest(settings, schema),
+        [Chunk(batch.slice(0, 2), {"upto": 2}), Chunk(batch.slice(2), {"upto": 5})],
+        lambda n, state: commits.append((n, state)),
+    )
     assert commits == [(5, {"upto": 5})]  # the SDK target confirms state only when it drains (the end)
 
     # second run: ids 4,5 changed, 6 new -> upsert on the key
     changed = [dict(r, name=r["name"] + "!") for r in rows[3:]] + [dict(rows[0], id=6, name="n6")]
     dest.write(WriteRequest(settings, schema), [Chunk(pa.RecordBatch.from_pylist(changed, schema=schema), {"upto": 6})])
     conn = pg_connect()
-    got = conn.execute('SELECT id, name, amount, at, doc FROM raw.people ORDER BY id').fetchall()
+    got = conn.execute("SELECT id, name, amount, at, doc FROM raw.people ORDER BY id").fetchall()
     UTC = None  # target-postgres stores date-time as timestamp without time zone: the UTC wall time
     assert got == [
         (1, "n1", decimal.Decimal("1.50"), dt.datetime(2024, 3, 1, 8, tzinfo=UTC), {"k": 1}),
@@ -542,7 +644,8 @@ def test_target_postgres_lands_rows_upserts_and_confirms_state(singer_exe, pg_co
 def test_fake_catalog_from_config_skips_discovery(fake_tap, tmp_path):
     catalog = fake_tap().discover()
     exe = _script(tmp_path, "tap-fake2", FAKE_TAP)
-    src = SingerSource({"executable": exe, "catalog": catalog, "catalog_flag": "--catalog",
-                        "config": {"mode": "bad_discover", "password": SECRET}})
+    src = SingerSource(
+        {"executable": exe, "catalog": catalog, "catalog_flag": "--catalog", "config": {"mode": "bad_discover", "password": SECRET}}
+    )
     assert src.discover(["items"])["streams"] == [catalog["streams"][0]]  # --discover would have failed
     assert src.read(ReadRequest(_items(columns=["id"]))).read_all().column("id").to_pylist() == [1, 2, 3, 4, 5]

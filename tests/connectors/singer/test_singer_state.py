@@ -9,6 +9,7 @@ run was given and every STATE the tap printed:
   ``version``, ``last_replication_method`` and ``currently_syncing`` besides the bookmark;
 - meltanolabs-tap-postgres 0.10.0 (a Meltano SDK tap).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,9 +23,9 @@ import nbformat
 import pytest
 
 from jupyter_di.cli import main
-from jupyter_di.connectors.singer import read as singer_read
 from jupyter_di.connectors.base import SOURCE_STATE_KEY, ReadRequest, StreamSettings
 from jupyter_di.connectors.singer import SingerSource
+from jupyter_di.connectors.singer import read as singer_read
 from jupyter_di.connectors.singer.state import like, state_for_tap, with_override
 from jupyter_di.state import api
 from jupyter_di.state.store import StateStore
@@ -48,8 +49,15 @@ CLASSIC = {
     "bookmarks": {"charges": {"updated": 1704085200}, "charges_events": {"updates_created": 1704085200}},
     "currently_syncing": None,
 }
-SDK = {"bookmarks": {"charges": {"replication_key": "updated", "replication_key_value": "2024-01-01T05:00:00+00:00",
-                                 "replication_key_signpost": "2024-06-01T00:00:00+00:00"}}}
+SDK = {
+    "bookmarks": {
+        "charges": {
+            "replication_key": "updated",
+            "replication_key_value": "2024-01-01T05:00:00+00:00",
+            "replication_key_signpost": "2024-06-01T00:00:00+00:00",
+        }
+    }
+}
 
 
 def test_state_is_the_taps_own_verbatim_else_the_sdk_shape():
@@ -66,22 +74,31 @@ def test_state_is_the_taps_own_verbatim_else_the_sdk_shape():
 def test_an_override_rewrites_only_the_field_it_names_in_the_taps_type():
     typed = {"updated": "2024-01-02T00:00:00+00:00"}
     got = state_for_tap(ENTRY, INC, typed, CLASSIC, bookmark_from_user=True)
-    assert got == {"bookmarks": {"charges": {"updated": _epoch("2024-01-02T00:00:00+00:00")},
-                                 "charges_events": {"updates_created": 1704085200}}, "currently_syncing": None}
+    assert got == {
+        "bookmarks": {"charges": {"updated": _epoch("2024-01-02T00:00:00+00:00")}, "charges_events": {"updates_created": 1704085200}},
+        "currently_syncing": None,
+    }
     assert CLASSIC["bookmarks"]["charges"]["updated"] == 1704085200  # the saved state is not touched
     got = state_for_tap(ENTRY, INC, typed, SDK, bookmark_from_user=True)
-    assert got["bookmarks"]["charges"] == {"replication_key": "updated", "replication_key_value": "2024-01-02T00:00:00+00:00",
-                                           "replication_key_signpost": "2024-06-01T00:00:00+00:00"}
+    assert got["bookmarks"]["charges"] == {
+        "replication_key": "updated",
+        "replication_key_value": "2024-01-02T00:00:00+00:00",
+        "replication_key_signpost": "2024-06-01T00:00:00+00:00",
+    }
     # no saved state of the tap's own, or one that is not an object: the SDK shape
     assert state_for_tap(ENTRY, INC, typed, ["odd"], bookmark_from_user=True) == {
-        "bookmarks": {"charges": {"replication_key": "updated", "replication_key_value": "2024-01-02T00:00:00+00:00"}}}
+        "bookmarks": {"charges": {"replication_key": "updated", "replication_key_value": "2024-01-02T00:00:00+00:00"}}
+    }
     # the stream has no entry yet: an SDK-shape one next to the others
     assert with_override({"bookmarks": {"x": 1}}, ENTRY, "updated", "v") == {
-        "bookmarks": {"x": 1, "charges": {"replication_key": "updated", "replication_key_value": "v"}}}
-    partitioned = {"bookmarks": {"charges": {"partitions": [{"context": {"shop": 1}, "replication_key": "updated",
-                                                               "replication_key_value": "a"}]}}}
+        "bookmarks": {"x": 1, "charges": {"replication_key": "updated", "replication_key_value": "v"}}
+    }
+    partitioned = {
+        "bookmarks": {"charges": {"partitions": [{"context": {"shop": 1}, "replication_key": "updated", "replication_key_value": "a"}]}}
+    }
     assert with_override(partitioned, ENTRY, "updated", "b")["bookmarks"]["charges"]["partitions"] == [
-        {"context": {"shop": 1}, "replication_key": "updated", "replication_key_value": "b"}]
+        {"context": {"shop": 1}, "replication_key": "updated", "replication_key_value": "b"}
+    ]
 
 
 def test_like_keeps_the_json_type_the_tap_used():
@@ -98,7 +115,7 @@ def test_like_keeps_the_json_type_the_tap_used():
 # ---------------------------------------------------------------- states on the batches
 
 SCRIPTED_TAP = textwrap.dedent(
-    '''
+    """
     import json, sys
     args = sys.argv[1:]
     cfg = json.load(open(args[args.index("--config") + 1]))
@@ -114,7 +131,7 @@ SCRIPTED_TAP = textwrap.dedent(
         else:
             msg = {"type": "STATE", "value": {"at": item}}
         print(json.dumps(msg), flush=True)
-    '''
+    """
 )
 
 
@@ -140,8 +157,7 @@ def test_each_state_rides_on_the_batch_that_ends_where_the_tap_printed_it(tmp_pa
     assert _scripted_read(tmp_path, ["SCHEMA", 1, "s1", 2, 3, "s3"], 2) == [([1, 2], "s1"), ([3], "s3")]
     # enough rows buffered: a STATE cuts them into a batch right there
     monkeypatch.setattr(singer_read, "STATE_FLUSH_MIN_ROWS", 2)
-    assert _scripted_read(tmp_path, ["SCHEMA", 1, 2, 3, "s3", 4, "s4", 5, 6, "s6", "end"], 100) == [
-        ([1, 2, 3], "s3"), ([4, 5, 6], "end")]
+    assert _scripted_read(tmp_path, ["SCHEMA", 1, 2, 3, "s3", 4, "s4", 5, 6, "s6", "end"], 100) == [([1, 2, 3], "s3"), ([4, 5, 6], "end")]
     assert _scripted_read(tmp_path, ["SCHEMA", 1, 2, "s2", 3], 100, method="FULL_TABLE") == [([1, 2, 3], None)]  # no states kept, no cuts
 
 
@@ -150,14 +166,21 @@ def test_each_state_rides_on_the_batch_that_ends_where_the_tap_printed_it(tmp_pa
 
 def test_pinning_a_bookmark_keeps_the_source_state(tmp_path, capsys):
     nb = tmp_path / "pin.ipynb"
-    streams = "".join(f"  {s}:\n    replication_method: INCREMENTAL\n    bookmark_properties: [updated]\n    key_properties: [id]\n" for s in ("charges", "other"))
+    streams = "".join(
+        f"  {s}:\n    replication_method: INCREMENTAL\n    bookmark_properties: [updated]\n    key_properties: [id]\n"
+        for s in ("charges", "other")
+    )
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(f"%%di_source src\nsource: singer\nconfig:\n  executable: tap\nstreams:\n{streams}")]
     nbformat.write(notebook, nb)  # `state set` checks the block, stream and column against the notebook
     store = StateStore(api.state_path_for(nb))
     store.set("pin", "src", "charges", {"bookmark": {"updated": "2024-01-01T05:00:00+00:00"}, "source_state": CLASSIC, "columns": ["id"]})
     api.set_bookmark(nb, "src", "charges", updated="2024-01-01T02:00:00+00:00")
-    assert store.get("pin", "src", "charges") == {"bookmark": {"updated": "2024-01-01T02:00:00+00:00"}, "pinned": True, "source_state": CLASSIC}
+    assert store.get("pin", "src", "charges") == {
+        "bookmark": {"updated": "2024-01-01T02:00:00+00:00"},
+        "pinned": True,
+        "source_state": CLASSIC,
+    }
     assert main(["state", "set", str(nb), "src", "charges", "--value", "updated=2024-01-01T03:00:00+00:00"]) == 0
     assert store.get("pin", "src", "charges")["source_state"] == CLASSIC
     assert main(["state", "set", str(nb), "src", "other", "--value", "updated=2024-01-01T03:00:00+00:00"]) == 0
@@ -194,7 +217,7 @@ def _run(path, capsys, *args) -> int:
     code = main(["run", "-q", str(path), *args])
     out = capsys.readouterr()
     assert code == 0, out.err
-    line = next(l for l in out.out.splitlines() if l.startswith("src ") and " source " in l)
+    line = next(x for x in out.out.splitlines() if x.startswith("src ") and " source " in x)
     return int(line.split()[3].replace(",", ""))
 
 
@@ -225,9 +248,13 @@ def test_classic_tap_gets_its_own_state_back_and_overrides_keep_its_epoch_type(t
     first = calls(log)[-1]
     assert first["given"] is None
     last = first["emitted"][-1]
-    assert last == {"bookmarks": {"charges": {"updated": _epoch("2024-01-01T05:00:00+00:00")},
-                                  "charges_events": {"updates_created": _epoch("2024-01-01T05:00:00+00:00")}},
-                    "currently_syncing": None}
+    assert last == {
+        "bookmarks": {
+            "charges": {"updated": _epoch("2024-01-01T05:00:00+00:00")},
+            "charges_events": {"updates_created": _epoch("2024-01-01T05:00:00+00:00")},
+        },
+        "currently_syncing": None,
+    }
     saved = _saved(path, "charges")
     assert saved["source_state"] == last
     assert saved["bookmark"] == {"updated": "2024-01-01T05:00:00+00:00"}  # what panels and `state show` display

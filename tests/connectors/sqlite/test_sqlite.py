@@ -1,5 +1,6 @@
 """SQLite source/destination against real database files: the shared contract
 cases, SQLite's storage forms, and DuckDB <-> SQLite round trips."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -75,10 +76,28 @@ class TestSQLite(ContractCases):
         assert md[("properties", "note")]["sql-datatype"] == "VARCHAR(20)"
         got = rows_of(self.source(db).read(ReadRequest(settings("Line Items"))))
         assert got == [
-            {"Order Id": 1, "line": 1, "price": decimal.Decimal("9.500"), "note": "a", "at": dt.datetime(2024, 1, 2, 3, 4, 5),
-             "raw": b"\x00\xff", "ratio": 0.5, "ok": True, "anything": "7"},
-            {"Order Id": 1, "line": 2, "price": decimal.Decimal("12.345"), "note": None,
-             "at": dt.datetime(2024, 1, 2, 3, 4, 6, 500000), "raw": None, "ratio": 2.0, "ok": False, "anything": "x"},
+            {
+                "Order Id": 1,
+                "line": 1,
+                "price": decimal.Decimal("9.500"),
+                "note": "a",
+                "at": dt.datetime(2024, 1, 2, 3, 4, 5),
+                "raw": b"\x00\xff",
+                "ratio": 0.5,
+                "ok": True,
+                "anything": "7",
+            },
+            {
+                "Order Id": 1,
+                "line": 2,
+                "price": decimal.Decimal("12.345"),
+                "note": None,
+                "at": dt.datetime(2024, 1, 2, 3, 4, 6, 500000),
+                "raw": None,
+                "ratio": 2.0,
+                "ok": False,
+                "anything": "x",
+            },
         ]
         assert rows_of(self.source(db).read(ReadRequest(settings("cheap")))) == [{"Order Id": 1, "price": decimal.Decimal("9.500")}]
         meta = self.source(db).read(ReadRequest(settings("plain"))).schema.field("meta")
@@ -88,14 +107,22 @@ class TestSQLite(ContractCases):
         self.write(db, ws("types"), all_types_batch())
         declared = {r[1]: r[2] for r in self.query(db, 'PRAGMA table_info("types")')}
         assert declared == {
-            "i": "INTEGER", "f": "REAL", "d": "DECIMAL TEXT(12,2)", "b": "BOOLEAN", "tz": "TIMESTAMPTZ",
-            "naive": "TIMESTAMP", "day": "DATE", "s": "TEXT", "j": "JSON", "li": "JSON ARRAY BIGINT", "ls": "JSON ARRAY TEXT",
+            "i": "INTEGER",
+            "f": "REAL",
+            "d": "DECIMAL TEXT(12,2)",
+            "b": "BOOLEAN",
+            "tz": "TIMESTAMPTZ",
+            "naive": "TIMESTAMP",
+            "day": "DATE",
+            "s": "TEXT",
+            "j": "JSON",
+            "li": "JSON ARRAY BIGINT",
+            "ls": "JSON ARRAY TEXT",
         }
         row = self.query(db, 'SELECT d, typeof(d), b, tz, naive, day, li, ls FROM "types" WHERE i = 0')
-        assert row == [("-0.01", "text", 0, "1970-01-01 00:00:00.000000+00:00", "2024-01-01 00:00:00.000001",
-                        "1900-01-01", "[]", "[]")]
+        assert row == [("-0.01", "text", 0, "1970-01-01 00:00:00.000000+00:00", "2024-01-01 00:00:00.000001", "1900-01-01", "[]", "[]")]
         first = self.query(db, 'SELECT d, li, ls FROM "types" WHERE i < 0')
-        assert first == [("1234567890.12", "[1,null,3]", '["a","\U0001F600",""]')]
+        assert first == [("1234567890.12", "[1,null,3]", '["a","\U0001f600",""]')]
 
     def test_wal_mode_and_state_table(self, db):
         self.write(db, ws(), batch(id=[1]), state_key="k", states=[{"b": "2024-01-01T00:00:00+00:00"}])
@@ -106,8 +133,11 @@ class TestSQLite(ContractCases):
 
     def test_incremental_bookmark_on_decimal_and_date(self, db):
         b = pa.record_batch(
-            {"id": [1, 2, 3, 4], "amt": pa.array([decimal.Decimal(x) for x in ("9.50", "10.00", "100.25", "2.00")], pa.decimal128(8, 2)),
-             "day": pa.array([dt.date(2024, 1, d) for d in (4, 3, 2, 1)], pa.date32())}
+            {
+                "id": [1, 2, 3, 4],
+                "amt": pa.array([decimal.Decimal(x) for x in ("9.50", "10.00", "100.25", "2.00")], pa.decimal128(8, 2)),
+                "day": pa.array([dt.date(2024, 1, d) for d in (4, 3, 2, 1)], pa.date32()),
+            }
         )
         self.write(db, ws(), b)
         by_amount = settings(replication_method=INCREMENTAL, bookmark_properties=["amt"], key_properties=["id"])
@@ -172,6 +202,7 @@ def test_sqlite_upsert_into_duckdb_keeps_state_with_rows(tmp_path):
             (Chunk(b, {"seen": b.num_rows}) for b in reader),
         )
     assert DuckDBSource({"path": str(duck)}).read(ReadRequest(settings("users"))).read_all().sort_by("id").to_pylist() == [
-        {"id": 1, "name": "ann"}, {"id": 2, "name": "bob"}
+        {"id": 1, "name": "ann"},
+        {"id": 2, "name": "bob"},
     ]
     assert dest.load_state("p/b/users") == {"seen": 2}
