@@ -6,16 +6,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # IPython is imported only by the notebook layer at run time
+    from IPython.core.interactiveshell import InteractiveShell
+
 __version__ = "0.1.0"
 
 
-def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own hook signature
+def load_ipython_extension(ipython: InteractiveShell) -> None:
     from .notebook.extension import load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
     from .notebook.extension import unload
 
     unload(ipython)

@@ -29,7 +29,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 MASK = "***"
 SHORT = 3
@@ -175,7 +175,10 @@ class _RedactedError(Exception):
     """Stands in the chain for an exception whose text could not be masked in place."""
 
 
-def redact_exception(exc: BaseException, redactor: Any = None) -> BaseException:
+_E = TypeVar("_E", bound=BaseException)
+
+
+def redact_exception(exc: _E, redactor: Any = None) -> _E:
     """Mask secrets in ``exc`` and the exceptions it was raised from (in place; returns ``exc``).
 
     A ``DIError``'s message and fix, and every exception's string arguments, are masked; an

@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import pyarrow as pa
 
@@ -205,6 +205,9 @@ CommitCallback = Callable[[int, "dict[str, Any] | None"], None]
 """Called after each durable commit with (rows committed so far, state committed)."""
 
 
+_ConnectorT = TypeVar("_ConnectorT", bound="Connector")
+
+
 class Connector:
     """Shared life cycle: built from a config dict, closed when done."""
 
@@ -220,7 +223,7 @@ class Connector:
     def close(self) -> None:
         """Release connections; safe to call twice."""
 
-    def __enter__(self) -> Connector:
+    def __enter__(self: _ConnectorT) -> _ConnectorT:  # `with Source(...) as s` keeps s a Source
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -64,6 +64,7 @@ def names_of(entry: Mapping[str, Any]) -> set[str]:
 
 def find_stream(catalog: Mapping[str, Any], stream: str) -> dict[str, Any] | None:
     """The entry named ``stream`` (by ``tap_stream_id`` or ``stream``), or None."""
+    entry: dict[str, Any]
     for entry in catalog.get("streams", []):
         if stream in names_of(entry):
             return entry
@@ -83,7 +84,8 @@ def stream_metadata(entry: dict[str, Any]) -> dict[str, Any]:
     """The stream-level (empty breadcrumb) metadata of a catalog entry, added when missing."""
     for item in entry.get("metadata", []):
         if list(item.get("breadcrumb", [])) == []:
-            return item.setdefault("metadata", {})
+            found: dict[str, Any] = item.setdefault("metadata", {})
+            return found
     md: dict[str, Any] = {}
     entry.setdefault("metadata", []).insert(0, {"breadcrumb": [], "metadata": md})
     return md
@@ -93,7 +95,8 @@ def field_metadata(entry: dict[str, Any], name: str) -> dict[str, Any]:
     """The metadata of one field (breadcrumb ``["properties", name]``), added when missing."""
     for item in entry.setdefault("metadata", []):
         if list(item.get("breadcrumb", [])) == ["properties", name]:
-            return item.setdefault("metadata", {})
+            found: dict[str, Any] = item.setdefault("metadata", {})
+            return found
     md: dict[str, Any] = {}
     entry["metadata"].append({"breadcrumb": ["properties", name], "metadata": md})
     return md

@@ -15,9 +15,13 @@ from __future__ import annotations
 import difflib
 import importlib
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..errors import ConnectorNotFound
 from .base import ConnectorSpec, Destination, Source
+
+if TYPE_CHECKING:  # importlib.metadata costs a built-in lookup time: imported only when scanning
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "jupyter_di.connectors"
 
@@ -33,7 +37,7 @@ BUILTIN = {
 
 
 @lru_cache(maxsize=1)
-def _entry_points() -> dict[str, object]:
+def _entry_points() -> dict[str, EntryPoint]:
     from importlib.metadata import entry_points
 
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN}
@@ -56,7 +60,7 @@ def get(name: str) -> ConnectorSpec:
     if name in _loaded:
         return _loaded[name]
     if name in BUILTIN:
-        spec = importlib.import_module(BUILTIN[name]).SPEC
+        spec: ConnectorSpec = importlib.import_module(BUILTIN[name]).SPEC
         _loaded[name] = spec
         return spec
     ep = _entry_points().get(name)
@@ -67,7 +71,7 @@ def get(name: str) -> ConnectorSpec:
             f"no connector named {name!r}.{hint}",
             fix=f"use one of: {', '.join(names())} (`jupyter-di connectors` lists them).",
         )
-    spec = ep.load()  # type: ignore[attr-defined]
+    spec = ep.load()
     if not isinstance(spec, ConnectorSpec):
         raise ConnectorNotFound(f"entry point {name!r} does not point at a ConnectorSpec")
     _loaded[name] = spec

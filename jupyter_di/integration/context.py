@@ -17,11 +17,17 @@ class BlockCell(Protocol):
     A protocol rather than an import: the pipeline layer sits above this one.
     """
 
-    name: str
-    kind: str
-    body: str
-    upstream: list[str]
-    lang: str
+    # Read-only members, so the pipeline's Block (whose kind and lang are Literals) matches.
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def upstream(self) -> list[str]: ...
+    @property
+    def lang(self) -> str: ...
 
 
 ProgressFn = Callable[[str, str, str, int, float], None]

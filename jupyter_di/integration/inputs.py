@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -32,6 +32,23 @@ class InputStream:
     num_rows: int | None = None
     origin: dict[str, Any] = field(default_factory=dict)
     stream_info: dict[str, Any] = field(default_factory=dict)
+
+
+class IncomingStream(Protocol):
+    """What a destination reads of an upstream stream: an ``InputStream`` or a ``LiveInputStream``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def reader(self) -> Callable[[], pa.RecordBatchReader]: ...
+    @property
+    def schema(self) -> pa.Schema: ...
+    @property
+    def num_rows(self) -> int | None: ...
+    @property
+    def origin(self) -> dict[str, Any]: ...
+    @property
+    def stream_info(self) -> dict[str, Any]: ...
 
 
 def _nested_to_json(table: pa.Table) -> pa.Table:
@@ -105,7 +122,7 @@ def table_from_output(value: Any, *, block: str) -> pa.Table | None:
     return None
 
 
-def streams_from_output(block: str, value: Any) -> list[InputStream]:
+def streams_from_output(block: str, value: Any) -> list[IncomingStream]:
     """Every stream an upstream block's output contributes to a destination."""
     if isinstance(value, StreamOutput):
         return [_from_stream_output(value)]
@@ -125,7 +142,7 @@ def streams_from_output(block: str, value: Any) -> list[InputStream]:
     return [
         InputStream(
             name=block,
-            reader=lambda t=table: pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=65_536)),
+            reader=lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=65_536)),
             schema=table.schema,
             num_rows=table.num_rows,
             stream_info=catalog_entry_for_arrow(block, table.schema),

@@ -24,10 +24,13 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ConfigError, DIError
 from ..secrets import SecretStore
+
+if TYPE_CHECKING:  # imported lazily at run time: see _stream_types
+    from .outputs import SourceOutput, StreamOutput
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _MISSING = object()
@@ -93,11 +96,13 @@ class _NoType:
     """Stands for a type whose module is not loaded: nothing is an instance of it."""
 
 
-def _stream_types() -> tuple[type, type]:
+def _stream_types() -> tuple[type[StreamOutput], type[SourceOutput]]:
     """``(StreamOutput, SourceOutput)`` if ``outputs`` is loaded (else no value can be one): importing it
     here would load pyarrow into a run that has no source block (~0.1 s)."""
     outputs = sys.modules.get(__package__ + ".outputs")
-    return (outputs.StreamOutput, outputs.SourceOutput) if outputs is not None else (_NoType, _NoType)
+    if outputs is None:  # _NoType stands in for both: isinstance() against it is always False
+        return cast("tuple[type[StreamOutput], type[SourceOutput]]", (_NoType, _NoType))
+    return outputs.StreamOutput, outputs.SourceOutput
 
 
 def _is_index(step: Any) -> bool:
@@ -112,8 +117,9 @@ def _fields_of(value: Any) -> list[str] | None:
         return ["stream", "columns", "rows"] if isinstance(value, StreamOutput) else None
     if isinstance(value, Mapping):
         return [str(k) for k in list(value.keys())[:20]]
-    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
-        return list(type(value)._fields)
+    named = getattr(type(value), "_fields", None) if isinstance(value, tuple) else None  # a namedtuple
+    if named is not None:
+        return list(named)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return [f.name for f in dataclasses.fields(value)]
     pd, pa = _module("pandas"), _module("pyarrow")

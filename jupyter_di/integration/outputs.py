@@ -107,7 +107,7 @@ class StreamOutput(dict):
         self._load_rows()
         return dict.__ne__(self, other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __reduce__(self):  # noqa: ANN204 - pickles as the plain spec dict
         return (dict, (self.copy(),))

@@ -149,8 +149,8 @@ def run_python_di_block(
     upstream = _cell_upstream_settings(namespace, base_namespace, block=block, names=list(input_names))
     input_names, inputs = apply_upstream_settings(list(input_names), list(inputs), upstream)
     if kind != "source":
-        for kind_name, registered in found.items():
-            wrong = [k for k, default in SOURCE_ONLY_OPTIONS.items() if k in registered.options and registered.options[k] != default]
+        for kind_name, decorated in found.items():
+            wrong = [k for k, default in SOURCE_ONLY_OPTIONS.items() if k in decorated.options and decorated.options[k] != default]
             if wrong:
                 raise ConfigError(
                     f"@{kind_name}({wrong[0]}=...) is only available in source blocks.",
@@ -187,7 +187,7 @@ def run_python_di_block(
     catalog: dict[str, Any] | None = None
     is_source = kind == "source"
     if connector and config:
-        registered = found.get("data_integration_selected_streams")
+        registered: _Registered | None = found.get("data_integration_selected_streams")
         if registered is not None:
             extra: dict[str, Any] = {kind: connector, "config": config}
             if is_source and registered.called:

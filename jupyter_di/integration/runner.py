@@ -11,7 +11,7 @@ another.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +31,7 @@ from ..sync.prefetch import prefetched
 from ..sync.spill import spill
 from .context import BlockCell, RunContext
 from .incremental import check_override, cursor_warnings, with_discovered_keys
-from .inputs import InputStream, LiveInputStream, streams_from_output
+from .inputs import IncomingStream, LiveInputStream, streams_from_output
 from .outputs import LiveSourceOutput, StreamOutput, source_output
 from .resolve import resolve
 from .resolved import ResolvedBlock, stream_settings
@@ -190,7 +190,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             source_state = saved.get("source_state")
         if overridden:
             bookmark, typed_by_user = check_override(ctx.bookmark_overrides[key], settings, block=block.name), True
-        origin = live.origin if live is not None else {"pipeline": ctx.pipeline, "block": block.name, "stream": stream}
+        origin: dict[str, Any] = live.origin if live is not None else {"pipeline": ctx.pipeline, "block": block.name, "stream": stream}
         origin["override"] = overridden  # set before a destination streaming from this one reads it
         try:
             with source_cls(resolved.config_dict()) as source:
@@ -265,7 +265,7 @@ def project(reader: pa.RecordBatchReader, columns: list[str] | None) -> pa.Recor
     return pa.RecordBatchReader.from_batches(schema, (batch.select(columns) for batch in reader))
 
 
-def destination_settings(stream: InputStream, raw: dict[str, Any], *, block: str) -> StreamSettings:
+def destination_settings(stream: IncomingStream, raw: Mapping[str, Any], *, block: str) -> StreamSettings:
     """The source stream's settings, overridden by the destination's own.
 
     Unique constraints given at the destination without a replication method
@@ -298,7 +298,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
     resolved: ResolvedBlock = resolve(block, outputs, ctx)
     block_redactor(resolved)  # its secrets are masked in every message from here on
     destination_cls = registry.destination_class(resolved.connector)
-    incoming: dict[str, InputStream] = {}
+    incoming: dict[str, IncomingStream] = {}
     for name in block.upstream:
         if resolved.upstream[name].only_as_input:
             ctx.decline(name, None, block.name)

@@ -18,7 +18,7 @@ Bounds (aliases counted as if written out in full):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.composer import ComposerError
@@ -78,7 +78,9 @@ class CellLoader(yaml.SafeLoader):
             if target is not None:
                 size = self._expanded.get(id(target))
                 if size is None:  # the anchor's own node is still being composed
-                    raise YAMLLimitError(None, None, f"the alias *{event.anchor} refers to a value that contains it", event.start_mark)
+                    # cast: types-PyYAML gives events libyaml's Mark too; this pure-Python loader's are yaml.Mark
+                    mark = cast("yaml.Mark | None", event.start_mark)
+                    raise YAMLLimitError(None, None, f"the alias *{event.anchor} refers to a value that contains it", mark)
                 self._count(*size, event.start_mark)
             return super().compose_node(parent, index)
         self._depth += 1

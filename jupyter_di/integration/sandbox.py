@@ -226,6 +226,8 @@ def _check_format_spec(value: Any, spec: str) -> None:
 
 
 class _BoundedFormatter(SandboxedFormatter):
+    _env: Sandbox  # SandboxedFormatter keeps the environment it was made by; here always a Sandbox
+
     def format_field(self, value: Any, format_spec: str) -> Any:
         self._env.budget.tick()
         _check_format_spec(value, format_spec)
@@ -254,10 +256,12 @@ def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any) -> Any:
 def _replace_size(text: Any, old: Any, new: Any, count: Any) -> int:
     if not isinstance(text, (str, bytes)) or not isinstance(old, (str, bytes)) or not isinstance(new, (str, bytes)):
         return 0
-    try:
+    if isinstance(text, str) and isinstance(old, str):
         found = text.count(old) if old else len(text) + 1
-    except TypeError:
-        return 0
+    elif isinstance(text, bytes) and isinstance(old, bytes):
+        found = text.count(old) if old else len(text) + 1
+    else:
+        return 0  # str.count(bytes) and bytes.count(str) raise TypeError
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     return len(text) + found * (len(new) - len(old))
@@ -290,7 +294,8 @@ def check_call(obj: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
             if isinstance(width, int) and width > MAX_VALUE_SIZE:
                 raise _too_big(f"{name}({width})", width)
         elif name == "expandtabs":
-            size = len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") * max(_arg(args, kwargs, 0, "tabsize", 8), 0)
+            tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+            size = len(owner) + tabs * max(_arg(args, kwargs, 0, "tabsize", 8), 0)
             if size > MAX_VALUE_SIZE:
                 raise _too_big("expandtabs()", size)
         elif name == "replace":
@@ -458,14 +463,16 @@ class Sandbox(ImmutableSandboxedEnvironment):
     # -- compiling: no loader, and the rewrite that lets every loop and write be counted ------
     def compile(
         self, source: Any, name: str | None = None, filename: str | None = None, raw: bool = False, defer_init: bool = False
-    ) -> Any:  # type: ignore[override]
+    ) -> Any:
         if isinstance(source, str):
             if len(source) > MAX_TEMPLATE_CHARS:
                 raise TemplateLimit(f"the template is longer than {MAX_TEMPLATE_CHARS:,} characters")
             source = self.parse(source, name, filename)
         source = _rewrite(source)
         source.set_environment(self)
-        return super().compile(source, name, filename, raw, defer_init)
+        if raw:  # Environment.compile is overloaded on Literal values of raw
+            return super().compile(source, name, filename, True, defer_init)
+        return super().compile(source, name, filename, False, defer_init)
 
     def compile_expression(self, source: str, undefined_to_none: bool = True) -> Any:
         if len(source) > MAX_TEMPLATE_CHARS:
@@ -512,7 +519,8 @@ class Sandbox(ImmutableSandboxedEnvironment):
             if is_format_map:
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one argument")
-                args, kwargs = (), args[0]
+                kwargs = args[0]
+                args = ()
             return type(f_self)(formatter.vformat(f_self, args, kwargs))
 
         return functools.update_wrapper(wrapper, value)
@@ -558,7 +566,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             self.budget.tick()
-            if check is not None:
+            if check is not None and signature is not None:  # both or neither (_filter_signature)
                 lead = args[:1] if passes_context else ()
                 bound = signature.bind(*args[len(lead) :], **kwargs)
                 check(bound.arguments)

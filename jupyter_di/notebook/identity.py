@@ -150,8 +150,8 @@ def process_info(pid: int) -> ProcessInfo | None:
     try:
         import psutil
     except ImportError:
-        psutil = None
-    if psutil is not None:
+        pass  # the /proc fallback below
+    else:
         try:
             proc = psutil.Process(pid)
             with proc.oneshot():

@@ -39,7 +39,7 @@ def _redact_warnings(summary: dict) -> None:
 def _failed_upstream(exc: BaseException) -> str | None:
     from ..errors import UpstreamFailed
 
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, UpstreamFailed):
             return seen.upstream

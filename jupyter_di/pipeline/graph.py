@@ -9,7 +9,7 @@ blocks; that is the executor's job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 from ..errors import GraphError
 from .block import Block
@@ -78,7 +78,7 @@ class Graph:
         for start in self.blocks:
             if color[start] != WHITE:
                 continue
-            stack: list[tuple[str, Iterable[str]]] = [(start, iter(self._known_upstream(start)))]
+            stack: list[tuple[str, Iterator[str]]] = [(start, iter(self._known_upstream(start)))]
             path = [start]
             color[start] = GREY
             while stack:
@@ -165,7 +165,7 @@ class Graph:
             self.validate()
         return order
 
-    def to_mermaid(self, statuses: dict[str, str] | None = None) -> str:
+    def to_mermaid(self, statuses: Mapping[str, str] | None = None) -> str:
         """The graph as a mermaid flowchart (JupyterLab >= 4.1 renders it in markdown)."""
         shapes = {"source": ('[("', '")]'), "destination": ('[/"', '"/]'), "python": ('["', '"]')}
         lines = ["flowchart LR"]

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import GraphError
-from .block import KIND_FOR_MAGIC, Block, BlockKind
+from .block import KIND_FOR_MAGIC, Block, BlockKind, BlockLang
 
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INDENT = re.compile(r"[ \t]+")
@@ -49,7 +49,7 @@ ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = [
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit the process
+    def error(self, message: str) -> NoReturn:  # argparse would exit the process
         raise GraphError(message)
 
 
@@ -75,7 +75,7 @@ def block_from_args(kind: BlockKind, args: argparse.Namespace, body: str, cell_i
         validate_name(up, "upstream block name")
     if args.output is not None:  # `-o ""` or `-o=` names no variable: an error, not "no binding"
         validate_name(args.output, "output variable")
-    lang = getattr(args, "lang", "python") if kind != "python" else "python"
+    lang: BlockLang = getattr(args, "lang", "python") if kind != "python" else "python"
     return Block(
         name=args.name,
         kind=kind,

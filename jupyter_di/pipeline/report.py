@@ -8,7 +8,7 @@ from .run_record import FAILED, RunReport
 
 def stream_rows(graph: Graph, report: RunReport) -> list[tuple[str, str, str, int, str]]:
     """(block, kind, stream, rows, where) for every stream a source read or a destination wrote."""
-    rows = []
+    rows: list[tuple[str, str, str, int, str]] = []
     for name, run in report.runs.items():
         if name not in graph:
             continue

@@ -18,7 +18,7 @@ from typing import Any
 from .store import StateStore
 
 
-def state_path_for(notebook: Path | str, override: str | os.PathLike | None = None) -> Path:
+def state_path_for(notebook: Path | str, override: str | os.PathLike[str] | None = None) -> Path:
     """Where a notebook's state lives: the override, $JUPYTER_DI_STATE_PATH, or beside the notebook."""
     if override:
         return Path(override)

@@ -100,7 +100,7 @@ class StateStore:
         stream: str,
         *,
         consumer: str,
-        bookmark: dict[str, Any],
+        bookmark: dict[str, Any] | None,
         consumers: list[str],
         columns: list[str] | None = None,
         source_state: Any = None,

@@ -130,7 +130,7 @@ def order_incremental(
                 else:
                     mask = pc.or_(pc.greater(col, scalar), pc.and_(pc.equal(col, scalar), mask))
             mask = pc.fill_null(mask, False)
-            any_null = None
+            any_null: Any = None  # a pyarrow BooleanArray (pyarrow is untyped) once props is not empty
             for name in props:
                 null = pc.is_null(table.column(name))
                 any_null = null if any_null is None else pc.or_(any_null, null)

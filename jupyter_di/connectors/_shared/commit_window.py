@@ -29,6 +29,7 @@ class ChunkSource:
         self.done = False
 
     def next(self) -> Chunk | None:
+        chunk: Chunk | None
         if self._held is not None:
             chunk, self._held = self._held, None
             return chunk

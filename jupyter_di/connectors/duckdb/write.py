@@ -105,7 +105,9 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         if limit:
             if not _MEMORY_LIMIT.match(str(limit)):
                 raise ConfigError(f"memory_limit {limit!r} is not a size.", fix="write it like '256MB' or '2GB'.")
-            self._previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+            assert row is not None  # a SELECT without FROM returns one row
+            self._previous_limit = row[0]
             con.execute("SET memory_limit = ?", [str(limit).strip()])
         if self.schema != "main":
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
@@ -157,6 +159,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             )
 
     def _insert_stream(self, con: duckdb.DuckDBPyConnection, table: str, window: CommitWindow) -> None:
+        assert window.schema is not None  # only windows that are not empty are written
         cols = ", ".join(quote_ident(n) for n in window.schema.names)
         with self._registered(con, window.reader()) as view:
             con.execute(f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {view}")
@@ -178,6 +181,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             self._unique_tables[table] = self._has_unique(con, table, keys)
         if self._unique_tables[table]:
             return False  # a key constraint: ON CONFLICT, batch by batch
+        assert window.schema is not None  # only windows that are not empty are written
         names = list(window.schema.names)
         lowered = {n.lower() for n in names}
         nulled = {c.lower() for c in getattr(self, "_null_on_update", ())}

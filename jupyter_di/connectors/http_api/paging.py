@@ -125,7 +125,7 @@ def pages(client: HttpClient, cfg: StreamConfig, extra_params: dict[str, Any] | 
         return response, records_of(response, cfg)
 
     def short(records: list[Any]) -> bool:
-        return not records or (bool(size) and len(records) < int(size))
+        return not records or (size is not None and bool(size) and len(records) < int(size))
 
     if kind == "none":
         yield fetch({})[1]
@@ -150,7 +150,7 @@ def pages(client: HttpClient, cfg: StreamConfig, extra_params: dict[str, Any] | 
     elif kind == "cursor":
         yield from _cursor_pages(fetch, p, size_param("limit"), cfg)
     else:  # link_header
-        url = client.url_for(cfg.path, {**params, **size_param(None)})
+        url: str | None = client.url_for(cfg.path, {**params, **size_param(None)})
         seen = set()
         while url and url not in seen:
             seen.add(url)

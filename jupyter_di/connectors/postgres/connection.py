@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from ...errors import ConfigError, ConnectionFailed
 from ...redaction import Redactor
-from ..base import ConfigField
+from ..base import ConfigField, Connector
 
 DEFAULT_PORT = 5432
 DEFAULT_SCHEMA = "public"
@@ -164,11 +164,11 @@ def render(query: sql.Composable) -> str:
     return query.as_string(None)
 
 
-class PostgresConnector:
+class PostgresConnector(Connector):
     """Config parsing and the connection check, shared by the PostgreSQL source and destination."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)  # type: ignore[call-arg] - the Connector base in the MRO
+        super().__init__(config)
         self._cfg = PgConfig(config)
 
     def check(self) -> None:

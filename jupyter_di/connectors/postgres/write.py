@@ -207,7 +207,7 @@ class _TableWriter:
             if self.settings.unique_constraints:
                 self._check_names(self.settings.unique_constraints, [f.name for f in schema], "unique constraint")
                 defs.append(sql.SQL("UNIQUE ({})").format(sql.SQL(", ").join(map(sql.Identifier, self.settings.unique_constraints))))
-            storage = sql.SQL("")
+            storage: sql.Composable = sql.SQL("")
             if self.settings.unique_constraints and self.fillfactor < 100:
                 storage = sql.SQL(" WITH (fillfactor = {})").format(sql.Literal(self.fillfactor))
             self._exec(sql.SQL("CREATE TABLE {} ({}){}").format(self.rel, sql.SQL(", ").join(defs), storage))

@@ -77,7 +77,7 @@ class SingerProcess:
     removes its run folder (config, catalog and state files).
     """
 
-    def __init__(self, executable: str, config: dict[str, Any], *, role: str) -> None:
+    def __init__(self, executable: str | None, config: dict[str, Any], *, role: str) -> None:
         self.executable = resolve_executable(executable)
         self.name = os.path.basename(self.executable)
         self.role = role  # "tap" / "target", for messages

@@ -127,7 +127,7 @@ class SingerSource(Source):
             if state is not None:
                 args += ["--state", proc.write_file("state.json", state)]
             popen = proc.start(args)
-            run = _TapRun(proc, popen.stdout, names, settings.stream)  # type: ignore[arg-type]
+            run = _TapRun(proc, popen.stdout, names, settings.stream)
             schema_msg = run.next_schema()
             schema = _reader_schema(entry, schema_msg, settings.columns)
         except BaseException:
@@ -201,7 +201,7 @@ class _TapRun:
         self.stdout = stdout
         self.names = names
         self.stream = stream
-        self.schemas: set[str] = set()
+        self.schemas: set[str | None] = set()  # a SCHEMA message without a stream still counts
         self.early_state: Any = None
         """The last STATE printed before our stream's SCHEMA (it holds with no rows delivered)."""
         self._iter: Iterator[dict[str, Any]] = iter(())
@@ -310,7 +310,7 @@ class _StateCuts:
             return
         self.pending = value
         if len(batcher) >= self.min_rows:
-            yield from self.batch(batcher.flush())  # type: ignore[arg-type]
+            yield from self.batch(batcher.flush())
 
     def batch(self, batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
         if self.held is not None:

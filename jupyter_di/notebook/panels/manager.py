@@ -58,13 +58,15 @@ class PanelManager:
         old = self.panels.pop(block.name, None)
         if old is not None:
             old.close()
+        panel: BlockPanel | PythonBlockPanel
         if block.lang == "python":
             panel = PythonBlockPanel(block, self.ctx)
         else:
             panel = BlockPanel(block, self.ctx)
             if base is not None:
                 panel.editor.base = base
-            panel.editor.on_change(lambda result, editor=panel.editor: self._follow_cell(editor, result))
+            editor = panel.editor
+            editor.on_change(lambda result: self._follow_cell(editor, result))
         self.panels[block.name] = panel
         return panel
 

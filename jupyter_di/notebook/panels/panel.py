@@ -9,7 +9,7 @@ not the widget state, is what persists.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import Any, Protocol
 
 import ipywidgets as widgets
 
@@ -31,6 +31,13 @@ from .streams import StreamsSection
 from .upstream import UpstreamSection
 
 TITLES = ("Credentials", "Upstream", "Streams", "Stream detail", "Schema properties", "Sample data", "Bookmarks")
+
+
+class _Section(Protocol):
+    """One tab of the panel."""
+
+    @property
+    def widget(self) -> widgets.Widget: ...
 
 
 class BlockPanel:
@@ -57,7 +64,7 @@ class BlockPanel:
             f"<b>{html.escape(block.kind)} <code>{html.escape(block.name)}</code></b> · {html.escape(spec.title)} "
             f"<small>(edits are written into the cell's YAML)</small>"
         )
-        sections = [self.credentials, self.upstream, self.streams, self.detail, self.columns, self.sample, self.bookmarks]
+        sections: list[_Section] = [self.credentials, self.upstream, self.streams, self.detail, self.columns, self.sample, self.bookmarks]
         self.tabs = widgets.Tab(children=[s.widget for s in sections], titles=TITLES)
         self.widget = widgets.VBox([self.header, self.tabs, self.status])
         self.editor.on_change(self._saved)

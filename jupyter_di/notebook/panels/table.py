@@ -66,5 +66,5 @@ class EditableTable(anywidget.AnyWidget):
                 for fn in self._on_edit:
                     fn(ids, changes)
         elif content.get("type") == "open" and content.get("id") is not None:
-            for fn in self._on_open:
-                fn(str(content["id"]))
+            for open_fn in self._on_open:
+                open_fn(str(content["id"]))
