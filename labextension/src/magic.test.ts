@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatDuration, IMagicLine, parseMagicLine } from './magic.js';
 
-/** The cases tests/test_magic_line_grammar.py runs against the kernel's parser (from lib/). */
+/** The cases tests/pipeline/test_magic_line_grammar.py runs against the kernel's parser (from lib/). */
 const CASES_FILE = fileURLToPath(new URL('../../tests/magic_line_cases.json', import.meta.url));
 
 interface IDeclared {

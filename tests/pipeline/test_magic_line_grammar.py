@@ -24,7 +24,7 @@ import pytest
 from jupyter_di.errors import DIError
 from jupyter_di.pipeline.magic_line import block_from_args, parse_cell
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CASES = json.loads((ROOT / "tests" / "magic_line_cases.json").read_text("utf-8"))["cases"]
 COMPILED = ROOT / "labextension" / "lib" / "magic.js"
 ERROR = {"error": True}

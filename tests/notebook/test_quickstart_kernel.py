@@ -9,7 +9,7 @@ import duckdb
 import nbformat
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quickstart_executes_in_a_kernel_and_fills_the_warehouse(tmp_path, monkeypatch):
