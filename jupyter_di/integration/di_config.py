@@ -22,6 +22,7 @@ from . import safe_yaml
 
 LIST_KEYS = ("columns", "bookmark_properties", "key_properties", "unique_constraints")
 BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields", "append_only")
+CHOICE_KEYS = {"replication_method": REPLICATION_METHODS, "unique_conflict_method": UNIQUE_CONFLICT_METHODS}
 
 
 @dataclass
@@ -201,21 +202,13 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
         elif key in BOOL_KEYS:
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false, not {value!r}.", block=block, stream=stream)
-        elif key == "replication_method":
+        elif key in CHOICE_KEYS:
             value = str(value).upper()
-            if value not in REPLICATION_METHODS:
-                raise ConfigError(
-                    f"replication_method {value!r} is not one of {', '.join(REPLICATION_METHODS)}.", block=block, stream=stream
-                )
+            if value not in CHOICE_KEYS[key]:
+                raise ConfigError(f"{key} {value!r} is not one of {', '.join(CHOICE_KEYS[key])}.", block=block, stream=stream)
             if value == "LOG_BASED":
                 raise ConfigError(
                     "LOG_BASED replication is not supported yet.", block=block, stream=stream, fix="use INCREMENTAL with a bookmark column."
-                )
-        elif key == "unique_conflict_method":
-            value = str(value).upper()
-            if value not in UNIQUE_CONFLICT_METHODS:
-                raise ConfigError(
-                    f"unique_conflict_method {value!r} is not one of {', '.join(UNIQUE_CONFLICT_METHODS)}.", block=block, stream=stream
                 )
         elif key == "null_cursor":
             value = str(value).lower()
