@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS stream_state (
 """
 
 
+BUSY_SECONDS = 30
+"""How long a state write waits for another process's (a kernel's and the CLI's, two CLI runs)."""
+
+
 def bookmark_order(bookmark: dict[str, Any], columns: list[str]) -> tuple:
     """A sort key for bookmarks of one stream (JSON values: numbers, ISO strings)."""
     return tuple((0, "") if bookmark.get(c) is None else (1, bookmark.get(c)) for c in columns)
@@ -69,8 +73,20 @@ class StateStore:
             ) from None
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        """A connection in WAL mode.  Switching a new file to WAL needs the file to itself and does
+        not wait for the busy timeout: two runs starting at once on a fresh notebook got "database is
+        locked" (one exited 2); so the switch is retried for as long as the busy timeout."""
+        conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+        deadline = time.monotonic() + BUSY_SECONDS
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.02)
         conn.execute("PRAGMA synchronous=FULL")
         return conn
 
