@@ -59,16 +59,15 @@ def check_config(spec: ConnectorSpec, config: Any, *, block: str | None = None) 
     return out
 
 
-def _show(key: Any) -> str:
-    text = repr(key)
+def _show(value: Any) -> str:
+    """A value as the user wrote it, cut short: a 5,000-digit port must not flood the message."""
+    text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _typed(field: ConfigField, value: Any, connector: str, block: str | None) -> Any:
     def bad(what: str, fix: str) -> ConfigError:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        return ConfigError(f"config {field.name!r} of {connector} {what} (got {shown}).", block=block, fix=fix)
+        return ConfigError(f"config {field.name!r} of {connector} {what} (got {_show(value)}).", block=block, fix=fix)
 
     kind = field.type
     if kind == "integer":

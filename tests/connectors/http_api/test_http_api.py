@@ -226,3 +226,21 @@ def test_custom_auth_header_and_static_headers():
         _, _, headers = open_api.requests[-1]
         assert headers["X-Api-Key"] == "k-123456789" and headers["Stripe-Version"] == "2024-06-20"
         assert "Authorization" not in headers
+
+
+def test_records_with_a_null_cursor_are_counted_or_resynced(api):
+    """An API record without its cursor value cannot be compared with a bookmark: a read from a
+    bookmark leaves it out and counts it (the run then says changes may be missed), or, with
+    ``null_cursor: resync``, returns it every time."""
+    api.data["items"] = [{"id": i, "updated": None if i % 4 == 0 else 1_700_000_000 + i} for i in range(1, 13)]
+    cfg = config(api, style="none", resource="items", incremental={"cursor_param": "ignored_by_server", "cursor_field": "updated"})
+    settings = StreamSettings(stream="items", replication_method="INCREMENTAL", bookmark_properties=["updated"], key_properties=["id"])
+    request = ReadRequest(settings, bookmark={"updated": 1_700_000_006})
+    table = HttpApiSource(cfg).read(request).read_all()
+    assert table.column("id").to_pylist() == [6, 7, 9, 10, 11]
+    assert request.stats["null_cursor_rows"] == 3
+    settings.null_cursor = "resync"
+    request = ReadRequest(settings, bookmark={"updated": 1_700_000_006})
+    table = HttpApiSource(cfg).read(request).read_all()
+    assert table.column("id").to_pylist() == [6, 7, 9, 10, 11, 4, 8, 12]  # NULL cursors sort last
+    assert "null_cursor_rows" not in request.stats
