@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -373,6 +374,9 @@ def test_exception_chain_is_masked_in_place():
 
 def test_a_run_folder_is_kept_while_its_process_lives_and_swept_after(tmp_path):
     alive = run_dirs.RunDir("run", base=tmp_path)
+    for thread in threading.enumerate():  # the sweep the new folder started: it must not race the one below
+        if thread.name == "jupyter-di-sweep":
+            thread.join()
     dead = tmp_path / "jupyter-di-run-999999-0123abcd"  # a folder whose owner died: its lock is free
     dead.mkdir()
     (dead / ".lock").write_text("999999\n")
