@@ -1,4 +1,4 @@
-"""Start a throwaway PostgreSQL server for the tests (and for .ci/run).
+"""Start a throwaway PostgreSQL server for the tests (and for .ci/run), with wal_level=logical.
 
 PostgreSQL refuses to run as root, so when we are root the cluster is created
 and started as the ``postgres`` user.  It listens on 127.0.0.1 on a free port,
@@ -48,7 +48,11 @@ def start(base_dir: str | None = None) -> dict[str, str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off -c max_connections=200"
+    # wal_level=logical (with slots and WAL senders) for log-based sync (issue 18).
+    opts = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off -c max_connections=200"
+        " -c wal_level=logical -c max_replication_slots=50 -c max_wal_senders=20"
+    )
     subprocess.run(
         _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]),
         check=True,
