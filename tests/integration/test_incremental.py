@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 
-from jupyter_di.cli import main
 from jupyter_di.state import api
+from tests.support.notebooks import INCREMENTAL_ORDERS, duckdb_query, pg_source, rows_read, write_notebook
+from tests.support.notebooks import run_notebook as run
 
 pytestmark = pytest.mark.postgres
 
 
 def source_cell(pg: dict, extra: str = "", name: str = "src") -> str:
-    return (
-        f"%%di_source {name}\nsource: postgresql\nconfig:\n  host: {pg['host']}\n  port: {pg['port']}\n"
-        f"  username: {pg['username']}\n  database: {pg['database']}\nstreams:\n  orders:\n"
-        "    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n    key_properties: [id]\n" + extra
-    )
-
-
-def notebook(tmp_path, cells: list[str]):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    path = tmp_path / "inc.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
-def run(path, *args, capsys=None) -> tuple[int, str, str]:
-    code = main(["run", "-q", str(path), *args])
-    out = capsys.readouterr() if capsys else None
-    return code, (out.out if out else ""), (out.err if out else "")
-
-
-def rows_read(stdout: str, block: str = "src") -> int:
-    line = next(x for x in stdout.splitlines() if x.startswith(f"{block} ") and " source " in x)
-    return int(line.split()[3].replace(",", ""))
+    return pg_source(pg, INCREMENTAL_ORDERS + extra, name)
 
 
 @pytest.fixture
@@ -46,11 +23,12 @@ def orders(pg_connect):
     return conn
 
 
-def duck_rows(tmp_path, sql: str):
-    import duckdb
+def notebook(tmp_path, cells: list[str]):
+    return write_notebook(tmp_path / "inc.ipynb", cells)
 
-    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
-        return con.execute(sql).fetchall()
+
+def duck_rows(tmp_path, sql: str):
+    return duckdb_query(tmp_path / "out.duckdb", sql)
 
 
 DUCK = "%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n"

@@ -8,42 +8,18 @@ at the destination and the saved bookmarks.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import duckdb
-import nbformat
 import pytest
 
-from jupyter_di.cli import main
 from jupyter_di.state import api
+from tests.support.notebooks import duckdb_query, pg_source, rows_read, write_notebook
+from tests.support.notebooks import run_notebook as run
 
 
 def notebook(tmp_path, cells: list[str], name: str = "safety.ipynb"):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    path = tmp_path / name
-    nbformat.write(nb, path)
-    return path
-
-
-def run(path, *args, capsys) -> tuple[int, str, str]:
-    code = main(["run", "-q", str(path), *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def rows_read(stdout: str, block: str = "src", stream: str | None = None) -> int:
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] == block and parts[1] == "source" and (stream is None or parts[2] == stream):
-            return int(parts[3].replace(",", ""))
-    raise AssertionError(f"no source line for {block} in:\n{stdout}")
-
-
-def pg_source(pg: dict, streams: str, name: str = "src") -> str:
-    return (
-        f"%%di_source {name}\nsource: postgresql\nconfig:\n  host: {pg['host']}\n  port: {pg['port']}\n"
-        f"  username: {pg['username']}\n  database: {pg['database']}\nstreams:\n{streams}"
-    )
+    return write_notebook(tmp_path / name, cells)
 
 
 def duck_dest(name: str = "wh", upstream: str = "src", extra: str = "") -> str:
@@ -51,11 +27,16 @@ def duck_dest(name: str = "wh", upstream: str = "src", extra: str = "") -> str:
 
 
 def duck(tmp_path, sql: str, file: str = "out.duckdb"):
-    with duckdb.connect(str(tmp_path / file), read_only=True) as con:
-        return con.execute(sql).fetchall()
+    return duckdb_query(tmp_path / file, sql)
 
 
 INCREMENTAL = "    replication_method: INCREMENTAL\n"
+
+
+def incremental_into_duckdb(tmp_path, pg_config, stream: str, bookmark: str, extra: str = "") -> Path:
+    """A notebook: the PostgreSQL table ``stream``, INCREMENTAL on ``bookmark``, into DuckDB."""
+    streams = f"  {stream}:\n" + INCREMENTAL + f"    bookmark_properties: [{bookmark}]\n" + extra
+    return notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
 
 
 # -- 1. NULL cursors ---------------------------------------------------------------------------
@@ -70,8 +51,8 @@ def test_null_cursor_rows_are_synced_counted_and_never_stall_the_bookmark(tmp_pa
         "INSERT INTO items SELECT g, CASE WHEN g % 4 = 0 THEN NULL ELSE '2024-01-01'::timestamptz + g * interval '1 hour' END, 'v' || g "
         "FROM generate_series(1, 100) g"
     )
-    streams = "  items:\n" + INCREMENTAL + "    bookmark_properties: [modified_at]\n    key_properties: [id]\n"
-    path = notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
+    key = "    key_properties: [id]\n"
+    path = incremental_into_duckdb(tmp_path, pg_config, "items", "modified_at", key)
 
     code, out, err = run(path, capsys=capsys)
     assert code == 0, err  # nothing was skipped: every row, NULL cursor or not, was read
@@ -92,7 +73,7 @@ def test_null_cursor_rows_are_synced_counted_and_never_stall_the_bookmark(tmp_pa
     assert "warning: block 'src', stream 'items': 25 rows with NULL modified_at cannot be tracked incrementally" in err
 
     # null_cursor: resync re-reads them every run, so the change arrives and the run is clean
-    resync = notebook(tmp_path, [pg_source(pg_config, streams + "    null_cursor: resync\n"), duck_dest()])
+    resync = incremental_into_duckdb(tmp_path, pg_config, "items", "modified_at", key + "    null_cursor: resync\n")
     code, out, err = run(resync, capsys=capsys)
     assert code == 0, err
     assert rows_read(out) == 2 + 25  # the two rows at the bookmark (ties) and every NULL-cursor row
@@ -100,9 +81,9 @@ def test_null_cursor_rows_are_synced_counted_and_never_stall_the_bookmark(tmp_pa
     assert duck(tmp_path, "SELECT count(*), count(DISTINCT id) FROM items") == [(100, 100)]
 
     # null_cursor: ignore accepts it (exit 0), and a bad mode is one clear error
-    ignore = notebook(tmp_path, [pg_source(pg_config, streams + "    null_cursor: ignore\n"), duck_dest()])
+    ignore = incremental_into_duckdb(tmp_path, pg_config, "items", "modified_at", key + "    null_cursor: ignore\n")
     assert run(ignore, capsys=capsys)[0] == 0
-    bad = notebook(tmp_path, [pg_source(pg_config, streams + "    null_cursor: sometimes\n"), duck_dest()])
+    bad = incremental_into_duckdb(tmp_path, pg_config, "items", "modified_at", key + "    null_cursor: sometimes\n")
     code, _, err = run(bad, capsys=capsys)
     assert code == 1 and "block 'src', stream 'items': null_cursor 'sometimes' is not one of report, resync, ignore" in err
 
@@ -113,8 +94,7 @@ def test_a_state_saved_with_a_null_bookmark_heals(tmp_path, pg_connect, pg_confi
     conn = pg_connect()
     conn.execute("CREATE TABLE items (id int PRIMARY KEY, modified_at timestamptz)")
     conn.execute("INSERT INTO items SELECT g, '2024-01-01'::timestamptz + g * interval '1 day' FROM generate_series(1, 10) g")
-    streams = "  items:\n" + INCREMENTAL + "    bookmark_properties: [modified_at]\n"
-    path = notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
+    path = incremental_into_duckdb(tmp_path, pg_config, "items", "modified_at")
     store, name = api._store(path, None)
     store.set(name, "src", "items", {"bookmark": {"modified_at": None}})
     code, out, err = run(path, capsys=capsys)
@@ -130,8 +110,7 @@ def test_composite_bookmark_with_nulls(tmp_path, pg_connect, pg_config, capsys):
     conn.execute(
         "INSERT INTO ev SELECT g, DATE '2024-01-01' + (g / 10), CASE WHEN g % 5 = 0 THEN NULL ELSE g END FROM generate_series(1, 40) g"
     )
-    streams = "  ev:\n" + INCREMENTAL + "    bookmark_properties: [day, seq]\n"
-    path = notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
+    path = incremental_into_duckdb(tmp_path, pg_config, "ev", "day, seq")
     code, out, err = run(path, capsys=capsys)
     assert code == 0 and rows_read(out) == 40
     assert "8 rows with NULL day or seq were synced" in err
@@ -148,8 +127,7 @@ def test_jsonb_cursor_keeps_reading_and_warns(tmp_path, pg_connect, pg_config, c
     conn = pg_connect()
     conn.execute("CREATE TABLE docs (id int PRIMARY KEY, version jsonb NOT NULL)")
     conn.execute("INSERT INTO docs SELECT g, to_jsonb(g) FROM generate_series(1, 20) g")
-    streams = "  docs:\n" + INCREMENTAL + "    bookmark_properties: [version]\n"
-    path = notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
+    path = incremental_into_duckdb(tmp_path, pg_config, "docs", "version")
     code, out, err = run(path, capsys=capsys)
     assert code == 0 and rows_read(out) == 20
     assert "bookmark column 'version' is JSON" in err
@@ -203,8 +181,7 @@ def test_a_one_run_override_never_moves_the_saved_bookmark(tmp_path, pg_connect,
     conn = pg_connect()
     conn.execute("CREATE TABLE orders (id int PRIMARY KEY, updated_at timestamptz NOT NULL, v text)")
     conn.execute("INSERT INTO orders SELECT g, '2024-01-01'::timestamptz + g * interval '1 day', 'a' FROM generate_series(1, 10) g")
-    streams = "  orders:\n" + INCREMENTAL + "    bookmark_properties: [updated_at]\n    key_properties: [id]\n"
-    path = notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
+    path = incremental_into_duckdb(tmp_path, pg_config, "orders", "updated_at", "    key_properties: [id]\n")
     assert run(path, capsys=capsys)[0] == 0
     saved = api.get_bookmark(path, "src", "orders")
     assert saved == {"updated_at": "2024-01-11T00:00:00+00:00"}
@@ -227,8 +204,7 @@ def test_an_override_naming_nothing_is_an_error(tmp_path, pg_connect, pg_config,
     conn = pg_connect()
     conn.execute("CREATE TABLE orders (id int PRIMARY KEY, updated_at timestamptz NOT NULL)")
     conn.execute("INSERT INTO orders VALUES (1, '2024-01-01')")
-    streams = "  orders:\n" + INCREMENTAL + "    bookmark_properties: [updated_at]\n"
-    path = notebook(tmp_path, [pg_source(pg_config, streams), duck_dest()])
+    path = incremental_into_duckdb(tmp_path, pg_config, "orders", "updated_at")
     cases = {
         "nope.orders.updated_at=2024-01-01": "--bookmark nope.orders: there is no block named 'nope'",
         "wh.orders.updated_at=2024-01-01": "block 'wh' is a destination block; bookmarks belong to source blocks",
