@@ -23,12 +23,11 @@ import uuid
 from pathlib import Path
 
 import duckdb
-import nbformat
 import pytest
 import yaml
 
-from jupyter_di.cli import main
 from jupyter_di.integration import safe_yaml
+from tests.support.notebooks import CliResult, run_notebook, write_notebook
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,15 +70,8 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_notebook(folder: Path, capsys, *cells: str) -> tuple[int, str, str]:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    path = folder / "nb.ipynb"
-    nbformat.write(nb, path)
-    code = main(["run", "-q", str(path)])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.out + out.err, out.err
-    return code, out.out, out.err
+def run_nb(folder: Path, capsys, *cells: str) -> CliResult:
+    return run_notebook(write_notebook(folder / "nb.ipynb", cells), capsys=capsys)
 
 
 def one_error_line(err: str, block: str = "wh") -> str:
@@ -101,7 +93,7 @@ def assert_nothing_leaked(folder: Path, outside: Path, *texts: str) -> None:
 def run_template(folder: Path, outside: Path, capsys, schema: str, extra_config: str = "") -> str:
     """Run ``schema`` as the destination's template; it must fail as one clear line. Returns the line."""
     schema = schema.replace("SENTINEL", str(outside / "sentinel.txt")).replace("PWNED", str(outside / "pwned.csv"))
-    code, out, err = run_notebook(folder, capsys, SOURCE, CREDS, FRAME, destination(schema, extra_config))
+    code, out, err = run_nb(folder, capsys, SOURCE, CREDS, FRAME, destination(schema, extra_config))
     assert code == 1, out + err
     line = one_error_line(err)
     assert line.startswith("block 'wh': "), line
@@ -125,7 +117,7 @@ def test_block_output_picks_dict_keys_dataframe_cells_and_stream_rows(folder, ou
         "_{{ block_output('src0', 'rows', 1, 0) }}_{{ block_output('src0', 'columns') | join('_') }}"
         "_{{ block_output('src0', 'stream').stream }}"
     )
-    code, out, err = run_notebook(folder, capsys, SOURCE, CREDS, FRAME, destination(schema))
+    code, out, err = run_nb(folder, capsys, SOURCE, CREDS, FRAME, destination(schema))
     assert code == 0, err
     with duckdb.connect(str(folder / "wh.duckdb"), read_only=True) as con:
         schemas = {s for (s,) in con.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'orders'").fetchall()}
@@ -366,10 +358,7 @@ sys.exit(main(["run", "-q", sys.argv[1]]))
 )
 def test_bombs_stay_under_one_gigabyte(folder, outside, schema, extra_config, message):
     """In a process that cannot have more than 1 GB, the bomb is the sandbox's clear error, not a MemoryError."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in (SOURCE, CREDS, FRAME, destination(schema, extra_config))]
-    path = folder / "nb.ipynb"
-    nbformat.write(nb, path)
+    path = write_notebook(folder / "nb.ipynb", [SOURCE, CREDS, FRAME, destination(schema, extra_config)])
     done = subprocess.run([sys.executable, "-c", MEMORY_RUNNER, str(path)], capture_output=True, text=True, timeout=110)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and "MemoryError" not in done.stderr, done.stderr
