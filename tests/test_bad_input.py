@@ -11,19 +11,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import duckdb
-import nbformat
 import pytest
 
-from jupyter_di.cli import main
+from tests.support.notebooks import cli_main, duckdb_query, run_notebook, write_notebook
 
 
 def notebook(tmp_path: Path, *cells: str, name: str = "bad.ipynb") -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    path = tmp_path / name
-    nbformat.write(nb, path)
-    return path
+    return write_notebook(tmp_path / name, cells)
 
 
 @pytest.fixture
@@ -40,21 +34,12 @@ schema when the source opens it, so with several streams an earlier, correct one
 DUCK = "%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n"
 
 
-def run(capsys, *args: str) -> tuple[int, str]:
-    code = main(list(args))
-    out = capsys.readouterr()
-    text = out.out + out.err
-    assert "Traceback" not in text, text
-    return code, out.err
-
-
 def nothing_written(folder: Path) -> bool:
     """No destination file, or one without any table (not even the state table)."""
     path = folder / "out.duckdb"
     if not path.exists():
         return True
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0] == 0
+    return duckdb_query(path, "SELECT count(*) FROM information_schema.tables") == [(0,)]
 
 
 CONFIG_CASES = {
@@ -96,7 +81,7 @@ CONFIG_CASES = {
 @pytest.mark.parametrize("case", list(CONFIG_CASES))
 def test_bad_destination_config_is_one_error_and_nothing_is_written(folder, capsys, case):
     cell, message = CONFIG_CASES[case]
-    code, err = run(capsys, "run", "-q", str(notebook(folder, CSV, cell)))
+    code, _, err = run_notebook(notebook(folder, CSV, cell), capsys=capsys)
     assert code in (1, 2), err
     assert message in err, err
     assert nothing_written(folder)
@@ -113,25 +98,25 @@ def test_bad_source_configs(folder, capsys):
         "%%di_source src\nsource: files\nconfig: [a, b]\n": "must be a mapping",
     }
     for cell, message in cases.items():
-        code, err = run(capsys, "run", "-q", str(notebook(folder, cell, DUCK)))
+        code, _, err = run_notebook(notebook(folder, cell, DUCK), capsys=capsys)
         assert code in (1, 2) and message in err, (cell, err)
         assert nothing_written(folder)
     # text from a template is converted to the field's type: "5" for a number is fine
     ok = "%%di_source src\nsource: files\nconfig:\n  path: csvs\n  delimiter: ','\n  header: 'true'\n"
-    code, err = run(capsys, "run", "-q", str(notebook(folder, ok, DUCK)))
+    code, _, err = run_notebook(notebook(folder, ok, DUCK), capsys=capsys)
     assert code == 0, err
 
 
 def test_one_unknown_stream_in_a_list_writes_none_of_them(folder, capsys):
     cell = CSV + "  customers: {}\n  custmers: {}\n"
-    code, err = run(capsys, "run", "-q", str(notebook(folder, cell, DUCK)))
+    code, _, err = run_notebook(notebook(folder, cell, DUCK), capsys=capsys)
     assert code == 1 and "block 'src', stream 'custmers': the source has no stream 'custmers'" in err, err
     assert nothing_written(folder)
 
 
 def test_a_stream_name_with_a_lone_surrogate(folder, capsys):
     cell = CSV.replace("orders: {}", '"or\\udcffders": {}')
-    code, err = run(capsys, "run", "-q", str(notebook(folder, cell, DUCK)))
+    code, _, err = run_notebook(notebook(folder, cell, DUCK), capsys=capsys)
     assert code == 1 and "stream name 'or\\\\udcffders' is not usable" in err, err
     assert nothing_written(folder)
 
@@ -142,36 +127,36 @@ def test_state_commands_refuse_what_does_not_exist(folder, capsys):
         CSV.replace("orders: {}", "orders:\n    replication_method: INCREMENTAL\n    bookmark_properties: [at]\n    key_properties: [id]"),
         DUCK,
     )
-    code, err = run(capsys, "state", "set", str(path), "nope", "orders", "--value", "at=2024-01-01")
+    code, _, err = cli_main(capsys, "state", "set", str(path), "nope", "orders", "--value", "at=2024-01-01")
     assert code == 2 and "'nope' is no block in bad.ipynb" in err
-    code, err = run(capsys, "state", "set", str(path), "wh", "orders", "--value", "at=2024-01-01")
+    code, _, err = cli_main(capsys, "state", "set", str(path), "wh", "orders", "--value", "at=2024-01-01")
     assert code == 2 and "'wh' is a destination block" in err
-    code, err = run(capsys, "state", "set", str(path), "src", "ordrs", "--value", "at=2024-01-01")
+    code, _, err = cli_main(capsys, "state", "set", str(path), "src", "ordrs", "--value", "at=2024-01-01")
     assert code == 2 and "block 'src' has no stream 'ordrs'" in err and "use one of: orders" in err
-    code, err = run(capsys, "state", "set", str(path), "src", "orders", "--value", "updated=2024-01-01")
+    code, _, err = cli_main(capsys, "state", "set", str(path), "src", "orders", "--value", "updated=2024-01-01")
     assert code == 2 and "'updated' is not a bookmark column of stream 'orders'" in err
     assert not (folder / ".jupyter_di" / "state.sqlite").exists() or True  # `set` may create the store; checked below
-    code, err = run(capsys, "state", "set", str(path), "src", "orders", "--value", "at=2024-01-01T00:00:00")
+    code, _, err = cli_main(capsys, "state", "set", str(path), "src", "orders", "--value", "at=2024-01-01T00:00:00")
     assert code == 0, err
 
     elsewhere = folder / "fresh"
     elsewhere.mkdir()
     shown = notebook(elsewhere, CSV, DUCK, name="fresh.ipynb")
-    code, _ = run(capsys, "state", "show", str(shown))
+    code, _, _ = cli_main(capsys, "state", "show", str(shown))
     assert code == 0 and not (elsewhere / ".jupyter_di").exists()  # looking creates nothing
-    code, _ = run(capsys, "state", "reset", str(shown))
+    code, _, _ = cli_main(capsys, "state", "reset", str(shown))
     assert code == 0 and not (elsewhere / ".jupyter_di").exists()
 
 
 def test_state_path_that_is_a_folder_or_cannot_be_made(folder, capsys):
     path = notebook(folder, CSV, DUCK)
     (folder / "a_folder").mkdir()
-    code, err = run(capsys, "run", "-q", str(path), "--state-path", str(folder / "a_folder"))
+    code, _, err = run_notebook(path, "--state-path", str(folder / "a_folder"), capsys=capsys)
     assert code == 2 and "is a folder" in err
     (folder / "a_file").write_text("not a database\n" * 100)
-    code, err = run(capsys, "run", "-q", str(path), "--state-path", str(folder / "a_file" / "state.sqlite"))
+    code, _, err = run_notebook(path, "--state-path", str(folder / "a_file" / "state.sqlite"), capsys=capsys)
     assert code == 2 and "cannot use" in err and "as the state file" in err
-    code, err = run(capsys, "run", "-q", str(path), "--state-path", str(folder / "a_file"))
+    code, _, err = run_notebook(path, "--state-path", str(folder / "a_file"), capsys=capsys)
     assert code == 2 and "cannot use" in err
     assert nothing_written(folder)
 
@@ -183,7 +168,7 @@ def test_a_huge_bookmark_override(folder, capsys):
     cell = "%%di_source src\nsource: sqlite\nconfig:\n  path: src.sqlite\nstreams:\n  t:\n    replication_method: INCREMENTAL\n    bookmark_properties: [n]\n"
     path = notebook(folder, cell, DUCK)
     for value in ("9" * 5000, "1e999"):
-        code, err = run(capsys, "run", "-q", str(path), "--bookmark", f"src.t.n={value}")
+        code, _, err = run_notebook(path, "--bookmark", f"src.t.n={value}", capsys=capsys)
         assert code == 1 and "block 'src', stream 't': bookmark value" in err and "has the wrong type" in err, err
         assert len(err) < 2000
     assert nothing_written(folder)
