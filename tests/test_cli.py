@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
-import nbformat
 import pytest
 
+from tests.support.notebooks import cli_process as cli
+from tests.support.notebooks import duckdb_query, rows_read, write_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jupyter_di.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.fixture
@@ -27,9 +22,12 @@ def quickstart(tmp_path) -> Path:
     return tmp_path / "notebooks" / "quickstart.ipynb"
 
 
+def warehouse(notebook: Path, sql: str) -> list[tuple]:
+    return duckdb_query(notebook.parent / "warehouse.duckdb", sql)
+
+
 def warehouse_rows(notebook: Path, table: str) -> int:
-    with duckdb.connect(str(notebook.parent / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    return warehouse(notebook, f'SELECT count(*) FROM "{table}"')[0][0]
 
 
 def test_quickstart_runs_headless_then_incrementally(quickstart):
@@ -54,8 +52,7 @@ def test_quickstart_runs_headless_then_incrementally(quickstart):
     assert second.returncode == 0, second.stderr
     assert "shop       source       orders           3     read" in second.stdout
     assert warehouse_rows(quickstart, "orders") == 1001  # upserted on id: no duplicates
-    with duckdb.connect(str(quickstart.parent / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute('SELECT status FROM "orders" WHERE id = 5').fetchone()[0] == "refunded"
+    assert warehouse(quickstart, 'SELECT status FROM "orders" WHERE id = 5') == [("refunded",)]
     state = json.loads(cli("state", "show", str(quickstart)).stdout)
     assert state["bookmarks"]["shop.orders"] == {"updated_at": "2024-04-02T00:00:00+00:00"}
 
@@ -64,9 +61,7 @@ def test_one_run_bookmark_override_does_not_pin_state(quickstart):
     assert cli("run", "-q", str(quickstart)).returncode == 0
     run = cli("run", "-q", str(quickstart), "--bookmark", "shop.orders.updated_at=2024-03-26T00:00:00+00:00")
     assert run.returncode == 0, run.stderr
-    read = [x for x in run.stdout.splitlines() if x.startswith("shop ") and " orders " in x][0]
-    rows = int(read.split()[3].replace(",", ""))
-    assert rows > 1
+    assert rows_read(run.stdout, "shop", "orders") > 1
     state = json.loads(cli("state", "show", str(quickstart)).stdout)
     assert state["bookmarks"]["shop.orders"] == {"updated_at": "2024-03-26T16:40:00+00:00"}
 
@@ -93,13 +88,6 @@ def test_dry_run_and_graph(quickstart):
     assert not (quickstart.parent / "warehouse.duckdb").exists()
     graph = cli("graph", str(quickstart), "--format", "mermaid")
     assert "shop --> enriched_orders" in graph.stdout and "enriched_orders --> warehouse" in graph.stdout
-
-
-def write_notebook(path: Path, cells: list[str]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, path)
-    return path
 
 
 def test_failing_block_exits_1_with_short_error_and_skips_downstream(tmp_path):
@@ -162,13 +150,13 @@ def test_a_failed_block_error_is_printed_once(tmp_path):
     """Issue 13, item 5: the error was in the progress line, the summary table and the final paragraph."""
     (tmp_path / "csvs").mkdir()
     (tmp_path / "csvs" / "t.csv").write_text("id\n1\n")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell("%%di_source src\nsource: files\nconfig:\n  path: csvs\n  format: csv\n"),
-        nbformat.v4.new_code_cell("%%di_destination out --upstream src\ndestination: files\nconfig:\n  path: lake\n  format: xml\n"),
-    ]
-    path = tmp_path / "fails.ipynb"
-    nbformat.write(nb, path)
+    path = write_notebook(
+        tmp_path / "fails.ipynb",
+        [
+            "%%di_source src\nsource: files\nconfig:\n  path: csvs\n  format: csv\n",
+            "%%di_destination out --upstream src\ndestination: files\nconfig:\n  path: lake\n  format: xml\n",
+        ],
+    )
     result = cli("run", str(path))
     assert result.returncode == 1
     both = result.stdout + result.stderr
