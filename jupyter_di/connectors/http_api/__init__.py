@@ -1,8 +1,8 @@
 """The ``http_api`` connector: the endpoints of a JSON HTTP API as a source.
 
 ``read.py`` infers each stream's schema and reads it (lazily, or sorted for INCREMENTAL),
-``paging.py`` walks the pages of each paging style, ``client.py`` sends the requests (retries,
-credentials that never follow a redirect to another host).
+``paging.py`` walks the pages of each paging style; the requests go through the shared
+``_shared/http_client.py`` (retries, credentials that never follow a redirect to another host).
 """
 
 from __future__ import annotations

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import Any
 
 from ...errors import ConfigError
-from .client import HttpClient, Response, next_link
+from .._shared.http_client import HttpClient, Response
 
 PAGING_TYPES = ("none", "page", "offset", "cursor", "link_header")
 _MISSING = object()
@@ -189,3 +190,16 @@ def _cursor_pages(
         if cursor is _MISSING or cursor in (None, "") or not records or str(cursor) in seen:
             return
         seen.add(str(cursor))
+
+
+def next_link(headers: Message) -> str | None:
+    """The ``rel="next"`` target of an RFC 8288 ``Link`` header, if any."""
+    for value in headers.get_all("Link") or []:
+        for part in value.split(","):
+            if ";" not in part:
+                continue
+            target, *attrs = part.split(";")
+            rels = [a.strip() for a in attrs if a.strip().lower().startswith("rel=")]
+            if any("next" in r[4:].strip("\"' ").lower().split() for r in rels):
+                return target.strip().strip("<>")
+    return None

@@ -27,10 +27,10 @@ import pyarrow as pa
 
 from ...errors import ConfigError
 from .._shared.arrow_rows import check_bookmark_orderable, check_columns_exist, order_incremental, rebatch, selected_schema
+from .._shared.http_client import HttpClient
 from .._shared.json_records import infer_schema, to_batch
 from ..base import INCREMENTAL, ConfigField, ReadRequest, Source, is_json_field
 from ..catalog import json_schema_for_arrow, stream_entry
-from .client import HttpClient
 from .paging import StreamConfig, pages
 
 CONFIG_SCHEMA = [

@@ -1,6 +1,10 @@
 """GET JSON from an HTTP API with retries, and turn every failure into one clear DIError.
 
-Why the standard library (``urllib.request``): the connector needs nothing
+Shared by the HTTP sources (``http_api``, ``stripe``): retries (429 honouring
+``Retry-After``, 5xx, timeouts; exponential backoff with jitter, so many clients
+throttled together do not come back in step), credentials that never follow a
+redirect to another host, and one message per failure that never shows them.
+Why the standard library (``urllib.request``): the sources need nothing
 beyond GET, headers, timeouts and redirects, so it adds no dependency.
 Secrets: configured header values (the token among them) are sent as
 "unredirected" headers, so a redirect never carries them to another host, and
@@ -11,10 +15,12 @@ show the URL path, never the query.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
@@ -43,6 +49,10 @@ class HttpClient:
     max_retries: int = 5
     backoff: float = 1.0
     stream: str | None = None
+    auth_fix: str = "check the api_key/token and auth_header in the block's config."
+    """What a 401/403 message tells the user to do."""
+    requests: int = 0
+    """HTTP requests sent so far, retries included (benchmarks and tests count them)."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
@@ -62,8 +72,9 @@ class HttpClient:
         scheme, host, port = self._origin
         return f"{host}:{port or (443 if scheme == 'https' else 80)}"
 
-    def url_for(self, path: str, params: dict[str, Any] | None = None) -> str:
-        """``base_url`` + ``path`` (or an absolute same-origin URL) with ``params`` added."""
+    def url_for(self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None) -> str:
+        """``base_url`` + ``path`` (or an absolute same-origin URL) with ``params`` added (a mapping, or
+        (name, value) pairs where a name repeats, like Stripe's ``expand[]``)."""
         if "://" in path:
             url = path
         else:
@@ -77,7 +88,8 @@ class HttpClient:
             )
         query = parts.query
         if params:
-            extra = urlencode({k: _param(v) for k, v in params.items() if v is not None})
+            pairs = params.items() if isinstance(params, Mapping) else params
+            extra = urlencode([(k, _param(v)) for k, v in pairs if v is not None])
             query = f"{query}&{extra}" if query else extra
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
@@ -97,6 +109,7 @@ class HttpClient:
         attempt = 0
         while True:
             retry_after: float | None = None
+            self.requests += 1
             try:
                 with self._opener.open(request, timeout=self.timeout) as resp:
                     return self._parse(resp.status, resp.headers, resp.read(), resp.geturl(), path)
@@ -108,7 +121,7 @@ class HttpClient:
                     raise self._fail(
                         ConnectionFailed,
                         f"credentials rejected by {self.host_port} (HTTP {status} for GET {path}).",
-                        "check the api_key/token and auth_header in the block's config.",
+                        self.auth_fix,
                     ) from None
                 if status not in RETRY_STATUSES:
                     what = "not found" if status == 404 else body.strip() or exc.reason
@@ -141,8 +154,7 @@ class HttpClient:
                     f"{self.host_port} kept failing GET {path} ({reason}) after {self.max_retries} retries.",
                     "try again later, or raise max_retries/timeout.",
                 )
-            delay = retry_after if retry_after is not None else self.backoff * (2**attempt)
-            time.sleep(min(MAX_SLEEP, max(0.0, delay)))
+            time.sleep(retry_delay(attempt, self.backoff, retry_after))
             attempt += 1
 
     def _parse(self, status: int, headers: Message, raw: bytes, url: str, path: str) -> Response:
@@ -158,6 +170,14 @@ class HttpClient:
         return Response(status, headers, url, data)
 
 
+def retry_delay(attempt: int, backoff: float, retry_after: float | None) -> float:
+    """Seconds before retry number ``attempt`` + 1: what ``Retry-After`` asks (never less), else
+    ``backoff`` doubled per attempt with jitter (a random 50-100% of it), at most ``MAX_SLEEP``."""
+    if retry_after is not None:
+        return min(MAX_SLEEP, max(0.0, retry_after))
+    return min(MAX_SLEEP, max(0.0, backoff * (2**attempt) * random.uniform(0.5, 1.0)))
+
+
 def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -170,16 +190,3 @@ def _retry_after(headers: Message | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def next_link(headers: Message) -> str | None:
-    """The ``rel="next"`` target of an RFC 8288 ``Link`` header, if any."""
-    for value in headers.get_all("Link") or []:
-        for part in value.split(","):
-            if ";" not in part:
-                continue
-            target, *attrs = part.split(";")
-            rels = [a.strip() for a in attrs if a.strip().lower().startswith("rel=")]
-            if any("next" in r[4:].strip("\"' ").lower().split() for r in rels):
-                return target.strip().strip("<>")
-    return None
