@@ -13,16 +13,13 @@ import datetime as dt
 import decimal
 import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from tests.support.http_server import ApiServer, make_charges, make_customers
+from tests.support.notebooks import cli_process, duckdb_query, rows_read
 
 ROOT = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
@@ -36,10 +33,6 @@ ORDERS = [
     (5, "cus_0001", "Refunded", "7.25", "2024-03-03T08:00:00Z"),
     (6, "cus_0006", "paid", "42.00", "2024-03-04T12:00:00Z"),
 ]
-
-
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jupyter_di.cli", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def expected_customer_totals() -> dict[str, tuple[str, str, int, float]]:
@@ -65,18 +58,28 @@ def expected_report(orders: list[tuple]) -> list[tuple]:
 
 
 def report_rows(path: Path) -> list[tuple]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute(
-            "SELECT id, customer_id, customer_name, customer_email, status, total, updated_at, paid_charges, paid_amount"
-            " FROM order_report ORDER BY id"
-        ).fetchall()
+    rows = duckdb_query(
+        path,
+        "SELECT id, customer_id, customer_name, customer_email, status, total, updated_at, paid_charges, paid_amount"
+        " FROM order_report ORDER BY id",
+    )
     return [(*r[:5], decimal.Decimal(r[5]), r[6].astimezone(UTC), r[7], round(r[8], 2)) for r in rows]
 
 
-def rows_read(stdout: str, block: str, stream: str) -> int:
-    match = re.search(rf"^{block}\s+source\s+{stream}\s+([\d,]+)\s+read", stdout, re.MULTILINE)
-    assert match, stdout
-    return int(match.group(1).replace(",", ""))
+def shop_env(pg_config: dict, api: ApiServer, **overrides: str) -> dict[str, str]:
+    """The environment the notebook's templates read (``env_var('SHOP_...')``), nothing from ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
+    env.update(
+        SHOP_PG_HOST=pg_config["host"],
+        SHOP_PG_PORT=str(pg_config["port"]),
+        SHOP_PG_DATABASE=pg_config["database"],
+        SHOP_PG_USER=pg_config["username"],
+        SHOP_PG_PASSWORD=pg_config["password"],
+        SHOP_STRIPE_BASE_URL=api.base_url,
+        SHOP_STRIPE_API_KEY=api.token,
+    )
+    env.update(overrides)
+    return env
 
 
 @pytest.fixture
@@ -100,19 +103,10 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
         )
         for row in ORDERS:
             conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", row)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
-    env.update(
-        SHOP_PG_HOST=pg_config["host"],
-        SHOP_PG_PORT=str(pg_config["port"]),
-        SHOP_PG_DATABASE=pg_config["database"],
-        SHOP_PG_USER=pg_config["username"],
-        SHOP_PG_PASSWORD=pg_config["password"],
-        SHOP_STRIPE_BASE_URL=api.base_url,
-        SHOP_STRIPE_API_KEY=api.token,
-    )
+    env = shop_env(pg_config, api)
     target = notebook.parent / "shop_report.duckdb"
 
-    first = cli("run", str(notebook), env=env)
+    first = cli_process("run", str(notebook), env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     assert rows_read(first.stdout, "shop_db", "orders") == 6
     assert rows_read(first.stdout, "stripe", "customers") == 23
@@ -121,7 +115,7 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
     assert "order_report" in first.stdout and "paid_amount" in first.stdout  # the check cell ran in place
     charges_requests = [(q, h) for path, q, h in api.requests if path == "/v1/charges"]
     assert charges_requests and all(q == {"limit": "100"} and h["Authorization"] == f"Bearer {api.token}" for q, h in charges_requests)
-    state = json.loads(cli("state", "show", str(notebook), env=env).stdout)
+    state = json.loads(cli_process("state", "show", str(notebook), env=env).stdout)
     assert state == {"bookmarks": {"shop_db.orders": {"updated_at": "2024-03-04T12:00:00+00:00"}}}
 
     # the shop changes: order 2 is paid, a new order comes in
@@ -132,32 +126,25 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
         conn.execute("UPDATE orders SET status = %s, updated_at = %s WHERE id = 2", (changed[1][2], changed[1][4]))
         conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", changed[-1])
 
-    second = cli("run", str(notebook), env=env)
+    second = cli_process("run", str(notebook), env=env)
     assert second.returncode == 0, second.stderr + second.stdout
     # only the changes, plus order 6 at the inclusive bookmark
     assert rows_read(second.stdout, "shop_db", "orders") == 3
     assert report_rows(target) == expected_report(changed)
-    state = json.loads(cli("state", "show", str(notebook), env=env).stdout)
+    state = json.loads(cli_process("state", "show", str(notebook), env=env).stdout)
     assert state["bookmarks"]["shop_db.orders"] == {"updated_at": "2024-03-05T10:00:00+00:00"}
 
     # nothing changed: the bookmark row only, and the report stays the same
-    third = cli("run", "-q", str(notebook), env=env)
+    third = cli_process("run", "-q", str(notebook), env=env)
     assert third.returncode == 0, third.stderr
     assert rows_read(third.stdout, "shop_db", "orders") == 1
     assert report_rows(target) == expected_report(changed)
 
 
 def test_spec_example_wrong_api_key_fails_with_one_line_and_no_secret(notebook, api, pg_config):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
-    env.update(
-        SHOP_PG_HOST=pg_config["host"],
-        SHOP_PG_PORT=str(pg_config["port"]),
-        SHOP_PG_DATABASE=pg_config["database"],
-        SHOP_PG_USER=pg_config["username"],
-        SHOP_STRIPE_BASE_URL=api.base_url,
-        SHOP_STRIPE_API_KEY="sk_wrong_key_123",
-    )
-    run = cli("run", str(notebook), env=env)
+    env = shop_env(pg_config, api, SHOP_STRIPE_API_KEY="sk_wrong_key_123")
+    del env["SHOP_PG_PASSWORD"]
+    run = cli_process("run", str(notebook), env=env)
     assert run.returncode == 1
     output = run.stdout + run.stderr
     assert "block 'stripe', stream 'customers': credentials rejected" in output and "Fix: check the api_key" in output
