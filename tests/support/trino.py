@@ -1,0 +1,267 @@
+"""Start a throwaway Trino server for the tests (and for .ci/run): a real coordinator on 127.0.0.1.
+
+Usage: ``python tests/support/trino.py [start] DIR`` prints ``export JDI_TEST_TRINO_...=...`` lines
+(eval them); ``python tests/support/trino.py stop DIR`` stops it.
+
+Where it comes from: the ``io.trino:trino-server`` tarball of Maven Central, fetched once with
+``mvn dependency:copy`` into ``~/.cache/jupyter-di/trino`` and extracted there once (keeping only
+the plugins we use: memory, iceberg, postgresql).  It needs Java 24 or newer
+(``JDI_TRINO_JAVA_HOME``, else the first JDK under /usr/lib/jvm that is new enough).
+
+What it serves: a single node (coordinator and worker) bound to 127.0.0.1 on a free port, a 2 GB
+heap, two catalogs: ``memory`` (no MERGE, no CREATE OR REPLACE) and ``iceberg`` (Iceberg tables in
+a file metastore on the local file system under DIR: MERGE, RENAME, CREATE OR REPLACE TABLE).
+Catalog management is dynamic, so a test or the benchmark can add ``CREATE CATALOG ... USING
+postgresql`` at run time.  The JVM runs in its own session with its pid in ``DIR/trino.pid``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+VERSION = os.environ.get("JDI_TRINO_VERSION", "476")
+CACHE = Path(os.environ.get("JDI_TRINO_CACHE", Path.home() / ".cache" / "jupyter-di" / "trino"))
+PLUGINS = ("memory", "iceberg", "postgresql")
+MIN_JAVA = 24
+HEAP = os.environ.get("JDI_TRINO_HEAP", "2G")
+START_TIMEOUT = float(os.environ.get("JDI_TRINO_START_TIMEOUT", "240"))
+MERGE_CATALOG = "iceberg"
+TEMP_PREFIX = "jdi-trino-"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tarball() -> Path:
+    """The server tarball in the cache, fetched from Maven Central by Maven when missing."""
+    path = CACHE / f"trino-server-{VERSION}.tar.gz"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["mvn", "-q", "dependency:copy", f"-Dartifact=io.trino:trino-server:{VERSION}:tar.gz", f"-DoutputDirectory={CACHE}"],
+            check=True,
+        )
+    return path
+
+
+def install_dir() -> Path:
+    """The extracted server (lib/, plugin/<ours>), extracted once: into a temp folder, then renamed."""
+    target = CACHE / f"trino-server-{VERSION}"
+    if (target / "lib").is_dir():
+        return target
+    source = tarball()
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=CACHE))
+    try:
+        top = f"trino-server-{VERSION}"
+        # the whole tarball (its plugins share jars as hard links), then the plugins we do not load go
+        subprocess.run(["tar", "-xzf", str(source), "-C", str(tmp)], check=True)
+        for plugin in (tmp / top / "plugin").iterdir():
+            if plugin.name not in PLUGINS:
+                shutil.rmtree(plugin)
+        try:
+            os.rename(tmp / top, target)
+        except OSError:  # another process extracted it at the same time
+            if not (target / "lib").is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _java_version(java_home: Path) -> int:
+    release = java_home / "release"
+    if not release.exists():
+        return 0
+    match = re.search(r'JAVA_VERSION="(\d+)', release.read_text())
+    return int(match.group(1)) if match else 0
+
+
+def java_home() -> Path:
+    """A JDK new enough for Trino."""
+    configured = os.environ.get("JDI_TRINO_JAVA_HOME")
+    candidates = [Path(configured)] if configured else sorted(Path("/usr/lib/jvm").glob("*"), key=_java_version, reverse=True)
+    for home in candidates:
+        if (home / "bin" / "java").exists() and _java_version(home) >= MIN_JAVA:
+            return home
+    raise RuntimeError(f"Trino {VERSION} needs Java {MIN_JAVA} or newer: install a JDK (e.g. Temurin 25) or set JDI_TRINO_JAVA_HOME.")
+
+
+JVM_OPTIONS = [
+    f"-Xmx{HEAP}",
+    "-XX:+UseG1GC",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:-OmitStackTraceInFastThrow",
+    "-XX:ReservedCodeCacheSize=256M",
+    "-XX:PerMethodRecompilationCutoff=10000",
+    "-XX:PerBytecodeRecompilationCutoff=10000",
+    "-XX:+EnableDynamicAgentLoading",
+    "-XX:TieredStopAtLevel=4",
+    "-Djdk.attach.allowAttachSelf=true",
+    "-Djdk.nio.maxCachedBufferSize=2000000",
+    "-Dfile.encoding=UTF-8",
+]
+
+
+def _write(path: Path, lines: dict[str, str] | list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = lines if isinstance(lines, list) else [f"{k}={v}" for k, v in lines.items()]
+    path.write_text("\n".join(text) + "\n")
+
+
+def write_config(base: Path, install: Path, port: int) -> Path:
+    """etc/ under ``base``: node, JVM, server and catalog properties; returns the etc folder."""
+    etc = base / "etc"
+    data = base / "data"
+    for folder in (data, base / "lake" / "metastore"):
+        folder.mkdir(parents=True, exist_ok=True)
+    _write(
+        etc / "node.properties",
+        {
+            "node.environment": "jdi_test",
+            "node.id": str(uuid.uuid4()),
+            "node.data-dir": str(data),
+            "node.bind-ip": "127.0.0.1",
+            "node.internal-address": "127.0.0.1",
+        },
+    )
+    _write(etc / "jvm.config", JVM_OPTIONS)
+    _write(
+        etc / "config.properties",
+        {
+            "coordinator": "true",
+            "node-scheduler.include-coordinator": "true",
+            "http-server.http.port": str(port),
+            "discovery.uri": f"http://127.0.0.1:{port}",
+            "plugin.dir": str(install / "plugin"),
+            "catalog.management": "dynamic",  # catalogs: etc/catalog/ under the working directory (base)
+            "query.max-memory": "1GB",
+            "query.max-memory-per-node": "1GB",
+            "task.concurrency": "2",
+            "task.max-worker-threads": "4",
+            "log.path": str(base / "server.log"),
+        },
+    )
+    _write(etc / "log.properties", {"io.trino": "WARN", "io.trino.server.Server": "INFO"})
+    _write(etc / "catalog" / "memory.properties", {"connector.name": "memory", "memory.max-data-per-node": "512MB"})
+    _write(
+        etc / "catalog" / "iceberg.properties",
+        {
+            "connector.name": "iceberg",
+            # Trino's file metastore for Iceberg (the catalog type its own tests use): schema and table
+            # metadata as files, no metastore service; local:// paths are under local.location
+            "iceberg.catalog.type": "TESTING_FILE_METASTORE",
+            "hive.metastore.catalog.dir": "local:///metastore",
+            "fs.native-local.enabled": "true",
+            "local.location": str(base / "lake"),
+        },
+    )
+    return etc
+
+
+def _properties(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _ready(port: int) -> bool:
+    """The coordinator answers and has finished starting (``/v1/info`` says ``starting: false``)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/info", timeout=2) as response:
+            return not json.load(response).get("starting", True)
+    except (OSError, ValueError):
+        return False
+
+
+def start(base_dir: str | None = None) -> dict[str, str]:
+    """Write the config, start the server in the background, wait until it answers; returns the env."""
+    base = Path(base_dir or tempfile.mkdtemp(prefix=TEMP_PREFIX)).absolute()
+    base.mkdir(parents=True, exist_ok=True)
+    install = install_dir()
+    port = free_port()
+    etc = write_config(base, install, port)
+    java = java_home() / "bin" / "java"
+    node = _properties(etc / "node.properties")
+    cmd = [
+        str(java),
+        *JVM_OPTIONS,
+        *(f"-D{k}={v}" for k, v in node.items()),
+        f"-Dconfig={etc / 'config.properties'}",
+        f"-Dlog.levels-file={etc / 'log.properties'}",
+        "-cp",
+        str(install / "lib" / "*"),
+        "io.trino.server.TrinoServer",
+    ]
+    began = time.monotonic()
+    with open(base / "launcher.log", "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=base, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    (base / "trino.pid").write_text(str(proc.pid))
+    while not _ready(port):
+        if proc.poll() is not None or time.monotonic() - began > START_TIMEOUT:
+            tail = (base / "launcher.log").read_text(errors="replace")[-3000:]
+            stop(str(base))
+            raise RuntimeError(f"Trino did not start (exit {proc.returncode}); log tail:\n{tail}")
+        time.sleep(0.5)
+    return {
+        "JDI_TEST_TRINO_HOST": "127.0.0.1",
+        "JDI_TEST_TRINO_PORT": str(port),
+        "JDI_TEST_TRINO_USER": "jdi",
+        "JDI_TEST_TRINO_CATALOG": MERGE_CATALOG,
+        "JDI_TEST_TRINO_DIR": str(base),
+        "JDI_TEST_TRINO_START_SECONDS": f"{time.monotonic() - began:.1f}",
+    }
+
+
+def stop(base_dir: str) -> None:
+    """Stop the server (TERM, then KILL after 20 s); a folder ``start`` made in /tmp is deleted too."""
+    base = Path(base_dir)
+    pid_file = base / "trino.pid"
+    if pid_file.exists():
+        pid = int(pid_file.read_text())
+        try:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(200):
+                os.kill(pid, 0)
+                try:  # reap it when it is our child (the pytest session started it)
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        break
+                except ChildProcessError:
+                    pass
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        pid_file.unlink(missing_ok=True)
+    if base.name.startswith(TEMP_PREFIX) and base.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args and args[0] == "stop":
+        stop(args[1])
+    else:
+        if args and args[0] == "start":
+            args = args[1:]
+        for key, value in start(args[0] if args else None).items():
+            print(f"export {key}={value}")
