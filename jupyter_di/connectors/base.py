@@ -251,6 +251,14 @@ class Source(Connector, ABC):
         catalog = self.discover(list(streams))
         return [s for s in streams if find_stream(catalog, s) is None]
 
+    @classmethod
+    def default_bookmark_properties(cls, stream: str) -> list[str]:
+        """The bookmark properties an INCREMENTAL ``stream`` takes when its block names none: ``[]`` (the
+        block must name them) unless the source keeps its own replication key, as Singer taps declare
+        with ``forced-replication-method``/``valid-replication-keys`` (Stripe: the event cursor).
+        A class method: the YAML is checked with it before anything connects."""
+        return []
+
 
 class Destination(Connector, ABC):
     """Writes Arrow record batches into a stream's table."""

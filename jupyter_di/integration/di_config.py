@@ -38,7 +38,20 @@ class UpstreamSettings:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
 
 
-def stream_settings(name: str, given: Mapping[str, Any], *, block: str) -> StreamSettings:
+def declared_bookmark_properties(connector: str | None, stream: str) -> list[str]:
+    """The bookmark properties source ``connector`` declares for ``stream`` (``Source.default_bookmark_properties``);
+    [] for none, or when the connector is not known here (that error comes when the block runs)."""
+    if not connector:
+        return []
+    from ..connectors import registry
+
+    try:
+        return list(registry.source_class(connector).default_bookmark_properties(stream))
+    except Exception:  # an unknown or broken connector: reported with its own message when the block runs
+        return []
+
+
+def stream_settings(name: str, given: Mapping[str, Any], *, block: str, connector: str | None = None) -> StreamSettings:
     """Typed settings of one stream from what a cell (or a source's catalog entry) says about it.
 
     The one place defaults are applied: an INCREMENTAL stream with keys upserts on them.
@@ -51,6 +64,8 @@ def stream_settings(name: str, given: Mapping[str, Any], *, block: str) -> Strea
     if settings.replication_method == INCREMENTAL and settings.key_properties and not settings.unique_constraints:
         settings.unique_constraints = list(settings.key_properties)
     check_null_cursor(settings.null_cursor, block=block, stream=name)
+    if settings.replication_method == "INCREMENTAL" and not settings.bookmark_properties:
+        settings.bookmark_properties = declared_bookmark_properties(connector, name)
     return settings
 
 
@@ -155,7 +170,7 @@ class DIConfig:
             raise ConfigError("`streams:` must map stream names to their settings.", block=block)
         for name, settings in raw_streams.items():
             check_name(name, "stream name", block=block)
-            streams[str(name)] = validate_stream_settings(settings or {}, block=block, stream=str(name), kind=kind)
+            streams[str(name)] = validate_stream_settings(settings or {}, block=block, stream=str(name), kind=kind, connector=connector)
         return cls(kind=kind, connector=connector, config=config, upstream=upstream, streams=streams)
 
     # -- queries --------------------------------------------------------------------------
@@ -166,7 +181,7 @@ class DIConfig:
         return [name for name, s in self.streams.items() if s.get("selected", True)]
 
     def stream_settings(self, name: str) -> StreamSettings:
-        return stream_settings(name, self.streams.get(name, {}), block="")
+        return stream_settings(name, self.streams.get(name, {}), block="", connector=self.connector)
 
     # -- canonical form -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -181,7 +196,9 @@ class DIConfig:
         return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
 
 
-def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: str = "source") -> dict[str, Any]:
+def validate_stream_settings(
+    settings: Any, *, block: str, stream: str, kind: str = "source", connector: str | None = None
+) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise ConfigError("stream settings must be a mapping.", block=block, stream=stream)
     out: dict[str, Any] = {}
@@ -218,7 +235,12 @@ def validate_stream_settings(settings: Any, *, block: str, stream: str, kind: st
                 raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
             check_name(value, "destination_table", block=block, stream=stream)
         out[key] = value
-    if kind == "source" and out.get("replication_method") == "INCREMENTAL" and not out.get("bookmark_properties"):
+    if (
+        kind == "source"
+        and out.get("replication_method") == "INCREMENTAL"
+        and not out.get("bookmark_properties")
+        and not declared_bookmark_properties(connector, stream)
+    ):
         raise ConfigError(
             "an INCREMENTAL stream needs bookmark_properties.",
             block=block,

@@ -82,7 +82,7 @@ class ResolvedBlock:
 
     def settings_for(self, name: str) -> StreamSettings:
         """Typed settings of one stream (defaults for a stream the cell does not name)."""
-        return stream_settings(name, self.given.get(name, {}), block=self.name)
+        return stream_settings(name, self.given.get(name, {}), block=self.name, connector=self.connector)
 
     def with_streams(self, names: list[str]) -> ResolvedBlock:
         """The same block reading ``names`` (discovered) with default settings."""

@@ -87,7 +87,9 @@ class BlockEditor:
         for name in streams:
             if name in self.cfg.streams:
                 try:
-                    validate_stream_settings(self.cfg.streams[name], block=self.block.name, stream=name, kind=self.cfg.kind)
+                    validate_stream_settings(
+                        self.cfg.streams[name], block=self.block.name, stream=name, kind=self.cfg.kind, connector=self.cfg.connector
+                    )
                 except ConfigError as exc:
                     warnings.append(str(exc))
         if len(warnings) > 3:
