@@ -29,6 +29,12 @@ class Block:
     lang: BlockLang = "python"
     cell_id: str | None = None
     output_var: str | None = None
+    replicate: str | None = None
+    """``--replicate OTHER``: run OTHER's body (a YAML body here is an override merged over it)."""
+    dynamic: bool = False
+    """``--dynamic``: the output is a list; every direct downstream block runs once per item."""
+    reduce_output: bool = False
+    """``--reduce-output``: downstream of dynamic children, run once with all their outputs in a list."""
 
     @property
     def is_data_integration(self) -> bool:
@@ -40,6 +46,8 @@ class Block:
         for part in (self.kind, self.lang, self.body, "\x00".join(self.upstream)):
             digest.update(part.encode("utf-8"))
             digest.update(b"\x01")
+        if self.replicate or self.dynamic or self.reduce_output:
+            digest.update(f"{self.replicate}|{self.dynamic}|{self.reduce_output}".encode())
         return digest.hexdigest()
 
     def magic_line(self) -> str:
@@ -51,6 +59,12 @@ class Block:
             parts += ["--lang", self.lang]
         if self.output_var:
             parts += ["-o", self.output_var]
+        if self.replicate:
+            parts += ["--replicate", self.replicate]
+        if self.dynamic:
+            parts.append("--dynamic")
+        if self.reduce_output:
+            parts.append("--reduce-output")
         return " ".join(parts)
 
     def cell_source(self) -> str:

@@ -45,6 +45,21 @@ ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = [
         {"default": None, "metavar": "VAR", "help": "bind the block's output to this notebook variable"},
         ("source", "destination", "python"),
     ),
+    (
+        ("--replicate",),
+        {"default": None, "metavar": "BLOCK", "help": "run BLOCK's cell body as this block (a YAML body is merged over BLOCK's)"},
+        ("source", "destination", "python"),
+    ),
+    (
+        ("--dynamic",),
+        {"action": "store_true", "help": "the output is a list: every direct downstream block runs once per item"},
+        ("source", "destination", "python"),
+    ),
+    (
+        ("--reduce-output",),
+        {"action": "store_true", "help": "downstream of dynamic children: run once, with all their outputs in one list"},
+        ("source", "destination", "python"),
+    ),
 ]
 
 
@@ -75,6 +90,11 @@ def block_from_args(kind: BlockKind, args: argparse.Namespace, body: str, cell_i
         validate_name(up, "upstream block name")
     if args.output is not None:  # `-o ""` or `-o=` names no variable: an error, not "no binding"
         validate_name(args.output, "output variable")
+    replicate = getattr(args, "replicate", None)
+    if replicate is not None:
+        validate_name(replicate, "replicated block name")
+        if replicate == args.name:
+            raise GraphError("a block cannot be a replica of itself.", block=args.name, fix="name another block in --replicate.")
     lang: BlockLang = getattr(args, "lang", "python") if kind != "python" else "python"
     return Block(
         name=args.name,
@@ -84,6 +104,9 @@ def block_from_args(kind: BlockKind, args: argparse.Namespace, body: str, cell_i
         lang=lang,
         cell_id=cell_id,
         output_var=args.output,
+        replicate=replicate,
+        dynamic=bool(getattr(args, "dynamic", False)),
+        reduce_output=bool(getattr(args, "reduce_output", False)),
     )
 
 

@@ -13,6 +13,9 @@ interface IDeclared {
   upstream: string[];
   lang: string;
   output: string | null;
+  replicate?: string;
+  dynamic?: true;
+  reduce_output?: true;
 }
 
 interface ICase {
@@ -32,7 +35,18 @@ function declared(line: IMagicLine | null): ICase['expect'] {
     return { error: true };
   }
   const { kind, name, upstream, lang, output } = line;
-  return { kind, name, upstream, lang, output };
+  const result: IDeclared = { kind, name, upstream, lang, output };
+  // the flags of replica and dynamic blocks are listed only when given
+  if (line.replicate !== null) {
+    result.replicate = line.replicate;
+  }
+  if (line.dynamic) {
+    result.dynamic = true;
+  }
+  if (line.reduceOutput) {
+    result.reduce_output = true;
+  }
+  return result;
 }
 
 test('the shared cases file is there and not trivial', () => {

@@ -12,12 +12,14 @@
  * 3. the rest is split like IPython's `arg_split` (shlex in non-POSIX mode: split at spaces and
  *    tabs, a token that starts with a quote runs to the matching quote and keeps it);
  * 4. argparse semantics for the flags of magic_line.ARGUMENTS: `-u/--upstream BLOCK...`,
- *    `--lang yaml|python` (sources and destinations only), `-o/--output VAR`, one positional
+ *    `--lang yaml|python` (sources and destinations only), `-o/--output VAR`,
+ *    `--replicate BLOCK`, the switches `--dynamic` and `--reduce-output`, one positional
  *    NAME; long flags may be abbreviated (`--up`), values may follow `=` (`--upstream=a`) or a
  *    short flag directly (`-oresult`); a repeated flag replaces the earlier value; `--` ends the
  *    flags; anything left over or unknown is an error;
- * 5. the name, every upstream name and the output variable must be identifiers
- *    (`[A-Za-z_][A-Za-z0-9_]*`); upstream names are deduplicated, first occurrence kept.
+ * 5. the name, every upstream name, the output variable and the replicated block must be
+ *    identifiers (`[A-Za-z_][A-Za-z0-9_]*`); upstream names are deduplicated, first occurrence
+ *    kept; a block cannot replicate itself.
  *
  * tests/magic_line_cases.json holds the cases both sides' tests run.  Pure functions, no
  * JupyterLab imports, so they are unit-tested with node's test runner.
@@ -44,6 +46,12 @@ export interface IMagicLine {
   lang: BlockLang;
   /** The notebook variable of `-o VAR`, or null. */
   output: string | null;
+  /** `--replicate OTHER`: the block whose body this one runs, or null. */
+  replicate: string | null;
+  /** `--dynamic`: every direct downstream block runs once per item of the output. */
+  dynamic: boolean;
+  /** `--reduce-output`: runs once with all dynamic children's outputs in one list. */
+  reduceOutput: boolean;
   /** True when the cell body is YAML (source/destination without `--lang python`). */
   yaml: boolean;
   /** Why the kernel would refuse this line, or null when it is valid. */
@@ -66,9 +74,11 @@ const LANGS: ReadonlyArray<string> = ['yaml', 'python'];
 
 interface IOption {
   flags: string[];
-  dest: 'upstream' | 'lang' | 'output';
+  dest: 'upstream' | 'lang' | 'output' | 'replicate' | 'dynamic' | 'reduceOutput';
   /** nargs='+' (else exactly one value). */
   many: boolean;
+  /** action='store_true': takes no value. */
+  switch?: boolean;
   kinds: ReadonlyArray<BlockKind>;
 }
 
@@ -84,6 +94,26 @@ const OPTIONS: ReadonlyArray<IOption> = [
     flags: ['-o', '--output'],
     dest: 'output',
     many: false,
+    kinds: ['source', 'destination', 'python']
+  },
+  {
+    flags: ['--replicate'],
+    dest: 'replicate',
+    many: false,
+    kinds: ['source', 'destination', 'python']
+  },
+  {
+    flags: ['--dynamic'],
+    dest: 'dynamic',
+    many: false,
+    switch: true,
+    kinds: ['source', 'destination', 'python']
+  },
+  {
+    flags: ['--reduce-output'],
+    dest: 'reduceOutput',
+    many: false,
+    switch: true,
     kinds: ['source', 'destination', 'python']
   }
 ];
@@ -112,6 +142,9 @@ export function parseMagicLine(source: string): IMagicLine | null {
     upstream: [],
     lang: kind === 'python' ? 'python' : 'yaml',
     output: null,
+    replicate: null,
+    dynamic: false,
+    reduceOutput: false,
     yaml: kind !== 'python',
     error: null
   };
@@ -219,7 +252,15 @@ function parseArguments(kind: BlockKind, tokens: string[], result: IMagicLine): 
     }
     let values: string[];
     let stop: number;
-    if (arg.explicit !== null) {
+    if (arg.option.switch) {
+      if (arg.explicit !== null) {
+        throw new MagicLineError(
+          `argument ${arg.option.flags.join('/')}: ignored explicit argument '${arg.explicit}'`
+        );
+      }
+      values = [];
+      stop = start + 1;
+    } else if (arg.explicit !== null) {
       values = [arg.explicit];
       stop = start + 1;
     } else {
@@ -241,6 +282,12 @@ function parseArguments(kind: BlockKind, tokens: string[], result: IMagicLine): 
       result.upstream = values;
     } else if (option.dest === 'output') {
       result.output = values[0];
+    } else if (option.dest === 'replicate') {
+      result.replicate = values[0];
+    } else if (option.dest === 'dynamic') {
+      result.dynamic = true;
+    } else if (option.dest === 'reduceOutput') {
+      result.reduceOutput = true;
     } else if (LANGS.includes(values[0])) {
       result.lang = values[0] as BlockLang;
     } else {
@@ -280,6 +327,12 @@ function parseArguments(kind: BlockKind, tokens: string[], result: IMagicLine): 
   result.upstream.forEach(up => checkName(up, 'upstream block name'));
   if (result.output !== null) {
     checkName(result.output, 'output variable');
+  }
+  if (result.replicate !== null) {
+    checkName(result.replicate, 'replicated block name');
+    if (result.replicate === result.name) {
+      throw new MagicLineError('a block cannot be a replica of itself');
+    }
   }
 }
 

@@ -28,10 +28,19 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES = json.loads((ROOT / "tests" / "magic_line_cases.json").read_text("utf-8"))["cases"]
 COMPILED = ROOT / "labextension" / "lib" / "magic.js"
 ERROR = {"error": True}
+KEYS = ("kind", "name", "upstream", "lang", "output", "replicate", "dynamic", "reduce_output")
 
 
 def _declared(block: Any) -> dict[str, Any]:
-    return {"kind": block.kind, "name": block.name, "upstream": block.upstream, "lang": block.lang, "output": block.output_var}
+    declared = {"kind": block.kind, "name": block.name, "upstream": block.upstream, "lang": block.lang, "output": block.output_var}
+    # the flags of replica and dynamic blocks are listed only when given
+    if block.replicate is not None:
+        declared["replicate"] = block.replicate
+    if block.dynamic:
+        declared["dynamic"] = True
+    if block.reduce_output:
+        declared["reduce_output"] = True
+    return declared
 
 
 def cli_result(cell: str) -> dict[str, Any] | None:
@@ -82,7 +91,7 @@ def test_cases_cover_the_grammar() -> None:
     assert sum(e == ERROR for e in expects) >= 40
     assert sum(isinstance(e, dict) and "kind" in e for e in expects) >= 40
     for e in expects:
-        assert e is None or e == ERROR or set(e) == {"kind", "name", "upstream", "lang", "output"}, e
+        assert e is None or e == ERROR or {"kind", "name", "upstream", "lang", "output"} <= set(e) <= set(KEYS), e
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=_id)
