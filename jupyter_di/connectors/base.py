@@ -45,6 +45,12 @@ delivered.  It travels on the batch itself so read-ahead threads cannot reorder 
 strips it before the batch is spilled and commits it with the rows, and the next read gets it back
 as ``ReadRequest.source_state``."""
 
+BOOKMARK_STATE_KEY = b"jupyter_di.bookmark_state"
+"""Schema metadata a source may put on a yielded batch: JSON ``{"bookmark": ...}``, the bookmark that
+holds once this batch and every batch before it are delivered, for a read whose batches are not in
+bookmark order (parts of a partitioned read interleave: ``connectors/postgres/partitions.py``).  The
+spill then takes it instead of the batch's last row; ``{"bookmark": null}`` means no bookmark holds yet."""
+
 INTERNAL_PREFIX = "_jupyter_di_"
 """Names of jupyter-di's own objects in a destination (state table, staging tables) start with
 this; a destination table named so is refused, so a user's table can never be taken for one."""
@@ -131,6 +137,9 @@ class StreamSettings:
     (duplicates at ties, accepted explicitly).  Without it a keyless INCREMENTAL stream is refused."""
     null_cursor: str = "report"
     """See ``NULL_CURSOR_MODES``."""
+    partitions: int | str | None = None
+    """Read the stream as this many snapshot-consistent parts at once, or ``auto`` (sources that can
+    split a table: PostgreSQL, ``connectors/postgres/partitions.py``); None or 1: one query."""
 
     @property
     def table_name(self) -> str:

@@ -80,6 +80,25 @@ def check_null_cursor(value: Any, *, block: str, stream: str) -> None:
 
 
 def check_name(name: Any, what: str, *, block: str, stream: str | None = None) -> None:
+MAX_PARTITIONS = 64
+
+
+def check_partitions(value: Any, *, block: str, stream: str) -> int | str | None:
+    """The ``partitions`` stream setting: a whole number from 1 to 64, or ``auto``."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARTITIONS:
+        raise ConfigError(
+            f"partitions must be a whole number from 1 to {MAX_PARTITIONS} or auto, not {value!r}.",
+            block=block or None,
+            stream=stream,
+            fix="write partitions: auto (one part per 64 MB of table, at most one per core) or a number such as partitions: 4.",
+        )
+    return value
+
+
     """A stream or table name must be printable text: a lone surrogate or a NUL cannot be written to a
     terminal, a file name or a database identifier (it failed at the run's summary, after the writes)."""
     text = str(name)
@@ -231,6 +250,8 @@ def validate_stream_settings(
             value = str(value).lower()
             check_null_cursor(value, block=block, stream=stream)
         elif key == "destination_table" and value is not None:
+        elif key == "partitions":
+            value = check_partitions(value, block=block, stream=stream)
             if not isinstance(value, str):
                 raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
             check_name(value, "destination_table", block=block, stream=stream)

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..connectors._shared.row_values import cursor_values
-from ..connectors.base import INCREMENTAL, SOURCE_STATE_KEY, StreamSettings
+from ..connectors.base import BOOKMARK_STATE_KEY, INCREMENTAL, SOURCE_STATE_KEY, StreamSettings
 from .live_spill import LiveSpill
 
 SPILL_BATCH_BYTES = 1 << 20
@@ -72,12 +72,16 @@ def spill(
         if live is not None:
             live.opened(tmp)
             live.publish(sink.tell(), None, batch=False)
-        for batch, batch_source_state in _pieces(reader, SPILL_BATCH_BYTES):
+        for batch, batch_source_state, given in _pieces(reader, SPILL_BATCH_BYTES):
             writer.write_batch(batch)
             rows += batch.num_rows
             if incremental:
                 values, nulls = cursor_values(batch, settings.bookmark_properties)
-                bookmark, null_rows = values or bookmark, null_rows + nulls
+                null_rows += nulls
+                if given is _ABSENT:
+                    bookmark = values or bookmark
+                elif given is not _KEEP:  # the source says which bookmark holds (a partitioned read)
+                    bookmark = given
             if batch_source_state is not None:
                 source_state = batch_source_state
             state = _state(bookmark, source_state)
@@ -109,27 +113,38 @@ def _state(bookmark: dict[str, Any] | None, source_state: Any) -> dict[str, Any]
     return state
 
 
+_ABSENT = object()
+"""The batch says nothing of its bookmark: it is the bookmark of its last row (sorted reads)."""
+_KEEP = object()
+"""A piece before the last of a batch that carries its bookmark: the previous bookmark still holds."""
+
+
 def _pieces(reader: pa.RecordBatchReader, max_bytes: int):
-    """(piece, source state or None): the reader's non-empty batches cut to about ``max_bytes``
-    each (slices share the memory).  A batch's source state (``SOURCE_STATE_KEY``) is stripped from
-    the piece and given with the batch's last piece only: it holds once all of the batch is in."""
+    """(piece, source state or None, bookmark given or _ABSENT/_KEEP): the reader's non-empty batches
+    cut to about ``max_bytes`` each (slices share the memory).  A batch's source state
+    (``SOURCE_STATE_KEY``) and bookmark (``BOOKMARK_STATE_KEY``) are stripped from the piece and given
+    with the batch's last piece only: they hold once all of the batch is in."""
     schema_metadata = reader.schema.metadata
     for batch in reader:
         if batch.num_rows == 0:
             continue
         source_state = None
+        given: Any = _ABSENT
         metadata = batch.schema.metadata or {}
         if SOURCE_STATE_KEY in metadata:
             source_state = json.loads(metadata[SOURCE_STATE_KEY])
+        if BOOKMARK_STATE_KEY in metadata:
+            given = json.loads(metadata[BOOKMARK_STATE_KEY]).get("bookmark")
+        if SOURCE_STATE_KEY in metadata or BOOKMARK_STATE_KEY in metadata:
             batch = batch.replace_schema_metadata(schema_metadata)
         parts = -(-batch.nbytes // max_bytes) if max_bytes > 0 else 1
         if parts <= 1:
-            yield batch, source_state
+            yield batch, source_state, given
             continue
         step = -(-batch.num_rows // parts)
         for start in range(0, batch.num_rows, step):
             last = start + step >= batch.num_rows
-            yield batch.slice(start, step), (source_state if last else None)
+            yield batch.slice(start, step), (source_state if last else None), (given if last or given is _ABSENT else _KEEP)
 
 
 def open_reader(path: Path) -> pa.RecordBatchReader:

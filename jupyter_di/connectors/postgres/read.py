@@ -29,6 +29,7 @@ from ..base import INCREMENTAL, STATE_TABLE, ReadRequest, Source
 from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .adbc import server_message
 from .connection import PostgresConnector, render
+from .partitions import plan_parts, read_partitioned
 from .types import RELATIONS_SQL, PgColumn, catalog_rows, decimal_from_scaled, primary_keys, table_columns
 
 BOOKMARK_SETTING = "jupyter_di.bookmark"
@@ -119,10 +120,13 @@ class PostgresSource(PostgresConnector, Source):
                 _check_bookmark(conn, schema, table, plan.bookmark_json, by_name, s.stream)
                 if plan.null_bookmark_columns and not plan.resync_nulls:
                     request.stats["null_cursor_rows"] = _count_null_cursors(conn, plan)
+            parts = plan_parts(conn, plan, oid, pk, by_name, request)  # partitions.py: None reads one query
         except BaseException:
             conn.close()
             raise
         target = pa.schema([by_name[n].arrow_field() for n in plan.columns])
+        if parts is not None:
+            return pa.RecordBatchReader.from_batches(target, read_partitioned(self._cfg, conn, plan, parts, target, request))
         return pa.RecordBatchReader.from_batches(target, _batches(conn, plan, target, request.batch_size, self._cfg.page_rows))
 
 
@@ -219,11 +223,13 @@ class ReadPlan:
         tests = [sql.SQL("{} IS NULL").format(self._row([n])) for n in names]
         return sql.SQL("({})").format(sql.SQL(" OR ").join(tests))
 
-    def query(self, *, after: bool = False, rows: int | None = None, null_order: bool | None = None) -> sql.Composed:
+    def query(
+        self, *, after: bool = False, rows: int | None = None, null_order: bool | None = None, extra: list[sql.Composable] | None = None
+    ) -> sql.Composed:
         """The read, or a keyset page of it: rows ordered after the last row of the previous page
         (``after``), at most ``rows``; ``null_order`` keeps only rows with (True) or without (False)
-        a NULL in an order column."""
-        where: list[sql.Composable] = []
+        a NULL in an order column; ``extra`` conditions (a part's range, partitions.py)."""
+        where: list[sql.Composable] = list(extra or [])
         if self.bookmark_json is not None:
             bound = self._bound(self.bookmark_columns, BOOKMARK_SETTING, ">=")
             if self.resync_nulls and self.null_bookmark_columns:
