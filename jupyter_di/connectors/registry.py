@@ -32,6 +32,7 @@ BUILTIN = {
     "files": "jupyter_di.connectors.files",
     "http_api": "jupyter_di.connectors.http_api",
     "singer": "jupyter_di.connectors.singer",
+    "trino": "jupyter_di.connectors.trino",
 }
 """Built-in connector name -> module holding its ``SPEC`` (the same as pyproject's entry points)."""
 

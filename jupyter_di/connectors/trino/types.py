@@ -1,0 +1,84 @@
+"""Arrow types -> Trino column types, and how a column of literals reaches a column of a Trino type.
+
+Why these types: the tables must be readable the same way in every catalog a Trino user loads into,
+and the lake formats (Iceberg, Delta Lake, Hive) lack ``tinyint``, ``smallint`` and ``json``.  So
+small integers become ``integer``, nested values (lists, structs, maps) and JSON-marked text
+become JSON text, kept in a ``json`` column on connectors that store that type and in ``varchar``
+elsewhere, timestamps are ``timestamp(6)`` (``with time zone`` when zoned), decimals keep their
+precision up to Trino's 38 digits (wider ones are text).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+from ..base import is_json_field
+from .literals import is_binary, is_nested
+
+JSON_CONNECTORS = frozenset({"memory", "postgresql", "mysql", "mariadb", "singlestore"})
+"""Connectors whose tables store Trino's ``json`` type; elsewhere JSON text is ``varchar``."""
+
+MAX_DECIMAL_PRECISION = 38
+
+
+def trino_type(field: pa.Field, connector: str) -> str:
+    """The column type created for ``field`` in a catalog of ``connector``."""
+    t = field.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if isinstance(t, pa.BaseExtensionType):
+        if t.extension_name == "arrow.json":
+            return _json_type(connector)
+        t = t.storage_type
+    if is_json_field(field) or is_nested(t):
+        return _json_type(connector)
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_int32(t) or pa.types.is_uint8(t) or pa.types.is_uint16(t):
+        return "integer"
+    if pa.types.is_int64(t) or pa.types.is_uint32(t) or pa.types.is_duration(t):
+        return "bigint"
+    if pa.types.is_uint64(t):
+        return "decimal(20,0)"
+    if pa.types.is_float16(t) or pa.types.is_float32(t):
+        return "real"
+    if pa.types.is_float64(t):
+        return "double"
+    if pa.types.is_decimal(t):
+        if t.precision <= MAX_DECIMAL_PRECISION and t.scale >= 0:
+            return f"decimal({t.precision},{t.scale})"
+        return "varchar"
+    if is_binary(t):
+        return "varbinary"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp(6) with time zone" if t.tz else "timestamp(6)"
+    if pa.types.is_time(t):
+        return "time(6)"
+    return "varchar"
+
+
+def _json_type(connector: str) -> str:
+    return "json" if connector in JSON_CONNECTORS else "varchar"
+
+
+_STRUCTURAL = re.compile(r"^(array|map|row)\(", re.IGNORECASE)
+
+
+def unnest_plan(column_type: str, source: pa.DataType) -> tuple[str, str]:
+    """How literals of an Arrow ``source`` column reach a column of ``column_type``.
+
+    Returns (the element type of the array the literals are cast to, the select expression over
+    the unnested value, with ``{}`` standing for it).  Scalars are cast straight to the column's
+    type; JSON and structural columns (``array``, ``map``, ``row``) are parsed from JSON text.
+    """
+    if is_binary(source):
+        return "varbinary", ("{}" if column_type == "varbinary" else "CAST({} AS " + column_type + ")")
+    if column_type == "json":
+        return "varchar", "json_parse({})"
+    if _STRUCTURAL.match(column_type):
+        return "varchar", "CAST(json_parse({}) AS " + column_type + ")"
+    return column_type, "{}"

@@ -1,0 +1,409 @@
+"""The Trino destination: typed tables in any catalog, loaded through a staging table.
+
+Why a staging table for every load: Trino commits each statement on its own and has no
+transaction spanning several, so the rows of a load go first into ``_jupyter_di_stage_<hash>`` (many
+INSERT statements in flight at once, ``load.py``), and one statement then publishes them:
+
+- FULL_TABLE: ``CREATE OR REPLACE TABLE t AS SELECT * FROM stage`` where the connector can replace
+  a table atomically (Iceberg, Delta Lake: readers see the old snapshot or the new one), else
+  ``ALTER TABLE ... RENAME`` (a new table is renamed into place; an existing one is renamed away
+  and the stage renamed in: on ``memory`` a reader can find no table for the instant between the
+  two renames, never a partial one).  The staging table has the table's columns (and the stream's
+  new ones), so a replace keeps the columns.  Note that ``CREATE OR REPLACE`` also resets table
+  properties (an Iceberg partitioning set by hand is not carried over).
+- INCREMENTAL with ``unique_constraints``: ``MERGE INTO t USING (the last row per key of the stage)``,
+  where the catalog supports MERGE (Iceberg, Delta Lake, Hive ACID tables).  ``memory`` (and the
+  other connectors that cannot modify rows) are refused before anything is written.
+- INCREMENTAL without keys: ``INSERT INTO t SELECT ... FROM stage``.
+Each publish commits a window of ``commit_rows`` rows; ``on_commit`` (the engine saves the bookmark
+in the local state store) runs after it.  So the guarantee is at-least-once, and exactly-once in
+effect with keys: a run killed between a publish and the state save publishes the same rows again
+next time, which MERGE turns into the same rows.  Without keys those rows are appended again.
+
+Identifiers are always quoted; Trino folds them to lower case, so two columns whose names differ
+only by case are refused, and the table's columns are matched to the stream's case-insensitively.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ...errors import ConfigError, SchemaMismatch
+from .._shared.arrow_build import int64_array
+from .._shared.commit_window import coalesced
+from .._shared.sql_names import quote_ident
+from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
+from .connection import TrinoConfig, TrinoConnector, TrinoError, TrinoSession
+from .load import InsertPlan, StatementPool
+from .types import trino_type
+
+log = logging.getLogger(__name__)
+
+LOAD_BYTES = 16 * 1024 * 1024
+"""Batches are merged up to this much Arrow data before they are encoded into statements."""
+NO_MERGE_CONNECTORS = frozenset({"memory", "blackhole", "tpch", "tpcds", "system", "jmx", "faker"})
+"""Connectors known to have no MERGE; others are asked (``EXPLAIN MERGE``) before anything is written."""
+REPLACE_CONNECTORS = frozenset({"iceberg", "delta_lake"})
+"""Connectors whose CREATE OR REPLACE TABLE is an atomic swap; others get RENAME."""
+SEQ = "_jupyter_di_seq"
+MERGE_OPTIONS = (
+    "write into a catalog whose tables support MERGE (Iceberg, Delta Lake, Hive ACID), "
+    "or drop unique_constraints (rows are appended), or use replication_method FULL_TABLE."
+)
+
+
+class TrinoDestination(TrinoConnector, Destination):
+    name = "trino"
+    transactional = False
+
+    def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
+        session = self._cfg.connect()
+        try:
+            return _TableWriter(self._cfg, session, request).run(chunks, on_commit)
+        finally:
+            session.close()
+
+
+class _TableWriter:
+    """One write of one stream."""
+
+    def __init__(self, cfg: TrinoConfig, session: TrinoSession, request: WriteRequest) -> None:
+        self.cfg = cfg
+        self.session = session
+        self.request = request
+        self.settings = request.settings
+        self.stream = self.settings.stream
+        self.table = self.settings.table_name
+        self.columns: dict[str, str] = {}  # lower-case name -> Trino type, in table order
+        self.connector = ""
+        self.keys = [k.lower() for k in self.settings.unique_constraints]
+        self.full = self.settings.replication_method == FULL_TABLE
+        self.stage = internal_name("stage", cfg.catalog, cfg.schema, self.table.lower())
+
+    # -- names ----------------------------------------------------------------------------
+
+    def rel(self, table: str) -> str:
+        return ".".join(quote_ident(p) for p in (self.cfg.catalog, self.cfg.schema, table))
+
+    def _run(self, statement: str, params: list[Any] | None = None) -> list[list[Any]]:
+        try:
+            return self.session.run(statement, params)
+        except TrinoError as exc:
+            raise self._mismatch(exc) from None
+
+    def _mismatch(self, exc: TrinoError) -> SchemaMismatch:
+        return SchemaMismatch(
+            f"could not write into table {self.cfg.catalog}.{self.cfg.schema}.{self.table}: {exc.message}",
+            stream=self.stream,
+            fix="make the table's column types fit the data (or write into a new table); the table's previous rows are kept.",
+        )
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self, chunks: Iterable[Chunk], on_commit: CommitCallback | None) -> WriteResult:
+        self._check_names(self.request.schema)
+        self.connector = self._connector()
+        keyed = bool(self.keys) and not self.full
+        if keyed and self.connector in NO_MERGE_CONNECTORS:
+            raise self._no_merge(f"its {self.connector!r} connector cannot MERGE")
+        self._ensure_schema()
+        self.columns = self._table_columns(self.table)
+        self._drop(self.stage)
+        if keyed:
+            self._check_merge()
+        if self.full:
+            return self._run_full(chunks, on_commit)
+        return self._run_incremental(chunks, on_commit, keyed)
+
+    def _run_full(self, chunks: Iterable[Chunk], on_commit: CommitCallback | None) -> WriteResult:
+        columns = dict(self.columns)
+        new = self._new_columns(self.request.schema)
+        if self.columns:
+            self._refuse_new(new)
+        columns.update(new)
+        if self.keys:
+            self._check_keys(columns)
+        self._create(self.stage, columns | ({SEQ: "bigint"} if self.keys else {}))
+        rows, seq, state = 0, 0, None
+        pool = StatementPool(self.cfg, self.cfg.concurrency)
+        try:
+            for chunk in coalesced(chunks, LOAD_BYTES):
+                if chunk.state is not None:
+                    state = chunk.state
+                batch = chunk.batch
+                if not batch.num_rows:
+                    continue
+                added = self._new_columns(batch.schema, known=columns)
+                if added:
+                    self._refuse_new(added)
+                    pool.drain()
+                    for name, column_type in added.items():
+                        self._run(f"ALTER TABLE {self.rel(self.stage)} ADD COLUMN {quote_ident(name)} {column_type}")
+                    columns.update(added)
+                if self.keys:
+                    batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
+                    seq += batch.num_rows
+                self._load(pool, self.stage, columns | {SEQ: "bigint"}, batch)
+                rows += batch.num_rows
+            pool.drain()
+            pool.close()
+            self._swap(list(columns))
+        except BaseException:
+            pool.close()
+            self._drop(self.stage)
+            raise
+        if on_commit:
+            on_commit(rows, state)
+        return WriteResult(rows_written=rows, state=state)
+
+    def _run_incremental(self, chunks: Iterable[Chunk], on_commit: CommitCallback | None, keyed: bool) -> WriteResult:
+        new = self._new_columns(self.request.schema)
+        if not self.columns:
+            self.columns = new
+            if keyed:
+                self._check_keys(self.columns)
+            self._create(self.table, self.columns)
+        else:
+            self._add_columns(new)
+            if keyed:
+                self._check_keys(self.columns)
+        rows, state = 0, None
+        pool = StatementPool(self.cfg, self.cfg.concurrency)
+        window: list[str] | None = None  # the stage's columns while a window is open
+        window_rows = seq = 0
+        try:
+            for chunk in coalesced(chunks, LOAD_BYTES):
+                batch = chunk.batch
+                if batch.num_rows:
+                    names = [n.lower() for n in batch.schema.names]
+                    if window is not None and names != window:
+                        self._publish(pool, window, keyed)
+                        window = None
+                    self._add_columns(self._new_columns(batch.schema))
+                    if window is None:
+                        window, window_rows = names, 0
+                        stage_columns = {n: self.columns[n] for n in names}
+                        if keyed:
+                            stage_columns[SEQ] = "bigint"
+                        self._create(self.stage, stage_columns)
+                    if keyed:
+                        batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
+                        seq += batch.num_rows
+                    self._load(pool, self.stage, self.columns | {SEQ: "bigint"}, batch)
+                    window_rows += batch.num_rows
+                    rows += batch.num_rows
+                if chunk.state is not None:
+                    state = chunk.state
+                if window is not None and window_rows >= self.cfg.commit_rows:
+                    self._publish(pool, window, keyed)
+                    window = None
+                    if on_commit:
+                        on_commit(rows, state)
+            if window is not None:
+                self._publish(pool, window, keyed)
+        except BaseException:
+            pool.close()
+            self._drop(self.stage)
+            raise
+        pool.close()
+        if on_commit:
+            on_commit(rows, state)
+        return WriteResult(rows_written=rows, state=state)
+
+    # -- catalog --------------------------------------------------------------------------
+
+    def _connector(self) -> str:
+        rows = self._run("SELECT connector_name FROM system.metadata.catalogs WHERE catalog_name = ?", [self.cfg.catalog])
+        if not rows:
+            names = sorted(r[0] for r in self._run("SELECT catalog_name FROM system.metadata.catalogs"))
+            raise ConfigError(
+                f"{self.cfg.where()} has no catalog {self.cfg.catalog!r}.",
+                stream=self.stream,
+                fix=f"set catalog to one of: {', '.join(names)}.",
+            )
+        return str(rows[0][0])
+
+    def _ensure_schema(self) -> None:
+        query = f"SELECT 1 FROM {quote_ident(self.cfg.catalog)}.information_schema.schemata WHERE schema_name = ?"
+        if not self._run(query, [self.cfg.schema.lower()]):
+            self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.cfg.catalog)}.{quote_ident(self.cfg.schema)}")
+
+    def _table_columns(self, table: str) -> dict[str, str]:
+        query = (
+            f"SELECT column_name, data_type FROM {quote_ident(self.cfg.catalog)}.information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position"
+        )
+        return {str(name): str(data_type) for name, data_type in self._run(query, [self.cfg.schema.lower(), table.lower()])}
+
+    def _check_names(self, schema: pa.Schema) -> None:
+        seen: dict[str, str] = {}
+        for name in schema.names:
+            if not name.strip():
+                raise SchemaMismatch("a column has an empty name.", stream=self.stream, fix="name every column in an upstream block.")
+            other = seen.setdefault(name.lower(), name)
+            if other != name:
+                raise SchemaMismatch(
+                    f"columns {other!r} and {name!r} differ only by case, and Trino folds names to lower case.",
+                    stream=self.stream,
+                    fix="rename one of them in an upstream block.",
+                )
+        if SEQ in seen:
+            raise SchemaMismatch(f"column name {SEQ!r} is reserved for jupyter-di.", stream=self.stream, fix="rename the column.")
+
+    def _new_columns(self, schema: pa.Schema, known: dict[str, str] | None = None) -> dict[str, str]:
+        have = self.columns if known is None else known
+        return {f.name.lower(): trino_type(f, self.connector) for f in schema if f.name.lower() not in have}
+
+    def _add_columns(self, new: dict[str, str]) -> None:
+        self._refuse_new(new)
+        for name, column_type in new.items():
+            self._run(f"ALTER TABLE {self.rel(self.table)} ADD COLUMN {quote_ident(name)} {column_type}")
+            self.columns[name] = column_type
+
+    def _refuse_new(self, new: dict[str, str]) -> None:
+        """New columns for an existing table, unless ``auto_add_new_fields``."""
+        if new and not self.settings.auto_add_new_fields:
+            names = ", ".join(repr(n) for n in new)
+            raise SchemaMismatch(
+                f"table {self.cfg.catalog}.{self.cfg.schema}.{self.table} has no column{'s' if len(new) > 1 else ''} {names}.",
+                stream=self.stream,
+                fix="add the columns to the table, or set auto_add_new_fields: true to let jupyter-di add them.",
+            )
+
+    def _check_keys(self, columns: dict[str, str]) -> None:
+        missing = [k for k in self.keys if k not in columns]
+        if missing:
+            raise SchemaMismatch(
+                f"unique constraint column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} not in the data.",
+                stream=self.stream,
+                fix="pick unique constraint columns among the stream's columns.",
+            )
+
+    def _create(self, table: str, columns: dict[str, str]) -> None:
+        if table == self.stage:
+            self._drop(table)
+        defs = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns.items())
+        self._run(f"CREATE TABLE {self.rel(table)} ({defs})")
+
+    def _drop(self, table: str) -> None:
+        try:
+            self.session.run(f"DROP TABLE IF EXISTS {self.rel(table)}")
+        except Exception as exc:  # cleanup only: a staging table left behind is dropped by the next run
+            log.warning("could not drop %s: %s", table, exc)
+
+    # -- MERGE ----------------------------------------------------------------------------
+
+    def _no_merge(self, why: str) -> ConfigError:
+        return ConfigError(
+            f"unique_constraints need MERGE, and catalog {self.cfg.catalog!r} cannot run it ({why}); nothing was written.",
+            stream=self.stream,
+            fix=MERGE_OPTIONS,
+        )
+
+    def _check_merge(self) -> None:
+        """Ask the catalog whether its tables take MERGE (EXPLAIN plans it, writing nothing): on the
+        table when it exists, else on an empty staging table created like it."""
+        table = self.table if self.columns else self.stage
+        if not self.columns:
+            self._create(self.stage, {"k": "bigint"})
+            probe_key = "k"
+        else:
+            probe_key = next(iter(self.columns))
+        key = quote_ident(probe_key)
+        try:
+            self.session.run(
+                f"EXPLAIN MERGE INTO {self.rel(table)} t USING (SELECT {key} FROM {self.rel(table)} WHERE false) s ON t.{key} = s.{key} WHEN MATCHED THEN DELETE"
+            )
+        except TrinoError as exc:
+            if exc.name in ("NOT_SUPPORTED", "PERMISSION_DENIED"):
+                raise self._no_merge(exc.message) from None
+            raise self._mismatch(exc) from None
+        finally:
+            if table == self.stage:
+                self._drop(self.stage)
+
+    def _latest_per_key(self, names: list[str]) -> str:
+        """The stage's rows, one per key: the last (UPDATE) or first (IGNORE) in stream order."""
+        order = "DESC" if self.settings.unique_conflict_method != "IGNORE" else "ASC"
+        cols = ", ".join(quote_ident(n) for n in names)
+        keys = ", ".join(quote_ident(k) for k in self.keys)
+        rank = f"row_number() OVER (PARTITION BY {keys} ORDER BY {quote_ident(SEQ)} {order})"
+        return f"SELECT {cols} FROM (SELECT {cols}, {rank} AS {quote_ident(SEQ + '_rank')} FROM {self.rel(self.stage)}) WHERE {quote_ident(SEQ + '_rank')} = 1"
+
+    def _publish(self, pool: StatementPool, names: list[str], keyed: bool) -> None:
+        pool.drain()
+        cols = ", ".join(quote_ident(n) for n in names)
+        if not keyed:
+            self._run(f"INSERT INTO {self.rel(self.table)} ({cols}) SELECT {cols} FROM {self.rel(self.stage)}")
+        else:
+            self._run(self._merge(names))
+        self._drop(self.stage)
+
+    def _merge(self, names: list[str]) -> str:
+        on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.keys)
+        updates = [n for n in names if n not in self.keys]
+        dropped = [d.lower() for d in self.request.dropped_columns]
+        dropped = [d for d in dropped if d in self.columns and d not in names and d not in self.keys]
+        sets = [f"{quote_ident(n)} = s.{quote_ident(n)}" for n in updates] + [f"{quote_ident(d)} = NULL" for d in dropped]
+        matched = f" WHEN MATCHED THEN UPDATE SET {', '.join(sets)}" if sets and self.settings.unique_conflict_method != "IGNORE" else ""
+        cols = ", ".join(quote_ident(n) for n in names)
+        values = ", ".join(f"s.{quote_ident(n)}" for n in names)
+        return (
+            f"MERGE INTO {self.rel(self.table)} t USING ({self._latest_per_key(names)}) s ON {on}"
+            f"{matched} WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})"
+        )
+
+    # -- FULL_TABLE -----------------------------------------------------------------------
+
+    def _swap(self, names: list[str]) -> None:
+        """Put the loaded stage in the table's place in one step a reader cannot see half done.
+
+        With unique_constraints the stage holds one row per key first (the last in stream order,
+        or the first with IGNORE), as a table with a unique key would."""
+        target = self.rel(self.table)
+        source = self._latest_per_key(names) if self.keys else f"SELECT * FROM {self.rel(self.stage)}"
+        if self.columns and self.connector in REPLACE_CONNECTORS:
+            self._run(f"CREATE OR REPLACE TABLE {target} AS {source}")
+            self._drop(self.stage)
+            return
+        ready = self.stage
+        if self.keys:
+            ready = internal_name("ready", self.cfg.catalog, self.cfg.schema, self.table.lower())
+            self._drop(ready)
+            self._run(f"CREATE TABLE {self.rel(ready)} AS {source}")
+            self._drop(self.stage)
+        if not self.columns:
+            self._run(f"ALTER TABLE {self.rel(ready)} RENAME TO {target}")
+            return
+        old = internal_name("old", self.cfg.catalog, self.cfg.schema, self.table.lower())
+        self._drop(old)
+        self._run(f"ALTER TABLE {target} RENAME TO {self.rel(old)}")
+        try:
+            self._run(f"ALTER TABLE {self.rel(ready)} RENAME TO {target}")
+        except BaseException:
+            self.session.run(f"ALTER TABLE {self.rel(old)} RENAME TO {target}")
+            raise
+        self._drop(old)
+
+    # -- loading --------------------------------------------------------------------------
+
+    def _load(self, pool: StatementPool, table: str, columns: dict[str, str], batch: pa.RecordBatch) -> None:
+        names = [n.lower() for n in batch.schema.names]
+        plan = InsertPlan(self.rel(table), names, [columns[n] for n in names], [plain_type(f) for f in batch.schema])
+        renamed = batch.rename_columns(names)
+        for statement, _rows in plan.statements(renamed, self.cfg.statement_bytes, self.stream):
+            pool.submit(statement)
+
+
+def plain_type(field: pa.Field) -> pa.DataType:
+    t = field.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if isinstance(t, pa.BaseExtensionType):
+        t = t.storage_type
+    return t
