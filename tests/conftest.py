@@ -30,6 +30,26 @@ def pg_server():
         postgres.stop(started["JDI_TEST_PG_DATA"])
 
 
+@pytest.fixture(scope="session")
+def trino_server():
+    """Connection settings of a running Trino server (tests/support/trino.py): from the environment
+    when .ci/run started one (``JDI_TEST_TRINO_PORT``), else one started for this session."""
+    from tests.support import trino
+
+    started = None
+    if not os.environ.get("JDI_TEST_TRINO_PORT"):
+        started = trino.start()
+        os.environ.update(started)
+    yield {
+        "host": os.environ["JDI_TEST_TRINO_HOST"],
+        "port": int(os.environ["JDI_TEST_TRINO_PORT"]),
+        "user": os.environ.get("JDI_TEST_TRINO_USER", "jdi"),
+        "catalog": os.environ.get("JDI_TEST_TRINO_CATALOG", "iceberg"),
+    }
+    if started:
+        trino.stop(started["JDI_TEST_TRINO_DIR"])
+
+
 @pytest.fixture
 def pg_config(pg_server):
     """A fresh, empty database; returns a jupyter-di PostgreSQL config dict for it."""
@@ -76,6 +96,7 @@ def pg_connect(pg_config):
 MARKS_BY_FIXTURE = {
     "pg_server": "postgres",  # pg_config and pg_connect use it too
     "singer_exe": "singer",
+    "trino_server": "trino",
     "page": "browser",
     "lab": "browser",
 }
