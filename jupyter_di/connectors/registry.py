@@ -32,7 +32,9 @@ BUILTIN = {
     "files": "jupyter_di.connectors.files",
     "http_api": "jupyter_di.connectors.http_api",
     "singer": "jupyter_di.connectors.singer",
+    "stripe": "jupyter_di.connectors.stripe",
     "trino": "jupyter_di.connectors.trino",
+    "salesforce": "jupyter_di.connectors.salesforce",
 }
 """Built-in connector name -> module holding its ``SPEC`` (the same as pyproject's entry points)."""
 
