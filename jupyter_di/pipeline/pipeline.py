@@ -26,9 +26,11 @@ from ..settings import SETTINGS, Settings
 from ..state.run_lock import run_lock, waiting_message
 from ..state.store import StateStore
 from .block import Block
+from .dynamic import DynamicRun, scope_of, split_child
 from .executor import Executor
 from .graph import Graph
 from .observer import RunObserver
+from .replica import effective_block
 from .run_record import FAILED, BlockRun, RunReport
 
 
@@ -85,10 +87,14 @@ class Pipeline:
         for store in (self.outputs, self.versions, self.fingerprints, self.summaries, self.last_status, self.resolved):
             store.pop(name, None)
 
+    def effective(self, block: Block) -> Block:
+        """What ``block`` runs: a replica runs its original's body (``pipeline/replica.py``)."""
+        return effective_block(self.graph.blocks, block)
+
     # -- staleness ------------------------------------------------------------------------
     def fingerprint(self, name: str, params: dict[str, Any]) -> str:
         block = self.graph[name]
-        digest = hashlib.sha1(block.source_hash().encode())
+        digest = hashlib.sha1(self.effective(block).source_hash().encode())
         digest.update(json.dumps(params, sort_keys=True, default=str).encode())
         for up in block.upstream:
             digest.update(f"{up}:{self.versions.get(up, 0)}".encode())
@@ -103,23 +109,45 @@ class Pipeline:
         With ``only_stale_ancestors`` an ancestor runs only when it is stale, or
         when one of its own upstreams runs (its input will change).
         """
-        targets = list(targets)
-        for t in targets:
-            if t not in self.graph:
+        children = {t: self._fanned_block(t) for t in targets if t not in self.graph}  # `--blocks sync:t1`: one child
+        for t, template in children.items():
+            if template is None:
                 raise GraphError(f"no block named {t!r}.", fix=f"known blocks: {', '.join(self.graph.blocks) or 'none'}.")
         self.graph.validate()
+        scope = scope_of(self.graph)
+        for t, template in children.items():
+            if template not in scope.root_of:
+                raise GraphError(f"no block named {t!r}.", fix=f"{template!r} does not run once per item of a dynamic block.")
+        targets = [children.get(t) or t for t in targets]
         wanted: set[str] = set(targets)
         for t in targets:
             wanted |= self.graph.ancestors(t)
         order = self.graph.topological_order(wanted)
+        for name in order:  # a replica of an unknown block, or of a replica: one clear error before anything runs
+            self.effective(self.graph[name])
+        if children:  # the child's name stands for its fanned-out block in the plan: only that item runs
+            order = [n for n in order if n not in children.values()] + list(children)
+            position = {n: i for i, n in enumerate(self.graph.topological_order())}
+            order.sort(key=lambda n: position[children.get(n) or n])
         if not only_stale_ancestors:
             return order
         chosen: list[str] = []
         for name in order:
-            block = self.graph[name]
-            if name in targets or self.is_stale(name, params) or name not in self.outputs or any(u in chosen for u in block.upstream):
+            block = self.graph[name] if name in self.graph else None
+            if (
+                block is None
+                or name in targets
+                or self.is_stale(name, params)
+                or name not in self.outputs
+                or any(u in chosen for u in block.upstream)
+            ):
                 chosen.append(name)
         return chosen
+
+    def _fanned_block(self, name: str) -> str | None:
+        """The block a child name (``sync:t1``) belongs to, or None."""
+        parts = split_child(name)
+        return parts[0] if parts is not None and parts[0] in self.graph else None
 
     # -- running --------------------------------------------------------------------------
     def variables(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -197,21 +225,32 @@ class Pipeline:
                     return live_outputs[u]  # a running source this destination streams from
                 return self.outputs[u]
 
+        scope = scope_of(self.graph)
+        dynamic = (
+            DynamicRun(self.graph, plan, scope, self.outputs, effective=self.effective, observers=observers, consumers=ctx.consumers)
+            if scope
+            else None
+        )
+
         def run_block(name: str, run: BlockRun) -> None:
-            block = self.graph[name]
+            child = dynamic.block(name) if dynamic is not None else None
+            block = child or self.effective(self.graph[name])
             active[name] = run
-            missing = [u for u in block.upstream if u not in self.outputs and u not in live_outputs]
-            if missing:
-                raise GraphError(
-                    f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run)."
-                )
-            upstream_outputs = {u: upstream_output(u) for u in block.upstream}
-            result = self._run_one(block, upstream_outputs, ctx)
+            inputs = dynamic.upstream_outputs(name, upstream_output) if dynamic is not None else None
+            if inputs is None:
+                missing = [u for u in block.upstream if u not in self.outputs and u not in live_outputs]
+                if missing:
+                    raise GraphError(
+                        f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run)."
+                    )
+                inputs = {u: upstream_output(u) for u in block.upstream}
+            result = self._run_one(block, inputs, ctx)
             with self._lock:
                 finished.add(name)
                 self.outputs[name] = result.output
                 self.versions[name] = self.versions.get(name, 0) + 1
-                self.fingerprints[name] = self.fingerprint(name, params)
+                if child is None:
+                    self.fingerprints[name] = self.fingerprint(name, params)
                 self.summaries[name] = result.summary
                 if result.resolved is not None:
                     self.resolved[name] = (block.source_hash(), result.resolved)
@@ -219,7 +258,15 @@ class Pipeline:
                     pending[name] = result.pending_states
             run.summary = result.summary
 
-        report = Executor(self.settings.max_workers, observers).run(self.graph, plan, run_block, streams_from=self.streams_from)
+        def execute(graph: Graph, names: list[str]) -> RunReport:
+            streams_from = self.streams_from if dynamic is None else lambda c, p: self.streams_from(c, p, dynamic)
+            return Executor(self.settings.max_workers, observers).run(graph, names, run_block, streams_from=streams_from)
+
+        if dynamic is None:
+            report = execute(self.graph, plan)
+        else:
+            dynamic.on_template_done = lambda template, names: self._collect_children(template, names, params)
+            report = dynamic.run(execute)
         for name, run in report.runs.items():
             self.last_status[name] = run
             if run.status == FAILED:
@@ -244,7 +291,16 @@ class Pipeline:
                     f"{where}: block {block!r} does not run in this run.", block=block, fix="run it too (--blocks), or drop the override."
                 )
 
-    def streams_from(self, child: str, parent: str) -> bool:
+    def _collect_children(self, template: str, names: list[str], params: dict[str, Any]) -> None:
+        """Every child of a fanned-out block succeeded: its output is theirs, in item order."""
+        from .dynamic import ReducedOutput
+
+        with self._lock:
+            self.outputs[template] = ReducedOutput(names, [self.outputs.get(n) for n in names])
+            self.versions[template] = self.versions.get(template, 0) + 1
+            self.fingerprints[template] = self.fingerprint(template, params)
+
+    def streams_from(self, child: str, parent: str, dynamic: DynamicRun | None = None) -> bool:
         """Whether ``child`` writes ``parent``'s streams while ``parent`` still reads them.
 
         Destination blocks in YAML stream from source blocks (a run then costs
@@ -252,7 +308,13 @@ class Pipeline:
         YAML destination that reads an upstream's output in its config
         (``block_output``), wait for the finished output.
         """
-        p, c = self.graph[parent], self.graph[child]
+        if dynamic is not None:
+            if dynamic.is_reducer(child):
+                return False  # it needs every child's whole output
+            p = dynamic.block(parent) or self.effective(self.graph[parent])
+            c = dynamic.block(child) or self.effective(self.graph[child])
+        else:
+            p, c = self.effective(self.graph[parent]), self.effective(self.graph[child])
         return p.kind == "source" and c.kind == "destination" and c.lang != "python" and "block_output" not in c.body
 
     def _run_one(self, block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
