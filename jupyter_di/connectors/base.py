@@ -173,7 +173,8 @@ class ReadRequest:
     a source with its own state rewrites just the fields the bookmark names."""
     stats: dict[str, Any] = field(default_factory=dict)
     """Filled in by the source while reading: ``null_cursor_rows`` = rows at the source whose
-    bookmark column is NULL (for the run's report), where the source can count them."""
+    bookmark column is NULL (for the run's report), where the source can count them; ``warnings`` =
+    sentences for the run's report about changes this read may have missed (the run then exits 3)."""
 
 
 @dataclass

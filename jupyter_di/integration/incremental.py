@@ -86,6 +86,8 @@ def cursor_warnings(
     stream = settings.stream
     columns = " or ".join(settings.bookmark_properties)
     unread = int(request.stats.get("null_cursor_rows") or 0)
+    for message in request.stats.get("warnings") or []:  # what the source itself says it may have missed
+        out.append({"stream": stream, "skipped": True, "message": str(message)})
     if request.bookmark and settings.null_cursor != "resync":
         total = max(unread, null_rows_read)
         if total and settings.null_cursor == "report":
