@@ -36,6 +36,7 @@ from jupyter_di.connectors.base import ReadRequest, StreamSettings
 from jupyter_di.connectors.singer import SingerSource
 from jupyter_di.errors import DIError
 from jupyter_di.secrets import SecretStore
+from tests.support.notebooks import cli_process, start_run, write_notebook
 
 SECRET_TAP = Path(__file__).resolve().parent / "support" / "secret_tap.py"
 BIN = Path(sys.executable).parent
@@ -62,13 +63,6 @@ def leaks(secrets: list[str], *, texts: dict[str, str] = {}, folders: list[Path]
     return found
 
 
-def write_notebook(path: Path, cells: list[str]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, path)
-    return path
-
-
 def base_env(tmp_path: Path) -> dict[str, str]:
     """A private temp folder (TMPDIR) and secret store; no identity from the surroundings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_DI_") and k != "JPY_SESSION_NAME"}
@@ -78,9 +72,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 
 def cli(notebook: Path, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_di.cli", "run", str(notebook), *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return cli_process("run", str(notebook), *args, env=env, timeout=timeout)
 
 
 PG_CELL = """%%di_source shop
@@ -268,13 +260,7 @@ def start_killable_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, dict[str
         folder / "slow.ipynb",
         ["%load_ext jupyter_di\n%config JupyterDI.batch_size = 10", tap_cell(tap_launcher(tmp_path), "slow", pid_file=str(pid_file))],
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = start_run(notebook, env=env, start_new_session=True)
     tmp = tmp_path / "tmp"
     spilling = lambda: pid_file.exists() and any(run_folders(tmp, proc.pid)[0].rglob("*.partial")) if run_folders(tmp, proc.pid) else False  # noqa: E731
     try:

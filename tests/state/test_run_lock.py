@@ -24,18 +24,17 @@ import pytest
 from jupyter_di.state.api import get_bookmark
 from jupyter_di.state.run_lock import lock_path, run_lock, waiting_message
 from tests.support.lines import Lines
+from tests.support.notebooks import INCREMENTAL_ORDERS, pg_source, start_run, write_notebook
 from tests.support.orders import create_orders, differences, duckdb_rows, iso_epoch, mutate, source_max_epoch, source_rows
 
 WAIT = 120  # seconds a test waits for a run to reach a point before it fails (not a timing assert)
 
 
 def make_notebook(folder: Path, pg: dict) -> Path:
-    conn = f"  host: {pg['host']}\n  port: {pg['port']}\n  username: {pg['username']}\n  database: {pg['database']}\n"
     gate = folder / "gate"
     cells = [
         "%load_ext jupyter_di\n%config JupyterDI.batch_size = 1000",
-        f"%%di_source src\nsource: postgresql\nconfig:\n{conn}"
-        "streams:\n  orders:\n    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n    key_properties: [id]\n",
+        pg_source(pg, INCREMENTAL_ORDERS),
         "%%di_destination dest --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n",
         # holds its run (and so the run lock) while the file `hold` exists and `go` does not
         f"%%di_block gate --upstream src\n@custom\ndef gate(*args, **kwargs):\n"
@@ -46,11 +45,7 @@ def make_notebook(folder: Path, pg: dict) -> Path:
         "    return 'passed'\n",
     ]
     gate.mkdir()
-    notebook = folder / "locked.ipynb"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, notebook)
-    return notebook
+    return write_notebook(folder / "locked.ipynb", cells)
 
 
 def wait_until(found: Callable[[], Any], procs: list[subprocess.Popen], what: str) -> Any:
@@ -73,13 +68,7 @@ def held_at_gate(gate: Path, procs: list[subprocess.Popen] = ()) -> Path:
 
 def start_cli(notebook: Path) -> tuple[subprocess.Popen, Lines]:
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_DI_STATE_PATH"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_run(notebook, env=env, text=True)
     return proc, Lines(proc.stderr)
 
 

@@ -61,6 +61,14 @@ def cli_process(
     return subprocess.run(cmd, capture_output=True, text=True, env=None if env is None else dict(env), cwd=cwd, timeout=timeout)
 
 
+def start_run(path: Path, *, env: Mapping[str, str] | None = None, **popen: Any) -> subprocess.Popen:
+    """``python -m jupyter_di.cli run -q NOTEBOOK`` started in the background, stdout discarded and
+    stderr piped (where the run says what it waits for and what failed)."""
+    cmd = [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(path)]
+    env = None if env is None else dict(env)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
+
+
 def rows_read(stdout: str, block: str = "src", stream: str | None = None) -> int:
     """The rows a source block read, from the run's summary line ``BLOCK source STREAM N read ...``
     (the first stream of the block unless ``stream`` is named)."""
