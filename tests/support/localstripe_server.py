@@ -532,3 +532,42 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -------------------------------------------------------------------------------------- test data, through the official client
+
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+
+
+def seed(client: Any, customers: int, charges: int, *, extras: bool = True) -> dict[str, list[str]]:
+    """Customers (each with a card) and charges spread over them, made with Stripe's own client; with
+    ``extras`` one or more of every other object the source reads.  Returns the ids made, by stream."""
+    made: dict[str, list[str]] = {"customers": [], "charges": []}
+    pm = client.v1.payment_methods.create(params={"type": "card", "card": CARD})
+    for i in range(customers):
+        cus = client.v1.customers.create(
+            params={
+                "name": f"Customer {i}",
+                "email": f"c{i}@example.com",
+                "payment_method": pm.id,
+                "invoice_settings": {"default_payment_method": pm.id},
+            }
+        )
+        made["customers"].append(cus.id)
+    for i in range(charges):
+        customer = made["customers"][i % len(made["customers"])]
+        made["charges"].append(client.v1.charges.create(params={"amount": 100 + i, "currency": "usd", "customer": customer}).id)
+    if extras:
+        first = made["customers"][0]
+        product = client.v1.products.create(params={"name": "Widget"})
+        made["products"] = [product.id]
+        made["prices"] = [client.v1.prices.create(params={"currency": "usd", "unit_amount": 500, "product": product.id}).id]
+        made["plans"] = [
+            client.v1.plans.create(params={"id": "gold", "amount": 999, "currency": "usd", "interval": "month", "product": product.id}).id
+        ]
+        made["coupons"] = [client.v1.coupons.create(params={"id": f"OFF{i}", "percent_off": 10, "duration": "once"}).id for i in range(3)]
+        made["invoice_items"] = [client.v1.invoice_items.create(params={"customer": first, "amount": 300, "currency": "usd"}).id]
+        made["subscriptions"] = [client.v1.subscriptions.create(params={"customer": first, "items": [{"plan": "gold"}]}).id]
+        made["refunds"] = [client.v1.refunds.create(params={"charge": made["charges"][0], "amount": 10}).id]
+        made["payouts"] = [client.v1.payouts.create(params={"amount": 100, "currency": "eur"}).id]
+    return made
