@@ -132,7 +132,8 @@ def run_steps(
     from .pipeline.run_record import RunReport
 
     wanted = set(plan)
-    last_block = max((i for i, s in enumerate(notebook.steps) if not isinstance(s, PlainCell) and s.name in wanted), default=-1)
+    cells = {n.partition(":")[0] for n in plan}  # `--blocks sync:t1` runs the cell of `sync`, for that item only
+    last_block = max((i for i, s in enumerate(notebook.steps) if not isinstance(s, PlainCell) and s.name in cells), default=-1)
     if whole:
         last_block = len(notebook.steps)
     merged = RunReport()
@@ -142,7 +143,7 @@ def run_steps(
         if not pending:
             return True
         segment = pipeline.plan(pending, params, only_stale_ancestors=True)
-        segment = [n for n in segment if n in wanted]
+        segment = [c for n in segment for c in ([n] if n in wanted else [w for w in plan if w.partition(":")[0] == n and w != n])]
         report = pipeline.run(segment, params=params, bookmark_overrides=overrides, observers=[progress])
         merged.runs.update(report.runs)
         merged.total_seconds += report.total_seconds
@@ -160,7 +161,7 @@ def run_steps(
             except Exception as exc:  # noqa: BLE001
                 print(redact(f"error: cell {step.index} raised {type(exc).__name__}: {exc}"), file=sys.stderr)
                 return None
-        elif step.name in wanted:
+        elif step.name in cells:
             pending.append(step.name)
     flush()
     return merged
@@ -193,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             print("would run, in order:")
             for name in plan:
-                block = pipeline.graph[name]
+                block = pipeline.graph[name.partition(":")[0]]  # a dynamic child runs its block
                 ups = f" <- {', '.join(block.upstream)}" if block.upstream else ""
                 print(f"  {name} ({block.kind}){ups}")
             return 0
@@ -242,14 +243,15 @@ def cmd_state(args: argparse.Namespace) -> int:
     store = StateStore(_state_path(notebook, args.state_path), create=args.action == "set")  # show/reset make nothing
     name = pipeline_name(notebook)
     if args.action == "show":
-        items = store.items(name, args.block)
+        items = [i for i in store.items(name) if _of_block(i[0], args.block)]  # a dynamic block's children too
         if args.stream:
             items = [i for i in items if i[1] == args.stream]
         singer = {"bookmarks": {f"{b}.{s}": v.get("bookmark") for b, s, v in items}}
         print(json.dumps(singer, indent=2, default=str))
         return 0
     if args.action == "reset":
-        removed = store.reset(name, args.block, args.stream)
+        blocks = sorted({b for b, _, _ in store.items(name) if _of_block(b, args.block)} | {args.block}) if args.block else [None]
+        removed = sum(store.reset(name, block, args.stream) for block in blocks)
         print(f"reset {removed} stream state(s); the next run of those streams is a full sync.")
         return 0
     if not (args.block and args.stream and args.value):
@@ -278,6 +280,11 @@ def cmd_state(args: argparse.Namespace) -> int:
     return 0
 
 
+def _of_block(stored: str, block: str | None) -> bool:
+    """Whether state kept under ``stored`` belongs to ``block`` (itself, or one of its dynamic children)."""
+    return block is None or stored == block or (":" not in block and stored.startswith(block + ":"))
+
+
 def _check_state_target(notebook: Path, store: Any, pipeline: str, block: str, stream: str, columns: list[str]) -> None:
     """``state set`` must name a source block of the notebook, one of its streams and bookmark columns:
     a pinned value under a typo would be kept forever and never used."""
@@ -285,7 +292,7 @@ def _check_state_target(notebook: Path, store: Any, pipeline: str, block: str, s
     from .pipeline.notebook_file import load_notebook
 
     blocks = {b.name: b for b in load_notebook(notebook).blocks}
-    found = blocks.get(block)
+    found = blocks.get(block) or blocks.get(block.partition(":")[0])  # a dynamic child: its block's cell
     if found is None or found.kind != "source":
         sources = [n for n, b in blocks.items() if b.kind == "source"]
         what = "no block" if found is None else f"a {found.kind} block"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, DIError, GraphError
+from ..integration.reduced import ReducedOutput
 from .block import Block
 from .graph import Graph
 from .observer import RunObserver
@@ -195,17 +196,6 @@ def _no_children(block: Block) -> None:
 
 
 # -- one run -------------------------------------------------------------------------------------------
-
-
-class ReducedOutput(list):
-    """The outputs of a fanned-out block's children, in item order (what a reducer gets).
-
-    ``names`` are the children's names, aligned with the items: a destination writes each child's
-    streams into one table per stream and can name the child in a column."""
-
-    def __init__(self, names: Iterable[str], outputs: Iterable[Any]) -> None:
-        super().__init__(outputs)
-        self.names = list(names)
 
 
 ExecuteFn = Callable[[Graph, list[str]], RunReport]

@@ -8,6 +8,7 @@ successful run; otherwise its cached output is reused.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -20,6 +21,7 @@ from typing import Any
 from ..errors import ConfigError, GraphError
 from ..integration.context import RunContext
 from ..integration.python_block import run_python_block
+from ..integration.reduced import ReducedOutput, pop_child_column, reduced_for_destination
 from ..integration.runner import BlockResult, run_destination, run_source
 from ..run_dirs import RunDir
 from ..settings import SETTINGS, Settings
@@ -244,6 +246,8 @@ class Pipeline:
                         f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run)."
                     )
                 inputs = {u: upstream_output(u) for u in block.upstream}
+            if block.kind == "destination" and any(isinstance(v, ReducedOutput) for v in inputs.values()):
+                block, inputs = self._reduce_for_destination(block, inputs)
             result = self._run_one(block, inputs, ctx)
             with self._lock:
                 finished.add(name)
@@ -291,10 +295,19 @@ class Pipeline:
                     f"{where}: block {block!r} does not run in this run.", block=block, fix="run it too (--blocks), or drop the override."
                 )
 
+    def _reduce_for_destination(self, block: Block, inputs: dict[str, Any]) -> tuple[Block, dict[str, Any]]:
+        """A destination with --reduce-output: each stream of the children, in one table."""
+        body, child_column = pop_child_column(block.body, block=block.name) if block.lang == "yaml" else (block.body, None)
+        reduced = {
+            up: reduced_for_destination(up, value, child_column=child_column, work_dir=self.work_dir, block=block.name)
+            if isinstance(value, ReducedOutput)
+            else value
+            for up, value in inputs.items()
+        }
+        return dataclasses.replace(block, body=body), reduced
+
     def _collect_children(self, template: str, names: list[str], params: dict[str, Any]) -> None:
         """Every child of a fanned-out block succeeded: its output is theirs, in item order."""
-        from .dynamic import ReducedOutput
-
         with self._lock:
             self.outputs[template] = ReducedOutput(names, [self.outputs.get(n) for n in names])
             self.versions[template] = self.versions.get(template, 0) + 1

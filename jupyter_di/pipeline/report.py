@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .dynamic import template_of
 from .graph import Graph
 from .run_record import FAILED, RunReport
 
@@ -10,9 +11,10 @@ def stream_rows(graph: Graph, report: RunReport) -> list[tuple[str, str, str, in
     """(block, kind, stream, rows, where) for every stream a source read or a destination wrote."""
     rows: list[tuple[str, str, str, int, str]] = []
     for name, run in report.runs.items():
-        if name not in graph:
+        block = name if name in graph else template_of(name)  # a dynamic child: its block's kind
+        if block not in graph:
             continue
-        kind = graph[name].kind
+        kind = graph[block].kind
         for stream, info in (run.summary.get("streams") or {}).items():
             where = info.get("table", "") if kind == "destination" else "read"
             rows.append((name, kind, stream, int(info.get("rows", 0)), where))
