@@ -16,15 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from jupyter_di.cli import main
 from jupyter_di.notebook.identity import batch_client, notebook_candidates
 from jupyter_di.state.api import get_bookmark
+from tests.support.notebooks import duckdb_query, new_notebook, synced
 
 BIN = Path(sys.executable).parent
 SOURCE = """%%di_source shop -o shop_out
@@ -50,10 +49,9 @@ with open({log!r}, "a") as f:
 
 
 def write_notebook(path: Path, db: Path, *, method: str = "INCREMENTAL", first: str = "%load_ext jupyter_di", extra: str = "") -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     cells = [first, SOURCE.format(db=db, method=method) + extra, DEST, LOG.format(log=str(path.parent / "reads.log"))]
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb = new_notebook(cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells[-1].metadata["tags"] = ["jupyter-di-skip"]  # headless, the CLI's summary says what was read
     nbformat.write(nb, path)
     return path
@@ -75,14 +73,11 @@ def last_read(folder: Path) -> int:
 
 def cli_run(nb: Path, capsys) -> int:
     """`jupyter-di run` in this process; returns the rows the source block read."""
-    assert main(["run", "-q", str(nb)]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("shop ") and " source " in x)
-    return int(line.split()[3].replace(",", ""))
+    return synced(nb, capsys=capsys, block="shop")
 
 
 def warehouse_rows(folder: Path, name: str) -> int:
-    with duckdb.connect(str(folder / f"{name}.duckdb"), read_only=True) as con:
-        return con.execute('SELECT count(*) FROM "orders"').fetchone()[0]
+    return duckdb_query(folder / f"{name}.duckdb", 'SELECT count(*) FROM "orders"')[0][0]
 
 
 @pytest.fixture
@@ -214,9 +209,7 @@ def run_in_memory(nb: nbformat.NotebookNode, cwd: Path) -> None:
 
 def in_memory_notebook(db: Path, log_dir: Path, *, method: str, first: str = "%load_ext jupyter_di") -> nbformat.NotebookNode:
     cells = [first, SOURCE.format(db=db, method=method), DEST, LOG.format(log=str(log_dir / "reads.log"))]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    return nb
+    return new_notebook(cells)
 
 
 def test_an_unidentified_kernel_refuses_incremental_and_runs_full_table(tmp_path, clean_env):
