@@ -18,7 +18,7 @@ connector is never bent to localstripe's gaps):
   with ``data.`` paths, ``customer`` where the object has one; subscriptions leave out canceled ones
   unless ``status=all`` or ``status=canceled``; unknown parameters are a 400.
 * **Events**: ``type`` with ``*`` wildcards (``customer.*``), ``types[]`` (up to 20 exact names), and
-  the events localstripe does not emit: ``charge.succeeded`` / ``charge.updated`` / ``charge.refunded``,
+  the events localstripe does not emit: ``charge.succeeded`` / ``charge.failed`` (however the charge was made) / ``charge.updated`` / ``charge.refunded``,
   ``product.updated`` / ``product.deleted``, ``plan.updated`` / ``plan.deleted``, ``price.*``,
   ``coupon.*``, ``invoiceitem.*``, ``invoice.updated`` / ``invoice.deleted``,
   ``customer.subscription.updated``, ``payment_intent.created`` / ``payment_intent.updated``,
@@ -186,7 +186,20 @@ def _emit_on(cls: Any, *, create: str | None = None, update: str | None = None, 
         cls._api_delete = classmethod(api_delete)
 
 
-_emit_on(ls.Charge, create="charge.succeeded", update="charge.updated")
+_emit_on(ls.Charge, update="charge.updated")
+_initialize_charge = ls.Charge._initialize_charge
+
+
+def _charge_outcome(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """``charge.succeeded`` or ``charge.failed`` for every charge, however it was made (directly, by a
+    payment intent, by an invoice)."""
+    try:
+        return _initialize_charge(self, *args, **kwargs)
+    finally:
+        _event("charge.succeeded" if self.status == "succeeded" else "charge.failed", self)
+
+
+ls.Charge._initialize_charge = _charge_outcome  # type: ignore[method-assign]
 _emit_on(ls.Product, update="product.updated", delete="product.deleted")
 _emit_on(ls.Plan, update="plan.updated", delete="plan.deleted")
 _emit_on(Price, create="price.created", update="price.updated")

@@ -108,6 +108,17 @@ def test_full_sync_then_every_change_on_the_next_run(env, tmp_path, capsys):
     client.v1.coupons.delete(made["coupons"][0])
     client.v1.products.update(made["products"][0], params={"name": "Gadget"})
     new = seed(client, customers=5, charges=5, extras=False)
+    refund = client.v1.refunds.create(params={"charge": made["charges"][50], "amount": 7})
+    dispute = server.open_dispute(made["charges"][51])
+    client.v1.prices.update(made["prices"][0], params={"nickname": "standard"})
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 700,
+            "currency": "usd",
+            "customer": made["customers"][1],
+            "payment_method": client.v1.customers.retrieve(made["customers"][1]).invoice_settings.default_payment_method,
+        }
+    )
 
     second = run_notebook(nb, capsys=capsys)
     assert second.code == 0, second.out + second.err
@@ -120,6 +131,14 @@ def test_full_sync_then_every_change_on_the_next_run(env, tmp_path, capsys):
     charges = {r[0]: r[1] for r in table(nb, "charges", "id, description")}
     assert sorted(charges) == api_ids(server, "charges") and all(charges[c] == "edited" for c in edited)
     assert all(c in charges for c in new["charges"])
+    assert dict(table(nb, "charges", "id, amount_refunded"))[made["charges"][50]] == 7  # charge.refunded
+    assert refund.id in {r[0] for r in table(nb, "refunds", "id")}
+    assert table(nb, "disputes", "id, charge, status") == [(dispute["id"], made["charges"][51], "needs_response")]
+    assert table(nb, "prices", "id, nickname") == [(made["prices"][0], "standard")]
+    assert intent.id in {r[0] for r in table(nb, "payment_intents", "id")}
+    for stream in STREAMS:  # every stream equals the API (deleted objects stay, marked)
+        kept = {r[0] for r in table(nb, stream, "id")}
+        assert set(api_ids(server, stream)) <= kept, stream
     coupons = {r[0]: r[1] for r in table(nb, "coupons", "id, _di_deleted_at")}
     assert coupons[made["coupons"][0]] is not None and coupons[made["coupons"][1]] is None
     assert table(nb, "products", "id, name") == [(made["products"][0], "Gadget")]
