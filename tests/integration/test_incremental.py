@@ -7,6 +7,7 @@ import pytest
 from jupyter_di.state import api
 from tests.support.notebooks import INCREMENTAL_ORDERS, duckdb_query, pg_source, rows_read, write_notebook
 from tests.support.notebooks import run_notebook as run
+from tests.support.orders import create_orders
 
 pytestmark = pytest.mark.postgres
 
@@ -17,10 +18,7 @@ def source_cell(pg: dict, extra: str = "", name: str = "src") -> str:
 
 @pytest.fixture
 def orders(pg_connect):
-    conn = pg_connect()
-    conn.execute("CREATE TABLE orders (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, note text)")
-    conn.execute("INSERT INTO orders SELECT g, '2024-01-01'::timestamptz + g * interval '1 hour', 'n' || g FROM generate_series(1, 100) g")
-    return conn
+    return create_orders(pg_connect(), 100, step="1 hour", note=None)
 
 
 def notebook(tmp_path, cells: list[str]):

@@ -18,13 +18,15 @@ import psycopg
 Rows = dict[int, tuple[str, float]]
 
 
-def create_orders(conn: psycopg.Connection, rows: int) -> None:
-    """``orders(id, updated_at, note)``: ``rows`` rows one second apart from 2024-01-01."""
+def create_orders(conn: psycopg.Connection, rows: int, *, step: str = "1 second", note: str | None = "first") -> psycopg.Connection:
+    """``orders(id, updated_at, note)``: ``rows`` rows ``step`` apart from 2024-01-01 (row ``g`` at
+    ``g * step``), each with the note ``note`` (``None``: ``n<id>``). Returns ``conn``."""
     conn.execute("CREATE TABLE orders (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, note text)")
     conn.execute(
-        "INSERT INTO orders SELECT g, '2024-01-01'::timestamptz + g * interval '1 second', 'first' FROM generate_series(1, %s) g",
-        (rows,),
+        "INSERT INTO orders SELECT g, '2024-01-01'::timestamptz + g * %s::interval, coalesce(%s, 'n' || g) FROM generate_series(1, %s) g",
+        (step, note, rows),
     )
+    return conn
 
 
 def mutate(

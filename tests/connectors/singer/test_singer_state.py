@@ -19,7 +19,6 @@ import textwrap
 from pathlib import Path
 from unittest import mock
 
-import nbformat
 import pytest
 
 from jupyter_di.cli import main
@@ -30,6 +29,8 @@ from jupyter_di.connectors.singer.state import like, state_for_tap, with_overrid
 from jupyter_di.state import api
 from jupyter_di.state.store import StateStore
 from tests.support import singer_venvs
+from tests.support.notebooks import duckdb_query, synced, write_notebook
+from tests.support.orders import create_orders
 from tests.support.singer_recorder import calls, recording_tap
 
 UTC = dt.timezone.utc
@@ -170,9 +171,8 @@ def test_pinning_a_bookmark_keeps_the_source_state(tmp_path, capsys):
         f"  {s}:\n    replication_method: INCREMENTAL\n    bookmark_properties: [updated]\n    key_properties: [id]\n"
         for s in ("charges", "other")
     )
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(f"%%di_source src\nsource: singer\nconfig:\n  executable: tap\nstreams:\n{streams}")]
-    nbformat.write(notebook, nb)  # `state set` checks the block, stream and column against the notebook
+    # `state set` checks the block, stream and column against the notebook
+    write_notebook(nb, [f"%%di_source src\nsource: singer\nconfig:\n  executable: tap\nstreams:\n{streams}"])
     store = StateStore(api.state_path_for(nb))
     store.set("pin", "src", "charges", {"bookmark": {"updated": "2024-01-01T05:00:00+00:00"}, "source_state": CLASSIC, "columns": ["id"]})
     api.set_bookmark(nb, "src", "charges", updated="2024-01-01T02:00:00+00:00")
@@ -191,17 +191,11 @@ def test_pinning_a_bookmark_keeps_the_source_state(tmp_path, capsys):
 
 
 def _notebook(tmp_path, source: str, stream: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(source),
-        nbformat.v4.new_code_cell(
-            f"%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\nstreams:\n"
-            f"  {stream}:\n    destination_table: landed\n"
-        ),
-    ]
-    path = tmp_path / "taps.ipynb"
-    nbformat.write(nb, path)
-    return path
+    destination = (
+        f"%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\nstreams:\n"
+        f"  {stream}:\n    destination_table: landed\n"
+    )
+    return write_notebook(tmp_path / "taps.ipynb", [source, destination])
 
 
 def _singer_cell(executable: str, config: dict, stream: str, key: str) -> str:
@@ -214,18 +208,11 @@ def _singer_cell(executable: str, config: dict, stream: str, key: str) -> str:
 
 def _run(path, capsys, *args) -> int:
     """Run the notebook; the rows the source read."""
-    code = main(["run", "-q", str(path), *args])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    line = next(x for x in out.out.splitlines() if x.startswith("src ") and " source " in x)
-    return int(line.split()[3].replace(",", ""))
+    return synced(path, *args, capsys=capsys)
 
 
 def _landed(tmp_path, columns: str):
-    import duckdb
-
-    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
-        return con.execute(f"SELECT {columns} FROM landed ORDER BY id").fetchall()
+    return duckdb_query(tmp_path / "out.duckdb", f"SELECT {columns} FROM landed ORDER BY id")
 
 
 def _saved(path, stream) -> dict:
@@ -294,10 +281,7 @@ def test_classic_tap_gets_its_own_state_back_and_overrides_keep_its_epoch_type(t
 
 @pytest.fixture
 def pg_orders(pg_connect):
-    conn = pg_connect()
-    conn.execute("CREATE TABLE orders (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, note text)")
-    conn.execute("INSERT INTO orders SELECT g, '2024-01-01'::timestamptz + g * interval '1 hour', 'n' || g FROM generate_series(1, 10) g")
-    return conn
+    return create_orders(pg_connect(), 10, step="1 hour", note=None)
 
 
 def _pipelinewise_tap_postgres() -> Path:
