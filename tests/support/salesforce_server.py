@@ -293,6 +293,37 @@ class Org:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.RLock()
         self.rules: list[tuple[str, str, Any, str, str]] = []
+        # value -> record ids, for every external ID and unique field: upsert and uniqueness without a scan
+        self.index: dict[tuple[str, str], dict[Any, set[str]]] = {
+            (obj, f.name): {} for obj, fs in self.objects.items() for f in fs if f.external_id or f.unique
+        }
+
+    def lookup(self, obj: str, name: str, value: Any) -> list[dict[str, Any]]:
+        ids = self.index.get((obj, name), {}).get(value, set())
+        return [self.records[obj][i] for i in sorted(ids)]
+
+    def _reindex(self, obj: str, record: dict[str, Any], name: str, old: Any, new: Any) -> None:
+        index = self.index.get((obj, name))
+        if index is None or old == new:
+            return
+        if old is not None:
+            index.get(old, set()).discard(record["Id"])
+        if new is not None:
+            index.setdefault(new, set()).add(record["Id"])
+
+    def snapshot(self, obj: str) -> Any:
+        indexes = {k: {v: set(ids) for v, ids in index.items()} for k, index in self.index.items() if k[0] == obj}
+        return {k: dict(v) for k, v in self.records[obj].items()}, indexes
+
+    def restore(self, obj: str, snapshot: Any) -> None:
+        self.records[obj], indexes = snapshot
+        self.index.update(indexes)
+
+    def remove(self, obj: str, rid: str) -> None:
+        record = self.records[obj].pop(rid)
+        for (o, name), index in self.index.items():
+            if o == obj and record.get(name) is not None:
+                index.get(record[name], set()).discard(rid)
 
     # -- schema helpers
     def fields(self, obj: str) -> dict[str, Field]:
@@ -427,7 +458,7 @@ class Org:
             if (ext_field.name, key) in seen:
                 raise RecordError("DUPLICATE_VALUE", f"Duplicate external id specified: {key}", [ext_field.name])
             seen.add((ext_field.name, key))
-            matches = [r for r in store.values() if r.get(ext_field.name) == key]
+            matches = self.lookup(obj, ext_field.name, key)
             if len(matches) > 1:
                 raise RecordError(
                     "DUPLICATE_EXTERNAL_ID",
@@ -437,7 +468,7 @@ class Org:
             target = matches[0] if matches else None
         if op == "delete":
             assert target is not None
-            del store[target["Id"]]
+            self.remove(obj, target["Id"])
             return target["Id"], False
         creating = target is None
         for name in list(clean):
@@ -466,7 +497,7 @@ class Org:
         for name, value in clean.items():
             f = fields[name.lower()]
             if f.unique and value is not None:
-                clash = next((r for r in store.values() if r.get(name) == value and r is not target), None)
+                clash = next((r for r in self.lookup(obj, name, value) if r is not target), None)
                 if clash is not None:
                     raise RecordError(
                         "DUPLICATE_VALUE", f"duplicate value found: {name} duplicates value on record with id: {clash['Id']}", [name]
@@ -483,6 +514,7 @@ class Org:
         assert target is not None
         for name, value in clean.items():
             if name != "Id":
+                self._reindex(obj, target, name, target.get(name), value)
                 target[name] = value
         target["LastModifiedDate"] = target["SystemModstamp"] = now
         return target["Id"], creating
@@ -899,7 +931,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if method == "GET":
                     return self._send(200, _with_attributes(obj, version, record))
                 if method == "DELETE":
-                    del store[record["Id"]]
+                    org.remove(obj, record["Id"])
                     return self._send(204)
                 if method == "PATCH":
                     try:
@@ -948,7 +980,7 @@ class _Handler(BaseHTTPRequestHandler):
                             }
                         )
                     elif not all_or_none:
-                        del org.records[obj][rid]
+                        org.remove(obj, rid)
                         out.append({"id": rid, "success": True, "errors": []})
                     else:
                         out.append({"id": rid, "success": True, "errors": []})
@@ -956,8 +988,9 @@ class _Handler(BaseHTTPRequestHandler):
                     out = [r if not r["success"] else {"id": r["id"], "success": False, "errors": [_rolled_back()]} for r in out]
                 elif all_or_none:
                     for rid in ids:
-                        for store in org.records.values():
-                            store.pop(rid, None)
+                        for obj, store in org.records.items():
+                            if rid in store:
+                                org.remove(obj, rid)
             return self._send(200, out)
         payload = self._json(body)
         if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
@@ -990,7 +1023,7 @@ class _Handler(BaseHTTPRequestHandler):
                 for name in r:
                     if name != "attributes" and name.lower() not in fields:
                         raise RequestError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj}")
-            snapshot = {k: dict(v) for k, v in org.records[obj].items()} if payload.get("allOrNone") else None
+            snapshot = org.snapshot(obj) if payload.get("allOrNone") else None
             out: list[dict[str, Any]] = []
             seen: set = set()
             for r in records:
@@ -1006,7 +1039,7 @@ class _Handler(BaseHTTPRequestHandler):
                         result["id"] = values.get("Id")
                 out.append(result)
             if snapshot is not None and any(not r["success"] for r in out):
-                org.records[obj] = snapshot
+                org.restore(obj, snapshot)
                 out = [r if not r["success"] else {"id": None, "success": False, "errors": [_rolled_back()]} for r in out]
         self._send(200, out)
 
@@ -1086,7 +1119,10 @@ class _Handler(BaseHTTPRequestHandler):
                 del org.jobs[job.id]
             return self._send(204)
         kinds = {"successfulResults": ("sf__Id", "sf__Created"), "failedResults": ("sf__Id", "sf__Error"), "unprocessedrecords": ()}
-        if len(rest) == 1 and rest[0] in kinds and method == "GET":
+        # the docs spell unprocessedrecords, clients (simple-salesforce, salesforcer) unprocessedRecords: both work
+        named = {k.lower(): k for k in kinds}
+        if len(rest) == 1 and rest[0].lower() in named and method == "GET":
+            rest = [named[rest[0].lower()]]
             with org.lock:
                 if job.state not in ("JobComplete", "Failed", "Aborted"):
                     raise RequestError(409, "INVALIDJOBSTATE", f"Job {job.id} is not complete: {job.state}")
