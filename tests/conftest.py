@@ -32,13 +32,13 @@ def pg_server():
 
 @pytest.fixture(scope="session")
 def trino_server():
-    """Connection settings of a running Trino server (tests/support/trino.py): from the environment
+    """Connection settings of a running Trino server (tests/support/trino_server.py): from the environment
     when .ci/run started one (``JDI_TEST_TRINO_PORT``), else one started for this session."""
-    from tests.support import trino
+    from tests.support import trino_server as server
 
     started = None
     if not os.environ.get("JDI_TEST_TRINO_PORT"):
-        started = trino.start()
+        started = server.start()
         os.environ.update(started)
     yield {
         "host": os.environ["JDI_TEST_TRINO_HOST"],
@@ -47,7 +47,7 @@ def trino_server():
         "catalog": os.environ.get("JDI_TEST_TRINO_CATALOG", "iceberg"),
     }
     if started:
-        trino.stop(started["JDI_TEST_TRINO_DIR"])
+        server.stop(started["JDI_TEST_TRINO_DIR"])
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ only by case are refused, and the table's columns are matched to the stream's ca
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,7 +46,8 @@ from .types import trino_type
 log = logging.getLogger(__name__)
 
 LOAD_BYTES = 16 * 1024 * 1024
-"""Batches are merged up to this much Arrow data before they are encoded into statements."""
+"""FULL_TABLE: batches are merged up to this much Arrow data before they are encoded into statements
+(INCREMENTAL streams take batches as they come, so a commit window ends where the source cut it)."""
 NO_MERGE_CONNECTORS = frozenset({"memory", "blackhole", "tpch", "tpcds", "system", "jmx", "faker"})
 """Connectors known to have no MERGE; others are asked (``EXPLAIN MERGE``) before anything is written."""
 REPLACE_CONNECTORS = frozenset({"iceberg", "delta_lake"})
@@ -83,7 +85,11 @@ class _TableWriter:
         self.connector = ""
         self.keys = [k.lower() for k in self.settings.unique_constraints]
         self.full = self.settings.replication_method == FULL_TABLE
-        self.stage = internal_name("stage", cfg.catalog, cfg.schema, self.table.lower())
+        self.prefix = internal_name("stage", cfg.catalog, cfg.schema, self.table.lower())
+        self.stage = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        """This run's staging table: a statement a killed run left running on the server can only
+        write into that run's own staging table, which this run drops."""
+        self.old = f"{self.prefix}_old"
 
     # -- names ----------------------------------------------------------------------------
 
@@ -112,8 +118,8 @@ class _TableWriter:
         if keyed and self.connector in NO_MERGE_CONNECTORS:
             raise self._no_merge(f"its {self.connector!r} connector cannot MERGE")
         self._ensure_schema()
+        self._clean_up()
         self.columns = self._table_columns(self.table)
-        self._drop(self.stage)
         if keyed:
             self._check_merge()
         if self.full:
@@ -177,7 +183,7 @@ class _TableWriter:
         window: list[str] | None = None  # the stage's columns while a window is open
         window_rows = seq = 0
         try:
-            for chunk in coalesced(chunks, LOAD_BYTES):
+            for chunk in chunks:
                 batch = chunk.batch
                 if batch.num_rows:
                     names = [n.lower() for n in batch.schema.names]
@@ -234,11 +240,31 @@ class _TableWriter:
             self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.cfg.catalog)}.{quote_ident(self.cfg.schema)}")
 
     def _table_columns(self, table: str) -> dict[str, str]:
+        """The table's columns, {} when it does not exist.  Asked by name through SHOW COLUMNS, which
+        resolves the name as every statement does (a metastore may store odd names escaped)."""
+        try:
+            rows = self.session.run(f"SHOW COLUMNS FROM {self.rel(table)}")
+        except TrinoError as exc:
+            if exc.name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+                return {}
+            raise self._mismatch(exc) from None
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def _clean_up(self) -> None:
+        """Drop what a killed run of this table left: staging tables, and a table renamed away for a
+        swap (renamed back first if the swap died between its two renames, so nothing is lost)."""
         query = (
-            f"SELECT column_name, data_type FROM {quote_ident(self.cfg.catalog)}.information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position"
+            f"SELECT table_name FROM {quote_ident(self.cfg.catalog)}.information_schema.tables "
+            "WHERE table_schema = ? AND starts_with(table_name, ?)"
         )
-        return {str(name): str(data_type) for name, data_type in self._run(query, [self.cfg.schema.lower(), table.lower()])}
+        leftovers = sorted(str(r[0]) for r in self._run(query, [self.cfg.schema.lower(), self.prefix]))
+        if self.old in leftovers:
+            if not self._table_columns(self.table):
+                self._run(f"ALTER TABLE {self.rel(self.old)} RENAME TO {self.rel(self.table)}")
+            leftovers.remove(self.old)
+            self._drop(self.old)
+        for name in leftovers:
+            self._drop(name)
 
     def _check_names(self, schema: pa.Schema) -> None:
         seen: dict[str, str] = {}
@@ -373,22 +399,19 @@ class _TableWriter:
             return
         ready = self.stage
         if self.keys:
-            ready = internal_name("ready", self.cfg.catalog, self.cfg.schema, self.table.lower())
-            self._drop(ready)
+            ready = f"{self.stage}_ready"
             self._run(f"CREATE TABLE {self.rel(ready)} AS {source}")
             self._drop(self.stage)
         if not self.columns:
             self._run(f"ALTER TABLE {self.rel(ready)} RENAME TO {target}")
             return
-        old = internal_name("old", self.cfg.catalog, self.cfg.schema, self.table.lower())
-        self._drop(old)
-        self._run(f"ALTER TABLE {target} RENAME TO {self.rel(old)}")
+        self._run(f"ALTER TABLE {target} RENAME TO {self.rel(self.old)}")
         try:
             self._run(f"ALTER TABLE {self.rel(ready)} RENAME TO {target}")
         except BaseException:
-            self.session.run(f"ALTER TABLE {self.rel(old)} RENAME TO {target}")
+            self.session.run(f"ALTER TABLE {self.rel(self.old)} RENAME TO {target}")
             raise
-        self._drop(old)
+        self._drop(self.old)
 
     # -- loading --------------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """Start a throwaway Trino server for the tests (and for .ci/run): a real coordinator on 127.0.0.1.
 
-Usage: ``python tests/support/trino.py [start] DIR`` prints ``export JDI_TEST_TRINO_...=...`` lines
-(eval them); ``python tests/support/trino.py stop DIR`` stops it.
+(Not named trino.py: a script run from tests/support/, such as kill_points.py, would import it in
+place of the ``trino`` client package.)
+
+Usage: ``python tests/support/trino_server.py [start] DIR`` prints ``export JDI_TEST_TRINO_...=...`` lines
+(eval them); ``python tests/support/trino_server.py stop DIR`` stops it.
 
 Where it comes from: the ``io.trino:trino-server`` tarball of Maven Central, fetched once with
 ``mvn dependency:copy`` into ``~/.cache/jupyter-di/trino`` and extracted there once (keeping only
