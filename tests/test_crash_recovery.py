@@ -34,11 +34,12 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from jupyter_di.state.api import get_bookmark
 from jupyter_di.state.store import StateStore
+from tests.support.notebooks import INCREMENTAL_ORDERS, cli_process, pg_source, pg_yaml
+from tests.support.notebooks import write_notebook as write_cells
 from tests.support.orders import (
     create_orders,
     differences,
@@ -68,10 +69,6 @@ DESTINATIONS = ("pg", "duck", "lite", "singer", *FILES)
 KILL_POINTS = Path(__file__).resolve().parent / "support" / "kill_points.py"
 
 
-def pg_yaml(pg: dict) -> str:
-    return f"  host: {pg['host']}\n  port: {pg['port']}\n  username: {pg['username']}\n  database: {pg['database']}\n"
-
-
 def files_cell(name: str, upstream: str, fmt: str) -> str:
     return f"%%di_destination {name} --upstream {upstream}\ndestination: files\nconfig:\n  path: {name}\n  format: {fmt}\n"
 
@@ -93,9 +90,7 @@ def make_notebook(path: Path, pg: dict, target: Path) -> None:
         *(files_cell(name, "src", fmt) for name, fmt in FILES.items()),
         files_cell(FULL_FILE[0], "src_full", FULL_FILE[1]),
     ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, path)
+    write_cells(path, cells)
 
 
 def destination_rows(name: str, folder: Path, conn) -> tuple[dict[int, tuple[str, float]], int]:
@@ -238,29 +233,19 @@ def test_kill_minus_nine_at_random_moments_loses_and_duplicates_nothing(tmp_path
 def run_cli(notebook: Path, *kill: str) -> subprocess.CompletedProcess:
     """``jupyter-di run -q NOTEBOOK``; with ``kill`` options (tests/support/kill_points.py) it SIGKILLs itself there."""
     args = ["run", "-q", str(notebook)]
-    if kill:
-        cmd = [sys.executable, str(KILL_POINTS), *kill, "--", *args]
-    else:
-        cmd = [sys.executable, "-m", "jupyter_di.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-
-
-INCREMENTAL_ORDERS = "  orders:\n    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n    key_properties: [id]\n"
+    if not kill:
+        return cli_process(*args)
+    return subprocess.run([sys.executable, str(KILL_POINTS), *kill, "--", *args], capture_output=True, text=True, timeout=300)
 
 
 def write_notebook(path: Path, pg: dict, destination_yaml: str, source_streams: str = INCREMENTAL_ORDERS) -> Path:
     """``src`` (PostgreSQL ``orders``, INCREMENTAL on updated_at by default) -> ``dest``, in batches of 1000 rows."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(c)
-        for c in (
-            "%load_ext jupyter_di\n%config JupyterDI.batch_size = 1000",
-            f"%%di_source src\nsource: postgresql\nconfig:\n{pg_yaml(pg)}streams:\n{source_streams}",
-            f"%%di_destination dest --upstream src\n{destination_yaml}",
-        )
+    cells = [
+        "%load_ext jupyter_di\n%config JupyterDI.batch_size = 1000",
+        pg_source(pg, source_streams),
+        f"%%di_destination dest --upstream src\n{destination_yaml}",
     ]
-    nbformat.write(nb, path)
-    return path
+    return write_cells(path, cells)
 
 
 KILLED = -signal.SIGKILL
