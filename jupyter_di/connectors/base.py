@@ -137,6 +137,8 @@ class StreamSettings:
     (duplicates at ties, accepted explicitly).  Without it a keyless INCREMENTAL stream is refused."""
     null_cursor: str = "report"
     """See ``NULL_CURSOR_MODES``."""
+    validate_records: bool = False
+    """Check each record against the stream's JSON schema (Singer streams); off by default for speed."""
     partitions: int | str | None = None
     """Read the stream as this many snapshot-consistent parts at once, or ``auto`` (sources that can
     split a table: PostgreSQL, ``connectors/postgres/partitions.py``); None or 1: one query."""

@@ -32,6 +32,7 @@ STREAM_KEYS = (
     "auto_add_new_fields",
     "append_only",
     "null_cursor",
+    "validate_records",
     "partitions",
 )
 """The stream settings a block (its YAML ``streams:``, or a catalog entry's Mage-style keys) may

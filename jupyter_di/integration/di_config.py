@@ -15,13 +15,13 @@ from typing import Any
 
 import yaml
 
-from ..connectors.base import INCREMENTAL, NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
+from ..connectors.base import NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from ..connectors.catalog import STREAM_KEYS
 from ..errors import ConfigError
 from . import safe_yaml
 
 LIST_KEYS = ("columns", "bookmark_properties", "key_properties", "unique_constraints")
-BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields", "append_only")
+BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields", "append_only", "validate_records")
 CHOICE_KEYS = {"replication_method": REPLICATION_METHODS, "unique_conflict_method": UNIQUE_CONFLICT_METHODS}
 
 
@@ -54,14 +54,15 @@ def declared_bookmark_properties(connector: str | None, stream: str) -> list[str
 def stream_settings(name: str, given: Mapping[str, Any], *, block: str, connector: str | None = None) -> StreamSettings:
     """Typed settings of one stream from what a cell (or a source's catalog entry) says about it.
 
-    The one place defaults are applied: an INCREMENTAL stream with keys upserts on them.
+    The one place defaults are applied: a stream with keys upserts on them, whatever its replication
+    method (a FULL_TABLE load too ends with one row per key: the last one, or the first with IGNORE).
     """
     raw = {k: v for k, v in given.items() if k != "selected"}
     try:
         settings = StreamSettings(stream=name, **raw)
     except TypeError as exc:
         raise ConfigError(f"bad stream settings: {exc}", block=block or None, stream=name) from None
-    if settings.replication_method == INCREMENTAL and settings.key_properties and not settings.unique_constraints:
+    if settings.key_properties and not settings.unique_constraints:
         settings.unique_constraints = list(settings.key_properties)
     check_null_cursor(settings.null_cursor, block=block, stream=name)
     if settings.replication_method == "INCREMENTAL" and not settings.bookmark_properties:

@@ -10,6 +10,7 @@ another.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -209,6 +210,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                     bookmark_from_user=typed_by_user,
                 )
                 reader = source.read(request)
+                settings = with_reported_keys(settings, request, catalog)
                 info = stream_info(settings, reader.schema)
                 if live is not None:
                     live.begin(reader.schema, info)
@@ -254,6 +256,20 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
     # a one-run override reads from a bookmark the user typed: what it reads must not move the saved one
     pending = [(o.name, o.origin["final_state"]) for o in outs if o.origin.get("final_state") and not o.origin.get("override")]
     return BlockResult(output=source_output(outs), summary=summary, pending_states=pending, resolved=resolved)
+
+
+def with_reported_keys(settings: StreamSettings, request: ReadRequest, catalog: Mapping[str, Any] | None) -> StreamSettings:
+    """A stream the cell gives no key_properties takes the ones the source reported while reading
+    (a Singer tap's SCHEMA, ``stats["key_properties"]``) or the catalog's: its destinations then keep
+    one row per key, whatever the replication method."""
+    if settings.key_properties:
+        return settings
+    keys = list(request.stats.get("key_properties") or [])
+    if not keys and catalog:
+        keys = list((find_stream(catalog, settings.stream) or {}).get("key_properties") or [])
+    if not keys:
+        return settings
+    return dataclasses.replace(settings, key_properties=keys, unique_constraints=list(settings.unique_constraints or keys))
 
 
 # -- destinations -----------------------------------------------------------------------------

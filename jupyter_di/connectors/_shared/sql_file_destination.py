@@ -209,6 +209,8 @@ class SqlFileDestination(Destination):
                 if staged:
                     con.execute("COMMIT")
                     con.execute(self.begin_sql)
+                    if s.unique_constraints and rows:
+                        self._one_row_per_key(con, insert_into, s)
                     self._replace_from_staging(con, s, insert_into)
                 self._commit(con, request.state_key, state)
             except BaseException:
@@ -281,6 +283,15 @@ class SqlFileDestination(Destination):
         con.execute(f"DELETE FROM {table_sql}")
         con.execute(f"INSERT INTO {table_sql} ({cols}) SELECT {cols} FROM {staging_sql}")
         con.execute(f"DROP TABLE {staging_sql}")
+
+    def _one_row_per_key(self, con: Any, staging: str, s: StreamSettings) -> None:
+        """A staged FULL_TABLE load keeps one row per key: the last loaded (UPDATE) or the first (IGNORE),
+        as the same rows upserted one after another would (rowids grow in load order)."""
+        names = {n.lower(): n for n in self._table_columns(con, staging) or []}
+        keys = ", ".join(quote_ident(names.get(k.lower(), k)) for k in s.unique_constraints)
+        pick = "min" if s.unique_conflict_method == "IGNORE" else "max"
+        table = self._table_sql(staging)
+        con.execute(f"DELETE FROM {table} WHERE rowid NOT IN (SELECT {pick}(rowid) FROM {table} GROUP BY {keys})")
 
     def _commit(self, con: Any, state_key: str | None, state: Any) -> None:
         if state_key and state is not None:

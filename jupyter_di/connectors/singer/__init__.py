@@ -8,8 +8,9 @@ slow or missing), ``catalog_flag`` (``--properties`` for legacy taps) and
 ``full_table_activate_version``.
 
 ``read.py`` runs a tap, ``write.py`` feeds a target, ``process.py`` runs either (private config
-file, masked stderr, clean kills), ``messages.py`` turns Singer messages into Arrow and back, and
-``state.py`` builds the ``--state`` a tap gets.  Where Singer differs from the built-in connectors
+file, masked stderr, clean kills), and ``state.py`` builds the ``--state`` a tap gets.  Singer
+messages <-> Arrow (``_shared/singer_messages.py``) and a stream's evolving SCHEMA
+(``_shared/singer_shape.py``) are shared with ``jupyter-di target`` and ``jupyter-di tap``.  Where Singer differs from the built-in connectors
 is said in ``read.py`` and ``write.py``.
 """
 

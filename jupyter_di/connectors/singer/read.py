@@ -34,10 +34,12 @@ from typing import Any
 import pyarrow as pa
 
 from ...errors import ConfigError
+from ...run_dirs import RunDir
+from .._shared.singer_messages import RECORD, SCHEMA, STATE, RecordBatcher, SingerProtocolError, parse_line
+from .._shared.singer_shape import StreamShape, cast_to
 from ..base import INCREMENTAL, SOURCE_STATE_KEY, ReadRequest, Source, StreamSettings
-from ..catalog import arrow_field_for_property, find_stream, names_of, only_streams, selected_catalog, stream_ids
+from ..catalog import find_stream, names_of, only_streams, selected_catalog, stream_ids
 from .config import CONFIG_SCHEMA, user_config
-from .messages import RECORD, SCHEMA, STATE, RecordBatcher, SingerProtocolError, parse_line
 from .process import SingerProcess
 from .state import state_for_tap
 
@@ -119,7 +121,16 @@ class SingerSource(Source):
         entry = entry_for(catalog, settings.stream)
         check_settings(entry, settings)
         names = names_of(entry)
+        shape = StreamShape(
+            settings.stream,
+            columns=settings.columns,
+            key_properties=settings.key_properties,
+            catalog_entry=entry,
+            auto_add_new_fields=settings.auto_add_new_fields,
+            validate_records=settings.validate_records,
+        )
         proc = self._process()
+        spool = _Spool()
         try:
             args = [self.config.get("catalog_flag") or "--catalog"]
             args.append(proc.write_file("catalog.json", selected_catalog(catalog, settings.stream, settings)))
@@ -129,12 +140,19 @@ class SingerSource(Source):
             popen = proc.start(args)
             run = _TapRun(proc, popen.stdout, names, settings.stream)
             schema_msg = run.next_schema()
-            schema = _reader_schema(entry, schema_msg, settings.columns)
+            shape.update(schema_msg)
+            shape.initial_keys()
+            for batch in _batches(run, shape, request):
+                spool.add(batch)
+            shape.finish()
         except BaseException:
-            self._release(proc)
+            spool.close()
             raise
-        batches = _Batches(_batches(run, schema, request), lambda: self._release(proc))
-        return pa.RecordBatchReader.from_batches(schema, batches)
+        finally:
+            self._release(proc)
+        request.stats["key_properties"] = list(shape.keys)
+        assert shape.schema is not None  # update() made one or raised
+        return pa.RecordBatchReader.from_batches(shape.schema, _Batches(spool.replay(shape.schema), spool.close))
 
     def close(self) -> None:
         for proc in list(self._open):
@@ -178,19 +196,6 @@ def check_settings(entry: dict[str, Any], settings: StreamSettings) -> None:
                 stream=settings.stream,
                 fix=f"pick a bookmark property among: {', '.join(props)}.",
             )
-
-
-def _reader_schema(entry: dict[str, Any], schema_msg: dict[str, Any] | None, columns: list[str] | None) -> pa.Schema:
-    """Columns in the stream's order; types from the tap's SCHEMA message, else the catalog."""
-    catalog_props = entry.get("schema", {}).get("properties", {})
-    msg_props = (schema_msg or {}).get("schema", {}).get("properties", {}) or {}
-    if columns is None:
-        names = list(msg_props) if msg_props else list(catalog_props)
-    else:
-        wanted = set(columns)
-        order = list(catalog_props) + [c for c in msg_props if c not in catalog_props]
-        names = [c for c in order if c in wanted]
-    return pa.schema([arrow_field_for_property(n, msg_props.get(n) or catalog_props.get(n) or {}) for n in names])
 
 
 class _TapRun:
@@ -248,12 +253,16 @@ class _TapRun:
         return None
 
     def events(self) -> Iterator[tuple[str, Any]]:
-        """``(RECORD, record)`` for our stream's records and ``(STATE, value)`` for every STATE, in the
-        tap's order, after ``next_schema``.  A STATE is the whole tap's state, not one stream's."""
+        """``(RECORD, record)`` for our stream's records, ``(SCHEMA, message)`` for its later SCHEMAs and
+        ``(STATE, value)`` for every STATE, in the tap's order, after ``next_schema``.  A STATE is the
+        whole tap's state, not one stream's."""
         for msg in self._iter:
             if msg["type"] == STATE:
                 if msg.get("value") is not None:
                     yield STATE, msg["value"]
+                continue
+            if msg["type"] == SCHEMA and msg.get("stream") in self.names:
+                yield SCHEMA, msg
                 continue
             if msg["type"] == RECORD and msg.get("stream") in self.names:
                 record = msg.get("record")
@@ -267,10 +276,12 @@ class _TapRun:
                 yield RECORD, record
 
 
-def _batches(run: _TapRun, schema: pa.Schema, request: ReadRequest) -> Iterator[pa.RecordBatch]:
+def _batches(run: _TapRun, shape: StreamShape, request: ReadRequest) -> Iterator[pa.RecordBatch]:
     """Arrow batches of the tap's records, at most ``limit`` rows; for an INCREMENTAL stream each
-    carries (``SOURCE_STATE_KEY``) the last tap STATE that holds once it is delivered."""
-    batcher = RecordBatcher(schema, request.batch_size, request.settings.stream)
+    carries (``SOURCE_STATE_KEY``) the last tap STATE that holds once it is delivered.  A SCHEMA
+    that changes the stream's shape cuts the rows so far into a batch of the old shape."""
+    assert shape.schema is not None
+    batcher = RecordBatcher(shape.schema, request.batch_size, request.settings.stream)
     limit = request.limit
     if limit is not None and limit <= 0:
         return
@@ -282,12 +293,76 @@ def _batches(run: _TapRun, schema: pa.Schema, request: ReadRequest) -> Iterator[
             if keep_state:
                 yield from cut.state(payload, batcher)
             continue
+        if kind == SCHEMA:
+            rows = batcher.rows
+            if shape.update(payload):
+                flushed = batcher.flush()
+                if flushed is not None:
+                    yield from cut.batch(flushed)
+                batcher = RecordBatcher(shape.schema, request.batch_size, request.settings.stream)
+                batcher.rows = rows
+            continue
+        shape.check(payload)
         batch = batcher.add(payload)
         if batch is not None:
             yield from cut.batch(batch)
         if limit is not None and batcher.rows >= limit:
             break
     yield from cut.end(batcher.flush())
+
+
+class _Spool:
+    """The tap's batches on disk until the tap ends, then read back under the stream's final schema.
+
+    Why: a later SCHEMA may add columns or widen types, and a reader's schema is fixed when it is
+    handed out; the whole stream is known only when the tap ends.  Batches go to Arrow IPC files
+    (one per shape) in a private run folder, with their tap STATEs kept beside them, and come back
+    memory-mapped, cast to the final schema (new columns NULL in the rows before them).
+    """
+
+    def __init__(self) -> None:
+        self._dir: RunDir | None = None
+        self._files: list[tuple[str, list[bytes | None]]] = []
+        self._writer: Any = None
+        self._sink: Any = None
+        self._schema: pa.Schema | None = None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        state = (batch.schema.metadata or {}).get(SOURCE_STATE_KEY)
+        plain = batch.schema.remove_metadata()
+        if self._writer is None or not plain.equals(self._schema, check_metadata=True):
+            self._close_writer()
+            if self._dir is None:
+                self._dir = RunDir("singerspool")
+            path = str(self._dir.path / f"{len(self._files)}.arrow")
+            self._sink = pa.OSFile(path, "wb")
+            self._writer = pa.ipc.new_file(self._sink, plain)
+            self._schema = plain
+            self._files.append((path, []))
+        self._writer.write_batch(batch.replace_schema_metadata(None))
+        self._files[-1][1].append(state)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
+
+    def replay(self, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        self._close_writer()
+        for path, states in self._files:
+            reader = pa.ipc.open_file(pa.memory_map(path))  # not closed here: batches handed out map it
+            for i, state in enumerate(states):
+                batch = cast_to(reader.get_batch(i), schema)
+                if state is not None:
+                    batch = batch.replace_schema_metadata({**(batch.schema.metadata or {}), SOURCE_STATE_KEY: state})
+                yield batch
+
+    def close(self) -> None:
+        self._close_writer()
+        directory, self._dir = self._dir, None
+        if directory is not None:
+            directory.close()
 
 
 class _StateCuts:

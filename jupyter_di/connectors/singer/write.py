@@ -46,10 +46,10 @@ from typing import Any
 import pyarrow as pa
 
 from ...errors import ConfigError
+from .._shared.singer_messages import SingerProtocolError, activate_version_line, record_lines, schema_line, state_line
 from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
 from ..catalog import json_schema_for_arrow
 from .config import CONFIG_SCHEMA, user_config
-from .messages import SingerProtocolError, activate_version_line, record_lines, schema_line, state_line
 from .process import SingerProcess, resolve_executable
 
 logger = logging.getLogger("jupyter_di.singer")
