@@ -1,10 +1,10 @@
 """The spec's six-step example (notebooks/spec_example.ipynb), run headless twice.
 
-Real parts: a seeded PostgreSQL database, the local Stripe-like HTTP server,
-the ``jupyter-di run`` CLI in a subprocess and the DuckDB file it writes.  The
-second run follows an insert and an update in PostgreSQL and must read only
-the changed orders (plus the row at the inclusive bookmark) and leave the
-report right.
+Real parts: a seeded PostgreSQL database, localstripe (a stateful fake Stripe server from the
+registry, extended in tests/support/localstripe_server.py) holding customers and charges made with
+Stripe's official client, the ``jupyter-di run`` CLI in a subprocess and the DuckDB file it writes.
+The second run follows an insert and an update in PostgreSQL and must read only the changed orders
+(plus the row at the inclusive bookmark) and leave the report right.
 """
 
 from __future__ import annotations
@@ -15,45 +15,72 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import stripe
 
-from tests.support.http_server import ApiServer, make_charges, make_customers
+from tests.support.localstripe_server import CARD, LocalStripe
 from tests.support.notebooks import cli_process, duckdb_query, rows_read
 
 ROOT = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
+DECLINED = {**CARD, "number": "4000000000000341"}  # Stripe's test card that attaches, then declines charges
+CUSTOMERS = [
+    ("Ada Lovelace", "Ada@Example.com"),
+    ("Grace Hopper", "grace@example.com"),
+    ("Alan Turing", "ALAN@example.com"),
+    ("Edsger Dijkstra", "edsger@example.com"),
+    ("Barbara Liskov", "barbara@example.com"),
+    ("Ken Thompson", "ken@example.com"),
+]
+CHARGES = [(0, 1990), (0, 725), (1, 500), (2, 12000), (2, 300), (3, 4200), (5, 999), (5, 1500), (1, 250)]
+"""(customer index, amount in cents); customer 5's card declines, so its charges are not paid"""
 
-# (id, customer_id, status, total, updated_at): messy statuses, one order without a customer
+# (id, customer index, status, total, updated_at): messy statuses, one order without a customer
 ORDERS = [
-    (1, "cus_0001", "  Paid ", "19.90", "2024-03-01T10:00:00Z"),
-    (2, "cus_0002", "PENDING", "5.00", "2024-03-01T11:00:00Z"),
-    (3, "cus_0003", "paid", "120.00", "2024-03-02T09:30:00Z"),
+    (1, 0, "  Paid ", "19.90", "2024-03-01T10:00:00Z"),
+    (2, 1, "PENDING", "5.00", "2024-03-01T11:00:00Z"),
+    (3, 2, "paid", "120.00", "2024-03-02T09:30:00Z"),
     (4, None, "paid", "1.00", "2024-03-02T10:00:00Z"),
-    (5, "cus_0001", "Refunded", "7.25", "2024-03-03T08:00:00Z"),
-    (6, "cus_0006", "paid", "42.00", "2024-03-04T12:00:00Z"),
+    (5, 0, "Refunded", "7.25", "2024-03-03T08:00:00Z"),
+    (6, 5, "paid", "42.00", "2024-03-04T12:00:00Z"),
 ]
 
 
-def expected_customer_totals() -> dict[str, tuple[str, str, int, float]]:
-    """customer id -> (name, email, paid charges, paid amount in units), from the mock's data."""
-    out = {}
-    charges = make_charges()
-    for c in make_customers():
-        paid = [ch["amount"] for ch in charges if ch["customer"] == c["id"] and ch["paid"]]
-        out[c["id"]] = (c["name"], c["email"].lower(), len(paid), sum(paid) / 100)
-    return out
+def seed_shop(client: Any) -> list[str]:
+    """The shop's Stripe customers and charges; the customers' ids, in CUSTOMERS order."""
+    ids = []
+    for i, (name, email) in enumerate(CUSTOMERS):
+        pm = client.v1.payment_methods.create(params={"type": "card", "card": DECLINED if i == 5 else CARD})
+        cus = client.v1.customers.create(
+            params={"name": name, "email": email, "payment_method": pm.id, "invoice_settings": {"default_payment_method": pm.id}}
+        )
+        ids.append(cus.id)
+    for index, amount in CHARGES:
+        try:
+            client.v1.charges.create(params={"amount": amount, "currency": "usd", "customer": ids[index]})
+        except stripe.CardError:
+            pass  # declined: Stripe keeps the failed charge
+    return ids
 
 
-def expected_report(orders: list[tuple]) -> list[tuple]:
-    customers = expected_customer_totals()
+def orders_with_ids(orders: list[tuple], ids: list[str]) -> list[tuple]:
+    return [(oid, None if i is None else ids[i], status, total, updated) for oid, i, status, total, updated in orders]
+
+
+def expected_report(orders: list[tuple], ids: list[str]) -> list[tuple]:
+    """orders (with customer indexes) as the report should show them."""
     rows = []
-    for oid, customer, status, total, updated in sorted(orders):
-        if customer is None:
+    for oid, index, status, total, updated in sorted(orders):
+        if index is None:
             continue  # cleaned out: cannot be merged with Stripe
-        name, email, count, amount = customers[customer]
+        name, email = CUSTOMERS[index]
+        paid = [amount for i, amount in CHARGES if i == index and index != 5]
         when = dt.datetime.fromisoformat(updated.replace("Z", "+00:00"))
-        rows.append((oid, customer, name, email, status.strip().lower(), decimal.Decimal(total), when, count, amount))
+        rows.append(
+            (oid, ids[index], name, email.lower(), status.strip().lower(), decimal.Decimal(total), when, len(paid), sum(paid) / 100)
+        )
     return rows
 
 
@@ -66,7 +93,7 @@ def report_rows(path: Path) -> list[tuple]:
     return [(*r[:5], decimal.Decimal(r[5]), r[6].astimezone(UTC), r[7], round(r[8], 2)) for r in rows]
 
 
-def shop_env(pg_config: dict, api: ApiServer, **overrides: str) -> dict[str, str]:
+def shop_env(pg_config: dict, api: LocalStripe, **overrides: str) -> dict[str, str]:
     """The environment the notebook's templates read (``env_var('SHOP_...')``), nothing from ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
     env.update(
@@ -76,7 +103,7 @@ def shop_env(pg_config: dict, api: ApiServer, **overrides: str) -> dict[str, str
         SHOP_PG_USER=pg_config["username"],
         SHOP_PG_PASSWORD=pg_config["password"],
         SHOP_STRIPE_BASE_URL=api.base_url,
-        SHOP_STRIPE_API_KEY=api.token,
+        SHOP_STRIPE_API_KEY=api.api_key,
     )
     env.update(overrides)
     return env
@@ -84,7 +111,8 @@ def shop_env(pg_config: dict, api: ApiServer, **overrides: str) -> dict[str, str
 
 @pytest.fixture
 def api():
-    with ApiServer() as server:
+    with LocalStripe() as server:
+        server.customer_ids = seed_shop(server.client())
         yield server
 
 
@@ -101,7 +129,7 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
         conn.execute(
             "CREATE TABLE orders (id integer PRIMARY KEY, customer_id text, status text, total numeric(10,2), updated_at timestamptz NOT NULL)"
         )
-        for row in ORDERS:
+        for row in orders_with_ids(ORDERS, api.customer_ids):
             conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", row)
     env = shop_env(pg_config, api)
     target = notebook.parent / "shop_report.duckdb"
@@ -109,28 +137,28 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
     first = cli_process("run", str(notebook), env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     assert rows_read(first.stdout, "shop_db", "orders") == 6
-    assert rows_read(first.stdout, "stripe", "customers") == 23
-    assert rows_read(first.stdout, "stripe", "charges") == 57
-    assert report_rows(target) == expected_report(ORDERS)
+    assert rows_read(first.stdout, "stripe", "customers") == len(CUSTOMERS)
+    assert rows_read(first.stdout, "stripe", "charges") == len(CHARGES)
+    assert report_rows(target) == expected_report(ORDERS, api.customer_ids)
     assert "order_report" in first.stdout and "paid_amount" in first.stdout  # the check cell ran in place
-    charges_requests = [(q, h) for path, q, h in api.requests if path == "/v1/charges"]
-    assert charges_requests and all(q == {"limit": "100"} and h["Authorization"] == f"Bearer {api.token}" for q, h in charges_requests)
+    charges_requests = [(q, h) for _, _, q, h in api.gets("/v1/charges")]
+    assert charges_requests and all(q == {"limit": "100"} and h["Authorization"] == f"Bearer {api.api_key}" for q, h in charges_requests)
     state = json.loads(cli_process("state", "show", str(notebook), env=env).stdout)
     assert state == {"bookmarks": {"shop_db.orders": {"updated_at": "2024-03-04T12:00:00+00:00"}}}
 
     # the shop changes: order 2 is paid, a new order comes in
     changed = list(ORDERS)
-    changed[1] = (2, "cus_0002", "Paid", "5.00", "2024-03-05T09:00:00Z")
-    changed.append((7, "cus_0003", " pending", "64.50", "2024-03-05T10:00:00Z"))
+    changed[1] = (2, 1, "Paid", "5.00", "2024-03-05T09:00:00Z")
+    changed.append((7, 2, " pending", "64.50", "2024-03-05T10:00:00Z"))
     with pg_connect() as conn:
         conn.execute("UPDATE orders SET status = %s, updated_at = %s WHERE id = 2", (changed[1][2], changed[1][4]))
-        conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", changed[-1])
+        conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", orders_with_ids(changed, api.customer_ids)[-1])
 
     second = cli_process("run", str(notebook), env=env)
     assert second.returncode == 0, second.stderr + second.stdout
     # only the changes, plus order 6 at the inclusive bookmark
     assert rows_read(second.stdout, "shop_db", "orders") == 3
-    assert report_rows(target) == expected_report(changed)
+    assert report_rows(target) == expected_report(changed, api.customer_ids)
     state = json.loads(cli_process("state", "show", str(notebook), env=env).stdout)
     assert state["bookmarks"]["shop_db.orders"] == {"updated_at": "2024-03-05T10:00:00+00:00"}
 
@@ -138,16 +166,16 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
     third = cli_process("run", "-q", str(notebook), env=env)
     assert third.returncode == 0, third.stderr
     assert rows_read(third.stdout, "shop_db", "orders") == 1
-    assert report_rows(target) == expected_report(changed)
+    assert report_rows(target) == expected_report(changed, api.customer_ids)
 
 
 def test_spec_example_wrong_api_key_fails_with_one_line_and_no_secret(notebook, api, pg_config):
-    env = shop_env(pg_config, api, SHOP_STRIPE_API_KEY="sk_wrong_key_123")
+    env = shop_env(pg_config, api, SHOP_STRIPE_API_KEY="sk_test_wrong_key_123")
     del env["SHOP_PG_PASSWORD"]
     run = cli_process("run", str(notebook), env=env)
     assert run.returncode == 1
     output = run.stdout + run.stderr
-    assert "block 'stripe', stream 'customers': credentials rejected" in output and "Fix: check the api_key" in output
-    assert "sk_wrong_key_123" not in output
+    assert "block 'stripe', stream 'customers': credentials rejected" in output and "Fix: check api_key (a secret key sk_" in output
+    assert "wrong_key_123" not in output
     assert "'reporting' (upstream 'stripe' failed)" in output
     assert not (notebook.parent / "shop_report.duckdb").exists()  # nothing exported
