@@ -51,6 +51,36 @@ holds once this batch and every batch before it are delivered, for a read whose 
 bookmark order (parts of a partitioned read interleave: ``connectors/postgres/partitions.py``).  The
 spill then takes it instead of the batch's last row; ``{"bookmark": null}`` means no bookmark holds yet."""
 
+CHANGE_OP_COLUMN = "_jupyter_di_op"
+"""A *change stream* (LOG_BASED) carries, besides the table's columns, these three; a destination
+applies its rows in order (``Destination.applies_changes``).  The op is ``insert`` or ``update``
+(upsert the row on the key), ``delete`` (only the key columns are set: the row goes, or is marked,
+see ``DELETE_MODES``) or ``truncate`` (no row: every row of the table goes, or is marked)."""
+CHANGE_TIME_COLUMN = "_jupyter_di_commit_time"
+"""When the change committed at the source (UTC): the time a soft delete records."""
+CHANGE_UNCHANGED_COLUMN = "_jupyter_di_unchanged"
+"""The columns an update left as they were without sending them (PostgreSQL's unchanged TOASTed
+values): the destination keeps its value there (NULL: every column was sent)."""
+CHANGE_COLUMNS = (CHANGE_OP_COLUMN, CHANGE_TIME_COLUMN, CHANGE_UNCHANGED_COLUMN)
+DELETED_AT_COLUMN = "_di_deleted_at"
+"""The column a soft delete sets (timestamptz; NULL while the row exists at the source)."""
+DELETE_MODES = ("soft", "hard")
+
+
+def change_fields() -> list[pa.Field]:
+    """The change columns' fields, in order (appended after the table's columns)."""
+    return [
+        pa.field(CHANGE_OP_COLUMN, pa.string(), nullable=False),
+        pa.field(CHANGE_TIME_COLUMN, pa.timestamp("us", tz="UTC")),
+        pa.field(CHANGE_UNCHANGED_COLUMN, pa.list_(pa.string())),
+    ]
+
+
+def is_change_stream(schema: pa.Schema) -> bool:
+    """Whether batches of this schema are changes to apply, not rows to write."""
+    return CHANGE_OP_COLUMN in schema.names
+
+
 INTERNAL_PREFIX = "_jupyter_di_"
 """Names of jupyter-di's own objects in a destination (state table, staging tables) start with
 this; a destination table named so is refused, so a user's table can never be taken for one."""
@@ -137,11 +167,13 @@ class StreamSettings:
     (duplicates at ties, accepted explicitly).  Without it a keyless INCREMENTAL stream is refused."""
     null_cursor: str = "report"
     """See ``NULL_CURSOR_MODES``."""
-    validate_records: bool = False
-    """Check each record against the stream's JSON schema (Singer streams); off by default for speed."""
+    delete_mode: str = "soft"
+    """LOG_BASED: a delete at the source sets ``DELETED_AT_COLUMN`` (soft) or removes the row (hard)."""
     partitions: int | str | None = None
     """Read the stream as this many snapshot-consistent parts at once, or ``auto`` (sources that can
     split a table: PostgreSQL, ``connectors/postgres/partitions.py``); None or 1: one query."""
+    validate_records: bool = False
+    """Check each record against the stream's JSON schema (Singer streams); off by default for speed."""
 
     @property
     def table_name(self) -> str:
@@ -170,6 +202,9 @@ class ReadRequest:
     limit: int | None = None
     source_state: Any = None
     """The source's own state committed by the last sync (``SOURCE_STATE_KEY``), verbatim."""
+    state_key: str | None = None
+    """Names the (pipeline, block, stream) whose state this read continues: a source that keeps state
+    on its server (a replication slot) derives that object's name from it."""
     bookmark_from_user: bool = False
     """``bookmark`` was typed by a user (a one-run override or a pinned value), not saved by a sync:
     a source with its own state rewrites just the fields the bookmark names."""
@@ -245,6 +280,10 @@ class Connector:
 class Source(Connector, ABC):
     """Reads streams as Arrow record batches."""
 
+    log_based: ClassVar[bool] = False
+    """Whether ``read`` serves LOG_BASED streams: their first read is the table's rows, later ones
+    change rows (``CHANGE_COLUMNS``) from the position in ``request.bookmark`` (``BOOKMARK_STATE_KEY``)."""
+
     @abstractmethod
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
         """Return a Singer catalog ``{"streams": [...]}`` (only ``streams`` if given)."""
@@ -277,6 +316,11 @@ class Destination(Connector, ABC):
 
     transactional: ClassVar[bool] = False
     """True when rows and state can be committed in one transaction."""
+    applies_changes: ClassVar[bool] = False
+    """True when ``write`` applies change streams (``is_change_stream``): upserts on
+    ``unique_constraints`` that keep the table's value where a change lists a column as unchanged,
+    deletes of keys (``settings.delete_mode``) and truncates.  A change stream for a destination
+    without it is refused before anything is written."""
 
     @abstractmethod
     def write(

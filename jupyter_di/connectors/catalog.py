@@ -32,8 +32,9 @@ STREAM_KEYS = (
     "auto_add_new_fields",
     "append_only",
     "null_cursor",
-    "validate_records",
     "partitions",
+    "delete_mode",
+    "validate_records",
 )
 """The stream settings a block (its YAML ``streams:``, or a catalog entry's Mage-style keys) may
 give a stream, in their canonical order: ``selected`` plus the fields of ``StreamSettings``."""

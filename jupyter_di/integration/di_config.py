@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..connectors.base import NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
+from ..connectors.base import DELETE_MODES, NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from ..connectors.catalog import STREAM_KEYS
 from ..errors import ConfigError
 from . import safe_yaml
@@ -80,7 +80,6 @@ def check_null_cursor(value: Any, *, block: str, stream: str) -> None:
         )
 
 
-def check_name(name: Any, what: str, *, block: str, stream: str | None = None) -> None:
 MAX_PARTITIONS = 64
 
 
@@ -100,6 +99,7 @@ def check_partitions(value: Any, *, block: str, stream: str) -> int | str | None
     return value
 
 
+def check_name(name: Any, what: str, *, block: str, stream: str | None = None) -> None:
     """A stream or table name must be printable text: a lone surrogate or a NUL cannot be written to a
     terminal, a file name or a database identifier (it failed at the run's summary, after the writes)."""
     text = str(name)
@@ -243,16 +243,21 @@ def validate_stream_settings(
             value = str(value).upper()
             if value not in CHOICE_KEYS[key]:
                 raise ConfigError(f"{key} {value!r} is not one of {', '.join(CHOICE_KEYS[key])}.", block=block, stream=stream)
-            if value == "LOG_BASED":
+        elif key == "delete_mode":
+            value = str(value).lower()
+            if value not in DELETE_MODES:
                 raise ConfigError(
-                    "LOG_BASED replication is not supported yet.", block=block, stream=stream, fix="use INCREMENTAL with a bookmark column."
+                    f"delete_mode {value!r} is not one of {', '.join(DELETE_MODES)}.",
+                    block=block,
+                    stream=stream,
+                    fix="use delete_mode: soft (rows deleted at the source get _di_deleted_at) or hard (they are deleted).",
                 )
         elif key == "null_cursor":
             value = str(value).lower()
             check_null_cursor(value, block=block, stream=stream)
-        elif key == "destination_table" and value is not None:
         elif key == "partitions":
             value = check_partitions(value, block=block, stream=stream)
+        elif key == "destination_table" and value is not None:
             if not isinstance(value, str):
                 raise ConfigError("destination_table must be a table name.", block=block, stream=stream)
             check_name(value, "destination_table", block=block, stream=stream)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings, is_json_field
+from ..connectors.base import INCREMENTAL, LOG_BASED, ReadRequest, StreamSettings, is_json_field
 from ..errors import ConfigError
 
 
@@ -30,6 +30,15 @@ def check_override(bookmark: dict[str, Any], settings: StreamSettings, *, block:
     would be silently ignored by the read: refuse it instead.
     """
     stream = settings.stream
+    if settings.replication_method == LOG_BASED:
+        if set(bookmark) != {"lsn"}:
+            raise ConfigError(
+                f"a LOG_BASED stream's bookmark is its log position: give {block}.{stream}.lsn=<position>, not {', '.join(bookmark)}.",
+                block=block,
+                stream=stream,
+                fix="e.g. --bookmark " + f"{block}.{stream}.lsn=0/16B3748 (SELECT pg_current_wal_lsn() shows the server's).",
+            )
+        return dict(bookmark)
     if settings.replication_method != INCREMENTAL:
         raise ConfigError(
             f"a bookmark override was given for stream {stream!r}, which is {settings.replication_method} (it has no bookmark).",

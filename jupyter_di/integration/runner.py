@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..connectors import registry
-from ..connectors.base import INCREMENTAL, ReadRequest, StreamSettings, check_table_name
+from ..connectors.base import INCREMENTAL, LOG_BASED, ReadRequest, StreamSettings, check_table_name
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream, stream_ids
 from ..errors import BlockFailed, ConfigError, DIError
 from ..redaction import Redactor, block_secrets, redact_exception
@@ -135,7 +135,15 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             missing = source.missing_streams(list(names))
         check_streams_exist(missing, block=block.name)
     all_settings = [resolved.settings_for(n) for n in names]
-    unnamed = next((s for s in all_settings if s.replication_method == INCREMENTAL), None) if not ctx.identified else None
+    log_based = next((s for s in all_settings if s.replication_method == LOG_BASED), None)
+    if log_based is not None and not source_cls.log_based:
+        raise ConfigError(
+            f"source {resolved.connector!r} cannot read a stream by log (LOG_BASED).",
+            block=block.name,
+            stream=log_based.stream,
+            fix="use INCREMENTAL with a bookmark column, or FULL_TABLE; LOG_BASED reads PostgreSQL tables (source: postgresql).",
+        )
+    unnamed = next((s for s in all_settings if s.replication_method in (INCREMENTAL, LOG_BASED)), None) if not ctx.identified else None
     if unnamed is not None:
         raise ConfigError(
             "this kernel cannot tell which notebook it runs, so an INCREMENTAL stream has no name to keep its bookmark under "
@@ -165,6 +173,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             unique_conflict_method=settings.unique_conflict_method,
             run_in_parallel=settings.run_in_parallel,
             auto_add_new_fields=settings.auto_add_new_fields,
+            delete_mode=settings.delete_mode,
         )
         if settings.destination_table:
             info["destination_table"] = settings.destination_table
@@ -185,7 +194,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         live = lives.get(stream)
         bookmark = source_state = None
         typed_by_user = overridden = key in ctx.bookmark_overrides
-        if settings.replication_method == INCREMENTAL:
+        if settings.replication_method in (INCREMENTAL, LOG_BASED):
             saved = ctx.state.get(ctx.pipeline, block.name, stream) or {}
             bookmark, typed_by_user = saved.get("bookmark"), bool(saved.get("pinned"))
             source_state = saved.get("source_state")
@@ -208,6 +217,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                     batch_size=ctx.batch_size,
                     source_state=source_state,
                     bookmark_from_user=typed_by_user,
+                    state_key=state_key(ctx.pipeline, block.name, stream),
                 )
                 reader = source.read(request)
                 settings = with_reported_keys(settings, request, catalog)
@@ -297,6 +307,7 @@ def destination_settings(stream: IncomingStream, raw: Mapping[str, Any], *, bloc
         "unique_conflict_method",
         "auto_add_new_fields",
         "destination_table",
+        "delete_mode",
     ):
         if info.get(key) not in (None, []):
             merged[key] = info[key]
@@ -414,6 +425,9 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                     on_progress=lambda rows, secs: ctx.progress(block.name, stream_settings.stream, "write", rows, secs),
                     dropped_columns=dropped,
                 )
+                # rows a destination could not write without failing the block (Salesforce's rejected rows
+                # within max_rejected_rows): listed in the run report, and the run is not complete (exit 3)
+                reported = list(getattr(destination, "report_warnings", None) or [])
         except DIError as exc:
             raise redact_exception(exc, block_redactor(resolved)).with_context(
                 block=block.name, stream=stream_settings.stream
@@ -422,7 +436,14 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
             raise BlockFailed(
                 redact(f"writing failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream_settings.stream
             ) from exc
-        return {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}
+        out: dict[str, Any] = {"rows": result.rows, "table": result.table, "seconds": round(result.seconds, 3)}
+        if reported:
+            out["warnings"] = [{"stream": stream_settings.stream, **w} for w in reported]
+        return out
 
     written = run_streams(settings, write_one, ctx.max_parallel_streams)
-    return BlockResult(output=None, summary={"streams": written}, resolved=resolved)
+    summary: dict[str, Any] = {"streams": written}
+    reported = [w for s in written.values() for w in s.pop("warnings", [])]
+    if reported:
+        summary["warnings"] = reported
+    return BlockResult(output=None, summary=summary, resolved=resolved)

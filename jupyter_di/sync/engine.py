@@ -10,6 +10,7 @@ so a crash at any instant loses nothing and duplicates nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..connectors.base import Chunk, Destination, StreamSettings, WriteRequest
+from ..connectors.base import FULL_TABLE, LOG_BASED, Chunk, Destination, StreamSettings, WriteRequest, is_change_stream
+from ..errors import ConfigError
 from .prefetch import prefetched
 from .spill import ProgressCallback
 
@@ -36,11 +38,15 @@ class StreamResult:
 
 
 def chunks_for(batches: Iterable[pa.RecordBatch], states: Iterable[dict[str, Any] | None] | None) -> Iterator[Chunk]:
+    """Each batch with its state; a batch without rows only when it moves the state on (a change
+    stream's position moves with no rows to apply: the spill keeps such batches)."""
     state_iter = iter(states) if states is not None else None
     for batch in batches:
-        if batch.num_rows == 0:
+        if batch.num_rows == 0 and state_iter is None:
             continue
         state = next(state_iter, None) if state_iter is not None else None
+        if batch.num_rows == 0 and state is None:
+            continue
         yield Chunk(batch=batch, state=state)
 
 
@@ -68,6 +74,18 @@ def write_stream(
         if on_progress:
             on_progress(rows, time.perf_counter() - started)
 
+    if settings.replication_method == LOG_BASED or is_change_stream(reader.schema):
+        if not destination.applies_changes:
+            raise ConfigError(
+                f"destination {destination.name!r} cannot apply a LOG_BASED stream's changes (updates of some columns, "
+                "deletes of keys, truncates).",
+                stream=settings.stream,
+                fix="write it into PostgreSQL, DuckDB or SQLite, or read the stream with INCREMENTAL or FULL_TABLE.",
+            )
+        if settings.key_properties and not settings.unique_constraints:
+            settings = dataclasses.replace(settings, unique_constraints=list(settings.key_properties))
+        if not is_change_stream(reader.schema):  # the initial snapshot replaces the table's rows
+            settings = dataclasses.replace(settings, replication_method=FULL_TABLE)
     request = WriteRequest(settings=settings, schema=reader.schema, state_key=state_key, dropped_columns=list(dropped_columns or []))
     with prefetched(reader) as ahead:
         result = destination.write(request, chunks_for(ahead, batch_states), on_commit)

@@ -80,8 +80,8 @@ def spill(
                 null_rows += nulls
                 if given is _ABSENT:
                     bookmark = values or bookmark
-                elif given is not _KEEP:  # the source says which bookmark holds (a partitioned read)
-                    bookmark = given
+            if given is not _ABSENT and given is not _KEEP:  # the source says which bookmark holds (a partitioned read, a log position)
+                bookmark = given
             if batch_source_state is not None:
                 source_state = batch_source_state
             state = _state(bookmark, source_state)
@@ -126,11 +126,11 @@ def _pieces(reader: pa.RecordBatchReader, max_bytes: int):
     with the batch's last piece only: they hold once all of the batch is in."""
     schema_metadata = reader.schema.metadata
     for batch in reader:
-        if batch.num_rows == 0:
-            continue
+        metadata = batch.schema.metadata or {}
+        if batch.num_rows == 0 and SOURCE_STATE_KEY not in metadata and BOOKMARK_STATE_KEY not in metadata:
+            continue  # kept only when it moves the state on (a log position with no change to deliver)
         source_state = None
         given: Any = _ABSENT
-        metadata = batch.schema.metadata or {}
         if SOURCE_STATE_KEY in metadata:
             source_state = json.loads(metadata[SOURCE_STATE_KEY])
         if BOOKMARK_STATE_KEY in metadata:

@@ -25,16 +25,22 @@ def int64_array(values: np.ndarray | Sequence[int]) -> pa.Array:
 
 def text_array(values: Sequence[str | None]) -> pa.Array:
     """A string array; None becomes a null."""
-    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    nulls = [v is None for v in values]
-    validity = None
-    if any(nulls):
-        validity = pa.py_buffer(np.packbits(~np.array(nulls, dtype=bool), bitorder="little"))
-    return pa.Array.from_buffers(
-        pa.string(), len(encoded), [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))], null_count=sum(nulls)
-    )
+    return utf8_array([None if v is None else v.encode("utf-8") for v in values])
+
+
+def utf8_array(values: Sequence[bytes | None]) -> pa.Array:
+    """A string array from UTF-8 bytes (not validated); None becomes a null.  Large (64-bit offsets)
+    only when the text passes 2 GB."""
+    lengths = np.fromiter((0 if b is None else len(b) for b in values), dtype=np.int64, count=len(values))
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    nulls = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    null_count = int(nulls.sum())
+    validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if null_count else None
+    data = b"".join(b"" if v is None else v for v in values)
+    large = offsets[-1] >= 2**31
+    kind, sized = (pa.large_string(), offsets) if large else (pa.string(), offsets.astype(np.int32))
+    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(sized), pa.py_buffer(data)], null_count=null_count)
 
 
 def value_array(value: Any) -> pa.Array:

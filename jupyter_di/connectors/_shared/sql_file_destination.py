@@ -9,6 +9,7 @@ once; each connector package only supplies how to open its file, read its catalo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from abc import abstractmethod
@@ -30,8 +31,10 @@ from ..base import (
     WriteRequest,
     WriteResult,
     internal_name,
+    is_change_stream,
 )
 from .arrow_build import int64_array
+from .changes import DELETED_AT_FIELD, apply_steps, check_keys, plan_changes, table_schema
 from .commit_window import ChunkSource, CommitWindow
 from .db_file import first_line
 from .sql_names import quote_ident
@@ -165,7 +168,12 @@ class SqlFileDestination(Destination):
                 if request.state_key:
                     self._ensure_state_table(con)
                 con.execute(self.begin_sql)
-                known = self._prepare_table(con, s, request.schema)
+                changes = is_change_stream(request.schema)
+                if changes:
+                    check_keys(list(s.unique_constraints), request.schema, s.stream)
+                known = self._prepare_table(con, s, table_schema(request.schema) if changes else request.schema)
+                if changes and s.delete_mode == "soft":  # our column: added whatever auto_add_new_fields says
+                    self._add_columns(con, dataclasses.replace(s, auto_add_new_fields=True), known, pa.schema([DELETED_AT_FIELD]))
                 self._null_on_update = [
                     known[c.lower()] for c in request.dropped_columns if c.lower() in known and c not in request.schema.names
                 ]
@@ -189,7 +197,9 @@ class SqlFileDestination(Destination):
                 nbytes = self.commit_every_bytes if (s.unique_constraints and not full) else math.inf
                 while not source.exhausted:
                     window = CommitWindow(source, limit, seconds, nbytes)
-                    if not window.empty:
+                    if not window.empty and changes:
+                        self._apply_changes(con, s, known, window)
+                    elif not window.empty:
                         self._write_window(con, s, known, insert_into, window, staged)
                     rows += window.rows
                     if window.state is not None:
@@ -254,6 +264,40 @@ class SqlFileDestination(Destination):
             if window.error is not None and window.error is not exc:
                 raise window.error from None  # the source failed mid-statement: its error, not the engine's
             raise
+
+    # ---- change streams (LOG_BASED): changes.py reduces a window, the engine runs its steps
+
+    applies_changes: ClassVar[bool] = True
+
+    def _apply_changes(self, con: Any, s: StreamSettings, known: dict[str, str], window: CommitWindow) -> None:
+        table = pa.Table.from_batches(list(window.batches()), schema=window.schema)
+        steps = plan_changes(table, _batch_keys(table.schema, s), s.delete_mode)
+        apply_steps(self, con, s, known, steps)
+
+    def _truncate(self, con: Any, table: str, column: str | None, value: pa.Array | None) -> None:
+        """Empty the table, or (``column``) set ``column`` to ``value`` where it is NULL."""
+        if column is None:
+            con.execute(f"DELETE FROM {self._table_sql(table)}")
+        else:
+            con.execute(
+                f"UPDATE {self._table_sql(table)} SET {quote_ident(column)} = ? WHERE {quote_ident(column)} IS NULL", [self._param(value)]
+            )
+
+    def _param(self, value: Any) -> Any:
+        """A one-element Arrow array as a statement parameter."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def _update_keys(self, con: Any, table: str, rows: pa.Table, keys: list[str]) -> int:
+        """Set ``rows``' other columns in the table's rows with their keys; how many rows matched."""
+
+    @abstractmethod
+    def _delete_keys(self, con: Any, table: str, rows: pa.Table, keys: list[str]) -> None:
+        """Delete the table's rows with these keys."""
+
+    def _upsert_rows(self, con: Any, s: StreamSettings, known: dict[str, str], table: str, rows: pa.Table) -> None:
+        source = ChunkSource(iter([Chunk(batch=b) for b in rows.to_batches()]))
+        self._write_window(con, s, known, table, CommitWindow(source), staged=False)
 
     def load_state(self, state_key: str) -> dict[str, Any] | None:
         con = self._connect()

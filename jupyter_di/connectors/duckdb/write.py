@@ -225,6 +225,28 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
                 except duckdb.Error:
                     pass  # an aborted transaction: the temp tables go with its rollback
 
+    # -- change streams (LOG_BASED)
+
+    def _update_keys(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, keys: list[str]) -> int:
+        sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in rows.column_names if c not in keys)
+        on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+        with self._registered(con, rows) as view:
+            row = con.execute(f"UPDATE {self._table_sql(table)} AS t SET {sets} FROM {view} AS s WHERE {on}").fetchone()
+        return int(row[0]) if row else -1
+
+    def _delete_keys(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, keys: list[str]) -> None:
+        on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+        with self._registered(con, rows) as view:
+            con.execute(f"DELETE FROM {self._table_sql(table)} AS t USING {view} AS s WHERE {on}")
+
+    def _truncate(self, con: duckdb.DuckDBPyConnection, table: str, column: str | None, value: pa.Array | None) -> None:
+        if column is None or value is None:
+            super()._truncate(con, table, None, None)
+            return
+        col = quote_ident(column)
+        with self._registered(con, pa.table({"v": value})) as view:
+            con.execute(f"UPDATE {self._table_sql(table)} SET {col} = (SELECT v FROM {view}) WHERE {col} IS NULL")
+
     def _translate(self, exc: Exception, stream: str) -> DIError | None:
         if isinstance(exc, (duckdb.ConversionException, duckdb.ConstraintException, duckdb.BinderException)):
             return SchemaMismatch(

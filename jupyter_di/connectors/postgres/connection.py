@@ -23,6 +23,7 @@ DEFAULT_SCHEMA = "public"
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_UPSERT_FILLFACTOR = 90
 """Measured, 50k scattered upserts into a 5M-row table: 0.52-0.64 s at 90, 0.93-1.04 s at 100."""
+DEFAULT_SLOT_WARN_MB = 1024
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 CONFIG_SCHEMA = [
@@ -52,6 +53,24 @@ CONFIG_SCHEMA = [
         description="Reading INCREMENTAL streams: rows per query, in keyset pages (WHERE (bookmark, key) > last row "
         "LIMIT n) instead of one query; keeps statements short on a hot standby or a busy primary. Needs an index on "
         "the bookmark and key columns. 0: one query (one snapshot, fastest).",
+        minimum=0,
+    ),
+    ConfigField(
+        "slot_name",
+        description="LOG_BASED streams: the start of their replication slots' names (one slot per stream: "
+        "<slot_name>_<stream>). Default: jdi_ and a hash of the notebook and block, so two pipelines never share a slot.",
+    ),
+    ConfigField(
+        "publication",
+        description="LOG_BASED streams: an existing publication that includes their tables. Default: one publication "
+        "per stream, created with the slot (needs ownership of the table).",
+    ),
+    ConfigField(
+        "slot_retained_warn_mb",
+        "integer",
+        default=DEFAULT_SLOT_WARN_MB,
+        description="LOG_BASED streams: warn in the run report when a replication slot keeps more WAL than this on the "
+        "server (MB); 0: never.",
         minimum=0,
     ),
     ConfigField(
@@ -91,6 +110,9 @@ class PgConfig:
             raise ConfigError(
                 f"page_rows must be 0 or more, got {self.page_rows}.", fix="leave it out (one query), or set rows per page, e.g. 1000000."
             )
+        self.slot_name = str(config["slot_name"]) if config.get("slot_name") else None
+        self.publication = str(config["publication"]) if config.get("publication") else None
+        self.slot_retained_warn_mb = _int_option(config, "slot_retained_warn_mb", DEFAULT_SLOT_WARN_MB)
         self.upsert_fillfactor = _int_option(config, "upsert_fillfactor", DEFAULT_UPSERT_FILLFACTOR)
         if not 10 <= self.upsert_fillfactor <= 100:
             raise ConfigError(

@@ -25,7 +25,7 @@ from psycopg import sql
 
 from ...errors import ConfigError
 from .._shared.row_values import last_row_values
-from ..base import INCREMENTAL, STATE_TABLE, ReadRequest, Source
+from ..base import INCREMENTAL, LOG_BASED, STATE_TABLE, ReadRequest, Source
 from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .adbc import server_message
 from .connection import PostgresConnector, render
@@ -44,6 +44,7 @@ _BATCH_HINT_BYTES = 4 * 1024 * 1024
 
 class PostgresSource(PostgresConnector, Source):
     name = "postgresql"
+    log_based = True
 
     # -- discovery ------------------------------------------------------------------------
 
@@ -105,6 +106,10 @@ class PostgresSource(PostgresConnector, Source):
         """The catalog lookups and the read share one connection: a second one costs a server
         backend and 15-25 ms before the first row of every stream."""
         s = request.settings
+        if s.replication_method == LOG_BASED:
+            from .log_read import read_log_based  # the replication modules load only for LOG_BASED
+
+            return read_log_based(self, request)
         conn = self._cfg.adbc(autocommit=True)
         try:
             schema, table, oid = self._resolve(conn, s.stream)

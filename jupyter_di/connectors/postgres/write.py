@@ -32,8 +32,20 @@ import pyarrow as pa
 from psycopg import sql
 
 from ...errors import SchemaMismatch
+from .._shared.changes import DELETED_AT_FIELD, apply_steps, check_keys, plan_changes, table_schema
 from .._shared.commit_window import coalesced
-from ..base import FULL_TABLE, STATE_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
+from ..base import (
+    FULL_TABLE,
+    STATE_TABLE,
+    Chunk,
+    CommitCallback,
+    Destination,
+    StreamSettings,
+    WriteRequest,
+    WriteResult,
+    internal_name,
+    is_change_stream,
+)
 from .connection import PostgresConnector, render
 from .types import (
     UNIQUE_INDEXES_SQL,
@@ -57,6 +69,7 @@ MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
 class PostgresDestination(PostgresConnector, Destination):
     name = "postgresql"
     transactional = True
+    applies_changes = True
 
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         conn = self._cfg.adbc(autocommit=False)
@@ -120,13 +133,21 @@ class _TableWriter:
         try:
             if self.request.state_key:
                 self._ensure_state_table()
-            created = self._prepare_table(self.request.schema)
+            changes = is_change_stream(self.request.schema)
+            if changes:
+                check_keys(list(s.unique_constraints), self.request.schema, s.stream)
+            created = self._prepare_table(table_schema(self.request.schema) if changes else self.request.schema)
+            if changes and s.delete_mode == "soft":  # our column: added whatever auto_add_new_fields says
+                self._add_columns(pa.schema([DELETED_AT_FIELD]), force=True)
             if s.unique_constraints:
                 self._ensure_unique_index()
             if full and not created:
                 self._exec(sql.SQL("TRUNCATE {}").format(self.rel))
             for chunk in coalesced(chunks, COPY_BYTES):
-                if chunk.batch.num_rows:
+                if chunk.batch.num_rows and changes:
+                    steps = plan_changes(pa.Table.from_batches([chunk.batch]), list(s.unique_constraints), s.delete_mode)
+                    apply_steps(self, None, s, None, steps)
+                elif chunk.batch.num_rows:
                     self._load(chunk.batch)
                 rows += chunk.batch.num_rows
                 if chunk.state is not None:
@@ -217,11 +238,11 @@ class _TableWriter:
         self._add_columns(schema)
         return False
 
-    def _add_columns(self, schema: pa.Schema) -> None:
+    def _add_columns(self, schema: pa.Schema, force: bool = False) -> None:
         new = [f for f in schema if f.name not in self.columns]
         if not new:
             return
-        if not self.settings.auto_add_new_fields:
+        if not self.settings.auto_add_new_fields and not force:
             names = ", ".join(repr(f.name) for f in new)
             raise SchemaMismatch(
                 f"table {self.schema}.{self.table} has no column{'s' if len(new) > 1 else ''} {names}.",
@@ -272,7 +293,8 @@ class _TableWriter:
 
     # -- loading --------------------------------------------------------------------------
 
-    def _load(self, batch: pa.RecordBatch) -> None:
+    def _shaped(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, list[WriteColumn]]:
+        """The batch as ADBC's COPY writer takes it (new columns added to the table first)."""
         if any(name not in self.columns for name in batch.schema.names):
             self._check_lengths(batch.schema.names)
         self._add_columns(batch.schema)
@@ -283,7 +305,10 @@ class _TableWriter:
             if nuls:
                 self.nul_counts[wc.name] = self.nul_counts.get(wc.name, 0) + nuls
             arrays.append(col)
-        data = pa.RecordBatch.from_arrays(arrays, names=[wc.name for wc in wcs])
+        return pa.RecordBatch.from_arrays(arrays, names=[wc.name for wc in wcs]), wcs
+
+    def _load(self, batch: pa.RecordBatch) -> None:
+        data, wcs = self._shaped(batch)
         direct = not self.settings.unique_constraints and all(same_type(self.columns[wc.name], wc) for wc in wcs)
         if direct:
             self.conn.ingest(self.table, data, schema=self.schema)
@@ -334,6 +359,51 @@ class _TableWriter:
         return sql.SQL(
             "INSERT INTO {} ({}) SELECT DISTINCT ON ({}) {} FROM {} AS s ORDER BY {}, s.ctid DESC ON CONFLICT ({}) DO UPDATE SET {}"
         ).format(self.rel, cols, keys, select, stage_rel, keys, conflict, assign)
+
+    # -- change streams (LOG_BASED): changes.py reduces a window, these run its steps ---------
+
+    def _staged(self, rows: pa.Table) -> tuple[str, list[WriteColumn]]:
+        data, wcs = self._shaped(pa.RecordBatch.from_arrays([c.combine_chunks() for c in rows.columns], names=rows.column_names))
+        stage = self._stage(wcs)
+        self._exec(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
+        self.conn.ingest(stage, data, temporary=True)
+        return stage, wcs
+
+    def _source(self, wc: WriteColumn) -> sql.Composable:
+        src: sql.Composable = sql.SQL("s.{}").format(sql.Identifier(wc.name))
+        if self.columns[wc.name] != wc.pg_type:
+            src = sql.SQL("CAST({} AS {})").format(src, sql.SQL(self.columns[wc.name]))
+        return src
+
+    def _on(self, keys: list[str]) -> sql.Composable:
+        return sql.SQL(" AND ").join(sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in keys)
+
+    def _update_keys(self, con: Any, table: str, rows: pa.Table, keys: list[str]) -> int:
+        stage, wcs = self._staged(rows)
+        sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(wc.name), self._source(wc)) for wc in wcs if wc.name not in keys)
+        query = sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {}").format(self.rel, sets, sql.Identifier(stage), self._on(keys))
+        return int(self.conn.execute(render(query)))
+
+    def _delete_keys(self, con: Any, table: str, rows: pa.Table, keys: list[str]) -> None:
+        stage, _ = self._staged(rows)
+        self._exec(sql.SQL("DELETE FROM {} AS t USING {} AS s WHERE {}").format(self.rel, sql.Identifier(stage), self._on(keys)))
+
+    def _truncate(self, con: Any, table: str, column: str | None, value: pa.Array | None) -> None:
+        if column is None or value is None:
+            self._exec(sql.SQL("DELETE FROM {}").format(self.rel))
+            return
+        micros = value.cast(pa.int64()).to_pylist()[0]
+        self._exec(
+            sql.SQL("UPDATE {} SET {} = TIMESTAMPTZ 'epoch' + $1::int8 * INTERVAL '1 microsecond' WHERE {} IS NULL").format(
+                self.rel, sql.Identifier(column), sql.Identifier(column)
+            ),
+            (micros,),
+        )
+
+    def _upsert_rows(self, con: Any, s: StreamSettings, known: Any, table: str, rows: pa.Table) -> None:
+        for batch in rows.to_batches():
+            if batch.num_rows:
+                self._load(batch)
 
     def _warn_nuls(self) -> None:
         for column, count in self.nul_counts.items():

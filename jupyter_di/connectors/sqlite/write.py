@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import pyarrow as pa
 
@@ -64,6 +65,25 @@ class SQLiteDestination(SQLiteConnector, SqlFileDestination):
             f"VALUES ({', '.join('?' * len(names))})" + conflict_clause(keys, names, method, getattr(self, "_null_on_update", ())),
             zip(*columns),
         )
+
+    # -- change streams (LOG_BASED)
+
+    def _update_keys(self, con: sqlite3.Connection, table: str, rows: pa.Table, keys: list[str]) -> int:
+        names = [c for c in rows.column_names if c not in keys]
+        values = [sqlite_values(rows.column(n).combine_chunks(), rows.schema.field(n)) for n in names + keys]
+        sets = ", ".join(f"{quote_ident(c)} = ?" for c in names)
+        where = " AND ".join(f"{quote_ident(k)} = ?" for k in keys)
+        before = con.total_changes
+        con.executemany(f"UPDATE {quote_ident(table)} SET {sets} WHERE {where}", zip(*values))
+        return con.total_changes - before
+
+    def _delete_keys(self, con: sqlite3.Connection, table: str, rows: pa.Table, keys: list[str]) -> None:
+        values = [sqlite_values(rows.column(k).combine_chunks(), rows.schema.field(k)) for k in keys]
+        where = " AND ".join(f"{quote_ident(k)} = ?" for k in keys)
+        con.executemany(f"DELETE FROM {quote_ident(table)} WHERE {where}", zip(*values))
+
+    def _param(self, value: Any) -> Any:
+        return sqlite_values(value, pa.field("v", value.type))[0]
 
     def _translate(self, exc: Exception, stream: str) -> DIError | None:
         if isinstance(exc, (sqlite3.Error, OverflowError)):

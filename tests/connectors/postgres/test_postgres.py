@@ -64,6 +64,9 @@ def test_spec_and_config_keys():
         "sslmode",
         "connect_timeout",
         "page_rows",
+        "slot_name",
+        "publication",
+        "slot_retained_warn_mb",
         "upsert_fillfactor",
     ]
     assert fields["port"].default == 5432 and fields["schema"].default == "public" and fields["connect_timeout"].default == 10
