@@ -57,6 +57,8 @@ class SalesforceDestination(Destination):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self.last_outcome: Outcome | None = None
+        self.report_warnings: list[dict[str, Any]] = []
+        """Read by the runner after a write: lines for the run report; ``skipped`` rows make the run incomplete."""
 
     @staticmethod
     def check_config(config: dict[str, Any]) -> None:
@@ -102,6 +104,7 @@ class SalesforceDestination(Destination):
             result = writer.run(chunks, on_commit)
         finally:
             self.last_outcome = writer.outcome
+            self.report_warnings.extend(writer.report)
             writer.close()
         return result
 
@@ -117,6 +120,7 @@ class _StreamWriter:
         self.options: dict[str, Any] = dict((config.get("streams") or {}).get(self.stream) or {})
         self.client = SalesforceClient(config, stream=self.stream)
         self.outcome = Outcome()
+        self.report: list[dict[str, Any]] = []
         self._spool = tempfile.TemporaryFile(prefix="jupyter-di-salesforce-")  # anonymous: gone even after kill -9
 
     def close(self) -> None:
@@ -180,6 +184,7 @@ class _StreamWriter:
             )
             log.warning(message)
             warnings.warn(message, stacklevel=3)
+            self.report.append({"skipped": True, "message": message})
         return WriteResult(rows_written=self.outcome.written, state=state)
 
     # -- spooling --------------------------------------------------------------------------
@@ -312,7 +317,9 @@ class _StreamWriter:
                 fix="check the user's delete permission on the object and the records' locks, then run again.",
             )
         if doomed:
-            log.info("stream %s: deleted %d records of %s whose %s did not arrive", self.stream, len(doomed), plan.sobject, field)
+            message = f"deleted {len(doomed):,} records of {plan.sobject} whose {field} did not arrive (delete_missing)"
+            log.info("stream %s: %s", self.stream, message)
+            self.report.append({"skipped": False, "message": message})
 
     # -- rejected rows ---------------------------------------------------------------------
     def _save_rejected(self, rejected: list[Rejected]) -> None:
