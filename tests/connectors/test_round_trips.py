@@ -20,15 +20,7 @@ import pyarrow as pa
 import pytest
 
 from jupyter_di.connectors import registry
-from jupyter_di.connectors.base import (
-    INCREMENTAL,
-    JSON_LOGICAL_TYPE,
-    LOGICAL_TYPE_KEY,
-    Chunk,
-    ReadRequest,
-    StreamSettings,
-    WriteRequest,
-)
+from jupyter_di.connectors.base import INCREMENTAL, JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, Chunk, ReadRequest, StreamSettings, WriteRequest
 
 UTC = dt.timezone.utc
 

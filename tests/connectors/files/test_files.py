@@ -11,16 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jupyter_di.connectors.base import (
-    JSON_LOGICAL_TYPE,
-    LOGICAL_TYPE_KEY,
-    Chunk,
-    ReadRequest,
-    StreamSettings,
-    WriteRequest,
-)
+from jupyter_di.connectors.base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, Chunk, ReadRequest, StreamSettings, WriteRequest
 from jupyter_di.connectors.files import SPEC, FilesDestination, FilesSource
 from jupyter_di.errors import ConfigError, SchemaMismatch
+from tests.support.streams import read_stream
 
 UTC = timezone.utc
 FORMATS = ["csv", "jsonl", "parquet"]
@@ -66,15 +60,7 @@ def write(folder, fmt, batches, *, mode="FULL_TABLE", table="people", unique=(),
 def read(folder, fmt, stream="people", **kw):
     cfg = {"path": str(folder), "format": fmt}
     cfg.update(kw.pop("config", {}))
-    src = FilesSource(cfg)
-    settings = StreamSettings(
-        stream=stream,
-        columns=kw.pop("columns", None),
-        replication_method=kw.pop("method", "FULL_TABLE"),
-        bookmark_properties=kw.pop("bookmark_properties", []),
-        key_properties=kw.pop("key_properties", []),
-    )
-    return src.read(ReadRequest(settings, **kw)).read_all()
+    return read_stream(FilesSource(cfg), stream, **kw)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -12,6 +12,7 @@ from jupyter_di.connectors.base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, Read
 from jupyter_di.connectors.http_api import SPEC, HttpApiSource
 from jupyter_di.errors import ConfigError, ConnectionFailed
 from tests.support.http_server import ApiServer, make_charges, make_customers
+from tests.support.streams import read_stream
 
 CUSTOMERS = make_customers()
 CHARGES = make_charges()
@@ -73,14 +74,7 @@ def config(api, *, style="stripe", resource="customers", token=None, **stream):
 
 
 def read(source, stream="customers", **kw):
-    settings = StreamSettings(
-        stream=stream,
-        columns=kw.pop("columns", None),
-        replication_method=kw.pop("method", "FULL_TABLE"),
-        bookmark_properties=kw.pop("bookmark_properties", []),
-        key_properties=kw.pop("key_properties", []),
-    )
-    return source.read(ReadRequest(settings, **kw)).read_all()
+    return read_stream(source, stream, **kw)
 
 
 @pytest.mark.parametrize("style", list(PAGING))
