@@ -1195,12 +1195,17 @@ def jwt_key_pair() -> tuple[str, Any]:
 
 
 def _serve(args: Iterable[str]) -> None:
+    import signal
+
     server = SalesforceServer().start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(json.dumps({"url": server.url, "ca": server.ca_path, "token": server.token}), flush=True)
     try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
         server.stop()
 
 
