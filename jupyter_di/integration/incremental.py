@@ -89,14 +89,14 @@ def cursor_warnings(
     full read, or every run with ``resync``); the source may also have counted the
     ones an incremental read left out (``request.stats["null_cursor_rows"]``).
     """
-    if settings.replication_method != INCREMENTAL:
-        return []
-    out: list[dict[str, Any]] = []
     stream = settings.stream
+    # what the source itself says it may have missed (``warnings``), or wants the user to know (``notes``)
+    out: list[dict[str, Any]] = [{"stream": stream, "skipped": True, "message": str(m)} for m in request.stats.get("warnings") or []]
+    out += [{"stream": stream, "skipped": False, "message": str(m)} for m in request.stats.get("notes") or []]
+    if settings.replication_method != INCREMENTAL:
+        return out
     columns = " or ".join(settings.bookmark_properties)
     unread = int(request.stats.get("null_cursor_rows") or 0)
-    for message in request.stats.get("warnings") or []:  # what the source itself says it may have missed
-        out.append({"stream": stream, "skipped": True, "message": str(message)})
     if request.bookmark and settings.null_cursor != "resync":
         total = max(unread, null_rows_read)
         if total and settings.null_cursor == "report":

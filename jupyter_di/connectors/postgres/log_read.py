@@ -100,7 +100,7 @@ def read_log_based(source: Any, request: ReadRequest) -> pa.RecordBatchReader:
                 f"bookmark: {exc}.", stream=s.stream, fix="give the position like 0/16B3748, or reset the stream's state."
             ) from None
         info = rep.slot_info(conn, slot)
-        warnings: list[str] = request.stats.setdefault("warnings", [])
+        warnings: list[str] = request.stats.setdefault("notes", [])  # the run report's lines (not changes missed)
         if position is not None and saved.get("slot") not in (None, slot):
             warnings.append(
                 f"the stream's slot is now {slot!r} (was {saved['slot']!r}): a new snapshot is read. If nothing else uses "
