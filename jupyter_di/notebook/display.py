@@ -16,6 +16,7 @@ from typing import Any
 
 from IPython.display import HTML, display
 
+from ..pipeline.dynamic import grouped
 from ..pipeline.observer import RunObserver
 from ..pipeline.run_record import FAILED, RUNNING, BlockRun
 from ..settings import SETTINGS
@@ -67,7 +68,7 @@ class RunDisplay(RunObserver):
         rows = []
         with self._lock:
             streams = dict(self.streams)
-        for name, run in self.runs.items():
+        for name, run in grouped(dict(self.runs)).items():  # a dynamic block's children under it
             colour = COLOURS.get(run.status, "#000")
             duration = f"{run.duration:.2f}s" if run.duration is not None else ""
             note = "see the error below" if run.status == FAILED else html.escape(run.reason or "")  # the error shows once
@@ -79,7 +80,7 @@ class RunDisplay(RunObserver):
             details += [f"⚠ {html.escape(w.get('stream', ''))}: {html.escape(w['message'])}" for w in run.summary.get("warnings") or []]
             detail = "<br>".join(details)
             rows.append(
-                f"<tr data-block='{html.escape(name)}' data-status='{run.status}'><td><code>{html.escape(name)}</code></td>"
+                f"<tr data-block='{html.escape(name)}' data-status='{run.status}'><td>{'&nbsp;&nbsp;↳ ' if ':' in name else ''}<code>{html.escape(name)}</code></td>"
                 f"<td style='color:{colour};font-weight:600'>{run.status}</td><td>{duration}</td>"
                 f"<td>{detail}{'<br>' if detail and note else ''}{note}</td></tr>"
             )

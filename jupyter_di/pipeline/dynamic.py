@@ -33,11 +33,11 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError, DIError, GraphError
 from ..integration.reduced import ReducedOutput
-from .block import Block
+from .block import Block, BlockKind
 from .graph import Graph
 from .observer import RunObserver
 from .run_record import DONE, FAILED, PENDING, RUNNING, SKIPPED, BlockRun, RunReport
@@ -319,7 +319,7 @@ class DynamicRun:
     def _phase_graph(self, names: list[str]) -> Graph:
         graph = Graph()
         for name in names:
-            graph.blocks[name] = Block(name=name, kind="python", body="", upstream=self._deps(name))
+            graph.blocks[name] = Block(name=name, kind=BlockKind.PYTHON, body="", upstream=self._deps(name))
         return graph
 
     def _notify(self, run: BlockRun) -> None:
@@ -490,18 +490,25 @@ class DynamicRun:
             self._notify(run)
 
     def _ordered(self, runs: dict[str, BlockRun]) -> dict[str, BlockRun]:
-        """Plan order, each fanned-out block followed by its children."""
-        kids: dict[str, list[str]] = {}
-        for name in runs:
-            if split_child(name) is not None:
-                kids.setdefault(template_of(name), []).append(name)
-        out: dict[str, BlockRun] = {}
-        for name, run in runs.items():
-            if split_child(name) is None:
-                out[name] = run
-                for kid in kids.pop(name, []):
-                    out[kid] = runs[kid]
-        for rest in kids.values():
-            for kid in rest:
+        return grouped(runs)
+
+
+T = TypeVar("T")
+
+
+def grouped(runs: Mapping[str, T]) -> dict[str, T]:
+    """The same entries, each dynamic child right after its block (for reports and live tables)."""
+    kids: dict[str, list[str]] = {}
+    for name in runs:
+        if split_child(name) is not None:
+            kids.setdefault(template_of(name), []).append(name)
+    out: dict[str, T] = {}
+    for name, run in runs.items():
+        if split_child(name) is None:
+            out[name] = run
+            for kid in kids.pop(name, []):
                 out[kid] = runs[kid]
-        return out
+    for rest in kids.values():
+        for kid in rest:
+            out[kid] = runs[kid]
+    return out

@@ -166,18 +166,44 @@ class Graph:
         return order
 
     def to_mermaid(self, statuses: Mapping[str, str] | None = None) -> str:
-        """The graph as a mermaid flowchart (JupyterLab >= 4.1 renders it in markdown)."""
+        """The graph as a mermaid flowchart (JupyterLab >= 4.1 renders it in markdown).
+
+        A dynamic block's children (``BLOCK:ITEM`` names among ``statuses``, from the last run) are
+        drawn in a box under their block, coloured by their own status (the first ``MAX_CHILDREN``,
+        then a count); a replica is labelled with the block it replicates."""
         shapes = {"source": ('[("', '")]'), "destination": ('[/"', '"/]'), "python": ('["', '"]')}
         lines = ["flowchart LR"]
         for block in self.blocks.values():
             left, right = shapes[block.kind]
-            label = f"{block.name}<br/><small>{block.kind}</small>"
+            notes = [block.kind] + (["dynamic"] if block.dynamic else []) + (["reduce"] if block.reduce_output else [])
+            if block.replicate:
+                notes.append(f"replica of {block.replicate}")
+            label = f"{block.name}<br/><small>{' · '.join(notes)}</small>"
             lines.append(f"    {block.name}{left}{label}{right}")
         for block in self.blocks.values():
             for up in self._known_upstream(block.name):
                 lines.append(f"    {up} --> {block.name}")
         colours = {"done": "#c8e6c9", "failed": "#ffcdd2", "running": "#fff9c4", "skipped": "#e0e0e0"}
+        children: dict[str, list[tuple[str, str]]] = {}
+        for name, status in (statuses or {}).items():
+            parent, sep, _ = name.partition(":")
+            if sep and parent in self.blocks:
+                children.setdefault(parent, []).append((name, str(status)))
+        for parent, kids in children.items():
+            lines.append(f'    subgraph {parent}__children["{parent}: {len(kids)} children"]')
+            for index, (name, status) in enumerate(kids[: self.MAX_CHILDREN]):
+                label = name.replace('"', "#quot;")
+                lines.append(f'        {parent}__c{index}["{label}"]')
+                if status in colours:
+                    lines.append(f"        style {parent}__c{index} fill:{colours[status]}")
+            if len(kids) > self.MAX_CHILDREN:
+                lines.append(f'        {parent}__more["… {len(kids) - self.MAX_CHILDREN} more"]')
+            lines.append("    end")
+            lines.append(f"    {parent} -.- {parent}__children")
         for name, status in (statuses or {}).items():
             if name in self.blocks and status in colours:
                 lines.append(f"    style {name} fill:{colours[status]}")
         return "\n".join(lines)
+
+    MAX_CHILDREN = 20
+    """Children drawn per dynamic block in the mermaid graph (the rest are counted)."""
