@@ -2,7 +2,8 @@
 
 Real parts: a seeded PostgreSQL database, localstripe (a stateful fake Stripe server from the
 registry, extended in tests/support/localstripe_server.py) holding customers and charges made with
-Stripe's official client, the ``jupyter-di run`` CLI in a subprocess and the DuckDB file it writes.
+Stripe's official client, the ``jupyter-di run`` CLI in a subprocess and the Salesforce stand-in
+(tests/support/salesforce_server.py) it exports to, read back record by record.
 The second run follows an insert and an update in PostgreSQL and must read only the changed orders
 (plus the row at the inclusive bookmark) and leave the report right.
 """
@@ -21,7 +22,8 @@ import pytest
 import stripe
 
 from tests.support.localstripe_server import CARD, LocalStripe
-from tests.support.notebooks import cli_process, duckdb_query, rows_read
+from tests.support.notebooks import cli_process, rows_read
+from tests.support.salesforce_server import SalesforceServer
 
 ROOT = Path(__file__).resolve().parents[1]
 UTC = dt.timezone.utc
@@ -84,16 +86,29 @@ def expected_report(orders: list[tuple], ids: list[str]) -> list[tuple]:
     return rows
 
 
-def report_rows(path: Path) -> list[tuple]:
-    rows = duckdb_query(
-        path,
-        "SELECT id, customer_id, customer_name, customer_email, status, total, updated_at, paid_charges, paid_amount"
-        " FROM order_report ORDER BY id",
-    )
-    return [(*r[:5], decimal.Decimal(r[5]), r[6].astimezone(UTC), r[7], round(r[8], 2)) for r in rows]
+def report_rows(crm: SalesforceServer) -> list[tuple]:
+    """The Order_Report__c records in Salesforce (the stand-in), as report rows."""
+    out = []
+    for r in sorted(crm.rows("Order_Report__c"), key=lambda r: r["Order_Id__c"]):
+        when = dt.datetime.strptime(r["Updated_At__c"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        total = decimal.Decimal(str(r["Total__c"]))
+        out.append(
+            (
+                int(r["Order_Id__c"]),
+                r["Customer_Id__c"],
+                r["Customer_Name__c"],
+                r["Customer_Email__c"],
+                r["Status__c"],
+                total,
+                when,
+                int(r["Paid_Charges__c"]),
+                round(r["Paid_Amount__c"], 2),
+            )
+        )
+    return out
 
 
-def shop_env(pg_config: dict, api: LocalStripe, **overrides: str) -> dict[str, str]:
+def shop_env(pg_config: dict, api: LocalStripe, crm: SalesforceServer, **overrides: str) -> dict[str, str]:
     """The environment the notebook's templates read (``env_var('SHOP_...')``), nothing from ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_DI_", "SHOP_"))}
     env.update(
@@ -104,6 +119,13 @@ def shop_env(pg_config: dict, api: LocalStripe, **overrides: str) -> dict[str, s
         SHOP_PG_PASSWORD=pg_config["password"],
         SHOP_STRIPE_BASE_URL=api.base_url,
         SHOP_STRIPE_API_KEY=api.api_key,
+        SHOP_SF_LOGIN_URL=crm.url,
+        SHOP_SF_CA_BUNDLE=crm.ca_path,
+        SHOP_SF_CLIENT_ID="3MVG9-client",
+        SHOP_SF_CLIENT_SECRET="client-secret-xyz",
+        SHOP_SF_USERNAME="etl@example.com",
+        SHOP_SF_PASSWORD="s3cret-Pa55",
+        SHOP_SF_SECURITY_TOKEN="TOKEN123",
     )
     env.update(overrides)
     return env
@@ -117,6 +139,12 @@ def api():
 
 
 @pytest.fixture
+def crm():
+    with SalesforceServer() as server:
+        yield server
+
+
+@pytest.fixture
 def notebook(tmp_path) -> Path:
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -124,23 +152,23 @@ def notebook(tmp_path) -> Path:
     return folder / "spec_example.ipynb"
 
 
-def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config, pg_connect):
+def test_spec_example_runs_headless_then_incrementally(notebook, api, crm, pg_config, pg_connect):
     with pg_connect() as conn:
         conn.execute(
             "CREATE TABLE orders (id integer PRIMARY KEY, customer_id text, status text, total numeric(10,2), updated_at timestamptz NOT NULL)"
         )
         for row in orders_with_ids(ORDERS, api.customer_ids):
             conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", row)
-    env = shop_env(pg_config, api)
-    target = notebook.parent / "shop_report.duckdb"
+    env = shop_env(pg_config, api, crm)
 
     first = cli_process("run", str(notebook), env=env)
     assert first.returncode == 0, first.stderr + first.stdout
     assert rows_read(first.stdout, "shop_db", "orders") == 6
     assert rows_read(first.stdout, "stripe", "customers") == len(CUSTOMERS)
     assert rows_read(first.stdout, "stripe", "charges") == len(CHARGES)
-    assert report_rows(target) == expected_report(ORDERS, api.customer_ids)
-    assert "order_report" in first.stdout and "paid_amount" in first.stdout  # the check cell ran in place
+    assert report_rows(crm) == expected_report(ORDERS, api.customer_ids)
+    assert "order_report" in first.stdout and "Paid_Amount__c" in first.stdout  # the check cell ran in place
+    assert crm.count("PATCH", "/composite/sobjects/Order_Report__c/Order_Id__c") == 1  # 5 orders: one collections request
     charges_requests = [(q, h) for _, _, q, h in api.gets("/v1/charges")]
     assert charges_requests and all(q == {"limit": "100"} and h["Authorization"] == f"Bearer {api.api_key}" for q, h in charges_requests)
     state = json.loads(cli_process("state", "show", str(notebook), env=env).stdout)
@@ -158,7 +186,8 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
     assert second.returncode == 0, second.stderr + second.stdout
     # only the changes, plus order 6 at the inclusive bookmark
     assert rows_read(second.stdout, "shop_db", "orders") == 3
-    assert report_rows(target) == expected_report(changed, api.customer_ids)
+    assert report_rows(crm) == expected_report(changed, api.customer_ids)
+    assert len(crm.rows("Order_Report__c")) == 6  # order 2 updated, order 7 added, none duplicated
     state = json.loads(cli_process("state", "show", str(notebook), env=env).stdout)
     assert state["bookmarks"]["shop_db.orders"] == {"updated_at": "2024-03-05T10:00:00+00:00"}
 
@@ -166,11 +195,11 @@ def test_spec_example_runs_headless_then_incrementally(notebook, api, pg_config,
     third = cli_process("run", "-q", str(notebook), env=env)
     assert third.returncode == 0, third.stderr
     assert rows_read(third.stdout, "shop_db", "orders") == 1
-    assert report_rows(target) == expected_report(changed, api.customer_ids)
+    assert report_rows(crm) == expected_report(changed, api.customer_ids)
 
 
-def test_spec_example_wrong_api_key_fails_with_one_line_and_no_secret(notebook, api, pg_config):
-    env = shop_env(pg_config, api, SHOP_STRIPE_API_KEY="sk_test_wrong_key_123")
+def test_spec_example_wrong_api_key_fails_with_one_line_and_no_secret(notebook, api, crm, pg_config):
+    env = shop_env(pg_config, api, crm, SHOP_STRIPE_API_KEY="sk_test_wrong_key_123")
     del env["SHOP_PG_PASSWORD"]
     run = cli_process("run", str(notebook), env=env)
     assert run.returncode == 1
@@ -178,4 +207,4 @@ def test_spec_example_wrong_api_key_fails_with_one_line_and_no_secret(notebook, 
     assert "block 'stripe', stream 'customers': credentials rejected" in output and "Fix: check api_key (a secret key sk_" in output
     assert "wrong_key_123" not in output
     assert "'reporting' (upstream 'stripe' failed)" in output
-    assert not (notebook.parent / "shop_report.duckdb").exists()  # nothing exported
+    assert crm.rows("Order_Report__c") == [] and crm.count("POST", "/services/oauth2/token") == 0  # nothing exported

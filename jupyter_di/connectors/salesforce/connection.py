@@ -24,7 +24,7 @@ import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,6 +252,17 @@ class SalesforceClient:
                 time.sleep(min(10.0, 0.5 * 2**attempt))
                 continue
             raise self.api_error(method, path, status, errors)
+
+    def query(self, soql: str) -> Iterator[dict[str, Any]]:
+        """The records a SOQL query returns, following ``nextRecordsUrl`` (2,000 a page)."""
+        path = self.data_path("query/?q=" + urllib.parse.quote(soql, safe=""))
+        while True:
+            page = self.request("GET", path).json()
+            yield from page.get("records") or []
+            nxt = page.get("nextRecordsUrl")
+            if page.get("done", True) or not nxt:
+                return
+            path = nxt
 
     def api_error(self, method: str, path: str, status: int, errors: list[tuple[str, str]]) -> DIError:
         text = "; ".join(f"{c}: {m}" if c else m for c, m in errors) or f"HTTP {status}"

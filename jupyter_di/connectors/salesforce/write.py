@@ -98,6 +98,14 @@ class SalesforceDestination(Destination):
         finally:
             client.close()
 
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """The records of a SOQL query, without their ``attributes`` (to look at what a run wrote)."""
+        client = SalesforceClient(self.config)
+        try:
+            return [{k: v for k, v in r.items() if k != "attributes"} for r in client.query(soql)]
+        finally:
+            client.close()
+
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         writer = _StreamWriter(self.config, request)
         try:
@@ -271,15 +279,7 @@ class _StreamWriter:
         return ", ".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
 
     def _query_all(self, soql: str) -> Iterator[dict[str, Any]]:
-        path = self.client.data_path("query/?q=" + quote(soql, safe=""))
-        while True:
-            page = self.client.request("GET", path).json()
-            self.outcome.requests += 1
-            yield from page.get("records") or []
-            nxt = page.get("nextRecordsUrl")
-            if page.get("done", True) or not nxt:
-                return
-            path = nxt
+        return self.client.query(soql)
 
     def _drop_existing(self, plan: FieldPlan, keys: list[Any], keep: list[bool] | None) -> list[bool]:
         """IGNORE: leave out rows whose external ID is already in Salesforce."""
