@@ -69,16 +69,20 @@ _STRUCTURAL = re.compile(r"^(array|map|row)\(", re.IGNORECASE)
 
 
 def unnest_plan(column_type: str, source: pa.DataType) -> tuple[str, str]:
-    """How literals of an Arrow ``source`` column reach a column of ``column_type``.
+    """How one JSON-array literal of an Arrow ``source`` column's texts reaches a column of ``column_type``.
 
-    Returns (the element type of the array the literals are cast to, the select expression over
-    the unnested value, with ``{}`` standing for it).  Scalars are cast straight to the column's
-    type; JSON and structural columns (``array``, ``map``, ``row``) are parsed from JSON text.
+    Returns (the array expression, with ``{}`` standing for the literal; the select expression over
+    the unnested element, with ``{}`` standing for it).  Texts are cast to the column's type by
+    Trino (so Trino's own parser reads every value); binary texts are hex (``from_hex``); JSON and
+    structural columns (``array``, ``map``, ``row``) are parsed from JSON text.
     """
+    texts = "CAST(json_parse({}) AS ARRAY(varchar))"
     if is_binary(source):
-        return "varbinary", ("{}" if column_type == "varbinary" else "CAST({} AS " + column_type + ")")
+        return "transform(" + texts + ", x -> from_hex(x))", ("{}" if column_type == "varbinary" else "CAST({} AS " + column_type + ")")
     if column_type == "json":
-        return "varchar", "json_parse({})"
+        return texts, "json_parse({})"
     if _STRUCTURAL.match(column_type):
-        return "varchar", "CAST(json_parse({}) AS " + column_type + ")"
-    return column_type, "{}"
+        return texts, "CAST(json_parse({}) AS " + column_type + ")"
+    if column_type.startswith(("varchar", "char")):
+        return texts, "{}"  # INSERT checks the length (a CAST to varchar(n) would cut silently)
+    return "CAST(" + texts + " AS ARRAY(" + column_type + "))", "{}"
