@@ -24,7 +24,7 @@ connector is never bent to localstripe's gaps):
   ``customer.subscription.updated``, ``payment_intent.created`` / ``payment_intent.updated``,
   ``refund.created`` / ``refund.updated``, ``charge.dispute.*``.  A ``*.deleted`` event carries the
   object as it was.
-* **Objects localstripe lacks**: prices (``/v1/prices``: create, retrieve, update, list; Stripe has no
+* **Objects localstripe lacks**: the account (``/v1/account``, ``/v1/accounts/<id>``), prices (``/v1/prices``: create, retrieve, update, list; Stripe has no
   price deletion), disputes (``/v1/disputes``: retrieve, update, list; Stripe opens them from the card
   network, so tests open one with ``POST /_config/disputes`` {charge, amount, reason}).
 * **Auth**: only this server's key is accepted (localstripe takes any ``sk_`` key); a wrong one is a
@@ -51,11 +51,22 @@ from typing import Any
 
 import localstripe.resources as ls
 import localstripe.server as ls_server
+import localstripe.webhooks
 from aiohttp import web
 from localstripe.errors import UserError
 
 ls.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]  # memory only (see above)
 ls.Store.try_load_from_disk = lambda self: None  # type: ignore[method-assign]
+_schedule_webhook = ls.schedule_webhook
+
+
+def _webhook_if_registered(event: Any) -> None:
+    """localstripe schedules a delivery task (sleeping a second) for every event, webhooks or not."""
+    if localstripe.webhooks._webhooks:
+        _schedule_webhook(event)
+
+
+ls.schedule_webhook = _webhook_if_registered
 
 _seq = itertools.count()
 """Creation order of objects, the tie-break of lists within one second (newest first)."""
@@ -485,6 +496,20 @@ class LocalStripe:
             app.router.add_route("POST", plural, ls_server.api_create(cls, plural))
             app.router.add_route("GET", plural + "/{id}", ls_server.api_retrieve(cls, plural))
             app.router.add_route("POST", plural + "/{id}", ls_server.api_update(cls, plural))
+
+        async def account(request: web.Request) -> web.Response:
+            return web.json_response(
+                {
+                    "id": request.match_info.get("id", "acct_localstripe"),
+                    "object": "account",
+                    "country": "US",
+                    "default_currency": "usd",
+                    "settings": {"dashboard": {"display_name": "localstripe", "timezone": "Etc/UTC"}},
+                }
+            )
+
+        app.router.add_get("/v1/account", account)
+        app.router.add_get("/v1/accounts/{id}", account)
         for resource in ls_server.app.router.resources():  # localstripe's own routes
             for route in resource:
                 app.router.add_route(route.method, resource.canonical, route.handler)
