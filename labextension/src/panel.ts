@@ -19,6 +19,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 import { NotebookBridge } from './bridge';
+import { childSummary, groupChildren } from './children';
 import { formatDuration, parseMagicLine } from './magic';
 import { IAck, IBlock, IRunBlock, IRunPipeline } from './protocol';
 
@@ -26,6 +27,9 @@ export const PANEL_ID = 'jupyter-di-pipeline';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const NODE_W = 150;
 const NODE_H = 44;
+/** Extra height of a dynamic block's node: its children's summary and status marks (3 rows of 20). */
+const CHILD_ROW_H = 36;
+const MAX_CHILD_MARKS = 60;
 
 export const pipelineIcon = new LabIcon({
   name: 'jupyter-di:pipeline',
@@ -170,7 +174,7 @@ export class PipelinePanel extends Widget {
     this._runBlock.disabled = !connected || this._selected === null;
     this._stateChanged.emit();
 
-    const blocks = this.blocks();
+    const { blocks, children } = groupChildren(this.blocks());
     this._empty.style.display = blocks.length ? 'none' : '';
     this._svg.replaceChildren();
     if (blocks.length === 0) {
@@ -182,8 +186,9 @@ export class PipelinePanel extends Widget {
     g.setGraph({ rankdir: 'TB', nodesep: 24, ranksep: 36, marginx: 8, marginy: 8 });
     g.setDefaultEdgeLabel(() => ({}));
     const names = new Set(blocks.map(b => b.name));
+    const height = (name: string): number => NODE_H + (children.has(name) ? CHILD_ROW_H : 0);
     for (const block of blocks) {
-      g.setNode(block.name, { width: NODE_W, height: NODE_H });
+      g.setNode(block.name, { width: NODE_W, height: height(block.name) });
     }
     for (const block of blocks) {
       for (const up of block.upstream) {
@@ -213,7 +218,7 @@ export class PipelinePanel extends Widget {
       const pos = g.node(block.name) as { x: number; y: number };
       const node = svg('g', {
         class: 'jp-di-node' + (block.name === this._selected ? ' jp-di-selected' : ''),
-        transform: `translate(${pos.x - NODE_W / 2},${pos.y - NODE_H / 2})`,
+        transform: `translate(${pos.x - NODE_W / 2},${pos.y - height(block.name) / 2})`,
         'data-block-name': block.name,
         'data-status': block.status,
         'data-kind': block.kind
@@ -228,10 +233,35 @@ export class PipelinePanel extends Widget {
         .join(' · ');
       node.append(
         title,
-        svg('rect', { width: String(NODE_W), height: String(NODE_H), rx: '6' }),
+        svg('rect', { width: String(NODE_W), height: String(height(block.name)), rx: '6' }),
         label,
         detail
       );
+      const kids = children.get(block.name);
+      if (kids !== undefined) {
+        // a dynamic block's children: a count by status, and one small square per child
+        const summary = svg('text', { x: '8', y: '52', class: 'jp-di-node-detail' });
+        summary.textContent = truncate(childSummary(kids), 30);
+        node.append(summary);
+        kids.slice(0, MAX_CHILD_MARKS).forEach((kid, i) => {
+          const mark = svg('rect', {
+            class: 'jp-di-child',
+            x: String(8 + (i % 20) * 7),
+            y: String(58 + Math.floor(i / 20) * 7),
+            width: '5',
+            height: '5',
+            'data-block-name': kid.name,
+            'data-status': kid.status
+          });
+          const tip = svg('title', {});
+          tip.textContent = kid.message
+            ? `${kid.name}: ${kid.status}: ${kid.message}`
+            : `${kid.name}: ${kid.status}`;
+          mark.append(tip);
+          node.append(mark);
+        });
+        title.textContent += `\n${childSummary(kids)}`;
+      }
       node.addEventListener('click', () => this._select(block));
       this._svg.append(node);
     }
