@@ -5,6 +5,8 @@
     jupyter-di state show|set|reset NOTEBOOK.ipynb [BLOCK [STREAM]] [--value COLUMN=VALUE ...]
     jupyter-di connectors [--json]
     jupyter-di secret set|list|delete [NAME]
+    jupyter-di target NAME --config FILE            (a Singer target: messages on stdin)
+    jupyter-di tap NAME --config FILE [--discover | --catalog FILE --state FILE]   (a Singer tap)
 
 The run is in-process with no Jupyter server: the same pipeline code the kernel
 uses.  Errors a user can fix print one short line and exit non-zero (1: a block
@@ -381,6 +383,18 @@ def cmd_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_target(args: argparse.Namespace) -> int:
+    from .integration import singer_cli
+
+    return singer_cli.target(args.name, args.config, validate_records=args.validate_records, no_new_columns=args.no_new_columns)
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    from .integration import singer_cli
+
+    return singer_cli.tap(args.name, args.config, discover=args.discover, catalog_path=args.catalog, state_path=args.state)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jupyter-di", description="Run notebook data pipelines headless.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -418,6 +432,21 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("action", choices=["set", "list", "delete"])
     secret.add_argument("name", nargs="?")
     secret.set_defaults(func=cmd_secret)
+
+    target = sub.add_parser("target", help="a Singer target: messages on stdin, written by a built-in destination")
+    target.add_argument("name", help="the destination connector (`jupyter-di connectors`)")
+    target.add_argument("--config", type=Path, required=True, help="a JSON file with the destination's config")
+    target.add_argument("--validate-records", action="store_true", help="check each record against its stream's JSON schema")
+    target.add_argument("--no-new-columns", action="store_true", help="refuse properties a later SCHEMA adds")
+    target.set_defaults(func=cmd_target)
+
+    tap = sub.add_parser("tap", help="a Singer tap: a built-in source's streams as Singer messages on stdout")
+    tap.add_argument("name", help="the source connector (`jupyter-di connectors`)")
+    tap.add_argument("--config", type=Path, required=True, help="a JSON file with the source's config")
+    tap.add_argument("--discover", action="store_true", help="print the catalog")
+    tap.add_argument("--catalog", "--properties", type=Path, help="the catalog selecting streams (default: every stream)")
+    tap.add_argument("--state", type=Path, help="a state printed by an earlier sync")
+    tap.set_defaults(func=cmd_tap)
     return parser
 
 
