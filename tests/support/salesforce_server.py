@@ -622,6 +622,7 @@ class SalesforceServer:
         self.max_upload_bytes = 150 * 1024 * 1024
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self._failures = 0
+        self._drops: tuple[int, str] = (0, "")
         self._hold = threading.Event()
         self._hold.set()
         self._folder = tempfile.TemporaryDirectory(prefix="sf-stand-in-")
@@ -648,6 +649,19 @@ class SalesforceServer:
     def expire_tokens(self) -> None:
         """Every session ends (Salesforce's session timeout): the next data request gets 401."""
         self.org.tokens.clear()
+
+    def drop_next(self, n: int, fragment: str = "") -> None:
+        """The next ``n`` requests whose path holds ``fragment`` get no answer: the connection just closes
+        (before the request is processed), as a proxy or a network failure does."""
+        self._drops = (n, fragment)
+
+    def take_drop(self, path: str) -> bool:
+        with self.org.lock:
+            n, fragment = self._drops
+            if n > 0 and fragment in path:
+                self._drops = (n - 1, fragment)
+                return True
+        return False
 
     def fail_next(self, n: int) -> None:
         """The next ``n`` data requests get ``403 REQUEST_LIMIT_EXCEEDED``."""
@@ -798,6 +812,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path.rstrip("/") or "/"
         self.sf.requests.append((method, path))
         body = self._body()
+        if self.sf.take_drop(path):
+            self.close_connection = True
+            return
         try:
             if path == "/services/oauth2/token" and method == "POST":
                 return self._token(body)

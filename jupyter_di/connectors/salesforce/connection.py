@@ -38,6 +38,8 @@ LOGIN_URL = "https://login.salesforce.com"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 RETRY_STATUSES = {500, 502, 503, 504}
 MAX_RETRIES = 4
+IDLE_SECONDS = 5.0
+"""A kept connection idle longer than this is not trusted with a POST (servers drop idle connections)."""
 
 CONFIG_SCHEMA = [
     ConfigField("instance_url", description="https://MyDomain.my.salesforce.com (required with access_token; else the log-in says it)."),
@@ -108,6 +110,7 @@ class SalesforceClient:
         self._redactor = Redactor(secrets)
         self._conn: http.client.HTTPSConnection | None = None
         self._origin: tuple[str, int] | None = None
+        self._last_used = 0.0
         self.token: str | None = config.get("access_token") or None
         self.instance_url: str | None = (config.get("instance_url") or "").rstrip("/") or None
         self.requests = 0
@@ -164,14 +167,16 @@ class SalesforceClient:
             form = {"grant_type": JWT_GRANT, "assertion": jwt_assertion(c["client_id"], c["username"], login_url, c["private_key"])}
         parts = urllib.parse.urlsplit(login_url)
         body = urllib.parse.urlencode(form).encode()
-        status, _, raw = self._roundtrip(
-            parts.hostname or "",
-            parts.port or 443,
-            "POST",
-            "/services/oauth2/token",
-            body,
-            {"Content-Type": "application/x-www-form-urlencoded"},
-        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        try:
+            status, _, raw = self._roundtrip(parts.hostname or "", parts.port or 443, "POST", "/services/oauth2/token", body, headers)
+        except (ConnectionError, TimeoutError, http.client.HTTPException, ssl.SSLEOFError) as exc:
+            self.close()
+            raise self._fail(
+                ConnectionFailed,
+                f"the log-in at {login_url} failed: {type(exc).__name__}.",
+                "check login_url and the network, then run again.",
+            ) from None
         try:
             data = json.loads(raw or b"{}")
         except ValueError:
@@ -223,6 +228,13 @@ class SalesforceClient:
             try:
                 status, resp_headers, raw = self._data_roundtrip(method, path, body, headers)
             except (ConnectionError, TimeoutError, http.client.HTTPException, ssl.SSLEOFError) as exc:
+                if not _repeatable(method, path):
+                    raise self._fail(
+                        DIError,
+                        f"the connection to {self._host()} failed during {method} {_shown(path)} ({type(exc).__name__}): whether "
+                        "Salesforce wrote those rows is unknown, and an insert is not repeated blindly.",
+                        "check the object in Salesforce, then run again (give the stream an external ID key: upserts are safe to repeat).",
+                    ) from None
                 if attempt >= MAX_RETRIES:
                     raise self._fail(
                         ConnectionFailed,
@@ -247,7 +259,7 @@ class SalesforceClient:
                 refreshed = True
                 self.login()
                 continue
-            if status in RETRY_STATUSES and attempt < MAX_RETRIES:
+            if status in RETRY_STATUSES and attempt < MAX_RETRIES and _repeatable(method, path):
                 attempt += 1
                 time.sleep(min(10.0, 0.5 * 2**attempt))
                 continue
@@ -308,7 +320,9 @@ class SalesforceClient:
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One request on the kept connection (reopened once if the server closed it meanwhile)."""
         for fresh in (False, True):
-            if self._conn is None or self._origin != (host, port) or fresh:
+            # a POST is never sent twice, so it goes on a connection that cannot have been dropped while idle
+            stale = method == "POST" and time.monotonic() - self._last_used > IDLE_SECONDS
+            if self._conn is None or self._origin != (host, port) or fresh or stale:
                 self.close()
                 try:
                     self._conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl)
@@ -335,6 +349,7 @@ class SalesforceClient:
                 self._conn.request(method, path, body=body, headers=headers)
                 resp = self._conn.getresponse()
                 raw = resp.read()
+                self._last_used = time.monotonic()
                 if resp.getheader("Connection", "").lower() == "close":
                     self.close()
                 return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
@@ -368,6 +383,12 @@ def _errors(raw: bytes) -> list[tuple[str, str]]:
                 (str(item.get("errorCode") or item.get("error") or ""), str(item.get("message") or item.get("error_description") or ""))
             )
     return out
+
+
+def _repeatable(method: str, path: str) -> bool:
+    """Whether sending the request again cannot write twice: every method but POST, and the POST that
+    creates a Bulk API job (a second, empty job is harmless); not a POST that inserts records."""
+    return method != "POST" or _shown(path).rstrip("/").endswith("/jobs/ingest")
 
 
 def _shown(path: str) -> str:

@@ -314,3 +314,29 @@ def test_config_checks(sf: SalesforceServer) -> None:
         ["access_token", "client_secret", "password", "security_token", "private_key"]
     )
     assert os.environ.get("JDI_NEVER_SET") is None
+
+
+def test_duplicate_external_id_in_salesforce_is_a_rejected_row(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    for name in ("one", "two"):  # Legacy_Key__c is an external ID but not unique: two records share L1
+        sf.org.write("Account", {"Name": name, "Legacy_Key__c": "L1"}, op="insert", ext=None, from_csv=False, seen=set())
+    batch = pa.record_batch({"legacy_key__c": ["L1", "L2"], "name": ["x", "y"]})
+    with pytest.raises(DIError, match=r"'L1': DUPLICATE_EXTERNAL_ID: Legacy_Key__c: more than one record found"):
+        write(sf_config, [batch], settings(unique_constraints=["legacy_key__c"]), mapping={})
+    assert sorted(r["Name"] for r in sf.rows("Account")) == ["one", "two", "y"]
+
+
+def test_one_key_column_only(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    with pytest.raises(SchemaMismatch, match="a Salesforce upsert matches on exactly one external ID field"):
+        write(sf_config, [accounts(1)], settings(unique_constraints=["ext_id__c", "name"]))
+    assert writes(sf) == 0
+
+
+def test_dropped_connection_repeats_upserts_but_never_an_insert(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    sf.drop_next(1, "/composite/sobjects/Account")
+    write(sf_config, [accounts(5)])  # an upsert is keyed: sent again on a new connection
+    assert len(sf.rows("Account")) == 5 and sf.count("PATCH", "/composite/sobjects/Account/Ext_Id__c") == 2
+    sf.drop_next(1, "/composite/sobjects")
+    plain = accounts(3, 10).drop_columns(["ext_id__c"])
+    with pytest.raises(DIError, match="whether Salesforce wrote those rows is unknown, and an insert is not repeated blindly"):
+        write(sf_config, [plain], settings(unique_constraints=[]))
+    assert len(sf.rows("Account")) == 5
