@@ -126,7 +126,8 @@ class KernelSession:
         The saved notebook has their definitions, so running a cell still runs
         its ancestors.  Returns the names adopted.
         """
-        missing = [u for u in block.upstream if u not in self.pipeline.graph]
+        needed = [*block.upstream, *([block.replicate] if block.replicate else [])]  # a replica needs its original
+        missing = [u for u in needed if u not in self.pipeline.graph]
         if not missing or self.notebook_file is None or not self.notebook_file.exists():
             return []
         from ..pipeline.notebook_file import load_notebook
@@ -143,7 +144,7 @@ class KernelSession:
                 continue
             self.pipeline.graph.add(saved[name])
             adopted.append(name)
-            todo.extend(saved[name].upstream)
+            todo.extend([*saved[name].upstream, *([saved[name].replicate] if saved[name].replicate else [])])
         return adopted
 
     def define_and_run(self, block: Block) -> Any:

@@ -366,3 +366,26 @@ def streams(*args, **kwargs):
     assert "<code>postgresql</code>" in text and "<code>orders</code>" in text and "&quot;database&quot;: &quot;shop&quot;" in text
     assert "&quot;password&quot;: &quot;***&quot;" in text and "pw-98765" not in text
     assert not hasattr(panel, "editor")  # nothing to write back
+
+
+# -- replica blocks (issue 20) ------------------------------------------------------------------------
+def test_a_replicas_panel_shows_merged_settings_and_writes_only_its_override(shell):
+    bridge = FakeBridge()
+    shell.session.panels.ctx.writeback.bridge = bridge
+    shell.ok(SOURCE, cell_id="cell-1")
+    shell.ok("%%di_source shop_b --replicate shop\nstreams:\n  orders: {run_in_parallel: true}\n", cell_id="cell-2")
+    panel = panel_of(shell, "shop_b")
+    assert "replica of <code>shop</code>" in panel.header.value
+    assert panel.editor.cfg.config == {"path": "data"}  # the original's config, merged
+    assert panel.detail.inputs["run_in_parallel"].value is True  # the override's setting
+    panel.credentials.inputs["delimiter"].value = ";"
+    assert bridge.calls[-1] == (
+        "cell-2",
+        "%%di_source shop_b --replicate shop\nconfig:\n  delimiter: ;\nstreams:\n  orders:\n    run_in_parallel: true\n",
+    )
+    assert shell.session.pipeline.graph["shop"].body == SOURCE.split("\n", 1)[1]  # the original is untouched
+    # the redefined replica runs the merged settings
+    effective = shell.session.pipeline.effective(shell.session.pipeline.graph["shop_b"])
+    assert DIConfig.parse(effective.body, kind="source", block="shop_b").config == {"path": "data", "delimiter": ";"}
+    panel.detail.inputs["run_in_parallel"].value = False  # back to the original's value: it leaves the override
+    assert bridge.calls[-1] == ("cell-2", "%%di_source shop_b --replicate shop\nconfig:\n  delimiter: ;\n")

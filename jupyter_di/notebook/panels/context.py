@@ -47,6 +47,7 @@ class PanelContext:
         )
 
     def resolve(self, block: Block) -> ResolvedBlock:
+        block = self.pipeline.effective(block)  # a replica resolves its original's body, merged
         cached = self.pipeline.resolved.get(block.name)
         if block.lang == "python" and cached is not None and cached[0] == block.source_hash():
             resolved = cached[1]  # what the run resolved: decorated functions do not run twice

@@ -17,6 +17,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...integration.di_config import DIConfig, UpstreamSettings, canonical_stream, validate_stream_settings
+from ...integration.replica import difference, dump_yaml
 from ...pipeline.block import Block
 from ...secrets import SecretStore
 from .writeback import APPLIED, WriteBack
@@ -64,6 +65,8 @@ class BlockEditor:
         self.block = block
         self.base = block  # what the cell held when the panel was built
         self.cfg = cfg
+        self.original: dict[str, Any] | None = None
+        """For a replica block: the replicated block's settings; the cell gets only what differs."""
         self.writeback = writeback
         self.secrets = secrets or SecretStore()
         self.last: SaveResult | None = None
@@ -75,12 +78,19 @@ class BlockEditor:
     def on_change(self, fn: Callable[[SaveResult], None]) -> None:
         self._listeners.append(fn)
 
+    def body(self) -> str:
+        """The cell's body for the panel's settings: all of them, or a replica's override only."""
+        if self.original is None:
+            return self.cfg.dump()
+        override = difference(self.cfg.to_dict(), self.original)
+        return dump_yaml(override) if override else ""
+
     def source(self) -> str:
-        return self.block.magic_line() + "\n" + self.cfg.dump()
+        return self.block.magic_line() + "\n" + self.body()
 
     def current_block(self) -> Block:
         """The block as the panel's edits define it (for test connection, discovery, samples)."""
-        return dataclasses.replace(self.block, body=self.cfg.dump())
+        return dataclasses.replace(self.block, body=self.body())
 
     def _save(self, streams: Iterable[str] = ()) -> SaveResult:
         warnings = []
@@ -94,7 +104,7 @@ class BlockEditor:
                     warnings.append(str(exc))
         if len(warnings) > 3:
             warnings = warnings[:3] + [f"(and {len(warnings) - 3} more streams)"]
-        body = self.cfg.dump()
+        body = self.body()
         status = self.writeback.save(self.block, body, self.base)
         self.last = SaveResult(status, self.block.magic_line() + "\n" + body, warnings)
         for fn in list(self._listeners):

@@ -59,7 +59,7 @@ class PanelManager:
         if old is not None:
             old.close()
         panel: BlockPanel | PythonBlockPanel
-        if block.lang == "python":
+        if self.ctx.pipeline.effective(block).lang == "python":  # a replica: its original's language
             panel = PythonBlockPanel(block, self.ctx)
         else:
             panel = BlockPanel(block, self.ctx)

@@ -46,8 +46,12 @@ class BlockPanel:
     def __init__(self, block: Block, ctx: PanelContext, cfg: DIConfig | None = None) -> None:
         self.ctx = ctx
         self.jobs = Jobs()
-        cfg = cfg or DIConfig.parse(block.body, kind=block.kind, block=block.name)
+        shown = ctx.pipeline.effective(block)  # a replica shows its original's settings with its override merged
+        cfg = cfg or DIConfig.parse(shown.body, kind=block.kind, block=block.name)
         self.editor = BlockEditor(block, cfg, ctx.writeback, ctx.secrets)
+        if block.replicate is not None:  # and writes back only what differs from the original
+            original = ctx.pipeline.graph[block.replicate]
+            self.editor.original = DIConfig.parse(original.body, kind=original.kind, block=original.name).to_dict()
         spec = registry.get(cfg.connector)
         self.view = CatalogView(cfg, ctx.cached_catalog(self.editor))
         self.editor.known_streams = self.view.stream_names
@@ -62,7 +66,11 @@ class BlockPanel:
         self.status = Status()
         self.header = widgets.HTML(
             f"<b>{html.escape(block.kind)} <code>{html.escape(block.name)}</code></b> · {html.escape(spec.title)} "
-            f"<small>(edits are written into the cell's YAML)</small>"
+            + (
+                f" · replica of <code>{html.escape(block.replicate)}</code> <small>(edits are written into this cell's override)</small>"
+                if block.replicate
+                else "<small>(edits are written into the cell's YAML)</small>"
+            )
         )
         sections: list[_Section] = [self.credentials, self.upstream, self.streams, self.detail, self.columns, self.sample, self.bookmarks]
         self.tabs = widgets.Tab(children=[s.widget for s in sections], titles=TITLES)
