@@ -144,7 +144,8 @@ class KernelSession:
                 continue
             self.pipeline.graph.add(saved[name])
             adopted.append(name)
-            todo.extend([*saved[name].upstream, *([saved[name].replicate] if saved[name].replicate else [])])
+            other = saved[name].replicate
+            todo.extend([*saved[name].upstream, *([other] if other else [])])
         return adopted
 
     def define_and_run(self, block: Block) -> Any:
