@@ -271,6 +271,9 @@ class Pipeline:
         else:
             dynamic.on_template_done = lambda template, names: self._collect_children(template, names, params)
             report = dynamic.run(execute)
+        ran = {n for n in report.runs if split_child(n) is None}
+        for gone in [n for n in self.last_status if (split_child(n) or ("", ""))[0] in ran and n not in report.runs]:
+            del self.last_status[gone]  # a child of an earlier run whose item is no longer listed
         for name, run in report.runs.items():
             self.last_status[name] = run
             if run.status == FAILED:

@@ -216,3 +216,29 @@ def test_odd_block_uuids_are_escaped_never_paths_or_sql(tmp_path: Path, capsys: 
     assert got == sorted((f"sync:{i}", 2) for i in ids[:3])
     assert table(tmp_path, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'orders'") == [(1,)]
     assert not (tmp_path.parent / "etc").exists()
+
+
+def test_in_the_kernel_children_show_under_their_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from IPython.utils.capture import capture_output
+
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
+    shell = fresh_shell()
+    try:
+        for cell in PY_ONLY:
+            shell.ok(cell)
+        assert shell.session.pipeline.outputs["total"] == [1, 2, 5]
+        with capture_output() as out:
+            shell.ok("%di_run -p n=2")
+        table = out.outputs[-1].data["text/html"]
+        assert table.index("<code>square</code>") < table.index("<code>square:0</code>") < table.index("<code>plus</code>")
+        assert shell.session.pipeline.outputs["total"] == [1, 2]
+        with capture_output() as out:
+            shell.ok("%di_graph --format text")
+        graph = out.stdout
+        assert 'subgraph square__children["square: 2 children"]' in graph  # square:2 of the first run is gone
+        assert "items<br/><small>python · dynamic</small>" in graph and "total<br/><small>python · reduce</small>" in graph
+    finally:
+        shell.ip.extension_manager.unload_extension("jupyter_di")
