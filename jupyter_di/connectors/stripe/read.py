@@ -123,7 +123,10 @@ class StripeSource(Source):
         settings = request.settings
         stream = self._stream(settings.stream)
         schema = schema_for(stream, self.expand.get(stream.name))
-        out = selected_schema(schema, settings.columns, stream.name)
+        columns = settings.columns
+        if columns is not None and settings.replication_method == INCREMENTAL:  # the key and bookmark are always read
+            columns = list(dict.fromkeys([*columns, *settings.key_properties, stream.replication_key]))
+        out = selected_schema(schema, columns, stream.name)
         client = self._client(stream.name)
         if settings.replication_method != INCREMENTAL:
             pages = (to_batch(self._rows(stream, p.records), schema, stream.name) for p in self._list(client, stream, self.start))

@@ -172,6 +172,10 @@ def test_a_rejected_key_is_one_clear_error_that_never_shows_it(server):
     message = str(info.value)
     assert "credentials rejected" in message and "HTTP 401" in message and "api_key" in message
     assert wrong not in message and wrong[-12:] not in message
+    right = StripeSource({"api_key": server.api_key, "base_url": server.base_url})
+    server.reset_log()
+    right.check()
+    assert right.requests == 1 and [r[1] for r in server.requests] == ["/v1/balance"]  # Test connection: one cheap call
 
 
 def test_account_header_and_expand(server):
@@ -185,6 +189,23 @@ def test_account_header_and_expand(server):
     assert customer["object"] == "customer" and customer["id"] in made["customers"]
     method, path, query, headers = server.gets("/v1/charges")[0]
     assert headers["Stripe-Account"] == "acct_123" and query["expand"] == ["data.customer"] and query["limit"] == "100"
+
+    # an INCREMENTAL read from events fetches each changed object again with its expansions
+    first = source.read(
+        ReadRequest(
+            StreamSettings("charges", replication_method="INCREMENTAL", bookmark_properties=["_di_updated_at"], key_properties=["id"])
+        )
+    ).read_all()
+    server.client().v1.charges.update(made["charges"][1], params={"description": "edited"})
+    settings = StreamSettings(
+        "charges", columns=["description"], replication_method="INCREMENTAL", bookmark_properties=["_di_updated_at"], key_properties=["id"]
+    )
+    state = json.loads(first.schema.metadata[b"jupyter_di.source_state"]) if first.schema.metadata else None
+    request = ReadRequest(settings, bookmark={"_di_updated_at": first.column("_di_updated_at")[-1].as_py().isoformat()}, source_state=state)
+    changed = source.read(request).read_all()
+    assert changed.column_names == ["id", "description", "_di_updated_at"]  # key and bookmark always read
+    assert made["charges"][1] in changed.column("id").to_pylist() and "edited" in changed.column("description").to_pylist()
+    assert any(p.startswith("/v1/charges/ch_") and q.get("expand") == ["customer"] for _, p, q, _ in server.gets())
 
 
 def test_a_bookmark_past_the_30_day_event_retention_relists_with_a_warning(env, tmp_path, capsys):
