@@ -623,6 +623,8 @@ class SalesforceServer:
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self._failures = 0
         self._drops: tuple[int, str] = (0, "")
+        self.stop_jobs_after: int | None = None
+        """Bulk jobs end ``Failed`` after processing this many rows (the rest: ``unprocessedrecords``)."""
         self._hold = threading.Event()
         self._hold.set()
         self._folder = tempfile.TemporaryDirectory(prefix="sf-stand-in-")
@@ -745,10 +747,17 @@ class SalesforceServer:
                 return
             job.header = header
             seen: set = set()
+            stop = self.stop_jobs_after
             for row in reader:
                 if not row:
                     continue
                 values = dict(zip(header, row))
+                if stop is not None and job.processed >= stop:  # the job dies midway: the rest is unprocessed
+                    job.unprocessed.append(values)
+                    job.unprocessed.extend(dict(zip(header, r)) for r in reader if r)
+                    job.state = "Failed"
+                    job.error_message = "InternalServerError : the job was stopped while processing"
+                    return
                 try:
                     rid, created = org.write(job.object, values, op=job.operation, ext=job.external_id, from_csv=True, seen=seen)
                     job.successful.append({"sf__Id": rid, "sf__Created": "true" if created else "false", **values})
@@ -1144,7 +1153,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if job.state not in ("JobComplete", "Failed", "Aborted"):
                     raise RequestError(409, "INVALIDJOBSTATE", f"Job {job.id} is not complete: {job.state}")
                 rows = {"successfulResults": job.successful, "failedResults": job.failures, "unprocessedrecords": job.unprocessed}[rest[0]]
-                if rest[0] == "unprocessedrecords" and job.state != "JobComplete" and job.data:
+                if rest[0] == "unprocessedrecords" and job.state == "Aborted" and job.data and not job.processed:
                     rows = list(csv.DictReader(io.StringIO(job.data.decode("utf-8"), newline="")))
                 header = [*kinds[rest[0]], *job.header]
             out = io.StringIO()

@@ -149,6 +149,14 @@ class _StreamWriter:
             unique_constraints=list(s.unique_constraints),
             operation=operation,
         )
+        if s.replication_method == FULL_TABLE and plan.key_field is None:
+            raise ConfigError(
+                f"a FULL_TABLE stream into {sobject} needs an external ID key: Salesforce cannot replace an object's records, "
+                "so without a key every run would insert all rows again.",
+                stream=self.stream,
+                fix="set unique_constraints: [<the column holding an external ID>] (FULL_TABLE then upserts every row), "
+                "or replication_method: INCREMENTAL to insert rows on purpose.",
+            )
         if self.options.get("delete_missing") and not (s.replication_method == FULL_TABLE and plan.key_field is not None):
             raise ConfigError(
                 "delete_missing needs a FULL_TABLE stream with an external ID key (unique_constraints).",

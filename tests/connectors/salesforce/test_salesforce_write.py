@@ -129,8 +129,8 @@ def test_ignore_inserts_only_new_external_ids(sf: SalesforceServer, sf_config: d
 
 def test_without_key_rows_are_inserted(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
     plain = accounts(3).drop_columns(["ext_id__c"])
-    write(sf_config, [plain], settings(unique_constraints=[], replication_method=FULL_TABLE))
-    write(sf_config, [plain], settings(unique_constraints=[], replication_method=FULL_TABLE))
+    write(sf_config, [plain], settings(unique_constraints=[]))
+    write(sf_config, [plain], settings(unique_constraints=[]))
     assert sorted(r["Name"] for r in sf.rows("Account")) == ["Account 0", "Account 0", "Account 1", "Account 1", "Account 2", "Account 2"]
     with pytest.raises(DIError, match=r"'row 2': DUPLICATE_VALUE: duplicate value found: Code__c"):  # keyless rows are named by number
         write(sf_config, [pa.record_batch({"name": ["a", "b"], "code": ["C1", "C1"]})], settings(unique_constraints=[]), mapping={})
@@ -340,3 +340,36 @@ def test_dropped_connection_repeats_upserts_but_never_an_insert(sf: SalesforceSe
     with pytest.raises(DIError, match="whether Salesforce wrote those rows is unknown, and an insert is not repeated blindly"):
         write(sf_config, [plain], settings(unique_constraints=[]))
     assert len(sf.rows("Account")) == 5
+
+
+def test_full_table_without_a_key_is_refused(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    plain = accounts(3).drop_columns(["ext_id__c"])
+    with pytest.raises(ConfigError, match="needs an external ID key: Salesforce cannot replace an object's records"):
+        write(sf_config, [plain], settings(unique_constraints=[], replication_method=FULL_TABLE))
+    assert writes(sf) == 0
+
+
+def test_upsert_on_the_record_id(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    write(sf_config, [accounts(3000)])
+    ids = [r["Id"] for r in sf.rows("Account")]
+    for threshold in (2000, 100):  # collections (an update by Id), then Bulk API 2.0 (upsert on Id)
+        batch = pa.record_batch({"id": ids, "name": [f"by id {threshold}"] * len(ids)})
+        write({**sf_config, "bulk_threshold": threshold}, [batch.slice(0, 1500)], settings(unique_constraints=["id"]), mapping={})
+        assert sum(r["Name"] == f"by id {threshold}" for r in sf.rows("Account")) == 1500
+    bad = pa.record_batch({"id": ["1234"], "name": ["x"]})
+    with pytest.raises(SchemaMismatch, match="'id' → Id: 1 value\\(s\\) not 15- or 18-character Salesforce IDs"):
+        write(sf_config, [bad], settings(unique_constraints=["id"]), mapping={})
+
+
+def test_a_bulk_job_that_dies_midway_fails_the_stream(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    sf.stop_jobs_after = 40
+    commits: list = []
+    with pytest.raises(DIError) as failed:
+        _, commits, _ = write({**sf_config, "bulk_threshold": 10}, [accounts(100)])
+    text = str(failed.value)
+    assert "ended Failed: InternalServerError : the job was stopped while processing; 40 rows were processed" in text
+    assert "the bookmark did not move" in text and commits == []
+    assert len(sf.rows("Account")) == 40
+    sf.stop_jobs_after = None
+    write({**sf_config, "bulk_threshold": 10}, [accounts(100)])  # a rerun upserts them all, once
+    assert len(sf.rows("Account")) == 100
