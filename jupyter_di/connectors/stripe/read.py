@@ -14,7 +14,9 @@ INCREMENTAL never misses an update (Stripe never changes ``created``, so a bookm
 * **Later runs** read ``/v1/events`` of the stream's types (``customer.*`` ...) created from the
   cursor (the later of the bookmark and ``events_from``) less ``lookback_window``, keep the latest
   event per object, and yield its ``data.object`` with ``_di_updated_at`` = the event's time, sorted
-  by (``_di_updated_at``, ``id``); the destination upserts on ``id``.  A ``*.deleted`` event yields
+  by (``_di_updated_at``, ``id``); the destination upserts on ``id``.  The cursor then moves on to
+  when the events were asked for (Stripe's clock), even with no change: a batch without rows
+  carries it (``BOOKMARK_STATE_KEY``).  A ``*.deleted`` event yields
   the object as it was with ``_di_deleted_at`` set.  Requests grow with the changes, not the data.
 * **Stripe keeps events 30 days.**  A cursor older than that (less ten minutes) cannot be replayed:
   the stream is listed again in full and the run report says so (objects deleted meanwhile cannot be
@@ -27,6 +29,7 @@ Events are read per stream, so several streams of one block each page the events
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -37,7 +40,7 @@ import pyarrow as pa
 from ...errors import ConfigError
 from .._shared.arrow_rows import rebatch, selected_schema
 from .._shared.http_client import HttpClient
-from ..base import INCREMENTAL, SOURCE_STATE_KEY, ReadRequest, Source, is_json_field
+from ..base import BOOKMARK_STATE_KEY, INCREMENTAL, SOURCE_STATE_KEY, ReadRequest, Source, is_json_field
 from ..catalog import json_schema_for_arrow, stream_entry
 from .connection import CONFIG, epoch, list_pages, make_client, server_time
 from .streams import DELETED_AT, STREAMS, UPDATED_AT, StripeStream
@@ -220,12 +223,18 @@ class _Read:
             yield _with_state(piece, {"events_from": started} if last else {"listing_since": started})
 
     def _changed(self, cursor: int) -> Iterator[pa.RecordBatch]:
-        """The latest event of every object changed from ``cursor`` (less the lookback) on."""
+        """The latest event of every object changed from ``cursor`` (less the lookback) on.  Every
+        event created before the first events request (Stripe's clock, less a second) has been seen,
+        so the cursor moves on to then, rows or not: a stream without changes keeps a fresh cursor
+        (a batch without rows carries it) instead of running into the 30-day retention."""
         stream, start = self.stream, self.source.start
         latest: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
         rank = 0
+        seen_until: int | None = None
         for pattern in stream.events:
             for page in list_pages(self.client, "/v1/events", [("type", pattern), ("created[gte]", cursor - self.source.lookback)]):
+                if seen_until is None:
+                    seen_until = (server_time(page.response) or int(time.time())) - 1
                 for event in page.records:  # newest first
                     rank -= 1
                     obj = (event.get("data") or {}).get("object") or {}
@@ -237,18 +246,23 @@ class _Read:
                     deleted = stream.is_delete(str(event.get("type")))
                     order = (when, 1 if deleted else 0, rank)
                     if obj["id"] not in latest or order > latest[obj["id"]][0]:
-                        row = {**obj, UPDATED_AT: when, DELETED_AT: when if deleted else None}
-                        latest[obj["id"]] = (order, row)
+                        latest[obj["id"]] = (order, {**obj, UPDATED_AT: when, DELETED_AT: when if deleted else None})
+        until = max(cursor, seen_until or cursor)
         if not latest:
+            if until > cursor and self.request.limit is None:
+                batch = pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in self.schema], schema=self.schema)
+                bookmark = {UPDATED_AT: dt.datetime.fromtimestamp(until, dt.timezone.utc).isoformat()}
+                yield _with_state(batch, {"events_from": until}, bookmark)
             return
         rows = [row for _, row in latest.values()]
         expand = self.source.expand.get(stream.name)
         if expand:  # events carry ids; fetch each changed object once more with its expansions
             rows = [self._expanded(row, expand) for row in rows]
         table = pa.Table.from_batches([to_batch(rows, self.schema, stream.name)]).sort_by([(UPDATED_AT, "ascending"), ("id", "ascending")])
-        for piece in rebatch(table.to_batches(max_chunksize=self.request.batch_size), self.request.batch_size, self.request.limit):
-            last = piece.column(UPDATED_AT)[-1].value // 1_000_000
-            yield _with_state(piece, {"events_from": max(cursor, int(last))})
+        pieces = list(rebatch(table.to_batches(max_chunksize=self.request.batch_size), self.request.batch_size, self.request.limit))
+        for i, piece in enumerate(pieces):
+            last = int(piece.column(UPDATED_AT)[-1].value // 1_000_000)
+            yield _with_state(piece, {"events_from": until if i == len(pieces) - 1 else max(cursor, last)})
 
     def _expanded(self, row: dict[str, Any], expand: list[str]) -> dict[str, Any]:
         if row.get(DELETED_AT) is not None:
@@ -258,8 +272,12 @@ class _Read:
         return {**fresh, UPDATED_AT: row[UPDATED_AT], DELETED_AT: None} if isinstance(fresh, dict) else row
 
 
-def _with_state(batch: pa.RecordBatch, state: dict[str, Any]) -> pa.RecordBatch:
-    return batch.replace_schema_metadata({**(batch.schema.metadata or {}), SOURCE_STATE_KEY: json.dumps(state)})
+def _with_state(batch: pa.RecordBatch, state: dict[str, Any], bookmark: dict[str, Any] | None = None) -> pa.RecordBatch:
+    """``batch`` carrying the source's own state (and, for a batch without rows, the bookmark that holds)."""
+    metadata = {**(batch.schema.metadata or {}), SOURCE_STATE_KEY: json.dumps(state)}
+    if bookmark is not None:
+        metadata[BOOKMARK_STATE_KEY] = json.dumps({"bookmark": bookmark})
+    return batch.replace_schema_metadata(metadata)
 
 
 def _iso(seconds: int) -> str:

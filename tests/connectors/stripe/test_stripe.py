@@ -226,6 +226,29 @@ def test_a_bookmark_past_the_30_day_event_retention_relists_with_a_warning(env, 
     assert run_notebook(nb, capsys=capsys).code == 0  # the listing renewed the cursor
 
 
+def test_a_stream_without_changes_keeps_a_fresh_cursor(env, tmp_path, capsys):
+    server = env
+    made = seed(server.client(), customers=3, charges=0, extras=False)
+    for cid in made["customers"]:
+        server.backdate(cid, 20 * 86_400)  # made 20 days ago: the listing's bookmark is that old
+    nb = notebook(tmp_path / "nb.ipynb", ["customers"])
+    assert run_notebook(nb, capsys=capsys).code == 0
+    from tests.support.notebooks import cli_main
+
+    def bookmark() -> dt.datetime:
+        shown = json.loads(cli_main(capsys, "state", "show", str(nb)).out)["bookmarks"]["stripe.customers"]["_di_updated_at"]
+        return dt.datetime.fromisoformat(shown)
+
+    assert dt.datetime.now(dt.timezone.utc) - bookmark() > dt.timedelta(days=19)
+    quiet = run_notebook(nb, capsys=capsys)  # no change at Stripe: no rows, but the cursor moves on
+    assert quiet.code == 0, quiet.out + quiet.err
+    assert dt.datetime.now(dt.timezone.utc) - bookmark() < dt.timedelta(minutes=5)
+    assert len(table(nb, "customers", "id")) == 3
+    server.client().v1.customers.update(made["customers"][0], params={"name": "later"})
+    assert run_notebook(nb, capsys=capsys).code == 0
+    assert dict(table(nb, "customers", "id, name"))[made["customers"][0]] == "later"
+
+
 def test_created_filters_follow_start_date(server):
     made = seed(server.client(), customers=6, charges=0, extras=False)
     for cid in made["customers"][:4]:
