@@ -176,6 +176,8 @@ def decode_tuple(data: bytes, pos: int) -> tuple[list, int]:
             values[i] = UNCHANGED
         else:
             raise DecodeError(f"unknown tuple value kind {chr(kind)!r}")
+    if pos > len(data):
+        raise DecodeError("truncated tuple data")
     return values, pos
 
 
