@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, DIError, GraphError
+from ..integration.outputs import StreamOutput
 from ..integration.reduced import ReducedOutput
 from .block import Block, BlockKind
 from .graph import Graph
@@ -81,6 +82,8 @@ class Item:
 
 def items_of(block: str, output: Any) -> list[Item]:
     """The items of a dynamic block's output, each with its escaped id."""
+    if isinstance(output, StreamOutput):  # a dynamic source block with one stream: one item per row
+        output = output.to_arrow().to_pylist()
     try:
         import pandas as pd
 
@@ -215,6 +218,7 @@ class DynamicRun:
         effective: Callable[[Block], Block] = lambda b: b,
         observers: Iterable[RunObserver] = (),
         consumers: dict[str, list[str]] | None = None,
+        overridden: Iterable[str] = (),
     ) -> None:
         self.graph = graph
         self.scope = scope
@@ -222,6 +226,8 @@ class DynamicRun:
         self.effective = effective
         self.observers = list(observers)
         self.consumers = consumers if consumers is not None else {}
+        self.overridden = set(overridden)
+        """children a one-run ``--bookmark`` names: each must exist once its block is expanded"""
         self.only: dict[str, set[str]] = {}
         """dynamic block -> the item ids to run (``--blocks sync:t1``); absent: every item"""
         self.remaining: list[str] = []
@@ -371,6 +377,7 @@ class DynamicRun:
                             fix=f"its items: {', '.join(i.id for i in items) or 'none'}.",
                         )
                     items = [i for i in items if i.id in wanted]
+                self._check_overridden(root, templates, items)
             except DIError as exc:
                 for template in templates:
                     run = self._template_run(template)
@@ -382,6 +389,18 @@ class DynamicRun:
                 self._wire_reducers()
                 continue
             self._expand(root, templates, items)
+
+    def _check_overridden(self, root: str, templates: list[str], items: list[Item]) -> None:
+        """A ``--bookmark`` for a child this run does not have would be silently ignored."""
+        ids = {i.id for i in items}
+        for name in sorted(self.overridden):
+            template, _, item = name.partition(SEPARATOR)
+            if template in templates and item not in ids:
+                raise ConfigError(
+                    f"--bookmark names {name!r}, but {root!r} has no item {item!r} in this run.",
+                    block=name,
+                    fix=f"its items: {', '.join(sorted(ids)) or 'none'}.",
+                )
 
     def _drop(self, template: str) -> None:
         """A fan-out that will not run (its dynamic block failed): its dependents see its status."""

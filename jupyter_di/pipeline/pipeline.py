@@ -229,7 +229,16 @@ class Pipeline:
 
         scope = scope_of(self.graph)
         dynamic = (
-            DynamicRun(self.graph, plan, scope, self.outputs, effective=self.effective, observers=observers, consumers=ctx.consumers)
+            DynamicRun(
+                self.graph,
+                plan,
+                scope,
+                self.outputs,
+                effective=self.effective,
+                observers=observers,
+                consumers=ctx.consumers,
+                overridden=[b for b, _ in bookmark_overrides if b not in self.graph],
+            )
             if scope
             else None
         )
@@ -285,15 +294,16 @@ class Pipeline:
         """A one-run bookmark override that names no block of this run would be silently ignored."""
         for block, stream in overrides:
             where = f"--bookmark {block}.{stream}"
-            if block not in self.graph:
+            cell = block if block in self.graph else self._fanned_block(block)  # `sync:acme`: a dynamic child
+            if cell is None:
                 raise ConfigError(
                     f"{where}: there is no block named {block!r}.", fix=f"known blocks: {', '.join(self.graph.blocks) or 'none'}."
                 )
-            if self.graph[block].kind != "source":
+            if self.graph[cell].kind != "source":
                 raise ConfigError(
-                    f"{where}: block {block!r} is a {self.graph[block].kind} block; bookmarks belong to source blocks.", block=block
+                    f"{where}: block {block!r} is a {self.graph[cell].kind} block; bookmarks belong to source blocks.", block=block
                 )
-            if block not in plan:
+            if block not in plan and cell not in plan:
                 raise ConfigError(
                     f"{where}: block {block!r} does not run in this run.", block=block, fix="run it too (--blocks), or drop the override."
                 )

@@ -242,3 +242,23 @@ def test_in_the_kernel_children_show_under_their_block(tmp_path: Path, monkeypat
         assert "items<br/><small>python · dynamic</small>" in graph and "total<br/><small>python · reduce</small>" in graph
     finally:
         shell.ip.extension_manager.unload_extension("jupyter_di")
+
+
+def test_a_dynamic_source_fans_out_per_row_and_a_child_takes_a_one_run_bookmark(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for name, rows in (("acme", 4), ("beta", 6)):
+        tenant_db(tmp_path, name, rows)
+    with sqlite3.connect(tmp_path / "tenants.sqlite") as db:
+        db.execute("CREATE TABLE tenants (name TEXT, path TEXT)")
+        db.executemany("INSERT INTO tenants VALUES (?, ?)", [("acme", "acme.sqlite"), ("beta", "beta.sqlite")])
+    listing = "%%di_source tenants --dynamic\nsource: sqlite\nconfig:\n  path: tenants.sqlite\nstreams:\n  tenants: {}\n"
+    path = write_notebook(tmp_path / "nb.ipynb", [listing, SYNC, WAREHOUSE])
+    code, out, err = run_notebook(path, capsys=capsys)
+    assert code == 0, err
+    assert read_rows(out) == {"sync:0": 4, "sync:1": 6}  # one child per row of the listed stream
+    code, out, err = run_notebook(path, "--bookmark", "sync:1.orders.updated_at=5", capsys=capsys)
+    assert code == 0, err
+    assert read_rows(out) == {"sync:0": 1, "sync:1": 2}  # the override applies to that child only
+    code, _, err = run_notebook(path, "--bookmark", "sync:9.orders.updated_at=5", capsys=capsys)
+    assert code == 1 and "--bookmark names 'sync:9', but 'tenants' has no item '9' in this run" in err, err
+    code, _, err = run_notebook(path, "--bookmark", "warehouse:0.orders.updated_at=5", capsys=capsys)
+    assert code == 2 and "bookmarks belong to source blocks" in err, err
