@@ -97,6 +97,36 @@ def ssl_context(verify: str | None) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def auth_flow(config: Mapping[str, Any]) -> str:
+    """Which log-in the config gives: ``access_token``, ``jwt``, ``password`` or ``none``."""
+    if config.get("access_token"):
+        return "access_token"
+    if config.get("private_key"):
+        return "jwt"
+    if config.get("password"):
+        return "password"
+    return "none"
+
+
+def check_credentials(config: Mapping[str, Any]) -> None:
+    """One ``ConfigError`` when no log-in is complete (checked with the config, before anything runs)."""
+    flow = auth_flow(config)
+    if flow == "none":
+        raise ConfigError(
+            "no credentials: give access_token, or the OAuth username-password flow (client_id, client_secret, username, "
+            "password, security_token), or the JWT bearer flow (client_id, username, private_key).",
+            fix="add one of them under `config:` (secrets with {{ secret('name') }}).",
+        )
+    need = {"access_token": ["instance_url"], "jwt": ["client_id", "username"], "password": ["client_id", "client_secret", "username"]}
+    missing = [k for k in need[flow] if not config.get(k)]
+    if missing:
+        raise ConfigError(
+            f"the {flow.replace('_', ' ').replace('jwt', 'JWT bearer').replace('password', 'username-password')} "
+            f"{'flow ' if flow != 'access_token' else ''}needs {', '.join(missing)}.",
+            fix=f"add {missing[0]} under `config:`.",
+        )
+
+
 class SalesforceClient:
     """Authenticated JSON/CSV requests to one org over one kept-alive HTTPS connection."""
 
@@ -114,38 +144,13 @@ class SalesforceClient:
         self.token: str | None = config.get("access_token") or None
         self.instance_url: str | None = (config.get("instance_url") or "").rstrip("/") or None
         self.requests = 0
-        self._check_auth()
+        check_credentials(config)
         if self.instance_url:
             self._check_url(self.instance_url, "instance_url")
 
     # -- auth ------------------------------------------------------------------------------
     def _flow(self) -> str:
-        c = self.config
-        if c.get("access_token"):
-            return "access_token"
-        if c.get("private_key"):
-            return "jwt"
-        if c.get("password"):
-            return "password"
-        return "none"
-
-    def _check_auth(self) -> None:
-        c, flow = self.config, self._flow()
-        if flow == "none":
-            raise ConfigError(
-                "no credentials: give access_token, or the OAuth username-password flow (client_id, client_secret, username, "
-                "password, security_token), or the JWT bearer flow (client_id, username, private_key).",
-                fix="add one of them under `config:` (secrets with {{ secret('name') }}).",
-            )
-        need = {"access_token": ["instance_url"], "jwt": ["client_id", "username"], "password": ["client_id", "client_secret", "username"]}[
-            flow
-        ]
-        missing = [k for k in need if not c.get(k)]
-        if missing:
-            raise ConfigError(
-                f"the {flow.replace('_', ' ')} {'flow ' if flow != 'access_token' else ''}needs {', '.join(missing)}.",
-                fix=f"add {missing[0]} under `config:`.",
-            )
+        return auth_flow(self.config)
 
     def login(self) -> None:
         """Get a token by the configured OAuth flow (nothing to do for an access_token)."""

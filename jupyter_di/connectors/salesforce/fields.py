@@ -165,6 +165,8 @@ def plan_fields(
 def _type_misfit(t: pa.DataType, sf: SfField) -> str | None:
     """Why an Arrow column of type ``t`` cannot go into ``sf`` (None when it can, maybe after a value check)."""
     kind = sf.type
+    if pa.types.is_null(t):  # a column with no values at all fits any field
+        return None
     numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
     stringy = pa.types.is_string(t) or pa.types.is_large_string(t)
     if kind in TEXT:

@@ -62,6 +62,10 @@ def check_values(batch: pa.RecordBatch, plan: FieldPlan, keys: pa.Array, problem
     for column, sf in zip(plan.columns, plan.fields):
         col = batch.column(column)
         t = col.type
+        if pa.types.is_null(t):
+            if not sf.nillable and sf.type != "boolean":
+                problems.add(column, sf, "missing (the field is required)", col.is_null(), keys)
+            continue
         stringy = pa.types.is_string(t) or pa.types.is_large_string(t)
         if sf.type in TEXT and sf.length:
             text = _text(col)
@@ -173,6 +177,8 @@ def text_column(col: pa.Array, sf: SfField) -> pa.Array:
     """One column as Salesforce's text form for ``sf`` (NULL stays NULL)."""
     t = col.type
     kind = sf.type
+    if pa.types.is_null(t):
+        return pa.nulls(len(col), pa.string())
     if kind == "boolean":
         if pa.types.is_boolean(t):
             return pc.if_else(col, "true", "false")

@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from ...errors import ConfigError, DIError, SchemaMismatch
 from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
-from .connection import SalesforceClient
+from .connection import SalesforceClient, check_credentials
 from .fields import FieldPlan, plan_fields
 from .paths import Outcome, Rejected, csv_parts, send_bulk, send_collections
 from .values import ValueProblems, check_values, csv_ready, text_batch
@@ -63,6 +63,7 @@ class SalesforceDestination(Destination):
     @staticmethod
     def check_config(config: dict[str, Any]) -> None:
         """The per-stream options under ``config.streams`` (called by the config check before anything connects)."""
+        check_credentials(config)
         streams = config.get("streams") or {}
         if not isinstance(streams, dict):
             raise ConfigError(
@@ -296,8 +297,7 @@ class _StreamWriter:
         numeric = _is_numeric(plan)
         candidates = sorted({_hashable(k) for k in keys if k is not None}, key=str)
         existing: set[Any] = set()
-        for start in range(0, len(candidates), 200):
-            part = candidates[start : start + 200]
+        for part in _soql_chunks(candidates):
             soql = f"SELECT {field} FROM {plan.sobject} WHERE {field} IN ({self._soql_values(plan, part)})"
             for record in self._query_all(soql):
                 existing.add(_norm(record.get(field), numeric))
@@ -344,6 +344,22 @@ class _StreamWriter:
             writer = csv.DictWriter(fh, fieldnames=["stream", "key", "error_code", "message", "fields"])
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _soql_chunks(values: list[Any], most: int = 200, chars: int = 8000) -> Iterator[list[Any]]:
+    """Values for ``IN (...)`` lists: at most ``most`` and about ``chars`` characters each, so a query's
+    URL stays under Salesforce's limit (about 16,000 characters) even with long external IDs."""
+    part: list[Any] = []
+    size = 0
+    for v in values:
+        n = len(str(v)) + 4
+        if part and (len(part) >= most or size + n > chars):
+            yield part
+            part, size = [], 0
+        part.append(v)
+        size += n
+    if part:
+        yield part
 
 
 def _listed(rejected: list[Rejected]) -> str:

@@ -373,3 +373,32 @@ def test_a_bulk_job_that_dies_midway_fails_the_stream(sf: SalesforceServer, sf_c
     sf.stop_jobs_after = None
     write({**sf_config, "bulk_threshold": 10}, [accounts(100)])  # a rerun upserts them all, once
     assert len(sf.rows("Account")) == 100
+
+
+def test_ignore_with_many_long_keys_queries_in_short_chunks(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    keys = [f"{i:05d}-" + "k" * 40 for i in range(500)]
+    first = pa.record_batch({"ext_id__c": keys[:250], "name": ["first"] * 250})
+    write(sf_config, [first], mapping={})
+    both = pa.record_batch({"ext_id__c": keys, "name": ["second"] * 500})
+    sf.requests.clear()
+    write(sf_config, [both], settings(unique_conflict_method="IGNORE"), mapping={})
+    rows = by_ext(sf)
+    assert len(rows) == 500 and rows[keys[0]]["Name"] == "first" and rows[keys[-1]]["Name"] == "second"
+    assert sf.count("GET", "/query") == 4  # about 8,000 characters of keys per query: 163 of these
+    assert max(len(p) for m, p in sf.requests if "/query" in p) < 16_000
+
+
+def test_a_column_without_values_fits_any_field(sf: SalesforceServer, sf_config: dict[str, Any]) -> None:
+    write(sf_config, [accounts(2)])
+    batch = pa.record_batch({"ext_id__c": ["A000000", "A000001"], "score": pa.nulls(2)})
+    write(sf_config, [batch], mapping={"score": "Score__c"})
+    assert [r["Score__c"] for r in sf.rows("Account")] == [None, None]
+    with pytest.raises(SchemaMismatch, match=r"'name' → Name: 2 value\(s\) missing"):
+        write(sf_config, [pa.record_batch({"ext_id__c": ["X1", "X2"], "name": pa.nulls(2)})], mapping={})
+
+
+def test_credentials_are_checked_with_the_config(sf: SalesforceServer) -> None:
+    with pytest.raises(ConfigError, match="the username-password flow needs client_id, client_secret"):
+        check_config(get_spec("salesforce"), {"login_url": sf.url, "username": "u", "password": "p"})
+    with pytest.raises(ConfigError, match="the JWT bearer flow needs client_id"):
+        check_config(get_spec("salesforce"), {"username": "u", "private_key": "k"})
