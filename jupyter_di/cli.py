@@ -220,19 +220,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    from .pipeline.dynamic import scope_of
     from .pipeline.graph import Graph
     from .pipeline.notebook_file import load_notebook
 
     notebook = load_notebook(args.notebook)
     graph = Graph(notebook.blocks)
     graph.validate()
+    scope = scope_of(graph)  # a fan-out we cannot run is the same error as in `run`
     if args.format == "mermaid":
         print(graph.to_mermaid())
     else:
         for name in graph.topological_order():
             block = graph[name]
             ups = f" <- {', '.join(block.upstream)}" if block.upstream else ""
-            print(f"{name} ({block.kind}){ups}")
+            notes = [block.kind] + (["dynamic"] if block.dynamic else []) + (["reduce-output"] if block.reduce_output else [])
+            notes += [f"replica of {block.replicate}"] if block.replicate else []
+            notes += [f"once per item of {scope.root_of[name]}"] if name in scope.root_of else []
+            print(f"{name} ({', '.join(notes)}){ups}")
     return 0
 
 
