@@ -298,7 +298,7 @@ class SalesforceClient:
             return self._fail(
                 ConfigError,
                 f"{method} {_shown(path)}: {text}.",
-                "check destination_table: it must be an sObject API name (Account, Report__c).",
+                "check destination_table (an sObject API name: Account, Report__c) and api_version (e.g. 64.0).",
             )
         return self._fail(
             DIError, f"Salesforce answered {method} {_shown(path)} with HTTP {status}: {text}.", "see Salesforce's message above."

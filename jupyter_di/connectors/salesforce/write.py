@@ -184,7 +184,7 @@ class _StreamWriter:
         if len(rejected) > allowed:
             raise DIError(
                 f"Salesforce rejected {len(rejected):,} of {sent:,} rows of {sobject} (max_rejected_rows: {allowed}): "
-                + _listed(rejected)
+                + _listed(rejected, self.options.get("rejected_rows_file"))
                 + f". {self.outcome.written:,} rows were written; the bookmark did not move.",
                 stream=self.stream,
                 fix="fix those rows at the source (or the field settings in Salesforce) and run again (the rows are upserted again, "
@@ -197,7 +197,7 @@ class _StreamWriter:
         if rejected:
             message = (
                 f"Salesforce rejected {len(rejected):,} of {sent:,} rows of {sobject} (within max_rejected_rows {allowed}): "
-                + _listed(rejected)
+                + _listed(rejected, self.options.get("rejected_rows_file"))
             )
             log.warning(message)
             warnings.warn(message, stacklevel=3)
@@ -362,10 +362,13 @@ def _soql_chunks(values: list[Any], most: int = 200, chars: int = 8000) -> Itera
         yield part
 
 
-def _listed(rejected: list[Rejected]) -> str:
+def _listed(rejected: list[Rejected], saved: str | None) -> str:
     shown = "; ".join(r.line() for r in rejected[:SHOWN_REJECTS])
     more = len(rejected) - SHOWN_REJECTS
-    return shown + (f"; and {more:,} more" if more > 0 else "")
+    if more <= 0:
+        return shown
+    where = f"all of them are in {saved}" if saved else "set rejected_rows_file under config.streams to keep all of them"
+    return shown + f"; and {more:,} more ({where})"
 
 
 def _is_numeric(plan: FieldPlan) -> bool:

@@ -402,3 +402,22 @@ def test_credentials_are_checked_with_the_config(sf: SalesforceServer) -> None:
         check_config(get_spec("salesforce"), {"login_url": sf.url, "username": "u", "password": "p"})
     with pytest.raises(ConfigError, match="the JWT bearer flow needs client_id"):
         check_config(get_spec("salesforce"), {"username": "u", "private_key": "k"})
+
+
+def test_many_rejected_rows_are_listed_twenty_and_saved_all(sf: SalesforceServer, sf_config: dict[str, Any], tmp_path: Path) -> None:
+    for i in range(30):
+        sf.org.reject("Account", "Name", f"Account {i}", "FIELD_CUSTOM_VALIDATION_EXCEPTION", f"no {i}")
+    with pytest.raises(DIError) as failed:
+        write(sf_config, [accounts(40)])
+    assert "'A000019': FIELD_CUSTOM_VALIDATION_EXCEPTION: no 19; and 10 more (set rejected_rows_file" in str(failed.value)
+    target = tmp_path / "r.jsonl"
+    with pytest.raises(DIError, match=f"and 10 more \\(all of them are in {target}\\)"):
+        write(sf_config, [accounts(40)], rejected_rows_file=str(target))
+    saved = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(saved) == 30 and saved[29] == {
+        "stream": "accounts",
+        "key": "A000029",
+        "error_code": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "message": "no 29",
+        "fields": "",
+    }
