@@ -60,11 +60,17 @@ def _sync_stream(src: Source, entry: dict[str, Any], bookmarks: dict[str, Any], 
     key = settings.bookmark_properties[0] if incremental else None
     bookmark: dict[str, Any] | None = None
     saved = bookmarks.get(name)
-    if key is not None and isinstance(saved, dict) and saved.get("replication_key") == key and saved.get("replication_key_value") is not None:
+    if (
+        key is not None
+        and isinstance(saved, dict)
+        and saved.get("replication_key") == key
+        and saved.get("replication_key_value") is not None
+    ):
         bookmark = {key: saved["replication_key_value"]}
     reader = src.read(ReadRequest(settings=settings, bookmark=bookmark, batch_size=BATCH_ROWS))
     schema = {"type": "object", "properties": {f.name: json_schema_for_arrow(f.type, f) for f in reader.schema}}
     out.write(schema_line(name, schema, settings.key_properties))
+    printed = None
     for batch in reader:
         if not batch.num_rows:
             continue
@@ -73,7 +79,8 @@ def _sync_stream(src: Source, entry: dict[str, Any], bookmarks: dict[str, Any], 
             values, _ = cursor_values(batch, [key])
             if values is not None:
                 bookmarks[name] = {"replication_key": key, "replication_key_value": values[key]}
-                out.write(state_line(state))
-    if key is not None:
+                printed = state_line(state)
+                out.write(printed)
+    if key is not None and state_line(state) != printed:
         out.write(state_line(state))
     out.flush()

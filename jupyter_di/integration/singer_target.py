@@ -40,7 +40,7 @@ from ..errors import DIError
 
 log = logging.getLogger("jupyter_di.target")
 
-BATCH_ROWS = 100_000
+BATCH_ROWS = 50_000
 """Rows per Arrow batch handed to the destination (it merges or splits them into its own commits)."""
 QUEUE_BATCHES = 2
 """Batches waiting per stream: the parser runs at most this far ahead of the destination."""
@@ -81,6 +81,16 @@ class _Stream:
         self.started = False  # a write was started (the table exists)
 
 
+def _json_loads() -> Any:
+    """orjson's parser when it is installed (about 3x the standard library's on RECORD lines)."""
+    try:
+        import orjson
+
+        return orjson.loads
+    except ImportError:
+        return json.loads
+
+
 class SingerTarget:
     """Reads Singer messages, writes them with one destination, prints the states made durable."""
 
@@ -98,21 +108,24 @@ class SingerTarget:
 
     def run(self, lines: Iterator[bytes]) -> None:
         """Consume every message; on return every row is committed and the last state printed."""
-        from ..connectors._shared.singer_messages import parse_line
-
+        loads = _json_loads()
         try:
             for raw in lines:
                 self.line += 1
                 try:
-                    msg = parse_line(raw)
-                except ValueError as exc:
+                    msg = loads(raw)
+                    kind = msg["type"]
+                    if kind == "RECORD":  # the hot path: no more than a dict lookup per record
+                        self._record(msg)
+                        continue
+                    kind = kind.upper()
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    if not raw.strip():
+                        continue
                     raise SingerProtocolError(
-                        f"line {self.line:,} of the input is not a Singer message ({exc}).",
-                        fix="feed the target a tap's stdout: one JSON message per line.",
+                        f"line {self.line:,} of the input is not a Singer message ({type(exc).__name__}: {str(exc)[:100]}).",
+                        fix="feed the target a tap's stdout: one JSON object with a 'type' per line.",
                     ) from None
-                if msg is None:
-                    continue
-                kind = msg["type"]
                 if kind == "RECORD":
                     self._record(msg)
                 elif kind == "SCHEMA":
@@ -144,7 +157,10 @@ class SingerTarget:
             raise SingerProtocolError(
                 f"line {self.line:,}: the RECORD's 'record' is not an object.", stream=stream.name, fix="this is a bug in the tap."
             )
-        stream.shape.check(record)
+        if stream.shape.keys or stream.shape.validate_records:
+            stream.shape.check(record)
+        else:
+            stream.shape.records += 1
         batch = stream.batcher.add(record)
         stream.sent += 1
         if batch is not None:

@@ -101,50 +101,65 @@ def value_converter(field: pa.Field) -> Callable[[Any], Any]:
 
 
 class RecordBatcher:
-    """Accumulates RECORD dicts column-wise and cuts Arrow batches of a fixed size.
+    """Accumulates RECORD dicts and cuts Arrow batches of a fixed size.
 
-    Memory is bounded by ``batch_size`` rows; missing keys are NULL, keys not in
-    the schema are dropped.
+    Memory is bounded by ``batch_size`` records; missing keys are NULL, keys not in the schema are
+    dropped.  A batch is built column by column in C (``pa.array`` over the column's values, a
+    vectorised cast for date-times and dates); a column whose values need converting (numbers as
+    text, naive date-times, a number in a text column) falls back to one converter per value.
     """
 
     def __init__(self, schema: pa.Schema, batch_size: int, stream: str) -> None:
         self.schema = schema
         self.batch_size = max(1, batch_size)
         self.stream = stream
-        self._names = schema.names
         self._convert = [value_converter(f) for f in schema]
-        self._columns: list[list[Any]] = [[] for _ in self._names]
+        self._records: list[dict[str, Any]] = []
         self.rows = 0
 
     def __len__(self) -> int:
-        return len(self._columns[0]) if self._columns else self.rows
+        return len(self._records)
 
     def add(self, record: dict[str, Any]) -> pa.RecordBatch | None:
         """Add one record; returns a full batch when ``batch_size`` is reached."""
-        for i, name in enumerate(self._names):
-            value = record.get(name)
-            if value is not None:
-                try:
-                    value = self._convert[i](value)
-                except (TypeError, ValueError, ArithmeticError) as exc:
-                    raise SchemaMismatch(
-                        f"column {name!r} got value {str(value)[:80]!r}, which is not a valid {self.schema.field(i).type} ({exc}).",
-                        stream=self.stream,
-                        fix="check the tap's SCHEMA for this column, or deselect the column.",
-                    ) from None
-            self._columns[i].append(value)
+        self._records.append(record)
         self.rows += 1
-        if self._columns and len(self._columns[0]) >= self.batch_size:
+        if len(self._records) >= self.batch_size:
             return self.flush()
         return None
 
     def flush(self) -> pa.RecordBatch | None:
         """The buffered rows as a batch (``None`` when nothing is buffered)."""
-        if not self._columns or not self._columns[0]:
+        if not self._records:
             return None
-        arrays = [pa.array(col, type=f.type) for col, f in zip(self._columns, self.schema)]
-        self._columns = [[] for _ in self._names]
+        records, self._records = self._records, []
+        arrays = [self._column(i, f, [r.get(f.name) for r in records]) for i, f in enumerate(self.schema)]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _column(self, index: int, field: pa.Field, values: list[Any]) -> pa.Array:
+        t = field.type
+        if not is_json_field(field):
+            try:
+                if pa.types.is_timestamp(t) or pa.types.is_date(t):
+                    return pa.array(values, pa.string()).cast(t)
+                if not pa.types.is_decimal(t):
+                    return pa.array(values, t)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                pass
+        convert = self._convert[index]
+        out = []
+        for value in values:
+            if value is not None:
+                try:
+                    value = convert(value)
+                except (TypeError, ValueError, ArithmeticError) as exc:
+                    raise SchemaMismatch(
+                        f"column {field.name!r} got value {str(value)[:80]!r}, which is not a valid {t} ({exc}).",
+                        stream=self.stream,
+                        fix="check the tap's SCHEMA for this column, or deselect the column.",
+                    ) from None
+            out.append(value)
+        return pa.array(out, type=t)
 
 
 # --------------------------------------------------------------------------- producing
