@@ -184,6 +184,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             setattr(SETTINGS, key, value)
     if args.max_workers:
         SETTINGS.max_workers = args.max_workers
+    if args.executor:
+        SETTINGS.executor = args.executor
+    if args.scheduler:
+        SETTINGS.executor, SETTINGS.dask_scheduler = "dask", args.scheduler
     params = parse_params(args.param)
     overrides = parse_bookmarks(args.bookmark)
     pipeline = Pipeline(notebook.name, state_path=_state_path(notebook.path, args.state_path), namespace={"__name__": "__main__"})
@@ -412,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bookmark", action="append", default=[], metavar="BLOCK.STREAM.COLUMN=VALUE", help="a bookmark for this run only")
     run.add_argument("--state-path", help="the state file (default .jupyter_di/state.sqlite beside the notebook)")
     run.add_argument("--max-workers", type=int, help="blocks run at once")
+    run.add_argument("--executor", choices=["local", "dask"], help="where blocks run: threads here (local) or Dask tasks (dask)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --executor dask: an existing Dask scheduler (default: a local cluster)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
 

@@ -18,6 +18,16 @@ class Settings:
     max_parallel_streams: int = 4
     batch_size: int = 65_536
     state_path: str | None = None
+    executor: str = "local"
+    """``local`` (threads in this process) or ``dask`` (``pipeline/dask_executor.py``)."""
+    dask_scheduler: str | None = None
+    """``tcp://HOST:PORT`` of an existing Dask scheduler; None starts a LocalCluster on 127.0.0.1."""
+    dask_workers: int = 2
+    """Worker processes of the LocalCluster the Dask executor starts."""
+    spill_url: str | None = None
+    """Where large block outputs go between Dask workers that share no folder (a path or an fsspec URL)."""
+    dask_inline_bytes: int = 64 * 1024 * 1024
+    """Outputs up to this size move inside Dask's task results (Arrow) rather than through ``spill_url``."""
 
 
 SETTINGS = Settings()

@@ -11,6 +11,8 @@ from traitlets.config import Configurable
 
 from ..settings import SETTINGS
 
+_MIRRORED = ("preview_rows", "max_workers", "max_parallel_streams", "batch_size", "state_path", "executor", "dask_scheduler", "spill_url")
+
 
 class JupyterDI(Configurable):
     """jupyter-di settings for this kernel."""
@@ -25,13 +27,22 @@ class JupyterDI(Configurable):
     pipeline_name = Unicode(None, allow_none=True, help="The name state is kept under (default: the notebook's file name).").tag(
         config=True
     )
+    executor = Unicode("local", help="Where blocks run: 'local' (threads in the kernel) or 'dask' (tasks on a Dask cluster).").tag(
+        config=True
+    )
+    dask_scheduler = Unicode(None, allow_none=True, help="tcp://HOST:PORT of a Dask scheduler (default: a LocalCluster on 127.0.0.1).").tag(
+        config=True
+    )
+    spill_url = Unicode(None, allow_none=True, help="Where large outputs go between Dask workers (a path or an fsspec URL).").tag(
+        config=True
+    )
     short_errors = Bool(True, help="Show one-line errors instead of tracebacks for errors a user can fix.").tag(config=True)
 
     def __init__(self, **kwargs) -> None:  # noqa: ANN003 - traitlets' own signature
         super().__init__(**kwargs)
-        for name in ("preview_rows", "max_workers", "max_parallel_streams", "batch_size", "state_path"):
+        for name in _MIRRORED:
             setattr(SETTINGS, name, getattr(self, name))
 
-    @observe("preview_rows", "max_workers", "max_parallel_streams", "batch_size", "state_path")
+    @observe(*_MIRRORED)
     def _mirror(self, change) -> None:  # noqa: ANN001
         setattr(SETTINGS, change["name"], change["new"])

@@ -20,14 +20,15 @@ from typing import Any
 
 from ..errors import ConfigError, GraphError
 from ..integration.context import RunContext
-from ..integration.python_block import run_python_block
 from ..integration.reduced import ReducedOutput, pop_child_column, reduced_for_destination
-from ..integration.runner import BlockResult, run_destination, run_source
+from ..integration.runner import BlockResult
 from ..run_dirs import RunDir
 from ..settings import SETTINGS, Settings
 from ..state.run_lock import run_lock, waiting_message
 from ..state.store import StateStore
 from .block import Block
+from .block_body import run_block_body
+from .dask_executor import close_dask, dask_runner
 from .dynamic import DynamicRun, scope_of, split_child
 from .executor import Executor
 from .graph import Graph
@@ -66,6 +67,7 @@ class Pipeline:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        close_dask(self)
         self._run_dir.close()
 
     # -- definition ---------------------------------------------------------------------
@@ -220,6 +222,9 @@ class Pipeline:
             active[name].publish()
 
         ctx.publish = publish
+        remote = dask_runner(self, ctx)  # JupyterDI.executor = 'dask': blocks run as Dask tasks (dask_executor.py)
+        if remote is not None:
+            ctx.publish = None  # no streaming hand-off across processes: a destination starts when its source is done
 
         def upstream_output(u: str) -> Any:
             with self._lock:
@@ -257,7 +262,7 @@ class Pipeline:
                 inputs = {u: upstream_output(u) for u in block.upstream}
             if block.kind == "destination" and any(isinstance(v, ReducedOutput) for v in inputs.values()):
                 block, inputs = self._reduce_for_destination(block, inputs)
-            result = self._run_one(block, inputs, ctx)
+            result = (remote.run_one if remote is not None else self._run_one)(block, inputs, ctx)
             with self._lock:
                 finished.add(name)
                 self.outputs[name] = result.output
@@ -273,13 +278,19 @@ class Pipeline:
 
         def execute(graph: Graph, names: list[str]) -> RunReport:
             streams_from = self.streams_from if dynamic is None else lambda c, p: self.streams_from(c, p, dynamic)
-            return Executor(self.settings.max_workers, observers).run(graph, names, run_block, streams_from=streams_from)
+            return Executor(self.settings.max_workers, observers).run(
+                graph, names, run_block, streams_from=None if remote is not None else streams_from
+            )
 
-        if dynamic is None:
-            report = execute(self.graph, plan)
-        else:
-            dynamic.on_template_done = lambda template, names: self._collect_children(template, names, params)
-            report = dynamic.run(execute)
+        try:
+            if dynamic is None:
+                report = execute(self.graph, plan)
+            else:
+                dynamic.on_template_done = lambda template, names: self._collect_children(template, names, params)
+                report = dynamic.run(execute)
+        finally:
+            if remote is not None:
+                remote.close()
         ran = {n for n in report.runs if split_child(n) is None}
         for gone in [n for n in self.last_status if (split_child(n) or ("", ""))[0] in ran and n not in report.runs]:
             del self.last_status[gone]  # a child of an earlier run whose item is no longer listed
@@ -344,19 +355,7 @@ class Pipeline:
         return p.kind == "source" and c.kind == "destination" and c.lang != "python" and "block_output" not in c.body
 
     def _run_one(self, block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
-        if block.kind == "source":
-            return run_source(block, upstream_outputs, ctx)
-        if block.kind == "destination":
-            return run_destination(block, upstream_outputs, ctx)
-        output = run_python_block(
-            block.body,
-            block=block.name,
-            upstream=block.upstream,
-            outputs=[upstream_outputs[u] for u in block.upstream],
-            variables=ctx.variables,
-            base_namespace=self.namespace,
-        )
-        return BlockResult(output=output)
+        return run_block_body(block, upstream_outputs, ctx)  # ctx.namespace is this notebook's namespace
 
     def _settle_bookmarks(self, pending: dict[str, list[tuple[str, dict[str, Any]]]], ctx: RunContext, ok: bool) -> None:
         """After a run: each stream's bookmark follows the destinations that really write it.

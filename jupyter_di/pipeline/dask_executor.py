@@ -1,0 +1,514 @@
+"""The Dask executor: each block of a run is a task on a Dask cluster.
+
+``jupyter-di run NB --executor dask`` starts a ``LocalCluster`` of worker processes on 127.0.0.1
+(``--scheduler tcp://HOST:PORT`` uses an existing cluster instead); in a kernel
+``%config JupyterDI.executor = 'dask'`` and ``JupyterDI.dask_scheduler``.
+
+How work is placed.  The pipeline still walks its graph with the local ``Executor`` (statuses,
+skipping, observers and the run lock are the same code); only the *body* of each block moves: the
+thread that would run the block submits it as one task and waits for it.  The task rebuilds the
+block's run context on the worker (state file, variables, the notebook namespace that pickles) and
+runs the integration layer unchanged, so the same connector code reads and writes either way.
+Upstream outputs reach the task as the upstream task's future, worker to worker, never through the
+client (``dask_transport.py`` says in which form).  Destinations are written by the worker that runs
+their block; a file database (DuckDB, SQLite) takes a cluster-wide ``distributed.Lock`` on its
+connector and path first, so one task at a time writes (or reads) one file, whatever the graph says.
+
+Guarantees.  Bookmarks still follow committed data: the worker commits rows and state in the
+destination's transaction and records the bookmark in the notebook's state file (workers must see
+it: a LocalCluster does; checked before the first task, with a clear error otherwise), exactly as a
+local run does.  A worker that dies mid-task loses nothing committed: the scheduler runs the task
+again on another worker (``distributed.scheduler.allowed-failures`` times), and the retry starts
+from the committed state (FULL_TABLE staging is never swapped in half-written; INCREMENTAL upserts
+what a lagging bookmark reads again).  A block's own error is returned, not raised, so Dask never
+retries a ``ConfigError``.  Losing the scheduler fails the run with a clear error; the next run
+resumes from the committed state.
+
+Not on Dask: the streaming hand-off (a destination starts when its source is done) and live row
+counts (a block reports its rows when it ends).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import secrets
+import threading
+import uuid
+from concurrent.futures import CancelledError
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BlockFailed, ConfigError, DIError
+from ..integration.context import RunContext
+from ..integration.runner import BlockResult
+from ..redaction import redact, redact_exception
+from ..settings import Settings
+from .block import Block
+from .dask_transport import Where, pack, remove_spilled, unpack
+
+LOCAL_WORKERS = 2
+LOCAL_THREADS_PER_WORKER = 2
+FILE_DATABASES = ("duckdb", "sqlite")
+TOKEN_FILE = ".jupyter_di_dask_token"
+
+
+class DaskUnavailable(DIError):
+    pass
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise DaskUnavailable(
+            "the Dask executor needs the distributed package.", fix="pip install 'jupyter-di[dask]' (or pip install 'dask[distributed]')."
+        ) from None
+    return distributed
+
+
+# -- on the worker -------------------------------------------------------------------------------
+
+
+@dataclass
+class BlockTask:
+    """Everything a worker needs to run one block (picklable)."""
+
+    block: Block
+    pipeline: str
+    state_path: str
+    shared_dir: str
+    token: str
+    run_id: str
+    spill_url: str | None
+    inline_bytes: int
+    variables: dict[str, Any]
+    identified: bool
+    consumers: dict[str, list[str]]
+    declined: dict[tuple[str, str | None], set[str]]
+    bookmark_overrides: dict[tuple[str, str], dict[str, Any]]
+    batch_size: int
+    max_parallel_streams: int
+    cwd: str = ""
+    """The client's working folder: relative paths in a block (``path: data``) mean the same there."""
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    """The client's environment (``env_var()``, secrets from ``JUPYTER_DI_SECRET_*``); never printed."""
+    unsent_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskOutcome:
+    output: Any = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    pending_states: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    declined: dict[tuple[str, str | None], set[str]] = field(default_factory=dict)
+    error: BaseException | None = None
+    worker: str = ""
+
+
+_worker_dirs: dict[str, Any] = {}
+_worker_lock = threading.Lock()
+
+
+def _worker_scratch() -> Path:
+    """A run folder of this worker process (when the client's is not visible from here)."""
+    from ..run_dirs import RunDir
+
+    with _worker_lock:
+        if "dir" not in _worker_dirs:
+            _worker_dirs["dir"] = RunDir("dask-worker")
+        return Path(_worker_dirs["dir"].path)
+
+
+def sees_shared_dir(shared_dir: str, token: str) -> bool:
+    """Whether this process sees the client's run folder (same machine or a shared filesystem)."""
+    try:
+        return (Path(shared_dir) / TOKEN_FILE).read_text() == token
+    except OSError:
+        return False
+
+
+def _portable_error(exc: BaseException) -> BaseException:
+    """The error as the client will see it: secrets masked here (this process knows the block's
+    secrets), and an error that does not survive pickling becomes a ``BlockFailed`` with its text."""
+    from .executor import describe_error
+
+    redact_exception(exc)
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any pickling problem: send the text instead
+        return BlockFailed(describe_error(exc))
+
+
+def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[str, Any]) -> TaskOutcome:
+    """Run one block on a worker; its outcome (packed output, summary) or its error, never raised."""
+    from ..state.store import StateStore
+    from .block_body import run_block_body
+
+    outcome = TaskOutcome(worker=os.environ.get("DASK_WORKER_NAME", str(os.getpid())))
+    try:
+        shared = sees_shared_dir(task.shared_dir, task.token)
+        if not Path(task.state_path).exists():
+            raise ConfigError(
+                f"this Dask worker does not see the notebook's state file {task.state_path}: bookmarks would start over.",
+                block=task.block.name,
+                fix="run the workers where the state file is (a LocalCluster, or a shared filesystem at the same path), "
+                "or set JupyterDI.state_path to a path every worker sees.",
+            )
+        base = Path(task.shared_dir) if shared else _worker_scratch() / task.run_id
+        work_dir = base / "blocks" / task.block.name / uuid.uuid4().hex[:8]
+        outputs = {
+            name: unpack(value.output if isinstance(value, TaskOutcome) else value, work_dir / "in") for name, value in upstream.items()
+        }
+        ctx = RunContext(
+            pipeline=task.pipeline,
+            state=StateStore(task.state_path),
+            work_dir=work_dir,
+            variables=task.variables,
+            namespace=namespace,
+            bookmark_overrides=task.bookmark_overrides,
+            consumers=task.consumers,
+            max_parallel_streams=task.max_parallel_streams,
+            batch_size=task.batch_size,
+            identified=task.identified,
+        )
+        ctx.declined = {k: set(v) for k, v in task.declined.items()}
+        block = task.block
+        with _in_scope(task.cwd, task.env), _file_lock(block):
+            try:
+                result = run_block_body(block, outputs, ctx)
+            except NameError as exc:
+                if block.kind == "python" and task.unsent_names and any(f"'{n}'" in str(exc) for n in task.unsent_names):
+                    raise BlockFailed(
+                        f"{exc}: the notebook defines it, but it cannot be pickled, so the Dask workers do not have it.",
+                        block=block.name,
+                        fix="define it inside the block, or run this notebook with the local executor.",
+                    ) from exc
+                raise
+        where = Where(
+            shared_dir=Path(task.shared_dir) if shared else None,
+            spill_url=task.spill_url,
+            inline_bytes=task.inline_bytes,
+            run_id=task.run_id,
+        )
+        outcome.output = pack(result.output, where)
+        outcome.summary = result.summary
+        outcome.pending_states = list(result.pending_states)
+        outcome.declined = ctx.declined
+    except BaseException as exc:  # noqa: BLE001 - returned: Dask must retry only when a worker dies
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        outcome.error = _portable_error(exc)
+    return outcome
+
+
+class _Scope:
+    """The worker process's working folder and environment, shared by the tasks that want the same.
+
+    Both belong to a process, and a worker runs several tasks at once: the tasks of one run (one
+    notebook folder, one client environment) share them; a task of another run waits until they
+    are done.  When the last task leaves, the worker's own folder and environment come back."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.current: tuple[str, int] | None = None
+        self.users = 0
+        self.own: tuple[str, dict[str, str]] | None = None
+
+
+_SCOPE = _Scope()
+
+
+class _in_scope:
+    """Run a task in the client's working folder with the client's environment (``env_var()``,
+    ``JUPYTER_DI_SECRET_*``): relative paths and templates then mean what they mean in a local run."""
+
+    def __init__(self, folder: str, env: dict[str, str]) -> None:
+        self.folder, self.env = folder, env
+        self.key = (folder, hash(frozenset(env.items())))
+
+    def __enter__(self) -> None:
+        if not self.folder:
+            return
+        with _SCOPE.cond:
+            _SCOPE.cond.wait_for(lambda: _SCOPE.users == 0 or _SCOPE.current == self.key)
+            if _SCOPE.users == 0:
+                _SCOPE.own = (os.getcwd(), dict(os.environ))
+                os.chdir(self.folder)
+                os.environ.clear()
+                os.environ.update(self.env)
+                _SCOPE.current = self.key
+            _SCOPE.users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.folder:
+            return
+        with _SCOPE.cond:
+            _SCOPE.users -= 1
+            if _SCOPE.users == 0 and _SCOPE.own is not None:
+                folder, env = _SCOPE.own
+                os.environ.clear()
+                os.environ.update(env)
+                try:
+                    os.chdir(folder)
+                except OSError:
+                    pass
+                _SCOPE.current = _SCOPE.own = None
+            _SCOPE.cond.notify_all()
+
+
+class _file_lock:
+    """One task at a time per DuckDB/SQLite file across the cluster (a file database has one writer)."""
+
+    def __init__(self, block: Block) -> None:
+        self.name = file_lock_name(block)
+        self.lock: Any = None
+
+    def __enter__(self) -> None:
+        if self.name is None:
+            return
+        from distributed import Lock
+
+        self.lock = Lock(self.name)
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def file_lock_name(block: Block) -> str | None:
+    """``jupyter-di:<connector>:<path as written>`` for YAML blocks of a file database (a templated
+    path locks the whole connector), None otherwise."""
+    if block.kind not in ("source", "destination") or block.lang != "yaml":
+        return None
+    from ..integration.safe_yaml import load
+
+    try:
+        data = load(block.body) or {}
+    except Exception:  # noqa: BLE001 - the block itself reports bad YAML when it runs
+        return None
+    connector = str(data.get(block.kind) or "")
+    if connector not in FILE_DATABASES:
+        return None
+    path = str((data.get("config") or {}).get("path") or "")
+    return f"jupyter-di:{connector}:{'*' if '{{' in path else path}"
+
+
+# -- on the client -------------------------------------------------------------------------------
+
+
+def _quiet_distributed() -> None:
+    """Dask's own loggers print tracebacks for every lost connection; the run reports the failure
+    once, in its own words, so only their critical messages are kept."""
+    for name in [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+class DaskSession:
+    """The client (and, without a scheduler address, the LocalCluster) of one pipeline."""
+
+    def __init__(self, settings: Settings, work_dir: Path) -> None:
+        self.settings = settings
+        self.scheduler = settings.dask_scheduler or None
+        self.work_dir = Path(work_dir) / "dask"
+        self.token = secrets.token_hex(16)
+        self.cluster: Any = None
+        self.client: Any = None
+        self.shared = False
+        self._lock = threading.Lock()
+
+    def start(self) -> Any:
+        with self._lock:
+            if self.client is not None:
+                return self.client
+            distributed = _import_distributed()
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            (self.work_dir / TOKEN_FILE).write_text(self.token)
+            _quiet_distributed()
+            try:
+                if self.scheduler:
+                    self.client = distributed.Client(self.scheduler, timeout=30, set_as_default=False)
+                else:
+                    self.cluster = distributed.LocalCluster(
+                        n_workers=self.settings.dask_workers or LOCAL_WORKERS,
+                        threads_per_worker=LOCAL_THREADS_PER_WORKER,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0",  # any free port, on this machine only (no fixed 8787)
+                        silence_logs=logging.ERROR,
+                    )
+                    self.client = distributed.Client(self.cluster, set_as_default=False)
+            except OSError as exc:
+                self.close()
+                raise DaskUnavailable(
+                    f"could not reach the Dask scheduler at {self.scheduler}: {exc}",
+                    fix="check the address (tcp://HOST:PORT) and that the scheduler runs, or leave --scheduler out for a local cluster.",
+                ) from None
+            seen = self.client.run(sees_shared_dir, str(self.work_dir), self.token)
+            self.shared = bool(seen) and all(seen.values())
+            return self.client
+
+    def close(self) -> None:
+        with self._lock:
+            for thing in (self.client, self.cluster):
+                if thing is not None:
+                    try:
+                        thing.close()
+                    except Exception:  # noqa: BLE001 - closing a lost cluster: nothing to keep
+                        pass
+            self.client = self.cluster = None
+
+    def describe(self) -> str:
+        return self.scheduler or "a local Dask cluster"
+
+
+class DaskBlockRunner:
+    """Runs the blocks of one pipeline run as Dask tasks (see the module docstring)."""
+
+    def __init__(self, session: DaskSession, pipeline: Any, ctx: RunContext) -> None:
+        self.session = session
+        self.pipeline = pipeline
+        self.ctx = ctx
+        self.client = session.start()
+        self.run_id = uuid.uuid4().hex[:12]
+        self.futures: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._namespace_future: Any = None
+        self._unsent: list[str] = []
+
+    def _namespace(self) -> Any:
+        with self._lock:
+            if self._namespace_future is None:
+                namespace, self._unsent = picklable_namespace(self.ctx.namespace)
+                [self._namespace_future] = self.client.scatter([namespace], broadcast=True, hash=False)
+            return self._namespace_future
+
+    def run_one(self, block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+        where = Where(
+            shared_dir=self.session.work_dir if self.session.shared else None,
+            spill_url=self.pipeline.settings.spill_url,
+            inline_bytes=self.pipeline.settings.dask_inline_bytes,
+            run_id=self.run_id,
+        )
+        upstream: dict[str, Any] = {}
+        for name in block.upstream:
+            with self._lock:
+                future = self.futures.get(name)
+            upstream[name] = future if future is not None else pack(upstream_outputs[name], where)
+        task = BlockTask(
+            block=block,
+            pipeline=ctx.pipeline,
+            state_path=str(ctx.state.path),
+            shared_dir=str(self.session.work_dir),
+            token=self.session.token,
+            run_id=self.run_id,
+            spill_url=self.pipeline.settings.spill_url,
+            inline_bytes=self.pipeline.settings.dask_inline_bytes,
+            variables=dict(ctx.variables),
+            identified=ctx.identified,
+            consumers=dict(ctx.consumers),
+            declined={k: set(v) for k, v in ctx.declined.items()},
+            bookmark_overrides=dict(ctx.bookmark_overrides),
+            batch_size=ctx.batch_size,
+            max_parallel_streams=ctx.max_parallel_streams,
+            cwd=os.getcwd(),
+            env=dict(os.environ),
+            unsent_names=self._unsent,
+        )
+        namespace = self._namespace() if block.kind == "python" or block.lang == "python" else {}
+        future = self.client.submit(run_block_task, task, namespace, upstream, key=f"jupyter-di-{self.run_id}-{block.name}", pure=False)
+        try:
+            outcome: TaskOutcome = future.result()
+        except Exception as exc:
+            raise self._lost(exc, block) from None
+        for key, names in outcome.declined.items():
+            for name in names:
+                ctx.decline(key[0], key[1], name)
+        if outcome.error is not None:
+            raise outcome.error
+        with self._lock:
+            self.futures[block.name] = future
+        output = unpack(outcome.output, Path(self.session.work_dir) / self.run_id / "client" / block.name)
+        return BlockResult(output=output, summary=outcome.summary, pending_states=outcome.pending_states)
+
+    def _lost(self, exc: BaseException, block: Block) -> DIError:
+        distributed = _import_distributed()
+        if isinstance(exc, distributed.KilledWorker):
+            return BlockFailed(
+                f"the Dask workers running block {block.name!r} died several times (out of memory, or killed); "
+                "what they committed stays, and the next run resumes from it.",
+                block=block.name,
+                fix="give the workers more memory (or fewer threads), then run again.",
+            )
+        reason = (
+            "the connection was lost"
+            if isinstance(exc, CancelledError) or "cancelled" in type(exc).__name__.lower()
+            else f"{type(exc).__name__}: {exc}"
+        )
+        return BlockFailed(
+            redact(
+                f"lost the Dask scheduler ({self.session.describe()}) while block {block.name!r} ran ({reason}). "
+                "Rows and bookmarks committed so far are kept; the next run resumes from them."
+            ),
+            block=block.name,
+            fix="restart the scheduler (or run without --scheduler for a local cluster) and run the notebook again.",
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self.futures.clear()
+            self._namespace_future = None
+        remove_spilled(self.pipeline.settings.spill_url, self.run_id)
+
+
+def picklable_namespace(namespace: Any) -> tuple[dict[str, Any], list[str]]:
+    """The notebook names a worker can have (what pickles, by value or by reference), and the rest."""
+    import cloudpickle  # type: ignore[import-untyped]
+
+    sent: dict[str, Any] = {}
+    unsent: list[str] = []
+    for name, value in dict(namespace).items():
+        if name.startswith("__") and name != "__name__":
+            continue
+        try:
+            cloudpickle.dumps(value)
+        except Exception:  # noqa: BLE001 - whatever stops pickling: that name stays here
+            unsent.append(name)
+            continue
+        sent[name] = value
+    return sent, unsent
+
+
+EXECUTORS = ("local", "dask")
+
+
+def dask_runner(pipeline: Any, ctx: RunContext) -> DaskBlockRunner | None:
+    """The runner for this run when the pipeline's settings choose Dask (None: run locally).  One
+    session (client, local cluster) per pipeline, kept between runs; a new scheduler address starts
+    a new one."""
+    executor = str(pipeline.settings.executor or "local").lower()
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}.", fix="set JupyterDI.executor to 'local' or 'dask'.")
+    if executor == "local":
+        return None
+    session: DaskSession | None = getattr(pipeline, "_dask_session", None)
+    if session is not None and session.scheduler != (pipeline.settings.dask_scheduler or None):
+        session.close()
+        session = None
+    if session is None:
+        session = DaskSession(pipeline.settings, pipeline.work_dir)
+        pipeline._dask_session = session
+    return DaskBlockRunner(session, pipeline, ctx)
+
+
+def close_dask(pipeline: Any) -> None:
+    """Close the pipeline's Dask client (and stop its local cluster), if it has one."""
+    session: DaskSession | None = getattr(pipeline, "_dask_session", None)
+    if session is not None:
+        session.close()
+        pipeline._dask_session = None

@@ -1,0 +1,299 @@
+"""The Dask executor against a real LocalCluster (2 worker processes on 127.0.0.1).
+
+The same notebooks give the same destination contents with the local executor and with Dask; a
+worker killed mid-write and a lost scheduler lose and duplicate nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.notebooks import cli_process, duckdb_query, rows_read, write_notebook
+
+distributed = pytest.importorskip("distributed")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes, ports on 127.0.0.1 only, no dashboard; closed after the module."""
+    local = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR
+    )
+    client = distributed.Client(local, set_as_default=False)
+    yield local.scheduler_address, client
+    client.close()
+    local.close()
+
+
+def dask_args(cluster) -> list[str]:
+    return ["--executor", "dask", "--scheduler", cluster[0]]
+
+
+def copy_notebooks(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(ROOT / "notebooks", folder)
+    return folder
+
+
+def duckdb_tables(path: Path) -> dict[str, list[tuple]]:
+    names = [r[0] for r in duckdb_query(path, "SELECT table_name FROM information_schema.tables WHERE table_name NOT LIKE '_jupyter_di_%'")]
+    return {n: sorted(duckdb_query(path, f'SELECT * FROM "{n}"'), key=repr) for n in sorted(names)}
+
+
+def test_quickstart_gives_the_same_warehouse_on_dask(tmp_path):
+    local, remote = copy_notebooks(tmp_path, "local"), copy_notebooks(tmp_path, "dask")
+    first = cli_process("run", str(local / "quickstart.ipynb"))
+    assert first.returncode == 0, first.stderr
+    second = cli_process("run", str(remote / "quickstart.ipynb"), "--executor", "dask")  # its own LocalCluster
+    assert second.returncode == 0, second.stderr
+    assert "Traceback" not in second.stderr and "warn" not in second.stderr.lower()
+    assert "enriched_orders 817" in second.stdout  # the plain check cell ran after the Dask blocks
+    expected = duckdb_tables(local / "warehouse.duckdb")
+    assert set(expected) == {"orders", "customers", "enriched_orders"}
+    assert duckdb_tables(remote / "warehouse.duckdb") == expected
+    for folder in (local, remote):  # and the bookmarks are the same
+        state = json.loads(cli_process("state", "show", str(folder / "quickstart.ipynb")).stdout)
+        assert state["bookmarks"]["shop.orders"]
+    assert json.loads(cli_process("state", "show", str(local / "quickstart.ipynb")).stdout) == json.loads(
+        cli_process("state", "show", str(remote / "quickstart.ipynb")).stdout
+    )
+
+
+def test_spec_example_gives_the_same_report_on_dask(tmp_path, cluster, pg_config, pg_connect):
+    """The spec's six steps (PostgreSQL, Stripe, Python, Salesforce): the same records either way."""
+    from tests.support.localstripe_server import LocalStripe
+    from tests.support.salesforce_server import SalesforceServer
+    from tests.test_spec_example import ORDERS, expected_report, orders_with_ids, report_rows, seed_shop, shop_env
+
+    local, remote = copy_notebooks(tmp_path, "local"), copy_notebooks(tmp_path, "dask")
+    with LocalStripe() as api, SalesforceServer() as crm_local, SalesforceServer() as crm_dask:
+        ids = seed_shop(api.client())
+        with pg_connect() as conn:
+            conn.execute(
+                "CREATE TABLE orders (id integer PRIMARY KEY, customer_id text, status text, total numeric(10,2), updated_at timestamptz NOT NULL)"
+            )
+            for row in orders_with_ids(ORDERS, ids):
+                conn.execute("INSERT INTO orders VALUES (%s, %s, %s, %s, %s)", row)
+        ran = cli_process("run", str(local / "spec_example.ipynb"), env=shop_env(pg_config, api, crm_local))
+        assert ran.returncode == 0, ran.stderr
+        ran = cli_process("run", str(remote / "spec_example.ipynb"), *dask_args(cluster), env=shop_env(pg_config, api, crm_dask))
+        assert ran.returncode == 0, ran.stderr
+        assert rows_read(ran.stdout, "shop_db", "orders") == 6
+        assert report_rows(crm_dask) == report_rows(crm_local) == expected_report(ORDERS, ids)
+        changed = list(ORDERS)
+        changed[1] = (2, 1, "Paid", "5.00", "2024-03-05T09:00:00Z")
+        with pg_connect() as conn:
+            conn.execute("UPDATE orders SET status = %s, updated_at = %s WHERE id = 2", (changed[1][2], changed[1][4]))
+        again = cli_process("run", str(remote / "spec_example.ipynb"), *dask_args(cluster), env=shop_env(pg_config, api, crm_dask))
+        assert again.returncode == 0, again.stderr
+        assert rows_read(again.stdout, "shop_db", "orders") == 2  # the change and the row at the bookmark
+        assert report_rows(crm_dask) == expected_report(changed, ids)
+        assert len(crm_dask.rows("Order_Report__c")) == 5
+
+
+PG_NOTEBOOK = [
+    "%load_ext jupyter_di",
+    """%%di_source src
+source: postgresql
+config: {config}
+streams:
+  items:
+    partitions: 2
+  events:
+    replication_method: INCREMENTAL
+    bookmark_properties: [updated_at]
+    key_properties: [id]
+    partitions: 2
+""",
+    """%%di_destination dst --upstream src
+destination: postgresql
+config: {dst_config}
+""",
+]
+
+
+def pg_notebook(folder: Path, pg_config: dict, schema: str, *, partitions: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    cells = [
+        c.replace("{config}", json.dumps(pg_config)).replace("{dst_config}", json.dumps({**pg_config, "schema": schema}))
+        for c in PG_NOTEBOOK
+    ]
+    if not partitions:  # one ordered query: the bookmark advances with every batch
+        cells = [c.replace("    partitions: 2\n", "") for c in cells]
+    return write_notebook(folder / "sync.ipynb", cells)
+
+
+def seed(conn, rows: int) -> None:
+    conn.execute(
+        f"CREATE TABLE items AS SELECT i AS id, md5(i::text) AS label, (i * 0.5)::numeric(12,2) AS price FROM generate_series(1, {rows}) i"
+    )
+    conn.execute("ALTER TABLE items ADD PRIMARY KEY (id)")
+    conn.execute(
+        "CREATE TABLE events AS SELECT i AS id, timestamptz '2024-01-01' + mod(i, 977) * interval '1 second' AS updated_at, "
+        f"repeat('x', 40) AS payload FROM generate_series(1, {rows}) i"
+    )
+    conn.execute("ALTER TABLE events ADD PRIMARY KEY (id)")
+    conn.execute("ANALYZE items")
+    conn.execute("ANALYZE events")
+
+
+def table_rows(conn, schema: str, table: str) -> list[tuple]:
+    return conn.execute(f'SELECT * FROM "{schema}"."{table}" ORDER BY id').fetchall()
+
+
+def test_partitioned_postgres_to_postgres_is_the_same_on_dask(tmp_path, cluster, pg_config, pg_connect):
+    conn = pg_connect()
+    seed(conn, 20_000)
+    conn.execute("CREATE SCHEMA local_dst")
+    conn.execute("CREATE SCHEMA dask_dst")
+    local = pg_notebook(tmp_path / "local", pg_config, "local_dst")
+    remote = pg_notebook(tmp_path / "dask", pg_config, "dask_dst")
+    ran = cli_process("run", str(local))
+    assert ran.returncode == 0, ran.stderr
+    ran = cli_process("run", str(remote), *dask_args(cluster))
+    assert ran.returncode == 0, ran.stderr
+    for table in ("items", "events"):
+        source = table_rows(conn, "public", table)
+        assert table_rows(conn, "local_dst", table) == source
+        assert table_rows(conn, "dask_dst", table) == source
+    # the next run reads from the bookmark the parts left (the greatest, once all finished)
+    ties = sum(1 for i in range(1, 20_001) if i % 977 == 976)
+    conn.execute("UPDATE events SET updated_at = timestamptz '2024-02-01', payload = 'changed' WHERE id IN (5, 6)")
+    for notebook, args in ((local, []), (remote, dask_args(cluster))):
+        ran = cli_process("run", str(notebook), *args)
+        assert ran.returncode == 0, ran.stderr
+        assert rows_read(ran.stdout, "src", "events") == 2 + ties  # the changes and the rows tied at the bookmark
+    assert table_rows(conn, "local_dst", "events") == table_rows(conn, "dask_dst", "events") == table_rows(conn, "public", "events")
+
+
+KILL_MID_WRITE = """
+import os, signal
+from pathlib import Path
+
+def arm(marker):
+    from jupyter_di.connectors.postgres import write
+
+    write.COPY_BYTES = 256 * 1024  # many commits per stream
+    original = write._TableWriter._commit
+    calls = {"n": 0}
+
+    def commit(self, state):
+        original(self, state)
+        if self.table == "events":
+            calls["n"] += 1
+            if calls["n"] == 5 and not Path(marker).exists():
+                Path(marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)  # the worker dies between two commits of its block
+
+    write._TableWriter._commit = commit
+"""
+
+
+def _arm_workers(client, marker: Path) -> None:
+    namespace: dict = {}
+    exec(KILL_MID_WRITE, namespace)  # noqa: S102 - the test's own code, shipped to the workers
+    client.run(namespace["arm"], str(marker))
+
+
+def test_a_worker_killed_mid_write_is_retried_without_losses_or_duplicates(tmp_path, cluster, pg_config, pg_connect):
+    conn = pg_connect()
+    seed(conn, 150_000)
+    conn.execute("CREATE SCHEMA dst")
+    notebook = pg_notebook(tmp_path / "nb", pg_config, "dst")
+    marker = tmp_path / "killed"
+    _arm_workers(cluster[1], marker)
+    ran = cli_process("run", str(notebook), *dask_args(cluster))
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    assert marker.exists()  # a worker did die in the middle of the destination block
+    assert int(marker.read_text()) not in cluster[1].run(os.getpid).values()
+    for table in ("items", "events"):
+        assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
+    state = json.loads(cli_process("state", "show", str(notebook)).stdout)
+    assert state["bookmarks"]["src.events"] == {"updated_at": "2024-01-01T00:16:16+00:00"}
+    cluster[1].wait_for_workers(2, timeout=60)
+
+
+def _dask_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_a_lost_scheduler_fails_the_run_clearly_and_the_next_run_resumes(tmp_path, cluster, pg_config, pg_connect):
+    conn = pg_connect()
+    seed(conn, 150_000)
+    conn.execute("CREATE SCHEMA dst")
+    notebook = pg_notebook(tmp_path / "nb", pg_config, "dst", partitions=False)
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = _dask_cli(
+        "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)
+    )
+    workers = None
+    try:
+        for _ in range(300):
+            if scheduler_file.exists() and scheduler_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        workers = _dask_cli("distributed.cli.dask_worker", address, "--host", "127.0.0.1", "--nworkers", "2", "--no-dashboard")
+        with distributed.Client(address, set_as_default=False, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            namespace: dict = {}
+            exec(SLOW_COMMITS, namespace)  # noqa: S102
+            client.run(namespace["slow"])
+        run = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_di.cli", "run", str(notebook), "--executor", "dask", "--scheduler", address],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            exists = conn.execute("SELECT to_regclass('dst.events') IS NOT NULL").fetchone()[0]
+            if exists and conn.execute("SELECT count(*) FROM dst.events").fetchone()[0] > 0:
+                break
+            time.sleep(0.2)
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        out, err = run.communicate(timeout=180)
+    finally:
+        for proc in (scheduler, workers):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    assert run.returncode == 1, out + err
+    assert "lost the Dask scheduler" in err and "the next run resumes" in err
+    assert "Traceback" not in out + err
+    committed = conn.execute("SELECT count(*) FROM dst.events").fetchone()[0]
+    assert 0 < committed < 150_000
+    again = cli_process("run", str(notebook), *dask_args(cluster))
+    assert again.returncode == 0, again.stderr
+    assert rows_read(again.stdout, "src", "events") < 150_000  # resumed from the committed bookmark
+    for table in ("items", "events"):
+        assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
+
+
+SLOW_COMMITS = """
+import time
+
+def slow():
+    from jupyter_di.connectors.postgres import write
+
+    write.COPY_BYTES = 256 * 1024
+    original = write._TableWriter._commit
+
+    def commit(self, state):
+        original(self, state)
+        time.sleep(0.3)
+
+    write._TableWriter._commit = commit
+"""
