@@ -1,7 +1,8 @@
 """The Stripe source against localstripe (extended in tests/support/localstripe_server.py), with the
 test data made through Stripe's official ``stripe`` client, and whole notebooks run by the CLI into
 a DuckDB file: full sync counts, every kind of change on the next run, throttling, bad keys, the
-30-day event retention, and a run killed in the middle of its first listing."""
+30-day event retention, a quiet stream's cursor, and runs killed in the middle of the first listing and
+of applying events."""
 
 from __future__ import annotations
 
@@ -260,7 +261,7 @@ def test_created_filters_follow_start_date(server):
     assert all(q.get("created", {}).get("gte") for _, _, q, _ in server.gets("/v1/customers"))
 
 
-def test_killed_in_the_middle_of_the_first_listing_resumes_without_loss(env, tmp_path):
+def test_killed_mid_listing_and_mid_events_resumes_without_loss(env, tmp_path):
     client = env.client()
     made = seed(client, customers=230, charges=0, extras=False)
     nb = notebook(tmp_path / "nb.ipynb", ["customers"], batch_size=40)
@@ -280,3 +281,18 @@ def test_killed_in_the_middle_of_the_first_listing_resumes_without_loss(env, tmp
     assert [r[0] for r in rows] == sorted(made["customers"])  # every customer, once
     names = dict(rows)
     assert all(names[c] == "changed" for c in made["customers"][:5])
+
+    # killed again while applying events: 150 renames in batches of 40, killed after the second commit
+    for i, cid in enumerate(made["customers"][:150]):
+        client.v1.customers.update(cid, params={"name": f"again {i}"})
+    died = subprocess.run(kill, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert died.returncode == -9, died.stdout + died.stderr
+    names = dict(table(nb, "customers", "id, name"))
+    assert 0 < sum(names[c].startswith("again") for c in made["customers"][:150]) < 150  # some committed
+    resumed = subprocess.run(
+        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(nb)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    rows = table(nb, "customers", "id, name")
+    assert [r[0] for r in rows] == sorted(made["customers"])
+    assert [dict(rows)[c] for c in made["customers"][:150]] == [f"again {i}" for i in range(150)]
