@@ -8,7 +8,7 @@ Usage: ``python tests/support/trino_server.py [start] DIR`` prints ``export JDI_
 
 Where it comes from: the ``io.trino:trino-server`` tarball of Maven Central, fetched once with
 ``mvn dependency:copy`` into ``~/.cache/jupyter-di/trino`` and extracted there once (keeping only
-the plugins we use: memory, iceberg, postgresql).  It needs Java 24 or newer
+the plugins we use: memory, iceberg, postgresql and geospatial).  It needs Java 24 or newer
 (``JDI_TRINO_JAVA_HOME``, else the first JDK under /usr/lib/jvm that is new enough).
 
 What it serves: a single node (coordinator and worker) bound to 127.0.0.1 on a free port, a 2 GB
@@ -36,7 +36,8 @@ from pathlib import Path
 
 VERSION = os.environ.get("JDI_TRINO_VERSION", "476")
 CACHE = Path(os.environ.get("JDI_TRINO_CACHE", Path.home() / ".cache" / "jupyter-di" / "trino"))
-PLUGINS = ("memory", "iceberg", "postgresql")
+PLUGINS = ("memory", "iceberg", "postgresql", "geospatial")
+"""geospatial: the postgresql connector needs its types."""
 MIN_JAVA = 24
 HEAP = os.environ.get("JDI_TRINO_HEAP", "2G")
 START_TIMEOUT = float(os.environ.get("JDI_TRINO_START_TIMEOUT", "240"))
@@ -63,9 +64,11 @@ def tarball() -> Path:
 
 
 def install_dir() -> Path:
-    """The extracted server (lib/, plugin/<ours>), extracted once: into a temp folder, then renamed."""
+    """The extracted server (lib/, plugin/<ours>), extracted once: into a temp folder, then renamed
+    (a plugin added to PLUGINS later is moved in beside a server that may be running)."""
     target = CACHE / f"trino-server-{VERSION}"
-    if (target / "lib").is_dir():
+    missing = [p for p in PLUGINS if not (target / "plugin" / p).is_dir()]
+    if (target / "lib").is_dir() and not missing:
         return target
     source = tarball()
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=CACHE))
@@ -77,7 +80,11 @@ def install_dir() -> Path:
             if plugin.name not in PLUGINS:
                 shutil.rmtree(plugin)
         try:
-            os.rename(tmp / top, target)
+            if (target / "lib").is_dir():
+                for name in missing:
+                    os.rename(tmp / top / "plugin" / name, target / "plugin" / name)
+            else:
+                os.rename(tmp / top, target)
         except OSError:  # another process extracted it at the same time
             if not (target / "lib").is_dir():
                 raise
