@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..block_kind import BlockKind
 from ..secrets import SecretStore
 from ..state.store import StateStore
 
@@ -17,11 +18,11 @@ class BlockCell(Protocol):
     A protocol rather than an import: the pipeline layer sits above this one.
     """
 
-    # Read-only members, so the pipeline's Block (whose kind and lang are Literals) matches.
+    # Read-only members, so the pipeline's Block (whose lang is a Literal) matches.
     @property
     def name(self) -> str: ...
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> BlockKind: ...
     @property
     def body(self) -> str: ...
     @property

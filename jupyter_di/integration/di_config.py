@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..block_kind import BlockKind
 from ..connectors.base import DELETE_MODES, NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from ..connectors.catalog import STREAM_KEYS
 from ..errors import ConfigError
@@ -143,7 +144,7 @@ def parse_upstream_settings(raw: Any, *, block: str) -> dict[str, UpstreamSettin
 
 @dataclass
 class DIConfig:
-    kind: str  # "source" | "destination"
+    kind: BlockKind  # a source or a destination
     connector: str
     config: dict[str, Any] = field(default_factory=dict)
     upstream: dict[str, UpstreamSettings] = field(default_factory=dict)
@@ -151,7 +152,8 @@ class DIConfig:
 
     # -- parsing ------------------------------------------------------------------------
     @classmethod
-    def parse(cls, text: str, *, kind: str, block: str) -> DIConfig:
+    def parse(cls, text: str, *, kind: BlockKind | str, block: str) -> DIConfig:
+        kind = BlockKind(kind)
         try:
             data = safe_yaml.load(text) if text.strip() else {}
         except yaml.YAMLError as exc:
@@ -205,7 +207,7 @@ class DIConfig:
 
     # -- canonical form -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {self.kind: self.connector, "config": dict(self.config)}
+        data: dict[str, Any] = {self.kind.value: self.connector, "config": dict(self.config)}
         ups = {name: s.non_default() for name, s in self.upstream.items() if s.non_default()}
         if ups:
             data["upstream"] = ups
@@ -217,7 +219,7 @@ class DIConfig:
 
 
 def validate_stream_settings(
-    settings: Any, *, block: str, stream: str, kind: str = "source", connector: str | None = None
+    settings: Any, *, block: str, stream: str, kind: BlockKind = BlockKind.SOURCE, connector: str | None = None
 ) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise ConfigError("stream settings must be a mapping.", block=block, stream=stream)
@@ -263,7 +265,7 @@ def validate_stream_settings(
             check_name(value, "destination_table", block=block, stream=stream)
         out[key] = value
     if (
-        kind == "source"
+        kind == BlockKind.SOURCE
         and out.get("replication_method") == "INCREMENTAL"
         and not out.get("bookmark_properties")
         and not declared_bookmark_properties(connector, stream)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..block_kind import BlockKind
 from ..connectors.catalog import entries_by_id, select_catalog, stream_ids, stream_is_selected
 from ..errors import ConfigError
 from .di_config import UpstreamSettings, parse_upstream_settings
@@ -129,7 +130,7 @@ def run_python_di_block(
     body: str,
     *,
     block: str,
-    kind: str,
+    kind: BlockKind | str,
     inputs: list[Any],
     input_names: list[str],
     variables: Mapping[str, Any],
@@ -143,12 +144,13 @@ def run_python_di_block(
     positional arguments and in what form.
     ``discover(connector, config, streams)`` returns the connector's catalog (sources only).
     """
+    kind = BlockKind(kind)
     decorators = _Decorators()
     namespace = execute_cell_code(body, block=block, base_namespace=base_namespace, extra=decorators.namespace())
     found = decorators.found
     upstream = _cell_upstream_settings(namespace, base_namespace, block=block, names=list(input_names))
     input_names, inputs = apply_upstream_settings(list(input_names), list(inputs), upstream)
-    if kind != "source":
+    if kind != BlockKind.SOURCE:
         for kind_name, decorated in found.items():
             wrong = [k for k, default in SOURCE_ONLY_OPTIONS.items() if k in decorated.options and decorated.options[k] != default]
             if wrong:
@@ -179,17 +181,17 @@ def run_python_di_block(
     connector = call(name_kind, {})
     if not isinstance(connector, str) or not connector:
         raise ConfigError(f"@{name_kind} must return the connector name as a string, not {connector!r}.", block=block)
-    config = call("data_integration_config", {kind: connector})
+    config = call("data_integration_config", {kind.value: connector})
     if not isinstance(config, Mapping):
         raise ConfigError(f"@data_integration_config must return a dict, not {type(config).__name__}.", block=block)
     config = dict(config)
     selected: list[str] = []
     catalog: dict[str, Any] | None = None
-    is_source = kind == "source"
+    is_source = kind == BlockKind.SOURCE
     if connector and config:
         registered: _Registered | None = found.get("data_integration_selected_streams")
         if registered is not None:
-            extra: dict[str, Any] = {kind: connector, "config": config}
+            extra: dict[str, Any] = {kind.value: connector, "config": config}
             if is_source and registered.called:
 
                 def discover_streams_func(source: str | None = None, config: dict | None = None) -> list[str]:
@@ -205,7 +207,7 @@ def run_python_di_block(
             selected = list(result or [])
         registered = found.get("data_integration_catalog")
         if registered is not None:
-            extra = {kind: connector, "config": config, "selected_streams": selected}
+            extra = {kind.value: connector, "config": config, "selected_streams": selected}
             if is_source and registered.called:
 
                 def discover_func(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..block_kind import BlockKind
 from ..connectors import registry
 from ..connectors.catalog import entries_by_id, stream_is_selected, stream_settings_from_catalog
 from ..errors import ConfigError, DIError
@@ -59,7 +60,7 @@ def resolve(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Resol
             streams[name] = stream_settings_from_catalog(entries.get(name, {}))
         excluded: set[str] = set()
         only = None
-        if kind == "destination":
+        if kind == BlockKind.DESTINATION:
             excluded = {name for name, entry in entries.items() if not stream_is_selected(entry)}
             for name, entry in entries.items():
                 if name not in streams and name not in excluded:

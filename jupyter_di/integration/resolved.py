@@ -13,25 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from ..block_kind import BlockKind
 from ..connectors.base import StreamSettings
 from .di_config import UpstreamSettings, stream_settings
-
-
-class BlockKind(str, Enum):
-    """A block's kind: a ``str`` so it reads and compares as text (``kind == "source"``)."""
-
-    SOURCE = "source"
-    DESTINATION = "destination"
-    PYTHON = "python"
-
-    def __str__(self) -> str:
-        return self.value
-
-    __hash__ = str.__hash__  # a key in dicts of plain text, on every Python version
 
 
 @dataclass(frozen=True)

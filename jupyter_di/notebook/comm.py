@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..block_kind import BlockKind
+
 log = logging.getLogger(__name__)
 
 TARGET_NAME = "jupyter_di"
@@ -36,7 +38,7 @@ REQUEST_TYPES = ("run_pipeline", "run_block", "request_graph")
 #: Values a block's ``status`` may take in ``graph`` and ``status`` messages.
 BLOCK_STATUSES = ("pending", "running", "done", "failed", "skipped", "idle")
 """``BlockStatus`` values, plus ``idle``: a block of the notebook that has not run in this kernel."""
-BLOCK_KINDS = ("source", "destination", "python")
+BLOCK_KINDS = tuple(kind.value for kind in BlockKind)
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -72,12 +74,21 @@ class FrontendBridge:
 
     # -- wiring ---------------------------------------------------------------------------
 
-    def register(self) -> bool:
-        """Register the comm target and offer a comm to the front end; False without a kernel."""
+    def register(self, offer: bool = True) -> bool:
+        """Register the comm target and (``offer``) open a comm to the front end; False without a kernel.
+
+        Why ``offer``: a comm the kernel opens reaches every client, and the nbclient-based
+        ones (nbconvert, papermill, ``jupyter execute``) log ``No handler found for comm
+        target 'jupyter_di'`` for it.  The session offers only to a notebook front end (its
+        execute requests carry a cell id; nbclient's carry none), which is where the extension
+        may be waiting for it.
+        """
         manager = getattr(self.kernel, "comm_manager", None)
         if manager is None:
             return False
         manager.register_target(TARGET_NAME, self._on_comm_open)
+        if not offer:
+            return True
         try:
             comm = self._comm_factory(TARGET_NAME, {"type": "hello", "version": PROTOCOL_VERSION})
         except Exception:  # noqa: BLE001 - no front end able to take comms: stay unconnected
@@ -248,7 +259,7 @@ def _normalise_block(block: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"block {block.get('name')!r}: unknown status {status!r}; expected one of {BLOCK_STATUSES}")
     return {
         "name": block["name"],
-        "kind": kind,
+        "kind": str(kind),
         "upstream": list(block.get("upstream") or []),
         "cell_id": block.get("cell_id"),
         "status": status,
@@ -260,7 +271,7 @@ def _normalise_block(block: dict[str, Any]) -> dict[str, Any]:
 _bridges: dict[int, FrontendBridge] = {}
 
 
-def get_bridge(kernel: Any = None) -> FrontendBridge:
+def get_bridge(kernel: Any = None, offer: bool = True) -> FrontendBridge:
     """The one registered bridge of ``kernel`` (created on first use); unregistered without a kernel.
 
     Registering the comm target twice would orphan the first bridge's comms, so magics and
@@ -271,6 +282,6 @@ def get_bridge(kernel: Any = None) -> FrontendBridge:
     bridge = _bridges.get(id(kernel))
     if bridge is None or bridge.kernel is not kernel:
         bridge = FrontendBridge(kernel)
-        bridge.register()
+        bridge.register(offer=offer)
         _bridges[id(kernel)] = bridge
     return bridge

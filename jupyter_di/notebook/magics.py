@@ -14,13 +14,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ..block_kind import BlockKind
 from ..errors import DIError
 from ..pipeline.magic_line import ARGUMENTS, block_from_args
 from ..pipeline.params import parse_bookmarks, parse_params
 from .session import KernelSession
 
 
-def _block_arguments(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _block_arguments(kind: BlockKind) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
         for flags, kwargs, kinds in reversed(ARGUMENTS):
             if kind in kinds:
@@ -36,33 +37,33 @@ class DIMagics(Magics):
         super().__init__(shell)
         self.session = session
 
-    def _block(self, kind: str, magic: Callable[..., Any], line: str, cell: str) -> None:
+    def _block(self, kind: BlockKind, magic: Callable[..., Any], line: str, cell: str) -> None:
         if not line.strip():
             raise UsageError(f"%%{magic.__name__} needs a block name, e.g. %%{magic.__name__} orders.")
         args = parse_argstring(magic, line)
         try:
-            block = block_from_args(kind, args, cell, self.session.cell_id())  # type: ignore[arg-type]
+            block = block_from_args(kind, args, cell, self.session.cell_id())
         except DIError as exc:
             raise UsageError(str(exc)) from None
         self.session.define_and_run(block)
 
-    @_block_arguments("source")
+    @_block_arguments(BlockKind.SOURCE)
     @cell_magic
     def di_source(self, line: str, cell: str) -> None:
         """Declare and run a data integration source block (YAML by default)."""
-        self._block("source", self.di_source, line, cell)
+        self._block(BlockKind.SOURCE, self.di_source, line, cell)
 
-    @_block_arguments("destination")
+    @_block_arguments(BlockKind.DESTINATION)
     @cell_magic
     def di_destination(self, line: str, cell: str) -> None:
         """Declare and run a data integration destination block (YAML by default)."""
-        self._block("destination", self.di_destination, line, cell)
+        self._block(BlockKind.DESTINATION, self.di_destination, line, cell)
 
-    @_block_arguments("python")
+    @_block_arguments(BlockKind.PYTHON)
     @cell_magic
     def di_block(self, line: str, cell: str) -> None:
         """Declare and run a Python block (@data_loader, @transformer, @custom, @data_exporter)."""
-        self._block("python", self.di_block, line, cell)
+        self._block(BlockKind.PYTHON, self.di_block, line, cell)
 
     @magic_arguments()
     @argument("--blocks", nargs="+", default=None, metavar="BLOCK", help="run only these blocks and what they need")

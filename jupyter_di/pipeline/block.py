@@ -11,11 +11,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-BlockKind = Literal["source", "destination", "python"]
-BlockLang = Literal["yaml", "python"]
+from ..block_kind import KIND_FOR_MAGIC, MAGIC_FOR_KIND, BlockKind
 
-MAGIC_FOR_KIND: dict[str, str] = {"source": "di_source", "destination": "di_destination", "python": "di_block"}
-KIND_FOR_MAGIC: dict[str, str] = {v: k for k, v in MAGIC_FOR_KIND.items()}
+__all__ = ["KIND_FOR_MAGIC", "MAGIC_FOR_KIND", "Block", "BlockKind", "BlockLang"]
+
+BlockLang = Literal["yaml", "python"]
 
 
 @dataclass
@@ -36,9 +36,12 @@ class Block:
     reduce_output: bool = False
     """``--reduce-output``: downstream of dynamic children, run once with all their outputs in a list."""
 
+    def __post_init__(self) -> None:
+        self.kind = BlockKind(self.kind)  # callers may name it as text ("source"); it is always the enum
+
     @property
     def is_data_integration(self) -> bool:
-        return self.kind in ("source", "destination")
+        return self.kind.is_data_integration
 
     def source_hash(self) -> str:
         """Changes whenever what the block would do changes (body, kind, language, upstream)."""
@@ -52,7 +55,7 @@ class Block:
 
     def magic_line(self) -> str:
         """The first line of the cell that declares this block (canonical form)."""
-        parts = [f"%%{MAGIC_FOR_KIND[self.kind]}", self.name]
+        parts = [f"%%{self.kind.magic}", self.name]
         if self.upstream:
             parts += ["--upstream", *self.upstream]
         if self.is_data_integration and self.lang != "yaml":

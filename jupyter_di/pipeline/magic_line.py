@@ -27,38 +27,41 @@ from .block import KIND_FOR_MAGIC, Block, BlockKind, BlockLang
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INDENT = re.compile(r"[ \t]+")
 
+ALL_KINDS = tuple(BlockKind)
+DATA_INTEGRATION = (BlockKind.SOURCE, BlockKind.DESTINATION)
+
 # (flags, argparse keyword arguments, kinds the flag applies to)
-ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any], tuple[str, ...]]] = [
-    (("name",), {"help": "the block's name (a Python identifier, unique in the notebook)"}, ("source", "destination", "python")),
+ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any], tuple[BlockKind, ...]]] = [
+    (("name",), {"help": "the block's name (a Python identifier, unique in the notebook)"}, ALL_KINDS),
     (
         ("-u", "--upstream"),
         {"nargs": "+", "default": [], "metavar": "BLOCK", "help": "blocks whose outputs this block takes, in argument order"},
-        ("source", "destination", "python"),
+        ALL_KINDS,
     ),
     (
         ("--lang",),
         {"choices": ["yaml", "python"], "default": "yaml", "help": "the language of the cell body (default yaml)"},
-        ("source", "destination"),
+        DATA_INTEGRATION,
     ),
     (
         ("-o", "--output"),
         {"default": None, "metavar": "VAR", "help": "bind the block's output to this notebook variable"},
-        ("source", "destination", "python"),
+        ALL_KINDS,
     ),
     (
         ("--replicate",),
         {"default": None, "metavar": "BLOCK", "help": "run BLOCK's cell body as this block (a YAML body is merged over BLOCK's)"},
-        ("source", "destination", "python"),
+        ALL_KINDS,
     ),
     (
         ("--dynamic",),
         {"action": "store_true", "help": "the output is a list: every direct downstream block runs once per item"},
-        ("source", "destination", "python"),
+        ALL_KINDS,
     ),
     (
         ("--reduce-output",),
         {"action": "store_true", "help": "downstream of dynamic children: run once, with all their outputs in one list"},
-        ("source", "destination", "python"),
+        ALL_KINDS,
     ),
 ]
 
@@ -69,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(kind: BlockKind) -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"%%di_{'block' if kind == 'python' else kind}", add_help=False)
+    parser = _Parser(prog=f"%%{BlockKind(kind).magic}", add_help=False)
     for flags, kwargs, kinds in ARGUMENTS:
         if kind in kinds:
             parser.add_argument(*flags, **kwargs)
@@ -95,7 +98,7 @@ def block_from_args(kind: BlockKind, args: argparse.Namespace, body: str, cell_i
         validate_name(replicate, "replicated block name")
         if replicate == args.name:
             raise GraphError("a block cannot be a replica of itself.", block=args.name, fix="name another block in --replicate.")
-    lang: BlockLang = getattr(args, "lang", "python") if kind != "python" else "python"
+    lang: BlockLang = getattr(args, "lang", "python") if kind != BlockKind.PYTHON else "python"
     return Block(
         name=args.name,
         kind=kind,
@@ -153,7 +156,7 @@ def parse_cell(source: str, cell_id: str | None = None) -> Block | None:
     if not tokens:
         raise GraphError(f"{first!r} needs a block name.", fix=f"write %%{magic} NAME.")
     try:
-        args = build_parser(kind).parse_args(tokens)  # type: ignore[arg-type]
+        args = build_parser(kind).parse_args(tokens)
     except GraphError as exc:
         raise GraphError(f"{first!r}: {exc.message}", block=tokens[0], fix="see %%" + magic + "? for the flags.") from None
-    return block_from_args(kind, args, body, cell_id)  # type: ignore[arg-type]
+    return block_from_args(kind, args, body, cell_id)

@@ -8,23 +8,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from ..text_enum import TextEnum
 
-class BlockStatus(str, Enum):
-    """A block's place in one run.  A ``str`` so it travels as JSON text (the comm, the report)."""
+
+class BlockStatus(TextEnum):
+    """A block's place in one run.  Text, so it travels as JSON text (the comm, the report)."""
 
     PENDING = "pending"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
-
-    def __str__(self) -> str:  # f-strings show "done", not "BlockStatus.DONE"
-        return self.value
-
-    __hash__ = str.__hash__  # a key in dicts of plain text ("done": ...), on every Python version
 
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = (
