@@ -33,7 +33,7 @@ CONFIG_SCHEMA = [
     ConfigField("http_scheme", default="http", description="http or https.", choices=HTTP_SCHEMES),
     ConfigField("password", secret=True, description="Password (basic authentication); HTTPS only."),
     ConfigField("jwt", secret=True, description="JSON Web Token (bearer authentication); HTTPS only."),
-    ConfigField("verify", description="HTTPS: path of a CA bundle to verify the server with, or false to skip verification."),
+    ConfigField("verify", description='HTTPS: path of a CA bundle to verify the server with, or "false" (quoted) to skip verification.'),
     ConfigField(
         "session_properties", "object", description="Trino session properties set on every statement, e.g. {query_max_run_time: 1h}."
     ),
@@ -180,6 +180,11 @@ class TrinoSession:
     def error(self, exc: BaseException) -> DIError:
         import trino.exceptions as te
 
+        if isinstance(exc, te.TrinoQueryError) and exc.error_name == "INVALID_SESSION_PROPERTY":
+            return ConfigError(
+                f"{self.cfg.where()} refused a session property: {self.cfg.redact(exc.message)}",
+                fix="check session_properties in the block's config.",
+            )
         if isinstance(exc, te.TrinoQueryError):
             return TrinoError(self.cfg.redact(exc.message), exc.error_name or "", exc.error_type or "")
         text = self.cfg.redact(str(exc)).strip().splitlines()

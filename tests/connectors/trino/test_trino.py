@@ -292,10 +292,26 @@ def test_memory_catalog_merge_is_refused_before_anything_is_written(trino_config
     assert [config["schema"]] not in query("SELECT schema_name FROM memory.information_schema.schemata")
 
 
+def test_session_properties_apply_to_every_statement(trino_config, query) -> None:
+    write(trino_config | {"session_properties": {"query_max_run_time": "1h"}}, [orders_batch(range(3), "a")])
+    assert len(rows_of(query, trino_config)) == 3
+    with pytest.raises(ConfigError, match="session property") as raised:
+        write(trino_config | {"session_properties": {"no_such_property": "1"}}, [orders_batch(range(3), "a")])
+    assert "session_properties" in str(raised.value)
+
+
 def test_config_errors_are_plain(trino_server) -> None:
     base = {"host": trino_server["host"], "port": trino_server["port"], "user": "u", "catalog": "iceberg"}
     with pytest.raises(ConfigError, match="only over HTTPS"):
         TrinoDestination(base | {"password": "s3cret-pw"})
+    with pytest.raises(ConfigError, match="only over HTTPS"):
+        TrinoDestination(base | {"jwt": "eyJ.s3cret"})
+    from jupyter_di.connectors import registry
+    from jupyter_di.connectors.config_check import check_config
+
+    with pytest.raises(ConfigError, match="quote the value"):
+        check_config(registry.get("trino"), base | {"verify": False})
+    assert check_config(registry.get("trino"), base | {"verify": "false"})["verify"] == "false"
     with pytest.raises(ConfigError, match="no catalog 'nope'"):
         TrinoDestination(base | {"catalog": "nope"}).check()
     closed = base | {"port": 1, "http_scheme": "https", "password": "s3cret-pw", "verify": False}
