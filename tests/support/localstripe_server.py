@@ -404,6 +404,8 @@ class LocalStripe:
     requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     """(method, path, query, {header: value} for Stripe-Account and Authorization) of every request."""
     count: int = 0
+    busy: float = 0.0
+    """Seconds the server spent answering (what a benchmark subtracts to see the client's own time)."""
     _faults: list[tuple[int, float | None]] = field(default_factory=list)
 
     # ---- test controls
@@ -468,6 +470,14 @@ class LocalStripe:
     # ---- life cycle
     def _app(self) -> web.Application:
         @web.middleware
+        async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
+            started = time.perf_counter()
+            try:
+                return await handler(request)
+            finally:
+                self.busy += time.perf_counter() - started
+
+        @web.middleware
         async def extend(request: web.Request, handler: Any) -> web.StreamResponse:
             self.count += 1
             headers = {k: v for k, v in request.headers.items() if k in ("Stripe-Account", "Authorization")}
@@ -490,7 +500,7 @@ class LocalStripe:
             except UserError as exc:
                 return exc.to_response()
 
-        app = web.Application(middlewares=[extend, ls_server.error_middleware, ls_server.save_store_middleware])
+        app = web.Application(middlewares=[timed, extend, ls_server.error_middleware, ls_server.save_store_middleware])
         for cls in (Price, Dispute):
             plural = "/v1/" + cls.object + "s"
             app.router.add_route("POST", plural, ls_server.api_create(cls, plural))
