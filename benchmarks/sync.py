@@ -14,6 +14,13 @@ checks the row count at its destination.
 
 dlt is a benchmark-only dependency: it is installed into its own virtualenv
 (/tmp/bench-dlt) on first use; if that fails its rows say "n/a" and why.
+
+DuckDB's own PostgreSQL scanner (``ATTACH ... (TYPE postgres)`` then ``CREATE TABLE AS``) is the
+reference a DuckDB user would pick.  Its extension comes from the ``duckdb-ext-postgres`` wheel, which
+ships it for one DuckDB version (1.4.4), so it runs in a virtualenv of its own with that DuckDB
+(~/.cache/jupyter-di/bench-duckdb-scanner, made on first use).  The ``-parts`` cases read with
+``partitions: auto``; the ``-dask`` cases run the notebook with ``--executor dask`` on a LocalCluster
+of 2 worker processes started before the clock starts (its start-up is in the wall column).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 SOURCE_TABLE = "bench_src"
 DLT_VENV = Path("/tmp/bench-dlt")
+SCANNER_VENV = Path.home() / ".cache" / "jupyter-di" / "bench-duckdb-scanner"
+SCANNER_PACKAGES = ["duckdb==1.4.4", "duckdb-ext-postgres==1.4.4.20260205"]
 DLT_PACKAGES = ["dlt[duckdb,postgres,sql_database]", "connectorx", "pyarrow", "sqlalchemy", "pandas", "psycopg[binary]"]
 PSQL = Path(os.environ.get("JDI_PG_BIN", "/usr/lib/postgresql/15/bin")) / "psql"
 
@@ -110,7 +119,7 @@ def _jdi_sync(source, destination, settings) -> None:
     destination.write(WriteRequest(settings, reader.schema), (Chunk(b) for b in reader), lambda rows, state: None)
 
 
-def child_jdi_pg(conn: dict, work: Path) -> float:
+def child_jdi_pg(conn: dict, work: Path, partitions: str | None = None) -> float:
     from jupyter_di.connectors.base import StreamSettings
     from jupyter_di.connectors.postgres import PostgresDestination, PostgresSource
 
@@ -118,23 +127,25 @@ def child_jdi_pg(conn: dict, work: Path) -> float:
         c.execute("DROP SCHEMA IF EXISTS bench_out CASCADE")
     started = time.perf_counter()
     with PostgresSource(jdi_config(conn)) as src, PostgresDestination(jdi_config(conn, "bench_out")) as dst:
-        _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE))
+        _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE, partitions=partitions))
     return time.perf_counter() - started
 
 
-def child_jdi_duckdb(conn: dict, work: Path) -> float:
+def child_jdi_duckdb(conn: dict, work: Path, partitions: str | None = None) -> float:
     from jupyter_di.connectors.base import StreamSettings
     from jupyter_di.connectors.postgres import PostgresSource
     from jupyter_di.connectors.registry import destination_class
 
+    (work / "jdi.duckdb").unlink(missing_ok=True)
     started = time.perf_counter()
     with PostgresSource(jdi_config(conn)) as src, destination_class("duckdb")({"path": str(work / "jdi.duckdb")}) as dst:
-        _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE))
+        _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE, partitions=partitions))
     return time.perf_counter() - started
 
 
-def child_jdi_notebook(conn: dict, work: Path, destination: str) -> float:
-    """The whole product path: a notebook with a source and a destination block, `jupyter-di run`."""
+def child_jdi_notebook(conn: dict, work: Path, destination: str, partitions: str | None = None, dask: bool = False) -> float:
+    """The whole product path: a notebook with a source and a destination block, `jupyter-di run`
+    (with ``dask``: on a LocalCluster of 2 worker processes started before the clock starts)."""
     import nbformat
 
     from jupyter_di.cli import main as cli_main
@@ -145,28 +156,91 @@ def child_jdi_notebook(conn: dict, work: Path, destination: str) -> float:
             c.execute("DROP SCHEMA IF EXISTS bench_nb CASCADE")
         dest = f"destination: postgresql\nconfig:\n{pg}  schema: bench_nb\n"
     else:
+        (work / "nb.duckdb").unlink(missing_ok=True)
         dest = f"destination: duckdb\nconfig:\n  path: {work / 'nb.duckdb'}\n"
+    stream = f"{{partitions: {partitions}}}" if partitions else "{}"
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell(f"%%di_source src\nsource: postgresql\nconfig:\n{pg}streams:\n  {SOURCE_TABLE}: {{}}\n"),
+        nbformat.v4.new_code_cell(f"%%di_source src\nsource: postgresql\nconfig:\n{pg}streams:\n  {SOURCE_TABLE}: {stream}\n"),
         nbformat.v4.new_code_cell(f"%%di_destination dst --upstream src\n{dest}"),
     ]
     path = work / f"bench_{destination}.ipynb"
     nbformat.write(nb, path)
     os.environ["JUPYTER_DI_STATE_PATH"] = str(work / "nb-state.sqlite")
-    started = time.perf_counter()
-    code = cli_main(["run", "-q", str(path)])
+    args = ["run", "-q", str(path)]
+    cluster = None
+    if dask:
+        import logging
+
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR
+        )
+        args += ["--executor", "dask", "--scheduler", cluster.scheduler_address]
+    try:
+        started = time.perf_counter()
+        code = cli_main(args)
+        seconds = time.perf_counter() - started
+    finally:
+        if cluster is not None:
+            cluster.close()
     if code != 0:
         raise SystemExit(f"jupyter-di run failed with exit code {code}")
-    return time.perf_counter() - started
+    return seconds
 
 
 CHILDREN = {
     "jdi-pg": child_jdi_pg,
     "jdi-duckdb": child_jdi_duckdb,
+    "jdi-pg-parts": lambda conn, work: child_jdi_pg(conn, work, "auto"),
+    "jdi-duckdb-parts": lambda conn, work: child_jdi_duckdb(conn, work, "auto"),
     "jdi-nb-pg": lambda conn, work: child_jdi_notebook(conn, work, "postgresql"),
     "jdi-nb-duckdb": lambda conn, work: child_jdi_notebook(conn, work, "duckdb"),
+    "jdi-nb-pg-parts": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", "auto"),
+    "jdi-nb-duckdb-parts": lambda conn, work: child_jdi_notebook(conn, work, "duckdb", "auto"),
+    "jdi-nb-pg-dask": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", "auto", dask=True),
+    "jdi-nb-duckdb-dask": lambda conn, work: child_jdi_notebook(conn, work, "duckdb", "auto", dask=True),
 }
+
+SCANNER_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import duckdb, duckdb_ext
+    conn, work, table = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    path = os.path.join(work, "scanner.duckdb")
+    if os.path.exists(path):
+        os.remove(path)
+    extensions = os.path.join(list(duckdb_ext.__path__)[0], "extensions")
+    started = time.perf_counter()
+    con = duckdb.connect(path)
+    con.execute("SET extension_directory = ?", [extensions])
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("LOAD postgres_scanner")
+    dsn = "host={host} port={port} user={username} dbname={database}".format(**conn)
+    con.execute("ATTACH '" + dsn.replace("'", "''") + "' AS pg (TYPE postgres, READ_ONLY)")  # ATTACH takes no parameters
+    con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM pg.public."{table}"')
+    con.close()
+    print(json.dumps({"seconds": time.perf_counter() - started}))
+    """
+)
+
+
+def ensure_scanner() -> str | None:
+    """DuckDB 1.4.4 and its postgres extension (from the duckdb-ext-postgres wheel) in their own
+    virtualenv; None when ready, else the reason."""
+    python = SCANNER_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import duckdb, duckdb_ext"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return None
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(SCANNER_VENV)], check=True, capture_output=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *SCANNER_PACKAGES], check=True, capture_output=True, timeout=900)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"the DuckDB postgres extension could not be installed: {str(exc)[:120]}"
+    return None if subprocess.run(probe, capture_output=True).returncode == 0 else "duckdb-ext-postgres installed but does not import"
+
 
 DLT_SCRIPT = textwrap.dedent(
     """
@@ -251,7 +325,11 @@ def settle(conn: dict) -> None:
 def count_rows(conn: dict, case: str, work: Path) -> int | None:
     duck_files = {
         "jdi-duckdb": (work / "jdi.duckdb", SOURCE_TABLE),
+        "jdi-duckdb-parts": (work / "jdi.duckdb", SOURCE_TABLE),
         "jdi-nb-duckdb": (work / "nb.duckdb", SOURCE_TABLE),
+        "jdi-nb-duckdb-parts": (work / "nb.duckdb", SOURCE_TABLE),
+        "jdi-nb-duckdb-dask": (work / "nb.duckdb", SOURCE_TABLE),
+        "duckdb-scanner": (work / "scanner.duckdb", SOURCE_TABLE),
         "dlt-duckdb": (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}"),
     }
     try:
@@ -264,7 +342,10 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
         table = {
             "raw": "bench_raw",
             "jdi-pg": f"bench_out.{SOURCE_TABLE}",
+            "jdi-pg-parts": f"bench_out.{SOURCE_TABLE}",
             "jdi-nb-pg": f"bench_nb.{SOURCE_TABLE}",
+            "jdi-nb-pg-parts": f"bench_nb.{SOURCE_TABLE}",
+            "jdi-nb-pg-dask": f"bench_nb.{SOURCE_TABLE}",
             "dlt-pg": f"bench_dlt.{SOURCE_TABLE}",
         }[case]
         with psycopg_connect(conn) as c:
@@ -281,7 +362,11 @@ def main() -> int:
     ap.add_argument("--username", default="postgres")
     ap.add_argument("--database", default="jdi_bench")
     ap.add_argument("--skip-dlt", action="store_true", help="do not run (or install) dlt")
-    ap.add_argument("--cases", default="raw,jdi-pg,jdi-duckdb,jdi-nb-pg,jdi-nb-duckdb,dlt-duckdb,dlt-pg")
+    ap.add_argument(
+        "--cases",
+        default="raw,jdi-pg,jdi-pg-parts,jdi-duckdb,jdi-duckdb-parts,duckdb-scanner,jdi-nb-pg,jdi-nb-pg-parts,jdi-nb-pg-dask,"
+        "jdi-nb-duckdb,jdi-nb-duckdb-parts,jdi-nb-duckdb-dask,dlt-duckdb,dlt-pg",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--conn", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -328,14 +413,27 @@ def main() -> int:
             "raw": "psql COPY binary | psql COPY binary (PG->PG)",
             "jdi-pg": "jupyter-di Postgres->Postgres",
             "jdi-duckdb": "jupyter-di Postgres->DuckDB",
+            "jdi-pg-parts": "jupyter-di Postgres->Postgres, partitions: auto",
+            "jdi-duckdb-parts": "jupyter-di Postgres->DuckDB, partitions: auto",
+            "duckdb-scanner": "DuckDB postgres scanner ATTACH + CREATE TABLE AS",
+            "jdi-nb-pg-parts": "notebook run PG->PG, partitions: auto",
+            "jdi-nb-duckdb-parts": "notebook run PG->DuckDB, partitions: auto",
+            "jdi-nb-pg-dask": "notebook run PG->PG, auto, Dask 2 workers",
+            "jdi-nb-duckdb-dask": "notebook run PG->DuckDB, auto, Dask 2 workers",
             "jdi-nb-pg": "jupyter-di notebook run (source+destination blocks) PG->PG",
             "jdi-nb-duckdb": "jupyter-di notebook run (source+destination blocks) PG->DuckDB",
             "dlt-duckdb": "dlt sql_database (connectorx) -> DuckDB",
             "dlt-pg": "dlt sql_database (connectorx) -> Postgres",
         }
+        scanner_problem = ensure_scanner() if "duckdb-scanner" in cases else None
         results = []
         for case in cases:
-            if case.startswith("dlt"):
+            if case == "duckdb-scanner":
+                if scanner_problem:
+                    results.append((labels[case], None, None, None, None, scanner_problem))
+                    continue
+                argv = [str(SCANNER_VENV / "bin" / "python"), "-c", SCANNER_SCRIPT, json.dumps(conn), str(work), SOURCE_TABLE]
+            elif case.startswith("dlt"):
                 if dlt_problem:
                     results.append((labels[case], None, None, None, None, dlt_problem))
                     continue
@@ -360,15 +458,15 @@ def main() -> int:
 
         print()
         print(f"rows: {args.rows:,}   machine: {os.cpu_count()} cores   python {sys.version.split()[0]}")
-        header = f"| {'case':<44} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>11} | note"
+        header = f"| {'case':<50} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>11} | note"
         print(header)
-        print("|" + "-" * 46 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 13 + "|------")
+        print("|" + "-" * 52 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 13 + "|------")
         for label, seconds, wall, rss_kb, _count, note in results:
             if seconds is None:
-                print(f"| {label:<44} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>11} | {note}")
+                print(f"| {label:<50} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>11} | {note}")
                 continue
             rss = f"{rss_kb / 1024:.0f}" if rss_kb else "?"
-            print(f"| {label:<44} | {seconds:7.2f} | {args.rows / seconds:9,.0f} | {wall:6.1f} | {rss:>11} | {note}")
+            print(f"| {label:<50} | {seconds:7.2f} | {args.rows / seconds:9,.0f} | {wall:6.1f} | {rss:>11} | {note}")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
