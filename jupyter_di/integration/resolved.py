@@ -5,7 +5,7 @@ templates, check the config) and running it are two steps.  The runner gets a
 ``ResolvedBlock`` and never looks at the cell text again; the panels show the
 same value.  YAML and Python cells are two front ends of the same resolution
 (``resolve.py``).  Stream settings are typed once, here, with their defaults
-(an INCREMENTAL stream's ``unique_constraints`` default to its keys) — nothing
+(a stream's ``unique_constraints`` default to its keys) — nothing
 downstream re-derives them.
 """
 
