@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .block_kind import BlockKind
 from .errors import DIError
 from .pipeline.observer import RunObserver
 from .pipeline.run_record import DONE, FAILED, PENDING, RUNNING, SKIPPED, BlockRun
@@ -304,8 +305,8 @@ def _check_state_target(notebook: Path, store: Any, pipeline: str, block: str, s
 
     blocks = {b.name: b for b in load_notebook(notebook).blocks}
     found = blocks.get(block) or blocks.get(block.partition(":")[0])  # a dynamic child: its block's cell
-    if found is None or found.kind != "source":
-        sources = [n for n, b in blocks.items() if b.kind == "source"]
+    if found is None or found.kind != BlockKind.SOURCE:
+        sources = [n for n, b in blocks.items() if b.kind == BlockKind.SOURCE]
         what = "no block" if found is None else f"a {found.kind} block"
         raise DIError(
             f"{block!r} is {what} in {notebook.name}; bookmarks belong to source blocks.",
@@ -314,7 +315,7 @@ def _check_state_target(notebook: Path, store: Any, pipeline: str, block: str, s
     saved = {s for _, s, _ in store.items(pipeline, block)}
     listed: dict[str, dict[str, Any]] = {}
     if found.lang != "python":
-        listed = DIConfig.parse(found.body, kind="source", block=block).streams
+        listed = DIConfig.parse(found.body, kind=BlockKind.SOURCE, block=block).streams
     if stream not in listed and stream not in saved:
         known = sorted(set(listed) | saved)
         raise DIError(

@@ -16,6 +16,7 @@ from typing import Any
 
 from IPython.display import HTML, display
 
+from ..block_kind import BlockKind
 from ..pipeline.dynamic import grouped
 from ..pipeline.observer import RunObserver
 from ..pipeline.run_record import FAILED, RUNNING, BlockRun
@@ -117,11 +118,11 @@ def warnings_html(summary: dict[str, Any]) -> str:
     return f"<div class='jupyter-di-warnings' style='color:#8a6d00'>⚠ warnings<ul>{items}</ul></div>" if items else ""
 
 
-def show_output(kind: str, value: Any, summary: dict[str, Any]) -> None:
+def show_output(kind: BlockKind, value: Any, summary: dict[str, Any]) -> None:
     warnings = warnings_html(summary)
     if warnings:
         display(HTML(warnings))
-    if kind == "destination":
+    if kind == BlockKind.DESTINATION:
         streams = summary.get("streams") or {}
         rows = "".join(
             f"<tr><td><code>{html.escape(s)}</code></td><td>{html.escape(str(info.get('table', '')))}</td><td>{info.get('rows', 0):,}</td><td>{info.get('seconds', 0)}s</td></tr>"

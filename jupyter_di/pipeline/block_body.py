@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..block_kind import BlockKind
 from ..integration.context import RunContext
 from ..integration.python_block import run_python_block
 from ..integration.runner import BlockResult, run_destination, run_source
@@ -17,9 +18,9 @@ from .block import Block
 def run_block_body(block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     """A source or destination through the integration layer; a Python block in a namespace layered
     over the notebook's (``ctx.namespace``)."""
-    if block.kind == "source":
+    if block.kind == BlockKind.SOURCE:
         return run_source(block, upstream_outputs, ctx)
-    if block.kind == "destination":
+    if block.kind == BlockKind.DESTINATION:
         return run_destination(block, upstream_outputs, ctx)
     output = run_python_block(
         block.body,

@@ -473,14 +473,14 @@ class DynamicRun:
     def _wire_consumers(self, templates: list[str]) -> None:
         """A child source's bookmarks wait for the child destinations that write its streams."""
         for template in templates:
-            if self.graph[template].kind != "source":
+            if self.graph[template].kind != BlockKind.SOURCE:
                 continue
             for child in self.children[template]:
                 item = split_child(child)[1]  # type: ignore[index]
                 self.consumers[child] = [
                     child_name(d, item)
                     for d in templates
-                    if self.graph[d].kind == "destination" and template in self.graph[d].upstream and not self.graph[d].reduce_output
+                    if self.graph[d].kind == BlockKind.DESTINATION and template in self.graph[d].upstream and not self.graph[d].reduce_output
                 ]
 
     def _finish_templates(self, statuses: dict[str, BlockRun], final: bool = False) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..block_kind import BlockKind
 from ..errors import ConfigError, GraphError
 from ..integration.context import RunContext
 from ..integration.reduced import ReducedOutput, pop_child_column, reduced_for_destination
@@ -202,9 +203,9 @@ class Pipeline:
             bookmark_overrides=dict(bookmark_overrides or {}),
             on_progress=lambda *a: self._stream_progress(observers, *a),
             consumers={
-                name: [d for d in self.graph.downstream(name) if self.graph[d].kind == "destination"]
+                name: [d for d in self.graph.downstream(name) if self.graph[d].kind == BlockKind.DESTINATION]
                 for name, b in self.graph.blocks.items()
-                if b.kind == "source"
+                if b.kind == BlockKind.SOURCE
             },
             max_parallel_streams=self.settings.max_parallel_streams,
             batch_size=self.settings.batch_size,
@@ -260,7 +261,7 @@ class Pipeline:
                         f"upstream block(s) {', '.join(missing)} have no output yet.", block=name, fix="run them first (or use %di_run)."
                     )
                 inputs = {u: upstream_output(u) for u in block.upstream}
-            if block.kind == "destination" and any(isinstance(v, ReducedOutput) for v in inputs.values()):
+            if block.kind == BlockKind.DESTINATION and any(isinstance(v, ReducedOutput) for v in inputs.values()):
                 block, inputs = self._reduce_for_destination(block, inputs)
             result = (remote.run_one if remote is not None else self._run_one)(block, inputs, ctx)
             with self._lock:
@@ -310,7 +311,7 @@ class Pipeline:
                 raise ConfigError(
                     f"{where}: there is no block named {block!r}.", fix=f"known blocks: {', '.join(self.graph.blocks) or 'none'}."
                 )
-            if self.graph[cell].kind != "source":
+            if self.graph[cell].kind != BlockKind.SOURCE:
                 raise ConfigError(
                     f"{where}: block {block!r} is a {self.graph[cell].kind} block; bookmarks belong to source blocks.", block=block
                 )
@@ -352,7 +353,7 @@ class Pipeline:
             c = dynamic.block(child) or self.effective(self.graph[child])
         else:
             p, c = self.effective(self.graph[parent]), self.effective(self.graph[child])
-        return p.kind == "source" and c.kind == "destination" and c.lang != "python" and "block_output" not in c.body
+        return p.kind == BlockKind.SOURCE and c.kind == BlockKind.DESTINATION and c.lang != "python" and "block_output" not in c.body
 
     def _run_one(self, block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
         return run_block_body(block, upstream_outputs, ctx)  # ctx.namespace is this notebook's namespace

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..block_kind import BlockKind
 from .dynamic import template_of
 from .graph import Graph
 from .run_record import FAILED, RunReport
@@ -16,7 +17,7 @@ def stream_rows(graph: Graph, report: RunReport) -> list[tuple[str, str, str, in
             continue
         kind = graph[block].kind
         for stream, info in (run.summary.get("streams") or {}).items():
-            where = info.get("table", "") if kind == "destination" else "read"
+            where = info.get("table", "") if kind == BlockKind.DESTINATION else "read"
             rows.append((name, kind, stream, int(info.get("rows", 0)), where))
     return rows
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...block_kind import BlockKind
 from ...pipeline.params import parse_value
 from .editor import BlockEditor
 from .jobs import Status
@@ -33,7 +34,7 @@ class BookmarksSection:
         self.set_button.on_click(lambda _b: self.set_bookmark())
         self.reset_button.on_click(lambda _b: self.reset(self.picker.value))
         self.reset_all_button.on_click(lambda _b: self.reset(None))
-        if editor.cfg.kind == "destination":
+        if editor.cfg.kind == BlockKind.DESTINATION:
             sources = [u for u in editor.block.upstream if ctx.upstream_kind(u) == "source"]
             text = ", ".join(f"<code>{html.escape(s)}</code>" for s in sources) or "none"
             self.widget = widgets.HTML(
@@ -55,7 +56,7 @@ class BookmarksSection:
         return {stream: state for _b, stream, state in self.pipeline.state.items(self.pipeline.name, self.editor.block.name)}
 
     def refresh(self) -> None:
-        if self.editor.cfg.kind == "destination":
+        if self.editor.cfg.kind == BlockKind.DESTINATION:
             return
         states = self._state()
         streams = list(dict.fromkeys([*self.editor.cfg.selected_streams(), *states]))

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ...block_kind import BlockKind
 from ...connectors import registry
 from ...connectors.base import ReadRequest
 from ...errors import ConfigError
@@ -68,7 +69,7 @@ class PanelContext:
 
     # -- catalogs -----------------------------------------------------------------------------
     def cached_catalog(self, editor: BlockEditor) -> dict[str, Any] | None:
-        if editor.cfg.kind == "destination":
+        if editor.cfg.kind == BlockKind.DESTINATION:
             return self.upstream_catalog(editor)
         entry = self.catalogs.get(self.pipeline.name, editor.block.name, editor.cfg.connector)
         return entry["catalog"] if entry else None
@@ -90,13 +91,13 @@ class PanelContext:
     # -- actions (run on the panel's worker thread) ---------------------------------------------
     def test_connection(self, editor: BlockEditor) -> str:
         resolved = self.resolve(editor.current_block())
-        cls = registry.source_class(resolved.connector) if resolved.kind == "source" else registry.destination_class(resolved.connector)
+        cls = registry.source_class(resolved.connector) if resolved.kind == BlockKind.SOURCE else registry.destination_class(resolved.connector)
         with cls(resolved.config_dict()) as connector:
             connector.check()
         return f"Connection to {resolved.connector} works."
 
     def discover(self, editor: BlockEditor) -> dict[str, Any]:
-        if editor.cfg.kind == "destination":
+        if editor.cfg.kind == BlockKind.DESTINATION:
             catalog = self.upstream_catalog(editor)
             if catalog is None:
                 raise ConfigError(
@@ -111,7 +112,7 @@ class PanelContext:
 
     def sample(self, editor: BlockEditor, stream: str, limit: int) -> Any:
         """The first ``limit`` rows of ``stream`` as a pandas DataFrame."""
-        if editor.cfg.kind == "destination":
+        if editor.cfg.kind == BlockKind.DESTINATION:
             for name in editor.block.upstream:
                 if name in self.pipeline.outputs and not editor.cfg.upstream_settings(name).only_as_input:
                     for incoming in streams_from_output(name, self.pipeline.outputs[name]):

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import ipywidgets as widgets
 
+from ...block_kind import BlockKind
 from ...connectors import registry
 from ...errors import DIError
 from ...integration.di_config import DIConfig
@@ -82,7 +83,7 @@ class BlockPanel:
     # -- wiring ---------------------------------------------------------------------------------
     def _saved(self, result: SaveResult) -> None:
         (self.status.error if result.warnings else self.status.ok)(result.message())
-        if self.editor.cfg.kind == "destination":  # upstream settings decide which streams arrive
+        if self.editor.cfg.kind == BlockKind.DESTINATION:  # upstream settings decide which streams arrive
             self.view.set(self.ctx.upstream_catalog(self.editor))
         self.streams.refresh()
         self.detail.refresh()

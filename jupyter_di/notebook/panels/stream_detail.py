@@ -13,6 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...block_kind import BlockKind
 from ...connectors.base import UNIQUE_CONFLICT_METHODS
 from .catalog_view import CatalogView
 from .editor import BlockEditor
@@ -42,7 +43,7 @@ class StreamDetailSection:
             ),
             "run_in_parallel": widgets.Checkbox(description="run stream in parallel", indent=False),
         }
-        if editor.cfg.kind == "destination":
+        if editor.cfg.kind == BlockKind.DESTINATION:
             self.inputs["auto_add_new_fields"] = widgets.Checkbox(description="automatically add new columns", indent=False)
         for key, box in self.inputs.items():
             box.observe(lambda ch, k=key: self._changed(k, ch["new"]), "value")

@@ -14,6 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...block_kind import BlockKind
 from ...connectors.base import UNIQUE_CONFLICT_METHODS, StreamSettings
 from .catalog_view import CatalogView
 from .editor import BlockEditor
@@ -32,7 +33,7 @@ def stream_columns(kind: str) -> list[dict[str, Any]]:
         column("unique_conflict_method", "unique conflict", "choice", list(UNIQUE_CONFLICT_METHODS), bulk=True),
         column("run_in_parallel", "parallel", "bool", bulk=True),
     ]
-    if kind == "destination":
+    if kind == BlockKind.DESTINATION:
         cols.append(column("auto_add_new_fields", "add new columns", "bool", bulk=True))
     cols += [column("columns", "columns"), column("bookmark", "bookmark")]
     return cols
@@ -66,7 +67,7 @@ class StreamsSection:
     def __init__(self, editor: BlockEditor, view: CatalogView, jobs: Jobs, ctx: Any, on_catalog: Callable[[dict[str, Any]], None]) -> None:
         self.editor, self.view, self._jobs, self._ctx = editor, view, jobs, ctx
         self._on_catalog = on_catalog
-        label = "Discover streams" if editor.cfg.kind == "source" else "Collect upstream streams"
+        label = "Discover streams" if editor.cfg.kind == BlockKind.SOURCE else "Collect upstream streams"
         self.discover_button = widgets.Button(description=label, icon="search")
         self.discover_button.on_click(lambda _b: self.discover())
         self.status = Status()

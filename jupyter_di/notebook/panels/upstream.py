@@ -6,6 +6,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...block_kind import BlockKind
 from .editor import BlockEditor
 
 OPTIONS = (
@@ -24,7 +25,7 @@ class UpstreamSection:
             settings = editor.cfg.upstream_settings(name)
             boxes = {}
             for key, label in OPTIONS:
-                if key == "only_as_input" and editor.cfg.kind != "destination":
+                if key == "only_as_input" and editor.cfg.kind != BlockKind.DESTINATION:
                     continue
                 box = widgets.Checkbox(value=getattr(settings, key), description=label, indent=False, layout=widgets.Layout(width="auto"))
                 box.observe(lambda ch, n=name, k=key: self.editor.set_upstream(n, **{k: ch["new"]}), "value")
