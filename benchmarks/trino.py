@@ -147,12 +147,12 @@ def encoders(trino_port: int, pg_port: int, rows: int, q: Trino) -> list[tuple[s
     target = fresh("enc_jdi")
     cfg = TrinoConfig({"host": "127.0.0.1", "port": trino_port, "user": "bench", "catalog": "iceberg"})
     types = [t.split(" ", 1)[1] for t in TYPES.split(", ")]
-    plan = InsertPlan(target, batch.schema.names, types, [f.type for f in batch.schema])
+    plan = InsertPlan(batch.schema.names, types, [f.type for f in batch.schema], len(target))
     session = cfg.connect()
     started = time.perf_counter()
     count = 0
     for statement, _rows in plan.statements(batch, cfg.statement_bytes, "events"):
-        session.run(statement)
+        session.run(f"INSERT INTO {target}{statement}")
         count += 1
     results.append(("jupyter-di encoder (JSON array per column)", time.perf_counter() - started, count))
     session.close()

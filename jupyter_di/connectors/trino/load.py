@@ -32,10 +32,14 @@ FILL = 0.9
 SQL escapes add to that), and a statement that still comes out too long is cut in two."""
 
 
-class InsertPlan:
-    """How batches of given columns are inserted into one table: the fixed text around the values."""
+INSERT = "INSERT INTO "
 
-    def __init__(self, table: str, names: list[str], column_types: list[str], sources: list[pa.DataType]) -> None:
+
+class InsertPlan:
+    """How batches of given columns are inserted: the statement after ``INSERT INTO <table>`` (the
+    pool puts each statement into the staging table of the writer that runs it)."""
+
+    def __init__(self, names: list[str], column_types: list[str], sources: list[pa.DataType], table_bytes: int = 0) -> None:
         self.names = names
         self.arrays = []
         selects = []
@@ -45,7 +49,8 @@ class InsertPlan:
             selects.append(select.format(f"c{i}"))
         cols = ", ".join(quote_ident(n) for n in names)
         aliases = ", ".join(f"c{i}" for i in range(len(names)))
-        self.head = f"INSERT INTO {table} ({cols}) SELECT {', '.join(selects)} FROM UNNEST("
+        self.head = f" ({cols}) SELECT {', '.join(selects)} FROM UNNEST("
+        self.reserved = len(INSERT) + table_bytes
         self.tail = f") AS u({aliases})"
 
     def statements(self, batch: pa.RecordBatch, max_bytes: int, stream: str) -> Iterator[tuple[str, int]]:
@@ -55,7 +60,7 @@ class InsertPlan:
         for col in columns:
             sizes += np.asarray(pc.fill_null(pc.binary_length(col), 4), dtype=np.int64)
         ends = np.cumsum(sizes)
-        budget = max(1, int(max_bytes * FILL) - len(self.head) - len(self.tail))
+        budget = max(1, int(max_bytes * FILL) - self.reserved - len(self.head) - len(self.tail))
         start = 0
         while start < batch.num_rows:
             base = int(ends[start - 1]) if start else 0
@@ -65,11 +70,11 @@ class InsertPlan:
 
     def _fitting(self, columns: list[pa.Array], start: int, stop: int, max_bytes: int, stream: str) -> Iterator[tuple[str, int]]:
         text = self._text(columns, start, stop)
-        if len(text.encode("utf-8")) <= max_bytes:
+        if len(text.encode("utf-8")) + self.reserved <= max_bytes:
             yield text, stop - start
         elif stop - start == 1:
             raise SchemaMismatch(
-                f"a row needs {len(text.encode('utf-8'))} bytes of SQL, more than max_statement_bytes ({max_bytes}).",
+                f"a row needs {len(text.encode('utf-8')) + self.reserved} bytes of SQL, more than max_statement_bytes ({max_bytes}).",
                 stream=stream,
                 fix="raise max_statement_bytes (and the server's query.max-length), or leave the widest column out.",
             )
@@ -84,37 +89,47 @@ class InsertPlan:
 
 
 class StatementPool:
-    """Runs statements on up to ``size`` sessions at once; ``drain`` waits and re-raises the first error.
+    """Runs INSERT statements on one session per table of ``tables`` at once (each writer thread
+    inserts into its own table, so their commits never conflict); ``drain`` waits and re-raises the
+    first error.
 
-    Submitting blocks while ``size`` statements are already waiting, so the text of at most twice
-    ``size`` statements is held in memory.
+    Submitting blocks while as many statements as tables are already waiting, so the text of at most
+    twice that many statements is held in memory.
     """
 
-    def __init__(self, cfg: TrinoConfig, size: int) -> None:
+    def __init__(self, cfg: TrinoConfig, tables: list[str]) -> None:
         self._cfg = cfg
+        self.tables = tables
         self._local = threading.local()
         self._sessions: list[TrinoSession] = []
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="jdi-trino")
-        self._slots = threading.BoundedSemaphore(size * 2)
+        self._executor = ThreadPoolExecutor(max_workers=len(tables), thread_name_prefix="jdi-trino")
+        self._slots = threading.BoundedSemaphore(len(tables) * 2)
         self._pending: set[Future] = set()
 
-    def _session(self) -> TrinoSession:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._cfg.connect()
-            self._local.session = session
+    @property
+    def table_bytes(self) -> int:
+        return max(len(t.encode("utf-8")) for t in self.tables)
+
+    def _writer(self) -> tuple[TrinoSession, str]:
+        writer = getattr(self._local, "writer", None)
+        if writer is None:
             with self._lock:
+                table = self.tables[len(self._sessions)]
+                session = self._cfg.connect()
                 self._sessions.append(session)
-        return session
+            writer = self._local.writer = (session, table)
+        return writer
 
     def _run(self, statement: str) -> None:
         try:
-            self._session().run(statement)
+            session, table = self._writer()
+            session.run(INSERT + table + statement)
         finally:
             self._slots.release()
 
     def submit(self, statement: str) -> None:
+        """Queue ``statement`` (an ``InsertPlan`` statement, without ``INSERT INTO <table>``)."""
         self._raise_failed()
         self._slots.acquire()
         future = self._executor.submit(self._run, statement)

@@ -1,15 +1,17 @@
-"""The Trino destination: typed tables in any catalog, loaded through a staging table.
+"""The Trino destination: typed tables in any catalog, loaded through staging tables.
 
-Why a staging table for every load: Trino commits each statement on its own and has no
-transaction spanning several, so the rows of a load go first into ``_jupyter_di_stage_<hash>`` (many
-INSERT statements in flight at once, ``load.py``), and one statement then publishes them:
+Why staging tables for every load: Trino commits each statement on its own and has no transaction
+spanning several, so the rows of a load go first into staging tables ``_jupyter_di_stage_<hash>_<run>_<n>``,
+one per statement in flight (``load.py``; one table per writer, because concurrent INSERTs into one
+Iceberg table fail each other's commits: "Failed to replace table due to concurrent updates"), and
+one statement then publishes their union:
 
-- FULL_TABLE: ``CREATE OR REPLACE TABLE t AS SELECT * FROM stage`` where the connector can replace
-  a table atomically (Iceberg, Delta Lake: readers see the old snapshot or the new one), else
-  ``ALTER TABLE ... RENAME`` (a new table is renamed into place; an existing one is renamed away
-  and the stage renamed in: on ``memory`` a reader can find no table for the instant between the
-  two renames, never a partial one).  The staging table has the table's columns (and the stream's
-  new ones), so a replace keeps the columns.  Note that ``CREATE OR REPLACE`` also resets table
+- FULL_TABLE: ``CREATE TABLE t AS`` for a new table, ``CREATE OR REPLACE TABLE t AS`` where the
+  connector replaces a table atomically (Iceberg, Delta Lake: readers see the old snapshot or the
+  new one), else the rows go into one ready table which replaces the old one by ``ALTER TABLE ...
+  RENAME`` (the old one renamed away, the ready one renamed in: on ``memory`` a reader can find no
+  table for the instant between the two renames, never a partial one).  The staging tables have the
+  table's columns (and the stream's new ones), so a replace keeps the columns.  Note that ``CREATE OR REPLACE`` also resets table
   properties (an Iceberg partitioning set by hand is not carried over).
 - INCREMENTAL with ``unique_constraints``: ``MERGE INTO t USING (the last row per key of the stage)``,
   where the catalog supports MERGE (Iceberg, Delta Lake, Hive ACID tables).  ``memory`` (and the
@@ -86,9 +88,11 @@ class _TableWriter:
         self.keys = [k.lower() for k in self.settings.unique_constraints]
         self.full = self.settings.replication_method == FULL_TABLE
         self.prefix = internal_name("stage", cfg.catalog, cfg.schema, self.table.lower())
-        self.stage = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
-        """This run's staging table: a statement a killed run left running on the server can only
-        write into that run's own staging table, which this run drops."""
+        run = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        self.stages = [f"{run}_{i}" for i in range(cfg.concurrency)]
+        """This run's staging tables, one per statement in flight: a statement a killed run left
+        running on the server can only write into that run's own staging tables, which this run drops."""
+        self.ready = f"{run}_ready"
         self.old = f"{self.prefix}_old"
 
     # -- names ----------------------------------------------------------------------------
@@ -134,9 +138,9 @@ class _TableWriter:
         columns.update(new)
         if self.keys:
             self._check_keys(columns)
-        self._create(self.stage, columns | ({SEQ: "bigint"} if self.keys else {}))
+        self._create_stages(columns | ({SEQ: "bigint"} if self.keys else {}))
         rows, seq, state = 0, 0, None
-        pool = StatementPool(self.cfg, self.cfg.concurrency)
+        pool = StatementPool(self.cfg, [self.rel(t) for t in self.stages])
         try:
             for chunk in coalesced(chunks, LOAD_BYTES):
                 if chunk.state is not None:
@@ -149,19 +153,20 @@ class _TableWriter:
                     self._refuse_new(added)
                     pool.drain()
                     for name, column_type in added.items():
-                        self._run(f"ALTER TABLE {self.rel(self.stage)} ADD COLUMN {quote_ident(name)} {column_type}")
+                        for stage in self.stages:
+                            self._run(f"ALTER TABLE {self.rel(stage)} ADD COLUMN {quote_ident(name)} {column_type}")
                     columns.update(added)
                 if self.keys:
                     batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
                     seq += batch.num_rows
-                self._load(pool, self.stage, columns | {SEQ: "bigint"}, batch)
+                self._load(pool, columns | {SEQ: "bigint"}, batch)
                 rows += batch.num_rows
             pool.drain()
             pool.close()
             self._swap(list(columns))
         except BaseException:
             pool.close()
-            self._drop(self.stage)
+            self._drop_stages()
             raise
         if on_commit:
             on_commit(rows, state)
@@ -179,7 +184,7 @@ class _TableWriter:
             if keyed:
                 self._check_keys(self.columns)
         rows, state = 0, None
-        pool = StatementPool(self.cfg, self.cfg.concurrency)
+        pool = StatementPool(self.cfg, [self.rel(t) for t in self.stages])
         window: list[str] | None = None  # the stage's columns while a window is open
         window_rows = seq = 0
         try:
@@ -196,11 +201,11 @@ class _TableWriter:
                         stage_columns = {n: self.columns[n] for n in names}
                         if keyed:
                             stage_columns[SEQ] = "bigint"
-                        self._create(self.stage, stage_columns)
+                        self._create_stages(stage_columns)
                     if keyed:
                         batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
                         seq += batch.num_rows
-                    self._load(pool, self.stage, self.columns | {SEQ: "bigint"}, batch)
+                    self._load(pool, self.columns | {SEQ: "bigint"}, batch)
                     window_rows += batch.num_rows
                     rows += batch.num_rows
                 if chunk.state is not None:
@@ -214,7 +219,7 @@ class _TableWriter:
                 self._publish(pool, window, keyed)
         except BaseException:
             pool.close()
-            self._drop(self.stage)
+            self._drop_stages()
             raise
         pool.close()
         if on_commit:
@@ -311,10 +316,22 @@ class _TableWriter:
             )
 
     def _create(self, table: str, columns: dict[str, str]) -> None:
-        if table == self.stage:
-            self._drop(table)
         defs = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns.items())
         self._run(f"CREATE TABLE {self.rel(table)} ({defs})")
+
+    def _create_stages(self, columns: dict[str, str]) -> None:
+        for stage in self.stages:
+            self._drop(stage)
+            self._create(stage, columns)
+
+    def _drop_stages(self) -> None:
+        for stage in self.stages:
+            self._drop(stage)
+
+    def _staged(self, names: list[str]) -> str:
+        """The rows of all staging tables (their union), as a query."""
+        cols = ", ".join(quote_ident(n) for n in names)
+        return " UNION ALL ".join(f"SELECT {cols} FROM {self.rel(stage)}" for stage in self.stages)
 
     def _drop(self, table: str) -> None:
         try:
@@ -334,9 +351,9 @@ class _TableWriter:
     def _check_merge(self) -> None:
         """Ask the catalog whether its tables take MERGE (EXPLAIN plans it, writing nothing): on the
         table when it exists, else on an empty staging table created like it."""
-        table = self.table if self.columns else self.stage
+        table = self.table if self.columns else self.stages[0]
         if not self.columns:
-            self._create(self.stage, {"k": "bigint"})
+            self._create(table, {"k": "bigint"})
             probe_key = "k"
         else:
             probe_key = next(iter(self.columns))
@@ -350,25 +367,26 @@ class _TableWriter:
                 raise self._no_merge(exc.message) from None
             raise self._mismatch(exc) from None
         finally:
-            if table == self.stage:
-                self._drop(self.stage)
+            if table != self.table:
+                self._drop(table)
 
     def _latest_per_key(self, names: list[str]) -> str:
-        """The stage's rows, one per key: the last (UPDATE) or first (IGNORE) in stream order."""
+        """The staged rows, one per key: the last (UPDATE) or first (IGNORE) in stream order."""
         order = "DESC" if self.settings.unique_conflict_method != "IGNORE" else "ASC"
         cols = ", ".join(quote_ident(n) for n in names)
         keys = ", ".join(quote_ident(k) for k in self.keys)
         rank = f"row_number() OVER (PARTITION BY {keys} ORDER BY {quote_ident(SEQ)} {order})"
-        return f"SELECT {cols} FROM (SELECT {cols}, {rank} AS {quote_ident(SEQ + '_rank')} FROM {self.rel(self.stage)}) WHERE {quote_ident(SEQ + '_rank')} = 1"
+        ranked = quote_ident(SEQ + "_rank")
+        return f"SELECT {cols} FROM (SELECT {cols}, {rank} AS {ranked} FROM ({self._staged([*names, SEQ])})) WHERE {ranked} = 1"
 
     def _publish(self, pool: StatementPool, names: list[str], keyed: bool) -> None:
         pool.drain()
         cols = ", ".join(quote_ident(n) for n in names)
         if not keyed:
-            self._run(f"INSERT INTO {self.rel(self.table)} ({cols}) SELECT {cols} FROM {self.rel(self.stage)}")
+            self._run(f"INSERT INTO {self.rel(self.table)} ({cols}) {self._staged(names)}")
         else:
             self._run(self._merge(names))
-        self._drop(self.stage)
+        self._drop_stages()
 
     def _merge(self, names: list[str]) -> str:
         on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.keys)
@@ -387,27 +405,22 @@ class _TableWriter:
     # -- FULL_TABLE -----------------------------------------------------------------------
 
     def _swap(self, names: list[str]) -> None:
-        """Put the loaded stage in the table's place in one step a reader cannot see half done.
+        """Put the staged rows in the table's place in one step a reader cannot see half done.
 
-        With unique_constraints the stage holds one row per key first (the last in stream order,
-        or the first with IGNORE), as a table with a unique key would."""
+        With unique_constraints one row per key is kept (the last in stream order, or the first with
+        IGNORE), as a table with a unique key would."""
         target = self.rel(self.table)
-        source = self._latest_per_key(names) if self.keys else f"SELECT * FROM {self.rel(self.stage)}"
-        if self.columns and self.connector in REPLACE_CONNECTORS:
-            self._run(f"CREATE OR REPLACE TABLE {target} AS {source}")
-            self._drop(self.stage)
+        source = self._latest_per_key(names) if self.keys else self._staged(names)
+        if not self.columns or self.connector in REPLACE_CONNECTORS:
+            replace = "OR REPLACE " if self.columns else ""
+            self._run(f"CREATE {replace}TABLE {target} AS {source}")
+            self._drop_stages()
             return
-        ready = self.stage
-        if self.keys:
-            ready = f"{self.stage}_ready"
-            self._run(f"CREATE TABLE {self.rel(ready)} AS {source}")
-            self._drop(self.stage)
-        if not self.columns:
-            self._run(f"ALTER TABLE {self.rel(ready)} RENAME TO {target}")
-            return
+        self._run(f"CREATE TABLE {self.rel(self.ready)} AS {source}")
+        self._drop_stages()
         self._run(f"ALTER TABLE {target} RENAME TO {self.rel(self.old)}")
         try:
-            self._run(f"ALTER TABLE {self.rel(ready)} RENAME TO {target}")
+            self._run(f"ALTER TABLE {self.rel(self.ready)} RENAME TO {target}")
         except BaseException:
             self.session.run(f"ALTER TABLE {self.rel(self.old)} RENAME TO {target}")
             raise
@@ -415,9 +428,9 @@ class _TableWriter:
 
     # -- loading --------------------------------------------------------------------------
 
-    def _load(self, pool: StatementPool, table: str, columns: dict[str, str], batch: pa.RecordBatch) -> None:
+    def _load(self, pool: StatementPool, columns: dict[str, str], batch: pa.RecordBatch) -> None:
         names = [n.lower() for n in batch.schema.names]
-        plan = InsertPlan(self.rel(table), names, [columns[n] for n in names], [plain_type(f) for f in batch.schema])
+        plan = InsertPlan(names, [columns[n] for n in names], [plain_type(f) for f in batch.schema], pool.table_bytes)
         renamed = batch.rename_columns(names)
         for statement, _rows in plan.statements(renamed, self.cfg.statement_bytes, self.stream):
             pool.submit(statement)
