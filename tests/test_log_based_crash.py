@@ -19,6 +19,8 @@ SMALL = [
     "--set",
     "jupyter_di.connectors.postgres.log_read:CHUNK_CHANGES=40",  # many batches, each with its position
     "--set",
+    "jupyter_di.connectors.postgres.log_read:READ_BATCH_BYTES=1500",
+    "--set",
     "jupyter_di.connectors._shared.sql_file_destination:SqlFileDestination.commit_every_rows=50",
     "--set",
     "jupyter_di.connectors.postgres.write:COPY_BYTES=2000",  # a PostgreSQL commit every few batches

@@ -39,6 +39,10 @@ from .commit_window import ChunkSource, CommitWindow
 from .db_file import first_line
 from .sql_names import quote_ident
 
+CHANGE_WINDOW_ROWS = 100_000
+CHANGE_WINDOW_BYTES = 32 * 1024 * 1024
+"""A change stream's commit window: reduced in memory to its steps (``changes.plan_changes``)."""
+
 
 def conflict_clause(keys: list[str], columns: list[str], method: str, null_columns: Iterable[str] = ()) -> str:
     """`` ON CONFLICT (keys) DO UPDATE SET ...`` (new row wins) or ``DO NOTHING`` (existing kept).
@@ -195,6 +199,8 @@ class SqlFileDestination(Destination):
                 limit = self.commit_every_rows if (staged or not full) else math.inf
                 seconds = self.commit_every_seconds if (staged or not full) else math.inf
                 nbytes = self.commit_every_bytes if (s.unique_constraints and not full) else math.inf
+                if changes:  # a window of changes is planned in memory (changes.py): keep it small
+                    limit, nbytes = min(limit, CHANGE_WINDOW_ROWS), min(nbytes, CHANGE_WINDOW_BYTES)
                 while not source.exhausted:
                     window = CommitWindow(source, limit, seconds, nbytes)
                     if not window.empty and changes:

@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 
 CHUNK_CHANGES = 50_000
 """Changes decoded, staged and typed per round trip (memory: a few MB of text per chunk)."""
-FETCH_ROWS = 10_000
-"""Messages per fetch from the server-side cursor over the slot's changes."""
+READ_BATCH_BYTES = 8 * 1024 * 1024
+"""The slot's messages arrive in Arrow batches of about this size (ADBC's COPY batches)."""
 SEQ = "_jupyter_di_seq"
 
 
@@ -220,8 +220,24 @@ def _snapshot(
 # -- changes -------------------------------------------------------------------------------------
 
 
+OPS = ("insert", "update", "delete", "truncate")
+
+
+class _Rows:
+    """Decoded change rows of one stretch: text values per stream column, in message order (``seq``)."""
+
+    def __init__(self, seq: np.ndarray, ops: np.ndarray, times: np.ndarray, values: list[pa.Array], unchanged: list[np.ndarray | None]):
+        self.seq, self.ops, self.times, self.values, self.unchanged = seq, ops, times, values, unchanged
+
+
 class _Changes:
-    """Decode the slot's changes for one table into typed change batches."""
+    """The slot's changes of one table as typed change batches.
+
+    The decoded messages arrive as Arrow binary batches (ADBC streams the peek query), so the
+    framing of most messages is never touched by Python: inserts, updates without an old row and
+    deletes of this table are split into columns with numpy (``pgoutput.split_tuples``); Python
+    handles the few others (begin, commit, relation, truncate, an update that carries its old key).
+    """
 
     def __init__(
         self,
@@ -244,140 +260,213 @@ class _Changes:
         self.names = [c.name for c in cols]
         self.key_index = [self.names.index(k) for k in keys]
         self.mapping: list[int] | None = None  # stream column -> index in the relation's tuples (-1: not sent)
-        self.rows: list[tuple] = []
-        self.ops: list[str] = []
-        self.times: list[int] = []
-        self.unchanged: list[list[str] | None] = []
+        self.ncols = 0
+        self.commit_time = 0  # of the transaction being read
+        self.done = position  # the end of the last transaction whose changes are all delivered
+        self.pending: list[_Rows] = []
+        self.pending_rows = 0
+        self.base = 0  # messages of earlier batches (a message's place in the read orders its rows)
         self.stage = internal_name("changes", str(oid), ",".join(self.names))
         self.session: Any = None
         self.encoding: str | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        import psycopg
+        import adbc_driver_manager
 
+        reader_session = None
         try:
             self.encoding = self.conn.execute(
                 "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
             ).fetchone()[0]
-            query, params = rep.peek_sql(self.slot, self.upto, self.publication)
-            commit_time = 0
-            done = self.position  # the end of the last transaction whose changes are all in the buffer
-            with self.conn.transaction():
-                cursor = self.conn.cursor(name="jupyter_di_changes", binary=True)
-                cursor.itersize = FETCH_ROWS
-                try:
-                    cursor.execute(query, params)
-                except psycopg.Error as exc:
-                    raise ConfigError(
-                        f"reading the changes of replication slot {self.slot!r} failed: {str(exc).strip().splitlines()[0]}",
-                        fix="check that the publication still exists and includes the table; reset the stream's state to start over.",
-                    ) from None
-                for (data,) in cursor:
-                    kind = data[0]
-                    if kind == 0x42:  # Begin
-                        commit_time = po.decode(data).commit_time  # type: ignore[union-attr]
-                        continue
-                    if kind == 0x43:  # Commit
-                        done = po.decode(data).end_lsn  # type: ignore[union-attr]
-                        if len(self.ops) >= CHUNK_CHANGES:
-                            yield from self._flush(done)
-                        continue
-                    message = po.decode(data)
-                    if isinstance(message, po.Relation):
-                        if message.oid == self.oid:
-                            self._relation(message)
-                        continue
-                    self._change(message, commit_time)
-                    if len(self.ops) >= CHUNK_CHANGES * 4:  # one huge transaction: flush with the previous position
-                        yield from self._flush(done)
-                cursor.close()
-            yield from self._flush(max(done, self.upto), final=True)
-        finally:
-            if self.session is not None:
-                self.session.close()
             self.conn.close()
+            reader_session = self.cfg.adbc(autocommit=True)
+            stmt = None
+            try:
+                reader, stmt = reader_session.stream(render(rep.peek_query(self.slot, self.upto, self.publication)), READ_BATCH_BYTES)
+                for batch in reader:
+                    self._decode(batch.column(0))
+                    if self.pending_rows >= CHUNK_CHANGES:
+                        yield from self._flush(self.done)
+            except adbc_driver_manager.Error as exc:
+                raise ConfigError(
+                    f"reading the changes of replication slot {self.slot!r} failed: {str(exc).strip().splitlines()[0]}",
+                    fix="check that the publication still exists and includes the table; reset the stream's state to start over.",
+                ) from None
+            finally:
+                if stmt is not None:
+                    stmt.close()
+            yield from self._flush(max(self.done, self.upto), final=True)
+        finally:
+            for session in (self.session, reader_session):
+                if session is not None:
+                    session.close()
+            self.conn.close()
+
+    # -- decoding ---------------------------------------------------------------------------------
 
     def _relation(self, rel: po.Relation) -> None:
         index = {c.name: i for i, c in enumerate(rel.columns)}
         self.mapping = [index.get(n, -1) for n in self.names]
+        self.ncols = len(rel.columns)
 
-    def _values(self, tuple_values: list) -> tuple:
+    def _decode(self, messages: pa.Array) -> None:
+        """One Arrow batch of messages into pending rows (and the positions of its commits)."""
+        if isinstance(messages, pa.ChunkedArray):
+            messages = messages.combine_chunks()
+        if isinstance(messages.type, pa.BaseExtensionType):
+            messages = messages.storage
+        n = len(messages)
+        if n == 0:
+            return
+        bufs = messages.buffers()
+        width = np.int64 if pa.types.is_large_binary(messages.type) else np.int32
+        offsets = np.frombuffer(bufs[1], dtype=width)[messages.offset : messages.offset + n + 1].astype(np.int64)
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
+        starts = offsets[:-1]
+        first = data[starts]
+        is_row = (first == 0x49) | (first == 0x55) | (first == 0x44)
+        ours = np.zeros(n, dtype=bool)
+        if is_row.any():
+            rows_at = np.flatnonzero(is_row)
+            ours[rows_at] = po.be_uint32(data, starts[rows_at] + 1) == self.oid
+        with_old = ours & (first == 0x55) & (data[np.minimum(starts + 5, len(data) - 1)] != 0x4E)
+        fast = ours & ~with_old
+        events = np.flatnonzero(~is_row | with_old)
+        raw = bytes(memoryview(bufs[2])) if len(events) else b""
+        times = np.empty(n, dtype=np.int64)
+        mark = 0  # messages before this have their commit time
+        cut = 0  # fast rows before this are decoded (with the mapping in force there)
+        slow: list[tuple[int, str, tuple, int]] = []  # (seq, op, values, commit time)
+        for i in events.tolist():
+            message = po.decode(raw[offsets[i] : offsets[i + 1]])
+            if isinstance(message, po.Begin):
+                times[mark:i] = self.commit_time
+                mark = i
+                self.commit_time = message.commit_time
+            elif isinstance(message, po.Commit):
+                self.done = message.end_lsn
+            elif isinstance(message, po.Relation) and message.oid == self.oid:
+                times[mark:i] = self.commit_time
+                mark = i
+                self._fast_rows(data, starts, first, fast[cut:i], cut, times)
+                cut = i
+                self._relation(message)
+            elif isinstance(message, po.Truncate):
+                if self.oid in message.relations:
+                    slow.append((self._seq(i), "truncate", (None,) * len(self.names), self.commit_time))
+            elif isinstance(message, po.Update) and self.mapping is not None:
+                for j, (op, values) in enumerate(self._old_row_update(message)):
+                    slow.append((self._seq(i) + j, op, values, self.commit_time))
+        times[mark:n] = self.commit_time
+        self._fast_rows(data, starts, first, fast[cut:n], cut, times)
+        if slow:
+            self._slow_rows(slow)
+        self.base += n
+
+    def _seq(self, i: int) -> int:
+        """A message's place in the whole read (two places each: an update that changes the key is a
+        delete and an update)."""
+        return 2 * (self.base + i)
+
+    def _fast_rows(self, data: np.ndarray, starts: np.ndarray, first: np.ndarray, fast: np.ndarray, lo: int, times: np.ndarray) -> None:
+        index = np.flatnonzero(fast) + lo
+        if len(index) == 0:
+            return
+        if self.mapping is None:
+            raise ConfigError(f"the change log sent rows of table oid {self.oid} before describing it.", fix="reset the stream's state.")
+        columns = po.split_tuples(data, starts[index] + 6, self.ncols)
+        values: list[pa.Array] = []
+        unchanged: list[np.ndarray | None] = []
+        for source in self.mapping:
+            if source < 0:  # not in the log's row (a column added since): kept as the destination has it
+                values.append(pa.nulls(len(index), pa.string()))
+                unchanged.append(np.ones(len(index), dtype=bool))
+                continue
+            kinds, value_starts, lengths = columns[source]
+            sent = (kinds == po.KIND_TEXT) | (kinds == po.KIND_BINARY)
+            values.append(self._text(_gather(data, value_starts, lengths, sent)))
+            same = kinds == po.KIND_UNCHANGED
+            unchanged.append(same if same.any() else None)
+        codes = first[index]
+        ops = np.where(codes == 0x49, 0, np.where(codes == 0x55, 1, 2)).astype(np.int8)
+        inserts = ops == 0
+        unchanged = [None if u is None else (u & ~inserts) for u in unchanged]  # an insert sends every value
+        self._add(_Rows(2 * (self.base + index.astype(np.int64)), ops, times[index].copy(), values, unchanged))
+
+    def _old_row_update(self, message: po.Update) -> list[tuple[str, tuple]]:
         assert self.mapping is not None
-        return tuple(tuple_values[i] if i >= 0 else po.UNCHANGED for i in self.mapping)
+        new = tuple(message.new[i] if i >= 0 else po.UNCHANGED for i in self.mapping)
+        out = []
+        if message.old is not None:
+            old = tuple(message.old[i] if i >= 0 else po.UNCHANGED for i in self.mapping)
+            if not message.old_is_key:  # REPLICA IDENTITY FULL: the old row fills what the new one left out
+                new = tuple(o if v is po.UNCHANGED and o is not po.UNCHANGED else v for v, o in zip(new, old))
+            if any(old[i] != new[i] for i in self.key_index):  # the key changed: the old row goes
+                out.append(("delete", tuple(old[i] if i in self.key_index else None for i in range(len(old)))))
+        out.append(("update", new))
+        return out
 
-    def _append(self, op: str, row: tuple, commit_time: int) -> None:
-        unchanged = None
-        if po.UNCHANGED in row:
-            if op == "insert":
-                row = tuple(None if v is po.UNCHANGED else v for v in row)
-            else:
-                unchanged = [n for n, v in zip(self.names, row) if v is po.UNCHANGED]
-                row = tuple(None if v is po.UNCHANGED else v for v in row)
-        self.rows.append(row)
-        self.ops.append(op)
-        self.times.append(commit_time)
-        self.unchanged.append(unchanged)
+    def _slow_rows(self, slow: list[tuple[int, str, tuple, int]]) -> None:
+        n = len(slow)
+        seq = np.fromiter((s for s, _, _, _ in slow), dtype=np.int64, count=n)
+        ops = np.fromiter((OPS.index(op) for _, op, _, _ in slow), dtype=np.int8, count=n)
+        times = np.fromiter((t for _, _, _, t in slow), dtype=np.int64, count=n)
+        values, unchanged = [], []
+        for c in range(len(self.names)):
+            column = [row[c] for _, _, row, _ in slow]
+            same = np.fromiter((v is po.UNCHANGED for v in column), dtype=bool, count=n)
+            values.append(self._text(utf8_array([None if v is po.UNCHANGED else v for v in column])))
+            unchanged.append(same if same.any() else None)
+        self._add(_Rows(seq, ops, times, values, unchanged))
 
-    def _change(self, message: Any, commit_time: int) -> None:
-        if isinstance(message, po.Truncate):
-            if self.oid in message.relations:
-                self._append("truncate", (None,) * len(self.names), commit_time)
-            return
-        if getattr(message, "relation", None) != self.oid or self.mapping is None:
-            return
-        if isinstance(message, po.Insert):
-            self._append("insert", self._values(message.new), commit_time)
-        elif isinstance(message, po.Update):
-            new = self._values(message.new)
-            if message.old is not None:
-                old = self._values(message.old)
-                if not message.old_is_key:  # REPLICA IDENTITY FULL: the old row fills what the new one left out
-                    new = tuple(o if v is po.UNCHANGED and o is not po.UNCHANGED else v for v, o in zip(new, old))
-                if any(old[i] != new[i] for i in self.key_index):  # the key changed: the old row goes
-                    self._append("delete", tuple(old[i] if i in self.key_index else None for i in range(len(old))), commit_time)
-            self._append("update", new, commit_time)
-        elif isinstance(message, po.Delete):
-            old = self._values(message.old)
-            self._append("delete", tuple(old[i] if i in self.key_index else None for i in range(len(old))), commit_time)
+    def _add(self, rows: _Rows) -> None:
+        self.pending.append(rows)
+        self.pending_rows += len(rows.seq)
 
     # -- typing a chunk on the server -------------------------------------------------------------
 
     def _flush(self, position: int, final: bool = False) -> Iterator[pa.RecordBatch]:
-        rows, ops, times, unchanged = self.rows, self.ops, self.times, self.unchanged
-        self.rows, self.ops, self.times, self.unchanged = [], [], [], []
+        pending, self.pending, self.pending_rows = self.pending, [], 0
         meta = _metadata(self.target, position, self.state)
-        if not rows:
+        if not pending:
             if final or position > self.position:
                 yield _empty(self.target).replace_schema_metadata(meta)
             self.position = position
             return
-        typed = self._typed(rows)
-        changes = _change_arrays(ops, times, unchanged)
-        start = 0
-        out = []
+        seq = np.concatenate([p.seq for p in pending])
+        order = np.argsort(seq, kind="stable")
+        take = int64_array(order)
+        n = len(seq)
+        values = [pa.concat_arrays([p.values[c] for p in pending]).take(take) for c in range(len(self.names))]
+        ops = np.concatenate([p.ops for p in pending])[order]
+        times = np.concatenate([p.times for p in pending])[order]
+        masks: list[np.ndarray] = []
+        for c in range(len(self.names)):
+            parts: list[np.ndarray] = [np.zeros(len(p.seq), dtype=bool) if p.unchanged[c] is None else p.unchanged[c] for p in pending]  # type: ignore[misc]
+            masks.append(np.concatenate(parts)[order])
+        typed = self._typed(values, n)
+        changes = _change_arrays(ops, times, masks, self.names)
+        out, start = [], 0
         for batch in typed:
-            n = batch.num_rows
-            arrays = list(batch.columns) + [c.slice(start, n) for c in changes]
+            rows = batch.num_rows
+            arrays = list(batch.columns) + [c.slice(start, rows) for c in changes]
             out.append(pa.RecordBatch.from_arrays(arrays, schema=self.target))
-            start += n
-        if start != len(rows):
-            raise RuntimeError(f"typed {start} of {len(rows)} changes")
-        for batch in out[:-1]:
-            yield batch
+            start += rows
+        if start != n:
+            raise RuntimeError(f"typed {start} of {n} changes")
+        yield from out[:-1]
         yield out[-1].replace_schema_metadata(meta)
         self.position = position
 
-    def _typed(self, rows: list[tuple]) -> list[pa.RecordBatch]:
-        """The rows' text values cast to the columns' types by the server (see the module docstring)."""
+    def _typed(self, values: list[pa.Array], n: int) -> list[pa.RecordBatch]:
+        """The text values cast to the columns' types by the server (see the module docstring)."""
         if self.session is None:
             self.session = self.cfg.adbc(autocommit=True)
             defs = sql.SQL(", ").join(
-                [sql.SQL("{} int8").format(sql.Identifier(SEQ))] + [sql.SQL("{} text").format(sql.Identifier(n)) for n in self.names]
+                [sql.SQL("{} int8").format(sql.Identifier(SEQ))] + [sql.SQL("{} text").format(sql.Identifier(c)) for c in self.names]
             )
             self.session.execute(render(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(self.stage), defs)))
-        columns = list(zip(*rows))
-        arrays = [int64_array(np.arange(len(rows)))] + [self._text(list(values)) for values in columns]
-        batch = pa.RecordBatch.from_arrays(arrays, names=[SEQ, *self.names])
+        batch = pa.RecordBatch.from_arrays([int64_array(np.arange(n)), *values], names=[SEQ, *self.names])
         self.session.execute(render(sql.SQL("TRUNCATE {}").format(sql.Identifier(self.stage))))
         self.session.ingest(self.stage, batch, temporary=True)
         casts = sql.SQL(", ").join(
@@ -391,36 +480,61 @@ class _Changes:
         query = sql.SQL("SELECT {} FROM (SELECT {} FROM {}) AS s ORDER BY {}").format(
             exprs, casts, sql.Identifier(self.stage), sql.Identifier(SEQ)
         )
-        plain = pa.schema([self.target.field(n) for n in self.names])
-        return list(_stream(self.session, render(query), plain, max(len(rows), self.batch_size)))
+        plain = pa.schema([self.target.field(c) for c in self.names])
+        return list(_stream(self.session, render(query), plain, max(n, self.batch_size)))
 
-    def _text(self, values: list) -> pa.Array:
-        if self.encoding not in ("UTF8", "SQL_ASCII"):
-            codec = _PG_CODECS.get(self.encoding or "", self.encoding or "utf-8")
-            values = [None if v is None else bytes(v).decode(codec).encode("utf-8") for v in values]
-        return utf8_array(values)
+    def _text(self, values: pa.Array) -> pa.Array:
+        if self.encoding in ("UTF8", "SQL_ASCII", None):
+            return values
+        codec = _PG_CODECS.get(self.encoding, self.encoding)
+        raw = values.cast(pa.binary()).to_pylist()
+        return utf8_array([None if v is None else v.decode(codec).encode("utf-8") for v in raw])
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """A string array of the byte ranges (``starts``, ``lengths``) of ``data``; null where not ``valid``."""
+    n = len(starts)
+    lengths = np.where(valid, lengths, 0)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
+    if total:
+        index = np.repeat(starts - offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
+        body = data[index]
+    else:
+        body = np.empty(0, dtype=np.uint8)
+    null_count = int(n - valid.sum())
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if null_count else None
+    if total < 2**31:
+        return pa.Array.from_buffers(
+            pa.string(), n, [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(body)], null_count=null_count
+        )
+    return pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(body)], null_count=null_count)
 
 
 _PG_CODECS = {"LATIN1": "latin-1", "WIN1252": "cp1252", "LATIN9": "iso8859-15", "EUC_JP": "euc_jp", "SJIS": "shift_jis"}
 
 
-def _change_arrays(ops: list[str], times: list[int], unchanged: list[list[str] | None]) -> list[pa.Array]:
+def _change_arrays(ops: np.ndarray, times: np.ndarray, unchanged: list[np.ndarray], names: list[str]) -> list[pa.Array]:
     """The change columns (op, commit time, unchanged columns) of a chunk."""
-    op = text_array(ops)
-    micros = np.asarray(times, dtype=np.int64) + po.PG_EPOCH_MICROS
-    when = int64_array(micros).view(pa.timestamp("us", tz="UTC"))
-    if any(u is not None for u in unchanged):
-        flat = [name for u in unchanged if u for name in u]
-        offsets = np.zeros(len(unchanged) + 1, dtype=np.int32)
-        np.cumsum([len(u) if u else 0 for u in unchanged], out=offsets[1:])
-        valid = np.fromiter((u is not None for u in unchanged), dtype=bool, count=len(unchanged))
-        lists = pa.ListArray.from_arrays(
-            pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets)]),
-            text_array(flat),
-            mask=pa.Array.from_buffers(pa.bool_(), len(valid), [None, pa.py_buffer(np.packbits(~valid, bitorder="little"))]),
-        )
-    else:
-        lists = pa.nulls(len(unchanged), pa.list_(pa.string()))
+    op = text_array(list(OPS)).take(int64_array(ops.astype(np.int64)))
+    when = int64_array(times + po.PG_EPOCH_MICROS).view(pa.timestamp("us", tz="UTC"))
+    stacked = np.vstack(unchanged) if unchanged else np.zeros((0, len(ops)), dtype=bool)
+    rows = np.flatnonzero(stacked.any(axis=0)) if len(stacked) else np.empty(0, np.int64)
+    if len(rows) == 0:
+        return [op, when, pa.nulls(len(ops), pa.list_(pa.string()))]
+    per_row: list[list[str] | None] = [None] * len(ops)
+    for r in rows.tolist():
+        per_row[r] = [names[c] for c in np.flatnonzero(stacked[:, r]).tolist()]
+    flat = [name for u in per_row if u for name in u]
+    offsets = np.zeros(len(per_row) + 1, dtype=np.int32)
+    np.cumsum([len(u) if u else 0 for u in per_row], out=offsets[1:])
+    valid = np.fromiter((u is not None for u in per_row), dtype=bool, count=len(per_row))
+    lists = pa.ListArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets)]),
+        text_array(flat),
+        mask=pa.Array.from_buffers(pa.bool_(), len(valid), [None, pa.py_buffer(np.packbits(~valid, bitorder="little"))]),
+    )
     return [op, when, lists]
 
 

@@ -17,6 +17,8 @@ import datetime as dt
 import struct
 from dataclasses import dataclass, field
 
+import numpy as np
+
 UNCHANGED = object()
 """A value ``pgoutput`` did not send: a TOASTed value the UPDATE left as it was (kind ``u``)."""
 
@@ -259,3 +261,53 @@ def decode(data: bytes) -> Message:
             raise
         raise DecodeError(f"truncated {chr(kind)!r} message: {exc}") from None
     return Unknown(chr(kind), bytes(data))
+
+
+# -- many tuples at once -------------------------------------------------------------------------
+
+KIND_TEXT, KIND_BINARY, KIND_NULL, KIND_UNCHANGED = 0x74, 0x62, 0x6E, 0x75
+
+
+def be_uint32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Big-endian unsigned 32-bit integers at byte positions ``at`` of ``data`` (uint8)."""
+    b = [data[at + i].astype(np.uint32) for i in range(4)]
+    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+
+
+def split_tuples(data: np.ndarray, starts: np.ndarray, ncols: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The TupleData starting at each of ``starts`` in ``data`` (uint8; all with ``ncols`` values),
+    split column by column with numpy: per column (kinds, value starts, value lengths).
+
+    Why: decoding value by value in Python costs microseconds per value; a column at a time over
+    every tuple of a chunk costs a few numpy operations, whatever the number of rows.
+    """
+    if len(starts) == 0:
+        return [(np.empty(0, np.uint8), np.empty(0, np.int64), np.empty(0, np.int64)) for _ in range(ncols)]
+    size = len(data)
+    if int(starts.max()) + 2 > size:
+        raise DecodeError("truncated tuple data")
+    counts = (data[starts].astype(np.int32) << 8) | data[starts + 1]
+    if not (counts == ncols).all():
+        raise DecodeError(f"tuples of {sorted(set(counts.tolist()))} columns where {ncols} were announced")
+    pos = starts.astype(np.int64) + 2
+    out = []
+    for _ in range(ncols):
+        if int(pos.max()) >= size:
+            raise DecodeError("truncated tuple data")
+        kinds = data[pos]
+        sized = (kinds == KIND_TEXT) | (kinds == KIND_BINARY)
+        bad = ~(sized | (kinds == KIND_NULL) | (kinds == KIND_UNCHANGED))
+        if bad.any():
+            raise DecodeError(f"unknown tuple value kind {chr(int(kinds[bad][0]))!r}")
+        lengths = np.zeros(len(pos), dtype=np.int64)
+        if sized.any():
+            at = pos[sized] + 1
+            if int(at.max()) + 4 > size:
+                raise DecodeError("truncated tuple data")
+            lengths[sized] = be_uint32(data, at).astype(np.int64)
+        values = pos + 5
+        out.append((kinds, values, lengths))
+        pos = np.where(sized, values + lengths, pos + 1)
+    if int(pos.max()) > size:
+        raise DecodeError("truncated tuple data")
+    return out

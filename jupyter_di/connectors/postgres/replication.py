@@ -250,11 +250,9 @@ def advance(conn: Any, name: str, lsn: int) -> None:
     conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (name, format_lsn(lsn)))
 
 
-def peek_sql(name: str, upto: int, publication: str) -> tuple[sql.Composable, tuple]:
-    """The decoded changes of the slot after its confirmed position, up to ``upto``, as pgoutput bytes."""
-    return (
-        sql.SQL(
-            "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, NULL, 'proto_version', '1', 'publication_names', %s)"
-        ),
-        (name, format_lsn(upto), sql.Identifier(publication).as_string(None)),
-    )
+def peek_query(name: str, upto: int, publication: str) -> sql.Composable:
+    """The decoded changes of the slot after its confirmed position, up to ``upto``, as pgoutput bytes
+    (values as literals: the query is streamed with COPY, which takes no parameters)."""
+    return sql.SQL(
+        "SELECT data FROM pg_logical_slot_peek_binary_changes({}, {}::pg_lsn, NULL, 'proto_version', '1', 'publication_names', {})"
+    ).format(sql.Literal(name), sql.Literal(format_lsn(upto)), sql.Literal(sql.Identifier(publication).as_string(None)))

@@ -340,3 +340,26 @@ def test_commit_time_is_the_soft_delete_time(log_pg, tmp_path):
     sync.run()
     (when,) = target.rows("_di_deleted_at")[0]
     assert abs((when - before).total_seconds()) < 60
+
+
+def test_a_million_row_transaction(log_pg, tmp_path):
+    """One transaction of 1,000,000 inserts (and updates of some of them) arrives whole, in bounded
+    chunks (the read holds one chunk of changes at a time)."""
+    make_items(log_pg, 1)
+    target = Target("duckdb", log_pg, tmp_path)
+    sync = Sync(log_pg, target, tmp_path)
+    sync.run()
+    sql(
+        log_pg,
+        "BEGIN; INSERT INTO items (id, v, n) SELECT g, 'm' || g, g FROM generate_series(2, 1000001) g; "
+        "UPDATE items SET v = 'updated' WHERE id % 100000 = 0; DELETE FROM items WHERE id = 1; COMMIT",
+    )
+    sync.run()
+    assert sync.last_rows == 1_000_000 + 10 + 1
+    with duckdb.connect(target.config["path"], read_only=True) as con:
+        assert con.execute("SELECT count(*), count(*) FILTER (WHERE v = 'updated'), min(id), max(id) FROM items").fetchone() == (
+            1_000_000,
+            10,
+            2,
+            1_000_001,
+        )

@@ -87,3 +87,31 @@ def test_broken_messages_are_decode_errors():
         po.decode(b"I" + struct.pack("!I", 7) + b"N" + struct.pack("!h", 1) + b"?")
     with pytest.raises(po.DecodeError, match="new tuple"):
         po.decode(b"I" + struct.pack("!I", 7) + b"X")
+
+
+def test_split_tuples_matches_decode_tuple():
+    import numpy as np
+
+    rows = [
+        (b"1", None, b"abc", po.UNCHANGED),
+        (b"22", b"", None, b"x" * 300),
+        (b"333", "é".encode(), po.UNCHANGED, None),
+    ]
+    messages = [b"I" + struct.pack("!I", 7) + b"N" + tuple_data(*r) for r in rows]
+    buffer = b"".join(messages)
+    starts = np.cumsum([0] + [len(m) for m in messages[:-1]]) + 6
+    columns = po.split_tuples(np.frombuffer(buffer, dtype=np.uint8), starts, 4)
+    for c, (kinds, value_starts, lengths) in enumerate(columns):
+        for r, row in enumerate(rows):
+            expected = row[c]
+            if expected is None:
+                assert kinds[r] == po.KIND_NULL
+            elif expected is po.UNCHANGED:
+                assert kinds[r] == po.KIND_UNCHANGED
+            else:
+                assert kinds[r] == po.KIND_TEXT
+                assert buffer[value_starts[r] : value_starts[r] + lengths[r]] == expected
+    with pytest.raises(po.DecodeError, match="columns"):
+        po.split_tuples(np.frombuffer(buffer, dtype=np.uint8), starts, 3)
+    with pytest.raises(po.DecodeError, match="truncated"):
+        po.split_tuples(np.frombuffer(buffer[:-5], dtype=np.uint8), starts, 4)
