@@ -18,7 +18,7 @@ JSON text (PostgreSQL json/jsonb), so a destination can create a JSON column.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -79,6 +79,24 @@ def change_fields() -> list[pa.Field]:
 def is_change_stream(schema: pa.Schema) -> bool:
     """Whether batches of this schema are changes to apply, not rows to write."""
     return CHANGE_OP_COLUMN in schema.names
+
+
+PartJob = Callable[[], Iterator[pa.RecordBatch]]
+"""One part of a split read, as a picklable zero-argument callable that yields the part's batches."""
+PartRunner = Callable[[list[PartJob]], Iterator[tuple[int, Iterator[pa.RecordBatch]]]]
+"""Runs the parts of a split read elsewhere (the Dask executor: one task per part) and gives each part's
+batches, by the part's index in the list, as parts complete."""
+_part_runner: PartRunner | None = None
+
+
+def set_part_runner(runner: PartRunner | None) -> None:
+    """Where the parts of split reads run in this process (None: threads of the reading process)."""
+    global _part_runner
+    _part_runner = runner
+
+
+def part_runner() -> PartRunner | None:
+    return _part_runner
 
 
 INTERNAL_PREFIX = "_jupyter_di_"

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..block_kind import BlockKind
+from ..connectors.base import set_part_runner
 from ..errors import BlockFailed, ConfigError, DIError
 from ..integration.context import RunContext
 from ..integration.runner import BlockResult
@@ -150,6 +151,7 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
     from .block_body import run_block_body
 
     outcome = TaskOutcome(worker=os.environ.get("DASK_WORKER_NAME", str(os.getpid())))
+    seceded = False
     try:
         shared = sees_shared_dir(task.shared_dir, task.token)
         if not Path(task.state_path).exists():
@@ -178,6 +180,12 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
         )
         ctx.declined = {k: set(v) for k, v in task.declined.items()}
         block = task.block
+        import distributed
+
+        set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None))
+        if block.kind == "source":
+            distributed.secede()  # it mostly waits (on its source, on its part tasks): its thread slot goes to them
+            seceded = True
         with _in_scope(task.cwd, task.env), _file_lock(block):
             try:
                 result = run_block_body(block, outputs, ctx)
@@ -203,7 +211,74 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         outcome.error = _portable_error(exc)
+    finally:
+        if seceded:
+            import distributed
+
+            distributed.rejoin()
     return outcome
+
+
+class DaskPartRunner:
+    """Runs the parts of a split read (``connectors.base.part_runner``) as Dask tasks of their own.
+
+    Each part task writes its batches to a spill file in the run folder the client shares with the
+    workers (or, with no shared folder, returns them as an Arrow table); the reading task gets each
+    part's batches as the part completes.  A part whose worker dies is run again by the scheduler
+    (the coordinator still holds the exported snapshot open, so the retry reads the same rows)."""
+
+    name = "dask"
+
+    def __init__(self, client: Any, shared_dir: str | None) -> None:
+        self.client = client
+        self.shared_dir = shared_dir
+
+    def __call__(self, jobs: list[Any]) -> Any:
+        distributed = _import_distributed()
+        batch = uuid.uuid4().hex[:12]
+        futures = [
+            self.client.submit(spill_part, job, self.shared_dir, key=f"jupyter-di-part-{batch}-{i}", pure=False)
+            for i, job in enumerate(jobs)
+        ]
+        order = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in distributed.as_completed(futures):
+                kind, payload = future.result()
+                yield order[future.key], _part_batches(kind, payload)
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def spill_part(job: Any, shared_dir: str | None) -> tuple[str, Any]:
+    """On a worker: run one part and keep its batches where the reading task can get them."""
+    import pyarrow as pa
+
+    batches = iter(job())
+    first = next(batches, None)
+    if first is None:
+        return "empty", None
+    if shared_dir is None:
+        return "arrow", pa.Table.from_batches([first, *batches])
+    path = Path(shared_dir) / "parts" / f"{uuid.uuid4().hex}.arrow"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, first.schema) as writer:
+        writer.write_batch(first)
+        for batch in batches:
+            writer.write_batch(batch)
+    return "path", str(path)
+
+
+def _part_batches(kind: str, payload: Any) -> Any:
+    if kind == "arrow":
+        yield from payload.to_batches()
+    elif kind == "path":
+        from ..sync.spill import open_reader
+
+        try:
+            yield from open_reader(Path(payload))
+        finally:
+            Path(payload).unlink(missing_ok=True)
 
 
 class _Scope:

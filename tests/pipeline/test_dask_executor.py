@@ -164,6 +164,8 @@ def test_partitioned_postgres_to_postgres_is_the_same_on_dask(tmp_path, cluster,
     assert ran.returncode == 0, ran.stderr
     ran = cli_process("run", str(remote), *dask_args(cluster))
     assert ran.returncode == 0, ran.stderr
+    prefixes = cluster[1].run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert "jupyter-di-part" in prefixes  # the parts ran as Dask tasks of their own
     for table in ("items", "events"):
         source = table_rows(conn, "public", table)
         assert table_rows(conn, "local_dst", table) == source

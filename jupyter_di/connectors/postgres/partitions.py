@@ -41,7 +41,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from .._shared.row_values import cursor_values
-from ..base import BOOKMARK_STATE_KEY, INCREMENTAL, ReadRequest
+from ..base import BOOKMARK_STATE_KEY, INCREMENTAL, ReadRequest, part_runner
 from .connection import PgConfig, render
 
 PART_LO_SETTING = "jupyter_di.part_lo"
@@ -197,6 +197,49 @@ def part_batches(session: Any, plan: Any, part: Part, target: pa.Schema, batch_s
     yield from _stream(session, render(query), target, batch_size)
 
 
+def read_part(cfg: PgConfig, snapshot: str, plan: Any, part: Part, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+    """One part on a connection of its own (a part run elsewhere: a Dask task); picklable with ``partial``."""
+    session = cfg.adbc(autocommit=True)
+    try:
+        import_snapshot(session, snapshot)
+        yield from part_batches(session, plan, part, target, batch_size)
+        session.execute("COMMIT")
+    finally:
+        session.close()
+
+
+def _read_with_runner(
+    runner: Any, cfg: PgConfig, first: Any, plan: Any, parts: PartPlan, target: pa.Schema, request: ReadRequest
+) -> Iterator[pa.RecordBatch]:
+    """The parts as jobs of ``runner`` (``base.part_runner``: on Dask, one task per part).  ``first``
+    only holds the exported snapshot open until every part has finished; each part's batches come
+    when the part is complete, parts in the order they complete."""
+    from functools import partial
+
+    incremental = request.settings.replication_method == INCREMENTAL
+    progress = _Progress(len(parts.parts), list(request.settings.bookmark_properties), target) if incremental else None
+    try:
+        snapshot = export_snapshot(first)
+        jobs = [partial(read_part, cfg, snapshot, plan, part, target, request.batch_size) for part in parts.parts]
+        request.stats["partition_runner"] = getattr(runner, "name", type(runner).__name__)
+        held: pa.RecordBatch | None = None
+        for index, batches in runner(jobs):
+            for batch in batches:
+                if progress is None:
+                    yield batch
+                    continue
+                if held is not None:
+                    yield progress.stamp(held)
+                held = batch
+                progress.advance(index, batch)
+            if progress is not None:
+                progress.finish(index)
+        if held is not None and progress is not None:
+            yield progress.stamp(held)
+    finally:
+        first.close()
+
+
 class _Stop(Exception):
     pass
 
@@ -210,6 +253,10 @@ def read_partitioned(
     part 0.  The other sessions import the snapshot before any part starts, while the exporting
     transaction is certainly still open.
     """
+    runner = part_runner()
+    if runner is not None:
+        yield from _read_with_runner(runner, cfg, first, plan, parts, target, request)
+        return
     incremental = request.settings.replication_method == INCREMENTAL
     bookmarks = list(request.settings.bookmark_properties) if incremental else []
     sessions = [first]
