@@ -21,8 +21,8 @@ import datetime as dt
 import decimal
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -80,24 +80,41 @@ def _to_json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _to_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "t", "yes")
+
+
+def _to_decimal(value: Any) -> decimal.Decimal:
+    return decimal.Decimal(str(value))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+TypeRules = Sequence[tuple[Callable[[pa.DataType], bool], F]]
+
+
+def by_arrow_type(field: pa.Field, rules: TypeRules[F], *, json_text: F, default: F) -> F:
+    """The function of the first rule whose test takes ``field``'s type; ``json_text`` for a field
+    marked as JSON text, ``default`` when no rule does. Both directions of the type conventions
+    above are one table each, read by this."""
+    if is_json_field(field):
+        return json_text
+    return next((fn for test, fn in rules if test(field.type)), default)
+
+
+VALUE_CONVERTERS: TypeRules[Callable[[Any], Any]] = (
+    (pa.types.is_timestamp, _parse_timestamp),
+    (pa.types.is_date, _parse_date),
+    (pa.types.is_integer, int),
+    (pa.types.is_floating, float),
+    (pa.types.is_boolean, _to_bool),
+    (pa.types.is_decimal, _to_decimal),
+)
+"""JSON value -> the Python value Arrow expects, by the column's Arrow type."""
+
+
 def value_converter(field: pa.Field) -> Callable[[Any], Any]:
     """A function turning one JSON value into the Python value Arrow expects for ``field``."""
-    t = field.type
-    if is_json_field(field):
-        return _to_json_text
-    if pa.types.is_timestamp(t):
-        return _parse_timestamp
-    if pa.types.is_date(t):
-        return _parse_date
-    if pa.types.is_integer(t):
-        return int
-    if pa.types.is_floating(t):
-        return float
-    if pa.types.is_boolean(t):
-        return lambda v: v if isinstance(v, bool) else str(v).lower() in ("true", "1", "t", "yes")
-    if pa.types.is_decimal(t):
-        return lambda v: decimal.Decimal(str(v))
-    return _to_text
+    return by_arrow_type(field, VALUE_CONVERTERS, json_text=_to_json_text, default=_to_text)
 
 
 class RecordBatcher:
@@ -199,20 +216,30 @@ def _json_text_fragment(value: str) -> str:
     return _dump(json.loads(value))
 
 
+def _binary_fragment(value: bytes) -> str:
+    return '"' + base64.b64encode(value).decode("ascii") + '"'
+
+
+def _is_temporal(t: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t))
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t))
+
+
+FRAGMENT_ENCODERS: TypeRules[Callable[[Any], str]] = (
+    (pa.types.is_floating, _float_fragment),
+    (pa.types.is_decimal, _decimal_fragment),
+    (_is_temporal, _timestamp_fragment),
+    (_is_binary, _binary_fragment),
+)
+"""A Python value -> its JSON text fragment, by the column's Arrow type."""
+
+
 def _fragment_encoder(field: pa.Field) -> Callable[[Any], str]:
     """A function turning one Python value of ``field`` into a JSON text fragment."""
-    t = field.type
-    if is_json_field(field):
-        return _json_text_fragment
-    if pa.types.is_floating(t):
-        return _float_fragment
-    if pa.types.is_decimal(t):
-        return _decimal_fragment
-    if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t):
-        return _timestamp_fragment
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return lambda v: '"' + base64.b64encode(v).decode("ascii") + '"'
-    return _dump
+    return by_arrow_type(field, FRAGMENT_ENCODERS, json_text=_json_text_fragment, default=_dump)
 
 
 def _column_fragments(field: pa.Field, col: pa.Array) -> list[str]:
