@@ -8,26 +8,38 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from tests.support import postgres
 
 
+@contextmanager
+def server_from_env(port_var: str, start: Callable[[], dict[str, str]], stop: Callable[[dict[str, str]], None]) -> Iterator[None]:
+    """A server for the session: the one the environment names (``.ci/run`` started it and set
+    ``port_var``), else one started now, whose settings go into the environment, and stopped after."""
+    if os.environ.get(port_var):
+        yield
+        return
+    started = start()
+    os.environ.update(started)
+    try:
+        yield
+    finally:
+        stop(started)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """Connection settings of a running PostgreSQL server (host, port, user)."""
-    started = None
-    if not os.environ.get("JDI_TEST_PG_PORT"):
-        started = postgres.start()
-        os.environ.update(started)
-    yield {
-        "host": os.environ["JDI_TEST_PG_HOST"],
-        "port": int(os.environ["JDI_TEST_PG_PORT"]),
-        "username": os.environ.get("JDI_TEST_PG_USER", "postgres"),
-    }
-    if started:
-        postgres.stop(started["JDI_TEST_PG_DATA"])
+    with server_from_env("JDI_TEST_PG_PORT", postgres.start, lambda env: postgres.stop(env["JDI_TEST_PG_DATA"])):
+        yield {
+            "host": os.environ["JDI_TEST_PG_HOST"],
+            "port": int(os.environ["JDI_TEST_PG_PORT"]),
+            "username": os.environ.get("JDI_TEST_PG_USER", "postgres"),
+        }
 
 
 @pytest.fixture(scope="session")
@@ -36,18 +48,13 @@ def trino_server():
     when .ci/run started one (``JDI_TEST_TRINO_PORT``), else one started for this session."""
     from tests.support import trino_server as server
 
-    started = None
-    if not os.environ.get("JDI_TEST_TRINO_PORT"):
-        started = server.start()
-        os.environ.update(started)
-    yield {
-        "host": os.environ["JDI_TEST_TRINO_HOST"],
-        "port": int(os.environ["JDI_TEST_TRINO_PORT"]),
-        "user": os.environ.get("JDI_TEST_TRINO_USER", "jdi"),
-        "catalog": os.environ.get("JDI_TEST_TRINO_CATALOG", "iceberg"),
-    }
-    if started:
-        server.stop(started["JDI_TEST_TRINO_DIR"])
+    with server_from_env("JDI_TEST_TRINO_PORT", server.start, lambda env: server.stop(env["JDI_TEST_TRINO_DIR"])):
+        yield {
+            "host": os.environ["JDI_TEST_TRINO_HOST"],
+            "port": int(os.environ["JDI_TEST_TRINO_PORT"]),
+            "user": os.environ.get("JDI_TEST_TRINO_USER", "jdi"),
+            "catalog": os.environ.get("JDI_TEST_TRINO_CATALOG", "iceberg"),
+        }
 
 
 @pytest.fixture
