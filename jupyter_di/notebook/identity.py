@@ -134,6 +134,13 @@ class Identity:
     """False while a batch client names several notebooks this kernel cannot yet tell apart
     (later cells may): ask again before the next run."""
     detail: str = ""
+    workdir: Path | None = None
+    """The folder relative paths mean when the kernel was started elsewhere: the notebook's
+    folder under papermill without ``--cwd`` (every other client starts the kernel there, and
+    ``jupyter-di run`` works there); None: the kernel's folder is right."""
+    client: str | None = None
+    """The batch client that started this kernel (nbconvert, papermill, jupyter execute), if any:
+    it shows no widgets and saves their state into the notebook, so no panels there."""
 
 
 @dataclass(frozen=True)
@@ -282,8 +289,9 @@ def pick(candidates: list[Path], *, cell_id: str | None, cwd: Path, executed: Se
 
 def from_parent(
     *, cell_id: str | None, executed: Sequence[str], cwd: Path | None = None, pid: int | None = None
-) -> tuple[str, list[Path]] | None:
-    """(client label, the notebooks it may be running) when a batch client started this kernel."""
+) -> tuple[str, list[Path], bool] | None:
+    """(client label, the notebooks it may be running, whether the user chose the kernel's folder)
+    when a batch client started this kernel (only papermill's ``--cwd`` chooses it)."""
     info = process_info(os.getppid() if pid is None else pid)
     for _ in range(3):
         if info is None or not info.argv:
@@ -298,10 +306,11 @@ def from_parent(
         return None
     program, args = client
     roots = [r for r in (info.cwd, Path(info.pwd) if info.pwd else None) if r is not None]
-    if program == "papermill" and any(a == "--cwd" or a.startswith("--cwd=") for a in args):
+    chosen = program == "papermill" and any(a == "--cwd" or a.startswith("--cwd=") for a in args)
+    if chosen:
         roots.reverse()  # papermill read its input before moving to --cwd
     candidates = notebook_candidates(program, args, roots)
-    return CLIENTS[program][0], pick(candidates, cell_id=cell_id, cwd=(cwd or Path.cwd()).resolve(), executed=executed)
+    return CLIENTS[program][0], pick(candidates, cell_id=cell_id, cwd=(cwd or Path.cwd()).resolve(), executed=executed), chosen
 
 
 def from_front_end(user_ns: Mapping[str, Any]) -> tuple[str, Path] | None:
@@ -333,12 +342,15 @@ def identify(
     executed: Sequence[str] = (),
 ) -> Identity:
     """The pipeline this kernel runs: see the module docstring for the order."""
-    how, notebook, detail, settled = "unidentified", None, "", True
+    how, notebook, detail, settled, workdir, client = "unidentified", None, "", True, None, None
     batch = from_parent(cell_id=cell_id, executed=executed)
     if batch is not None:
-        label, candidates = batch
+        label, candidates, chosen = batch
+        client = label
         if len(candidates) == 1:
             how, notebook = label, candidates[0]
+            if not chosen and notebook.parent != Path.cwd().resolve():
+                workdir = notebook.parent
         elif candidates:
             detail = f"{label} runs {', '.join(c.name for c in candidates)} and this kernel cannot tell which is its own"
             settled = False
@@ -370,4 +382,14 @@ def identify(
         if not identified and (state_path_setting or state_env):
             # the user chose the state file: its bookmarks are theirs to share
             how, identified, settled = ("JupyterDI.state_path" if state_path_setting else "JUPYTER_DI_STATE_PATH"), True, True
-    return Identity(name=name, state_path=state_path, notebook=notebook, how=how, identified=identified, settled=settled, detail=detail)
+    return Identity(
+        name=name,
+        state_path=state_path,
+        notebook=notebook,
+        how=how,
+        identified=identified,
+        settled=settled,
+        detail=detail,
+        workdir=workdir,
+        client=client,
+    )

@@ -102,6 +102,17 @@ class DIMagics(Magics):
         return None
 
     @line_magic
+    def di_panel(self, line: str) -> None:
+        """Show a source or destination block's panel here, in any client (e.g. one that shows no panels by itself)."""
+        name = line.strip()
+        if name not in self.session.pipeline.graph:
+            raise UsageError(f"no block named {name!r}; run its cell first.")
+        block = self.session.pipeline.graph[name]
+        if not block.is_data_integration:
+            raise UsageError(f"{name!r} is a Python block; panels are for source and destination blocks.")
+        self.session.panels.show(block, force=True)
+
+    @line_magic
     def di_remove(self, line: str) -> None:
         """Remove a block from the pipeline (when its cell was deleted)."""
         name = line.strip()

@@ -7,6 +7,7 @@ keeps the lab extension's pipeline view up to date.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +34,18 @@ class KernelSession:
         if self.config not in ip.configurables:
             ip.configurables.append(self.config)
         self.identity = self._identify()
+        self._enter_workdir()
         self.pipeline = Pipeline(
             self.identity.name, state_path=self.identity.state_path, namespace=ip.user_ns, identified=self.identity.identified
         )
         self.config.observe(lambda _change: self.refresh_identity(force=True), names=["pipeline_name", "state_path"])
-        self.bridge = get_bridge(getattr(ip, "kernel", None))
+        # Only a notebook front end gets a comm offer: nbclient logs a warning for one (issue 21).
+        self.bridge = get_bridge(getattr(ip, "kernel", None), offer=self.interactive)
         self.bridge.on_request("run_pipeline", lambda msg: self.run_pipeline(msg.get("blocks") or None))
         self.bridge.on_request("run_block", lambda msg: self.run_block(msg["name"]))
         self.bridge.on_request("request_graph", lambda msg: self.publish_graph())
         # Issue 6: source/destination panels (shown after a cell runs; they write edits into its YAML).
-        self.panels = PanelManager(self.pipeline, self.bridge, ip)
+        self.panels = PanelManager(self.pipeline, self.bridge, ip, can_show=lambda: self.bridge.connected or self.interactive)
 
     def close(self) -> None:
         self.panels.close()  # issue 6
@@ -63,6 +66,14 @@ class KernelSession:
             executed=list(history),
         )
 
+    def _enter_workdir(self) -> None:
+        """Work in the notebook's folder when the client started the kernel elsewhere (papermill
+        without ``--cwd``), so a relative ``path: data`` means what it means in JupyterLab,
+        nbconvert, ``jupyter execute`` and ``jupyter-di run`` (issue 21)."""
+        workdir = self.identity.workdir
+        if workdir is not None and workdir.is_dir() and Path.cwd().resolve() != workdir.resolve():
+            os.chdir(workdir)
+
     def refresh_identity(self, force: bool = False) -> None:
         """Ask again which notebook this is, before a run, while the answer may still change.
 
@@ -73,6 +84,7 @@ class KernelSession:
         if self.identity.settled and not force:
             return
         self.identity = self._identify()
+        self._enter_workdir()
         if str(self.identity.state_path) != str(self.pipeline.state.path):
             self.pipeline.state = StateStore(self.identity.state_path)
         self.pipeline.name = self.identity.name
@@ -88,6 +100,17 @@ class KernelSession:
         except Exception:  # noqa: BLE001 - older ipykernels
             parent = getattr(kernel, "_parent_header", {}) or {}
         return (parent or {}).get("metadata", {}).get("cellId")
+
+    @property
+    def interactive(self) -> bool:
+        """False when a batch client (nbconvert, papermill, ``jupyter execute``) runs this kernel.
+
+        Why: those show no widgets but save every widget's state into the executed notebook
+        (panels made a quickstart 395 KB), and log a warning for a comm the kernel opens (issue
+        21).  A cell id in the execute request (JupyterLab, Notebook 7, VS Code; nbclient sends
+        none) wins over the parent process: a notebook front end is running this cell.
+        """
+        return self.cell_id() is not None or self.identity.client is None
 
     def publish_graph(self) -> None:
         blocks = []

@@ -10,7 +10,7 @@ from ...errors import ConfigError
 
 
 def resolve_path(config: dict[str, Any], *, must_exist: bool, system: str) -> str:
-    """The absolute database path from ``config['path']`` (relative to the working directory).
+    """The absolute database path from ``config['path']`` (relative to the working directory: the notebook's folder in every client).
 
     A source needs the file itself; a destination needs its folder (the file is
     created).  Either missing is a ConfigError naming the path, never a new
@@ -23,7 +23,7 @@ def resolve_path(config: dict[str, Any], *, must_exist: bool, system: str) -> st
     if must_exist and not os.path.isfile(path):
         raise ConfigError(
             f"the {system} database file {path} does not exist.",
-            fix="check config.path (relative paths are resolved against the working directory).",
+            fix="check config.path (relative paths start at the notebook's folder).",
         )
     folder = os.path.dirname(path)
     if not must_exist and not os.path.isdir(folder):

@@ -16,7 +16,7 @@ from .._shared.db_file import first_line, resolve_path
 from ..base import ConfigField
 
 CONFIG = [
-    ConfigField("path", "path", required=True, description="The DuckDB database file (relative to the working directory)."),
+    ConfigField("path", "path", required=True, description="The DuckDB database file (relative to the notebook's folder)."),
     ConfigField("schema", "string", default="main", description="The schema to read from / write to."),
     ConfigField(
         "memory_limit",

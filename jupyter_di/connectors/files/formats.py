@@ -31,7 +31,7 @@ CSV_BLOCK_SIZE = 1 << 20
 
 
 CONFIG_SCHEMA = [
-    ConfigField("path", "path", required=True, description="Folder holding one file per stream (relative to the working directory)."),
+    ConfigField("path", "path", required=True, description="Folder holding one file per stream (relative to the notebook's folder)."),
     ConfigField("format", "string", default="csv", description="csv, jsonl or parquet.", choices=("csv", "jsonl", "parquet")),
     ConfigField("delimiter", "string", default=",", description="CSV field delimiter (one character)."),
     ConfigField("header", "boolean", default=True, description="CSV files have a header row (else columns are f0, f1, ...)."),

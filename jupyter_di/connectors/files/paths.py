@@ -29,7 +29,7 @@ def extension(fmt: str) -> str:
 
 
 def root_folder(path: str | os.PathLike[str] | None, *, create: bool) -> Path:
-    """The configured folder, resolved against the working directory."""
+    """The configured folder, resolved against the working directory (the notebook's folder in every client)."""
     if not path:
         raise ConfigError("the files connector needs a `path` (a folder).", fix="set config.path, e.g. `path: data/`.")
     root = Path(path).expanduser()
@@ -40,7 +40,7 @@ def root_folder(path: str | os.PathLike[str] | None, *, create: bool) -> Path:
     if not root.is_dir():
         raise ConfigError(
             f"folder {str(root)!r} does not exist or is not a folder.",
-            fix="create it or point config.path at an existing folder.",
+            fix="create it or point config.path at an existing folder (a relative path starts at the notebook's folder).",
         )
     return root.resolve()
 

@@ -11,7 +11,7 @@ from .._shared.db_file import first_line
 from ..base import ConfigField
 
 CONFIG = [
-    ConfigField("path", "path", required=True, description="The SQLite database file (relative to the working directory)."),
+    ConfigField("path", "path", required=True, description="The SQLite database file (relative to the notebook's folder)."),
     ConfigField("timeout", "number", default=30, description="Seconds to wait for a lock held by another writer.", minimum=0, maximum=3600),
 ]
 

@@ -7,6 +7,7 @@ panel when a cell re-runs) lives here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,18 @@ from .writeback import APPLIED, WriteBack
 
 
 class PanelManager:
-    def __init__(self, pipeline: Pipeline, bridge: Any, shell: Any = None, secrets: SecretStore | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        bridge: Any,
+        shell: Any = None,
+        secrets: SecretStore | None = None,
+        can_show: Callable[[], bool] | None = None,
+    ) -> None:
         self.shell = shell
+        self.can_show = can_show or (lambda: True)
+        """Whether a front end can show a panel now; False in batch clients, which save widget
+        state but show nothing (an executed quickstart was 395 KB of it)."""
         folder = Path(pipeline.state.path).parent / "catalogs"
         self.ctx = PanelContext(
             pipeline=pipeline, writeback=WriteBack(bridge), catalogs=CatalogCache(folder), secrets=secrets or SecretStore()
@@ -78,11 +89,13 @@ class PanelManager:
         if result.status == APPLIED:
             self.ctx.pipeline.define(editor.current_block())
 
-    def show(self, block: Block, ok: bool = True) -> Any:
+    def show(self, block: Block, ok: bool = True, force: bool = False) -> Any:
         """Display the block's panel under the cell's output; errors become one line, never a traceback.
 
         ``ok`` is False when the run failed: front ends drop ``set_next_input``
         from a failed cell, so a rewrite applied by ``before_run`` stays pending.
+        Without a front end that can show it (``can_show``) no panel is built unless
+        ``force`` (``%di_panel NAME``: the user asked for one).
         """
         if not block.is_data_integration:
             return None
@@ -91,6 +104,8 @@ class PanelManager:
         if applied is not None and not ok:
             base, source = applied
             self.ctx.writeback.rearm(base, source)
+        if not force and not self.can_show():
+            return None
         try:
             panel = self.build(block, base)
         except DIError as exc:
