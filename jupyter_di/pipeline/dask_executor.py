@@ -120,7 +120,7 @@ def _worker_scratch() -> Path:
 
     with _worker_lock:
         if "dir" not in _worker_dirs:
-            _worker_dirs["dir"] = RunDir("dask-worker")
+            _worker_dirs["dir"] = RunDir("daskworker")
         return Path(_worker_dirs["dir"].path)
 
 

@@ -299,3 +299,84 @@ def slow():
 
     write._TableWriter._commit = commit
 """
+
+
+def _files_to_duckdb(tmp_path: Path, settings) -> tuple[Path, object]:
+    """An in-process pipeline: CSV files -> a Python block -> DuckDB, on the settings' executor."""
+    from jupyter_di.pipeline.block import Block
+    from jupyter_di.pipeline.pipeline import Pipeline
+
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "orders.csv").write_text("id,total\n" + "".join(f"{i},{i * 1.5}\n" for i in range(1, 2001)))
+    target = tmp_path / f"out-{settings.executor}.duckdb"
+    pipeline = Pipeline("files", state_path=tmp_path / f"state-{settings.executor}.sqlite", settings=settings)
+    pipeline.define(Block("src", "source", f"source: files\nconfig:\n  path: {data}\n  format: csv\n", lang="yaml"))
+    pipeline.define(
+        Block(
+            "double",
+            "python",
+            "@transformer\ndef f(src, *a, **k):\n    df = src.to_pandas()\n    df['twice'] = df['total'] * 2\n    return df\n",
+            upstream=["src"],
+        )
+    )
+    pipeline.define(
+        Block("dst", "destination", f"destination: duckdb\nconfig:\n  path: {target}\n", upstream=["src", "double"], lang="yaml")
+    )
+    return target, pipeline
+
+
+def test_without_a_shared_folder_outputs_move_through_spill_url_and_arrow(tmp_path, cluster):
+    from jupyter_di.settings import Settings
+
+    local_target, local = _files_to_duckdb(tmp_path, Settings())
+    assert local.run(local.plan(["dst"], {}, only_stale_ancestors=False)).ok
+    local.close()
+    spill = tmp_path / "spill"
+    settings = Settings(executor="dask", dask_scheduler=cluster[0], spill_url=f"file://{spill}", dask_inline_bytes=0)
+    target, pipeline = _files_to_duckdb(tmp_path, settings)
+    try:
+        plan = pipeline.plan(["dst"], {}, only_stale_ancestors=False)
+        from jupyter_di.pipeline import dask_executor
+
+        session = dask_executor.DaskSession(settings, pipeline.work_dir)
+        session.start()
+        session.token = "a-token-no-worker-sees"  # as if the workers ran on other machines
+        session.shared = False
+        pipeline._dask_session = session
+        report = pipeline.run(plan)
+        assert report.ok, report.failure_message()
+        source_output = pipeline.outputs["src"]
+        assert "client" in str(source_output._path)  # copied back from the spill location, not a shared path
+        assert source_output.num_rows == 2000
+        assert spill.is_dir() and not any(spill.rglob("*.arrow"))  # outputs went through it; the run's files are gone
+    finally:
+        pipeline.close()
+    assert duckdb_tables(target) == duckdb_tables(local_target)
+
+
+def test_kernel_settings_choose_the_executor():
+    from jupyter_di.notebook.config import JupyterDI
+    from jupyter_di.settings import SETTINGS
+
+    before = (SETTINGS.executor, SETTINGS.dask_scheduler, SETTINGS.spill_url)
+    try:
+        config = JupyterDI()
+        config.executor = "dask"
+        config.dask_scheduler = "tcp://127.0.0.1:8786"
+        config.spill_url = "s3://bucket/jdi"
+        assert (SETTINGS.executor, SETTINGS.dask_scheduler, SETTINGS.spill_url) == ("dask", "tcp://127.0.0.1:8786", "s3://bucket/jdi")
+    finally:
+        SETTINGS.executor, SETTINGS.dask_scheduler, SETTINGS.spill_url = before
+
+
+def test_an_unknown_executor_is_one_clear_error(tmp_path):
+    from jupyter_di.errors import ConfigError
+    from jupyter_di.settings import Settings
+
+    _, pipeline = _files_to_duckdb(tmp_path, Settings(executor="spark"))
+    try:
+        with pytest.raises(ConfigError, match="unknown executor 'spark'"):
+            pipeline.run(pipeline.plan(["dst"], {}, only_stale_ancestors=False))
+    finally:
+        pipeline.close()
