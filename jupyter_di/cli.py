@@ -258,11 +258,19 @@ def cmd_state(args: argparse.Namespace) -> int:
         items = [i for i in store.items(name) if _of_block(i[0], args.block)]  # a dynamic block's children too
         if args.stream:
             items = [i for i in items if i[1] == args.stream]
-        singer = {"bookmarks": {f"{b}.{s}": v.get("bookmark") for b, s, v in items}}
+        singer: dict[str, Any] = {"bookmarks": {f"{b}.{s}": v.get("bookmark") for b, s, v in items}}
+        held = {f"{b}.{s}": _server_state(notebook, b, s, v.get("source_state"), release=False) for b, s, v in items}
+        if any(held.values()):
+            singer["server_state"] = {k: v for k, v in held.items() if v}  # e.g. a LOG_BASED stream's slot and its retained WAL
         print(json.dumps(singer, indent=2, default=str))
         return 0
     if args.action == "reset":
         blocks = sorted({b for b, _, _ in store.items(name) if _of_block(b, args.block)} | {args.block}) if args.block else [None]
+        for b, s, v in store.items(name):  # what the state holds on a source's server (a replication slot) goes with it
+            if _of_block(b, args.block) and (args.stream is None or s == args.stream):
+                freed = _server_state(notebook, b, s, v.get("source_state"), release=True)
+                if freed:
+                    print(f"{b}.{s}: {freed}")
         removed = sum(store.reset(name, block, args.stream) for block in blocks)
         print(f"reset {removed} stream state(s); the next run of those streams is a full sync.")
         return 0
@@ -290,6 +298,35 @@ def cmd_state(args: argparse.Namespace) -> int:
     )  # a tap's own state survives a pin
     print(json.dumps({"bookmark": bookmark}, default=str))
     return 0
+
+
+def _server_state(notebook: Path, block: str, stream: str, source_state: Any, *, release: bool) -> Any:
+    """Ask the block's source what a stream's saved state holds on its server (``describe_state``),
+    or free it (``release_state``, on reset).  The block's config is rendered as a run would (secrets,
+    environment); when the source cannot be reached the answer says so, and a reset's slot is then
+    dropped by the stream's next run."""
+    if not isinstance(source_state, dict) or not source_state.get("slot"):
+        return None
+    from .connectors import registry
+    from .integration.di_config import DIConfig
+    from .integration.interpolation import Interpolator
+    from .pipeline.notebook_file import load_notebook
+
+    try:
+        blocks = {b.name: b for b in load_notebook(notebook).blocks}
+        found = blocks.get(block) or blocks.get(block.partition(":")[0])
+        if found is None or found.kind != BlockKind.SOURCE or found.lang == "python":
+            raise DIError(f"block {block!r} is not a YAML source block of {notebook.name}")
+        parsed = DIConfig.parse(found.body, kind=BlockKind.SOURCE, block=found.name)
+        config = Interpolator(variables={}, inputs={}, upstream=list(found.upstream)).render(dict(parsed.config))
+        with registry.source_class(parsed.connector)(config) as source:
+            return source.release_state(stream, source_state) if release else source.describe_state(stream, source_state)
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal: the state itself is shown or reset
+        reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        slot = source_state["slot"]
+        if release:
+            return f"could not drop replication slot {slot!r} now ({reason}); the stream's next run drops it, or run SELECT pg_drop_replication_slot('{slot}')"
+        return {"slot": slot, "unknown": reason}
 
 
 def _of_block(stored: str, block: str | None) -> bool:

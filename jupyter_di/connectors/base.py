@@ -310,6 +310,16 @@ class Source(Connector, ABC):
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
         """Stream the selected columns of one stream, with bounded memory."""
 
+    def release_state(self, stream: str, source_state: Any) -> str | None:
+        """Free what a stream's saved state holds on the source's server (a replication slot), when the
+        state is reset; a sentence saying what was freed, or None."""
+        return None
+
+    def describe_state(self, stream: str, source_state: Any) -> dict[str, Any] | None:
+        """What a stream's saved state holds on the server, for ``jupyter-di state show`` (a slot's
+        position and retained WAL), or None."""
+        return None
+
     def missing_streams(self, streams: list[str]) -> list[str]:
         """Which of ``streams`` the source does not have, checked before the first is read (so a typo
         in the second stream does not leave the first one written).  Sources whose discovery is costly

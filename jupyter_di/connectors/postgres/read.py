@@ -100,6 +100,39 @@ class PostgresSource(PostgresConnector, Source):
             fix="check the stream name (use schema.table for other schemas) or run discovery again.",
         )
 
+    # -- state kept on the server (LOG_BASED: the stream's replication slot) ----------------
+
+    def release_state(self, stream: str, source_state: Any) -> str | None:
+        from .replication import drop_publication, drop_slot
+
+        slot = (source_state or {}).get("slot") if isinstance(source_state, dict) else None
+        if not slot:
+            return None
+        with self._cfg.psycopg() as conn:
+            dropped = drop_slot(conn, slot)
+            if source_state.get("publication") == slot:  # ours, made with the slot
+                drop_publication(conn, slot)
+        return f"dropped replication slot {slot!r}" if dropped else None
+
+    def describe_state(self, stream: str, source_state: Any) -> dict[str, Any] | None:
+        from .pgoutput import format_lsn
+        from .replication import slot_info
+
+        slot = (source_state or {}).get("slot") if isinstance(source_state, dict) else None
+        if not slot:
+            return None
+        with self._cfg.psycopg() as conn:
+            info = slot_info(conn, slot)
+        if info is None:
+            return {"slot": slot, "exists": False}
+        return {
+            "slot": slot,
+            "confirmed_lsn": format_lsn(info.confirmed_flush) if info.confirmed_flush is not None else None,
+            "retained_wal_mb": round((info.retained_bytes or 0) / 1e6, 1),
+            "active": info.active,
+            "lost": info.lost,
+        }
+
     # -- reading --------------------------------------------------------------------------
 
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:

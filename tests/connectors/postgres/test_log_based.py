@@ -363,3 +363,63 @@ def test_a_million_row_transaction(log_pg, tmp_path):
             2,
             1_000_001,
         )
+
+
+def test_notebook_run_state_show_override_and_reset(log_pg, tmp_path, capsys):
+    """Through the CLI: runs, the LSN in `state show` with the slot's retained WAL, a one-run
+    `--bookmark ...lsn=` override, and `state reset` dropping the slot (the next run re-snapshots)."""
+    import json
+
+    from tests.support.notebooks import cli_main, duckdb_query, pg_source, rows_read, run_notebook, write_notebook
+
+    make_items(log_pg, 3)
+    nb = write_notebook(
+        tmp_path / "cdc.ipynb",
+        [
+            "%load_ext jupyter_di",
+            pg_source(log_pg, "  items:\n    replication_method: LOG_BASED\n    delete_mode: hard\n"),
+            "%%di_destination dst --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n",
+        ],
+    )
+    code, _, err = run_notebook(nb, capsys=capsys)
+    assert code == 0, err
+    shown = json.loads(cli_main(capsys, "state", "show", str(nb)).out)
+    first = shown["bookmarks"]["src.items"]["lsn"]
+    slot = shown["server_state"]["src.items"]["slot"]
+    assert shown["server_state"]["src.items"]["confirmed_lsn"] <= first
+    sql(log_pg, "DELETE FROM items WHERE id = 1", "INSERT INTO items (id, v) VALUES (9, 'nine')")
+    code, _, err = run_notebook(nb, capsys=capsys)
+    assert code == 0, err
+    assert duckdb_query(tmp_path / "out.duckdb", "SELECT id FROM items ORDER BY id") == [(2,), (3,), (9,)]
+    saved = json.loads(cli_main(capsys, "state", "show", str(nb)).out)["bookmarks"]["src.items"]
+    code, _, err = run_notebook(nb, "--bookmark", f"src.items.lsn={first}", capsys=capsys)  # re-applies the same changes
+    assert code == 0, err
+    assert json.loads(cli_main(capsys, "state", "show", str(nb)).out)["bookmarks"]["src.items"] == saved
+    assert duckdb_query(tmp_path / "out.duckdb", "SELECT id FROM items ORDER BY id") == [(2,), (3,), (9,)]
+    code, _, err = run_notebook(nb, "--bookmark", "src.items.updated_at=2024-01-01", capsys=capsys)
+    assert code != 0 and "log position" in err
+    reset = cli_main(capsys, "state", "reset", str(nb), "src")
+    assert f"dropped replication slot '{slot}'" in reset.out
+    with psycopg.connect(_conninfo(log_pg)) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()[0] == 0
+    code, out, err = run_notebook(nb, capsys=capsys)
+    assert code == 0, err
+    assert rows_read(out) == 3  # a new snapshot
+
+
+def test_log_based_is_refused_for_sources_that_cannot_read_a_log(tmp_path, capsys):
+    import sqlite3
+
+    from tests.support.notebooks import run_notebook, write_notebook
+
+    with sqlite3.connect(tmp_path / "in.sqlite") as con:
+        con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    nb = write_notebook(
+        tmp_path / "x.ipynb",
+        [
+            "%load_ext jupyter_di",
+            f"%%di_source src\nsource: sqlite\nconfig:\n  path: {tmp_path / 'in.sqlite'}\nstreams:\n  t:\n    replication_method: LOG_BASED\n",
+        ],
+    )
+    code, _, err = run_notebook(nb, capsys=capsys)
+    assert code != 0 and "cannot read a stream by log (LOG_BASED)" in err
