@@ -11,8 +11,8 @@ upstream output (dict keys, list indexes, dataclass and named-tuple fields,
 DataFrame / Arrow columns and cells, a stream's ``stream``/``columns``/``rows``)
 and hands back a copy made of str, int, float, bool, None, Decimal, dates and
 times, lists and dicts (``plain``) — never an object with methods to call.
-The sandbox itself (what templates may call, how big and how long) is
-``sandbox.py``; every problem is one ``ConfigError`` naming the config field.
+The sandbox itself is ``sandbox.py`` (what templates may call) and
+``template_bounds.py`` (how big and how long); every problem is one ``ConfigError`` naming the config field.
 """
 
 from __future__ import annotations
@@ -384,7 +384,7 @@ class Interpolator:
         self.used_secrets: list[str] = []
         self._environment: Any = None
         self._templates: dict[str, Any] = {}
-        self._budget: Any = None  # one block's rendering: sandbox.Budget, from its first template on
+        self._budget: Any = None  # one block's rendering: template_bounds.Budget, from its first template on
         self._rendering = 0
 
     @property
@@ -447,7 +447,7 @@ class Interpolator:
         """Render every string inside ``value`` (dicts and lists recursively).
 
         One call is one block's rendering: the sandbox's time limit and total
-        size bound (``sandbox.TIME_LIMIT``, ``MAX_BLOCK_SIZE``) cover all of it.
+        size bound (``template_bounds.TIME_LIMIT``, ``MAX_BLOCK_SIZE``) cover all of it.
         """
         self._rendering += 1
         try:
@@ -472,7 +472,7 @@ class Interpolator:
         from jinja2 import TemplateSyntaxError, UndefinedError
         from jinja2.sandbox import SecurityError
 
-        from .sandbox import Budget, TemplateLimit, measure
+        from .template_bounds import Budget, TemplateLimit, measure
 
         env = self._jinja
         if self._budget is None or not self._rendering:
@@ -502,7 +502,7 @@ class Interpolator:
         except SecurityError as exc:
             raise ConfigError(_sentence(f"{where}{shown!r} is not allowed: {exc}"), fix=FUNCTIONS_FIX) from None
         except TemplateLimit as exc:
-            from .sandbox import BOUNDS_FIX
+            from .template_bounds import BOUNDS_FIX
 
             raise ConfigError(_sentence(f"{where}{shown!r} goes past the template sandbox's bounds: {exc}."), fix=BOUNDS_FIX) from None
         except RecursionError:
