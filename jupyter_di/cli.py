@@ -17,6 +17,7 @@ but a stream may have missed changes, e.g. rows with a NULL bookmark column).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -57,6 +58,10 @@ class TerminalProgress(RunObserver):
         self.bars_enabled = (not quiet) and (bars if bars is not None else bool(getattr(stream, "isatty", lambda: False)()))
         self._bars: dict[tuple[str, str, str], Any] = {}
         self._last: dict[tuple[str, str, str], float] = {}
+        # The newest count of each stream and the count last printed: when its block ends, a stream
+        # whose newest count was throttled away (or shown only by a vanishing bar) gets a final line.
+        self._latest: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._shown: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
 
     def _print(self, text: str) -> None:
@@ -81,6 +86,7 @@ class TerminalProgress(RunObserver):
             return
         if run.status in (DONE, FAILED, SKIPPED):
             self._close_bars(run.name)
+            self._final_counts(run.name)
         detail = ""
         if run.duration is not None:
             detail = f" {run.duration:.2f}s"
@@ -92,6 +98,8 @@ class TerminalProgress(RunObserver):
 
     def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
         key = (block, stream, phase)
+        with self._lock:
+            self._latest[key] = (rows, seconds)
         if self.bars_enabled:
             with self._lock:
                 bar = self._bars.get(key)
@@ -112,8 +120,24 @@ class TerminalProgress(RunObserver):
         if now - self._last.get(key, 0.0) < 1.0:
             return
         self._last[key] = now
+        self._progress_line(key, rows, seconds)
+
+    def _progress_line(self, key: tuple[str, str, str], rows: int, seconds: float, final: str = "") -> None:
+        block, stream, phase = key
         rate = rows / seconds if seconds > 0 else 0
-        self._print(f"    {block}.{stream} {phase}: {rows:,} rows ({rate:,.0f} rows/s)")
+        self._shown[key] = rows
+        self._print(f"    {block}.{stream} {phase}: {rows:,} rows ({rate:,.0f} rows/s){final}")
+
+    def _final_counts(self, block: str) -> None:
+        """Each stream of an ended block ends on its final count (a 100k-row read ended at 7,860)."""
+        with self._lock:
+            ended = [(k, v) for k, v in self._latest.items() if k[0] == block]
+            for key, _ in ended:
+                del self._latest[key]
+        for key, (rows, seconds) in ended:
+            if self._shown.pop(key, None) != rows:
+                self._progress_line(key, rows, seconds, final=", final")
+                self._shown.pop(key, None)
 
     def _close_bars(self, block: str) -> None:
         with self._lock:
@@ -174,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline.notebook_file import load_notebook
     from .pipeline.params import parse_bookmarks, parse_params
     from .pipeline.pipeline import Pipeline
-    from .pipeline.report import text_summary
+    from .pipeline.report import report_dict, text_summary
     from .settings import SETTINGS
 
     notebook = load_notebook(args.notebook)
@@ -208,12 +232,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         cwd = os.getcwd()
         os.chdir(notebook.path.resolve().parent)  # relative paths mean what they mean in the kernel
         try:
-            report = run_steps(notebook, pipeline, plan, params, overrides, TerminalProgress(quiet=args.quiet), whole=not args.blocks)
+            # with --json, stdout holds the report alone: what the notebook's own cells print goes to stderr
+            with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+                report = run_steps(notebook, pipeline, plan, params, overrides, TerminalProgress(quiet=args.quiet), whole=not args.blocks)
         finally:
             os.chdir(cwd)
         if report is None:
             return EXIT_FAILED
-        print(text_summary(pipeline.graph, report))
+        if args.json:  # for schedulers: the report on stdout, progress and messages stay on stderr
+            doc = {"notebook": str(notebook.path), "pipeline": notebook.name, **report_dict(pipeline.graph, report)}
+            print(json.dumps(doc, indent=2, default=str))
+        else:
+            print(text_summary(pipeline.graph, report))
         for line in report.warning_lines():
             print(redact(line), file=sys.stderr)
         if not report.ok:
@@ -459,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
 
+    run.add_argument("--json", action="store_true", help="print the run report as JSON on stdout (for schedulers)")
     graph = sub.add_parser("graph", help="print the block graph")
     graph.add_argument("notebook", type=Path)
     graph.add_argument("--format", choices=["text", "mermaid"], default="text")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..block_kind import BlockKind
+from ..redaction import redact
 from .dynamic import template_of
 from .graph import Graph
 from .run_record import FAILED, RunReport
@@ -44,3 +47,38 @@ def text_summary(graph: Graph, report: RunReport) -> str:
     if streams:
         parts.append(format_table(["block", "kind", "stream", "rows", "table"], [[b, k, s, f"{n:,}", w] for b, k, s, n, w in streams]))
     return "\n\n".join(parts)
+
+
+def report_dict(graph: Graph, report: RunReport) -> dict[str, Any]:
+    """The machine-readable report (``jupyter-di run --json``, the run history): JSON types only.
+
+    Why one structure: a scheduler parsing ``--json`` and ``jupyter-di runs show`` read the same
+    fields.  ``status`` is ``done`` (exit 0), ``incomplete`` (a stream may have missed changes,
+    exit 3) or ``failed``; each error appears once, under its block.
+    """
+    blocks: list[dict[str, Any]] = []
+    for name, run in report.runs.items():
+        block = name if name in graph else template_of(name)
+        streams = {
+            stream: {k: v for k, v in info.items() if isinstance(v, (str, int, float, bool)) or v is None}
+            for stream, info in (run.summary.get("streams") or {}).items()
+        }
+        blocks.append(
+            {
+                "name": name,
+                "kind": str(graph[block].kind) if block in graph else None,
+                "status": str(run.status),
+                "seconds": round(run.duration, 3) if run.duration is not None else None,
+                "error": redact(run.error) if run.error else None,
+                "reason": redact(run.reason) if run.reason else None,
+                "streams": streams,
+                "warnings": [dict(w) for w in run.summary.get("warnings") or []],
+            }
+        )
+    status = "failed" if not report.ok else ("done" if report.complete else "incomplete")
+    return {
+        "status": status,
+        "seconds": round(report.total_seconds, 3),
+        "rows": sum(s.get("rows", 0) for b in blocks if b["kind"] == BlockKind.SOURCE for s in b["streams"].values()),
+        "blocks": blocks,
+    }
