@@ -4,7 +4,8 @@ Why one module: both engines are transactional files that speak the same SQL for
 (``INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c / DO NOTHING``), where the rows and
 the ``_jupyter_di_state`` row commit together.  So the whole write loop (create/evolve the table,
 replace/append/upsert, state in the same transaction, ``on_commit`` after each commit) lives here
-once; each connector package only supplies how to open its file, read its catalog and push rows.
+once; each connector package only supplies how to open its file, read its catalog and push rows
+(with the ``ON CONFLICT`` clause of ``sql_upsert.py``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ...errors import ConfigError, DIError, SchemaMismatch
 from ..base import (
@@ -33,7 +32,6 @@ from ..base import (
     internal_name,
     is_change_stream,
 )
-from .arrow_build import int64_array
 from .changes import DELETED_AT_FIELD, apply_steps, check_keys, plan_changes, table_schema
 from .commit_window import ChunkSource, CommitWindow
 from .db_file import first_line
@@ -42,44 +40,6 @@ from .sql_names import quote_ident
 CHANGE_WINDOW_ROWS = 100_000
 CHANGE_WINDOW_BYTES = 32 * 1024 * 1024
 """A change stream's commit window: reduced in memory to its steps (``changes.plan_changes``)."""
-
-
-def conflict_clause(keys: list[str], columns: list[str], method: str, null_columns: Iterable[str] = ()) -> str:
-    """`` ON CONFLICT (keys) DO UPDATE SET ...`` (new row wins) or ``DO NOTHING`` (existing kept).
-
-    ``null_columns`` are table columns the stream no longer has (dropped at the
-    source): an updated row gets NULL there, so it equals the source row.
-    """
-    if not keys:
-        return ""
-    lowered = {k.lower() for k in keys}
-    updates = [c for c in columns if c.lower() not in lowered]
-    target = ", ".join(quote_ident(k) for k in keys)
-    if method == "IGNORE" or not updates:
-        return f" ON CONFLICT ({target}) DO NOTHING"
-    sets = [f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in updates]
-    sets += [f"{quote_ident(c)} = NULL" for c in null_columns if c.lower() not in lowered]
-    return f" ON CONFLICT ({target}) DO UPDATE SET {', '.join(sets)}"
-
-
-def dedupe_on_keys(batch: pa.RecordBatch, keys: list[str], keep_last: bool) -> pa.RecordBatch:
-    """One row per key within a batch (the last for UPDATE, the first for IGNORE).
-
-    Why: a single set-based INSERT cannot upsert the same key twice, while a
-    stream may carry several versions of a row in one batch.
-    """
-    if batch.num_rows < 2:
-        return batch
-    if len(keys) == 1 and pc.count_distinct(batch.column(keys[0]), mode="all").as_py() == batch.num_rows:
-        return batch  # the common case, a hash count instead of a group-by
-    table = pa.Table.from_batches([batch]).select(keys)
-    table = table.append_column("__jdi_row", int64_array(np.arange(batch.num_rows)))
-    agg = "max" if keep_last else "min"
-    grouped = table.group_by(keys, use_threads=False).aggregate([("__jdi_row", agg)])
-    if grouped.num_rows == batch.num_rows:
-        return batch
-    rows = grouped.column(f"__jdi_row_{agg}").combine_chunks()
-    return batch.take(pc.take(rows, pc.sort_indices(rows)))
 
 
 def dump_state(state: Any) -> str:

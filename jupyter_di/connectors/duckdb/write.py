@@ -14,8 +14,9 @@ import pyarrow as pa
 from ...errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from .._shared.commit_window import CommitWindow
 from .._shared.db_file import first_line
-from .._shared.sql_file_destination import SqlFileDestination, conflict_clause, dedupe_on_keys
+from .._shared.sql_file_destination import SqlFileDestination
 from .._shared.sql_names import qualify, quote_ident
+from .._shared.sql_upsert import conflict_clause, dedupe_on_keys
 from ..base import INTERNAL_PREFIX, StreamSettings
 from .connection import CONFIG, DuckDBConnector, connection_failed, open_duckdb
 from .types import duckdb_type

@@ -9,8 +9,9 @@ import pyarrow as pa
 
 from ...errors import DIError
 from .._shared.db_file import resolve_path
-from .._shared.sql_file_destination import SqlFileDestination, conflict_clause
+from .._shared.sql_file_destination import SqlFileDestination
 from .._shared.sql_names import quote_ident
+from .._shared.sql_upsert import conflict_clause
 from .connection import CONFIG, SQLiteConnector, open_sqlite, translate_error
 from .types import sqlite_type, sqlite_values
 
