@@ -1,6 +1,8 @@
-"""The template sandbox's bounds: the limits, one block's ``Budget`` (time, loop steps, characters
-written), measuring a value as written out, and the checks that run *before* an operator, a ``str``
-method, a format or a filter could make something too large.
+"""How big and how long a block's templates may get: the limits and the checks that enforce them.
+
+The limits, one block's ``Budget`` (time, loop steps, characters written), measuring a value as
+written out, and the checks that run *before* an operator, a ``str`` method, a format or a filter
+could make something too large.
 
 Why apart from ``sandbox.py``: that module decides what a template may reach and hooks these checks
 into Jinja2; this one is plain Python with no Jinja2 environment in it, so the rules on sizes can be
