@@ -380,3 +380,41 @@ def test_an_unknown_executor_is_one_clear_error(tmp_path):
             pipeline.run(pipeline.plan(["dst"], {}, only_stale_ancestors=False))
     finally:
         pipeline.close()
+
+
+KILL_IN_PART = """
+import os, signal
+from pathlib import Path
+
+def arm(marker):
+    from jupyter_di.pipeline import dask_executor
+
+    original = dask_executor.spill_part
+
+    def spill_part(job, shared_dir):
+        batches = iter(job())
+        first = next(batches, None)
+        if first is not None and not Path(marker).exists():
+            Path(marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker dies halfway through reading its part
+        return original(lambda: iter([] if first is None else [first, *batches]), shared_dir)
+
+    dask_executor.spill_part = spill_part
+"""
+
+
+def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(tmp_path, cluster, pg_config, pg_connect):
+    conn = pg_connect()
+    seed(conn, 50_000)
+    conn.execute("CREATE SCHEMA dst")
+    notebook = pg_notebook(tmp_path / "nb", pg_config, "dst")
+    marker = tmp_path / "killed"
+    namespace: dict = {}
+    exec(KILL_IN_PART, namespace)  # noqa: S102 - the test's own code, shipped to the workers
+    cluster[1].run(namespace["arm"], str(marker))
+    ran = cli_process("run", str(notebook), *dask_args(cluster))
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    assert marker.exists()
+    for table in ("items", "events"):
+        assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
+    cluster[1].wait_for_workers(2, timeout=60)
