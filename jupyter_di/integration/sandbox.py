@@ -8,7 +8,7 @@ top, and hooks into Jinja2 the size and time checks of ``template_bounds.py``
 
 * **Reach.** The names are ``env_var``, ``secret``, ``variables``,
   ``block_output`` (which only ever returns plain data: see
-  ``interpolation.plain``), ``range``, ``dict``, ``namespace``, ``cycler`` and
+  ``block_output.plain``), ``range``, ``dict``, ``namespace``, ``cycler`` and
   ``joiner`` (functions, not classes: ``dict.mro()`` would hand out ``object``).
   No ``lipsum``, no loader (``{% include %}``, ``{% import %}``, ``{% extends %}``
   are refused when the template is compiled), no attribute whose value is a

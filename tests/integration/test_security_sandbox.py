@@ -378,7 +378,7 @@ def test_block_output_converts_library_values_to_plain_python():
     import pyarrow as pa
 
     from jupyter_di.errors import ConfigError
-    from jupyter_di.integration.interpolation import pick
+    from jupyter_di.integration.block_output import pick
 
     @dataclasses.dataclass
     class Creds:
