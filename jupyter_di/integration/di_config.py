@@ -23,7 +23,43 @@ from . import safe_yaml
 
 LIST_KEYS = ("columns", "bookmark_properties", "key_properties", "unique_constraints")
 BOOL_KEYS = ("selected", "run_in_parallel", "auto_add_new_fields", "append_only", "validate_records")
-CHOICE_KEYS = {"replication_method": REPLICATION_METHODS, "unique_conflict_method": UNIQUE_CONFLICT_METHODS}
+CHOICE_KEYS = {
+    "replication_method": REPLICATION_METHODS,
+    "unique_conflict_method": UNIQUE_CONFLICT_METHODS,
+    "delete_mode": DELETE_MODES,
+    "null_cursor": NULL_CURSOR_MODES,
+}
+
+
+def did_you_mean(key: Any, allowed: list[str] | tuple[str, ...] | set[str]) -> str:
+    """The fix for an unknown key: the closest allowed one, else the list (every YAML level says the same)."""
+    close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+    return f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}."
+
+
+def exact_choice(key: str, value: Any, *, block: str, stream: str) -> str:
+    """An enum setting written exactly as its values are (``INCREMENTAL``, ``soft``).
+
+    Why no silent normalising: the same YAML also reaches Singer catalogs and other tools, where
+    ``incremental`` is not ``INCREMENTAL``; the panel writes the exact value, and a hand-written
+    one in another case gets the exact spelling to use.
+    """
+    choices = CHOICE_KEYS[key]
+    text = str(value)
+    if text in choices:
+        return text
+    same = [c for c in choices if c.lower() == text.lower()]
+    if same:
+        raise ConfigError(
+            f"{key} {text!r} must be written {same[0]}.", block=block or None, stream=stream, fix=f"write `{key}: {same[0]}`."
+        )
+    close = difflib.get_close_matches(text.upper() if choices[0].isupper() else text.lower(), list(choices), n=1)
+    raise ConfigError(
+        f"{key} {text!r} is not one of {', '.join(choices)}.",
+        block=block or None,
+        stream=stream,
+        fix=f"did you mean {close[0]}?" if close else f"write one of {', '.join(choices)}.",
+    )
 
 
 @dataclass
@@ -124,12 +160,11 @@ def parse_upstream_settings(raw: Any, *, block: str) -> dict[str, UpstreamSettin
         opts = opts or {}
         if not isinstance(opts, dict):
             raise ConfigError(f"upstream settings for {name!r} must be a mapping.", block=block)
-        unknown = set(opts) - {f.name for f in fields(UpstreamSettings)}
+        options = [f.name for f in fields(UpstreamSettings)]
+        unknown = sorted(str(k) for k in set(opts) - set(options))
         if unknown:
             raise ConfigError(
-                f"unknown upstream setting(s) {', '.join(sorted(unknown))} for {name!r}.",
-                block=block,
-                fix="use use_output_as_input, use_catalog_as_input, only_as_input.",
+                f"unknown upstream setting(s) {', '.join(unknown)} for {name!r}.", block=block, fix=did_you_mean(unknown[0], options)
             )
         for key, value in opts.items():
             if not isinstance(value, bool):
@@ -167,12 +202,7 @@ class DIConfig:
         allowed = {kind, "config", "upstream", "streams"}
         for key in data:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                raise ConfigError(
-                    f"unknown key {key!r} in the cell.",
-                    block=block,
-                    fix=f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}.",
-                )
+                raise ConfigError(f"unknown key {key!r} in the cell.", block=block, fix=did_you_mean(key, allowed))
         connector = data.get(kind)
         if not connector or not isinstance(connector, str):
             raise ConfigError(
@@ -226,13 +256,7 @@ def validate_stream_settings(
     out: dict[str, Any] = {}
     for key, value in settings.items():
         if key not in STREAM_KEYS:
-            close = difflib.get_close_matches(str(key), STREAM_KEYS, n=1)
-            raise ConfigError(
-                f"unknown stream setting {key!r}.",
-                block=block,
-                stream=stream,
-                fix=f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(STREAM_KEYS)}.",
-            )
+            raise ConfigError(f"unknown stream setting {key!r}.", block=block, stream=stream, fix=did_you_mean(key, STREAM_KEYS))
         if key in LIST_KEYS:
             if isinstance(value, str):
                 value = [value]
@@ -242,21 +266,7 @@ def validate_stream_settings(
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false, not {value!r}.", block=block, stream=stream)
         elif key in CHOICE_KEYS:
-            value = str(value).upper()
-            if value not in CHOICE_KEYS[key]:
-                raise ConfigError(f"{key} {value!r} is not one of {', '.join(CHOICE_KEYS[key])}.", block=block, stream=stream)
-        elif key == "delete_mode":
-            value = str(value).lower()
-            if value not in DELETE_MODES:
-                raise ConfigError(
-                    f"delete_mode {value!r} is not one of {', '.join(DELETE_MODES)}.",
-                    block=block,
-                    stream=stream,
-                    fix="use delete_mode: soft (rows deleted at the source get _di_deleted_at) or hard (they are deleted).",
-                )
-        elif key == "null_cursor":
-            value = str(value).lower()
-            check_null_cursor(value, block=block, stream=stream)
+            value = exact_choice(key, value, block=block, stream=stream)
         elif key == "partitions":
             value = check_partitions(value, block=block, stream=stream)
         elif key == "destination_table" and value is not None:
