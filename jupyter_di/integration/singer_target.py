@@ -33,6 +33,7 @@ from typing import IO, Any
 import pyarrow as pa
 
 from ..connectors import registry
+from ..connectors._shared.singer_lines import lines_to_batch, parses_exactly, record_stream
 from ..connectors._shared.singer_messages import RecordBatcher, SingerProtocolError
 from ..connectors._shared.singer_shape import StreamShape
 from ..connectors.base import INCREMENTAL, Chunk, Destination, StreamSettings, WriteRequest, check_table_name
@@ -46,6 +47,12 @@ QUEUE_BATCHES = 2
 """Batches waiting per stream: the parser runs at most this far ahead of the destination."""
 
 _END = object()
+_ABORT = object()
+"""Put on a write's queue when the run fails: the write raises, so nothing it holds is committed."""
+
+
+class _Aborted(Exception):
+    """The run failed elsewhere (another stream, the input): this write stops uncommitted."""
 
 
 @dataclass
@@ -76,6 +83,8 @@ class _Stream:
         assert shape.schema is not None
         self.batcher = RecordBatcher(shape.schema, batch_rows, name)
         self.segment: _Segment | None = None
+        self.lines: list[bytes] = []
+        """RECORD lines not parsed yet (the C path, ``_shared/singer_lines.py``), in order after the batcher's records."""
         self.sent = 0
         self.committed = 0
         self.started = False  # a write was started (the table exists)
@@ -103,15 +112,31 @@ class SingerTarget:
         self.pending: list[tuple[Any, dict[str, int]]] = []  # (state, rows each stream had sent before it)
         self.lock = threading.Lock()
         self.line = 0
+        self.raw_streams: dict[bytes, _Stream] = {}
+        """Streams whose RECORD lines go to Arrow's JSON reader, by their name as the lines spell it."""
+        self._loads = _json_loads()
 
     # ---- the message loop
 
     def run(self, lines: Iterator[bytes]) -> None:
         """Consume every message; on return every row is committed and the last state printed."""
-        loads = _json_loads()
+        loads = self._loads
+        raw_streams = self.raw_streams
+        batch_rows = self.options.batch_rows
         try:
             for raw in lines:
                 self.line += 1
+                if raw_streams:
+                    name = record_stream(raw)
+                    stream = raw_streams.get(name) if name is not None else None
+                    if stream is not None:  # the hottest path: the line is kept as it is
+                        if len(stream.batcher):
+                            self._flush_records(stream)
+                        stream.lines.append(raw)
+                        stream.sent += 1
+                        if len(stream.lines) >= batch_rows:
+                            self._send_lines(stream)
+                        continue
                 try:
                     msg = loads(raw)
                     kind = msg["type"]
@@ -135,7 +160,7 @@ class SingerTarget:
                 elif kind == "ACTIVATE_VERSION":
                     log.warning("ACTIVATE_VERSION for stream %r ignored: full-table replacement is not supported", msg.get("stream"))
             for stream in self.streams.values():
-                if stream.segment is None and not stream.started and not len(stream.batcher):
+                if stream.segment is None and not stream.started and not len(stream.batcher) and not stream.lines:
                     assert stream.shape.schema is not None  # a stream without records still gets its table
                     stream.segment = self._start_segment(stream, stream.shape.schema)
                 self._end_segment(stream)
@@ -157,14 +182,49 @@ class SingerTarget:
             raise SingerProtocolError(
                 f"line {self.line:,}: the RECORD's 'record' is not an object.", stream=stream.name, fix="this is a bug in the tap."
             )
+        if stream.lines:
+            self._send_lines(stream)
+        stream.sent += 1
+        self._add_record(stream, record)
+
+    def _add_record(self, stream: _Stream, record: dict[str, Any]) -> None:
         if stream.shape.keys or stream.shape.validate_records:
             stream.shape.check(record)
         else:
             stream.shape.records += 1
         batch = stream.batcher.add(record)
-        stream.sent += 1
         if batch is not None:
             self._send(stream, batch)
+
+    def _flush_records(self, stream: _Stream) -> None:
+        batch = stream.batcher.flush()
+        if batch is not None:
+            self._send(stream, batch)
+
+    def _send_lines(self, stream: _Stream) -> None:
+        """Parse the stream's kept RECORD lines in C and send them; lines Arrow refuses go the dict way."""
+        lines, stream.lines = stream.lines, []
+        if not lines:
+            return
+        assert stream.shape.schema is not None
+        try:
+            batch = lines_to_batch(lines, stream.shape.schema)
+        except (pa.ArrowInvalid, ValueError):
+            for line in lines:
+                self._add_record(stream, self._loads(line)["record"])
+            self._flush_records(stream)
+            return
+        stream.shape.check_batch(batch)
+        self._send(stream, batch)
+
+    def _fast_path(self, stream: _Stream) -> None:
+        """Route the stream's RECORD lines to Arrow's JSON reader when its columns allow it."""
+        key = json.dumps(stream.name, ensure_ascii=False)[1:-1].encode("utf-8")
+        schema = stream.shape.schema
+        if schema is not None and not stream.shape.validate_records and parses_exactly(schema):
+            self.raw_streams[key] = stream
+        else:
+            self.raw_streams.pop(key, None)
 
     def _schema(self, msg: dict[str, Any]) -> None:
         name = msg.get("stream")
@@ -176,7 +236,9 @@ class SingerTarget:
             shape = StreamShape(name, auto_add_new_fields=self.options.auto_add_new_fields, validate_records=self.options.validate_records)
             shape.update(msg)
             self.streams[name] = _Stream(name, shape, self.options.batch_rows)
+            self._fast_path(self.streams[name])
             return
+        self._send_lines(stream)  # the lines before this SCHEMA are parsed under the shape they came with
         keys = list(stream.shape.keys)
         if stream.shape.update(msg) or keys != stream.shape.keys:
             flushed = stream.batcher.flush()
@@ -185,6 +247,7 @@ class SingerTarget:
             self._end_segment(stream)  # the next rows are written under the new shape (new columns added)
             assert stream.shape.schema is not None
             stream.batcher = RecordBatcher(stream.shape.schema, stream.batch_rows, name)
+            self._fast_path(stream)
 
     def _state(self, value: Any) -> None:
         if value is None:
@@ -233,6 +296,8 @@ class SingerTarget:
                 item = chunks.get()
                 if item is _END:
                     return
+                if item is _ABORT:
+                    raise _Aborted()
                 yield Chunk(batch=item)
 
         def work() -> None:
@@ -245,7 +310,7 @@ class SingerTarget:
                 segment.error.append(exc)
                 while True:  # unblock the reader: drain what it still puts
                     try:
-                        if chunks.get(timeout=0.5) is _END:
+                        if chunks.get(timeout=0.5) in (_END, _ABORT):
                             return
                     except queue.Empty:
                         return
@@ -256,10 +321,11 @@ class SingerTarget:
 
     def _end_segment(self, stream: _Stream) -> None:
         """Flush the stream's rows and finish its write (commit); raise its error."""
+        self._send_lines(stream)
+        stream.shape.finish()  # records that failed validation are reported before the last rows are sent
         batch = stream.batcher.flush()
         if batch is not None:
             self._send(stream, batch)
-        stream.shape.finish()
         segment, stream.segment = stream.segment, None
         if segment is None:
             return
@@ -282,7 +348,7 @@ class SingerTarget:
             segment.error.append(DIError("stopped"))
             while segment.thread.is_alive():
                 try:
-                    segment.queue.put_nowait(_END)
+                    segment.queue.put_nowait(_ABORT)
                 except queue.Full:
                     try:
                         segment.queue.get_nowait()

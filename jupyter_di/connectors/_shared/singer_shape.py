@@ -146,6 +146,18 @@ class StreamShape:
                 if len(self._failures) >= MAX_REPORTED_FAILURES:
                     self.finish()
 
+    def check_batch(self, batch: pa.RecordBatch) -> None:
+        """``check`` for a batch of records (no validation: the caller parses only without it)."""
+        for key in self.keys:
+            index = batch.schema.get_field_index(key)
+            column = batch.column(index) if index >= 0 else pa.nulls(batch.num_rows)
+            if column.null_count:
+                import pyarrow.compute as pc
+
+                self.records += int(pc.index(column.is_null(), True).as_py())
+                self.check({})  # the record without its key: the same error, at its position
+        self.records += batch.num_rows
+
     def finish(self) -> None:
         """Raise the validation failures collected (called at the stream's end)."""
         if self._failures:
