@@ -15,8 +15,9 @@ The targets, each into a fresh database, each with its defaults:
 - ``pipelinewise-target-postgres`` 2.1.2.
 The two baselines are installed into their own virtualenvs under
 ~/.cache/jupyter-di/bench-venvs/ on first use.  Each target runs as a child process; the table
-shows records per second over the child's wall time (start-up included) and the child's peak RSS
-(``os.wait4``), and each row is checked: the table holds every record once, with the last values.
+shows records per second over the child's wall time (start-up included), the child's CPU seconds
+(user + system; on a shared machine the steadier measure) and peak RSS (``os.wait4``; the server's
+work is not in them), and each row is checked: the table holds every record once, with the last values.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def run_child(cmd: list[str], stdin_path: Path, config: dict[str, Any], workdir:
     if code != 0:
         raise RuntimeError(f"{cmd[0]} exited {code}: {err_path.read_text(errors='replace')[-2000:]}")
     states = [line for line in out_path.read_text().splitlines() if line.strip().startswith("{")]
-    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "states": states}
+    return {"seconds": seconds, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "states": states}
 
 
 def fresh_database(server: dict[str, Any], name: str) -> dict[str, Any]:
@@ -212,9 +213,11 @@ def main() -> None:
             try:
                 result = run_child(cmd, path, config, workdir, env)
                 check = check_table(db, schema, args.records)
-                rows.append((label, result["seconds"], args.records / result["seconds"], result["rss_mb"], len(result["states"]), check))
+                rate = args.records / result["seconds"]
+                rows.append((label, result["seconds"], rate, result["cpu"], result["rss_mb"], len(result["states"]), check))
             except Exception as exc:  # noqa: BLE001 - a failing baseline is a row, not the end of the run
-                rows.append((label, float("nan"), float("nan"), float("nan"), 0, f"failed: {str(exc)[:200]}"))
+                nan = float("nan")
+                rows.append((label, nan, nan, nan, nan, 0, f"failed: {str(exc)[:200]}"))
     finally:
         if started_server:
             from tests.support import postgres
@@ -222,9 +225,9 @@ def main() -> None:
             postgres.stop(started_server["JDI_TEST_PG_DATA"])
 
     print()
-    print(f"{'target':32} {'seconds':>9} {'records/s':>11} {'peak RSS MB':>12} {'states':>7}  check")
-    for label, seconds, rate, rss, states, check in rows:
-        print(f"{label:32} {seconds:9.1f} {rate:11,.0f} {rss:12.0f} {states:7d}  {check}")
+    print(f"{'target':32} {'seconds':>9} {'records/s':>11} {'CPU s':>7} {'peak RSS MB':>12} {'states':>7}  check")
+    for label, seconds, rate, cpu, rss, states, check in rows:
+        print(f"{label:32} {seconds:9.1f} {rate:11,.0f} {cpu:7.1f} {rss:12.0f} {states:7d}  {check}")
     ours = next((r[2] for r in rows if r[0].startswith("jupyter-di")), None)
     baselines = [r[2] for r in rows if not r[0].startswith("jupyter-di") and r[2] == r[2]]
     if ours and baselines:
