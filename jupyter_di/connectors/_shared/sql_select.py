@@ -17,6 +17,7 @@ import pyarrow as pa
 from ...errors import ConfigError
 from ..base import INCREMENTAL, ReadRequest, is_json_field
 from .sql_names import quote_ident
+from .stream_checks import require_bookmark_properties
 
 
 def is_orderable(field: pa.Field) -> bool:
@@ -78,13 +79,10 @@ def plan_select(request: ReadRequest, table_columns: list[str]) -> SelectPlan:
     require(wanted, "selected column(s)", "select existing columns (run discover again if the table changed).")
     order_by: list[str] = []
     bookmark: list[tuple[str, Any]] = []
+    require_bookmark_properties(
+        s, what="bookmark_properties", fix="set bookmark_properties to an ever-increasing column such as updated_at, or use FULL_TABLE."
+    )
     if s.replication_method == INCREMENTAL:
-        if not s.bookmark_properties:
-            raise ConfigError(
-                "INCREMENTAL replication needs bookmark_properties.",
-                stream=s.stream,
-                fix="set bookmark_properties to an ever-increasing column such as updated_at, or use FULL_TABLE.",
-            )
         require(s.bookmark_properties, "bookmark column(s)", "set bookmark_properties to existing columns.")
         require(s.key_properties, "key column(s)", "set key_properties to existing columns.")
         order_by = list(dict.fromkeys([*s.bookmark_properties, *s.key_properties]))

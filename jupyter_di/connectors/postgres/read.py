@@ -25,6 +25,7 @@ from psycopg import sql
 
 from ...errors import ConfigError
 from .._shared.row_values import last_row_values
+from .._shared.stream_checks import require_bookmark_properties
 from ..base import INCREMENTAL, LOG_BASED, STATE_TABLE, ReadRequest, Source
 from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .adbc import server_message
@@ -296,12 +297,9 @@ def _plan(schema: str, table: str, cols: list[PgColumn], by_name: dict[str, PgCo
     s = request.settings
     wanted = set(s.columns or by_name)
     plan = ReadPlan(schema=schema, table=table, columns=[], expressions=[], limit=request.limit)
+    require_bookmark_properties(s, what="bookmark_properties", fix="set bookmark_properties, e.g. [updated_at].")
     if s.replication_method == INCREMENTAL:
         bprops = list(s.bookmark_properties)
-        if not bprops:
-            raise ConfigError(
-                "INCREMENTAL replication needs bookmark_properties.", stream=s.stream, fix="set bookmark_properties, e.g. [updated_at]."
-            )
         keys = list(s.key_properties) or pk
         _require(by_name, bprops, "bookmark column", s.stream, "pick bookmark_properties among the table's columns")
         _require(by_name, keys, "key column", s.stream, "pick key_properties among the table's columns")

@@ -37,6 +37,7 @@ from ...errors import ConfigError
 from ...run_dirs import RunDir
 from .._shared.singer_messages import RECORD, SCHEMA, STATE, RecordBatcher, SingerProtocolError, parse_line
 from .._shared.singer_shape import StreamShape, cast_to
+from .._shared.stream_checks import require_bookmark_properties
 from ..base import INCREMENTAL, SOURCE_STATE_KEY, ReadRequest, Source, StreamSettings
 from ..catalog import find_stream, names_of, only_streams, selected_catalog, stream_ids
 from .config import CONFIG_SCHEMA, user_config
@@ -182,13 +183,10 @@ def check_settings(entry: dict[str, Any], settings: StreamSettings) -> None:
             stream=settings.stream,
             fix=f"pick columns among: {', '.join(props)}.",
         )
+    require_bookmark_properties(
+        settings, what="a bookmark property (the tap's replication key)", fix="set bookmark_properties to one column, e.g. [updated_at]."
+    )
     if settings.replication_method == INCREMENTAL:
-        if not settings.bookmark_properties:
-            raise ConfigError(
-                "INCREMENTAL replication needs a bookmark property (the tap's replication key).",
-                stream=settings.stream,
-                fix="set bookmark_properties to one column, e.g. [updated_at].",
-            )
         key = settings.bookmark_properties[0]
         if key not in props:
             raise ConfigError(
