@@ -16,14 +16,7 @@ import pyarrow as pa
 import pytest
 
 from jupyter_di.connectors import registry
-from jupyter_di.connectors.base import (
-    JSON_LOGICAL_TYPE,
-    LOGICAL_TYPE_KEY,
-    Chunk,
-    ReadRequest,
-    StreamSettings,
-    WriteRequest,
-)
+from jupyter_di.connectors.base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, Chunk, ReadRequest, StreamSettings, WriteRequest
 from jupyter_di.connectors.catalog import find_stream
 from jupyter_di.connectors.postgres import SPEC, PostgresDestination, PostgresSource
 from jupyter_di.errors import ConfigError, ConnectionFailed, SchemaMismatch

@@ -26,14 +26,7 @@ import pytest
 from psycopg import sql
 
 from jupyter_di.connectors import registry
-from jupyter_di.connectors.base import (
-    JSON_LOGICAL_TYPE,
-    LOGICAL_TYPE_KEY,
-    Chunk,
-    ReadRequest,
-    StreamSettings,
-    WriteRequest,
-)
+from jupyter_di.connectors.base import JSON_LOGICAL_TYPE, LOGICAL_TYPE_KEY, Chunk, ReadRequest, StreamSettings, WriteRequest
 from jupyter_di.connectors.singer import SPEC, SingerDestination, SingerSource
 from jupyter_di.errors import ConfigError, ConnectionFailed, DIError
 from tests.support import postgres
@@ -284,6 +277,10 @@ def test_fake_record_before_schema_unknown_stream_and_columns(fake_tap, tmp_path
 # ---------------------------------------------------------------- fake target: producing paths
 
 
+NULL_ROW = {"id": 2, **dict.fromkeys(["amount", "ratio", "at", "day", "doc", 'Odd "name"', "paris", "naive"])}
+"""The second row of ``_batch()`` as a target must get it: every value but the id null (NaN too)."""
+
+
 def _batch() -> pa.RecordBatch:
     schema = pa.schema(
         [
@@ -311,17 +308,7 @@ def _batch() -> pa.RecordBatch:
                 "paris": dt.datetime(2024, 7, 1, 12, tzinfo=UTC),
                 "naive": dt.datetime(2024, 7, 1, 12, 30),
             },
-            {
-                "id": 2,
-                "amount": None,
-                "ratio": float("nan"),
-                "at": None,
-                "day": None,
-                "doc": None,
-                'Odd "name"': None,
-                "paris": None,
-                "naive": None,
-            },
+            {**NULL_ROW, "ratio": float("nan")},
         ],
         schema=schema,
     )
@@ -366,17 +353,7 @@ def test_fake_target_gets_schema_records_and_states(tmp_path):
             "naive": "2024-07-01T12:30:00.000",
         },
     }  # decimal digits exact, JSON parsed
-    assert msgs[2]["record"] == {
-        "id": 2,
-        "amount": None,
-        "ratio": None,
-        "at": None,
-        "day": None,
-        "doc": None,
-        'Odd "name"': None,
-        "paris": None,
-        "naive": None,
-    }
+    assert msgs[2]["record"] == NULL_ROW
     assert msgs[3] == {"type": "STATE", "value": {"jupyter_di": {"b": 1}, "jupyter_di_seq": 1}}
     assert msgs[2]["record"]["ratio"] is None  # NaN -> null
     assert "version" not in msgs[1]  # INCREMENTAL: no ACTIVATE_VERSION protocol
