@@ -1,6 +1,7 @@
 """``jupyter-di``: run a notebook's pipeline headless, show its graph, manage state.
 
-    jupyter-di run NOTEBOOK.ipynb [-p k=v ...] [--blocks A B] [--dry-run] [--bookmark B.S.C=V]
+    jupyter-di run NOTEBOOK.ipynb [-p k=v ...] [--blocks A B] [--dry-run] [--bookmark B.S.C=V] [--json]
+    jupyter-di runs NOTEBOOK.ipynb [--last N] [--json]   |   jupyter-di runs show ID [NOTEBOOK.ipynb] [--json]
     jupyter-di graph NOTEBOOK.ipynb [--format mermaid|text]
     jupyter-di state show|set|reset NOTEBOOK.ipynb [BLOCK [STREAM]] [--value COLUMN=VALUE ...]
     jupyter-di connectors [--json]
@@ -195,6 +196,7 @@ def run_steps(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline.history import RunRecorder
     from .pipeline.notebook_file import load_notebook
     from .pipeline.params import parse_bookmarks, parse_params
     from .pipeline.pipeline import Pipeline
@@ -231,6 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         cwd = os.getcwd()
         os.chdir(notebook.path.resolve().parent)  # relative paths mean what they mean in the kernel
+        recorder = RunRecorder(pipeline, "cli")  # the run history (`jupyter-di runs`)
         try:
             # with --json, stdout holds the report alone: what the notebook's own cells print goes to stderr
             with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
@@ -239,6 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             os.chdir(cwd)
         if report is None:
             return EXIT_FAILED
+        recorder.finish(report)
         if args.json:  # for schedulers: the report on stdout, progress and messages stay on stderr
             doc = {"notebook": str(notebook.path), "pipeline": notebook.name, **report_dict(pipeline.graph, report)}
             print(json.dumps(doc, indent=2, default=str))
@@ -273,6 +277,41 @@ def cmd_graph(args: argparse.Namespace) -> int:
             notes += [f"replica of {block.replicate}"] if block.replicate else []
             notes += [f"once per item of {scope.root_of[name]}"] if name in scope.root_of else []
             print(f"{name} ({', '.join(notes)}){ups}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``runs NOTEBOOK [--last N]`` lists a notebook's runs; ``runs show ID [NOTEBOOK]`` details one."""
+    from .pipeline.history import run_detail, runs_table
+    from .pipeline.notebook_file import load_notebook
+    from .state.history import FILE_NAME, RunHistory
+
+    words = list(args.args)
+    if words[0] == "show":
+        if len(words) not in (2, 3) or not words[1].isdigit():
+            raise DIError("usage: jupyter-di runs show ID [NOTEBOOK] (ID from `jupyter-di runs NOTEBOOK`).")
+        if len(words) == 3:
+            history = RunHistory.beside(_state_path(Path(words[2]), args.state_path))
+        else:  # the notebook's folder, as `jupyter-di run` keeps it
+            history = RunHistory(Path(args.state_path).parent / FILE_NAME if args.state_path else Path(".jupyter_di") / FILE_NAME)
+        doc = history.get(int(words[1]))
+        if doc is None:
+            raise DIError(
+                f"no run {words[1]} in {history.path}; `jupyter-di runs NOTEBOOK` lists the runs (from the notebook's folder, or name it)."
+            )
+        print(json.dumps(doc, indent=2, default=str) if args.json else run_detail(doc))
+        return 0
+    if len(words) != 1:
+        raise DIError("usage: jupyter-di runs NOTEBOOK [--last N] [--json], or jupyter-di runs show ID [NOTEBOOK].")
+    notebook = load_notebook(Path(words[0]))
+    history = RunHistory.beside(_state_path(notebook.path, args.state_path))
+    runs = history.list(notebook.name, args.last)
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+    elif not runs:
+        print(f"no runs of {notebook.name} recorded yet (in {history.path}).")
+    else:
+        print(runs_table(runs))
     return 0
 
 
@@ -485,11 +524,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-path", help="the state file (default .jupyter_di/state.sqlite beside the notebook)")
     run.add_argument("--max-workers", type=int, help="blocks run at once")
     run.add_argument("--executor", choices=["local", "dask"], help="where blocks run: threads here (local) or Dask tasks (dask)")
-    run.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --executor dask: an existing Dask scheduler (default: a local cluster)")
+    run.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="with --executor dask: an existing Dask scheduler (default: a local cluster)"
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--json", action="store_true", help="print the run report as JSON on stdout (for schedulers)")
     run.set_defaults(func=cmd_run)
 
-    run.add_argument("--json", action="store_true", help="print the run report as JSON on stdout (for schedulers)")
+    runs = sub.add_parser("runs", help="the run history: `runs NOTEBOOK` lists runs, `runs show ID [NOTEBOOK]` details one")
+    runs.add_argument("args", nargs="+", metavar="NOTEBOOK | show ID [NOTEBOOK]")
+    runs.add_argument("--last", type=int, default=20, metavar="N", help="the newest N runs (default 20)")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.add_argument("--state-path", help="the state file the history is beside (default .jupyter_di/ beside the notebook)")
+    runs.set_defaults(func=cmd_runs)
+
     graph = sub.add_parser("graph", help="print the block graph")
     graph.add_argument("notebook", type=Path)
     graph.add_argument("--format", choices=["text", "mermaid"], default="text")

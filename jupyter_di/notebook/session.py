@@ -15,6 +15,7 @@ from IPython.core.error import UsageError
 
 from ..errors import DIError
 from ..pipeline.block import Block
+from ..pipeline.history import RunRecorder
 from ..pipeline.observer import RunObserver
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.run_record import DONE, FAILED, SKIPPED, BlockRun, RunReport
@@ -186,7 +187,9 @@ class KernelSession:
         except DIError as exc:
             raise UsageError(redact(str(exc))) from None
         display = RunDisplay(plan, self.bridge) if len(plan) > 1 else _Quiet(self.bridge)
+        recorder = RunRecorder(self.pipeline, "kernel")
         report = self.pipeline.run(plan, observers=[display])
+        recorder.finish(report)
         display.tick(force=True)
         run = report.runs[block.name]
         if run.status == DONE:
@@ -208,7 +211,9 @@ class KernelSession:
         except DIError as exc:
             raise UsageError(redact(str(exc))) from None
         display = RunDisplay(plan, self.bridge)
+        recorder = RunRecorder(self.pipeline, "kernel")
         report = self.pipeline.run(plan, params=params, bookmark_overrides=bookmarks, observers=[display])
+        recorder.finish(report)
         display.tick(force=True)
         for name in plan:
             block = self.pipeline.graph[name]

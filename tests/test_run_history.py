@@ -1,0 +1,80 @@
+"""The run history (issue 21): every run, from the CLI or a kernel, is recorded beside the state;
+`jupyter-di runs NOTEBOOK` lists them and `jupyter-di runs show ID` details one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support.notebooks import cli_main, write_notebook
+
+SOURCE = (
+    "%%di_source src\nsource: files\nconfig:\n  path: data\nstreams:\n  orders:\n"
+    "    replication_method: INCREMENTAL\n    bookmark_properties: [updated_at]\n    key_properties: [id]\n"
+)
+DEST = "%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: {path}\n"
+
+
+def add_orders(folder: Path, upto: int) -> None:
+    rows = "".join(f"{i},n{i},2024-01-{i:02d}T00:00:00+00:00\n" for i in range(1, upto + 1))
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "data" / "orders.csv").write_text("id,name,updated_at\n" + rows)
+
+
+def test_cli_runs_are_listed_and_shown_with_rows_bookmarks_and_errors(tmp_path, capsys, monkeypatch):
+    add_orders(tmp_path, 5)
+    nb = write_notebook(tmp_path / "shop.ipynb", [SOURCE, DEST.format(path="wh.duckdb")])
+    assert cli_main(capsys, "run", "-q", str(nb)).code == 0
+    add_orders(tmp_path, 8)
+    assert cli_main(capsys, "run", "-q", str(nb)).code == 0
+
+    code, out, _ = cli_main(capsys, "runs", str(nb), "--json")
+    assert code == 0
+    runs = json.loads(out)
+    assert [(r["id"], r["origin"], r["status"], r["pipeline"]) for r in runs] == [(1, "cli", "done", "shop"), (2, "cli", "done", "shop")]
+    assert [r["rows"] for r in runs] == [5, 4]  # the second run re-reads the row tied with the bookmark
+    assert (tmp_path / ".jupyter_di" / "runs.sqlite").is_file()
+
+    code, out, _ = cli_main(capsys, "runs", "show", "2", str(nb), "--json")
+    doc = json.loads(out)
+    orders = {b["name"]: b for b in doc["blocks"]}["src"]["streams"]["orders"]
+    assert orders["rows"] == 4
+    assert orders["bookmark_before"] == {"updated_at": "2024-01-05T00:00:00+00:00"}
+    assert orders["bookmark_after"] == {"updated_at": "2024-01-08T00:00:00+00:00"}
+    assert {b["name"]: b for b in doc["blocks"]}["wh"]["streams"]["orders"]["rows"] == 4
+
+    # readable forms: the list, and one run shown from the notebook's folder
+    code, out, _ = cli_main(capsys, "runs", str(nb), "--last", "1")
+    assert out.splitlines()[0].split() == ["id", "started", "(UTC)", "origin", "status", "rows", "read", "time"]
+    assert len(out.splitlines()) == 3 and out.splitlines()[2].split()[0] == "2"
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli_main(capsys, "runs", "show", "2")
+    assert code == 0 and "updated_at=2024-01-05T00:00:00+00:00" in out and "updated_at=2024-01-08T00:00:00+00:00" in out
+
+    # a failed run is recorded with its error; an unknown id is one clear line
+    write_notebook(nb, [SOURCE, DEST.format(path="no/such/folder/wh.duckdb")])
+    assert cli_main(capsys, "run", "-q", str(nb)).code == 1
+    failed = json.loads(cli_main(capsys, "runs", "show", "3", "--json").out)
+    assert failed["status"] == "failed"
+    assert "does not exist" in {b["name"]: b for b in failed["blocks"]}["wh"]["error"]
+    code, _, err = cli_main(capsys, "runs", "show", "99")
+    assert code == 2 and "no run 99" in err
+
+
+def test_kernel_runs_are_recorded_too(tmp_path, monkeypatch, capsys):
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / ".jupyter_di" / "state.sqlite"))
+    monkeypatch.setenv("JUPYTER_DI_PIPELINE", "shop")
+    add_orders(tmp_path, 3)
+    nb = write_notebook(tmp_path / "shop.ipynb", [SOURCE])
+    runner = fresh_shell()
+    try:
+        runner.ok(SOURCE)
+        runner.ok("%di_run")
+    finally:
+        runner.ip.extension_manager.unload_extension("jupyter_di")
+    capsys.readouterr()  # what the cells displayed
+    runs = json.loads(cli_main(capsys, "runs", str(nb), "--json").out)
+    assert [(r["origin"], r["status"], r["rows"]) for r in runs] == [("kernel", "done", 3), ("kernel", "done", 1)]
