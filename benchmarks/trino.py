@@ -178,7 +178,7 @@ def encoders(trino_port: int, pg_port: int, rows: int, q: Trino) -> list[tuple[s
     row = "(" + ", ".join(f"CAST(? AS {t})" for t in types) + ")"
     started = time.perf_counter()
     done = 0
-    limit = min(rows, 20_000)  # ~1,000 rows/s: a sample is enough
+    limit = min(rows, 5_000)  # ~100-1,000 rows/s: a sample is enough
     for start in range(0, limit, values_rows):
         n = min(values_rows, limit - start)
         params = [col[i] for i in range(start, start + n) for col in pylists]

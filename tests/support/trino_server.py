@@ -164,6 +164,10 @@ def write_config(base: Path, install: Path, port: int) -> Path:
             "query.max-memory-per-node": "1GB",
             "task.concurrency": "2",
             "task.max-worker-threads": "4",
+            # finished queries are kept (with their text and plan) for query.min-expire-age, 15 min by
+            # default: a load of ~1 MB INSERT statements then fills a 2 GB heap within minutes
+            "query.min-expire-age": "30s",
+            "query.max-history": "20",
             "log.path": str(base / "server.log"),
         },
     )
