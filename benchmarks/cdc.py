@@ -75,9 +75,14 @@ def timed_run(path: Path) -> tuple[float, int, int]:
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise SystemExit(f"{path.name}: exit {proc.returncode}\n{stdout}\n{stderr}")
+        reason = next((line for line in stderr.splitlines() + stdout.splitlines() if line.startswith("block '")), f"exit {proc.returncode}")
+        raise RunFailed(reason[:160])
     read = next(line for line in stdout.splitlines() if line.startswith("src ") and " source " in line)
     return elapsed, int(read.split()[3].replace(",", "")), usage.ru_maxrss
+
+
+class RunFailed(Exception):
+    """A run of a case failed: its table row says why, the other cases still run."""
 
 
 def make_table(conn: psycopg.Connection, rows: int) -> None:
@@ -139,16 +144,22 @@ def main() -> None:
                 path = work / f"{method.lower()}_{destination}.ipynb"
                 notebook(path, port, method, destination)
                 books[(method, destination)] = path
-                seconds, read, _ = timed_run(path)
-                print(f"first sync {method} -> {destination}: {read:,} rows in {seconds:.1f} s", flush=True)
+                try:
+                    seconds, read, _ = timed_run(path)
+                    print(f"first sync {method} -> {destination}: {read:,} rows in {seconds:.1f} s", flush=True)
+                except RunFailed as exc:
+                    print(f"first sync {method} -> {destination} failed: {exc}", flush=True)
             print(f"making {args.changes:,} changes ...", flush=True)
             made = make_changes(conn, args.rows, args.changes)
             print(f"  {made}", flush=True)
-            results = []
+            results: list[tuple[str, str, float, int, int, str]] = []
             for method, destination in CASES:
-                seconds, read, rss = timed_run(books[(method, destination)])
-                results.append((method, destination, seconds, read, rss))
-                print(f"  {method} -> {destination}: {seconds:.1f} s", flush=True)
+                try:
+                    seconds, read, rss = timed_run(books[(method, destination)])
+                    results.append((method, destination, seconds, read, rss, ""))
+                except RunFailed as exc:
+                    results.append((method, destination, 0.0, 0, 0, f"failed: {exc}"))
+                print(f"  {method} -> {destination}: {results[-1][2]:.1f} s {results[-1][5]}", flush=True)
             live = conn.execute("SELECT count(*) FROM events").fetchone()[0]
             with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=bench") as check:
                 pg_rows = check.execute("SELECT count(*) FROM d_log_based.events").fetchone()[0]
@@ -162,10 +173,12 @@ def main() -> None:
         )
         print(f"| {'run':<26} | {'seconds':>7} | {'rows read':>10} | {'changes/s':>9} | {'peak RSS MB':>11} |")
         print(f"|{'-' * 28}|{'-' * 9}|{'-' * 12}|{'-' * 11}|{'-' * 13}|")
-        for method, destination, seconds, read, rss in results:
-            print(
-                f"| {method + ' -> ' + destination:<26} | {seconds:7.1f} | {read:>10,} | {args.changes / seconds:9,.0f} | {rss / 1024:11.0f} |"
-            )
+        for method, destination, seconds, read, rss, note in results:
+            label = f"{method} -> {destination}"
+            if note:
+                print(f"| {label:<26} | {'-':>7} | {'-':>10} | {'-':>9} | {'-':>11} | {note}")
+            else:
+                print(f"| {label:<26} | {seconds:7.1f} | {read:>10,} | {args.changes / seconds:9,.0f} | {rss / 1024:11.0f} |")
         print(
             f"source rows {live:,}; LOG_BASED destinations hold PostgreSQL {pg_rows:,}, DuckDB {duck_rows:,} (INCREMENTAL keeps the deleted rows)"
         )
