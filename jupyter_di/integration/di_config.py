@@ -189,14 +189,7 @@ class DIConfig:
     @classmethod
     def parse(cls, text: str, *, kind: BlockKind | str, block: str) -> DIConfig:
         kind = BlockKind(kind)
-        try:
-            data = safe_yaml.load(text) if text.strip() else {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            fix = getattr(exc, "fix", "fix the YAML indentation or quoting.")
-            raise ConfigError(f"the cell's YAML is invalid{where}: {problem}.", block=block, fix=fix) from None
+        data = safe_yaml.load_cell(text, block=block) if text.strip() else {}
         if not isinstance(data, dict):
             raise ConfigError("the cell's YAML must be a mapping with keys like `" + kind + ":` and `config:`.", block=block)
         allowed = {kind, "config", "upstream", "streams"}

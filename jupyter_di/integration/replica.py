@@ -66,13 +66,7 @@ def has_code(body: str) -> bool:
 
 
 def _parse(text: str, *, block: str, whose: str) -> dict[str, Any]:
-    try:
-        data = safe_yaml.load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{whose} YAML is invalid{where}: {problem}.", block=block, fix="fix the YAML indentation or quoting.") from None
+    data = safe_yaml.load_cell(text, block=block, whose=whose) if text.strip() else {}
     if data is None:
         return {}
     if not isinstance(data, dict):

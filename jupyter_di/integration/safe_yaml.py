@@ -24,6 +24,8 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
+from ..errors import ConfigError
+
 MAX_DEPTH = 100
 MAX_NODES = 100_000
 MAX_CHARS = 1_000_000
@@ -135,3 +137,16 @@ def load(text: str) -> Any:
         raise YAMLLimitError(None, None, "the YAML is nested too deeply", None) from None
     finally:
         loader.dispose()
+
+
+def load_cell(text: str, *, block: str, whose: str = "the cell's") -> Any:
+    """``load`` of a cell's body, a YAML problem being one ``ConfigError`` naming the block, the line
+    and the column."""
+    try:
+        return load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        fix = getattr(exc, "fix", "fix the YAML indentation or quoting.")
+        raise ConfigError(f"{whose} YAML is invalid{where}: {problem}.", block=block, fix=fix) from None
