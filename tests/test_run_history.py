@@ -78,3 +78,34 @@ def test_kernel_runs_are_recorded_too(tmp_path, monkeypatch, capsys):
     capsys.readouterr()  # what the cells displayed
     runs = json.loads(cli_main(capsys, "runs", str(nb), "--json").out)
     assert [(r["origin"], r["status"], r["rows"]) for r in runs] == [("kernel", "done", 3), ("kernel", "done", 1)]
+
+
+def test_the_side_panel_gets_the_runs_after_a_run_and_on_connecting(tmp_path, monkeypatch):
+    """The Runs view: the kernel sends the newest runs (newest first, a failed one with its error)
+    after each run, and replays them to a front end that connects later."""
+    from jupyter_di.notebook.comm import FrontendBridge
+    from tests.notebook.test_comm import Factory, FakeKernel, frontend_opens
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / ".jupyter_di" / "state.sqlite"))
+    monkeypatch.setenv("JUPYTER_DI_PIPELINE", "shop")
+    add_orders(tmp_path, 3)
+    runner = fresh_shell()
+    sent: list[list[dict]] = []
+    try:
+        monkeypatch.setattr(runner.session.bridge, "publish_runs", sent.append)
+        runner.ok(SOURCE)
+        runner.error(DEST.format(path="no/such/folder/wh.duckdb"))
+    finally:
+        runner.ip.extension_manager.unload_extension("jupyter_di")
+    last = sent[-1]
+    assert [(r["id"], r["origin"], r["status"]) for r in last] == [(2, "kernel", "failed"), (1, "kernel", "done")]
+    assert last[0]["error"].startswith("wh: ") and "does not exist" in last[0]["error"] and last[1]["error"] is None
+
+    kernel = FakeKernel()
+    bridge = FrontendBridge(kernel, comm_factory=Factory())
+    bridge.register()
+    bridge.publish_runs(last)
+    comm = frontend_opens(kernel)
+    assert {"type": "runs", "runs": last} in comm.sent

@@ -66,6 +66,7 @@ class FrontendBridge:
         # The last graph and statuses, replayed to a front end that connects later (page reload).
         self._graph: list[dict[str, Any]] | None = None
         self._statuses: dict[str, dict[str, Any]] = {}
+        self._runs: list[dict[str, Any]] | None = None  # the newest runs of the run history
         #: Failures the front end reported for our messages (e.g. an unknown cell id), newest last.
         self.frontend_errors: deque[dict[str, Any]] = deque(maxlen=50)
         # Status messages may come from worker threads (parallel streams) while the main thread
@@ -147,6 +148,17 @@ class FrontendBridge:
             self._statuses[name] = msg
         self._send(msg)
 
+    def publish_runs(self, runs: list[dict[str, Any]]) -> None:
+        """Send the newest runs of the run history (the side panel's Runs view), newest first.
+
+        Each run: ``id``, ``started``, ``ended``, ``origin``, ``status``, ``rows``, ``error`` (the
+        first failed block's, or null).  A run started from the side panel has no cell to show
+        its report in; this list is where the user finds it.
+        """
+        with self._lock:
+            self._runs = list(runs)
+        self._send({"type": "runs", "runs": list(runs)})
+
     # -- internals ------------------------------------------------------------------------
 
     def _send(self, msg: dict[str, Any], only: Any = None) -> bool:
@@ -205,11 +217,13 @@ class FrontendBridge:
     def _replay(self, comm: Any, even_empty: bool) -> None:
         """Send the last graph and every status since, so a late front end catches up."""
         with self._lock:
-            graph, statuses = self._graph, list(self._statuses.values())
+            graph, statuses, runs = self._graph, list(self._statuses.values()), self._runs
         if graph is not None or even_empty:
             self._send({"type": "graph", "blocks": graph or []}, only=comm)
         for status in statuses:
             self._send(status, only=comm)
+        if runs is not None:
+            self._send({"type": "runs", "runs": runs}, only=comm)
 
     def _dispatch(self, comm: Any, data: dict[str, Any]) -> None:
         kind = data.get("type")

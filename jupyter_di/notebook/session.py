@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 
 from ..errors import DIError
 from ..pipeline.block import Block
-from ..pipeline.history import RunRecorder
+from ..pipeline.history import RunRecorder, recent_runs
 from ..pipeline.observer import RunObserver
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.run_record import DONE, FAILED, SKIPPED, BlockRun, RunReport
@@ -44,9 +44,10 @@ class KernelSession:
         self.bridge = get_bridge(getattr(ip, "kernel", None), offer=self.interactive)
         self.bridge.on_request("run_pipeline", lambda msg: self.run_pipeline(msg.get("blocks") or None))
         self.bridge.on_request("run_block", lambda msg: self.run_block(msg["name"]))
-        self.bridge.on_request("request_graph", lambda msg: self.publish_graph())
+        self.bridge.on_request("request_graph", lambda msg: self.publish_all())
         # Issue 6: source/destination panels (shown after a cell runs; they write edits into its YAML).
         self.panels = PanelManager(self.pipeline, self.bridge, ip, can_show=lambda: self.bridge.connected or self.interactive)
+        self.publish_runs()  # the side panel's Runs view shows earlier runs (the CLI's too) at once
 
     def close(self) -> None:
         self.panels.close()  # issue 6
@@ -131,6 +132,14 @@ class KernelSession:
             )
         self.bridge.publish_graph(blocks)
 
+    def publish_all(self) -> None:
+        self.publish_graph()
+        self.publish_runs()
+
+    def publish_runs(self) -> None:
+        """The newest runs of this notebook (CLI and kernel) to the side panel's Runs view."""
+        self.bridge.publish_runs(recent_runs(self.pipeline))
+
     def _raise_for(self, report: RunReport) -> None:
         if report.ok:
             return
@@ -190,6 +199,7 @@ class KernelSession:
         recorder = RunRecorder(self.pipeline, "kernel")
         report = self.pipeline.run(plan, observers=[display])
         recorder.finish(report)
+        self.publish_runs()
         display.tick(force=True)
         run = report.runs[block.name]
         if run.status == DONE:
@@ -214,6 +224,7 @@ class KernelSession:
         recorder = RunRecorder(self.pipeline, "kernel")
         report = self.pipeline.run(plan, params=params, bookmark_overrides=bookmarks, observers=[display])
         recorder.finish(report)
+        self.publish_runs()
         display.tick(force=True)
         for name in plan:
             block = self.pipeline.graph[name]

@@ -120,3 +120,18 @@ def _short(bookmark: Any) -> str:
     if isinstance(bookmark, dict):
         return ", ".join(f"{k}={v}" for k, v in bookmark.items())
     return str(bookmark)
+
+
+def recent_runs(pipeline: Any, last: int = 20) -> list[dict[str, Any]]:
+    """The newest runs of ``pipeline``, newest first, each with its first error (the side panel's list)."""
+    try:
+        history = RunHistory.beside(pipeline.state.path)
+        runs = list(reversed(history.list(pipeline.name, last)))
+        for run in runs:
+            run["error"] = None
+            if run["status"] == "failed":
+                doc = history.get(run["id"]) or {}
+                run["error"] = next((f"{b['name']}: {b['error']}" for b in doc.get("blocks", []) if b.get("error")), None)
+        return runs
+    except Exception:  # noqa: BLE001 - the Runs view is a convenience, never a failed cell
+        return []

@@ -15,6 +15,7 @@ import {
   FrontendRequest,
   IAck,
   IBlock,
+  IRunSummary,
   IStatus,
   KernelMessage as DIMessage,
   PROTOCOL_VERSION
@@ -51,7 +52,12 @@ export class NotebookBridge {
     return Array.from(this._blocks.values());
   }
 
-  /** Emitted when the blocks, their statuses or the connection change. */
+  /** The newest runs of the run history, newest first; empty before the kernel sent them. */
+  get runs(): ReadonlyArray<IRunSummary> {
+    return this._runs;
+  }
+
+  /** Emitted when the blocks, their statuses, the runs or the connection change. */
   get changed(): ISignal<this, void> {
     return this._changed;
   }
@@ -232,6 +238,10 @@ export class NotebookBridge {
       case 'status':
         this._applyStatus(msg);
         return;
+      case 'runs':
+        this._runs = msg.runs.slice();
+        this._changed.emit();
+        return;
       default:
         return;
     }
@@ -291,6 +301,7 @@ export class NotebookBridge {
   private _attempted = false;
   private _disposed = false;
   private _blocks = new Map<string, IBlock>();
+  private _runs: IRunSummary[] = [];
   private _changed = new Signal<this, void>(this);
   private _failed = new Signal<this, IAck>(this);
 }

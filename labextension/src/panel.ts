@@ -79,7 +79,10 @@ export class PipelinePanel extends Widget {
     this._empty.className = 'jp-di-empty';
     this._empty.textContent =
       'No blocks yet: add a %%di_source, %%di_block or %%di_destination cell.';
-    this.node.append(toolbar, this._error, this._svg, this._empty);
+    this._runs = document.createElement('div');
+    this._runs.id = 'jupyter-di-runs';
+    this._runs.className = 'jp-di-runs';
+    this.node.append(toolbar, this._error, this._svg, this._empty, this._runs);
     this._render();
   }
 
@@ -172,6 +175,7 @@ export class PipelinePanel extends Widget {
           : 'kernel not connected';
     this._runPipeline.disabled = !connected;
     this._runBlock.disabled = !connected || this._selected === null;
+    this._renderRuns();
     this._stateChanged.emit();
 
     const { blocks, children } = groupChildren(this.blocks());
@@ -267,6 +271,61 @@ export class PipelinePanel extends Widget {
     }
   }
 
+  /**
+   * The Runs view: the run history's newest runs (CLI and kernel), newest first.  A run started
+   * from this panel has no cell to print its report in: its row (status, rows, the first error)
+   * is where it shows; `jupyter-di runs show ID` prints the whole report.
+   */
+  private _renderRuns(): void {
+    const runs = this._bridge?.runs ?? [];
+    const heading = document.createElement('h3');
+    heading.className = 'jp-di-runs-heading';
+    heading.textContent = 'Runs';
+    if (runs.length === 0) {
+      const none = document.createElement('div');
+      none.className = 'jp-di-empty';
+      none.textContent = 'No runs recorded yet.';
+      this._runs.replaceChildren(heading, none);
+      return;
+    }
+    const table = document.createElement('table');
+    table.className = 'jp-di-runs-table';
+    const head = table.createTHead().insertRow();
+    for (const label of ['#', 'started', 'from', 'status', 'rows read', 'time']) {
+      const th = document.createElement('th');
+      th.textContent = label;
+      head.append(th);
+    }
+    const body = table.createTBody();
+    for (const run of runs) {
+      const row = body.insertRow();
+      row.dataset.runId = String(run.id);
+      row.dataset.status = run.status;
+      row.className = `jp-di-run jp-di-run-${run.status}`;
+      const seconds = (Date.parse(run.ended) - Date.parse(run.started)) / 1000;
+      const cells = [
+        String(run.id),
+        formatStarted(run.started),
+        run.origin,
+        run.status,
+        run.rows.toLocaleString('en-US'),
+        Number.isFinite(seconds) ? formatDuration(seconds) : ''
+      ];
+      for (const text of cells) {
+        row.insertCell().textContent = text;
+      }
+      row.title = `jupyter-di runs show ${run.id}`;
+      if (run.error) {
+        const error = body.insertRow();
+        error.className = 'jp-di-run-error';
+        const cell = error.insertCell();
+        cell.colSpan = cells.length;
+        cell.textContent = run.error;
+      }
+    }
+    this._runs.replaceChildren(heading, table);
+  }
+
   /** Select a node, then scroll to and activate its cell. */
   private _select(block: IBlock): void {
     this._selected = block.name;
@@ -294,6 +353,7 @@ export class PipelinePanel extends Widget {
   private _stateChanged = new Signal<this, void>(this);
   private _svg: SVGSVGElement;
   private _empty: HTMLDivElement;
+  private _runs: HTMLDivElement;
   private _error: HTMLDivElement;
   private _connection: HTMLSpanElement;
   private _runPipeline: HTMLButtonElement;
@@ -334,6 +394,19 @@ function arrowMarker(): SVGDefsElement {
   marker.append(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'jp-di-arrow' }));
   defs.append(marker);
   return defs;
+}
+
+/** An ISO time as the user's local "YYYY-MM-DD HH:MM:SS". */
+function formatStarted(iso: string): string {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) {
+    return iso;
+  }
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return (
+    `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())} ` +
+    `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())}`
+  );
 }
 
 function truncate(text: string, max: number): string {

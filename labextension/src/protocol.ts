@@ -74,8 +74,26 @@ export interface IStatus {
   message: string | null;
 }
 
+/** One run of the run history (jupyter_di/state/history.py), newest first in `runs`. */
+export interface IRunSummary {
+  id: number;
+  started: string;
+  ended: string;
+  origin: string;
+  /** done, incomplete (a stream may have missed changes) or failed. */
+  status: string;
+  rows: number;
+  /** The first failed block's error, or null. */
+  error: string | null;
+}
+
+export interface IRuns {
+  type: 'runs';
+  runs: IRunSummary[];
+}
+
 export type KernelMessage =
-  IHello | IAck | IReplaceCellSource | ISetCellMetadata | IGraph | IStatus;
+  IHello | IAck | IReplaceCellSource | ISetCellMetadata | IGraph | IStatus | IRuns;
 
 // -- extension -> kernel ---------------------------------------------------
 export interface IRunPipeline {

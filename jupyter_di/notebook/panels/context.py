@@ -91,7 +91,11 @@ class PanelContext:
     # -- actions (run on the panel's worker thread) ---------------------------------------------
     def test_connection(self, editor: BlockEditor) -> str:
         resolved = self.resolve(editor.current_block())
-        cls = registry.source_class(resolved.connector) if resolved.kind == BlockKind.SOURCE else registry.destination_class(resolved.connector)
+        cls = (
+            registry.source_class(resolved.connector)
+            if resolved.kind == BlockKind.SOURCE
+            else registry.destination_class(resolved.connector)
+        )
         with cls(resolved.config_dict()) as connector:
             connector.check()
         return f"Connection to {resolved.connector} works."
