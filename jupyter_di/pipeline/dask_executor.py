@@ -497,7 +497,9 @@ class DaskBlockRunner:
             unsent_names=self._unsent,
         )
         namespace = self._namespace() if block.kind == BlockKind.PYTHON or block.lang == "python" else {}
-        future = self.client.submit(run_block_task, task, namespace, upstream, key=f"jupyter-di-{self.run_id}-{block.name}", pure=False)
+        future = self.client.submit(
+            run_block_task, task, namespace, upstream, key=f"jupyter-di-block-{block.name}-{self.run_id}", pure=False
+        )
         try:
             outcome: TaskOutcome = future.result()
         except Exception as exc:

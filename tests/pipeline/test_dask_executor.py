@@ -418,3 +418,20 @@ def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(
     for table in ("items", "events"):
         assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
     cluster[1].wait_for_workers(2, timeout=60)
+
+
+def test_config_lines_in_the_notebook_choose_dask_for_a_headless_run(tmp_path, cluster):
+    """``%config JupyterDI.executor = 'dask'`` and ``JupyterDI.dask_scheduler`` in the notebook, no flags."""
+    import nbformat
+
+    folder = copy_notebooks(tmp_path, "nb")
+    path = folder / "quickstart.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    load = next(i for i, c in enumerate(nb.cells) if c.source.startswith("%load_ext jupyter_di"))
+    nb.cells[load].source += f"\n%config JupyterDI.executor = 'dask'\n%config JupyterDI.dask_scheduler = '{cluster[0]}'\n"
+    nbformat.write(nb, path)
+    ran = cli_process("run", str(path))
+    assert ran.returncode == 0, ran.stderr
+    prefixes = cluster[1].run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert {"jupyter-di-block-shop", "jupyter-di-block-warehouse"} <= set(prefixes)  # task prefixes name the blocks
+    assert duckdb_query(folder / "warehouse.duckdb", "SELECT count(*) FROM enriched_orders") == [(817,)]
