@@ -19,11 +19,11 @@ import random
 import shutil
 from pathlib import Path
 
-import duckdb
 import nbformat
 import pytest
 
 from jupyter_di.cli import main
+from tests.support.notebooks import duckdb_query, new_notebook, write_notebook
 
 SEED = int(os.environ.get("JDI_FUZZ_SEED", "20261130"))
 CASES = int(os.environ.get("JDI_FUZZ_CASES", "300"))
@@ -202,11 +202,9 @@ def _copy(value):
 def table_rows(path: Path) -> list[tuple] | None:
     if not path.exists():
         return None
-    with duckdb.connect(str(path), read_only=True) as con:
-        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "orders" not in tables:
-            return None
-        return con.execute("SELECT * FROM orders ORDER BY id").fetchall()
+    if ("orders",) not in duckdb_query(path, "SELECT table_name FROM information_schema.tables"):
+        return None
+    return duckdb_query(path, "SELECT * FROM orders ORDER BY id")
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +213,7 @@ def baseline(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fuzz_baseline")
     (folder / "csvs").mkdir()
     (folder / "csvs" / "orders.csv").write_text("id,at\n" + "".join(f"{i},2024-01-{i:02d}T00:00:00\n" for i in range(1, 11)))
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(cell("%%di_source src", SOURCE)),
-        nbformat.v4.new_code_cell(cell("%%di_destination wh --upstream src", DESTINATION)),
-    ]
-    nbformat.write(nb, folder / "fuzz.ipynb")
+    write_notebook(folder / "fuzz.ipynb", [cell("%%di_source src", SOURCE), cell("%%di_destination wh --upstream src", DESTINATION)])
     assert main(["run", "-q", str(folder / "fuzz.ipynb")]) == 0
     return folder
 
@@ -236,9 +229,8 @@ def test_fuzzed_cells_and_arguments_fail_clearly_and_lose_nothing(baseline, tmp_
         src, dst, extra = mutate(rng)
         folder = tmp_path / f"case{number}"
         shutil.copytree(baseline, folder)
-        nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_code_cell(src), nbformat.v4.new_code_cell(dst)]
-        (folder / "fuzz.ipynb").write_text(nbformat.writes(nb), encoding="utf-8", errors="surrogatepass")
+        # lone surrogates in mutated cells are written as they are (a strict UTF-8 write fails on them)
+        (folder / "fuzz.ipynb").write_text(nbformat.writes(new_notebook([src, dst])), encoding="utf-8", errors="surrogatepass")
         code = main(["run", "-q", str(folder / "fuzz.ipynb"), *extra])
         out = capsys.readouterr()
         text = out.out + out.err

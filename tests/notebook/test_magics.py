@@ -141,18 +141,15 @@ def test_config_setting_controls_preview_rows(shell):
 
 def test_running_a_cell_first_adopts_its_upstreams_from_the_saved_notebook(tmp_path, monkeypatch):
     """After a kernel restart, running a downstream cell first still runs its ancestors."""
-    import nbformat
-
+    from tests.support.notebooks import write_notebook
     from tests.support.shell import fresh_shell
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
-    nb = nbformat.v4.new_notebook()
     upstream = "%%di_block base\n@data_loader\ndef f(**kw):\n    return 20\n"
     middle = "%%di_block plus --upstream base\n@transformer\ndef g(x, **kw):\n    return x + 1\n"
     downstream = "%%di_block twice --upstream plus -o result\n@transformer\ndef h(x, **kw):\n    return x * 2\n"
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in (upstream, middle, downstream)]
-    nbformat.write(nb, tmp_path / "saved.ipynb")
+    write_notebook(tmp_path / "saved.ipynb", [upstream, middle, downstream])
     monkeypatch.setenv("JPY_SESSION_NAME", "some/folder/saved.ipynb")  # as JupyterLab names it
     runner = fresh_shell()
     try:
