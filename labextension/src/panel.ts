@@ -291,7 +291,7 @@ export class PipelinePanel extends Widget {
     const table = document.createElement('table');
     table.className = 'jp-di-runs-table';
     const head = table.createTHead().insertRow();
-    for (const label of ['#', 'started', 'from', 'status', 'rows read', 'time']) {
+    for (const label of ['#', 'started', 'from', 'status', 'rows', 'time']) {
       const th = document.createElement('th');
       th.textContent = label;
       head.append(th);
@@ -314,7 +314,7 @@ export class PipelinePanel extends Widget {
       for (const text of cells) {
         row.insertCell().textContent = text;
       }
-      row.title = `jupyter-di runs show ${run.id}`;
+      row.title = `started ${run.started}; details: jupyter-di runs show ${run.id}`;
       if (run.error) {
         const error = body.insertRow();
         error.className = 'jp-di-run-error';
@@ -396,7 +396,7 @@ function arrowMarker(): SVGDefsElement {
   return defs;
 }
 
-/** An ISO time as the user's local "YYYY-MM-DD HH:MM:SS". */
+/** An ISO time as the user's local "MM-DD HH:MM:SS" (the side panel is narrow; the year is in the title). */
 function formatStarted(iso: string): string {
   const when = new Date(iso);
   if (Number.isNaN(when.getTime())) {
@@ -404,7 +404,7 @@ function formatStarted(iso: string): string {
   }
   const pad = (n: number) => String(n).padStart(2, '0');
   return (
-    `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())} ` +
+    `${pad(when.getMonth() + 1)}-${pad(when.getDate())} ` +
     `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())}`
   );
 }

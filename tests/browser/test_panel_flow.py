@@ -192,6 +192,16 @@ def test_schema_edit_in_panel_reaches_cell_and_next_pipeline_run(page: Page, lab
     expect(page.locator("#jupyter-di-error")).to_have_text("")
     shot(page, "3-run-pipeline")
 
+    # 4. the Runs view (issue 21): the run started from the side panel is the newest, above the
+    # three cell runs of Run All, where the user finds its report
+    runs = page.locator("#jupyter-di-runs tbody tr[data-run-id]")
+    expect(runs).to_have_count(4, timeout=TIMEOUT)
+    expect(runs.first).to_have_attribute("data-run-id", "4")
+    expect(runs.first).to_have_attribute("data-status", "done")
+    expect(runs.first.locator("td").nth(2)).to_have_text("kernel")
+    page.locator("#jupyter-di-runs").scroll_into_view_if_needed()
+    shot(page, "4-runs-view")
+
     # the customers table keeps its signed_up column (FULL_TABLE replaces rows, not the table),
     # but every row now came without it; orders and the enriched rows are unchanged
     cols = [

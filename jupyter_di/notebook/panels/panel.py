@@ -33,6 +33,18 @@ from .upstream import UpstreamSection
 
 TITLES = ("Credentials", "Upstream", "Streams", "Stream detail", "Schema properties", "Sample data", "Bookmarks")
 
+STYLE = (
+    "<style>"
+    ".jdi-panel .widget-tab > .lm-TabBar .lm-TabBar-content{flex-wrap:wrap}"
+    ".jdi-panel .widget-tab > .lm-TabBar .lm-TabBar-tab{flex:0 0 auto;max-width:none;min-width:0}"
+    ".jdi-panel .lm-TabBar-tabLabel{overflow:visible;text-overflow:clip}"
+    ".jdi-panel .widget-button{width:auto;min-width:var(--jp-widgets-inline-width-short,148px)}"
+    "</style>"
+)
+"""Labels are never cut ("Schema prope", "Discover strea…"): tabs as wide as their titles (wrapping
+on a narrow page), buttons as wide as their text.  Shipped with the panel's header, so it works in
+every client that shows widgets, with or without the lab extension."""
+
 
 class _Section(Protocol):
     """One tab of the panel."""
@@ -66,7 +78,8 @@ class BlockPanel:
         self.streams.table.on_open(self.open_stream)
         self.status = Status()
         self.header = widgets.HTML(
-            f"<b>{html.escape(block.kind)} <code>{html.escape(block.name)}</code></b> · {html.escape(spec.title)} "
+            STYLE
+            + f"<b>{html.escape(block.kind)} <code>{html.escape(block.name)}</code></b> · {html.escape(spec.title)} "
             + (
                 f" · replica of <code>{html.escape(block.replicate)}</code> <small>(edits are written into this cell's override)</small>"
                 if block.replicate
@@ -76,6 +89,7 @@ class BlockPanel:
         sections: list[_Section] = [self.credentials, self.upstream, self.streams, self.detail, self.columns, self.sample, self.bookmarks]
         self.tabs = widgets.Tab(children=[s.widget for s in sections], titles=TITLES)
         self.widget = widgets.VBox([self.header, self.tabs, self.status])
+        self.widget.add_class("jdi-panel")
         self.editor.on_change(self._saved)
         names = cfg.selected_streams() or self.view.stream_names()
         self.open_stream(names[0] if names else None, switch=False)
