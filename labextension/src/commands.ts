@@ -6,15 +6,19 @@
  * so users can rebind them in Settings > Keyboard Shortcuts.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { parseMagicLine } from './magic';
+import { addBlock, NewBlockKind } from './newblock';
 import { PANEL_ID, PipelinePanel, pipelineIcon } from './panel';
 
 export const CommandIDs = {
   runPipeline: 'jupyter-di:run-pipeline',
   runBlock: 'jupyter-di:run-block',
-  showPanel: 'jupyter-di:show-pipeline-panel'
+  showPanel: 'jupyter-di:show-pipeline-panel',
+  newSource: 'jupyter-di:new-source-block',
+  newDestination: 'jupyter-di:new-destination-block',
+  newPython: 'jupyter-di:new-python-block'
 } as const;
 
 const CATEGORY = 'jupyter-di';
@@ -81,6 +85,46 @@ export function registerCommands(
     }
   });
 
+  const newBlock = (id: string, kind: NewBlockKind, label: string, short: string, what: string) =>
+    commands.addCommand(id, {
+      label: args => (args.toolbar ? short : label),
+      caption: `jupyter-di: ${what}`,
+      isEnabled: () => tracker.currentWidget !== null,
+      execute: async () => {
+        const notebook = tracker.currentWidget;
+        if (notebook === null) {
+          return;
+        }
+        try {
+          if (await addBlock(notebook, kind)) {
+            app.shell.activateById(notebook.id);
+          }
+        } catch (error) {
+          Notification.error(
+            `jupyter-di: ${error instanceof Error ? error.message : String(error)}`,
+            {
+              autoClose: 8000
+            }
+          );
+        }
+      }
+    });
+  newBlock(
+    CommandIDs.newSource,
+    'source',
+    'New Source Block',
+    '+ Source',
+    'add a source block: pick a connector, get its config template, fill it in the panel'
+  );
+  newBlock(
+    CommandIDs.newDestination,
+    'destination',
+    'New Destination Block',
+    '+ Destination',
+    'add a destination block reading from the last block: pick a connector, fill it in the panel'
+  );
+  newBlock(CommandIDs.newPython, 'python', 'New Python Block', '+ Python', 'add a Python block');
+
   // Menus, the palette and the panel's buttons ask isEnabled again when these change.
   const changed = () => {
     commands.notifyCommandChanged(CommandIDs.runPipeline);
@@ -89,8 +133,15 @@ export function registerCommands(
   panel.stateChanged.connect(changed);
   tracker.activeCellChanged.connect(changed);
 
+  // The cell context menu (added here: JupyterLab merges `jupyter.lab.context-menu` of a plug-in's
+  // schema only into fresh user settings, so an upgrade would not show them).
+  app.contextMenu.addItem({ type: 'separator', selector: '.jp-Notebook .jp-Cell', rank: 60 });
+  for (const command of [CommandIDs.newSource, CommandIDs.newDestination, CommandIDs.newPython]) {
+    app.contextMenu.addItem({ command, selector: '.jp-Notebook .jp-Cell', rank: 60 });
+  }
+
   if (palette !== null) {
-    for (const command of [CommandIDs.runPipeline, CommandIDs.runBlock, CommandIDs.showPanel]) {
+    for (const command of Object.values(CommandIDs)) {
       palette.addItem({ command, category: CATEGORY, args: { isPalette: true } });
     }
   }
