@@ -130,3 +130,38 @@ def test_under_a_batch_client_no_panel_is_built_until_di_panel_asks(tmp_path, mo
         assert "shop" in session.panels.panels
     finally:
         runner.ip.extension_manager.unload_extension("jupyter_di")
+
+
+def test_panel_values_read_as_a_person_reads_them():
+    """Bookmarks: "no bookmark yet", a timestamp as a timestamp; a boolean select shows its default."""
+    from jupyter_di.notebook.panels.bookmarks import readable_bookmark
+
+    assert readable_bookmark(None) == "<i>no bookmark yet</i>"
+    assert readable_bookmark({"updated_at": "2024-03-26T16:40:00+00:00", "id": 7}) == (
+        "<code>updated_at</code> = <code>2024-03-26 16:40:00+00:00</code><br><code>id</code> = <code>7</code>"
+    )
+
+
+def test_a_boolean_setting_left_to_its_default_shows_the_default(tmp_path, monkeypatch):
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_text("id,name\n1,a\n")
+    runner = fresh_shell()
+    try:
+        runner.ok("%%di_source shop\nsource: files\nconfig:\n  path: data\nstreams:\n  orders: {}\n")
+        panel = runner.session.panels.panels["shop"]
+        header = panel.credentials.inputs["header"]
+        assert header.label == "(default: True)" and header.index == 0  # selected, not blank
+        header.value = False
+        assert panel.editor.cfg.config["header"] is False
+        header.index = 0  # back to the default: the key leaves the YAML
+        assert "header" not in panel.editor.cfg.config
+        panel.sample.stream = "orders"
+        panel.sample.fetch().result(timeout=30)
+        assert "jdi-sample" in panel.sample.view.value and "<th>id</th>" in panel.sample.view.value
+        assert 'style="text-align: left;"' in panel.sample.view.value
+    finally:
+        runner.ip.extension_manager.unload_extension("jupyter_di")

@@ -282,7 +282,7 @@ def test_bookmark_edit_pins_the_state_and_reset_forgets_it(shell):
     marks.inputs["updated_at"].value = "2024-01-02"
     marks.set_bookmark()
     assert store.get("notebook", "shop", "orders") == {"bookmark": {"updated_at": "2024-01-02"}, "pinned": True}
-    assert "2024-01-02&quot;}</code> (pinned)" in marks.overview.value
+    assert "<code>updated_at</code> = <code>2024-01-02</code> (pinned)" in marks.overview.value
     shell.ok("%%di_block n --upstream shop -o n\n@transformer\ndef f(shop, **kw):\n    return shop.to_pandas()['id'].tolist()\n")
     shell.ok("%di_run --blocks n")
     assert shell.ip.user_ns["n"] == [2, 3]  # the next read starts at the pinned bookmark (inclusive)

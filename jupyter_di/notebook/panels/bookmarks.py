@@ -8,6 +8,7 @@ their source blocks' bookmarks, which those blocks' panels edit.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 from typing import Any
@@ -18,6 +19,25 @@ from ...block_kind import BlockKind
 from ...pipeline.params import parse_value
 from .editor import BlockEditor
 from .jobs import Status
+
+
+def readable_bookmark(bookmark: Any) -> str:
+    """A saved bookmark as a person reads it (HTML): ``updated_at = 2024-03-26 16:40:00+00:00``,
+    one column a line; "no bookmark yet" rather than ``null``."""
+    if bookmark is None or bookmark == {}:
+        return "<i>no bookmark yet</i>"
+    if not isinstance(bookmark, dict):
+        return f"<code>{html.escape(json.dumps(bookmark, default=str))}</code>"
+    lines = []
+    for column, value in bookmark.items():
+        shown = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+        if isinstance(value, str) and "T" in value:
+            try:
+                shown = dt.datetime.fromisoformat(value).isoformat(sep=" ")  # a timestamp as a timestamp
+            except ValueError:
+                shown = value
+        lines.append(f"<code>{html.escape(str(column))}</code> = <code>{html.escape(shown)}</code>")
+    return "<br>".join(lines)
 
 
 class BookmarksSection:
@@ -62,7 +82,7 @@ class BookmarksSection:
         streams = list(dict.fromkeys([*self.editor.cfg.selected_streams(), *states]))
         rows = "".join(
             f"<tr><td><code>{html.escape(s)}</code></td><td>{html.escape(', '.join(self.editor.cfg.streams.get(s, {}).get('bookmark_properties') or []))}</td>"
-            f"<td><code>{html.escape(json.dumps((states.get(s) or {}).get('bookmark'), default=str))}</code>"
+            f"<td>{readable_bookmark((states.get(s) or {}).get('bookmark'))}"
             f"{' (pinned)' if (states.get(s) or {}).get('pinned') else ''}</td></tr>"
             for s in streams
         )

@@ -80,10 +80,16 @@ class CredentialsSection:
             box.observe(lambda ch, f=f: self._secret_typed(f, ch["new"]), "value")
         elif f.type == "boolean" and (value is None or isinstance(value, bool)):
             default = f"(default: {f.default})" if f.default is not None else UNSET
+            # the unset choice has a value of its own: a Dropdown whose value is None shows nothing
+            # selected (the files source's `header` looked empty instead of "(default: True)")
             box = widgets.Dropdown(
-                description=label, options=[(default, None), ("true", True), ("false", False)], value=value, layout=layout, style=style
+                description=label,
+                options=[(default, UNSET), ("true", True), ("false", False)],
+                value=UNSET if value is None else value,
+                layout=layout,
+                style=style,
             )
-            box.observe(lambda ch, f=f: self.editor.set_config({f.name: ch["new"]}), "value")
+            box.observe(lambda ch, f=f: self.editor.set_config({f.name: None if ch["new"] == UNSET else ch["new"]}), "value")
         else:
             placeholder = f"default: {f.default}" if f.default is not None else ("required" if f.required else "")
             box = widgets.Text(

@@ -15,6 +15,8 @@ import ipywidgets as widgets
 from .editor import BlockEditor
 from .jobs import Jobs, Status
 
+SAMPLE_STYLE = "<style>.jdi-sample th,.jdi-sample td{text-align:left;padding:2px 8px;white-space:nowrap}</style>"
+
 
 class SampleSection:
     def __init__(self, editor: BlockEditor, jobs: Jobs, ctx: Any) -> None:
@@ -47,7 +49,10 @@ class SampleSection:
 
         def shown(frame: Any) -> str:
             self.frame = frame
-            self.view.value = frame.to_html(max_rows=limit, max_cols=60, border=0)
+            # headers over their values: both left-aligned (pandas right-aligns headers only), no index column
+            self.view.value = SAMPLE_STYLE + frame.to_html(
+                max_rows=limit, max_cols=60, border=0, index=False, justify="left", classes="jdi-sample"
+            )
             return f"{len(frame)} rows of {stream}."
 
         if stream is None:
