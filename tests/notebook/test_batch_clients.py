@@ -165,3 +165,24 @@ def test_a_boolean_setting_left_to_its_default_shows_the_default(tmp_path, monke
         assert 'style="text-align: left;"' in panel.sample.view.value
     finally:
         runner.ip.extension_manager.unload_extension("jupyter_di")
+
+
+def test_after_a_run_the_panel_shows_the_columns_that_run_read(tmp_path, monkeypatch):
+    """Before any Discover, Streams / Stream detail / Schema properties use the last run's catalog."""
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_text("id,name,updated_at\n1,a,2024-01-01\n")
+    runner = fresh_shell()
+    try:
+        runner.ok("%%di_source shop\nsource: files\nconfig:\n  path: data\nstreams:\n  orders: {}\n")
+        panel = runner.session.panels.panels["shop"]
+        assert panel.view.stream_names() == ["orders"]
+        rows = panel.columns.table.rows
+        assert [r["id"] for r in rows] == ["id", "name", "updated_at"] and all(r["include"] for r in rows)
+        assert panel.streams.table.rows[0]["columns"] == "all 3"
+        assert "3 columns" in panel.detail.widget.children[0].value and "not discovered" not in panel.detail.widget.children[0].value
+    finally:
+        runner.ip.extension_manager.unload_extension("jupyter_di")

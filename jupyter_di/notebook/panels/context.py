@@ -72,7 +72,20 @@ class PanelContext:
         if editor.cfg.kind == BlockKind.DESTINATION:
             return self.upstream_catalog(editor)
         entry = self.catalogs.get(self.pipeline.name, editor.block.name, editor.cfg.connector)
-        return entry["catalog"] if entry else None
+        if entry:
+            return entry["catalog"]
+        return self.last_run_catalog(editor.block.name)
+
+    def last_run_catalog(self, name: str) -> dict[str, Any] | None:
+        """The catalog the block's last run read (its output's streams), before any Discover:
+        after a run the panel shows the columns being synced, not "(not in catalog)" (issue 21)."""
+        output = self.pipeline.outputs.get(name)
+        if output is None:
+            return None
+        try:
+            return catalog_for_output(name, output)
+        except ConfigError:
+            return None
 
     def upstream_catalog(self, editor: BlockEditor) -> dict[str, Any] | None:
         """A destination's streams: the catalogs of the upstream outputs it exports."""
