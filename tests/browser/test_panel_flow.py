@@ -156,6 +156,13 @@ def test_schema_edit_in_panel_reaches_cell_and_next_pipeline_run(page: Page, lab
     # 2. the shop panel: discover, open customers, deselect signed_up in Schema properties
     panel = cell(page, source_cell).locator(".jp-OutputArea-output .widget-tab")
     expect(panel).to_be_visible(timeout=TIMEOUT)
+    # before any Discover, the panel shows what the run read (issue 21): orders' columns, all ticked
+    panel_tab(panel, "Schema properties").click()
+    read = panel.locator(".jdi-table:visible")
+    expect(read.locator("tbody tr").first).to_be_visible(timeout=TIMEOUT)
+    assert read.locator('tbody tr input[data-key="include"]').count() == read.locator("tbody tr").count() > 3
+    expect(read.locator('tbody tr input[data-key="include"]:not(:checked)')).to_have_count(0)
+    shot(page, "2-after-run-schema-properties")
     panel_tab(panel, "Streams").click()
     streams = panel.locator(".jdi-table:visible")
     panel.locator("button:visible", has_text="Discover streams").click()
