@@ -240,7 +240,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 report = run_steps(notebook, pipeline, plan, params, overrides, TerminalProgress(quiet=args.quiet), whole=not args.blocks)
         finally:
             os.chdir(cwd)
-        if report is None:
+        if report is None:  # a plain cell raised (said on stderr): a scheduler still gets its JSON
+            if args.json:
+                doc = {"notebook": str(notebook.path), "pipeline": notebook.name, "status": "failed", "error": "a plain cell raised"}
+                print(json.dumps({**doc, "blocks": []}, indent=2))
             return EXIT_FAILED
         recorder.finish(report)
         if args.json:  # for schedulers: the report on stdout, progress and messages stay on stderr

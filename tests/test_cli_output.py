@@ -76,3 +76,12 @@ def test_a_failed_block_keeps_the_table_narrow_and_says_the_error_once(tmp_path,
     assert doc["status"] == "failed"
     [failed] = [b for b in doc["blocks"] if b["status"] == "failed"]
     assert failed["name"] == "wh" and "does not exist" in failed["error"]
+
+
+def test_json_says_failed_when_a_plain_cell_raises(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_text("id\n1\n")
+    nb = write_notebook(tmp_path / "nb.ipynb", [SOURCE, "raise ValueError('boom')"])
+    code, out, err = cli_main(capsys, "run", str(nb), "--json")
+    assert code == 1 and "boom" in err
+    assert json.loads(out)["status"] == "failed"
