@@ -250,7 +250,7 @@ def watchdog_of(pid: int) -> int | None:
 
 def start_killable_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, dict[str, str], int]:
     """``jupyter-di run`` of a notebook whose tap reads forever; returns once the tap is reading and
-    the source spills.  (process, temp folder, env, tap pid)"""
+    the source spools its batches.  (process, temp folder, env, tap pid)"""
     env = base_env(tmp_path)
     env.update({f"JUPYTER_DI_SECRET_{k.upper()}": v for k, v in TAP_SECRETS.items()})
     folder = tmp_path / "nb"
@@ -262,9 +262,10 @@ def start_killable_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, dict[str
     )
     proc = start_run(notebook, env=env, start_new_session=True)
     tmp = tmp_path / "tmp"
-    spilling = lambda: pid_file.exists() and any(run_folders(tmp, proc.pid)[0].rglob("*.partial")) if run_folders(tmp, proc.pid) else False  # noqa: E731
+    # a Singer source spools the tap's batches (its own run folder) until the tap ends
+    spooling = lambda: pid_file.exists() and any(f.rglob("*.arrow") for f in run_folders(tmp, proc.pid) if "-singerspool-" in f.name)  # noqa: E731
     try:
-        wait_for(lambda: proc.poll() is not None or spilling(), what="the tap to read and the source to spill")
+        wait_for(lambda: proc.poll() is not None or spooling(), what="the tap to read and the source to spool")
     except AssertionError:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
@@ -311,7 +312,7 @@ def test_kill_minus_nine_mid_read_leaves_no_config_and_no_spill(tmp_path, killab
     assert len(held) == 1 and held[0].name == "config.json", held
     assert held[0].parent.parent == tmp and held[0].parent.name.startswith(f"jupyter-di-singer-{proc.pid}-")
     assert held[0].stat().st_mode & 0o777 == 0o600 and held[0].parent.stat().st_mode & 0o777 == 0o700
-    assert len(run_folders(tmp, proc.pid)) == 2  # the spill folder and the tap's
+    assert len(run_folders(tmp, proc.pid)) == 3  # the spill folder, the tap's and its spool
     kill_run(proc, tap_pid)
     # the watchdog removes the dead run's folders at once: no next run needed
     wait_for(lambda: not run_folders(tmp, proc.pid), 10, "the watchdog to remove the killed run's folders")
@@ -327,7 +328,7 @@ def test_next_run_removes_what_a_killed_run_and_its_watchdog_left(tmp_path, kill
     os.kill(watchdog_of(proc.pid), signal.SIGKILL)
     kill_run(proc, tap_pid)
     left = run_folders(tmp, proc.pid)
-    assert len(left) == 2 and len(secret_files(tmp_path)) == 1  # the spill folder, the tap's folder and its config
+    assert len(left) == 3 and len(secret_files(tmp_path)) == 1  # the spill folder, the tap's folder (its config) and its spool
     other = write_notebook(tmp_path / "nb" / "other.ipynb", ["%%di_block hello\n@data_loader\ndef load(*args, **kwargs):\n    return 1\n"])
     done = cli(other, env)
     assert done.returncode == 0, done.stderr
