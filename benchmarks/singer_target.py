@@ -108,11 +108,14 @@ def run_child(cmd: list[str], stdin_path: Path, config: dict[str, Any], workdir:
     config_path.write_text(json.dumps(config))
     os.chmod(config_path, 0o600)
     out_path, err_path = workdir / "stdout", workdir / "stderr"
-    with open(stdin_path, "rb") as stdin, open(out_path, "wb") as out, open(err_path, "wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen([*cmd, "--config", str(config_path)], stdin=stdin, stdout=out, stderr=err, env=env, cwd=workdir)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
+    try:
+        with open(stdin_path, "rb") as stdin, open(out_path, "wb") as out, open(err_path, "wb") as err:
+            started = time.perf_counter()
+            proc = subprocess.Popen([*cmd, "--config", str(config_path)], stdin=stdin, stdout=out, stderr=err, env=env, cwd=workdir)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - started
+    finally:
+        config_path.unlink()  # it holds the password
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"{cmd[0]} exited {code}: {err_path.read_text(errors='replace')[-2000:]}")
