@@ -480,7 +480,9 @@ class DynamicRun:
                 self.consumers[child] = [
                     child_name(d, item)
                     for d in templates
-                    if self.graph[d].kind == BlockKind.DESTINATION and template in self.graph[d].upstream and not self.graph[d].reduce_output
+                    if self.graph[d].kind == BlockKind.DESTINATION
+                    and template in self.graph[d].upstream
+                    and not self.graph[d].reduce_output
                 ]
 
     def _finish_templates(self, statuses: dict[str, BlockRun], final: bool = False) -> None:

@@ -48,7 +48,10 @@ def test_exact_values_still_parse():
     [
         ("source: files\nconfg:\n  path: data\n", "did you mean 'config'?"),
         (STREAM + "    key_property: [id]\n", "did you mean 'key_properties'?"),
-        ("destination: duckdb\nconfig:\n  path: x.duckdb\nupstream:\n  shop:\n    use_output_as_inpt: true\n", "did you mean 'use_output_as_input'?"),
+        (
+            "destination: duckdb\nconfig:\n  path: x.duckdb\nupstream:\n  shop:\n    use_output_as_inpt: true\n",
+            "did you mean 'use_output_as_input'?",
+        ),
     ],
 )
 def test_an_unknown_key_at_every_level_says_did_you_mean(yaml_text, suggestion):
