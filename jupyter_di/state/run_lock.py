@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..processes import process_exists
+
 _held = threading.local()
 _open_fds: set[int] = set()
 PID_WAIT_SECONDS = 1.0
@@ -59,21 +61,11 @@ def _holder_pid(fd: int) -> int | None:
             pid = int(text) if text else None
         except (OSError, ValueError):
             pid = None
-        if pid is not None and _alive(pid):
+        if pid is not None and process_exists(pid):
             return pid
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.02)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager

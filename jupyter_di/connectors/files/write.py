@@ -64,6 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...errors import ConfigError, SchemaMismatch
+from ...processes import process_exists
 from .._shared.arrow_rows import check_columns_exist, conform, normalize_schema
 from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult
 from .formats import FileWriter, csv_header, file_options, infer_schema, iter_batches
@@ -270,7 +271,7 @@ def _remove_stale_temps(path: Path) -> None:
         return
     for name in names:
         pid = name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and _process_gone(int(pid)):
+        if pid.isdigit() and not process_exists(int(pid)):
             (path.parent / name).unlink(missing_ok=True)
 
 
@@ -289,7 +290,7 @@ def _undo_killed_append(path: Path) -> None:
         if not text.endswith("\n"):
             raise ValueError("killed while writing the marker")  # then no row was written after it
         host, pid, inode, offset = text.split()
-        writer_gone = host == _HOST and (int(pid) == os.getpid() or _process_gone(int(pid)))
+        writer_gone = host == _HOST and (int(pid) == os.getpid() or not process_exists(int(pid)))
         inode_n, offset_n = int(inode), int(offset)
     except ValueError:
         marker.unlink(missing_ok=True)
@@ -304,16 +305,6 @@ def _undo_killed_append(path: Path) -> None:
     except FileNotFoundError:
         pass
     marker.unlink(missing_ok=True)
-
-
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # it exists, owned by someone else
-    return False
 
 
 def _ends_with_newline(path: Path) -> bool:
