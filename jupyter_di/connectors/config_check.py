@@ -137,3 +137,17 @@ def _range(field: ConfigField) -> str:
     low = _plain(field.minimum) if field.minimum is not None else "..."
     high = _plain(field.maximum) if field.maximum is not None else "..."
     return f"{low} to {high}"
+
+
+def int_option(config: dict[str, Any], key: str, default: int, system: str) -> int:
+    """A whole-number option read from a config that may hold text (an env var or a secret rendered into YAML).
+
+    Connectors call it for the values their own code needs as ``int`` (ports, sizes); ``system`` names the
+    connector in the message (``PostgreSQL config port must be a whole number``)."""
+    value = config.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{system} config {key} must be a whole number, got {value!r}.", fix=f"set {key} to a number.") from None

@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from ...errors import ConfigError, ConnectionFailed
 from ...redaction import Redactor
 from ..base import ConfigField, Connector
+from ..config_check import int_option
 
 DEFAULT_PORT = 5432
 DEFAULT_SCHEMA = "public"
@@ -96,7 +97,7 @@ class PgConfig:
                 fix=f"set {', '.join(missing)} in the block's config.",
             )
         self.host = str(config["host"])
-        self.port = _int_option(config, "port", DEFAULT_PORT)
+        self.port = int_option(config, "port", DEFAULT_PORT, "PostgreSQL")
         self.database = str(config["database"])
         self.username = str(config["username"])
         self.password = "" if config.get("password") is None else str(config["password"])
@@ -104,16 +105,16 @@ class PgConfig:
         self.sslmode = config.get("sslmode") or None
         if self.sslmode is not None and self.sslmode not in SSL_MODES:
             raise ConfigError(f"sslmode {self.sslmode!r} is not a libpq sslmode.", fix=f"use one of {', '.join(SSL_MODES)}.")
-        self.connect_timeout = _int_option(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT)
-        self.page_rows = _int_option(config, "page_rows", 0)
+        self.connect_timeout = int_option(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, "PostgreSQL")
+        self.page_rows = int_option(config, "page_rows", 0, "PostgreSQL")
         if self.page_rows < 0:
             raise ConfigError(
                 f"page_rows must be 0 or more, got {self.page_rows}.", fix="leave it out (one query), or set rows per page, e.g. 1000000."
             )
         self.slot_name = str(config["slot_name"]) if config.get("slot_name") else None
         self.publication = str(config["publication"]) if config.get("publication") else None
-        self.slot_retained_warn_mb = _int_option(config, "slot_retained_warn_mb", DEFAULT_SLOT_WARN_MB)
-        self.upsert_fillfactor = _int_option(config, "upsert_fillfactor", DEFAULT_UPSERT_FILLFACTOR)
+        self.slot_retained_warn_mb = int_option(config, "slot_retained_warn_mb", DEFAULT_SLOT_WARN_MB, "PostgreSQL")
+        self.upsert_fillfactor = int_option(config, "upsert_fillfactor", DEFAULT_UPSERT_FILLFACTOR, "PostgreSQL")
         if not 10 <= self.upsert_fillfactor <= 100:
             raise ConfigError(
                 f"upsert_fillfactor must be between 10 and 100, got {self.upsert_fillfactor}.",
@@ -169,16 +170,6 @@ class PgConfig:
             return AdbcSession(self.conninfo(), autocommit=autocommit)
         except adbc_driver_manager.Error as exc:
             raise self.connection_failed(exc) from None
-
-
-def _int_option(config: dict[str, Any], key: str, default: int) -> int:
-    value = config.get(key)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"PostgreSQL config {key} must be a whole number, got {value!r}.", fix=f"set {key} to a number.") from None
 
 
 def render(query: sql.Composable) -> str:

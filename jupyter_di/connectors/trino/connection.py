@@ -15,6 +15,7 @@ from typing import Any
 from ...errors import ConfigError, ConnectionFailed, DIError, SchemaMismatch
 from ...redaction import Redactor
 from ..base import ConfigField, Connector
+from ..config_check import int_option
 
 DEFAULT_PORT = 8080
 DEFAULT_SCHEMA = "default"
@@ -62,16 +63,6 @@ CONFIG_SCHEMA = [
 ]
 
 
-def _int(config: dict[str, Any], key: str, default: int) -> int:
-    value = config.get(key)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"Trino config {key} must be a whole number, got {value!r}.", fix=f"set {key} to a number.") from None
-
-
 class TrinoConfig:
     """A validated connector config.  Its repr never shows the password or the JWT."""
 
@@ -80,7 +71,7 @@ class TrinoConfig:
         if missing:
             raise ConfigError(f"Trino config is missing {', '.join(missing)}.", fix=f"set {', '.join(missing)} in the block's config.")
         self.host = str(config["host"])
-        self.port = _int(config, "port", DEFAULT_PORT)
+        self.port = int_option(config, "port", DEFAULT_PORT, "Trino")
         self.user = str(config["user"])
         self.catalog = str(config["catalog"])
         self.schema = str(config.get("schema") or DEFAULT_SCHEMA)
@@ -103,9 +94,9 @@ class TrinoConfig:
                 "Trino session_properties must be a mapping of names to values.", fix="e.g. session_properties: {query_max_run_time: 1h}."
             )
         self.session_properties = {str(k): str(v) for k, v in props.items()}
-        self.concurrency = _int(config, "max_concurrent_statements", DEFAULT_CONCURRENCY)
-        self.statement_bytes = _int(config, "max_statement_bytes", DEFAULT_STATEMENT_BYTES)
-        self.commit_rows = _int(config, "commit_rows", DEFAULT_COMMIT_ROWS)
+        self.concurrency = int_option(config, "max_concurrent_statements", DEFAULT_CONCURRENCY, "Trino")
+        self.statement_bytes = int_option(config, "max_statement_bytes", DEFAULT_STATEMENT_BYTES, "Trino")
+        self.commit_rows = int_option(config, "commit_rows", DEFAULT_COMMIT_ROWS, "Trino")
         for key, value, low in (
             ("max_concurrent_statements", self.concurrency, 1),
             ("max_statement_bytes", self.statement_bytes, 10_000),
