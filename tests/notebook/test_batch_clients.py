@@ -103,13 +103,7 @@ def test_a_bridge_that_does_not_offer_registers_its_target_but_opens_no_comm():
 def test_under_a_batch_client_no_panel_is_built_until_di_panel_asks(tmp_path, monkeypatch):
     from IPython.utils.capture import capture_output
 
-    from tests.support.shell import fresh_shell
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "orders.csv").write_text("id,name\n1,a\n")
-    runner = fresh_shell()
+    runner = shell_over_orders(tmp_path, monkeypatch)
     try:
         session = runner.session
         monkeypatch.setattr(session, "identity", dataclasses.replace(session.identity, client="nbconvert"))
@@ -143,13 +137,7 @@ def test_panel_values_read_as_a_person_reads_them():
 
 
 def test_a_boolean_setting_left_to_its_default_shows_the_default(tmp_path, monkeypatch):
-    from tests.support.shell import fresh_shell
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "orders.csv").write_text("id,name\n1,a\n")
-    runner = fresh_shell()
+    runner = shell_over_orders(tmp_path, monkeypatch)
     try:
         runner.ok("%%di_source shop\nsource: files\nconfig:\n  path: data\nstreams:\n  orders: {}\n")
         panel = runner.session.panels.panels["shop"]
@@ -186,3 +174,14 @@ def test_after_a_run_the_panel_shows_the_columns_that_run_read(tmp_path, monkeyp
         assert "3 columns" in panel.detail.widget.children[0].value and "not discovered" not in panel.detail.widget.children[0].value
     finally:
         runner.ip.extension_manager.unload_extension("jupyter_di")
+
+
+def shell_over_orders(tmp_path, monkeypatch):
+    """A fresh kernel shell with jupyter_di loaded, in a folder holding data/orders.csv (two columns, one row)."""
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_text("id,name\n1,a\n")
+    return fresh_shell()
