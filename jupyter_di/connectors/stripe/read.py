@@ -249,7 +249,10 @@ class _Read:
                         latest[obj["id"]] = (order, {**obj, UPDATED_AT: when, DELETED_AT: when if deleted else None})
         until = max(cursor, seen_until or cursor)
         if not latest:
-            if until > cursor and self.request.limit is None:
+            # The bookmark (shown in the state, checked against the retention) can lag the cursor: after a
+            # listing it is the newest object's ``created`` while ``events_from`` is when the listing began.
+            # Compare with it, not the cursor, or a run within the second after the listing never moves it.
+            if until > (self.saved if self.saved is not None else cursor) and self.request.limit is None:
                 batch = pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in self.schema], schema=self.schema)
                 bookmark = {UPDATED_AT: dt.datetime.fromtimestamp(until, dt.timezone.utc).isoformat()}
                 yield _with_state(batch, {"events_from": until}, bookmark)

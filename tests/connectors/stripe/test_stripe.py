@@ -264,6 +264,8 @@ def test_created_filters_follow_start_date(server):
 def test_killed_mid_listing_and_mid_events_resumes_without_loss(env, tmp_path):
     client = env.client()
     made = seed(client, customers=230, charges=0, extras=False)
+    for cid in made["customers"]:  # made an hour ago: their customer.created events are before every cursor below,
+        env.backdate(cid, 3600)  # so the events read holds just the 150 renames and the second commit is of renames
     nb = notebook(tmp_path / "nb.ipynb", ["customers"], batch_size=40)
     kill = [sys.executable, str(KILL_POINTS), "--at-local-save", "wh", "2", "--commit-rows", "40", "--", "run", "-q", str(nb)]
     died = subprocess.run(kill, capture_output=True, text=True, cwd=ROOT, timeout=300)
