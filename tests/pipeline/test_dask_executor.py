@@ -259,11 +259,11 @@ def test_a_lost_scheduler_fails_the_run_clearly_and_the_next_run_resumes(tmp_pat
             stderr=subprocess.PIPE,
             text=True,
         )
+        # Killed only once a commit of events is in the state file, not merely in dst.events: a worker
+        # stopped between the two (the slow commit above sleeps right there) leaves the bookmark one
+        # commit behind, which is safe (the next run upserts what it reads again) but not a resume.
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            exists = conn.execute("SELECT to_regclass('dst.events') IS NOT NULL").fetchone()[0]
-            if exists and conn.execute("SELECT count(*) FROM dst.events").fetchone()[0] > 0:
-                break
+        while time.monotonic() < deadline and saved_bookmark(notebook, "src", "events") is None and run.poll() is None:
             time.sleep(0.2)
         os.killpg(scheduler.pid, signal.SIGKILL)
         out, err = run.communicate(timeout=180)
@@ -277,11 +277,24 @@ def test_a_lost_scheduler_fails_the_run_clearly_and_the_next_run_resumes(tmp_pat
     assert "Traceback" not in out + err
     committed = conn.execute("SELECT count(*) FROM dst.events").fetchone()[0]
     assert 0 < committed < 150_000
+    bookmark = saved_bookmark(notebook, "src", "events")
+    assert bookmark is not None
+    from_bookmark = conn.execute("SELECT count(*) FROM events WHERE updated_at >= %s", (bookmark["updated_at"],)).fetchone()[0]
+    assert from_bookmark < 150_000
     again = cli_process("run", str(notebook), *dask_args(cluster))
     assert again.returncode == 0, again.stderr
-    assert rows_read(again.stdout, "src", "events") < 150_000  # resumed from the committed bookmark
+    assert rows_read(again.stdout, "src", "events") == from_bookmark  # resumed from the committed bookmark
     for table in ("items", "events"):
         assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
+
+
+def saved_bookmark(notebook: Path, block: str, stream: str) -> dict | None:
+    """The bookmark the notebook's state file holds now (None before it exists: nothing is created)."""
+    from jupyter_di.state import api
+
+    if not api.state_path_for(notebook).exists():
+        return None
+    return api.get_bookmark(notebook, block, stream)
 
 
 SLOW_COMMITS = """
