@@ -76,6 +76,8 @@ export class PipelinePanel extends Widget {
     this._svg.id = 'jupyter-di-graph';
     this._svg.classList.add('jp-di-graph');
     this._empty = document.createElement('div');
+    // its own id: the Runs view below has a 'No runs recorded yet.' of the same class
+    this._empty.id = 'jupyter-di-graph-empty';
     this._empty.className = 'jp-di-empty';
     this._empty.textContent =
       'No blocks yet: add a %%di_source, %%di_block or %%di_destination cell.';

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -45,7 +46,28 @@ class Lab:
     log: Path
 
     def open_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        """The notebook in a workspace of its own: the default one would restore every notebook an
+        earlier test opened (all share this server), and one of those may be current for a moment,
+        so the side panel and `.jp-NotebookPanel:not(.lm-mod-hidden)` would show another notebook."""
+        workspace = re.sub(r"[^A-Za-z0-9_-]", "-", path)
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?token={self.token}"
+
+
+def _jupyter_path(data: Path) -> list[str]:
+    """The lab's data folders: ours (this tree's extension build) first, then the environment's.
+
+    Why: in a virtualenv made with --system-site-packages the server imports ipywidgets from the
+    base Python but looks for lab extensions only under the venv's share/jupyter, so without the
+    base prefix's folder the widget manager is missing and no panel renders ("Exception opening
+    new comm" in the browser console).
+    """
+    prefixes = dict.fromkeys([sys.prefix, sys.base_prefix])
+    return [str(data), *(str(Path(prefix) / "share" / "jupyter") for prefix in prefixes)]
+
+
+def _require_widget_manager(jupyter_path: list[str]) -> None:
+    if not any((Path(d) / "labextensions" / "@jupyter-widgets" / "jupyterlab-manager").is_dir() for d in jupyter_path):
+        pytest.fail(f"the ipywidgets lab extension (jupyterlab_widgets) is in none of {jupyter_path}: panels cannot render")
 
 
 def _free_port() -> int:
@@ -71,9 +93,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (data / "labextensions").mkdir(parents=True)
     (data / "labextensions" / "jupyter-di").symlink_to(BUILT, target_is_directory=True)
     _write_settings(settings)
+    jupyter_path = _jupyter_path(data)
+    _require_widget_manager(jupyter_path)
     env = {
         **os.environ,
-        "JUPYTER_PATH": str(data),
+        "JUPYTER_PATH": os.pathsep.join(jupyter_path),
         "JUPYTER_CONFIG_DIR": str(base / "config"),
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),

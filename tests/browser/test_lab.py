@@ -84,7 +84,8 @@ def run_all(page: Page, first_code_cell: int) -> None:
 
 def open_notebook(page: Page, lab: Lab, name: str) -> None:
     page.goto(lab.open_url(name))
-    expect(cell(page, 0).locator(".cm-content")).to_be_visible(timeout=TIMEOUT)
+    # the cell, not its editor: a rendered Markdown cell's editor is hidden
+    expect(cell(page, 0)).to_be_visible(timeout=TIMEOUT)
     # a cell run before the kernel is up is dropped by JupyterLab, so wait for it
     expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")).to_have_attribute(
         "data-status", "idle", timeout=TIMEOUT
@@ -105,7 +106,8 @@ def test_extension_loads_and_kernel_writes_back_into_cells(page: Page, lab: Lab)
     # the extension is loaded: its side panel and tab exist; nothing is a block yet
     expect(page.locator("#jupyter-di-pipeline")).to_have_count(1)
     show_pipeline_panel(page)
-    expect(page.locator("#jupyter-di-pipeline .jp-di-empty")).to_be_visible()
+    expect(page.locator("#jupyter-di-graph-empty")).to_be_visible()
+    expect(page.locator("#jupyter-di-graph-empty")).to_contain_text("No blocks yet")
     expect(page.locator("#jupyter-di-connection")).to_have_attribute("data-connected", "false")
 
     # %load_ext's job: register the bridge; the extension answers its comm when the cell ends
