@@ -18,7 +18,7 @@ JSON text (PostgreSQL json/jsonb), so a destination can create a JSON column.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -349,6 +349,11 @@ class Destination(Connector, ABC):
     ``unique_constraints`` that keep the table's value where a change lists a column as unchanged,
     deletes of keys (``settings.delete_mode``) and truncates.  A change stream for a destination
     without it is refused before anything is written."""
+    report_warnings: Sequence[dict[str, Any]] = ()
+    """Lines for the run report after a ``write``: ``{"skipped": bool, "message": str}``.  ``skipped`` lines
+    are rows left out without failing the write (Salesforce's rejected rows within ``max_rejected_rows``):
+    whoever runs the destination shows them and does not call the run complete (a pipeline run and
+    ``jupyter-di target`` both exit 3)."""
 
     @abstractmethod
     def write(

@@ -427,7 +427,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                 )
                 # rows a destination could not write without failing the block (Salesforce's rejected rows
                 # within max_rejected_rows): listed in the run report, and the run is not complete (exit 3)
-                reported = list(getattr(destination, "report_warnings", None) or [])
+                reported = list(destination.report_warnings)
         except DIError as exc:
             raise redact_exception(exc, block_redactor(resolved)).with_context(
                 block=block.name, stream=stream_settings.stream

@@ -44,11 +44,15 @@ def target(name: str, config_path: Path, *, validate_records: bool = False, no_n
 
     config = load_config(name, config_path)
     options = TargetOptions(validate_records=validate_records, auto_add_new_fields=not no_new_columns)
+    singer_target = SingerTarget(name, config, sys.stdout, options)
     try:
-        SingerTarget(name, config, sys.stdout, options).run(iter(sys.stdin.buffer))
+        singer_target.run(iter(sys.stdin.buffer))
     except Exception as exc:
         raise redact_exception(exc, _redactor(name, config)) from None
-    return 0
+    mask = _redactor(name, config)
+    for line in singer_target.report:  # e.g. rows the destination rejected within its allowance
+        print(f"jupyter-di target: stream {line['stream']!r}: {mask(line['message'])}", file=sys.stderr)
+    return 3 if any(line.get("skipped") for line in singer_target.report) else 0
 
 
 def tap(name: str, config_path: Path, *, discover: bool, catalog_path: Path | None, state_path: Path | None) -> int:

@@ -115,6 +115,8 @@ class SingerTarget:
         self.raw_streams: dict[bytes, _Stream] = {}
         """Streams whose RECORD lines go to Arrow's JSON reader, by their name as the lines spell it."""
         self._loads = _json_loads()
+        self.report: list[dict[str, Any]] = []
+        """The destinations' report lines (``Destination.report_warnings``), each with its stream."""
 
     # ---- the message loop
 
@@ -305,6 +307,8 @@ class SingerTarget:
                 destination: Destination
                 with self.destination_cls(dict(self.config)) as destination:
                     result = destination.write(request, feed(), on_commit)
+                    with self.lock:
+                        self.report += [{"stream": stream.name, **line} for line in destination.report_warnings]
                 on_commit(result.rows_written, None)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
                 segment.error.append(exc)
