@@ -71,6 +71,8 @@ class SqlFileDestination(Destination):
     """Upsert windows are also capped by Arrow bytes (wide rows): their rows are staged first."""
     state_json_type: ClassVar[str] = "TEXT"
     begin_sql: ClassVar[str] = "BEGIN"
+    _null_on_update: list[str] = []  # noqa: RUF012 - replaced per write, never mutated
+    """Table columns the stream dropped: an upsert sets them NULL (set per ``write`` before any SQL)."""
 
     # ---- hooks
 

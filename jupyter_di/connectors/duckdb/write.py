@@ -156,7 +156,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         with self._registered(con, batch) as view:
             con.execute(
                 f"INSERT INTO {self._table_sql(table)} ({cols}) SELECT {cols} FROM {view}"
-                + conflict_clause(keys, batch.schema.names, method, getattr(self, "_null_on_update", ()))
+                + conflict_clause(keys, batch.schema.names, method, self._null_on_update)
             )
 
     def _insert_stream(self, con: duckdb.DuckDBPyConnection, table: str, window: CommitWindow) -> None:
@@ -185,7 +185,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         assert window.schema is not None  # only windows that are not empty are written
         names = list(window.schema.names)
         lowered = {n.lower() for n in names}
-        nulled = {c.lower() for c in getattr(self, "_null_on_update", ())}
+        nulled = {c.lower() for c in self._null_on_update}
         target = self._table_sql(table)
         stage, kept = quote_ident(f"{self._view}_stage"), quote_ident(f"{self._view}_kept")
         cols = ", ".join(quote_ident(n) for n in names)

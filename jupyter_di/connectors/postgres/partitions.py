@@ -100,7 +100,7 @@ class PartPlan:
 
 def wanted_parts(request: ReadRequest, plan: Any, types: dict[str, str], relation_bytes: int) -> tuple[int, str | None]:
     """How many parts a read gets (1: read as one query) and, when fewer than asked, why."""
-    setting = getattr(request.settings, "partitions", None)
+    setting = request.settings.partitions
     if setting in (None, 1):
         return 1, None
     if request.limit is not None:
@@ -383,7 +383,7 @@ def plan_parts(conn: Any, plan: Any, oid: int, pk: list[str], by_name: dict[str,
     """The parts a read is split into, or None to read it as one query (``request.stats`` says
     how it was split, for the run's report and the tests)."""
     types = {name: column.typname for name, column in by_name.items()}
-    size = relation_bytes(conn, oid) if getattr(request.settings, "partitions", None) == "auto" else 0
+    size = relation_bytes(conn, oid) if request.settings.partitions == "auto" else 0
     n, note = wanted_parts(request, plan, types, size)
     if note:
         request.stats.setdefault("notes", []).append(note)

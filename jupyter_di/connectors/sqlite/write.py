@@ -63,7 +63,7 @@ class SQLiteDestination(SQLiteConnector, SqlFileDestination):
         columns = [sqlite_values(batch.column(i), batch.schema.field(i)) for i in range(batch.num_columns)]
         con.executemany(
             f"INSERT INTO {quote_ident(table)} ({', '.join(quote_ident(n) for n in names)}) "
-            f"VALUES ({', '.join('?' * len(names))})" + conflict_clause(keys, names, method, getattr(self, "_null_on_update", ())),
+            f"VALUES ({', '.join('?' * len(names))})" + conflict_clause(keys, names, method, self._null_on_update),
             zip(*columns),
         )
 
