@@ -33,7 +33,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,22 +222,39 @@ def _read_with_runner(
         snapshot = export_snapshot(first)
         jobs = [partial(read_part, cfg, snapshot, plan, part, target, request.batch_size) for part in parts.parts]
         request.stats["partition_runner"] = getattr(runner, "name", type(runner).__name__)
-        held: pa.RecordBatch | None = None
-        for index, batches in runner(jobs):
-            for batch in batches:
-                if progress is None:
-                    yield batch
-                    continue
-                if held is not None:
-                    yield progress.stamp(held)
-                held = batch
-                progress.advance(index, batch)
-            if progress is not None:
-                progress.finish(index)
-        if held is not None and progress is not None:
-            yield progress.stamp(held)
+
+        def arrivals() -> Iterator[tuple[str, int, Any]]:
+            for index, batches in runner(jobs):
+                for batch in batches:
+                    yield "batch", index, batch
+                yield "done", index, None
+
+        yield from _bookmarked(progress, arrivals())
     finally:
         first.close()
+
+
+def _bookmarked(progress: _Progress | None, arrivals: Iterable[tuple[str, int, Any]]) -> Iterator[pa.RecordBatch]:
+    """The parts' batches in order of arrival (``("batch", part, batch)``, ``("done", part, None)``).
+
+    With ``progress`` (a first INCREMENTAL sync) each batch is held until the next one arrives or the
+    read ends, then stamped with the least advanced unfinished part's bookmark, so no committed
+    bookmark passes a row that a slower part has not delivered yet."""
+    held: pa.RecordBatch | None = None
+    for kind, index, batch in arrivals:
+        if kind == "done":
+            if progress is not None:
+                progress.finish(index)
+            continue
+        if progress is None:
+            yield batch
+            continue
+        if held is not None:
+            yield progress.stamp(held)
+        held = batch
+        progress.advance(index, batch)
+    if held is not None and progress is not None:
+        yield progress.stamp(held)
 
 
 class _Stop(Exception):
@@ -298,27 +315,18 @@ def read_partitioned(
             threads.append(thread)
             thread.start()
         progress = _Progress(len(parts.parts), bookmarks, target) if bookmarks else None
-        held: pa.RecordBatch | None = None
-        finished = 0
         started = time.perf_counter()
-        while finished < len(parts.parts):
-            kind, index, payload = events.get()
-            if kind == "error":
-                raise payload
-            if kind == "done":
-                finished += 1
-                if progress is not None:
-                    progress.finish(index)
-                continue
-            if progress is None:
-                yield payload
-                continue
-            if held is not None:
-                yield progress.stamp(held)
-            held = payload
-            progress.advance(index, payload)
-        if held is not None and progress is not None:
-            yield progress.stamp(held)
+
+        def arrivals() -> Iterator[tuple[str, int, Any]]:
+            finished = 0
+            while finished < len(parts.parts):
+                kind, index, payload = events.get()
+                if kind == "error":
+                    raise payload
+                finished += kind == "done"
+                yield kind, index, payload
+
+        yield from _bookmarked(progress, arrivals())
         request.stats["partition_seconds"] = time.perf_counter() - started
     finally:
         stop.set()
