@@ -157,13 +157,7 @@ def test_a_boolean_setting_left_to_its_default_shows_the_default(tmp_path, monke
 
 def test_after_a_run_the_panel_shows_the_columns_that_run_read(tmp_path, monkeypatch):
     """Before any Discover, Streams / Stream detail / Schema properties use the last run's catalog."""
-    from tests.support.shell import fresh_shell
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "orders.csv").write_text("id,name,updated_at\n1,a,2024-01-01\n")
-    runner = fresh_shell()
+    runner = shell_over_orders(tmp_path, monkeypatch, "id,name,updated_at\n1,a,2024-01-01\n")
     try:
         runner.ok("%%di_source shop\nsource: files\nconfig:\n  path: data\nstreams:\n  orders: {}\n")
         panel = runner.session.panels.panels["shop"]
@@ -176,12 +170,12 @@ def test_after_a_run_the_panel_shows_the_columns_that_run_read(tmp_path, monkeyp
         runner.ip.extension_manager.unload_extension("jupyter_di")
 
 
-def shell_over_orders(tmp_path, monkeypatch):
-    """A fresh kernel shell with jupyter_di loaded, in a folder holding data/orders.csv (two columns, one row)."""
+def shell_over_orders(tmp_path, monkeypatch, csv="id,name\n1,a\n"):
+    """A fresh kernel shell with jupyter_di loaded, in a folder holding data/orders.csv (``csv``)."""
     from tests.support.shell import fresh_shell
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state.sqlite"))
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "orders.csv").write_text("id,name\n1,a\n")
+    (tmp_path / "data" / "orders.csv").write_text(csv)
     return fresh_shell()
