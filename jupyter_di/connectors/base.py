@@ -192,6 +192,10 @@ class StreamSettings:
     split a table: PostgreSQL, ``connectors/postgres/partitions.py``); None or 1: one query."""
     validate_records: bool = False
     """Check each record against the stream's JSON schema (Singer streams); off by default for speed."""
+    column_types: dict[str, str] = field(default_factory=dict)
+    """Destination column types that replace the mapped ones when the table or the column is created
+    (``{amount: "decimal(18,2)"}``, ``connectors/_shared/column_types.py``); destinations with
+    ``Destination.takes_column_types`` only."""
 
     @property
     def table_name(self) -> str:
@@ -258,6 +262,14 @@ class WriteRequest:
     """Columns the stream had at its previous sync and no longer has (dropped at the
     source): an upserted row gets NULL there, so it equals the source row.  Other
     table columns the stream never sent are left alone."""
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One column of an existing destination table, its type as the destination's catalog spells it."""
+
+    name: str
+    type: str
 
 
 @dataclass
@@ -363,6 +375,33 @@ class Destination(Connector, ABC):
         on_commit: CommitCallback | None = None,
     ) -> WriteResult:
         """Write all chunks; call ``on_commit`` after every durable commit."""
+
+    takes_column_types: ClassVar[bool] = False
+    """Whether ``write`` creates (and adds) columns with ``StreamSettings.column_types`` instead of the
+    mapped types; overrides for a destination without it are refused before anything is written."""
+
+    def column_type(self, field: pa.Field) -> str | None:
+        """The column type ``write`` would create for ``field`` (None: this destination cannot say)."""
+        return None
+
+    def describe_table(self, table: str) -> list[TableColumn] | None:
+        """The existing ``table``'s columns in table order, or None when there is no such table; for the
+        panel's schema-conflict view.  Raises NotImplementedError where the destination cannot say."""
+        raise NotImplementedError
+
+    def new_columns_refused(self, settings: StreamSettings, names: list[str]) -> Exception:
+        """The error ``write`` raises for stream columns the table lacks when ``auto_add_new_fields`` is
+        false (the schema-conflict view shows it before the run)."""
+        from ..errors import SchemaMismatch  # noqa: TID252 - errors is a leaf module
+
+        return SchemaMismatch(
+            f"table {settings.table_name!r} has no column(s) {', '.join(repr(n) for n in names)}.",
+            stream=settings.stream,
+            fix="set auto_add_new_fields: true, or deselect these columns.",
+        )
+
+    def check_column_types(self, types: dict[str, str], *, stream: str) -> None:
+        """Refuse an override the engine cannot parse (``column_types.unparsable``), before anything is written."""
 
     def load_state(self, state_key: str) -> dict[str, Any] | None:
         """The state committed with the rows (transactional destinations only)."""

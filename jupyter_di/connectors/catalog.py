@@ -35,6 +35,7 @@ STREAM_KEYS = (
     "partitions",
     "delete_mode",
     "validate_records",
+    "column_types",
 )
 """The stream settings a block (its YAML ``streams:``, or a catalog entry's Mage-style keys) may
 give a stream, in their canonical order: ``selected`` plus the fields of ``StreamSettings``."""

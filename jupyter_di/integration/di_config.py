@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..block_kind import BlockKind
+from ..connectors._shared import column_types
 from ..connectors.base import DELETE_MODES, NULL_CURSOR_MODES, REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from ..connectors.catalog import STREAM_KEYS
 from ..errors import ConfigError
@@ -101,6 +102,8 @@ def stream_settings(name: str, given: Mapping[str, Any], *, block: str, connecto
         raise ConfigError(f"bad stream settings: {exc}", block=block or None, stream=name) from None
     if settings.key_properties and not settings.unique_constraints:
         settings.unique_constraints = list(settings.key_properties)
+    if settings.column_types:  # Python blocks' settings come here unchecked: the types reach DDL
+        settings.column_types = column_types.check_setting(settings.column_types, block=block or None, stream=name)
     check_null_cursor(settings.null_cursor, block=block, stream=name)
     if settings.replication_method == "INCREMENTAL" and not settings.bookmark_properties:
         settings.bookmark_properties = declared_bookmark_properties(connector, name)
@@ -262,6 +265,15 @@ def validate_stream_settings(
             value = exact_choice(key, value, block=block, stream=stream)
         elif key == "partitions":
             value = check_partitions(value, block=block, stream=stream)
+        elif key == "column_types":
+            if kind != BlockKind.DESTINATION:
+                raise ConfigError(
+                    "column_types is a destination setting (the types of the table's columns).",
+                    block=block,
+                    stream=stream,
+                    fix="move column_types to the stream's settings in the destination block.",
+                )
+            value = column_types.check_setting(value, block=block or None, stream=stream)
         elif key == "destination_table" and value is not None:
             if not isinstance(value, str):
                 raise ConfigError("destination_table must be a table name.", block=block, stream=stream)

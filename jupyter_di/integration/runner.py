@@ -20,7 +20,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..connectors import registry
-from ..connectors.base import INCREMENTAL, LOG_BASED, ReadRequest, StreamSettings, check_table_name
+from ..connectors._shared import column_types
+from ..connectors.base import INCREMENTAL, LOG_BASED, Destination, ReadRequest, StreamSettings, check_table_name
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream, stream_ids
 from ..errors import BlockFailed, ConfigError, DIError
 from ..redaction import Redactor, block_secrets, redact_exception
@@ -321,6 +322,29 @@ def destination_settings(stream: IncomingStream, raw: Mapping[str, Any], *, bloc
     return settings
 
 
+def check_type_overrides(
+    destination_cls: type[Destination], resolved: ResolvedBlock, settings: list[StreamSettings], *, block: str
+) -> None:
+    """Every stream's ``column_types`` is one the destination takes and its engine parses, before any
+    stream is written (a bad type in the second stream must not leave the first one written)."""
+    overridden = [s for s in settings if s.column_types]
+    if not overridden:
+        return
+    if not destination_cls.takes_column_types:
+        raise ConfigError(
+            f"destination {resolved.connector!r} does not take column_types (it chooses its columns' types itself).",
+            block=block,
+            stream=overridden[0].stream,
+            fix="remove column_types; the SQL destinations (duckdb, sqlite, postgresql) take it.",
+        )
+    try:
+        with destination_cls(resolved.config_dict()) as destination:
+            for s in overridden:
+                destination.check_column_types(s.column_types, stream=s.stream)
+    except DIError as exc:
+        raise redact_exception(exc, block_redactor(resolved)).with_context(block=block) from exc.__cause__
+
+
 def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     resolved: ResolvedBlock = resolve(block, outputs, ctx)
     block_redactor(resolved)  # its secrets are masked in every message from here on
@@ -364,6 +388,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                     fix="fix `columns:` in the destination's stream settings.",
                 )
         written = s.columns if s.columns is not None else incoming[name].schema.names
+        column_types.check_columns(s.column_types, written, block=block.name, stream=name)
         keys = [c for c in s.unique_constraints if c not in written]
         if keys:
             raise ConfigError(
@@ -380,6 +405,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
     # when their turn comes (their own settings are checked now, their schema is not known yet).
     live = {n for n, s in incoming.items() if isinstance(s, LiveInputStream)}
     settings = [resolved.settings_for(n) if n in live else settings_for(n) for n in incoming]
+    check_type_overrides(destination_cls, resolved, settings, block=block.name)
 
     def write_one(stream_settings: StreamSettings) -> dict[str, Any]:
         stream = incoming[stream_settings.stream]

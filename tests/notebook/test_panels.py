@@ -389,3 +389,60 @@ def test_a_replicas_panel_shows_merged_settings_and_writes_only_its_override(she
     assert DIConfig.parse(effective.body, kind="source", block="shop_b").config == {"path": "data", "delimiter": ";"}
     panel.detail.inputs["run_in_parallel"].value = False  # back to the original's value: it leaves the override
     assert bridge.calls[-1] == ("cell-2", "%%di_source shop_b --replicate shop\nconfig:\n  delimiter: ;\n")
+
+
+# -- schema conflicts and column type overrides (issue 21, item 5) ---------------------------------
+WAREHOUSE = "%%di_destination wh --upstream shop\ndestination: duckdb\nconfig:\n  path: wh.duckdb\nstreams:\n  orders:\n"
+
+
+def conflicts_of(panel) -> dict[str, tuple[str, str, bool]]:
+    panel.conflicts.check().result(timeout=60)
+    (found,) = panel.conflicts.found
+    return {c.column: (c.kind, c.outcome, c.fails) for c in found.conflicts}
+
+
+def test_schema_conflicts_say_what_the_next_run_does_and_match_its_error(shell, tmp_path):
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
+        con.execute("CREATE TABLE orders (id BIGINT, name INTEGER, legacy VARCHAR)")
+    shell.ok(SOURCE)
+    with capture_output():
+        error = shell.error(WAREHOUSE + "    auto_add_new_fields: false\n    unique_constraints: [id]\n")
+    panel = panel_of(shell, "wh")
+    assert "Schema conflicts" in panel.tabs.titles
+    found = conflicts_of(panel)
+    assert set(found) == {"name", "updated_at", "legacy"}  # id: BIGINT on both sides
+    kind, outcome, fails = found["updated_at"]
+    assert kind == "new column" and fails
+    assert "the stream has column(s) 'updated_at' that table 'orders' does not have" in outcome
+    assert "the stream has column(s) 'updated_at' that table 'orders' does not have" in error  # the run's own error
+    kind, outcome, fails = found["name"]
+    assert kind == "type changed" and fails and "cast to INTEGER on write" in outcome
+    assert found["legacy"][:2] == ("not sent", "kept in the rows the next run updates, NULL in the rows it inserts")
+    html_view = panel.conflicts.view.value
+    assert "<td>updated_at</td>" in html_view and "color:#c62828" in html_view
+    assert "3 conflicts in 1 stream, 2 that can fail the next run." in panel.conflicts.status.value
+
+    # with new columns allowed the same column is added, and the view says with which type
+    panel.editor.set_stream_fields(["orders"], {"auto_add_new_fields": True})
+    found = conflicts_of(panel)
+    assert found["updated_at"][0] == "new column" and found["updated_at"][1].startswith("added as ") and not found["updated_at"][2]
+
+
+def test_a_type_typed_in_schema_properties_is_written_as_column_types_and_used(shell, tmp_path):
+    shell.ok(SOURCE)
+    shell.ok(WAREHOUSE + "    replication_method: FULL_TABLE\n")
+    panel = panel_of(shell, "wh")
+    panel.open_stream("orders", switch=False)
+    assert any(c["key"] == "column_type" for c in panel.columns.table.columns)
+    edit(panel.columns.table, ["id"], column_type="decimal(12, 0)")
+    text = pending(shell, panel)
+    assert "column_types:\n      id: decimal(12, 0)\n" in text
+    # the existing table keeps BIGINT: the conflict view says the override is not applied
+    found = conflicts_of(panel)
+    assert found["id"][0] == "override not applied" and "the table keeps BIGINT" in found["id"][1]
+    edit(panel.columns.table, ["id"], column_type="int); drop table orders; --")
+    assert "not a type name" in panel.status.value  # written with the warning the run would fail with
+    edit(panel.columns.table, ["id"], column_type="")
+    assert "column_types" not in pending(shell, panel)

@@ -27,11 +27,13 @@ from ..base import (
     CommitCallback,
     Destination,
     StreamSettings,
+    TableColumn,
     WriteRequest,
     WriteResult,
     internal_name,
     is_change_stream,
 )
+from . import column_types
 from .changes import DELETED_AT_FIELD, apply_steps, check_keys, plan_changes, table_schema
 from .commit_window import ChunkSource, CommitWindow
 from .db_file import first_line
@@ -96,6 +98,14 @@ class SqlFileDestination(Destination):
     def _column_type(self, field: pa.Field) -> str: ...
 
     @abstractmethod
+    def _described(self, con: Any, table: str) -> list[TableColumn]:
+        """The table's columns with their declared types, in table order ([] when there is no table)."""
+
+    @abstractmethod
+    def _type_probe(self) -> Any:
+        """A throwaway in-memory connection of the same engine, to ask whether it parses a type."""
+
+    @abstractmethod
     def _insert(self, con: Any, table: str, batch: pa.RecordBatch, keys: list[str], method: str) -> None:
         """Insert (or upsert on ``keys``) one batch inside the open transaction."""
 
@@ -121,6 +131,42 @@ class SqlFileDestination(Destination):
         """Undo per-connection settings before the connection closes (shared engine instances)."""
 
     # ---- contract
+
+    takes_column_types: ClassVar[bool] = True
+
+    def column_type(self, field: pa.Field) -> str | None:
+        return self._column_type(field)
+
+    def describe_table(self, table: str) -> list[TableColumn] | None:
+        con = self._connect()
+        try:
+            return self._described(con, table) or None
+        finally:
+            con.close()
+
+    def check_column_types(self, types: dict[str, str], *, stream: str) -> None:
+        """Each override through the engine's parser (``CAST(NULL AS type)``, on an in-memory database:
+        nothing touches the destination); the text already matched ``column_types.TYPE_TEXT``."""
+        con = self._type_probe()
+        try:
+            for column, type_text in types.items():
+                try:
+                    con.execute(f"SELECT CAST(NULL AS {type_text})").fetchall()
+                except Exception as exc:
+                    raise column_types.unparsable(column, type_text, self.name, first_line(exc), stream=stream) from None
+        finally:
+            con.close()
+
+    def new_columns_refused(self, settings: StreamSettings, names: list[str]) -> Exception:
+        return SchemaMismatch(
+            f"the stream has column(s) {', '.join(repr(n) for n in names)} that table {settings.table_name!r} does not have.",
+            stream=settings.stream,
+            fix="set auto_add_new_fields: true, or deselect these columns.",
+        )
+
+    def _declared_type(self, s: StreamSettings, f: pa.Field) -> str:
+        """The type a new column gets: the stream's override, else the mapped one."""
+        return column_types.override(s.column_types, f.name) or self._column_type(f)
 
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         s = request.settings
@@ -339,7 +385,7 @@ class SqlFileDestination(Destination):
                 )
             if not len(schema):
                 raise SchemaMismatch(f"cannot create table {table!r} without columns.", stream=s.stream, fix="send at least one column.")
-            cols = ", ".join(f"{quote_ident(f.name)} {self._column_type(f)}" for f in schema)
+            cols = ", ".join(f"{quote_ident(f.name)} {self._declared_type(s, f)}" for f in schema)
             pk = f", PRIMARY KEY ({', '.join(quote_ident(k) for k in keys)})" if keys and self.key_constraints else ""
             con.execute(f"CREATE TABLE {self._table_sql(table)} ({cols}{pk})")
             return {n.lower(): n for n in schema.names}
@@ -369,15 +415,10 @@ class SqlFileDestination(Destination):
         new = [f for f in schema if f.name.lower() not in known]
         if not new:
             return
-        names = [f.name for f in new]
         if not s.auto_add_new_fields:
-            raise SchemaMismatch(
-                f"the stream has column(s) {', '.join(repr(n) for n in names)} that table {s.table_name!r} does not have.",
-                stream=s.stream,
-                fix="set auto_add_new_fields: true, or deselect these columns.",
-            )
+            raise self.new_columns_refused(s, [f.name for f in new])
         for f in new:
-            con.execute(f"ALTER TABLE {self._table_sql(s.table_name)} ADD COLUMN {quote_ident(f.name)} {self._column_type(f)}")
+            con.execute(f"ALTER TABLE {self._table_sql(s.table_name)} ADD COLUMN {quote_ident(f.name)} {self._declared_type(s, f)}")
             known[f.name.lower()] = f.name
 
 

@@ -17,7 +17,7 @@ from .._shared.db_file import first_line
 from .._shared.sql_file_destination import SqlFileDestination
 from .._shared.sql_names import qualify, quote_ident
 from .._shared.sql_upsert import conflict_clause, dedupe_on_keys
-from ..base import INTERNAL_PREFIX, StreamSettings
+from ..base import INTERNAL_PREFIX, StreamSettings, TableColumn
 from .connection import CONFIG, DuckDBConnector, connection_failed, open_duckdb
 from .types import duckdb_type
 
@@ -136,6 +136,17 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             [self.schema, table],
         ).fetchall()
         return [r[0] for r in rows] or None
+
+    def _described(self, con: duckdb.DuckDBPyConnection, table: str) -> list[TableColumn]:
+        rows = con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND lower(table_name) = lower(?) ORDER BY column_index",
+            [self.schema, table],
+        ).fetchall()
+        return [TableColumn(name, data_type) for name, data_type in rows]
+
+    def _type_probe(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(":memory:")
 
     def _has_unique(self, con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> bool:
         rows = con.execute(

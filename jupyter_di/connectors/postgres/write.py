@@ -32,6 +32,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from ...errors import SchemaMismatch
+from .._shared import column_types
 from .._shared.changes import DELETED_AT_FIELD, apply_steps, check_keys, plan_changes, table_schema
 from .._shared.commit_window import coalesced
 from ..base import (
@@ -41,6 +42,7 @@ from ..base import (
     CommitCallback,
     Destination,
     StreamSettings,
+    TableColumn,
     WriteRequest,
     WriteResult,
     internal_name,
@@ -78,6 +80,35 @@ class PostgresDestination(PostgresConnector, Destination):
         finally:
             conn.close()
 
+    takes_column_types = True
+
+    def column_type(self, field: pa.Field) -> str | None:
+        return write_column(field).pg_type
+
+    def describe_table(self, table: str) -> list[TableColumn] | None:
+        with self._cfg.psycopg() as conn, conn.cursor() as cur:
+            oid = table_oid(cur, self._cfg.schema, table)
+            if oid is None:
+                return None
+            return [TableColumn(c.name, c.sql_type) for c in table_columns(cur, [oid])[oid]]
+
+    def new_columns_refused(self, settings: StreamSettings, names: list[str]) -> Exception:
+        return refused(self._cfg.schema, settings, names)
+
+    def check_column_types(self, types: dict[str, str], *, stream: str) -> None:
+        """Each override through the server's parser (``CAST(NULL AS type)`` in a transaction that is
+        rolled back); the text already matched ``column_types.TYPE_TEXT``, the only way types reach SQL."""
+        import psycopg
+
+        with self._cfg.psycopg() as conn:
+            for column, type_text in types.items():
+                try:
+                    with conn.transaction(force_rollback=True):
+                        conn.execute(sql.SQL("SELECT CAST(NULL AS {})").format(sql.SQL(type_text)))
+                except psycopg.Error as exc:
+                    reason = str(exc).split("\n")[0]
+                    raise column_types.unparsable(column, type_text, "PostgreSQL", reason, stream=stream) from None
+
     def _state_table(self) -> sql.Identifier:
         return sql.Identifier(self._cfg.schema, STATE_TABLE)
 
@@ -101,6 +132,15 @@ class PostgresDestination(PostgresConnector, Destination):
                 conn.execute(sql.SQL("DELETE FROM {} WHERE state_key = %s").format(self._state_table()), (state_key,))
             except psycopg.errors.UndefinedTable:
                 pass
+
+
+def refused(schema: str, settings: StreamSettings, names: list[str]) -> SchemaMismatch:
+    """Stream columns the table lacks while ``auto_add_new_fields`` is false."""
+    return SchemaMismatch(
+        f"table {schema}.{settings.table_name} has no column{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)}.",
+        stream=settings.stream,
+        fix="add the columns to the table, or set auto_add_new_fields: true to let jupyter-di add them.",
+    )
 
 
 class _TableWriter:
@@ -226,7 +266,8 @@ class _TableWriter:
         oid = self._oid()
         if oid is None:
             self._ensure_schema()
-            defs = [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(write_column(f).pg_type)) for f in schema]
+            types = {f.name: self._declared_type(f) for f in schema}
+            defs = [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(types[f.name])) for f in schema]
             if self.settings.unique_constraints:
                 self._check_names(self.settings.unique_constraints, [f.name for f in schema], "unique constraint")
                 defs.append(sql.SQL("UNIQUE ({})").format(sql.SQL(", ").join(map(sql.Identifier, self.settings.unique_constraints))))
@@ -234,7 +275,7 @@ class _TableWriter:
             if self.settings.unique_constraints and self.fillfactor < 100:
                 storage = sql.SQL(" WITH (fillfactor = {})").format(sql.Literal(self.fillfactor))
             self._exec(sql.SQL("CREATE TABLE {} ({}){}").format(self.rel, sql.SQL(", ").join(defs), storage))
-            self.columns = {f.name: write_column(f).pg_type for f in schema}
+            self.columns = types
             return True
         self.columns = {c.name: c.sql_type for c in table_columns(self.conn, [oid])[oid]}
         self._add_columns(schema)
@@ -245,16 +286,15 @@ class _TableWriter:
         if not new:
             return
         if not self.settings.auto_add_new_fields and not force:
-            names = ", ".join(repr(f.name) for f in new)
-            raise SchemaMismatch(
-                f"table {self.schema}.{self.table} has no column{'s' if len(new) > 1 else ''} {names}.",
-                stream=self.settings.stream,
-                fix="add the columns to the table, or set auto_add_new_fields: true to let jupyter-di add them.",
-            )
+            raise refused(self.schema, self.settings, [f.name for f in new])
         for f in new:
-            pg_type = write_column(f).pg_type
+            pg_type = write_column(f).pg_type if force else self._declared_type(f)
             self._exec(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(self.rel, sql.Identifier(f.name), sql.SQL(pg_type)))
             self.columns[f.name] = pg_type
+
+    def _declared_type(self, f: pa.Field) -> str:
+        """The type a new column gets: the stream's override (then every batch is cast to it), else the mapped one."""
+        return column_types.override(self.settings.column_types, f.name) or write_column(f).pg_type
 
     def _check_lengths(self, names: list[str]) -> None:
         """PostgreSQL silently cuts identifiers at 63 bytes; refuse instead of writing elsewhere."""

@@ -12,6 +12,7 @@ from .._shared.db_file import resolve_path
 from .._shared.sql_file_destination import SqlFileDestination
 from .._shared.sql_names import quote_ident
 from .._shared.sql_upsert import conflict_clause
+from ..base import TableColumn
 from .connection import CONFIG, SQLiteConnector, open_sqlite, translate_error
 from .types import sqlite_type, sqlite_values
 
@@ -43,6 +44,13 @@ class SQLiteDestination(SQLiteConnector, SqlFileDestination):
     def _table_columns(self, con: sqlite3.Connection, table: str) -> list[str] | None:
         rows = con.execute("SELECT name FROM pragma_table_info(?) ORDER BY cid", [table]).fetchall()
         return [r[0] for r in rows] or None
+
+    def _described(self, con: sqlite3.Connection, table: str) -> list[TableColumn]:
+        rows = con.execute("SELECT name, type FROM pragma_table_info(?) ORDER BY cid", [table]).fetchall()
+        return [TableColumn(name, type_name) for name, type_name in rows]
+
+    def _type_probe(self) -> sqlite3.Connection:
+        return sqlite3.connect(":memory:")
 
     def _has_unique(self, con: sqlite3.Connection, table: str, keys: list[str]) -> bool:
         want = {k.lower() for k in keys}

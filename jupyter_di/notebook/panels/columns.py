@@ -2,6 +2,9 @@
 
 Types come from the cached catalog.  Excluding a column writes the stream's
 ``columns:`` list; including every column again removes it (omitted = all).
+A destination's table also has a "destination type" column: a type typed there is the column's
+override in the stream's ``column_types:`` (used when the table or the column is created); emptied,
+the mapped type applies again.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ...block_kind import BlockKind
 from .catalog_view import CatalogView
 from .editor import COLUMN_MARKS, BlockEditor
 from .table import EditableTable, column
@@ -21,6 +25,7 @@ COLUMNS = [
     column("key", "key", "bool", bulk=True),
     column("unique", "unique", "bool", bulk=True),
 ]
+DESTINATION_TYPE = column("column_type", "destination type", "text")
 
 
 def column_rows(editor: BlockEditor, view: CatalogView, stream: str) -> list[dict[str, Any]]:
@@ -31,10 +36,15 @@ def column_rows(editor: BlockEditor, view: CatalogView, stream: str) -> list[dic
     extra = [c for key in ("columns", *COLUMN_MARKS.values()) for c in settings.get(key) or [] if c not in types]
     included = set(editor.included_columns(stream, names))
     marks = {mark: set(settings.get(key) or []) for mark, key in COLUMN_MARKS.items()}
+    overrides = settings.get("column_types") or {}
+    if editor.cfg.kind == BlockKind.DESTINATION:
+        extra += [c for c in overrides if c not in types]
     rows = []
     for name in names + list(dict.fromkeys(extra)):
         row = {"id": name, "include": name in included, "type": types.get(name, "(not in catalog)")}
         row.update({mark: name in values for mark, values in marks.items()})
+        if editor.cfg.kind == BlockKind.DESTINATION:
+            row["column_type"] = overrides.get(name, "")
         rows.append(row)
     return rows
 
@@ -43,7 +53,8 @@ class ColumnsSection:
     def __init__(self, editor: BlockEditor, view: CatalogView) -> None:
         self.editor, self.view = editor, view
         self.stream: str | None = None
-        self.table = EditableTable(columns=COLUMNS, rows=[], id_label="column")
+        columns = COLUMNS + [DESTINATION_TYPE] if editor.cfg.kind == BlockKind.DESTINATION else COLUMNS
+        self.table = EditableTable(columns=columns, rows=[], id_label="column")
         self.table.on_edit(self.edit)
         self.widget = widgets.VBox([self.table])
         self.refresh()
@@ -64,4 +75,7 @@ class ColumnsSection:
     def edit(self, ids: list[str], changes: dict[str, Any]) -> None:
         if self.stream is None:
             return
-        self.editor.set_columns(self.stream, ids, {k: bool(v) for k, v in changes.items()}, self.view.column_names(self.stream))
+        if "column_type" in changes:
+            self.editor.set_column_types(self.stream, ids, str(changes.pop("column_type") or ""))
+        if changes:
+            self.editor.set_columns(self.stream, ids, {k: bool(v) for k, v in changes.items()}, self.view.column_names(self.stream))

@@ -23,6 +23,8 @@ from ...integration.context import RunContext
 from ...integration.inputs import catalog_for_output, streams_from_output
 from ...integration.resolve import resolve
 from ...integration.resolved import ResolvedBlock
+from ...integration.runner import destination_settings
+from ...integration.schema_conflicts import StreamConflicts, compare
 from ...pipeline.block import Block
 from ...pipeline.pipeline import Pipeline
 from ...secrets import SecretStore
@@ -102,6 +104,36 @@ class PanelContext:
         return {"streams": streams} if seen else None
 
     # -- actions (run on the panel's worker thread) ---------------------------------------------
+    def schema_conflicts(self, editor: BlockEditor) -> list[StreamConflicts]:
+        """A destination's streams (its upstream outputs, with the settings a run would merge) against
+        the tables they write (``integration/schema_conflicts.py``)."""
+        block = editor.current_block()
+        resolved = self.resolve(block)
+        found: list[StreamConflicts] = []
+        with registry.destination_class(resolved.connector)(resolved.config_dict()) as destination:
+            for name in block.upstream:
+                if name not in self.pipeline.outputs or editor.cfg.upstream_settings(name).only_as_input:
+                    continue
+                for incoming in streams_from_output(name, self.pipeline.outputs[name]):
+                    if incoming.name in resolved.excluded or (resolved.only is not None and incoming.name not in resolved.only):
+                        continue
+                    settings = destination_settings(incoming, resolved.given.get(incoming.name, {}), block=block.name)
+                    names = settings.columns if settings.columns is not None else incoming.schema.names
+                    schema = pa.schema([incoming.schema.field(c) for c in names if c in incoming.schema.names])
+                    origin = incoming.origin
+                    previous: list[str] = []
+                    if origin.get("block"):
+                        saved = self.pipeline.state.get(origin["pipeline"], origin["block"], origin["stream"]) or {}
+                        previous = [c for c in saved.get("columns") or [] if c not in incoming.schema.names]
+                    found.append(compare(destination, resolved.connector, settings, schema, previous))
+        if not found:
+            raise ConfigError(
+                "no upstream block has output yet, so there are no streams to compare.",
+                block=block.name,
+                fix="run the upstream blocks (or this cell) first.",
+            )
+        return found
+
     def test_connection(self, editor: BlockEditor) -> str:
         resolved = self.resolve(editor.current_block())
         cls = (

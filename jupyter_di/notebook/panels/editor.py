@@ -238,5 +238,22 @@ class BlockEditor:
                 settings.pop(key, None)
         return self._save([stream])
 
+    def set_column_types(self, stream: str, columns: Iterable[str], type_text: str) -> SaveResult:
+        """A destination type override for columns of one stream (``column_types:``); "" removes it.
+        A type that is not a type name is still written, with the warning the run would fail with."""
+        settings = self._stream(stream)
+        types = dict(settings.get("column_types") or {})
+        text = " ".join(type_text.split())
+        for name in columns:
+            if text:
+                types[name] = text
+            else:
+                types.pop(name, None)
+        if types:
+            settings["column_types"] = types
+        else:
+            settings.pop("column_types", None)
+        return self._save([stream])
+
     def snapshot(self) -> DIConfig:
         return copy.deepcopy(self.cfg)

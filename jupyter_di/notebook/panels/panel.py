@@ -22,6 +22,7 @@ from ...redaction import redact
 from .bookmarks import BookmarksSection
 from .catalog_view import CatalogView
 from .columns import ColumnsSection
+from .conflicts import ConflictsSection
 from .context import PanelContext
 from .credentials import CredentialsSection
 from .editor import BlockEditor, SaveResult
@@ -32,6 +33,8 @@ from .streams import StreamsSection
 from .upstream import UpstreamSection
 
 TITLES = ("Credentials", "Upstream", "Streams", "Stream detail", "Schema properties", "Sample data", "Bookmarks")
+CONFLICTS_TITLE = "Schema conflicts"
+"""A destination's tab after Schema properties: its streams against the tables they write (``conflicts.py``)."""
 
 STYLE = (
     "<style>"
@@ -87,7 +90,14 @@ class BlockPanel:
             )
         )
         sections: list[_Section] = [self.credentials, self.upstream, self.streams, self.detail, self.columns, self.sample, self.bookmarks]
-        self.tabs = widgets.Tab(children=[s.widget for s in sections], titles=TITLES)
+        titles: tuple[str, ...] = TITLES
+        self.conflicts: ConflictsSection | None = None
+        if cfg.kind == BlockKind.DESTINATION:
+            self.conflicts = ConflictsSection(self.editor, self.jobs, ctx)
+            at = TITLES.index("Schema properties") + 1  # beside the columns it compares
+            sections.insert(at, self.conflicts)
+            titles = (*TITLES[:at], CONFLICTS_TITLE, *TITLES[at:])
+        self.tabs = widgets.Tab(children=[s.widget for s in sections], titles=titles)
         self.widget = widgets.VBox([self.header, self.tabs, self.status])
         self.widget.add_class("jdi-panel")
         self.editor.on_change(self._saved)
