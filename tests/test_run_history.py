@@ -109,3 +109,34 @@ def test_the_side_panel_gets_the_runs_after_a_run_and_on_connecting(tmp_path, mo
     bridge.publish_runs(last)
     comm = frontend_opens(kernel)
     assert {"type": "runs", "runs": last} in comm.sent
+
+
+def test_clicking_a_run_in_the_runs_view_sends_its_whole_record(tmp_path, monkeypatch):
+    """``request_run`` (a click on a run in the Runs view) answers with the run's record: blocks,
+    streams with rows and bookmarks before/after, errors; an unknown id or another notebook's run: null."""
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / ".jupyter_di" / "state.sqlite"))
+    monkeypatch.setenv("JUPYTER_DI_PIPELINE", "shop")
+    add_orders(tmp_path, 3)
+    runner = fresh_shell()
+    sent: list[tuple[int, dict | None]] = []
+    try:
+        monkeypatch.setattr(runner.session.bridge, "send_run", lambda run_id, run: sent.append((run_id, run)))
+        runner.ok(SOURCE)
+        runner.error(DEST.format(path="no/such/folder/wh.duckdb"))
+        ask = runner.session.bridge._handlers["request_run"]
+        ask({"type": "request_run", "id": 1})
+        ask({"type": "request_run", "id": 2})
+        ask({"type": "request_run", "id": 99})
+    finally:
+        runner.ip.extension_manager.unload_extension("jupyter_di")
+    (first_id, first), (second_id, second), (missing_id, missing) = sent
+    assert (first_id, first["id"], first["status"], first["origin"]) == (1, 1, "done", "kernel")
+    (src,) = [b for b in first["blocks"] if b["name"] == "src"]
+    assert src["streams"]["orders"]["rows"] == 3 and src["streams"]["orders"]["bookmark_before"] is None
+    assert list(src["streams"]["orders"]["bookmark_after"]) == ["updated_at"]
+    assert str(src["streams"]["orders"]["bookmark_after"]["updated_at"]).startswith("2024-01-03")
+    assert second["status"] == "failed" and any("does not exist" in (b.get("error") or "") for b in second["blocks"])
+    assert (missing_id, missing) == (99, None)

@@ -34,7 +34,7 @@ TARGET_NAME = "jupyter_di"
 PROTOCOL_VERSION = 1
 
 #: Requests the extension may send, each answered by one ``ack``.
-REQUEST_TYPES = ("run_pipeline", "run_block", "request_graph")
+REQUEST_TYPES = ("run_pipeline", "run_block", "request_graph", "request_run")
 #: Values a block's ``status`` may take in ``graph`` and ``status`` messages.
 BLOCK_STATUSES = ("pending", "running", "done", "failed", "skipped", "idle")
 """``BlockStatus`` values, plus ``idle``: a block of the notebook that has not run in this kernel."""
@@ -158,6 +158,11 @@ class FrontendBridge:
         with self._lock:
             self._runs = list(runs)
         self._send({"type": "runs", "runs": list(runs)})
+
+    def send_run(self, run_id: int, run: dict[str, Any] | None) -> None:
+        """Send one run's whole record (``jupyter-di runs show``'s content), asked for by ``request_run``
+        when the user clicks the run in the Runs view; ``run`` None: no such run of this notebook."""
+        self._send({"type": "run", "id": run_id, "run": run})
 
     # -- internals ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 
 from ..errors import DIError
 from ..pipeline.block import Block
-from ..pipeline.history import RunRecorder, recent_runs
+from ..pipeline.history import RunRecorder, recent_runs, run_record
 from ..pipeline.observer import RunObserver
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.run_record import DONE, FAILED, SKIPPED, BlockRun, RunReport
@@ -45,6 +45,7 @@ class KernelSession:
         self.bridge.on_request("run_pipeline", lambda msg: self.run_pipeline(msg.get("blocks") or None))
         self.bridge.on_request("run_block", lambda msg: self.run_block(msg["name"]))
         self.bridge.on_request("request_graph", lambda msg: self.publish_all())
+        self.bridge.on_request("request_run", lambda msg: self.bridge.send_run(int(msg["id"]), run_record(self.pipeline, int(msg["id"]))))
         # Issue 6: source/destination panels (shown after a cell runs; they write edits into its YAML).
         self.panels = PanelManager(self.pipeline, self.bridge, ip, can_show=lambda: self.bridge.connected or self.interactive)
         self.publish_runs()  # the side panel's Runs view shows earlier runs (the CLI's too) at once

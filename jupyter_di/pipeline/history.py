@@ -122,6 +122,16 @@ def _short(bookmark: Any) -> str:
     return str(bookmark)
 
 
+def run_record(pipeline: Any, run_id: int) -> dict[str, Any] | None:
+    """One run of ``pipeline`` (the Runs view's details of a clicked run); None for a run of another
+    notebook sharing the state folder, an unknown id, or a history that cannot be read."""
+    try:
+        doc = RunHistory.beside(pipeline.state.path).get(run_id)
+    except Exception:  # noqa: BLE001 - the Runs view is a convenience, never a failed request
+        return None
+    return doc if doc is not None and doc.get("pipeline") == pipeline.name else None
+
+
 def recent_runs(pipeline: Any, last: int = 20) -> list[dict[str, Any]]:
     """The newest runs of ``pipeline``, newest first, each with its first error (the side panel's list)."""
     try:

@@ -15,6 +15,7 @@ import {
   FrontendRequest,
   IAck,
   IBlock,
+  IRunRecord,
   IRunSummary,
   IStatus,
   KernelMessage as DIMessage,
@@ -55,6 +56,11 @@ export class NotebookBridge {
   /** The newest runs of the run history, newest first; empty before the kernel sent them. */
   get runs(): ReadonlyArray<IRunSummary> {
     return this._runs;
+  }
+
+  /** The last run record the kernel sent (`request_run`), by the id asked for; null: no such run. */
+  get runRecord(): { id: number; run: IRunRecord | null } | null {
+    return this._runRecord;
   }
 
   /** Emitted when the blocks, their statuses, the runs or the connection change. */
@@ -242,6 +248,10 @@ export class NotebookBridge {
         this._runs = msg.runs.slice();
         this._changed.emit();
         return;
+      case 'run':
+        this._runRecord = { id: msg.id, run: msg.run };
+        this._changed.emit();
+        return;
       default:
         return;
     }
@@ -302,6 +312,7 @@ export class NotebookBridge {
   private _disposed = false;
   private _blocks = new Map<string, IBlock>();
   private _runs: IRunSummary[] = [];
+  private _runRecord: { id: number; run: IRunRecord | null } | null = null;
   private _changed = new Signal<this, void>(this);
   private _failed = new Signal<this, IAck>(this);
 }

@@ -9,7 +9,8 @@
  * here too.
  *
  * Stable hooks for tests: #jupyter-di-run-pipeline, #jupyter-di-run-block,
- * #jupyter-di-connection[data-connected], g.jp-di-node[data-block-name][data-status].
+ * #jupyter-di-connection[data-connected], g.jp-di-node[data-block-name][data-status],
+ * #jupyter-di-runs tr[data-run-id], #jupyter-di-run-detail[data-run-id] (a clicked run's record).
  */
 import { Graph, layout } from '@dagrejs/dagre';
 import { Notification } from '@jupyterlab/apputils';
@@ -22,6 +23,7 @@ import { NotebookBridge } from './bridge';
 import { childSummary, groupChildren } from './children';
 import { formatDuration, parseMagicLine } from './magic';
 import { IAck, IBlock, IRunBlock, IRunPipeline } from './protocol';
+import { runErrors, streamRows } from './rundetail';
 
 export const PANEL_ID = 'jupyter-di-pipeline';
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -84,7 +86,10 @@ export class PipelinePanel extends Widget {
     this._runs = document.createElement('div');
     this._runs.id = 'jupyter-di-runs';
     this._runs.className = 'jp-di-runs';
-    this.node.append(toolbar, this._error, this._svg, this._empty, this._runs);
+    this._runDetail = document.createElement('div');
+    this._runDetail.id = 'jupyter-di-run-detail';
+    this._runDetail.className = 'jp-di-run-detail';
+    this.node.append(toolbar, this._error, this._svg, this._empty, this._runs, this._runDetail);
     this._render();
   }
 
@@ -98,6 +103,7 @@ export class PipelinePanel extends Widget {
     this._panel = panel;
     this._bridge = bridge;
     this._selected = null;
+    this._selectedRun = null;
     this._error.textContent = '';
     bridge?.changed.connect(this._schedule, this);
     bridge?.failed.connect(this._onFailed, this);
@@ -178,6 +184,7 @@ export class PipelinePanel extends Widget {
     this._runPipeline.disabled = !connected;
     this._runBlock.disabled = !connected || this._selected === null;
     this._renderRuns();
+    this._renderRunDetail();
     this._stateChanged.emit();
 
     const { blocks, children } = groupChildren(this.blocks());
@@ -316,7 +323,18 @@ export class PipelinePanel extends Widget {
       for (const text of cells) {
         row.insertCell().textContent = text;
       }
-      row.title = `started ${run.started}; details: jupyter-di runs show ${run.id}`;
+      row.title = `started ${run.started}; click for its blocks, streams and bookmarks (jupyter-di runs show ${run.id})`;
+      row.tabIndex = 0;
+      if (run.id === this._selectedRun) {
+        row.classList.add('jp-di-run-selected');
+      }
+      const open = (): void => this._openRun(run.id);
+      row.addEventListener('click', open);
+      row.addEventListener('keydown', event => {
+        if (event.key === 'Enter') {
+          open();
+        }
+      });
       if (run.error) {
         const error = body.insertRow();
         error.className = 'jp-di-run-error';
@@ -326,6 +344,87 @@ export class PipelinePanel extends Widget {
       }
     }
     this._runs.replaceChildren(heading, table);
+  }
+
+  /** Ask the kernel for a run's whole record; it shows below the Runs list when it arrives. */
+  private _openRun(id: number): void {
+    this._selectedRun = id;
+    this._error.textContent = '';
+    if (this._bridge === null || !this._bridge.send({ type: 'request_run', id })) {
+      this._error.textContent =
+        'The kernel has no jupyter-di: run `%load_ext jupyter_di` in the notebook first.';
+    }
+    this._render();
+  }
+
+  /**
+   * The clicked run's details: its blocks (status, time, note), its streams (rows, table, a
+   * source stream's bookmark before and after) and its errors and warnings, each once below.
+   */
+  private _renderRunDetail(): void {
+    const id = this._selectedRun;
+    if (id === null) {
+      this._runDetail.replaceChildren();
+      delete this._runDetail.dataset.runId;
+      return;
+    }
+    this._runDetail.dataset.runId = String(id);
+    const heading = document.createElement('h3');
+    heading.className = 'jp-di-runs-heading';
+    const close = button('jupyter-di-run-detail-close', 'Close', () => {
+      this._selectedRun = null;
+      this._render();
+    });
+    const record = this._bridge?.runRecord ?? null;
+    if (record === null || record.id !== id) {
+      heading.textContent = `Run #${id}`;
+      const wait = document.createElement('div');
+      wait.className = 'jp-di-empty';
+      wait.textContent = 'Loading…';
+      this._runDetail.replaceChildren(heading, wait, close);
+      return;
+    }
+    const run = record.run;
+    if (run === null) {
+      heading.textContent = `Run #${id}`;
+      const none = document.createElement('div');
+      none.className = 'jp-di-empty';
+      none.textContent = "This run is not in this notebook's run history.";
+      this._runDetail.replaceChildren(heading, none, close);
+      return;
+    }
+    this._runDetail.dataset.status = run.status;
+    heading.textContent = `Run #${run.id} · ${run.origin} · ${run.status}`;
+    const when = document.createElement('div');
+    when.className = 'jp-di-run-when';
+    const seconds = (Date.parse(run.ended) - Date.parse(run.started)) / 1000;
+    when.textContent =
+      `started ${formatStarted(run.started)}` +
+      (Number.isFinite(seconds) ? `, took ${formatDuration(seconds)}` : '');
+    const blocks = detailTable(
+      'jp-di-run-blocks',
+      ['block', 'kind', 'status', 'time', 'note'],
+      run.blocks.map(b => [
+        b.name,
+        b.kind ?? '',
+        b.status,
+        b.seconds === null ? '' : formatDuration(b.seconds),
+        b.reason ?? ''
+      ])
+    );
+    const streams = document.createElement('div');
+    streams.className = 'jp-di-run-streams';
+    for (const [block, stream, rows, table, before, after] of streamRows(run)) {
+      streams.append(streamCard(block, stream, rows, table, before, after));
+    }
+    const errors = document.createElement('ul');
+    errors.className = 'jp-di-run-errors';
+    for (const line of runErrors(run)) {
+      const item = document.createElement('li');
+      item.textContent = line;
+      errors.append(item);
+    }
+    this._runDetail.replaceChildren(heading, when, blocks, streams, errors, close);
   }
 
   /** Select a node, then scroll to and activate its cell. */
@@ -356,6 +455,8 @@ export class PipelinePanel extends Widget {
   private _svg: SVGSVGElement;
   private _empty: HTMLDivElement;
   private _runs: HTMLDivElement;
+  private _runDetail: HTMLDivElement;
+  private _selectedRun: number | null = null;
   private _error: HTMLDivElement;
   private _connection: HTMLSpanElement;
   private _runPipeline: HTMLButtonElement;
@@ -413,4 +514,69 @@ function formatStarted(iso: string): string {
 
 function truncate(text: string, max: number): string {
   return text.length > max ? text.slice(0, max - 1) + '…' : text;
+}
+
+/** One stream of a run: "block · stream: N rows → table", then a source's bookmarks on their own lines
+ * (the side panel is narrow: a table of six columns hid the bookmarks off to the right). */
+function streamCard(
+  block: string,
+  stream: string,
+  rows: string,
+  table: string,
+  before: string,
+  after: string
+): HTMLDivElement {
+  const card = document.createElement('div');
+  card.className = 'jp-di-run-stream';
+  card.dataset.block = block;
+  card.dataset.stream = stream;
+  const head = document.createElement('div');
+  const name = document.createElement('b');
+  name.textContent = `${block} · ${stream}`;
+  const count = document.createElement('span');
+  count.className = 'jp-di-run-rows';
+  count.textContent = rows;
+  head.append(name, ': ', count, rows === '1' ? ' row' : ' rows');
+  if (table) {
+    const target = document.createElement('span');
+    target.className = 'jp-di-run-table';
+    target.textContent = table;
+    head.append(' → table ', target);
+  }
+  card.append(head);
+  if (before || after) {
+    for (const [label, value, cls] of [
+      ['bookmark before', before, 'jp-di-run-before'],
+      ['bookmark after', after, 'jp-di-run-after']
+    ]) {
+      const line = document.createElement('div');
+      line.className = 'jp-di-run-bookmark';
+      const text = document.createElement('span');
+      text.className = cls;
+      text.textContent = value;
+      line.append(`${label}: `, text);
+      card.append(line);
+    }
+  }
+  return card;
+}
+
+/** A small table of text cells (the run details' blocks). */
+function detailTable(className: string, labels: string[], rows: string[][]): HTMLTableElement {
+  const table = document.createElement('table');
+  table.className = `jp-di-runs-table ${className}`;
+  const head = table.createTHead().insertRow();
+  for (const label of labels) {
+    const th = document.createElement('th');
+    th.textContent = label;
+    head.append(th);
+  }
+  const body = table.createTBody();
+  for (const cells of rows) {
+    const row = body.insertRow();
+    for (const text of cells) {
+      row.insertCell().textContent = text;
+    }
+  }
+  return table;
 }

@@ -92,8 +92,48 @@ export interface IRuns {
   runs: IRunSummary[];
 }
 
+/** One stream of a run's block: rows, its table, a source stream's bookmark before and after. */
+export interface IRunStream {
+  rows?: number;
+  table?: string;
+  seconds?: number;
+  /** Present for source streams; null: no bookmark yet. */
+  bookmark_before?: unknown;
+  bookmark_after?: unknown;
+}
+
+/** One block of a recorded run (jupyter_di/pipeline/report.py's report_dict). */
+export interface IRunBlockRecord {
+  name: string;
+  kind: string | null;
+  status: string;
+  seconds: number | null;
+  reason: string | null;
+  error?: string | null;
+  streams: Record<string, IRunStream>;
+  warnings: { stream?: string; message?: string }[];
+}
+
+/** A run's whole record, as `jupyter-di runs show ID --json` prints it. */
+export interface IRunRecord {
+  id: number;
+  pipeline: string;
+  origin: string;
+  status: string;
+  started: string;
+  ended: string;
+  blocks: IRunBlockRecord[];
+}
+
+/** The answer to `request_run`: the run's record, or null (not a run of this notebook). */
+export interface IRun {
+  type: 'run';
+  id: number;
+  run: IRunRecord | null;
+}
+
 export type KernelMessage =
-  IHello | IAck | IReplaceCellSource | ISetCellMetadata | IGraph | IStatus | IRuns;
+  IHello | IAck | IReplaceCellSource | ISetCellMetadata | IGraph | IStatus | IRuns | IRun;
 
 // -- extension -> kernel ---------------------------------------------------
 export interface IRunPipeline {
@@ -110,4 +150,10 @@ export interface IRequestGraph {
   type: 'request_graph';
 }
 
-export type FrontendRequest = IRunPipeline | IRunBlock | IRequestGraph;
+/** Ask for one run's whole record (a click on the run in the Runs view); answered by `run`. */
+export interface IRequestRun {
+  type: 'request_run';
+  id: number;
+}
+
+export type FrontendRequest = IRunPipeline | IRunBlock | IRequestGraph | IRequestRun;

@@ -71,6 +71,11 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"panel-flow-{name}.png"))
 
 
+def stream_row(detail: Locator, block: str, stream: str) -> Locator:
+    """The run details' entry of one block's stream."""
+    return detail.locator(f'.jp-di-run-streams .jp-di-run-stream[data-block="{block}"][data-stream="{stream}"]')
+
+
 def wait_all_done(page: Page, names: list[str]) -> None:
     graph = page.locator("#jupyter-di-graph")
     for name in names:
@@ -208,6 +213,30 @@ def test_schema_edit_in_panel_reaches_cell_and_next_pipeline_run(page: Page, lab
     expect(runs.first.locator("td").nth(2)).to_have_text("kernel")
     page.locator("#jupyter-di-runs").scroll_into_view_if_needed()
     shot(page, "4-runs-view")
+
+    # 5. clicking a run shows its record: blocks, streams with rows and bookmarks before/after
+    detail = page.locator("#jupyter-di-run-detail")
+    runs.first.click()
+    expect(detail).to_have_attribute("data-run-id", "4", timeout=TIMEOUT)
+    expect(detail.locator("h3")).to_have_text("Run #4 · kernel · done", timeout=TIMEOUT)
+    blocks = detail.locator(".jp-di-run-blocks tbody tr")
+    expect(blocks).to_have_count(3)
+    expect(blocks.locator("td:first-child")).to_have_text(["shop", "enriched_orders", "warehouse"])
+    orders = stream_row(detail, "shop", "orders")
+    expect(orders.locator(".jp-di-run-before")).to_contain_text("updated_at = ")  # bookmark before: run 1's
+    expect(orders.locator(".jp-di-run-after")).to_contain_text("updated_at = ")
+    expect(stream_row(detail, "warehouse", "orders").locator(".jp-di-run-table")).to_have_text("orders")
+    expect(detail.locator(".jp-di-run-errors li")).to_have_count(0)
+    detail.scroll_into_view_if_needed()
+    shot(page, "5-run-detail")
+    runs.last.click()  # run 1: the source cell of Run All, the first sync of orders
+    expect(detail).to_have_attribute("data-run-id", "1", timeout=TIMEOUT)
+    first = stream_row(detail, "shop", "orders")
+    expect(first.locator(".jp-di-run-rows")).to_have_text("1,000")
+    expect(first.locator(".jp-di-run-before")).to_have_text("no bookmark yet")
+    expect(first.locator(".jp-di-run-after")).to_contain_text("updated_at = ")
+    page.locator("#jupyter-di-run-detail-close").click()
+    expect(detail.locator("h3")).to_have_count(0)
 
     # the customers table keeps its signed_up column (FULL_TABLE replaces rows, not the table),
     # but every row now came without it; orders and the enriched rows are unchanged
