@@ -10,6 +10,7 @@ import { CellBadges } from './badges';
 import { NotebookBridge } from './bridge';
 import { CommandIDs, registerCommands } from './commands';
 import { PipelinePanel } from './panel';
+import { shareTableModule } from './tablemodule';
 
 /** One bridge per document context: views of one notebook share the kernel and the model. */
 const bridges = new WeakMap<NotebookPanel['context'], NotebookBridge>();
@@ -34,6 +35,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   requires: [INotebookTracker],
   optional: [ICommandPalette],
   activate: (app: JupyterFrontEnd, tracker: INotebookTracker, palette: ICommandPalette | null) => {
+    shareTableModule(); // before any panel's table renders (table.py's SHARED_ESM)
     const sidePanel = new PipelinePanel(app.commands, CommandIDs);
     app.shell.add(sidePanel, 'right', { rank: 600 });
     registerCommands(app, tracker, sidePanel, palette);

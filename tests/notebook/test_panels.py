@@ -446,3 +446,18 @@ def test_a_type_typed_in_schema_properties_is_written_as_column_types_and_used(s
     assert "not a type name" in panel.status.value  # written with the warning the run would fail with
     edit(panel.columns.table, ["id"], column_type="")
     assert "column_types" not in pending(shell, panel)
+
+
+def test_tables_carry_one_line_and_get_the_script_only_when_a_client_asks(shell):
+    """The lab extension registers the table module once; a table's state holds one line, and a
+    client without the extension asks (``{"type": "module"}``) and gets the whole script inline."""
+    from jupyter_di.notebook.panels.table import SHARED_ESM, STATIC
+
+    shell.ok(SOURCE)
+    table = panel_of(shell).streams.table
+    assert table.get_state()["_esm"] == SHARED_ESM and table.get_state()["_css"] == ""
+    assert len(SHARED_ESM) < 300 and "globalThis.jupyterDiTable" in SHARED_ESM
+    table._handle_custom_msg({"type": "module"}, [])
+    assert table.get_state()["_esm"] == (STATIC / "table.js").read_text("utf-8")
+    assert table.get_state()["_css"] == (STATIC / "table.css").read_text("utf-8")
+    assert panel_of(shell).columns.table.get_state()["_esm"] == SHARED_ESM  # only the table that asked

@@ -11,6 +11,13 @@ and keeps the highlighted rows.  Edits come back as custom messages:
 - ``{"type": "open", "id": ...}`` (a row's name was clicked)
 
 Python applies them to the block's configuration and sends new ``rows``.
+
+Why the script is not in every widget: a widget's ``_esm`` is part of its state, and a notebook
+saved with widget state carried table.js (5.5 KB) once per table.  The lab extension bundles the
+module once (``labextension/src/tablemodule.ts``, the same file) and registers it on the page;
+each table's ``_esm`` is ``SHARED_ESM``, one line that takes it.  A client without the extension
+finds nothing there, so the one-liner sends ``{"type": "module"}`` and this widget (only it)
+gets the whole script and its CSS inline, which anywidget loads in place.
 """
 
 from __future__ import annotations
@@ -24,6 +31,15 @@ import traitlets
 
 Column = dict[str, Any]
 
+STATIC = pathlib.Path(__file__).parent / "static"
+SHARED_ESM = (
+    "export default globalThis.jupyterDiTable ?? { render({ model, el }) { el.textContent = "
+    "'This table needs the jupyter-di lab extension or a running kernel: re-run the cell.'; "
+    "model.send({ type: 'module' }); } };"
+)
+"""A table's whole ``_esm``: the module the extension registered (``TABLE_GLOBAL`` in tablemodule.ts),
+else a stand-in that asks the kernel for the inline script."""
+
 
 def column(key: str, label: str, kind: str = "readonly", options: list[str] | None = None, bulk: bool = False) -> Column:
     """A table column: ``kind`` is readonly, text, bool or choice; ``bulk`` adds it to the bulk editor."""
@@ -34,8 +50,8 @@ def column(key: str, label: str, kind: str = "readonly", options: list[str] | No
 
 
 class EditableTable(anywidget.AnyWidget):
-    _esm = pathlib.Path(__file__).parent / "static" / "table.js"
-    _css = pathlib.Path(__file__).parent / "static" / "table.css"
+    _esm = SHARED_ESM
+    _css = ""
 
     columns = traitlets.List(traitlets.Dict()).tag(sync=True)
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -68,3 +84,6 @@ class EditableTable(anywidget.AnyWidget):
         elif content.get("type") == "open" and content.get("id") is not None:
             for open_fn in self._on_open:
                 open_fn(str(content["id"]))
+        elif content.get("type") == "module":  # a client without the lab extension: the script inline
+            self._css = (STATIC / "table.css").read_text("utf-8")
+            self._esm = (STATIC / "table.js").read_text("utf-8")
