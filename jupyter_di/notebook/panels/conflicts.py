@@ -16,7 +16,14 @@ from ...integration.schema_conflicts import StreamConflicts
 from .editor import BlockEditor
 from .jobs import ERROR_STYLE, Jobs, Status
 
-STYLE = "<style>.jdi-conflicts th,.jdi-conflicts td{text-align:left;padding:2px 8px;vertical-align:top}</style>"
+STYLE = (
+    "<style>.jdi-conflicts{border-collapse:collapse;font-size:12px;line-height:1.35;width:100%}"
+    ".jdi-conflicts th,.jdi-conflicts td{text-align:left;padding:2px 6px;vertical-align:top;white-space:nowrap;"
+    "border-bottom:1px solid var(--jp-border-color2,#ddd)}"
+    ".jdi-conflicts td:last-child{white-space:normal;min-width:14em}"
+    ".jdi-conflict-notes{font-size:12px;line-height:1.35;margin:4px 0}</style>"
+)
+"""The last column (what the next run does) wraps; the others stay on one line."""
 HEADERS = ("stream", "table", "column", "change", "stream type", "table type", "on the next run")
 
 
@@ -51,7 +58,7 @@ class ConflictsSection:
         self.button.on_click(lambda _b: self.check())
         self.status = Status()
         self.status.note("Compares each stream's columns with its table: new, changed and missing columns, and what the next run does.")
-        self.view = widgets.HTML()
+        self.view = widgets.HTML(layout=widgets.Layout(width="100%", overflow="auto"))
         self.widget = widgets.VBox([widgets.HBox([self.button, self.status]), self.view])
 
     def check(self) -> Any:
