@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..base import is_json_field
 from .literals import is_binary, is_nested
@@ -86,3 +87,23 @@ def unnest_plan(column_type: str, source: pa.DataType) -> tuple[str, str]:
     if column_type.startswith(("varchar", "char")):
         return texts, "{}"  # INSERT checks the length (a CAST to varchar(n) would cut silently)
     return "CAST(" + texts + " AS ARRAY(" + column_type + "))", "{}"
+
+
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
+_INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint"})
+
+
+def rounded_values(array: pa.Array | pa.ChunkedArray, column_type: str) -> int:
+    """How many values of ``array`` a cast to ``column_type`` would round: decimals (and floats) with
+    more decimal places than a decimal column's scale, or any fraction for an integer column."""
+    t = array.type
+    if pa.types.is_dictionary(t):
+        array, t = array.cast(t.value_type), t.value_type
+    match = _DECIMAL.match(column_type.strip())
+    scale = int(match.group(2)) if match else 0 if column_type.strip().lower() in _INTEGERS else None
+    if scale is None or not (pa.types.is_decimal(t) and t.scale > scale or pa.types.is_floating(t)):
+        return 0
+    if pa.types.is_floating(t):
+        array = pc.filter(array, pc.is_finite(array))  # NaN and infinities: Trino's cast refuses them
+    changed = pc.not_equal(pc.round(array, ndigits=scale), array)
+    return int(pc.sum(changed).as_py() or 0)

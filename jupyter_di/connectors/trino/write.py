@@ -42,8 +42,9 @@ from .._shared.commit_window import coalesced
 from .._shared.sql_names import quote_ident
 from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
 from .connection import TrinoConfig, TrinoConnector, TrinoError, TrinoSession
+from .files import FileStages
 from .load import InsertPlan, StatementPool
-from .types import trino_type
+from .types import rounded_values, trino_type
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,10 @@ class _TableWriter:
         running on the server can only write into that run's own staging tables, which this run drops."""
         self.ready = f"{run}_ready"
         self.old = f"{self.prefix}_old"
+        self.staging: TableStages | FileStages = FileStages(cfg, session, self.prefix) if cfg.staging_location else TableStages(self)
+        """Where the rows wait until one statement publishes them: Parquet files read through an
+        external table when the config has a staging_location (files.py), else staging tables
+        filled by INSERT statements (load.py)."""
 
     # -- names ----------------------------------------------------------------------------
 
@@ -123,6 +128,8 @@ class _TableWriter:
             raise self._no_merge(f"its {self.connector!r} connector cannot MERGE")
         self._ensure_schema()
         self._clean_up()
+        if isinstance(self.staging, FileStages):
+            self.staging.sweep()
         self.columns = self._table_columns(self.table)
         if keyed:
             self._check_merge()
@@ -138,9 +145,8 @@ class _TableWriter:
         columns.update(new)
         if self.keys:
             self._check_keys(columns)
-        self._create_stages(columns | ({SEQ: "bigint"} if self.keys else {}))
+        self.staging.open(columns | ({SEQ: "bigint"} if self.keys else {}))
         rows, seq, state = 0, 0, None
-        pool = StatementPool(self.cfg, [self.rel(t) for t in self.stages])
         try:
             for chunk in coalesced(chunks, LOAD_BYTES):
                 if chunk.state is not None:
@@ -151,23 +157,19 @@ class _TableWriter:
                 added = self._new_columns(batch.schema, known=columns)
                 if added:
                     self._refuse_new(added)
-                    pool.drain()
-                    for name, column_type in added.items():
-                        for stage in self.stages:
-                            self._run(f"ALTER TABLE {self.rel(stage)} ADD COLUMN {quote_ident(name)} {column_type}")
+                    self.staging.add_columns(added)
                     columns.update(added)
                 if self.keys:
                     batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
                     seq += batch.num_rows
-                self._load(pool, columns | {SEQ: "bigint"}, batch)
+                self._load(columns | {SEQ: "bigint"}, batch)
                 rows += batch.num_rows
-            pool.drain()
-            pool.close()
             self._swap(list(columns))
         except BaseException:
-            pool.close()
-            self._drop_stages()
+            self.staging.close()
+            self.staging.clear()
             raise
+        self.staging.close()
         if on_commit:
             on_commit(rows, state)
         return WriteResult(rows_written=rows, state=state)
@@ -184,7 +186,6 @@ class _TableWriter:
             if keyed:
                 self._check_keys(self.columns)
         rows, state = 0, None
-        pool = StatementPool(self.cfg, [self.rel(t) for t in self.stages])
         window: list[str] | None = None  # the stage's columns while a window is open
         window_rows = seq = 0
         try:
@@ -193,7 +194,7 @@ class _TableWriter:
                 if batch.num_rows:
                     names = [n.lower() for n in batch.schema.names]
                     if window is not None and names != window:
-                        self._publish(pool, window, keyed)
+                        self._publish(window, keyed)
                         window = None
                     self._add_columns(self._new_columns(batch.schema))
                     if window is None:
@@ -201,27 +202,27 @@ class _TableWriter:
                         stage_columns = {n: self.columns[n] for n in names}
                         if keyed:
                             stage_columns[SEQ] = "bigint"
-                        self._create_stages(stage_columns)
+                        self.staging.open(stage_columns)
                     if keyed:
                         batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
                         seq += batch.num_rows
-                    self._load(pool, self.columns | {SEQ: "bigint"}, batch)
+                    self._load(self.columns | {SEQ: "bigint"}, batch)
                     window_rows += batch.num_rows
                     rows += batch.num_rows
                 if chunk.state is not None:
                     state = chunk.state
                 if window is not None and window_rows >= self.cfg.commit_rows:
-                    self._publish(pool, window, keyed)
+                    self._publish(window, keyed)
                     window = None
                     if on_commit:
                         on_commit(rows, state)
             if window is not None:
-                self._publish(pool, window, keyed)
+                self._publish(window, keyed)
         except BaseException:
-            pool.close()
-            self._drop_stages()
+            self.staging.close()
+            self.staging.clear()
             raise
-        pool.close()
+        self.staging.close()
         if on_commit:
             on_commit(rows, state)
         return WriteResult(rows_written=rows, state=state)
@@ -319,19 +320,9 @@ class _TableWriter:
         defs = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns.items())
         self._run(f"CREATE TABLE {self.rel(table)} ({defs})")
 
-    def _create_stages(self, columns: dict[str, str]) -> None:
-        for stage in self.stages:
-            self._drop(stage)
-            self._create(stage, columns)
-
-    def _drop_stages(self) -> None:
-        for stage in self.stages:
-            self._drop(stage)
-
     def _staged(self, names: list[str]) -> str:
-        """The rows of all staging tables (their union), as a query."""
-        cols = ", ".join(quote_ident(n) for n in names)
-        return " UNION ALL ".join(f"SELECT {cols} FROM {self.rel(stage)}" for stage in self.stages)
+        """The staged rows of the open window (columns ``names``), as a query."""
+        return self.staging.query(names)
 
     def _drop(self, table: str) -> None:
         try:
@@ -379,14 +370,13 @@ class _TableWriter:
         ranked = quote_ident(SEQ + "_rank")
         return f"SELECT {cols} FROM (SELECT {cols}, {rank} AS {ranked} FROM ({self._staged([*names, SEQ])})) WHERE {ranked} = 1"
 
-    def _publish(self, pool: StatementPool, names: list[str], keyed: bool) -> None:
-        pool.drain()
+    def _publish(self, names: list[str], keyed: bool) -> None:
         cols = ", ".join(quote_ident(n) for n in names)
         if not keyed:
             self._run(f"INSERT INTO {self.rel(self.table)} ({cols}) {self._staged(names)}")
         else:
             self._run(self._merge(names))
-        self._drop_stages()
+        self.staging.clear()
 
     def _merge(self, names: list[str]) -> str:
         on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.keys)
@@ -414,10 +404,10 @@ class _TableWriter:
         if not self.columns or self.connector in REPLACE_CONNECTORS:
             replace = "OR REPLACE " if self.columns else ""
             self._run(f"CREATE {replace}TABLE {target} AS {source}")
-            self._drop_stages()
+            self.staging.clear()
             return
         self._run(f"CREATE TABLE {self.rel(self.ready)} AS {source}")
-        self._drop_stages()
+        self.staging.clear()
         self._run(f"ALTER TABLE {target} RENAME TO {self.rel(self.old)}")
         try:
             self._run(f"ALTER TABLE {self.rel(self.ready)} RENAME TO {target}")
@@ -428,12 +418,76 @@ class _TableWriter:
 
     # -- loading --------------------------------------------------------------------------
 
-    def _load(self, pool: StatementPool, columns: dict[str, str], batch: pa.RecordBatch) -> None:
+    def _load(self, columns: dict[str, str], batch: pa.RecordBatch) -> None:
         names = [n.lower() for n in batch.schema.names]
-        plan = InsertPlan(names, [columns[n] for n in names], [plain_type(f) for f in batch.schema], pool.table_bytes)
         renamed = batch.rename_columns(names)
-        for statement, _rows in plan.statements(renamed, self.cfg.statement_bytes, self.stream):
-            pool.submit(statement)
+        self._check_rounding(renamed, columns)
+        self.staging.add(renamed)
+
+    def _check_rounding(self, batch: pa.RecordBatch, columns: dict[str, str]) -> None:
+        """Refuse values the cast to an existing column's type would round (a decimal with more
+        decimal places than the column's scale): Trino's CAST rounds without a word."""
+        for name, array in zip(batch.schema.names, batch.columns):
+            count = rounded_values(array, columns[name])
+            if count:
+                raise SchemaMismatch(
+                    f"column {name!r} of table {self.cfg.catalog}.{self.cfg.schema}.{self.table} is {columns[name]}, and {count} "
+                    f"value{'s' if count > 1 else ''} of the stream ({plain_type(batch.schema.field(name))}) "
+                    "have more decimal places; writing them would round them. Nothing of this load was published.",
+                    stream=self.stream,
+                    fix=(
+                        f"give column {name!r} enough decimal places (Iceberg and Delta Lake cannot change a decimal's scale: "
+                        "write into a new table), or round the values in an upstream block."
+                    ),
+                )
+
+
+class TableStages:
+    """The SQL path: staging tables, one per statement in flight, filled by ``INSERT ... SELECT FROM
+    UNNEST`` statements (load.py); their union is the staged rows."""
+
+    def __init__(self, writer: _TableWriter) -> None:
+        self.writer = writer
+        self.pool: StatementPool | None = None
+        self.columns: dict[str, str] = {}
+
+    def open(self, columns: dict[str, str]) -> None:
+        self.columns = dict(columns)
+        for stage in self.writer.stages:
+            self.writer._drop(stage)
+            self.writer._create(stage, columns)
+        if self.pool is None:
+            self.pool = StatementPool(self.writer.cfg, [self.writer.rel(t) for t in self.writer.stages])
+
+    def add_columns(self, added: dict[str, str]) -> None:
+        assert self.pool is not None
+        self.pool.drain()
+        for name, column_type in added.items():
+            for stage in self.writer.stages:
+                self.writer._run(f"ALTER TABLE {self.writer.rel(stage)} ADD COLUMN {quote_ident(name)} {column_type}")
+        self.columns.update(added)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        assert self.pool is not None
+        names = batch.schema.names
+        plan = InsertPlan(names, [self.columns[n] for n in names], [plain_type(f) for f in batch.schema], self.pool.table_bytes)
+        for statement, _rows in plan.statements(batch, self.writer.cfg.statement_bytes, self.writer.stream):
+            self.pool.submit(statement)
+
+    def query(self, names: list[str]) -> str:
+        if self.pool is not None:
+            self.pool.drain()
+        cols = ", ".join(quote_ident(n) for n in names)
+        return " UNION ALL ".join(f"SELECT {cols} FROM {self.writer.rel(stage)}" for stage in self.writer.stages)
+
+    def clear(self) -> None:
+        for stage in self.writer.stages:
+            self.writer._drop(stage)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
 
 def plain_type(field: pa.Field) -> pa.DataType:
