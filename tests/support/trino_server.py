@@ -236,7 +236,9 @@ def write_config(base: Path, install: Path, port: int, https_port: int) -> Path:
         etc / "catalog" / "iceberg.properties",
         _lake_catalog("iceberg", base, "metastore", **{"iceberg.catalog.type": "TESTING_FILE_METASTORE"}),
     )
-    _write(etc / "catalog" / "delta.properties", _lake_catalog("delta_lake", base, "delta-metastore", **{"hive.metastore": "file"}))
+    # the local file system has no atomic rename for Delta's log, so Trino wants this said out loud
+    delta = {"hive.metastore": "file", "delta.enable-non-concurrent-writes": "true"}
+    _write(etc / "catalog" / "delta.properties", _lake_catalog("delta_lake", base, "delta-metastore", **delta))
     # the staging catalog of the Parquet load path: external tables over the files under lake/staging
     _write(etc / "catalog" / f"{STAGING_CATALOG}.properties", _lake_catalog("hive", base, "hive-metastore", **{"hive.metastore": "file"}))
     return etc

@@ -38,6 +38,7 @@ from ...errors import ConfigError
 from .._shared.sql_names import quote_ident
 from .connection import TrinoConfig, TrinoError, TrinoSession
 from .literals import is_binary, plain, texts
+from .types import zoned_into_plain
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,9 @@ class ColumnPlan:
             if self.file_type != "varchar":  # text of any value, as the literal path sends it
                 self.file_type, self.arrow = "varchar", None
             self.select = "{}"  # INSERT checks the length (a CAST to varchar(n) would cut silently)
+        elif zoned_into_plain(source, column_type):
+            self.file_type, self.arrow = "varchar", None
+            self.select = f"CAST(CAST({{}} AS timestamp(6) with time zone) AS {column_type})"
         elif self.file_type == column_type:
             self.select = "{}"
         elif self.file_type == "varbinary":

@@ -1,7 +1,9 @@
 """Arrow types -> Trino column types, and how a column of literals reaches a column of a Trino type.
 
 Why these types: the tables must be readable the same way in every catalog a Trino user loads into,
-and the lake formats (Iceberg, Delta Lake, Hive) lack ``tinyint``, ``smallint`` and ``json``.  So
+and the lake formats (Iceberg, Delta Lake, Hive) lack ``tinyint``, ``smallint`` and ``json``; Delta
+Lake also lacks ``time`` (times are text there) and Trino keeps its zoned timestamps only to the
+millisecond (zoned timestamps are ``timestamp(6)`` in UTC there, exact to the microsecond).  So
 small integers become ``integer``, nested values (lists, structs, maps) and JSON-marked text
 become JSON text, kept in a ``json`` column on connectors that store that type and in ``varchar``
 elsewhere, timestamps are ``timestamp(6)`` (``with time zone`` when zoned), decimals keep their
@@ -56,10 +58,20 @@ def trino_type(field: pa.Field, connector: str) -> str:
     if pa.types.is_date(t):
         return "date"
     if pa.types.is_timestamp(t):
+        if t.tz and connector == "delta_lake":
+            return "timestamp(6)"  # UTC: Delta Lake keeps zoned timestamps only to the millisecond in Trino
         return "timestamp(6) with time zone" if t.tz else "timestamp(6)"
     if pa.types.is_time(t):
-        return "time(6)"
+        return "varchar" if connector == "delta_lake" else "time(6)"  # Delta Lake has no time type
     return "varchar"
+
+
+def zoned_into_plain(source: pa.DataType, column_type: str) -> bool:
+    """A zoned timestamp going into a ``timestamp(p)`` column: its text (in UTC, with `` UTC``) is
+    read as a zoned value first, then cast, which keeps its UTC wall time (a direct cast of the text
+    refuses the zone)."""
+    plain = column_type.lower().startswith("timestamp") and "with time zone" not in column_type.lower()
+    return plain and pa.types.is_timestamp(source) and source.tz is not None
 
 
 def _json_type(connector: str) -> str:
@@ -86,6 +98,8 @@ def unnest_plan(column_type: str, source: pa.DataType) -> tuple[str, str]:
         return texts, "CAST(json_parse({}) AS " + column_type + ")"
     if column_type.startswith(("varchar", "char")):
         return texts, "{}"  # INSERT checks the length (a CAST to varchar(n) would cut silently)
+    if zoned_into_plain(source, column_type):
+        return "CAST(" + texts + " AS ARRAY(timestamp(6) with time zone))", "CAST({} AS " + column_type + ")"
     return "CAST(" + texts + " AS ARRAY(" + column_type + "))", "{}"
 
 
