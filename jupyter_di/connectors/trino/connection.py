@@ -194,6 +194,7 @@ class TrinoSession:
             session_properties=cfg.session_properties or None,
             http_session=None if cfg.verify is True else _pinned_session(cfg.verify),
             source="jupyter-di",
+            legacy_prepared_statements=False,  # EXECUTE IMMEDIATE (Trino 418+): no probe statement per connection
             request_timeout=120.0,
         )
 

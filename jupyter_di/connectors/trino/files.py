@@ -168,25 +168,22 @@ class FileStages:
         return f"SELECT {', '.join(selects)} FROM {self.rel(self.name)}"
 
     def _make_table(self) -> None:
-        self._ensure_schema()
+        """The external table over the window's folder (the staging schema is created when missing)."""
         defs = ", ".join(f"{p.alias} {p.file_type}" for p in self.plans.values()) or "c0 varchar"
         statement = f"CREATE TABLE {self.rel(self.name)} ({defs}) WITH (external_location = ?, format = 'PARQUET')"
+        location = [self.server_folder(self.name)]
         try:
-            self.session.run(statement, [self.server_folder(self.name)])
+            try:
+                self.session.run(statement, location)
+            except TrinoError as exc:
+                if exc.name not in ("SCHEMA_NOT_FOUND", "NOT_FOUND"):  # hive says NOT_FOUND
+                    raise
+                catalog = quote_ident(str(self.cfg.staging_catalog))
+                self.session.run(f"CREATE SCHEMA IF NOT EXISTS {catalog}.{quote_ident(self.cfg.staging_schema)}")
+                self.session.run(statement, location)
         except TrinoError as exc:
-            raise self._config_error(f"could not create an external table over {self.server_folder(self.name)}: {exc.message}") from None
+            raise self._config_error(f"could not create an external table over {location[0]}: {exc.message}") from None
         self.table_made = True
-
-    def _ensure_schema(self) -> None:
-        catalog = quote_ident(str(self.cfg.staging_catalog))
-        if self.session.run(
-            f"SELECT 1 FROM {catalog}.information_schema.schemata WHERE schema_name = ?", [self.cfg.staging_schema.lower()]
-        ):
-            return
-        try:
-            self.session.run(f"CREATE SCHEMA IF NOT EXISTS {catalog}.{quote_ident(self.cfg.staging_schema)}")
-        except TrinoError as exc:
-            raise self._config_error(f"could not create schema {self.cfg.staging_schema!r}: {exc.message}") from None
 
     def _config_error(self, what: str) -> ConfigError:
         return ConfigError(

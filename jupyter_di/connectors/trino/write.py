@@ -53,6 +53,8 @@ LOAD_BYTES = 16 * 1024 * 1024
 (INCREMENTAL streams take batches as they come, so a commit window ends where the source cut it)."""
 NO_MERGE_CONNECTORS = frozenset({"memory", "blackhole", "tpch", "tpcds", "system", "jmx", "faker"})
 """Connectors known to have no MERGE; others are asked (``EXPLAIN MERGE``) before anything is written."""
+MERGE_CONNECTORS = frozenset({"iceberg"})
+"""Connectors whose tables take MERGE (Iceberg format 2, Trino's default): no probe before loading."""
 REPLACE_CONNECTORS = frozenset({"iceberg", "delta_lake"})
 """Connectors whose CREATE OR REPLACE TABLE is an atomic swap; others get RENAME."""
 SEQ = "_jupyter_di_seq"
@@ -95,6 +97,8 @@ class _TableWriter:
         running on the server can only write into that run's own staging tables, which this run drops."""
         self.ready = f"{run}_ready"
         self.old = f"{self.prefix}_old"
+        self.window_keys: list[pa.RecordBatch] = []
+        """The key columns of the rows staged since the last publish (to know whether they repeat)."""
         self.staging: TableStages | FileStages = FileStages(cfg, session, self.prefix) if cfg.staging_location else TableStages(self)
         """Where the rows wait until one statement publishes them: Parquet files read through an
         external table when the config has a staging_location (files.py), else staging tables
@@ -126,12 +130,14 @@ class _TableWriter:
         keyed = bool(self.keys) and not self.full
         if keyed and self.connector in NO_MERGE_CONNECTORS:
             raise self._no_merge(f"its {self.connector!r} connector cannot MERGE")
-        self._ensure_schema()
-        self._clean_up()
+        self.columns = self._table_columns(self.table)
+        if not self.columns:  # an existing table proves its schema exists: one statement less
+            self._ensure_schema()
+        if self._clean_up():
+            self.columns = self._table_columns(self.table)
         if isinstance(self.staging, FileStages):
             self.staging.sweep()
-        self.columns = self._table_columns(self.table)
-        if keyed:
+        if keyed and self.connector not in MERGE_CONNECTORS:
             self._check_merge()
         if self.full:
             return self._run_full(chunks, on_commit)
@@ -256,21 +262,25 @@ class _TableWriter:
             raise self._mismatch(exc) from None
         return {str(r[0]): str(r[1]) for r in rows}
 
-    def _clean_up(self) -> None:
+    def _clean_up(self) -> bool:
         """Drop what a killed run of this table left: staging tables, and a table renamed away for a
-        swap (renamed back first if the swap died between its two renames, so nothing is lost)."""
+        swap (renamed back first if the swap died between its two renames, so nothing is lost).
+        True when it renamed the table back."""
         query = (
             f"SELECT table_name FROM {quote_ident(self.cfg.catalog)}.information_schema.tables "
             "WHERE table_schema = ? AND starts_with(table_name, ?)"
         )
         leftovers = sorted(str(r[0]) for r in self._run(query, [self.cfg.schema.lower(), self.prefix]))
+        restored = False
         if self.old in leftovers:
             if not self._table_columns(self.table):
                 self._run(f"ALTER TABLE {self.rel(self.old)} RENAME TO {self.rel(self.table)}")
+                restored = True
             leftovers.remove(self.old)
             self._drop(self.old)
         for name in leftovers:
             self._drop(name)
+        return restored
 
     def _check_names(self, schema: pa.Schema) -> None:
         seen: dict[str, str] = {}
@@ -362,7 +372,12 @@ class _TableWriter:
                 self._drop(table)
 
     def _latest_per_key(self, names: list[str]) -> str:
-        """The staged rows, one per key: the last (UPDATE) or first (IGNORE) in stream order."""
+        """The staged rows, one per key: the last (UPDATE) or first (IGNORE) in stream order.  When
+        the window's keys are all different (the usual case: the source's primary key) the rows as
+        they are, which spares Trino a window function over the whole window."""
+        staged_keys, self.window_keys = self.window_keys, []
+        if staged_keys and unique_rows(pa.Table.from_batches(staged_keys)):
+            return self._staged(names)
         order = "DESC" if self.settings.unique_conflict_method != "IGNORE" else "ASC"
         cols = ", ".join(quote_ident(n) for n in names)
         keys = ", ".join(quote_ident(k) for k in self.keys)
@@ -422,6 +437,8 @@ class _TableWriter:
         names = [n.lower() for n in batch.schema.names]
         renamed = batch.rename_columns(names)
         self._check_rounding(renamed, columns)
+        if self.keys:
+            self.window_keys.append(renamed.select(self.keys))
         self.staging.add(renamed)
 
     def _check_rounding(self, batch: pa.RecordBatch, columns: dict[str, str]) -> None:
@@ -488,6 +505,11 @@ class TableStages:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+
+
+def unique_rows(table: pa.Table) -> bool:
+    """No two rows of ``table`` are equal (nulls count as equal to each other)."""
+    return table.num_rows == table.group_by(table.column_names).aggregate([]).num_rows
 
 
 def plain_type(field: pa.Field) -> pa.DataType:
