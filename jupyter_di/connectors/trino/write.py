@@ -236,15 +236,28 @@ class _TableWriter:
     # -- catalog --------------------------------------------------------------------------
 
     def _connector(self) -> str:
-        rows = self._run("SELECT connector_name FROM system.metadata.catalogs WHERE catalog_name = ?", [self.cfg.catalog])
-        if not rows:
-            names = sorted(r[0] for r in self._run("SELECT catalog_name FROM system.metadata.catalogs"))
+        """The catalog's connector name; the staging catalog (Parquet path) is checked in the same
+        statement: it must exist and be a Hive catalog (the one that makes external tables)."""
+        wanted = [self.cfg.catalog] + ([self.cfg.staging_catalog] if self.cfg.staging_catalog else [])
+        rows = self._run(
+            f"SELECT catalog_name, connector_name FROM system.metadata.catalogs WHERE catalog_name IN ({', '.join('?' * len(wanted))})",
+            list(wanted),
+        )
+        connectors = {str(r[0]): str(r[1]) for r in rows}
+        for key, name in zip(("catalog", "staging_catalog"), wanted):
+            if name not in connectors:
+                names = sorted(r[0] for r in self._run("SELECT catalog_name FROM system.metadata.catalogs"))
+                raise ConfigError(
+                    f"{self.cfg.where()} has no catalog {name!r}.", stream=self.stream, fix=f"set {key} to one of: {', '.join(names)}."
+                )
+        staging = connectors.get(str(self.cfg.staging_catalog))
+        if self.cfg.staging_catalog and staging != "hive":
             raise ConfigError(
-                f"{self.cfg.where()} has no catalog {self.cfg.catalog!r}.",
+                f"staging_catalog {self.cfg.staging_catalog!r} is a {staging!r} catalog; the Parquet load path needs a Hive catalog.",
                 stream=self.stream,
-                fix=f"set catalog to one of: {', '.join(names)}.",
+                fix="set staging_catalog to a Hive catalog of the server that reads staging_location, or leave staging_location out.",
             )
-        return str(rows[0][0])
+        return connectors[self.cfg.catalog]
 
     def _ensure_schema(self) -> None:
         query = f"SELECT 1 FROM {quote_ident(self.cfg.catalog)}.information_schema.schemata WHERE schema_name = ?"

@@ -406,6 +406,19 @@ def test_a_decimal_with_more_places_than_the_column_fails_instead_of_rounding(pa
         assert staging_leftovers(query, trino_server, config) == []
 
 
+def test_staging_config_errors_name_the_option_before_anything_is_written(trino_config, trino_server, query) -> None:
+    config = staged(trino_config, trino_server)
+    with pytest.raises(ConfigError, match="staging_location but no staging_catalog"):
+        TrinoDestination({k: v for k, v in config.items() if k != "staging_catalog"})
+    with pytest.raises(ConfigError) as raised:
+        write(config | {"staging_catalog": "nope"}, [orders_batch(range(3), "a")])
+    assert "no catalog 'nope'" in str(raised.value) and "set staging_catalog to one of:" in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        write(config | {"staging_catalog": "iceberg"}, [orders_batch(range(3), "a")])
+    assert "'iceberg' catalog" in str(raised.value) and "needs a Hive catalog" in str(raised.value)
+    assert [config["schema"]] not in query("SELECT schema_name FROM iceberg.information_schema.schemata")
+
+
 # -- HTTPS, password and JWT (the test server's second port) ------------------------------------------------
 
 
