@@ -44,6 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
+# the SQL path sends ~250 MB of statement text per 1M rows; a 2 GB coordinator heap ran out during it
+# once under heavy machine load (the JVM exits on OutOfMemoryError), so the benchmark's server gets 3 GB
+os.environ.setdefault("JDI_TRINO_HEAP", "3G")
+
 from tests.support import postgres, trino_server  # noqa: E402
 
 COLUMNS = "id, updated_at, name, quantity, price, active, attrs, note"
@@ -193,6 +197,15 @@ def encoders(trino_port: int, pg_port: int, rows: int, q: Trino) -> list[tuple[s
     return results
 
 
+class Results(list):
+    """The table's rows; each is also printed to stderr as it is measured (a run that fails later keeps them)."""
+
+    def append(self, row: tuple[str, str, float, int, str]) -> None:
+        name, path, seconds, rows, vs = row
+        print(f"  {name} [{path}]: {seconds:.1f} s, {rows / seconds:,.0f} rows/s {vs}", file=sys.stderr)
+        super().append(row)
+
+
 PATHS = {
     "files": "Parquet files + external table (staging_location)",
     "sql": "SQL statements (INSERT ... SELECT FROM UNNEST)",
@@ -218,7 +231,7 @@ def main() -> None:
         "staging_catalog": tr["JDI_TEST_TRINO_STAGING_CATALOG"],
     }
     print(f"Trino started in {tr['JDI_TEST_TRINO_START_SECONDS']}s; generating {args.rows:,} rows ...", file=sys.stderr)
-    results: list[tuple[str, str, float, int, str]] = []
+    results = Results()
     enc: list[tuple[str, float, int]] = []
     try:
         generate(pg_port, args.rows)
@@ -282,11 +295,18 @@ def main() -> None:
         if args.encode_rows and "sql" in paths:
             print("encoders ...", file=sys.stderr)
             enc = encoders(trino_port, pg_port, min(args.encode_rows, args.rows), q)
+    except BaseException:
+        log = Path(trino_base) / "server.log"
+        if log.exists():
+            print("Trino server log, last lines:\n" + log.read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise
     finally:
         trino_server.stop(trino_base)
         postgres.stop(pg["JDI_TEST_PG_DATA"])
 
-    print(f"\nPostgreSQL -> Trino {trino_server.VERSION} (Iceberg, file metastore), {args.rows:,} rows, {os.cpu_count()} cores")
+    print(
+        f"\nPostgreSQL -> Trino {trino_server.VERSION} (Iceberg, file metastore, {trino_server.HEAP} heap), {args.rows:,} rows, {os.cpu_count()} cores"
+    )
     print("load paths: " + "; ".join(f"{k} = {v}" for k, v in PATHS.items() if k in paths) + "\n")
     print(f"{'case':<58} {'path':<10} {'seconds':>8} {'rows':>10} {'rows/s':>9}  vs reference")
     for name, path, seconds, rows, vs in results:
