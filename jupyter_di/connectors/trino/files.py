@@ -216,11 +216,10 @@ class FileStages:
     def close(self) -> None:
         """Nothing runs in the background on this path."""
 
-    def sweep(self) -> None:
-        """Remove the tables and folders an earlier (killed) run of this stream left."""
-        catalog = quote_ident(str(self.cfg.staging_catalog))
-        query = f"SELECT table_name FROM {catalog}.information_schema.tables WHERE table_schema = ? AND starts_with(table_name, ?)"
-        names = {str(r[0]) for r in self.session.run(query, [self.cfg.staging_schema.lower(), self.prefix])}
+    def sweep(self, tables: set[str]) -> None:
+        """Remove the folders an earlier (killed) run of this stream left, and its external ``tables``
+        (which the writer looked up in the statement that finds its own leftovers)."""
+        names = set(tables)
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         except OSError as exc:

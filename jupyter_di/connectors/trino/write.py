@@ -135,8 +135,8 @@ class _TableWriter:
             self._ensure_schema()
         if self._clean_up():
             self.columns = self._table_columns(self.table)
-        if isinstance(self.staging, FileStages):
-            self.staging.sweep()
+        how = f"Parquet files in {self.cfg.staging_location}" if isinstance(self.staging, FileStages) else "SQL statements"
+        log.info("stream %s: loading %s.%s.%s through %s", self.stream, self.cfg.catalog, self.cfg.schema, self.table, how)
         if keyed and self.connector not in MERGE_CONNECTORS:
             self._check_merge()
         if self.full:
@@ -279,11 +279,18 @@ class _TableWriter:
         """Drop what a killed run of this table left: staging tables, and a table renamed away for a
         swap (renamed back first if the swap died between its two renames, so nothing is lost).
         True when it renamed the table back."""
-        query = (
-            f"SELECT table_name FROM {quote_ident(self.cfg.catalog)}.information_schema.tables "
+        places = [(self.cfg.catalog, self.cfg.schema)]
+        if isinstance(self.staging, FileStages):  # its external tables, in the same statement
+            places.append((str(self.cfg.staging_catalog), self.cfg.staging_schema))
+        query = " UNION ALL ".join(
+            f"SELECT {i} AS place, table_name FROM {quote_ident(catalog)}.information_schema.tables "
             "WHERE table_schema = ? AND starts_with(table_name, ?)"
+            for i, (catalog, _schema) in enumerate(places)
         )
-        leftovers = sorted(str(r[0]) for r in self._run(query, [self.cfg.schema.lower(), self.prefix]))
+        found = self._run(query, [value for _catalog, schema in places for value in (schema.lower(), self.prefix)])
+        leftovers = sorted(str(name) for place, name in found if place == 0)
+        if isinstance(self.staging, FileStages):
+            self.staging.sweep({str(name) for place, name in found if place == 1})
         restored = False
         if self.old in leftovers:
             if not self._table_columns(self.table):

@@ -470,6 +470,7 @@ def test_https_with_a_jwt_loads_rows_and_a_bad_one_is_refused(trino_server, quer
     assert "refused the credentials" in str(raised.value) and forged not in str(raised.value)
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_https_verify_with_the_ca_bundle_false_and_default(trino_server) -> None:
     from tests.support.trino_server import HTTPS_PASSWORD
 
