@@ -297,7 +297,10 @@ def test_new_columns_are_added_or_refused(trino_config, query) -> None:
     assert types == [["double"]]
 
 
-def test_hostile_identifiers_run_no_sql(trino_config, query) -> None:
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_hostile_identifiers_run_no_sql(path, trino_config, trino_server, query) -> None:
+    if path == "files":
+        trino_config = staged(trino_config, trino_server)
     write(trino_config, [pa.RecordBatch.from_pydict({"id": [1]})], table="victim")
     evil_table = 'x"; DROP TABLE victim; --'
     evil_column = 'c") AS u(c0); DROP TABLE victim; --'
@@ -518,12 +521,14 @@ def trino_rows(query, config: dict) -> tuple[dict, int]:
     return {int(i): (n, round(iso_epoch(u), 6)) for i, n, u in rows}, len(rows)
 
 
-def test_merge_upserts_with_ties_at_the_bookmark(tmp_path, pg_config, pg_connect, trino_config, query) -> None:
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_merge_upserts_with_ties_at_the_bookmark(path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query) -> None:
     import random
 
     conn = pg_connect()
     create_orders(conn, 3000)
-    notebook = pipeline(tmp_path / "p.ipynb", pg_config, trino_config, commit_rows=1000)
+    config = trino_config if path == "sql" else staged(trino_config, trino_server)
+    notebook = pipeline(tmp_path / "p.ipynb", pg_config, config, commit_rows=1000)
     rng = random.Random(3)
     for round_no in range(3):
         done = run_cli(notebook)
