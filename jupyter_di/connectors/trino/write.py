@@ -496,9 +496,16 @@ class TableStages:
         if self.pool is None:
             self.pool = StatementPool(self.writer.cfg, [self.writer.rel(t) for t in self.writer.stages])
 
+    def _drain(self) -> None:
+        """Wait for the statements in flight; a refused one becomes the writer's error (naming the table and the fix)."""
+        if self.pool is not None:
+            try:
+                self.pool.drain()
+            except TrinoError as exc:
+                raise self.writer._mismatch(exc) from None
+
     def add_columns(self, added: dict[str, str]) -> None:
-        assert self.pool is not None
-        self.pool.drain()
+        self._drain()
         for name, column_type in added.items():
             for stage in self.writer.stages:
                 self.writer._run(f"ALTER TABLE {self.writer.rel(stage)} ADD COLUMN {quote_ident(name)} {column_type}")
@@ -508,12 +515,14 @@ class TableStages:
         assert self.pool is not None
         names = batch.schema.names
         plan = InsertPlan(names, [self.columns[n] for n in names], [plain_type(f) for f in batch.schema], self.pool.table_bytes)
-        for statement, _rows in plan.statements(batch, self.writer.cfg.statement_bytes, self.writer.stream):
-            self.pool.submit(statement)
+        try:
+            for statement, _rows in plan.statements(batch, self.writer.cfg.statement_bytes, self.writer.stream):
+                self.pool.submit(statement)
+        except TrinoError as exc:  # an earlier statement failed
+            raise self.writer._mismatch(exc) from None
 
     def query(self, names: list[str]) -> str:
-        if self.pool is not None:
-            self.pool.drain()
+        self._drain()
         cols = ", ".join(quote_ident(n) for n in names)
         return " UNION ALL ".join(f"SELECT {cols} FROM {self.writer.rel(stage)}" for stage in self.writer.stages)
 

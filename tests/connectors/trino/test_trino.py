@@ -409,6 +409,21 @@ def test_a_decimal_with_more_places_than_the_column_fails_instead_of_rounding(pa
         assert staging_leftovers(query, trino_server, config) == []
 
 
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_a_value_the_column_cannot_hold_fails_naming_the_table_and_keeps_its_rows(path, trino_config, trino_server, query) -> None:
+    config = trino_config if path == "sql" else staged(trino_config, trino_server)
+    write(config, [pa.RecordBatch.from_pydict({"id": pa.array([1], pa.int32())})], replication_method="INCREMENTAL")
+    too_big = pa.RecordBatch.from_pydict({"id": pa.array([2, 3_000_000_000], pa.int64())})
+    with pytest.raises(SchemaMismatch) as raised:
+        write(config, [too_big], replication_method="INCREMENTAL")
+    message = str(raised.value)
+    assert f"could not write into table iceberg.{config['schema']}.t" in message and "previous rows are kept" in message
+    assert rows_of(query, config) == [[1]]
+    assert tables_of(query, config) == ["t"]
+    if path == "files":
+        assert staging_leftovers(query, trino_server, config) == []
+
+
 def test_staging_config_errors_name_the_option_before_anything_is_written(trino_config, trino_server, query) -> None:
     config = staged(trino_config, trino_server)
     with pytest.raises(ConfigError, match="staging_location but no staging_catalog"):
