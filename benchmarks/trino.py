@@ -11,8 +11,10 @@ catalog on the same database.  In one run, on the same servers:
 1. Trino's own copy (the reference): ``INSERT INTO iceberg.bench.ref SELECT ... FROM
    postgresql.public.events`` through Trino's PostgreSQL connector.
 2. jupyter-di FULL_TABLE: ``jupyter-di run`` of a notebook ``postgresql -> trino`` (wall time of the
-   whole process, start-up included): staging tables, then CREATE TABLE AS; then a rerun over the
-   table (CREATE OR REPLACE).
+   whole process, start-up included), then a rerun over the table (CREATE OR REPLACE), on each load
+   path (``--paths``): ``files`` (Parquet files in the server's lake/staging folder, read through the
+   test server's ``hive`` catalog: config ``staging_location``) and ``sql`` (INSERT statements into
+   staging tables).
 3. jupyter-di INCREMENTAL with a key: the first sync (staging + MERGE into the empty table), then 1% of
    the rows updated at the source and a second run (staging + MERGE of those rows); the reference is
    Trino's own MERGE of the same rows from the PostgreSQL catalog.
@@ -41,6 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # run as a script, this file's folder comes first on sys.path, where this trino.py would hide the client
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
+
+# the SQL path sends ~250 MB of statement text per 1M rows; a 2 GB coordinator heap ran out during it
+# once under heavy machine load (the JVM exits on OutOfMemoryError), so the benchmark's server gets 3 GB
+os.environ.setdefault("JDI_TRINO_HEAP", "3G")
 
 from tests.support import postgres, trino_server  # noqa: E402
 
@@ -94,12 +100,13 @@ class Trino:
         return time.perf_counter() - started
 
 
-def notebook(path: Path, pg_port: int, trino_port: int, method: str, table: str) -> Path:
+def notebook(path: Path, pg_port: int, trino_port: int, method: str, table: str, staging: dict[str, str] | None = None) -> Path:
     src = f"  host: 127.0.0.1\n  port: {pg_port}\n  username: postgres\n  database: postgres\n"
     keys = (
         "    bookmark_properties: [updated_at]\n    key_properties: [id]\n    unique_constraints: [id]\n" if method == "INCREMENTAL" else ""
     )
     dest = f"  host: 127.0.0.1\n  port: {trino_port}\n  user: bench\n  catalog: iceberg\n  schema: bench\n"
+    dest += "".join(f"  {k}: {v}\n" for k, v in (staging or {}).items())
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(c)
@@ -190,19 +197,42 @@ def encoders(trino_port: int, pg_port: int, rows: int, q: Trino) -> list[tuple[s
     return results
 
 
+class Results(list):
+    """The table's rows; each is also printed to stderr as it is measured (a run that fails later keeps them)."""
+
+    def append(self, row: tuple[str, str, float, int, str]) -> None:
+        name, path, seconds, rows, vs = row
+        print(f"  {name} [{path}]: {seconds:.1f} s, {rows / seconds:,.0f} rows/s {vs}", file=sys.stderr)
+        super().append(row)
+
+
+PATHS = {
+    "files": "Parquet files + external table (staging_location)",
+    "sql": "SQL statements (INSERT ... SELECT FROM UNNEST)",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--encode-rows", type=int, default=50_000)
+    parser.add_argument("--paths", default="files,sql", help="load paths to run: files, sql or both")
     args = parser.parse_args()
+    paths = [p for p in args.paths.split(",") if p]
     pg = postgres.start()
     pg_port = int(pg["JDI_TEST_PG_PORT"])
     trino_base = tempfile.mkdtemp(prefix=trino_server.TEMP_PREFIX)
     tr = trino_server.start(trino_base)
     trino_port = int(tr["JDI_TEST_TRINO_PORT"])
+    staging = {
+        "staging_location": tr["JDI_TEST_TRINO_STAGING_LOCATION"],
+        "staging_server_location": tr["JDI_TEST_TRINO_STAGING_SERVER_LOCATION"],
+        "staging_catalog": tr["JDI_TEST_TRINO_STAGING_CATALOG"],
+    }
     print(f"Trino started in {tr['JDI_TEST_TRINO_START_SECONDS']}s; generating {args.rows:,} rows ...", file=sys.stderr)
-    results: list[tuple[str, float, int, str]] = []
+    results = Results()
+    enc: list[tuple[str, float, int]] = []
     try:
         generate(pg_port, args.rows)
         q = Trino(trino_port)
@@ -219,34 +249,32 @@ def main() -> None:
         )
         ref = q.timed(f"INSERT INTO iceberg.bench.ref ({COLUMNS}) SELECT {select} FROM postgresql.public.events")
         assert q("SELECT count(*) FROM iceberg.bench.ref") == [[args.rows]]
-        results.append(("Trino INSERT ... SELECT FROM postgresql (reference)", ref, args.rows, ""))
+        results.append(("Trino INSERT ... SELECT FROM postgresql", "reference", ref, args.rows, ""))
+
+        def versus(seconds: float, reference: float) -> str:
+            return f"{reference / seconds:.2f}x"
 
         with tempfile.TemporaryDirectory() as tmp:
-            print("jupyter-di FULL_TABLE ...", file=sys.stderr)
-            full = timed_run(notebook(Path(tmp) / "full.ipynb", pg_port, trino_port, "FULL_TABLE", "events_full"))
-            assert q("SELECT count(*), count(DISTINCT id) FROM iceberg.bench.events_full") == [[args.rows, args.rows]]
-            results.append(
-                ("jupyter-di FULL_TABLE (stages + CREATE TABLE AS)", full, args.rows, f"{ref / full:.2f}x the reference's speed")
-            )
-            # a second FULL_TABLE run replaces the table (the rerun case)
-            full2 = timed_run(notebook(Path(tmp) / "full.ipynb", pg_port, trino_port, "FULL_TABLE", "events_full"))
-            assert q("SELECT count(*) FROM iceberg.bench.events_full") == [[args.rows]]
-            results.append(
-                ("jupyter-di FULL_TABLE rerun (stages + CREATE OR REPLACE)", full2, args.rows, f"{ref / full2:.2f}x the reference's speed")
-            )
+            inc_paths = {}
+            for path in paths:
+                extra = staging if path == "files" else None
+                print(f"jupyter-di FULL_TABLE, {path} ...", file=sys.stderr)
+                full_nb = notebook(Path(tmp) / f"full_{path}.ipynb", pg_port, trino_port, "FULL_TABLE", f"events_full_{path}", extra)
+                full = timed_run(full_nb)
+                assert q(f"SELECT count(*), count(DISTINCT id) FROM iceberg.bench.events_full_{path}") == [[args.rows, args.rows]]
+                results.append(("jupyter-di FULL_TABLE, new table (CREATE TABLE AS)", path, full, args.rows, versus(full, ref)))
+                full2 = timed_run(full_nb)  # the rerun replaces the table
+                assert q(f"SELECT count(*) FROM iceberg.bench.events_full_{path}") == [[args.rows]]
+                results.append(("jupyter-di FULL_TABLE rerun (CREATE OR REPLACE)", path, full2, args.rows, versus(full2, ref)))
+                print(f"jupyter-di INCREMENTAL, {path} ...", file=sys.stderr)
+                inc_paths[path] = notebook(Path(tmp) / f"inc_{path}.ipynb", pg_port, trino_port, "INCREMENTAL", f"events_inc_{path}", extra)
+                first = timed_run(inc_paths[path])
+                assert q(f"SELECT count(*) FROM iceberg.bench.events_inc_{path}") == [[args.rows]]
+                results.append(("jupyter-di INCREMENTAL first sync (MERGE)", path, first, args.rows, versus(first, ref)))
+                assert not list(Path(staging["staging_location"]).iterdir()), "staging files left behind"
 
-            print("jupyter-di INCREMENTAL ...", file=sys.stderr)
-            inc_path = notebook(Path(tmp) / "inc.ipynb", pg_port, trino_port, "INCREMENTAL", "events_inc")
-            first = timed_run(inc_path)
-            assert q("SELECT count(*) FROM iceberg.bench.events_inc") == [[args.rows]]
-            results.append(
-                ("jupyter-di INCREMENTAL first sync (staging + MERGE)", first, args.rows, f"{ref / first:.2f}x the reference's speed")
-            )
             since = q("SELECT max(updated_at) FROM iceberg.bench.ref")[0][0]
             changed = update_share(pg_port, args.changed)
-            merge = timed_run(inc_path)
-            assert q("SELECT count(*) FROM iceberg.bench.events_inc WHERE name LIKE '%-v2'") == [[changed]]
-            assert q("SELECT count(*) FROM iceberg.bench.events_inc") == [[args.rows]]
             updates = ", ".join(f"{c} = s.{c}" for c in COLUMNS.split(", ") if c != "id")
             ref_merge = q.timed(
                 f"MERGE INTO iceberg.bench.ref t USING (SELECT {select.replace('json_format(attrs)', 'json_format(attrs) AS attrs')} "
@@ -255,33 +283,43 @@ def main() -> None:
                 [since],
             )
             assert q("SELECT count(*) FROM iceberg.bench.ref WHERE name LIKE '%-v2'") == [[changed]]
-            results.append((f"Trino MERGE of the {changed:,} changed rows from postgresql (reference)", ref_merge, changed, ""))
-            results.append(
-                (
-                    f"jupyter-di INCREMENTAL, {args.changed:.0%} changed (staging + MERGE)",
-                    merge,
-                    changed,
-                    f"{ref_merge / merge:.2f}x the reference's speed",
+            results.append((f"Trino MERGE of the {changed:,} changed rows from postgresql", "reference", ref_merge, changed, ""))
+            for path in paths:
+                merge = timed_run(inc_paths[path])
+                assert q(f"SELECT count(*) FROM iceberg.bench.events_inc_{path} WHERE name LIKE '%-v2'") == [[changed]]
+                assert q(f"SELECT count(*) FROM iceberg.bench.events_inc_{path}") == [[args.rows]]
+                results.append(
+                    (f"jupyter-di INCREMENTAL, {args.changed:.0%} changed (MERGE)", path, merge, changed, versus(merge, ref_merge))
                 )
-            )
 
-        print("encoders ...", file=sys.stderr)
-        enc = encoders(trino_port, pg_port, min(args.encode_rows, args.rows), q)
+        if args.encode_rows and "sql" in paths:
+            print("encoders ...", file=sys.stderr)
+            enc = encoders(trino_port, pg_port, min(args.encode_rows, args.rows), q)
+    except BaseException:
+        log = Path(trino_base) / "server.log"
+        if log.exists():
+            print("Trino server log, last lines:\n" + log.read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise
     finally:
         trino_server.stop(trino_base)
         postgres.stop(pg["JDI_TEST_PG_DATA"])
 
     print(
-        f"\nPostgreSQL -> Trino {tr.get('JDI_TRINO_VERSION', trino_server.VERSION)} (Iceberg, file metastore), {args.rows:,} rows, {os.cpu_count()} cores\n"
+        f"\nPostgreSQL -> Trino {trino_server.VERSION} (Iceberg, file metastore, {trino_server.HEAP} heap), {args.rows:,} rows, {os.cpu_count()} cores"
     )
-    print(f"{'case':<66} {'seconds':>8} {'rows':>10} {'rows/s':>9}  vs")
-    for name, seconds, rows, versus in results:
-        print(f"{name:<66} {seconds:>8.1f} {rows:>10,} {rows / seconds:>9,.0f}  {versus}")
-    print(f"\nvalue encoders, {min(args.encode_rows, args.rows):,} rows, one statement in flight, default max_statement_bytes:")
-    print(f"{'encoder':<66} {'seconds':>8} {'stmts':>10} {'rows/s':>9}")
-    for name, seconds, statements in enc:
-        print(f"{name:<66} {seconds:>8.1f} {statements:>10,} {min(args.encode_rows, args.rows) / seconds:>9,.0f}")
+    print("load paths: " + "; ".join(f"{k} = {v}" for k, v in PATHS.items() if k in paths) + "\n")
+    print(f"{'case':<58} {'path':<10} {'seconds':>8} {'rows':>10} {'rows/s':>9}  vs reference")
+    for name, path, seconds, rows, vs in results:
+        print(f"{name:<58} {path:<10} {seconds:>8.1f} {rows:>10,} {rows / seconds:>9,.0f}  {vs}")
+    if enc:
+        print(
+            f"\nvalue encoders (sql path), {min(args.encode_rows, args.rows):,} rows, one statement in flight, default max_statement_bytes:"
+        )
+        print(f"{'encoder':<66} {'seconds':>8} {'stmts':>10} {'rows/s':>9}")
+        for name, seconds, statements in enc:
+            print(f"{name:<66} {seconds:>8.1f} {statements:>10,} {min(args.encode_rows, args.rows) / seconds:>9,.0f}")
     print("\njupyter-di rows are wall time of whole `jupyter-di run` processes (start-up included); target: >= 0.5x the reference's speed")
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
 if __name__ == "__main__":

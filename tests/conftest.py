@@ -50,6 +50,7 @@ def trino_server():
 
     with server_from_env("JDI_TEST_TRINO_PORT", server.start, lambda env: server.stop(env["JDI_TEST_TRINO_DIR"])):
         yield {
+            **{k[len("JDI_TEST_TRINO_") :].lower(): v for k, v in os.environ.items() if k.startswith("JDI_TEST_TRINO_")},
             "host": os.environ["JDI_TEST_TRINO_HOST"],
             "port": int(os.environ["JDI_TEST_TRINO_PORT"]),
             "user": os.environ.get("JDI_TEST_TRINO_USER", "jdi"),

@@ -36,13 +36,18 @@ from pathlib import Path
 
 VERSION = os.environ.get("JDI_TRINO_VERSION", "476")
 CACHE = Path(os.environ.get("JDI_TRINO_CACHE", Path.home() / ".cache" / "jupyter-di" / "trino"))
-PLUGINS = ("memory", "iceberg", "postgresql", "geospatial")
-"""geospatial: the postgresql connector needs its types."""
+PLUGINS = ("memory", "iceberg", "delta-lake", "hive", "postgresql", "geospatial", "password-authenticators")
+"""geospatial: the postgresql connector needs its types; hive serves the staged Parquet files;
+password-authenticators: the password file of the HTTPS port."""
 MIN_JAVA = 24
 HEAP = os.environ.get("JDI_TRINO_HEAP", "2G")
 START_TIMEOUT = float(os.environ.get("JDI_TRINO_START_TIMEOUT", "240"))
 MERGE_CATALOG = "iceberg"
+STAGING_CATALOG = "hive"
 TEMP_PREFIX = "jdi-trino-"
+HTTPS_USER = "jdi"
+HTTPS_PASSWORD = "jdi-test-password"
+"""The test server's one password user (a throwaway server on 127.0.0.1: not a secret)."""
 
 
 def free_port() -> int:
@@ -134,12 +139,57 @@ def _write(path: Path, lines: dict[str, str] | list[str]) -> None:
     path.write_text("\n".join(text) + "\n")
 
 
-def write_config(base: Path, install: Path, port: int) -> Path:
-    """etc/ under ``base``: node, JVM, server and catalog properties; returns the etc folder."""
+def write_auth(base: Path) -> dict[str, Path]:
+    """TLS and authentication material under ``base/auth``: a throwaway CA and a server certificate
+    for 127.0.0.1/localhost (trustme), the password file (bcrypt, Trino's ``$2y$`` form) and an RSA key
+    pair whose public half Trino checks JWTs with (the tests sign with the private half)."""
+    import bcrypt
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    auth = base / "auth"
+    auth.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(key_type=trustme.KeyType.RSA)
+    ca.cert_pem.write_to_path(str(auth / "ca.pem"))
+    cert = ca.issue_cert("127.0.0.1", "localhost", key_type=trustme.KeyType.RSA)
+    cert.private_key_and_cert_chain_pem.write_to_path(str(auth / "server.pem"))
+    hashed = bcrypt.hashpw(HTTPS_PASSWORD.encode(), bcrypt.gensalt(rounds=8)).decode().replace("$2b$", "$2y$", 1)
+    (auth / "password.db").write_text(f"{HTTPS_USER}:{hashed}\n")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (auth / "jwt-private.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (auth / "jwt-public.pem").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    for path in auth.iterdir():
+        path.chmod(0o600)
+    return {name: auth / f"{name}.pem" for name in ("ca", "server", "jwt-private", "jwt-public")} | {"password": auth / "password.db"}
+
+
+def _lake_catalog(connector: str, base: Path, metastore: str, **extra: str) -> dict[str, str]:
+    """A catalog on local files under ``base/lake`` with Trino's file metastore (no metastore service;
+    ``local:///x`` is ``base/lake/x``)."""
+    return {
+        "connector.name": connector,
+        "hive.metastore.catalog.dir": f"local:///{metastore}",
+        "fs.native-local.enabled": "true",
+        "local.location": str(base / "lake"),
+        **extra,
+    }
+
+
+def write_config(base: Path, install: Path, port: int, https_port: int) -> Path:
+    """etc/ under ``base``: node, JVM, server, authentication and catalog properties; returns the etc folder.
+
+    One server answers on two ports: plain HTTP (the user name only, as every other test uses it) and
+    HTTPS, where a password (file authenticator) or a JWT is required."""
     etc = base / "etc"
     data = base / "data"
-    for folder in (data, base / "lake" / "metastore"):
+    for folder in (data, base / "lake" / "metastore", base / "lake" / "staging"):
         folder.mkdir(parents=True, exist_ok=True)
+    auth = write_auth(base)
     _write(
         etc / "node.properties",
         {
@@ -158,6 +208,13 @@ def write_config(base: Path, install: Path, port: int) -> Path:
             "node-scheduler.include-coordinator": "true",
             "http-server.http.port": str(port),
             "discovery.uri": f"http://127.0.0.1:{port}",
+            "http-server.https.enabled": "true",
+            "http-server.https.port": str(https_port),
+            "http-server.https.keystore.path": str(auth["server"]),
+            "http-server.authentication.type": "PASSWORD,JWT",
+            "http-server.authentication.allow-insecure-over-http": "true",
+            "http-server.authentication.jwt.key-file": str(auth["jwt-public"]),
+            "internal-communication.shared-secret": uuid.uuid4().hex,
             "plugin.dir": str(install / "plugin"),
             "catalog.management": "dynamic",  # catalogs: etc/catalog/ under the working directory (base)
             "query.max-memory": "1GB",
@@ -171,20 +228,19 @@ def write_config(base: Path, install: Path, port: int) -> Path:
             "log.path": str(base / "server.log"),
         },
     )
+    _write(etc / "password-authenticator.properties", {"password-authenticator.name": "file", "file.password-file": str(auth["password"])})
     _write(etc / "log.properties", {"io.trino": "WARN", "io.trino.server.Server": "INFO"})
     _write(etc / "catalog" / "memory.properties", {"connector.name": "memory", "memory.max-data-per-node": "512MB"})
+    # Trino's file metastore for Iceberg (the catalog type its own tests use)
     _write(
         etc / "catalog" / "iceberg.properties",
-        {
-            "connector.name": "iceberg",
-            # Trino's file metastore for Iceberg (the catalog type its own tests use): schema and table
-            # metadata as files, no metastore service; local:// paths are under local.location
-            "iceberg.catalog.type": "TESTING_FILE_METASTORE",
-            "hive.metastore.catalog.dir": "local:///metastore",
-            "fs.native-local.enabled": "true",
-            "local.location": str(base / "lake"),
-        },
+        _lake_catalog("iceberg", base, "metastore", **{"iceberg.catalog.type": "TESTING_FILE_METASTORE"}),
     )
+    # the local file system has no atomic rename for Delta's log, so Trino wants this said out loud
+    delta = {"hive.metastore": "file", "delta.enable-non-concurrent-writes": "true"}
+    _write(etc / "catalog" / "delta.properties", _lake_catalog("delta_lake", base, "delta-metastore", **delta))
+    # the staging catalog of the Parquet load path: external tables over the files under lake/staging
+    _write(etc / "catalog" / f"{STAGING_CATALOG}.properties", _lake_catalog("hive", base, "hive-metastore", **{"hive.metastore": "file"}))
     return etc
 
 
@@ -211,8 +267,8 @@ def start(base_dir: str | None = None) -> dict[str, str]:
     base = Path(base_dir or tempfile.mkdtemp(prefix=TEMP_PREFIX)).absolute()
     base.mkdir(parents=True, exist_ok=True)
     install = install_dir()
-    port = free_port()
-    etc = write_config(base, install, port)
+    port, https_port = free_port(), free_port()
+    etc = write_config(base, install, port, https_port)
     java = java_home() / "bin" / "java"
     node = _properties(etc / "node.properties")
     cmd = [
@@ -241,6 +297,10 @@ def start(base_dir: str | None = None) -> dict[str, str]:
         "JDI_TEST_TRINO_USER": "jdi",
         "JDI_TEST_TRINO_CATALOG": MERGE_CATALOG,
         "JDI_TEST_TRINO_DIR": str(base),
+        "JDI_TEST_TRINO_HTTPS_PORT": str(https_port),
+        "JDI_TEST_TRINO_STAGING_CATALOG": STAGING_CATALOG,
+        "JDI_TEST_TRINO_STAGING_LOCATION": str(base / "lake" / "staging"),
+        "JDI_TEST_TRINO_STAGING_SERVER_LOCATION": "local:///staging",
         "JDI_TEST_TRINO_START_SECONDS": f"{time.monotonic() - began:.1f}",
     }
 

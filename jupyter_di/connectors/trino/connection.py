@@ -60,6 +60,22 @@ CONFIG_SCHEMA = [
         description="INCREMENTAL streams: rows per commit (one INSERT ... SELECT or MERGE from the staging table, then the bookmark is saved).",
         minimum=1,
     ),
+    ConfigField(
+        "staging_location",
+        description=(
+            "Bulk loads: a folder or object store URL (s3://bucket/prefix; credentials from the environment) that this process "
+            "writes Parquet files to and the server reads through staging_catalog. Unset: rows go as SQL statements."
+        ),
+    ),
+    ConfigField(
+        "staging_server_location",
+        description="The staging_location as the server's staging_catalog names it (e.g. local:///staging); default: staging_location.",
+    ),
+    ConfigField("staging_catalog", description="Bulk loads: a Hive catalog of the server that reads staging_location (external tables)."),
+    ConfigField(
+        "staging_schema",
+        description="Bulk loads: the staging_catalog schema for the external tables (created if missing); default: schema.",
+    ),
 ]
 
 
@@ -104,6 +120,15 @@ class TrinoConfig:
         ):
             if value < low:
                 raise ConfigError(f"Trino config {key} must be at least {low}, got {value}.", fix=f"leave {key} out or raise it.")
+        self.staging_location = str(config["staging_location"]) if config.get("staging_location") else None
+        self.staging_server_location = str(config.get("staging_server_location") or self.staging_location or "")
+        self.staging_catalog = str(config["staging_catalog"]) if config.get("staging_catalog") else None
+        self.staging_schema = str(config.get("staging_schema") or self.schema)
+        if self.staging_location and not self.staging_catalog:
+            raise ConfigError(
+                "Trino config sets staging_location but no staging_catalog.",
+                fix="set staging_catalog to a Hive catalog of the server that reads staging_location, or leave staging_location out.",
+            )
         self.redact = Redactor([self.password, self.jwt])
 
     def __repr__(self) -> str:
@@ -122,6 +147,23 @@ def _verify(value: Any) -> bool | str:
     if value is False or (isinstance(value, str) and value.strip().lower() in ("false", "no")):
         return False
     return str(value)
+
+
+def _pinned_session(verify: bool | str) -> Any:
+    """An HTTP session whose ``verify`` is the block's, whatever the environment says: requests lets
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's CA bundle (and ``verify: false``), so a
+    configured bundle would silently not be the one used."""
+    import requests
+
+    class PinnedSession(requests.Session):
+        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            settings = super().merge_environment_settings(*args, **kwargs)
+            settings["verify"] = self.verify
+            return settings
+
+    session = PinnedSession()
+    session.verify = verify
+    return session
 
 
 class TrinoSession:
@@ -150,7 +192,9 @@ class TrinoSession:
             auth=auth,
             verify=cfg.verify,
             session_properties=cfg.session_properties or None,
+            http_session=None if cfg.verify is True else _pinned_session(cfg.verify),
             source="jupyter-di",
+            legacy_prepared_statements=False,  # EXECUTE IMMEDIATE (Trino 418+): no probe statement per connection
             request_timeout=120.0,
         )
 

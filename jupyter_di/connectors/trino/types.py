@@ -1,7 +1,9 @@
 """Arrow types -> Trino column types, and how a column of literals reaches a column of a Trino type.
 
 Why these types: the tables must be readable the same way in every catalog a Trino user loads into,
-and the lake formats (Iceberg, Delta Lake, Hive) lack ``tinyint``, ``smallint`` and ``json``.  So
+and the lake formats (Iceberg, Delta Lake, Hive) lack ``tinyint``, ``smallint`` and ``json``; Delta
+Lake also lacks ``time`` (times are text there) and Trino keeps its zoned timestamps only to the
+millisecond (zoned timestamps are ``timestamp(6)`` in UTC there, exact to the microsecond).  So
 small integers become ``integer``, nested values (lists, structs, maps) and JSON-marked text
 become JSON text, kept in a ``json`` column on connectors that store that type and in ``varchar``
 elsewhere, timestamps are ``timestamp(6)`` (``with time zone`` when zoned), decimals keep their
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..base import is_json_field
 from .literals import is_binary, is_nested
@@ -55,10 +58,20 @@ def trino_type(field: pa.Field, connector: str) -> str:
     if pa.types.is_date(t):
         return "date"
     if pa.types.is_timestamp(t):
+        if t.tz and connector == "delta_lake":
+            return "timestamp(6)"  # UTC: Delta Lake keeps zoned timestamps only to the millisecond in Trino
         return "timestamp(6) with time zone" if t.tz else "timestamp(6)"
     if pa.types.is_time(t):
-        return "time(6)"
+        return "varchar" if connector == "delta_lake" else "time(6)"  # Delta Lake has no time type
     return "varchar"
+
+
+def zoned_into_plain(source: pa.DataType, column_type: str) -> bool:
+    """A zoned timestamp going into a ``timestamp(p)`` column: its text (in UTC, with `` UTC``) is
+    read as a zoned value first, then cast, which keeps its UTC wall time (a direct cast of the text
+    refuses the zone)."""
+    plain = column_type.lower().startswith("timestamp") and "with time zone" not in column_type.lower()
+    return plain and pa.types.is_timestamp(source) and source.tz is not None
 
 
 def _json_type(connector: str) -> str:
@@ -85,4 +98,26 @@ def unnest_plan(column_type: str, source: pa.DataType) -> tuple[str, str]:
         return texts, "CAST(json_parse({}) AS " + column_type + ")"
     if column_type.startswith(("varchar", "char")):
         return texts, "{}"  # INSERT checks the length (a CAST to varchar(n) would cut silently)
+    if zoned_into_plain(source, column_type):
+        return "CAST(" + texts + " AS ARRAY(timestamp(6) with time zone))", "CAST({} AS " + column_type + ")"
     return "CAST(" + texts + " AS ARRAY(" + column_type + "))", "{}"
+
+
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$", re.IGNORECASE)
+_INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint"})
+
+
+def rounded_values(array: pa.Array | pa.ChunkedArray, column_type: str) -> int:
+    """How many values of ``array`` a cast to ``column_type`` would round: decimals (and floats) with
+    more decimal places than a decimal column's scale, or any fraction for an integer column."""
+    t = array.type
+    if pa.types.is_dictionary(t):
+        array, t = array.cast(t.value_type), t.value_type
+    match = _DECIMAL.match(column_type.strip())
+    scale = int(match.group(2)) if match else 0 if column_type.strip().lower() in _INTEGERS else None
+    if scale is None or not (pa.types.is_decimal(t) and t.scale > scale or pa.types.is_floating(t)):
+        return 0
+    if pa.types.is_floating(t):
+        array = pc.filter(array, pc.is_finite(array))  # NaN and infinities: Trino's cast refuses them
+    changed = pc.not_equal(pc.round(array, ndigits=scale), array)
+    return int(pc.sum(changed).as_py() or 0)

@@ -42,8 +42,9 @@ from .._shared.commit_window import coalesced
 from .._shared.sql_names import quote_ident
 from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
 from .connection import TrinoConfig, TrinoConnector, TrinoError, TrinoSession
+from .files import FileStages
 from .load import InsertPlan, StatementPool
-from .types import trino_type
+from .types import rounded_values, trino_type
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ LOAD_BYTES = 16 * 1024 * 1024
 (INCREMENTAL streams take batches as they come, so a commit window ends where the source cut it)."""
 NO_MERGE_CONNECTORS = frozenset({"memory", "blackhole", "tpch", "tpcds", "system", "jmx", "faker"})
 """Connectors known to have no MERGE; others are asked (``EXPLAIN MERGE``) before anything is written."""
+MERGE_CONNECTORS = frozenset({"iceberg"})
+"""Connectors whose tables take MERGE (Iceberg format 2, Trino's default): no probe before loading."""
 REPLACE_CONNECTORS = frozenset({"iceberg", "delta_lake"})
 """Connectors whose CREATE OR REPLACE TABLE is an atomic swap; others get RENAME."""
 SEQ = "_jupyter_di_seq"
@@ -94,6 +97,12 @@ class _TableWriter:
         running on the server can only write into that run's own staging tables, which this run drops."""
         self.ready = f"{run}_ready"
         self.old = f"{self.prefix}_old"
+        self.window_keys: list[pa.RecordBatch] = []
+        """The key columns of the rows staged since the last publish (to know whether they repeat)."""
+        self.staging: TableStages | FileStages = FileStages(cfg, session, self.prefix) if cfg.staging_location else TableStages(self)
+        """Where the rows wait until one statement publishes them: Parquet files read through an
+        external table when the config has a staging_location (files.py), else staging tables
+        filled by INSERT statements (load.py)."""
 
     # -- names ----------------------------------------------------------------------------
 
@@ -121,10 +130,14 @@ class _TableWriter:
         keyed = bool(self.keys) and not self.full
         if keyed and self.connector in NO_MERGE_CONNECTORS:
             raise self._no_merge(f"its {self.connector!r} connector cannot MERGE")
-        self._ensure_schema()
-        self._clean_up()
         self.columns = self._table_columns(self.table)
-        if keyed:
+        if not self.columns:  # an existing table proves its schema exists: one statement less
+            self._ensure_schema()
+        if self._clean_up():
+            self.columns = self._table_columns(self.table)
+        how = f"Parquet files in {self.cfg.staging_location}" if isinstance(self.staging, FileStages) else "SQL statements"
+        log.info("stream %s: loading %s.%s.%s through %s", self.stream, self.cfg.catalog, self.cfg.schema, self.table, how)
+        if keyed and self.connector not in MERGE_CONNECTORS:
             self._check_merge()
         if self.full:
             return self._run_full(chunks, on_commit)
@@ -138,9 +151,8 @@ class _TableWriter:
         columns.update(new)
         if self.keys:
             self._check_keys(columns)
-        self._create_stages(columns | ({SEQ: "bigint"} if self.keys else {}))
+        self.staging.open(columns | ({SEQ: "bigint"} if self.keys else {}))
         rows, seq, state = 0, 0, None
-        pool = StatementPool(self.cfg, [self.rel(t) for t in self.stages])
         try:
             for chunk in coalesced(chunks, LOAD_BYTES):
                 if chunk.state is not None:
@@ -151,23 +163,19 @@ class _TableWriter:
                 added = self._new_columns(batch.schema, known=columns)
                 if added:
                     self._refuse_new(added)
-                    pool.drain()
-                    for name, column_type in added.items():
-                        for stage in self.stages:
-                            self._run(f"ALTER TABLE {self.rel(stage)} ADD COLUMN {quote_ident(name)} {column_type}")
+                    self.staging.add_columns(added)
                     columns.update(added)
                 if self.keys:
                     batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
                     seq += batch.num_rows
-                self._load(pool, columns | {SEQ: "bigint"}, batch)
+                self._load(columns | {SEQ: "bigint"}, batch)
                 rows += batch.num_rows
-            pool.drain()
-            pool.close()
             self._swap(list(columns))
         except BaseException:
-            pool.close()
-            self._drop_stages()
+            self.staging.close()
+            self.staging.clear()
             raise
+        self.staging.close()
         if on_commit:
             on_commit(rows, state)
         return WriteResult(rows_written=rows, state=state)
@@ -184,7 +192,6 @@ class _TableWriter:
             if keyed:
                 self._check_keys(self.columns)
         rows, state = 0, None
-        pool = StatementPool(self.cfg, [self.rel(t) for t in self.stages])
         window: list[str] | None = None  # the stage's columns while a window is open
         window_rows = seq = 0
         try:
@@ -193,7 +200,7 @@ class _TableWriter:
                 if batch.num_rows:
                     names = [n.lower() for n in batch.schema.names]
                     if window is not None and names != window:
-                        self._publish(pool, window, keyed)
+                        self._publish(window, keyed)
                         window = None
                     self._add_columns(self._new_columns(batch.schema))
                     if window is None:
@@ -201,27 +208,27 @@ class _TableWriter:
                         stage_columns = {n: self.columns[n] for n in names}
                         if keyed:
                             stage_columns[SEQ] = "bigint"
-                        self._create_stages(stage_columns)
+                        self.staging.open(stage_columns)
                     if keyed:
                         batch = batch.append_column(SEQ, int64_array(np.arange(seq, seq + batch.num_rows)))
                         seq += batch.num_rows
-                    self._load(pool, self.columns | {SEQ: "bigint"}, batch)
+                    self._load(self.columns | {SEQ: "bigint"}, batch)
                     window_rows += batch.num_rows
                     rows += batch.num_rows
                 if chunk.state is not None:
                     state = chunk.state
                 if window is not None and window_rows >= self.cfg.commit_rows:
-                    self._publish(pool, window, keyed)
+                    self._publish(window, keyed)
                     window = None
                     if on_commit:
                         on_commit(rows, state)
             if window is not None:
-                self._publish(pool, window, keyed)
+                self._publish(window, keyed)
         except BaseException:
-            pool.close()
-            self._drop_stages()
+            self.staging.close()
+            self.staging.clear()
             raise
-        pool.close()
+        self.staging.close()
         if on_commit:
             on_commit(rows, state)
         return WriteResult(rows_written=rows, state=state)
@@ -229,15 +236,28 @@ class _TableWriter:
     # -- catalog --------------------------------------------------------------------------
 
     def _connector(self) -> str:
-        rows = self._run("SELECT connector_name FROM system.metadata.catalogs WHERE catalog_name = ?", [self.cfg.catalog])
-        if not rows:
-            names = sorted(r[0] for r in self._run("SELECT catalog_name FROM system.metadata.catalogs"))
+        """The catalog's connector name; the staging catalog (Parquet path) is checked in the same
+        statement: it must exist and be a Hive catalog (the one that makes external tables)."""
+        wanted = [self.cfg.catalog] + ([self.cfg.staging_catalog] if self.cfg.staging_catalog else [])
+        rows = self._run(
+            f"SELECT catalog_name, connector_name FROM system.metadata.catalogs WHERE catalog_name IN ({', '.join('?' * len(wanted))})",
+            list(wanted),
+        )
+        connectors = {str(r[0]): str(r[1]) for r in rows}
+        for key, name in zip(("catalog", "staging_catalog"), wanted):
+            if name not in connectors:
+                names = sorted(r[0] for r in self._run("SELECT catalog_name FROM system.metadata.catalogs"))
+                raise ConfigError(
+                    f"{self.cfg.where()} has no catalog {name!r}.", stream=self.stream, fix=f"set {key} to one of: {', '.join(names)}."
+                )
+        staging = connectors.get(str(self.cfg.staging_catalog))
+        if self.cfg.staging_catalog and staging != "hive":
             raise ConfigError(
-                f"{self.cfg.where()} has no catalog {self.cfg.catalog!r}.",
+                f"staging_catalog {self.cfg.staging_catalog!r} is a {staging!r} catalog; the Parquet load path needs a Hive catalog.",
                 stream=self.stream,
-                fix=f"set catalog to one of: {', '.join(names)}.",
+                fix="set staging_catalog to a Hive catalog of the server that reads staging_location, or leave staging_location out.",
             )
-        return str(rows[0][0])
+        return connectors[self.cfg.catalog]
 
     def _ensure_schema(self) -> None:
         query = f"SELECT 1 FROM {quote_ident(self.cfg.catalog)}.information_schema.schemata WHERE schema_name = ?"
@@ -255,21 +275,32 @@ class _TableWriter:
             raise self._mismatch(exc) from None
         return {str(r[0]): str(r[1]) for r in rows}
 
-    def _clean_up(self) -> None:
+    def _clean_up(self) -> bool:
         """Drop what a killed run of this table left: staging tables, and a table renamed away for a
-        swap (renamed back first if the swap died between its two renames, so nothing is lost)."""
-        query = (
-            f"SELECT table_name FROM {quote_ident(self.cfg.catalog)}.information_schema.tables "
+        swap (renamed back first if the swap died between its two renames, so nothing is lost).
+        True when it renamed the table back."""
+        places = [(self.cfg.catalog, self.cfg.schema)]
+        if isinstance(self.staging, FileStages):  # its external tables, in the same statement
+            places.append((str(self.cfg.staging_catalog), self.cfg.staging_schema))
+        query = " UNION ALL ".join(
+            f"SELECT {i} AS place, table_name FROM {quote_ident(catalog)}.information_schema.tables "
             "WHERE table_schema = ? AND starts_with(table_name, ?)"
+            for i, (catalog, _schema) in enumerate(places)
         )
-        leftovers = sorted(str(r[0]) for r in self._run(query, [self.cfg.schema.lower(), self.prefix]))
+        found = self._run(query, [value for _catalog, schema in places for value in (schema.lower(), self.prefix)])
+        leftovers = sorted(str(name) for place, name in found if place == 0)
+        if isinstance(self.staging, FileStages):
+            self.staging.sweep({str(name) for place, name in found if place == 1})
+        restored = False
         if self.old in leftovers:
             if not self._table_columns(self.table):
                 self._run(f"ALTER TABLE {self.rel(self.old)} RENAME TO {self.rel(self.table)}")
+                restored = True
             leftovers.remove(self.old)
             self._drop(self.old)
         for name in leftovers:
             self._drop(name)
+        return restored
 
     def _check_names(self, schema: pa.Schema) -> None:
         seen: dict[str, str] = {}
@@ -319,19 +350,9 @@ class _TableWriter:
         defs = ", ".join(f"{quote_ident(n)} {t}" for n, t in columns.items())
         self._run(f"CREATE TABLE {self.rel(table)} ({defs})")
 
-    def _create_stages(self, columns: dict[str, str]) -> None:
-        for stage in self.stages:
-            self._drop(stage)
-            self._create(stage, columns)
-
-    def _drop_stages(self) -> None:
-        for stage in self.stages:
-            self._drop(stage)
-
     def _staged(self, names: list[str]) -> str:
-        """The rows of all staging tables (their union), as a query."""
-        cols = ", ".join(quote_ident(n) for n in names)
-        return " UNION ALL ".join(f"SELECT {cols} FROM {self.rel(stage)}" for stage in self.stages)
+        """The staged rows of the open window (columns ``names``), as a query."""
+        return self.staging.query(names)
 
     def _drop(self, table: str) -> None:
         try:
@@ -371,7 +392,12 @@ class _TableWriter:
                 self._drop(table)
 
     def _latest_per_key(self, names: list[str]) -> str:
-        """The staged rows, one per key: the last (UPDATE) or first (IGNORE) in stream order."""
+        """The staged rows, one per key: the last (UPDATE) or first (IGNORE) in stream order.  When
+        the window's keys are all different (the usual case: the source's primary key) the rows as
+        they are, which spares Trino a window function over the whole window."""
+        staged_keys, self.window_keys = self.window_keys, []
+        if staged_keys and unique_rows(pa.Table.from_batches(staged_keys)):
+            return self._staged(names)
         order = "DESC" if self.settings.unique_conflict_method != "IGNORE" else "ASC"
         cols = ", ".join(quote_ident(n) for n in names)
         keys = ", ".join(quote_ident(k) for k in self.keys)
@@ -379,14 +405,13 @@ class _TableWriter:
         ranked = quote_ident(SEQ + "_rank")
         return f"SELECT {cols} FROM (SELECT {cols}, {rank} AS {ranked} FROM ({self._staged([*names, SEQ])})) WHERE {ranked} = 1"
 
-    def _publish(self, pool: StatementPool, names: list[str], keyed: bool) -> None:
-        pool.drain()
+    def _publish(self, names: list[str], keyed: bool) -> None:
         cols = ", ".join(quote_ident(n) for n in names)
         if not keyed:
             self._run(f"INSERT INTO {self.rel(self.table)} ({cols}) {self._staged(names)}")
         else:
             self._run(self._merge(names))
-        self._drop_stages()
+        self.staging.clear()
 
     def _merge(self, names: list[str]) -> str:
         on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in self.keys)
@@ -414,10 +439,10 @@ class _TableWriter:
         if not self.columns or self.connector in REPLACE_CONNECTORS:
             replace = "OR REPLACE " if self.columns else ""
             self._run(f"CREATE {replace}TABLE {target} AS {source}")
-            self._drop_stages()
+            self.staging.clear()
             return
         self._run(f"CREATE TABLE {self.rel(self.ready)} AS {source}")
-        self._drop_stages()
+        self.staging.clear()
         self._run(f"ALTER TABLE {target} RENAME TO {self.rel(self.old)}")
         try:
             self._run(f"ALTER TABLE {self.rel(self.ready)} RENAME TO {target}")
@@ -428,12 +453,92 @@ class _TableWriter:
 
     # -- loading --------------------------------------------------------------------------
 
-    def _load(self, pool: StatementPool, columns: dict[str, str], batch: pa.RecordBatch) -> None:
+    def _load(self, columns: dict[str, str], batch: pa.RecordBatch) -> None:
         names = [n.lower() for n in batch.schema.names]
-        plan = InsertPlan(names, [columns[n] for n in names], [plain_type(f) for f in batch.schema], pool.table_bytes)
         renamed = batch.rename_columns(names)
-        for statement, _rows in plan.statements(renamed, self.cfg.statement_bytes, self.stream):
-            pool.submit(statement)
+        self._check_rounding(renamed, columns)
+        if self.keys:
+            self.window_keys.append(renamed.select(self.keys))
+        self.staging.add(renamed)
+
+    def _check_rounding(self, batch: pa.RecordBatch, columns: dict[str, str]) -> None:
+        """Refuse values the cast to an existing column's type would round (a decimal with more
+        decimal places than the column's scale): Trino's CAST rounds without a word."""
+        for name, array in zip(batch.schema.names, batch.columns):
+            count = rounded_values(array, columns[name])
+            if count:
+                raise SchemaMismatch(
+                    f"column {name!r} of table {self.cfg.catalog}.{self.cfg.schema}.{self.table} is {columns[name]}, and {count} "
+                    f"value{'s' if count > 1 else ''} of the stream ({plain_type(batch.schema.field(name))}) "
+                    "have more decimal places; writing them would round them. Nothing of this load was published.",
+                    stream=self.stream,
+                    fix=(
+                        f"give column {name!r} enough decimal places (Iceberg and Delta Lake cannot change a decimal's scale: "
+                        "write into a new table), or round the values in an upstream block."
+                    ),
+                )
+
+
+class TableStages:
+    """The SQL path: staging tables, one per statement in flight, filled by ``INSERT ... SELECT FROM
+    UNNEST`` statements (load.py); their union is the staged rows."""
+
+    def __init__(self, writer: _TableWriter) -> None:
+        self.writer = writer
+        self.pool: StatementPool | None = None
+        self.columns: dict[str, str] = {}
+
+    def open(self, columns: dict[str, str]) -> None:
+        self.columns = dict(columns)
+        for stage in self.writer.stages:
+            self.writer._drop(stage)
+            self.writer._create(stage, columns)
+        if self.pool is None:
+            self.pool = StatementPool(self.writer.cfg, [self.writer.rel(t) for t in self.writer.stages])
+
+    def _drain(self) -> None:
+        """Wait for the statements in flight; a refused one becomes the writer's error (naming the table and the fix)."""
+        if self.pool is not None:
+            try:
+                self.pool.drain()
+            except TrinoError as exc:
+                raise self.writer._mismatch(exc) from None
+
+    def add_columns(self, added: dict[str, str]) -> None:
+        self._drain()
+        for name, column_type in added.items():
+            for stage in self.writer.stages:
+                self.writer._run(f"ALTER TABLE {self.writer.rel(stage)} ADD COLUMN {quote_ident(name)} {column_type}")
+        self.columns.update(added)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        assert self.pool is not None
+        names = batch.schema.names
+        plan = InsertPlan(names, [self.columns[n] for n in names], [plain_type(f) for f in batch.schema], self.pool.table_bytes)
+        try:
+            for statement, _rows in plan.statements(batch, self.writer.cfg.statement_bytes, self.writer.stream):
+                self.pool.submit(statement)
+        except TrinoError as exc:  # an earlier statement failed
+            raise self.writer._mismatch(exc) from None
+
+    def query(self, names: list[str]) -> str:
+        self._drain()
+        cols = ", ".join(quote_ident(n) for n in names)
+        return " UNION ALL ".join(f"SELECT {cols} FROM {self.writer.rel(stage)}" for stage in self.writer.stages)
+
+    def clear(self) -> None:
+        for stage in self.writer.stages:
+            self.writer._drop(stage)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+
+def unique_rows(table: pa.Table) -> bool:
+    """No two rows of ``table`` are equal (nulls count as equal to each other)."""
+    return table.num_rows == table.group_by(table.column_names).aggregate([]).num_rows
 
 
 def plain_type(field: pa.Field) -> pa.DataType:

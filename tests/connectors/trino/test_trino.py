@@ -45,6 +45,27 @@ def trino_config(trino_server):
     }
 
 
+def staged(config: dict, trino_server: dict) -> dict:
+    """``config`` with the Parquet file path on: files under the server's lake/staging folder, read by
+    its ``hive`` catalog (which names that folder local:///staging)."""
+    return config | {
+        "staging_location": trino_server["staging_location"],
+        "staging_server_location": trino_server["staging_server_location"],
+        "staging_catalog": trino_server["staging_catalog"],
+    }
+
+
+def staging_leftovers(query, trino_server: dict, config: dict, table: str = "t") -> list[str]:
+    """What the Parquet path left for ``table``: folders under the staging location, external tables."""
+    from jupyter_di.connectors.base import internal_name
+
+    prefix = internal_name("stage", config["catalog"], config["schema"], table)
+    files = sorted(p.name for p in Path(trino_server["staging_location"]).iterdir() if p.name.startswith(prefix))
+    catalog = trino_server["staging_catalog"]
+    tables = query(f'SELECT table_name FROM "{catalog}".information_schema.tables WHERE table_schema = ?', [config["schema"]])
+    return files + [r[0] for r in tables]
+
+
 @pytest.fixture
 def query(trino_server):
     import trino
@@ -131,9 +152,12 @@ ROWS = [
 ]
 
 
-@pytest.mark.parametrize("catalog", ["iceberg", "memory"])
-def test_every_column_type_round_trips(catalog, trino_config, query) -> None:
+@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files"), ("memory", "files")])
+def test_every_column_type_round_trips(catalog, path, trino_config, trino_server, query) -> None:
+    """Both load paths: SQL statements, and Parquet files read through the hive catalog."""
     config = trino_config | {"catalog": catalog}
+    if path == "files":
+        config = staged(config, trino_server)
     rows = [dict(r, i64=r.get("i64") if i != 1 else 1) for i, r in enumerate(ROWS)]
     rows[1]["i64"], rows[2]["i64"] = 1, 2
     rows[0]["i64"] = 0
@@ -170,6 +194,8 @@ def test_every_column_type_round_trips(catalog, trino_config, query) -> None:
     )
     assert back[2] == [None] * 3 + [2] + [None] * (len(ALL_TYPES) - 4)
     assert tables_of(query, config) == ["t"]  # no staging table left
+    if path == "files":
+        assert staging_leftovers(query, trino_server, config) == []
 
 
 def orders_batch(ids, note: str, start: int = 0) -> pa.RecordBatch:
@@ -184,9 +210,11 @@ def orders_batch(ids, note: str, start: int = 0) -> pa.RecordBatch:
     )
 
 
-@pytest.mark.parametrize("catalog", ["iceberg", "memory"])
-def test_full_table_rerun_leaves_exactly_the_source_rows(catalog, trino_config, query) -> None:
+@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files")])
+def test_full_table_rerun_leaves_exactly_the_source_rows(catalog, path, trino_config, trino_server, query) -> None:
     config = trino_config | {"catalog": catalog}
+    if path == "files":
+        config = staged(config, trino_server)
     batches = [orders_batch(range(i, i + 1000), "first") for i in range(0, 3000, 1000)]
     commits = write(config, batches, replication_method="FULL_TABLE", states=[{"n": 1}, {"n": 2}, {"n": 3}])
     assert commits == [(3000, {"n": 3})]  # one commit, after the swap
@@ -206,6 +234,8 @@ def test_full_table_rerun_leaves_exactly_the_source_rows(catalog, trino_config, 
         dest.write(WriteRequest(settings=StreamSettings(stream="s", destination_table="t"), schema=second.schema), failing())
     assert rows_of(query, config) == back
     assert tables_of(query, config) == ["t"]
+    if path == "files":
+        assert staging_leftovers(query, trino_server, config) == []
 
 
 def test_full_table_with_unique_constraints_keeps_one_row_per_key(trino_config, query) -> None:
@@ -216,12 +246,12 @@ def test_full_table_with_unique_constraints_keeps_one_row_per_key(trino_config, 
     assert rows_of(query, trino_config) == [[1, "a"], [2, "b"], [3, "d"]]  # the first
 
 
-def test_incremental_merge_upserts_last_row_per_key_and_ignore_keeps_the_first(trino_config, query) -> None:
-    settings = (
-        dict(replication_method="INCREMENTAL", unique_constraints=["id"], commit_rows=1)
-        if False
-        else dict(replication_method="INCREMENTAL", unique_constraints=["id"])
-    )
+@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("iceberg", "files")])
+def test_incremental_merge_upserts_last_row_per_key_and_ignore_keeps_the_first(catalog, path, trino_config, trino_server, query) -> None:
+    trino_config = trino_config | {"catalog": catalog}
+    if path == "files":
+        trino_config = staged(trino_config, trino_server)
+    settings = dict(replication_method="INCREMENTAL", unique_constraints=["id"])
     write(trino_config, [orders_batch(range(5), "first")], **settings)
     # the same keys again, a key twice in one window (the last wins), and a new one
     again = pa.RecordBatch.from_pydict(
@@ -238,10 +268,15 @@ def test_incremental_merge_upserts_last_row_per_key_and_ignore_keeps_the_first(t
     ]
     write(trino_config, [again.slice(0, 2)], table="t", **(settings | {"unique_conflict_method": "IGNORE"}))
     assert rows_of(query, trino_config)[3][1] == "x3"
+    if path == "files":
+        assert staging_leftovers(query, trino_server, trino_config) == []
 
 
-def test_commit_windows_call_on_commit_after_each_merge(trino_config, query) -> None:
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_commit_windows_call_on_commit_after_each_merge(path, trino_config, trino_server, query) -> None:
     config = trino_config | {"commit_rows": 1000}
+    if path == "files":
+        config = staged(config, trino_server)
     batches = [orders_batch(range(i, i + 1000), "w") for i in range(0, 3000, 1000)]
     commits = write(config, batches, states=[{"n": 1}, {"n": 2}, {"n": 3}], replication_method="INCREMENTAL", unique_constraints=["id"])
     assert commits[:3] == [(1000, {"n": 1}), (2000, {"n": 2}), (3000, {"n": 3})]
@@ -262,7 +297,10 @@ def test_new_columns_are_added_or_refused(trino_config, query) -> None:
     assert types == [["double"]]
 
 
-def test_hostile_identifiers_run_no_sql(trino_config, query) -> None:
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_hostile_identifiers_run_no_sql(path, trino_config, trino_server, query) -> None:
+    if path == "files":
+        trino_config = staged(trino_config, trino_server)
     write(trino_config, [pa.RecordBatch.from_pydict({"id": [1]})], table="victim")
     evil_table = 'x"; DROP TABLE victim; --'
     evil_column = 'c") AS u(c0); DROP TABLE victim; --'
@@ -320,12 +358,160 @@ def test_config_errors_are_plain(trino_server) -> None:
     assert "s3cret-pw" not in str(raised.value) and "could not reach Trino at https://" in str(raised.value)
 
 
+def test_delta_lake_on_local_files_creates_tables_and_refuses_merge_before_writing(trino_config, trino_server, query) -> None:
+    """Trino 476's Delta Lake connector writes into an existing table only on object stores (its
+    transaction log synchronizers: s3, gs, abfs; ``delta.enable-non-concurrent-writes`` does not cover
+    local files), so on local files only a new table loads, by CREATE TABLE AS from the Parquet path's
+    external table (the SQL path INSERTs into staging tables first), and a keyed INCREMENTAL stream is
+    refused, by the MERGE probe, before anything is written."""
+    config = staged(trino_config | {"catalog": "delta"}, trino_server)
+    when = dt.datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=UTC)
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "id": [1, 2],
+            "at": pa.array([when, None], pa.timestamp("us", "UTC")),
+            "tm": pa.array([dt.time(1, 2, 3, 456789), None], pa.time64("us")),
+            "doc": pa.array(['{"a": 1}', None]),
+        }
+    )
+    write(config, [batch], replication_method="FULL_TABLE")
+    types = query(
+        "SELECT column_name, data_type FROM delta.information_schema.columns WHERE table_schema = ? AND table_name = 't' ORDER BY ordinal_position",
+        [config["schema"]],
+    )
+    assert types == [["id", "bigint"], ["at", "timestamp(6)"], ["tm", "varchar"], ["doc", "varchar"]]
+    assert rows_of(query, config) == [[1, when.replace(tzinfo=None), "01:02:03.456789", '{"a": 1}'], [2, None, None, None]]
+    with pytest.raises(ConfigError) as raised:
+        write(config, [batch], table="keyed", replication_method="INCREMENTAL", unique_constraints=["id"])
+    assert "catalog 'delta' cannot run it" in str(raised.value) and "nothing was written" in str(raised.value)
+    assert tables_of(query, config) == ["t"]
+    assert staging_leftovers(query, trino_server, config) == []
+
+
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_a_decimal_with_more_places_than_the_column_fails_instead_of_rounding(path, trino_config, trino_server, query) -> None:
+    config = trino_config if path == "sql" else staged(trino_config, trino_server)
+    two = pa.RecordBatch.from_pydict({"id": [1], "price": pa.array([decimal.Decimal("1.25")], pa.decimal128(12, 2))})
+    write(config, [two], replication_method="INCREMENTAL", unique_constraints=["id"])
+    # the source now has 4 places: 2.5000 fits the column exactly, 3.1416 would become 3.14
+    four = pa.RecordBatch.from_pydict(
+        {"id": [2, 3], "price": pa.array([decimal.Decimal("2.5000"), decimal.Decimal("3.1416")], pa.decimal128(14, 4))}
+    )
+    with pytest.raises(SchemaMismatch) as raised:
+        write(config, [four], replication_method="INCREMENTAL", unique_constraints=["id"])
+    message = str(raised.value)
+    assert "column 'price'" in message and "decimal(12,2)" in message and "1 value" in message and "round" in message
+    assert "stream 's'" in message and "upstream block" in message
+    assert rows_of(query, config) == [[1, decimal.Decimal("1.25")]]  # nothing of the load published
+    write(config, [four.slice(0, 1)], replication_method="INCREMENTAL", unique_constraints=["id"])  # exact values load
+    assert rows_of(query, config) == [[1, decimal.Decimal("1.25")], [2, decimal.Decimal("2.50")]]
+    if path == "files":
+        assert staging_leftovers(query, trino_server, config) == []
+
+
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_a_value_the_column_cannot_hold_fails_naming_the_table_and_keeps_its_rows(path, trino_config, trino_server, query) -> None:
+    config = trino_config if path == "sql" else staged(trino_config, trino_server)
+    write(config, [pa.RecordBatch.from_pydict({"id": pa.array([1], pa.int32())})], replication_method="INCREMENTAL")
+    too_big = pa.RecordBatch.from_pydict({"id": pa.array([2, 3_000_000_000], pa.int64())})
+    with pytest.raises(SchemaMismatch) as raised:
+        write(config, [too_big], replication_method="INCREMENTAL")
+    message = str(raised.value)
+    assert f"could not write into table iceberg.{config['schema']}.t" in message and "previous rows are kept" in message
+    assert rows_of(query, config) == [[1]]
+    assert tables_of(query, config) == ["t"]
+    if path == "files":
+        assert staging_leftovers(query, trino_server, config) == []
+
+
+def test_staging_config_errors_name_the_option_before_anything_is_written(trino_config, trino_server, query) -> None:
+    config = staged(trino_config, trino_server)
+    with pytest.raises(ConfigError, match="staging_location but no staging_catalog"):
+        TrinoDestination({k: v for k, v in config.items() if k != "staging_catalog"})
+    with pytest.raises(ConfigError) as raised:
+        write(config | {"staging_catalog": "nope"}, [orders_batch(range(3), "a")])
+    assert "no catalog 'nope'" in str(raised.value) and "set staging_catalog to one of:" in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        write(config | {"staging_catalog": "iceberg"}, [orders_batch(range(3), "a")])
+    assert "'iceberg' catalog" in str(raised.value) and "needs a Hive catalog" in str(raised.value)
+    assert [config["schema"]] not in query("SELECT schema_name FROM iceberg.information_schema.schemata")
+
+
+# -- HTTPS, password and JWT (the test server's second port) ------------------------------------------------
+
+
+def https_config(trino_server: dict, **auth) -> dict:
+    return {
+        "host": trino_server["host"],
+        "port": int(trino_server["https_port"]),
+        "user": "jdi",
+        "catalog": "iceberg",
+        "schema": "t_" + uuid.uuid4().hex[:10],
+        "http_scheme": "https",
+        "verify": str(Path(trino_server["dir"]) / "auth" / "ca.pem"),
+    } | auth
+
+
+def test_https_with_the_right_password_loads_rows(trino_server, query, monkeypatch) -> None:
+    from tests.support.trino_server import HTTPS_PASSWORD
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/bundle.pem")  # the block's verify wins over the environment
+    config = https_config(trino_server, password=HTTPS_PASSWORD)
+    write(config, [orders_batch(range(5), "tls")], replication_method="INCREMENTAL", unique_constraints=["id"])
+    assert [r[1] for r in rows_of(query, config)] == [f"tls {i}" for i in range(5)]
+
+
+def test_https_wrong_password_is_one_plain_error_without_the_secret(trino_server, query) -> None:
+    config = https_config(trino_server, password="wrong-s3cret-pw")
+    with pytest.raises(ConnectionFailed) as raised:
+        write(config, [orders_batch(range(5), "x")])
+    message = str(raised.value)
+    assert "refused the credentials" in message and "https://" in message and "check user, password or jwt" in message
+    assert "wrong-s3cret-pw" not in message and "wrong-s3cret-pw" not in repr(raised.value.__dict__)
+    with pytest.raises(ConnectionFailed) as raised:
+        TrinoDestination(config).check()
+    assert "refused the credentials" in str(raised.value)
+    assert [config["schema"]] not in query("SELECT schema_name FROM iceberg.information_schema.schemata")
+
+
+def test_https_with_a_jwt_loads_rows_and_a_bad_one_is_refused(trino_server, query) -> None:
+    import jwt
+
+    key = (Path(trino_server["dir"]) / "auth" / "jwt-private.pem").read_text()
+    token = jwt.encode({"sub": "jdi", "exp": int(time.time()) + 600}, key, algorithm="RS256")
+    config = https_config(trino_server, jwt=token)
+    write(config, [orders_batch(range(3), "jwt")], replication_method="FULL_TABLE")
+    assert len(rows_of(query, config)) == 3
+    forged = jwt.encode({"sub": "jdi", "exp": int(time.time()) + 600}, "not-the-key-" * 4, algorithm="HS256")
+    with pytest.raises(ConnectionFailed) as raised:
+        TrinoDestination(config | {"jwt": forged}).check()
+    assert "refused the credentials" in str(raised.value) and forged not in str(raised.value)
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_https_verify_with_the_ca_bundle_false_and_default(trino_server) -> None:
+    from tests.support.trino_server import HTTPS_PASSWORD
+
+    config = https_config(trino_server, password=HTTPS_PASSWORD)
+    TrinoDestination(config).check()  # the CA bundle
+    TrinoDestination(config | {"verify": "false"}).check()  # no verification
+    with pytest.raises(ConnectionFailed) as raised:  # the system's CAs do not know the test CA
+        TrinoDestination({k: v for k, v in config.items() if k != "verify"}).check()
+    assert "could not reach Trino at https://" in str(raised.value) and "CERTIFICATE_VERIFY_FAILED" in str(raised.value)
+    assert HTTPS_PASSWORD not in str(raised.value)
+
+
 # -- whole pipelines: PostgreSQL -> Trino (Iceberg) through `jupyter-di run` ---------------------------------
 
 
 def pipeline(path: Path, pg: dict, trino: dict, commit_rows: int = 1_000_000, batch_size: int = 1000) -> Path:
     src = f"  host: {pg['host']}\n  port: {pg['port']}\n  username: {pg['username']}\n  database: {pg['database']}\n"
-    dest = "".join(f"  {k}: {trino[k]}\n" for k in ("host", "port", "user", "catalog", "schema")) + f"  commit_rows: {commit_rows}\n"
+    keys = [
+        k
+        for k in ("host", "port", "user", "catalog", "schema", "staging_location", "staging_server_location", "staging_catalog")
+        if k in trino
+    ]
+    dest = "".join(f"  {k}: {trino[k]}\n" for k in keys) + f"  commit_rows: {commit_rows}\n"
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(c)
@@ -350,12 +536,14 @@ def trino_rows(query, config: dict) -> tuple[dict, int]:
     return {int(i): (n, round(iso_epoch(u), 6)) for i, n, u in rows}, len(rows)
 
 
-def test_merge_upserts_with_ties_at_the_bookmark(tmp_path, pg_config, pg_connect, trino_config, query) -> None:
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_merge_upserts_with_ties_at_the_bookmark(path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query) -> None:
     import random
 
     conn = pg_connect()
     create_orders(conn, 3000)
-    notebook = pipeline(tmp_path / "p.ipynb", pg_config, trino_config, commit_rows=1000)
+    config = trino_config if path == "sql" else staged(trino_config, trino_server)
+    notebook = pipeline(tmp_path / "p.ipynb", pg_config, config, commit_rows=1000)
     rng = random.Random(3)
     for round_no in range(3):
         done = run_cli(notebook)
@@ -414,3 +602,45 @@ def test_kill_minus_nine_mid_load_then_resume_loses_nothing(tmp_path, pg_config,
     done = run_cli(notebook)
     assert done.returncode == 0, done.stderr
     assert not differences(source_rows(conn), *trino_rows(query, trino_config))
+
+
+def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
+    tmp_path, pg_config, pg_connect, trino_config, trino_server, query
+) -> None:
+    """The Parquet file path: SIGKILL while a window's files are being written (after one window was
+    merged); the resume equals the source and removes the killed run's files and external tables."""
+    import random
+
+    conn = pg_connect()
+    create_orders(conn, 6000)
+    config = staged(trino_config, trino_server)
+    notebook = pipeline(tmp_path / "k.ipynb", pg_config, config, commit_rows=2000, batch_size=500)
+    cat, schema = config["catalog"], config["schema"]
+    staging = Path(trino_server["staging_location"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    staged_files: list = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        merged = query(f'SELECT count(*) FROM "{cat}"."{schema}".orders')[0][0] if "orders" in tables_of(query, config) else 0
+        staged_files = list(staging.glob("_jupyter_di_stage_*/*.parquet"))
+        if merged and staged_files:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed mid-load"
+    assert staged_files
+    rows, count = trino_rows(query, config)
+    assert 0 < count < 6000 and count % 2000 == 0  # whole windows only
+    assert staging_leftovers(query, trino_server, config, "orders")  # the killed run's files are still there
+
+    mutate(conn, 1, random.Random(7), new=300, updated=200, id_range=6000)
+    done = run_cli(notebook)
+    assert done.returncode == 0, done.stderr
+    assert not differences(source_rows(conn), *trino_rows(query, config))
+    assert staging_leftovers(query, trino_server, config, "orders") == []
+    assert not [n for n in tables_of(query, config) if n.startswith("_jupyter_di")]
