@@ -21,7 +21,7 @@ from .jobs import Jobs, Status
 
 UNSET = "(default)"
 GRID = {"grid_template_columns": "max-content auto", "align_items": "center"}
-"""The fields in one column, their descriptions beside them."""
+"""The fields in one column, their descriptions beside them (the button, its status)."""
 
 
 def coerce(kind: str, text: str) -> Any:
@@ -66,14 +66,14 @@ class CredentialsSection:
         self.fields += [
             ConfigField(k, "string", description="(not a setting of this connector)") for k in editor.cfg.config if k not in known
         ]
-        # one grid of (field, description) pairs rather than a box per row: fewer widget models to save
+        # one grid of (field, description) pairs, then the button and its status, rather than a
+        # box per row: fewer widget models for a saved notebook to keep
         cells = [w for f in self.fields for w in self._row(f)]
         self.status = Status()
         self.test_button = look.button("Test connection", "plug")
         self.test_button.on_click(lambda _b: self.test())
         self._jobs, self._ctx = jobs, ctx
-        form = look.make(widgets.GridBox, cells, layout_=GRID)
-        self.widget = look.vbox([form, look.hbox([self.test_button, self.status])])
+        self.widget = look.make(widgets.GridBox, [*cells, self.test_button, self.status], layout_=GRID)
 
     def _row(self, f: ConfigField) -> tuple[widgets.Widget, widgets.Widget]:
         """The field's input and its description."""
@@ -110,8 +110,7 @@ class CredentialsSection:
                 style=style,
             )
             box.observe(lambda ch, f=f: self.editor.set_config({f.name: coerce(f.type, ch["new"])}), "value")
-        box.tooltip = f.description
-        self.inputs[f.name] = box
+        self.inputs[f.name] = box  # the description is shown beside it (not repeated as a tooltip)
         return box, look.html(f"<small style='color:#666'>{html.escape(f.description)}</small>")
 
     def _secret_typed(self, f: ConfigField, value: str) -> None:

@@ -62,7 +62,7 @@ class BlockPanel:
     """The panel of one YAML source or destination block.
 
     Each tab's widgets are built when the tab is first opened (selected in the front end, or a
-    section reached from Python, e.g. ``panel.streams``); until then the tab is an empty box
+    section reached from Python, e.g. ``panel.streams``); until then the tab shows one empty widget
     and what it would show lives in plain Python (the editor's configuration, the catalog view,
     the current stream).  Why: a notebook saved with widget state keeps every widget model of
     every panel, and building all tabs up front made an executed quickstart 135 KB.
@@ -99,8 +99,8 @@ class BlockPanel:
             self._makers = dict(makers)
         self.titles: tuple[str, ...] = tuple(self._makers)
         self._built: dict[str, _Section] = {}
-        self._holders = [look.vbox() for _ in self.titles]
-        """One box per tab, filled when the tab opens: the tab bar's children never change."""
+        self._unopened = look.html()
+        """Every tab's content until it is first opened (one model shown in each)."""
         self.status = Status()
         self.header = look.html(
             STYLE
@@ -111,7 +111,7 @@ class BlockPanel:
                 else "<small>(edits are written into the cell's YAML)</small>"
             )
         )
-        self.tabs = look.make(widgets.Tab, children=self._holders, titles=self.titles)
+        self.tabs = look.make(widgets.Tab, children=[self._unopened] * len(self.titles), titles=self.titles)
         self.tabs.observe(self._tab_opened, "selected_index")
         self.widget = look.vbox([self.header, self.tabs, self.status])
         self.widget.add_class("jdi-panel")
@@ -124,7 +124,9 @@ class BlockPanel:
         built = self._built.get(title)
         if built is None:
             built = self._built[title] = self._makers[title]()
-            self._holders[self.titles.index(title)].children = [built.widget]
+            children = list(self.tabs.children)
+            children[self.titles.index(title)] = built.widget  # the front end keeps the selected tab
+            self.tabs.children = children
         return built
 
     def built(self, title: str) -> Any:
