@@ -44,10 +44,13 @@ STYLE = (
     ".jdi-panel .widget-tab > .lm-TabBar .lm-TabBar-tab{flex:0 0 auto;max-width:none;min-width:0}"
     ".jdi-panel .lm-TabBar-tabLabel{overflow:visible;text-overflow:clip}"
     ".jdi-panel .widget-button{width:auto;min-width:var(--jp-widgets-inline-width-short,148px)}"
+    ".jdi-panel .widget-gridbox>.widget-button{justify-self:start}"
+    ".jdi-panel .widget-gridbox .widget-html-content{line-height:1.35}"
     "</style>"
 )
 """Labels are never cut ("Schema prope", "Discover strea…"): tabs as wide as their titles (wrapping
-on a narrow page), buttons as wide as their text.  Shipped with the panel's header, so it works in
+on a narrow page), buttons as wide as their text (also in the Credentials grid), descriptions beside
+the fields in normal line height.  Shipped with the panel's header, so it works in
 every client that shows widgets, with or without the lab extension."""
 
 
