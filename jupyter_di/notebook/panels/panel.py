@@ -102,7 +102,7 @@ class BlockPanel:
             self._makers = dict(makers)
         self.titles: tuple[str, ...] = tuple(self._makers)
         self._built: dict[str, _Section] = {}
-        self._unopened = look.html()
+        self._unopened = look.html("<i>Opening this tab…</i>")  # seen while a busy kernel has not built it yet
         """Every tab's content until it is first opened (one model shown in each)."""
         self.status = Status()
         self.header = look.html(
