@@ -311,9 +311,13 @@ def test_bookmark_edit_pins_the_state_and_reset_forgets_it(shell):
     panel = panel_of(shell)
     marks = panel.bookmarks
     assert marks.inputs["updated_at"].value == "2024-01-03"
-    marks.inputs["updated_at"].value = "2024-01-02"
+    typed = marks.inputs["updated_at"]
+    typed.value = "2024-01-02"
     marks.set_bookmark()
     assert store.get("notebook", "shop", "orders") == {"bookmark": {"updated_at": "2024-01-02"}, "pinned": True}
+    # the form is refilled with new boxes; the replaced ones are closed (not kept in saved notebooks)
+    assert marks.inputs["updated_at"] is not typed and typed.comm is None
+    assert all(box.comm is not None for box in marks.values.children)
     assert "<code>updated_at</code> = <code>2024-01-02</code> (pinned)" in marks.overview.value
     shell.ok("%%di_block n --upstream shop -o n\n@transformer\ndef f(shop, **kw):\n    return shop.to_pandas()['id'].tolist()\n")
     shell.ok("%di_run --blocks n")
