@@ -36,17 +36,20 @@ def test_new_block_commands_add_template_cells_that_open_their_panels(page: Page
     # 1. the palette: New Source Block, searched "local files" -> the files connector
     cell(page, 0).locator(".cm-content").click()
     palette = page.locator(".lm-CommandPalette-input")
-    for _attempt in range(3):  # the palette opened right after the page settles may close again
+    entry = page.locator('.lm-CommandPalette-item.lm-mod-active[data-command="jupyter-di:new-source-block"]')
+    dialog = page.locator("#jupyter-di-connector-search")
+    for _attempt in range(5):  # the palette opened right after the page settles may close again (focus moves)
         if not palette.is_visible():
             page.keyboard.press("Control+Shift+C")
         try:
             expect(palette).to_be_visible(timeout=10_000)
             palette.fill("New Source Block", timeout=10_000)
+            expect(entry).to_be_visible(timeout=10_000)
+            palette.press("Enter", timeout=10_000)
+            expect(dialog).to_be_visible(timeout=10_000)  # the command ran: its connector picker is open
             break
         except (AssertionError, Exception):  # noqa: BLE001 - playwright's TimeoutError: try again
             continue
-    expect(page.locator('.lm-CommandPalette-item.lm-mod-active[data-command="jupyter-di:new-source-block"]')).to_be_visible()
-    palette.press("Enter")
     pick(page, "local files", "files")
     expect(cell(page, 2).locator(".jp-InputPrompt")).to_have_text("[2]:", timeout=TIMEOUT)
     assert cell_text(page, 0) == "%load_ext jupyter_di"

@@ -226,6 +226,38 @@ def test_the_streams_table_opens_a_stream_in_the_detail_tabs(shell):
     assert [r["id"] for r in panel.columns.table.rows] == ["id", "email"]
 
 
+def tree(widget) -> list:
+    """A widget and every widget below it."""
+    return [widget] + [w for child in getattr(widget, "children", ()) or () for w in tree(child)]
+
+
+def test_tabs_are_built_when_first_opened_and_widgets_share_layouts(shell):
+    shell.ok(SOURCE)
+    panel = panel_of(shell)
+    # only the tab shown first is built; the others show one shared empty widget
+    assert [t for t in panel.titles if panel.built(t) is not None] == ["Credentials"]
+    unopened = {c.model_id for c in panel.tabs.children[1:]}
+    assert len(unopened) == 1
+    # selecting a tab (what a click in the front end syncs) builds it in place, for the stream shown
+    panel.tabs.selected_index = panel.titles.index("Schema properties")
+    columns = panel.built("Schema properties")
+    assert columns is not None and panel.tabs.children[4] is columns.widget
+    assert columns.stream == "orders" and panel.tabs.selected_index == 4
+    # a stream opened before its tabs are built: they show it when they are
+    panel.streams.discover().result(timeout=60)
+    panel.streams.table._handle_custom_msg({"type": "open", "id": "customers"}, [])
+    assert panel.built("Sample data") is None and panel.sample.stream == "customers"
+    assert [r["id"] for r in panel.columns.table.rows] == ["id", "email"]
+    # an edit in a tab opened late still lands in the cell
+    edit(panel.columns.table, ["email"], include=False)
+    assert "columns: [id]" in pending(shell, panel)
+    # layouts and styles are shared: one model per distinct setting, not one (or two) per widget
+    shown = {w.model_id: w for w in tree(panel.widget)}.values()
+    layouts = {w.layout.model_id for w in shown}
+    styles = {w.style.model_id for w in shown if hasattr(w, "style")}
+    assert len(shown) > 30 and len(layouts) <= 8 and len(styles) <= 12, (len(shown), len(layouts), len(styles))
+
+
 def test_catalog_is_cached_beside_the_state_file_not_in_the_cell(shell, tmp_path):
     shell.ok(SOURCE)
     panel = discovered(panel_of(shell))
@@ -279,9 +311,13 @@ def test_bookmark_edit_pins_the_state_and_reset_forgets_it(shell):
     panel = panel_of(shell)
     marks = panel.bookmarks
     assert marks.inputs["updated_at"].value == "2024-01-03"
-    marks.inputs["updated_at"].value = "2024-01-02"
+    typed = marks.inputs["updated_at"]
+    typed.value = "2024-01-02"
     marks.set_bookmark()
     assert store.get("notebook", "shop", "orders") == {"bookmark": {"updated_at": "2024-01-02"}, "pinned": True}
+    # the form is refilled with new boxes; the replaced ones are closed (not kept in saved notebooks)
+    assert marks.inputs["updated_at"] is not typed and typed.comm is None
+    assert all(box.comm is not None for box in marks.values.children)
     assert "<code>updated_at</code> = <code>2024-01-02</code> (pinned)" in marks.overview.value
     shell.ok("%%di_block n --upstream shop -o n\n@transformer\ndef f(shop, **kw):\n    return shop.to_pandas()['id'].tolist()\n")
     shell.ok("%di_run --blocks n")

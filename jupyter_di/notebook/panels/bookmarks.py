@@ -17,6 +17,7 @@ import ipywidgets as widgets
 
 from ...block_kind import BlockKind
 from ...pipeline.params import parse_value
+from . import look
 from .editor import BlockEditor
 from .jobs import Status
 
@@ -43,30 +44,31 @@ def readable_bookmark(bookmark: Any) -> str:
 class BookmarksSection:
     def __init__(self, editor: BlockEditor, ctx: Any) -> None:
         self.editor, self.pipeline = editor, ctx.pipeline
-        self.overview = widgets.HTML()
-        self.status = Status()
-        self.values = widgets.VBox()
-        self.picker = widgets.Dropdown(description="stream", options=[])
-        self.picker.observe(lambda _ch: self._fill(), "value")
-        self.set_button = widgets.Button(description="Set bookmark", icon="bookmark")
-        self.reset_button = widgets.Button(description="Reset stream", icon="undo")
-        self.reset_all_button = widgets.Button(description="Reset all streams", icon="trash")
-        self.set_button.on_click(lambda _b: self.set_bookmark())
-        self.reset_button.on_click(lambda _b: self.reset(self.picker.value))
-        self.reset_all_button.on_click(lambda _b: self.reset(None))
-        if editor.cfg.kind == BlockKind.DESTINATION:
+        self.inputs: dict[str, widgets.Text] = {}
+        if editor.cfg.kind == BlockKind.DESTINATION:  # one line, no form
             sources = [u for u in editor.block.upstream if ctx.upstream_kind(u) == "source"]
             text = ", ".join(f"<code>{html.escape(s)}</code>" for s in sources) or "none"
-            self.widget = widgets.HTML(
+            self.widget = look.html(
                 f"A destination commits the bookmarks of its source blocks ({text}); edit them in those blocks' panels."
             )
             return
-        self.widget = widgets.VBox(
+        self.overview = look.html()
+        self.status = Status()
+        self.values = look.vbox()
+        self.picker = look.make(widgets.Dropdown, description="stream", options=[])
+        self.picker.observe(lambda _ch: self._fill(), "value")
+        self.set_button = look.button("Set bookmark", "bookmark")
+        self.reset_button = look.button("Reset stream", "undo")
+        self.reset_all_button = look.button("Reset all streams", "trash")
+        self.set_button.on_click(lambda _b: self.set_bookmark())
+        self.reset_button.on_click(lambda _b: self.reset(self.picker.value))
+        self.reset_all_button.on_click(lambda _b: self.reset(None))
+        self.widget = look.vbox(
             [
                 self.overview,
                 self.picker,
                 self.values,
-                widgets.HBox([self.set_button, self.reset_button, self.reset_all_button]),
+                look.hbox([self.set_button, self.reset_button, self.reset_all_button]),
                 self.status,
             ]
         )
@@ -95,14 +97,21 @@ class BookmarksSection:
         self._fill()
 
     def _fill(self) -> None:
+        old = self.values.children  # each fill makes new boxes; the old ones are closed (not kept in saved notebooks)
+        self._show_values()
+        for box in old:
+            box.close()
+
+    def _show_values(self) -> None:
         stream = self.picker.value
         if stream is None:
-            self.values.children = [widgets.HTML("No streams yet.")]
+            self.inputs = {}
+            self.values.children = [look.html("No streams yet.")]
             return
         saved = ((self._state().get(stream) or {}).get("bookmark")) or {}
         columns = list(dict.fromkeys([*(self.editor.cfg.streams.get(stream, {}).get("bookmark_properties") or []), *saved]))
-        self.inputs = {c: widgets.Text(description=c, value="" if saved.get(c) is None else str(saved[c])) for c in columns}
-        self.values.children = list(self.inputs.values()) or [widgets.HTML("This stream has no bookmark columns (it is not INCREMENTAL).")]
+        self.inputs = {c: look.make(widgets.Text, description=c, value="" if saved.get(c) is None else str(saved[c])) for c in columns}
+        self.values.children = list(self.inputs.values()) or [look.html("This stream has no bookmark columns (it is not INCREMENTAL).")]
 
     def set_bookmark(self) -> None:
         stream = self.picker.value

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import ipywidgets as widgets
-
 from ...block_kind import BlockKind
+from . import look
 from .catalog_view import CatalogView
 from .editor import COLUMN_MARKS, BlockEditor
 from .table import EditableTable, column
@@ -50,13 +49,13 @@ def column_rows(editor: BlockEditor, view: CatalogView, stream: str) -> list[dic
 
 
 class ColumnsSection:
-    def __init__(self, editor: BlockEditor, view: CatalogView) -> None:
+    def __init__(self, editor: BlockEditor, view: CatalogView, stream: str | None = None) -> None:
         self.editor, self.view = editor, view
-        self.stream: str | None = None
+        self.stream = stream
         columns = COLUMNS + [DESTINATION_TYPE] if editor.cfg.kind == BlockKind.DESTINATION else COLUMNS
         self.table = EditableTable(columns=columns, rows=[], id_label="column")
         self.table.on_edit(self.edit)
-        self.widget = widgets.VBox([self.table])
+        self.widget = look.vbox([self.table])
         self.refresh()
 
     def show(self, stream: str | None) -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import ipywidgets as widgets
-
 from ...integration.schema_conflicts import StreamConflicts
+from . import look
 from .editor import BlockEditor
 from .jobs import ERROR_STYLE, Jobs, Status
 
@@ -54,12 +53,12 @@ class ConflictsSection:
     def __init__(self, editor: BlockEditor, jobs: Jobs, ctx: Any) -> None:
         self.editor, self._jobs, self._ctx = editor, jobs, ctx
         self.found: list[StreamConflicts] | None = None
-        self.button = widgets.Button(description="Check against the destination", icon="columns")
+        self.button = look.button("Check against the destination", "columns")
         self.button.on_click(lambda _b: self.check())
         self.status = Status()
         self.status.note("Compares each stream's columns with its table: new, changed and missing columns, and what the next run does.")
-        self.view = widgets.HTML(layout=widgets.Layout(width="100%", overflow="auto"))
-        self.widget = widgets.VBox([widgets.HBox([self.button, self.status]), self.view])
+        self.view = look.html(layout_={"width": "100%", "overflow": "auto"})
+        self.widget = look.vbox([look.hbox([self.button, self.status]), self.view])
 
     def check(self) -> Any:
         def shown(found: list[StreamConflicts]) -> str:

@@ -15,10 +15,13 @@ from typing import Any
 import ipywidgets as widgets
 
 from ...connectors.base import ConfigField, ConnectorSpec
+from . import look
 from .editor import BlockEditor
 from .jobs import Jobs, Status
 
 UNSET = "(default)"
+GRID = {"grid_template_columns": "max-content auto", "align_items": "center"}
+"""The fields in one column, their descriptions beside them (the button, its status)."""
 
 
 def coerce(kind: str, text: str) -> Any:
@@ -63,42 +66,52 @@ class CredentialsSection:
         self.fields += [
             ConfigField(k, "string", description="(not a setting of this connector)") for k in editor.cfg.config if k not in known
         ]
-        rows = [self._row(f) for f in self.fields]
+        # one grid of (field, description) pairs, then the button and its status, rather than a
+        # box per row: fewer widget models for a saved notebook to keep
+        cells = [w for f in self.fields for w in self._row(f)]
         self.status = Status()
-        self.test_button = widgets.Button(description="Test connection", icon="plug")
+        self.test_button = look.button("Test connection", "plug")
         self.test_button.on_click(lambda _b: self.test())
         self._jobs, self._ctx = jobs, ctx
-        self.widget = widgets.VBox([*rows, widgets.HBox([self.test_button, self.status])])
+        self.widget = look.make(widgets.GridBox, [*cells, self.test_button, self.status], layout_=GRID)
 
-    def _row(self, f: ConfigField) -> widgets.Widget:
+    def _row(self, f: ConfigField) -> tuple[widgets.Widget, widgets.Widget]:
+        """The field's input and its description."""
         value = self.editor.cfg.config.get(f.name)
         label = f.name + (" *" if f.required else "")
-        layout = widgets.Layout(width="36em")
-        style = {"description_width": "10em"}
+        layout, style = {"width": "36em"}, {"description_width": "10em"}
         if f.secret:
-            box = widgets.Password(description=label, placeholder=secret_hint(value), continuous_update=False, layout=layout, style=style)
+            box = look.make(
+                widgets.Password, description=label, placeholder=secret_hint(value), continuous_update=False, layout_=layout, style=style
+            )
             box.observe(lambda ch, f=f: self._secret_typed(f, ch["new"]), "value")
         elif f.type == "boolean" and (value is None or isinstance(value, bool)):
             default = f"(default: {f.default})" if f.default is not None else UNSET
             # the unset choice has a value of its own: a Dropdown whose value is None shows nothing
             # selected (the files source's `header` looked empty instead of "(default: True)")
-            box = widgets.Dropdown(
+            box = look.make(
+                widgets.Dropdown,
                 description=label,
                 options=[(default, UNSET), ("true", True), ("false", False)],
                 value=UNSET if value is None else value,
-                layout=layout,
+                layout_=layout,
                 style=style,
             )
             box.observe(lambda ch, f=f: self.editor.set_config({f.name: None if ch["new"] == UNSET else ch["new"]}), "value")
         else:
             placeholder = f"default: {f.default}" if f.default is not None else ("required" if f.required else "")
-            box = widgets.Text(
-                description=label, value=_shown(value), placeholder=placeholder, continuous_update=False, layout=layout, style=style
+            box = look.make(
+                widgets.Text,
+                description=label,
+                value=_shown(value),
+                placeholder=placeholder,
+                continuous_update=False,
+                layout_=layout,
+                style=style,
             )
             box.observe(lambda ch, f=f: self.editor.set_config({f.name: coerce(f.type, ch["new"])}), "value")
-        box.tooltip = f.description
-        self.inputs[f.name] = box
-        return widgets.HBox([box, widgets.HTML(f"<small style='color:#666'>{html.escape(f.description)}</small>")])
+        self.inputs[f.name] = box  # the description is shown beside it (not repeated as a tooltip)
+        return box, look.html(f"<small style='color:#666'>{html.escape(f.description)}</small>")
 
     def _secret_typed(self, f: ConfigField, value: str) -> None:
         if not value:

@@ -19,6 +19,7 @@ import ipywidgets as widgets
 
 from ...errors import DIError
 from ...redaction import Redactor
+from . import look
 
 OK_STYLE = "color:#2e7d32"
 ERROR_STYLE = "color:#c62828"
@@ -37,6 +38,9 @@ def error_text(exc: BaseException, secrets: Iterable[str] = ()) -> str:
 
 class Status(widgets.HTML):
     """A status line: idle, busy (progress bar), success or error."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs, **look.shared(widgets.HTML))
 
     def busy(self, text: str) -> None:
         self.value = f"<progress style='width:8em;vertical-align:middle'></progress> {html.escape(text)}"

@@ -12,12 +12,11 @@ import html
 import json
 from typing import Any
 
-import ipywidgets as widgets
-
 from ...connectors import registry
 from ...integration.resolved import ResolvedBlock
 from ...pipeline.block import Block
 from ...redaction import MASK
+from . import look
 from .context import PanelContext
 from .jobs import Jobs, Status, mask
 
@@ -51,12 +50,12 @@ class PythonBlockPanel:
         self.ctx = ctx
         self.jobs = Jobs()
         self.status = Status()
-        self.view = widgets.HTML()
-        self.header = widgets.HTML(
+        self.view = look.html()
+        self.header = look.html(
             f"<b>{html.escape(block.kind)} <code>{html.escape(block.name)}</code></b> "
             "<small>(a Python block: its decorators define the configuration; edit the code to change it)</small>"
         )
-        self.widget = widgets.VBox([self.header, self.status, self.view])
+        self.widget = look.vbox([self.header, self.status, self.view])
 
         def shown(resolved: ResolvedBlock) -> str:
             self.view.value = describe(resolved, ctx.secret_values)

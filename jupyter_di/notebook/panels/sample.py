@@ -12,6 +12,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from . import look
 from .editor import BlockEditor
 from .jobs import Jobs, Status
 
@@ -19,19 +20,19 @@ SAMPLE_STYLE = "<style>.jdi-sample th,.jdi-sample td{text-align:left;padding:2px
 
 
 class SampleSection:
-    def __init__(self, editor: BlockEditor, jobs: Jobs, ctx: Any) -> None:
+    def __init__(self, editor: BlockEditor, jobs: Jobs, ctx: Any, stream: str | None = None) -> None:
         self.editor, self._jobs, self._ctx = editor, jobs, ctx
         self.stream: str | None = None
         self.frame: Any = None  # the last sample, a pandas DataFrame
-        self.limit = widgets.BoundedIntText(
-            value=ctx.sample_rows, min=1, max=10_000, description="rows", layout=widgets.Layout(width="10em")
+        self.limit = look.make(
+            widgets.BoundedIntText, value=ctx.sample_rows, min=1, max=10_000, description="rows", layout_={"width": "10em"}
         )
-        self.button = widgets.Button(description="Fetch sample data", icon="table")
+        self.button = look.button("Fetch sample data", "table")
         self.button.on_click(lambda _b: self.fetch())
         self.status = Status()
-        self.view = widgets.HTML()
-        self.widget = widgets.VBox([widgets.HBox([self.button, self.limit, self.status]), self.view])
-        self.show(None)
+        self.view = look.html()
+        self.widget = look.vbox([look.hbox([self.button, self.limit, self.status]), self.view])
+        self.show(stream)
 
     def show(self, stream: str | None) -> None:
         if stream != self.stream:

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 
 from ...block_kind import BlockKind
 from ...connectors.base import UNIQUE_CONFLICT_METHODS
+from . import look
 from .catalog_view import CatalogView
 from .editor import BlockEditor
 from .streams import _DEFAULTS, REPLICATION_CHOICES
@@ -28,32 +29,37 @@ class StreamDetailSection:
         self.stream: str | None = None
         self._loading = False
         style = {"description_width": "12em"}
-        wide = widgets.Layout(width="40em")
-        self.summary = widgets.HTML()
+        wide = {"width": "40em"}
+        self.summary = look.html()
         self.inputs: dict[str, widgets.Widget] = {
-            "destination_table": widgets.Text(
-                description="destination table", placeholder="(the stream name)", continuous_update=False, style=style, layout=wide
+            "destination_table": look.make(
+                widgets.Text,
+                description="destination table",
+                placeholder="(the stream name)",
+                continuous_update=False,
+                style=style,
+                layout_=wide,
             ),
-            "replication_method": widgets.Dropdown(description="replication method", options=REPLICATION_CHOICES, style=style),
-            "bookmark_properties": widgets.TagsInput(allow_duplicates=False),
-            "key_properties": widgets.TagsInput(allow_duplicates=False),
-            "unique_constraints": widgets.TagsInput(allow_duplicates=False),
-            "unique_conflict_method": widgets.Dropdown(
-                description="unique conflict method", options=list(UNIQUE_CONFLICT_METHODS), style=style
+            "replication_method": look.make(widgets.Dropdown, description="replication method", options=REPLICATION_CHOICES, style=style),
+            "bookmark_properties": look.make(widgets.TagsInput, allow_duplicates=False),
+            "key_properties": look.make(widgets.TagsInput, allow_duplicates=False),
+            "unique_constraints": look.make(widgets.TagsInput, allow_duplicates=False),
+            "unique_conflict_method": look.make(
+                widgets.Dropdown, description="unique conflict method", options=list(UNIQUE_CONFLICT_METHODS), style=style
             ),
-            "run_in_parallel": widgets.Checkbox(description="run stream in parallel", indent=False),
+            "run_in_parallel": look.make(widgets.Checkbox, description="run stream in parallel", indent=False),
         }
         if editor.cfg.kind == BlockKind.DESTINATION:
-            self.inputs["auto_add_new_fields"] = widgets.Checkbox(description="automatically add new columns", indent=False)
+            self.inputs["auto_add_new_fields"] = look.make(widgets.Checkbox, description="automatically add new columns", indent=False)
         for key, box in self.inputs.items():
             box.observe(lambda ch, k=key: self._changed(k, ch["new"]), "value")
         labelled = []
         for key, box in self.inputs.items():
             if key in LIST_FIELDS:
-                labelled.append(widgets.HBox([widgets.Label(key.replace("_", " "), layout=widgets.Layout(width="12em")), box]))
+                labelled.append(look.hbox([look.make(widgets.Label, key.replace("_", " "), layout_={"width": "12em"}), box]))
             else:
                 labelled.append(box)
-        self.widget = widgets.VBox([self.summary, *labelled])
+        self.widget = look.vbox([self.summary, *labelled])
 
     def show(self, stream: str | None) -> None:
         self.stream = stream

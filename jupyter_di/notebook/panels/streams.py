@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import ipywidgets as widgets
-
 from ...block_kind import BlockKind
 from ...connectors.base import UNIQUE_CONFLICT_METHODS, StreamSettings
+from . import look
 from .catalog_view import CatalogView
 from .editor import BlockEditor
 from .jobs import Jobs, Status
@@ -68,13 +67,13 @@ class StreamsSection:
         self.editor, self.view, self._jobs, self._ctx = editor, view, jobs, ctx
         self._on_catalog = on_catalog
         label = "Discover streams" if editor.cfg.kind == BlockKind.SOURCE else "Collect upstream streams"
-        self.discover_button = widgets.Button(description=label, icon="search")
+        self.discover_button = look.button(label, "search")
         self.discover_button.on_click(lambda _b: self.discover())
         self.status = Status()
         self.table = EditableTable(columns=stream_columns(editor.cfg.kind), rows=stream_rows(editor, view), id_label="stream")
         self.table.on_edit(self.edit)
         self._describe_cache()
-        self.widget = widgets.VBox([widgets.HBox([self.discover_button, self.status]), self.table])
+        self.widget = look.vbox([look.hbox([self.discover_button, self.status]), self.table])
 
     def _describe_cache(self) -> None:
         if self.view.catalog is None:

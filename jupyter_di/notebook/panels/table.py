@@ -29,6 +29,8 @@ from typing import Any
 import anywidget
 import traitlets
 
+from . import look
+
 Column = dict[str, Any]
 
 STATIC = pathlib.Path(__file__).parent / "static"
@@ -59,6 +61,7 @@ class EditableTable(anywidget.AnyWidget):
     id_label = traitlets.Unicode("name").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("layout", look.layout())
         super().__init__(**kwargs)
         self._on_edit: list[Callable[[list[str], dict[str, Any]], None]] = []
         self._on_open: list[Callable[[str], None]] = []

@@ -7,6 +7,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ...block_kind import BlockKind
+from . import look
 from .editor import BlockEditor
 
 OPTIONS = (
@@ -27,12 +28,12 @@ class UpstreamSection:
             for key, label in OPTIONS:
                 if key == "only_as_input" and editor.cfg.kind != BlockKind.DESTINATION:
                     continue
-                box = widgets.Checkbox(value=getattr(settings, key), description=label, indent=False, layout=widgets.Layout(width="auto"))
+                box = look.make(widgets.Checkbox, value=getattr(settings, key), description=label, indent=False, layout_={"width": "auto"})
                 box.observe(lambda ch, n=name, k=key: self.editor.set_upstream(n, **{k: ch["new"]}), "value")
                 boxes[key] = box
             self.boxes[name] = boxes
-            rows.append(widgets.HTML(f"<b><code>{name}</code></b> <small>({ctx.upstream_kind(name)} block)</small>"))
-            rows.append(widgets.HBox(list(boxes.values())))
+            rows.append(look.html(f"<b><code>{name}</code></b> <small>({ctx.upstream_kind(name)} block)</small>"))
+            rows.append(look.hbox(list(boxes.values())))
         if not rows:
-            rows.append(widgets.HTML("This block has no upstream blocks. Add some with <code>--upstream NAME</code> on the magic line."))
-        self.widget = widgets.VBox(rows)
+            rows.append(look.html("This block has no upstream blocks. Add some with <code>--upstream NAME</code> on the magic line."))
+        self.widget = look.vbox(rows)
