@@ -45,9 +45,15 @@ def trino_config(trino_server):
     }
 
 
-def staged(config: dict, trino_server: dict) -> dict:
-    """``config`` with the Parquet file path on: files under the server's lake/staging folder, read by
-    its ``hive`` catalog (which names that folder local:///staging)."""
+def staged(config: dict, trino_server: dict, path: str = "files") -> dict:
+    """``config`` with the Parquet file path on. ``files``: files under the server's lake/staging folder,
+    read by its ``hive`` catalog (which names that folder local:///staging); ``s3``: files in the S3
+    stand-in's bucket (moto), written by pyarrow (``s3_credentials``) and read by its ``hive_s3`` catalog."""
+    if path == "s3":
+        return config | {
+            "staging_location": f"s3://{trino_server['s3_bucket']}/staging",
+            "staging_catalog": trino_server["staging_s3_catalog"],
+        }
     return config | {
         "staging_location": trino_server["staging_location"],
         "staging_server_location": trino_server["staging_server_location"],
@@ -55,13 +61,39 @@ def staged(config: dict, trino_server: dict) -> dict:
     }
 
 
+def with_path(config: dict, trino_server: dict, path: str) -> dict:
+    """``config`` for the load path under test: SQL statements (``sql``) or Parquet files staged locally or on S3."""
+    return config if path == "sql" else staged(config, trino_server, path)
+
+
+@pytest.fixture(autouse=True)
+def s3_credentials(trino_server, monkeypatch):
+    """This process reaches the S3 stand-in as pyarrow reaches any S3: endpoint, region and (dummy) keys
+    from the environment, never from the block's config; ``jupyter-di run`` subprocesses inherit them."""
+    from tests.support.trino_server import S3_KEYS, S3_REGION
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": trino_server["s3_endpoint"],
+        "AWS_REGION": S3_REGION,
+        "AWS_ACCESS_KEY_ID": S3_KEYS[0],
+        "AWS_SECRET_ACCESS_KEY": S3_KEYS[1],
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
 def staging_leftovers(query, trino_server: dict, config: dict, table: str = "t") -> list[str]:
-    """What the Parquet path left for ``table``: folders under the staging location, external tables."""
+    """What the Parquet path left for ``table``: folders (objects, on S3) under the staging location, and
+    external tables in the staging catalog."""
+    import pyarrow.fs as pafs
+
     from jupyter_di.connectors.base import internal_name
 
     prefix = internal_name("stage", config["catalog"], config["schema"], table)
-    files = sorted(p.name for p in Path(trino_server["staging_location"]).iterdir() if p.name.startswith(prefix))
-    catalog = trino_server["staging_catalog"]
+    location = config.get("staging_location", trino_server["staging_location"])
+    fs, root = pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
+    found = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True, recursive=True))
+    files = sorted(i.path[len(root) + 1 :] for i in found if i.path[len(root) + 1 :].startswith(prefix))
+    catalog = config.get("staging_catalog", trino_server["staging_catalog"])
     tables = query(f'SELECT table_name FROM "{catalog}".information_schema.tables WHERE table_schema = ?', [config["schema"]])
     return files + [r[0] for r in tables]
 
@@ -210,11 +242,14 @@ def orders_batch(ids, note: str, start: int = 0) -> pa.RecordBatch:
     )
 
 
-@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files")])
+@pytest.mark.parametrize(
+    "catalog,path",
+    [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files"), ("iceberg", "s3"), ("delta_s3", "sql"), ("delta_s3", "s3")],
+)
 def test_full_table_rerun_leaves_exactly_the_source_rows(catalog, path, trino_config, trino_server, query) -> None:
-    config = trino_config | {"catalog": catalog}
-    if path == "files":
-        config = staged(config, trino_server)
+    """``delta_s3``: Delta Lake tables on the S3 stand-in, where Trino 476 replaces and writes into
+    existing Delta tables (on local files it does not); ``s3``: the Parquet files staged in its bucket."""
+    config = with_path(trino_config | {"catalog": catalog}, trino_server, path)
     batches = [orders_batch(range(i, i + 1000), "first") for i in range(0, 3000, 1000)]
     commits = write(config, batches, replication_method="FULL_TABLE", states=[{"n": 1}, {"n": 2}, {"n": 3}])
     assert commits == [(3000, {"n": 3})]  # one commit, after the swap
@@ -234,7 +269,7 @@ def test_full_table_rerun_leaves_exactly_the_source_rows(catalog, path, trino_co
         dest.write(WriteRequest(settings=StreamSettings(stream="s", destination_table="t"), schema=second.schema), failing())
     assert rows_of(query, config) == back
     assert tables_of(query, config) == ["t"]
-    if path == "files":
+    if path != "sql":
         assert staging_leftovers(query, trino_server, config) == []
 
 
@@ -246,11 +281,9 @@ def test_full_table_with_unique_constraints_keeps_one_row_per_key(trino_config, 
     assert rows_of(query, trino_config) == [[1, "a"], [2, "b"], [3, "d"]]  # the first
 
 
-@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("iceberg", "files")])
+@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("iceberg", "files"), ("delta_s3", "sql"), ("delta_s3", "s3")])
 def test_incremental_merge_upserts_last_row_per_key_and_ignore_keeps_the_first(catalog, path, trino_config, trino_server, query) -> None:
-    trino_config = trino_config | {"catalog": catalog}
-    if path == "files":
-        trino_config = staged(trino_config, trino_server)
+    trino_config = with_path(trino_config | {"catalog": catalog}, trino_server, path)
     settings = dict(replication_method="INCREMENTAL", unique_constraints=["id"])
     write(trino_config, [orders_batch(range(5), "first")], **settings)
     # the same keys again, a key twice in one window (the last wins), and a new one
@@ -268,7 +301,7 @@ def test_incremental_merge_upserts_last_row_per_key_and_ignore_keeps_the_first(c
     ]
     write(trino_config, [again.slice(0, 2)], table="t", **(settings | {"unique_conflict_method": "IGNORE"}))
     assert rows_of(query, trino_config)[3][1] == "x3"
-    if path == "files":
+    if path != "sql":
         assert staging_leftovers(query, trino_server, trino_config) == []
 
 
@@ -536,13 +569,14 @@ def trino_rows(query, config: dict) -> tuple[dict, int]:
     return {int(i): (n, round(iso_epoch(u), 6)) for i, n, u in rows}, len(rows)
 
 
-@pytest.mark.parametrize("path", ["sql", "files"])
-def test_merge_upserts_with_ties_at_the_bookmark(path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query) -> None:
+@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("iceberg", "files"), ("delta_s3", "sql"), ("delta_s3", "s3")])
+def test_merge_upserts_with_ties_at_the_bookmark(catalog, path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query) -> None:
     import random
 
     conn = pg_connect()
     create_orders(conn, 3000)
-    config = trino_config if path == "sql" else staged(trino_config, trino_server)
+    trino_config = trino_config | {"catalog": catalog}
+    config = with_path(trino_config, trino_server, path)
     notebook = pipeline(tmp_path / "p.ipynb", pg_config, config, commit_rows=1000)
     rng = random.Random(3)
     for round_no in range(3):
@@ -550,6 +584,8 @@ def test_merge_upserts_with_ties_at_the_bookmark(path, tmp_path, pg_config, pg_c
         assert done.returncode == 0, done.stderr
         assert not differences(source_rows(conn), *trino_rows(query, trino_config)), f"round {round_no}"
         assert iso_epoch(get_bookmark(notebook, "src", "orders")["updated_at"]) == pytest.approx(source_max_epoch(conn), abs=1e-6)
+        if path != "sql":  # each window's Parquet files and external table are gone once it is merged
+            assert staging_leftovers(query, trino_server, config, "orders") == []
         mutate(conn, round_no + 1, rng, new=300, updated=200, id_range=3000)  # every statement's rows share one timestamp
 
 
