@@ -81,18 +81,23 @@ def s3_credentials(trino_server, monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-def staging_leftovers(query, trino_server: dict, config: dict, table: str = "t") -> list[str]:
-    """What the Parquet path left for ``table``: folders (objects, on S3) under the staging location, and
-    external tables in the staging catalog."""
+def staging_files(trino_server: dict, config: dict) -> list[str]:
+    """Every folder and file under the config's staging location (local or on S3), relative to it."""
     import pyarrow.fs as pafs
 
-    from jupyter_di.connectors.base import internal_name
-
-    prefix = internal_name("stage", config["catalog"], config["schema"], table)
     location = config.get("staging_location", trino_server["staging_location"])
     fs, root = pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
     found = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True, recursive=True))
-    files = sorted(i.path[len(root) + 1 :] for i in found if i.path[len(root) + 1 :].startswith(prefix))
+    return sorted(i.path[len(root) + 1 :] for i in found)
+
+
+def staging_leftovers(query, trino_server: dict, config: dict, table: str = "t") -> list[str]:
+    """What the Parquet path left for ``table``: folders (objects, on S3) under the staging location, and
+    external tables in the staging catalog."""
+    from jupyter_di.connectors.base import internal_name
+
+    prefix = internal_name("stage", config["catalog"], config["schema"], table)
+    files = [name for name in staging_files(trino_server, config) if name.startswith(prefix)]
     catalog = config.get("staging_catalog", trino_server["staging_catalog"])
     tables = query(f'SELECT table_name FROM "{catalog}".information_schema.tables WHERE table_schema = ?', [config["schema"]])
     return files + [r[0] for r in tables]
@@ -640,19 +645,20 @@ def test_kill_minus_nine_mid_load_then_resume_loses_nothing(tmp_path, pg_config,
     assert not differences(source_rows(conn), *trino_rows(query, trino_config))
 
 
+@pytest.mark.parametrize("catalog,path", [("iceberg", "files"), ("delta_s3", "s3")])
 def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
-    tmp_path, pg_config, pg_connect, trino_config, trino_server, query
+    catalog, path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query
 ) -> None:
     """The Parquet file path: SIGKILL while a window's files are being written (after one window was
-    merged); the resume equals the source and removes the killed run's files and external tables."""
+    merged); the resume equals the source and removes the killed run's files and external tables
+    (on S3: found by listing the bucket's prefix)."""
     import random
 
     conn = pg_connect()
     create_orders(conn, 6000)
-    config = staged(trino_config, trino_server)
+    config = staged(trino_config | {"catalog": catalog}, trino_server, path)
     notebook = pipeline(tmp_path / "k.ipynb", pg_config, config, commit_rows=2000, batch_size=500)
     cat, schema = config["catalog"], config["schema"]
-    staging = Path(trino_server["staging_location"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
         cwd=tmp_path,
@@ -663,7 +669,7 @@ def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
     staged_files: list = []
     while time.monotonic() < deadline and proc.poll() is None:
         merged = query(f'SELECT count(*) FROM "{cat}"."{schema}".orders')[0][0] if "orders" in tables_of(query, config) else 0
-        staged_files = list(staging.glob("_jupyter_di_stage_*/*.parquet"))
+        staged_files = [n for n in staging_files(trino_server, config) if n.startswith("_jupyter_di_stage_") and n.endswith(".parquet")]
         if merged and staged_files:
             proc.send_signal(signal.SIGKILL)
             break
