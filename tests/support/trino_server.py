@@ -8,12 +8,15 @@ Usage: ``python tests/support/trino_server.py [start] DIR`` prints ``export JDI_
 
 Where it comes from: the ``io.trino:trino-server`` tarball of Maven Central, fetched once with
 ``mvn dependency:copy`` into ``~/.cache/jupyter-di/trino`` and extracted there once (keeping only
-the plugins we use: memory, iceberg, postgresql and geospatial).  It needs Java 24 or newer
+the plugins of ``PLUGINS``).  It needs Java 24 or newer
 (``JDI_TRINO_JAVA_HOME``, else the first JDK under /usr/lib/jvm that is new enough).
 
-What it serves: a single node (coordinator and worker) bound to 127.0.0.1 on a free port, a 2 GB
-heap, two catalogs: ``memory`` (no MERGE, no CREATE OR REPLACE) and ``iceberg`` (Iceberg tables in
-a file metastore on the local file system under DIR: MERGE, RENAME, CREATE OR REPLACE TABLE).
+What it serves: a single node (coordinator and worker) bound to 127.0.0.1 on a free port (plus an HTTPS
+port: password file or JWT), a 2 GB heap, and catalogs: ``memory`` (no MERGE, no CREATE OR REPLACE),
+``iceberg`` (Iceberg tables in a file metastore on the local file system under DIR: MERGE, RENAME,
+CREATE OR REPLACE TABLE), ``delta`` and ``hive`` on local files, and ``delta_s3`` and ``hive_s3`` on an
+S3 stand-in: moto's standalone server (``moto[server]``), started here before Trino on 127.0.0.1
+(its pid in ``DIR/moto.pid``, stopped by ``stop``), bucket ``jdi-lake``, dummy keys.
 Catalog management is dynamic, so a test or the benchmark can add ``CREATE CATALOG ... USING
 postgresql`` at run time.  The JVM runs in its own session with its pid in ``DIR/trino.pid``.
 """
