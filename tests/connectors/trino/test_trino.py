@@ -473,6 +473,12 @@ def test_staging_config_errors_name_the_option_before_anything_is_written(trino_
         write(config | {"staging_catalog": "iceberg"}, [orders_batch(range(3), "a")])
     assert "'iceberg' catalog" in str(raised.value) and "needs a Hive catalog" in str(raised.value)
     assert [config["schema"]] not in query("SELECT schema_name FROM iceberg.information_schema.schemata")
+    # a bucket that does not exist, for a keyed INCREMENTAL stream (which would create the table first)
+    on_s3 = staged(trino_config | {"catalog": "delta_s3"}, trino_server, "s3")
+    with pytest.raises(ConfigError) as raised:
+        write(on_s3 | {"staging_location": "s3://no-such-bucket/x"}, [orders_batch(range(3), "a")], unique_constraints=["id"])
+    assert "cannot write staging_location 's3://no-such-bucket/x'" in str(raised.value) and "AWS_ENDPOINT_URL" in str(raised.value)
+    assert [on_s3["schema"]] not in query("SELECT schema_name FROM delta_s3.information_schema.schemata")
 
 
 # -- HTTPS, password and JWT (the test server's second port) ------------------------------------------------
