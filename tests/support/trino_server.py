@@ -56,6 +56,7 @@ HTTPS_PASSWORD = "jdi-test-password"
 S3_BUCKET = "jdi-lake"
 S3_REGION = "us-east-1"
 S3_KEYS = ("jdi-test-access-key", "jdi-test-secret-key")
+MIN_MOTO = (5, 2, 2)
 """The S3 stand-in's dummy keys (moto accepts any): not secrets, nothing real behind them."""
 
 
@@ -183,8 +184,16 @@ def start_s3(base: Path) -> str:
 
     Why: Trino 476 writes into an existing Delta Lake table only on object stores (s3, gs, abfs), and the
     Parquet load path's ``s3://`` staging location needs one too."""
+    from importlib.metadata import version
+
     import boto3
 
+    found = tuple(int(n) for n in re.findall(r"\d+", version("moto"))[:3])
+    if found < MIN_MOTO:
+        raise RuntimeError(
+            f"moto {version('moto')} answers CompleteMultipartUpload in a form pyarrow rejects (getmoto/moto#10055): "
+            "install the test extra (pip install -e '.[test]', moto[server]>=5.2.2)."
+        )
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with open(base / "moto.log", "ab") as log:
