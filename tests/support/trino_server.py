@@ -8,12 +8,15 @@ Usage: ``python tests/support/trino_server.py [start] DIR`` prints ``export JDI_
 
 Where it comes from: the ``io.trino:trino-server`` tarball of Maven Central, fetched once with
 ``mvn dependency:copy`` into ``~/.cache/jupyter-di/trino`` and extracted there once (keeping only
-the plugins we use: memory, iceberg, postgresql and geospatial).  It needs Java 24 or newer
+the plugins of ``PLUGINS``).  It needs Java 24 or newer
 (``JDI_TRINO_JAVA_HOME``, else the first JDK under /usr/lib/jvm that is new enough).
 
-What it serves: a single node (coordinator and worker) bound to 127.0.0.1 on a free port, a 2 GB
-heap, two catalogs: ``memory`` (no MERGE, no CREATE OR REPLACE) and ``iceberg`` (Iceberg tables in
-a file metastore on the local file system under DIR: MERGE, RENAME, CREATE OR REPLACE TABLE).
+What it serves: a single node (coordinator and worker) bound to 127.0.0.1 on a free port (plus an HTTPS
+port: password file or JWT), a 2 GB heap, and catalogs: ``memory`` (no MERGE, no CREATE OR REPLACE),
+``iceberg`` (Iceberg tables in a file metastore on the local file system under DIR: MERGE, RENAME,
+CREATE OR REPLACE TABLE), ``delta`` and ``hive`` on local files, and ``delta_s3`` and ``hive_s3`` on an
+S3 stand-in: moto's standalone server (``moto[server]``), started here before Trino on 127.0.0.1
+(its pid in ``DIR/moto.pid``, stopped by ``stop``), bucket ``jdi-lake``, dummy keys.
 Catalog management is dynamic, so a test or the benchmark can add ``CREATE CATALOG ... USING
 postgresql`` at run time.  The JVM runs in its own session with its pid in ``DIR/trino.pid``.
 """
@@ -44,10 +47,17 @@ HEAP = os.environ.get("JDI_TRINO_HEAP", "2G")
 START_TIMEOUT = float(os.environ.get("JDI_TRINO_START_TIMEOUT", "240"))
 MERGE_CATALOG = "iceberg"
 STAGING_CATALOG = "hive"
+DELTA_S3_CATALOG = "delta_s3"
+STAGING_S3_CATALOG = "hive_s3"
 TEMP_PREFIX = "jdi-trino-"
 HTTPS_USER = "jdi"
 HTTPS_PASSWORD = "jdi-test-password"
 """The test server's one password user (a throwaway server on 127.0.0.1: not a secret)."""
+S3_BUCKET = "jdi-lake"
+S3_REGION = "us-east-1"
+S3_KEYS = ("jdi-test-access-key", "jdi-test-secret-key")
+MIN_MOTO = (5, 2, 2)
+"""The S3 stand-in's dummy keys (moto accepts any): not secrets, nothing real behind them."""
 
 
 def free_port() -> int:
@@ -168,6 +178,66 @@ def write_auth(base: Path) -> dict[str, Path]:
     return {name: auth / f"{name}.pem" for name in ("ca", "server", "jwt-private", "jwt-public")} | {"password": auth / "password.db"}
 
 
+def start_s3(base: Path) -> str:
+    """The object store of the tests: moto's standalone S3 server (a third-party stand-in, ``moto[server]``) on
+    127.0.0.1, in its own session with its pid in ``base/moto.pid``, and the bucket; returns its endpoint.
+
+    Why: Trino 476 writes into an existing Delta Lake table only on object stores (s3, gs, abfs), and the
+    Parquet load path's ``s3://`` staging location needs one too."""
+    from importlib.metadata import version
+
+    import boto3
+
+    found = tuple(int(n) for n in re.findall(r"\d+", version("moto"))[:3])
+    if found < MIN_MOTO:
+        raise RuntimeError(
+            f"moto {version('moto')} answers CompleteMultipartUpload in a form pyarrow rejects (getmoto/moto#10055): "
+            "install the test extra (pip install -e '.[test]', moto[server]>=5.2.2)."
+        )
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(base / "moto.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (base / "moto.pid").write_text(str(proc.pid))
+    began = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() - began > 60:
+                raise RuntimeError(f"the S3 stand-in (moto) did not start; log tail:\n{(base / 'moto.log').read_text()[-2000:]}") from None
+            time.sleep(0.2)
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name=S3_REGION, aws_access_key_id=S3_KEYS[0], aws_secret_access_key=S3_KEYS[1]
+    )
+    client.create_bucket(Bucket=S3_BUCKET)
+    return endpoint
+
+
+def _s3_catalog(connector: str, endpoint: str, metastore: str, **extra: str) -> dict[str, str]:
+    """A catalog on the S3 stand-in through Trino's native S3 file system; its file metastore lives in
+    the bucket too, so a schema's default location (and so every table's) is on S3."""
+    return {
+        "connector.name": connector,
+        "hive.metastore": "file",
+        "hive.metastore.catalog.dir": f"s3://{S3_BUCKET}/{metastore}",
+        "fs.native-s3.enabled": "true",
+        "s3.endpoint": endpoint,
+        "s3.region": S3_REGION,
+        "s3.path-style-access": "true",
+        "s3.aws-access-key": S3_KEYS[0],
+        "s3.aws-secret-key": S3_KEYS[1],
+        **extra,
+    }
+
+
 def _lake_catalog(connector: str, base: Path, metastore: str, **extra: str) -> dict[str, str]:
     """A catalog on local files under ``base/lake`` with Trino's file metastore (no metastore service;
     ``local:///x`` is ``base/lake/x``)."""
@@ -180,7 +250,7 @@ def _lake_catalog(connector: str, base: Path, metastore: str, **extra: str) -> d
     }
 
 
-def write_config(base: Path, install: Path, port: int, https_port: int) -> Path:
+def write_config(base: Path, install: Path, port: int, https_port: int, s3_endpoint: str) -> Path:
     """etc/ under ``base``: node, JVM, server, authentication and catalog properties; returns the etc folder.
 
     One server answers on two ports: plain HTTP (the user name only, as every other test uses it) and
@@ -241,6 +311,10 @@ def write_config(base: Path, install: Path, port: int, https_port: int) -> Path:
     _write(etc / "catalog" / "delta.properties", _lake_catalog("delta_lake", base, "delta-metastore", **delta))
     # the staging catalog of the Parquet load path: external tables over the files under lake/staging
     _write(etc / "catalog" / f"{STAGING_CATALOG}.properties", _lake_catalog("hive", base, "hive-metastore", **{"hive.metastore": "file"}))
+    # the same on the S3 stand-in: Delta Lake with writes into existing tables (swap, MERGE), and a
+    # Hive staging catalog for an s3:// staging_location
+    _write(etc / "catalog" / f"{DELTA_S3_CATALOG}.properties", _s3_catalog("delta_lake", s3_endpoint, "delta-metastore"))
+    _write(etc / "catalog" / f"{STAGING_S3_CATALOG}.properties", _s3_catalog("hive", s3_endpoint, "hive-metastore"))
     return etc
 
 
@@ -268,7 +342,12 @@ def start(base_dir: str | None = None) -> dict[str, str]:
     base.mkdir(parents=True, exist_ok=True)
     install = install_dir()
     port, https_port = free_port(), free_port()
-    etc = write_config(base, install, port, https_port)
+    try:
+        s3_endpoint = start_s3(base)
+    except BaseException:
+        stop(str(base))
+        raise
+    etc = write_config(base, install, port, https_port, s3_endpoint)
     java = java_home() / "bin" / "java"
     node = _properties(etc / "node.properties")
     cmd = [
@@ -301,14 +380,25 @@ def start(base_dir: str | None = None) -> dict[str, str]:
         "JDI_TEST_TRINO_STAGING_CATALOG": STAGING_CATALOG,
         "JDI_TEST_TRINO_STAGING_LOCATION": str(base / "lake" / "staging"),
         "JDI_TEST_TRINO_STAGING_SERVER_LOCATION": "local:///staging",
+        "JDI_TEST_TRINO_S3_ENDPOINT": s3_endpoint,
+        "JDI_TEST_TRINO_S3_BUCKET": S3_BUCKET,
+        "JDI_TEST_TRINO_DELTA_S3_CATALOG": DELTA_S3_CATALOG,
+        "JDI_TEST_TRINO_STAGING_S3_CATALOG": STAGING_S3_CATALOG,
         "JDI_TEST_TRINO_START_SECONDS": f"{time.monotonic() - began:.1f}",
     }
 
 
 def stop(base_dir: str) -> None:
-    """Stop the server (TERM, then KILL after 20 s); a folder ``start`` made in /tmp is deleted too."""
+    """Stop the server and the S3 stand-in (TERM, then KILL after 20 s); a folder ``start`` made in /tmp
+    is deleted too."""
     base = Path(base_dir)
-    pid_file = base / "trino.pid"
+    for name in ("trino.pid", "moto.pid"):
+        _stop_pid(base / name)
+    if base.name.startswith(TEMP_PREFIX) and base.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _stop_pid(pid_file: Path) -> None:
     if pid_file.exists():
         pid = int(pid_file.read_text())
         try:
@@ -326,8 +416,6 @@ def stop(base_dir: str) -> None:
         except ProcessLookupError:
             pass
         pid_file.unlink(missing_ok=True)
-    if base.name.startswith(TEMP_PREFIX) and base.parent == Path(tempfile.gettempdir()):
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,10 @@ class FileStages:
         self.prefix = prefix
         self.run = f"{prefix}_{uuid.uuid4().hex[:8]}"
         self.fs, self.root = staging_fs(cfg)
+        try:  # a location this process cannot write (a bucket that does not exist) fails before anything is written
+            self.fs.create_dir(self.root, recursive=True)
+        except OSError as exc:
+            raise location_error(cfg, "write", exc) from None
         self.window = 0
         self.name = ""
         self.plans: dict[str, ColumnPlan] = {}
@@ -223,10 +227,7 @@ class FileStages:
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         except OSError as exc:
-            raise ConfigError(
-                f"cannot list staging_location {self.cfg.staging_location!r}: {exc}",
-                fix="set staging_location to a folder or object store prefix this process can write (credentials from the environment).",
-            ) from None
+            raise location_error(self.cfg, "list", exc) from None
         names |= {info.base_name for info in infos if info.base_name.startswith(self.prefix)}
         for name in sorted(names):
             self._remove(name)
@@ -246,6 +247,16 @@ def staging_fs(cfg: TrinoConfig) -> tuple[pafs.FileSystem, str]:
             fix="use a local folder or a URL such as s3://bucket/prefix (credentials from the environment).",
         ) from None
     return fs, root.rstrip("/")
+
+
+def location_error(cfg: TrinoConfig, what: str, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot {what} staging_location {cfg.staging_location!r}: {exc}",
+        fix=(
+            "set staging_location to a folder or object store prefix (in an existing bucket) this process can write; "
+            "credentials, region and endpoint (AWS_ENDPOINT_URL for S3-compatible stores) come from the environment."
+        ),
+    )
 
 
 def _source_type(array: Any) -> pa.DataType:

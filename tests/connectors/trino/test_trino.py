@@ -45,9 +45,15 @@ def trino_config(trino_server):
     }
 
 
-def staged(config: dict, trino_server: dict) -> dict:
-    """``config`` with the Parquet file path on: files under the server's lake/staging folder, read by
-    its ``hive`` catalog (which names that folder local:///staging)."""
+def staged(config: dict, trino_server: dict, path: str = "files") -> dict:
+    """``config`` with the Parquet file path on. ``files``: files under the server's lake/staging folder,
+    read by its ``hive`` catalog (which names that folder local:///staging); ``s3``: files in the S3
+    stand-in's bucket (moto), written by pyarrow (``s3_credentials``) and read by its ``hive_s3`` catalog."""
+    if path == "s3":
+        return config | {
+            "staging_location": f"s3://{trino_server['s3_bucket']}/staging",
+            "staging_catalog": trino_server["staging_s3_catalog"],
+        }
     return config | {
         "staging_location": trino_server["staging_location"],
         "staging_server_location": trino_server["staging_server_location"],
@@ -55,13 +61,44 @@ def staged(config: dict, trino_server: dict) -> dict:
     }
 
 
+def with_path(config: dict, trino_server: dict, path: str) -> dict:
+    """``config`` for the load path under test: SQL statements (``sql``) or Parquet files staged locally or on S3."""
+    return config if path == "sql" else staged(config, trino_server, path)
+
+
+@pytest.fixture(autouse=True)
+def s3_credentials(trino_server, monkeypatch):
+    """This process reaches the S3 stand-in as pyarrow reaches any S3: endpoint, region and (dummy) keys
+    from the environment, never from the block's config; ``jupyter-di run`` subprocesses inherit them."""
+    from tests.support.trino_server import S3_KEYS, S3_REGION
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": trino_server["s3_endpoint"],
+        "AWS_REGION": S3_REGION,
+        "AWS_ACCESS_KEY_ID": S3_KEYS[0],
+        "AWS_SECRET_ACCESS_KEY": S3_KEYS[1],
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def staging_files(trino_server: dict, config: dict) -> list[str]:
+    """Every folder and file under the config's staging location (local or on S3), relative to it."""
+    import pyarrow.fs as pafs
+
+    location = config.get("staging_location", trino_server["staging_location"])
+    fs, root = pafs.FileSystem.from_uri(location) if "://" in location else (pafs.LocalFileSystem(), location)
+    found = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True, recursive=True))
+    return sorted(i.path[len(root) + 1 :] for i in found)
+
+
 def staging_leftovers(query, trino_server: dict, config: dict, table: str = "t") -> list[str]:
-    """What the Parquet path left for ``table``: folders under the staging location, external tables."""
+    """What the Parquet path left for ``table``: folders (objects, on S3) under the staging location, and
+    external tables in the staging catalog."""
     from jupyter_di.connectors.base import internal_name
 
     prefix = internal_name("stage", config["catalog"], config["schema"], table)
-    files = sorted(p.name for p in Path(trino_server["staging_location"]).iterdir() if p.name.startswith(prefix))
-    catalog = trino_server["staging_catalog"]
+    files = [name for name in staging_files(trino_server, config) if name.startswith(prefix)]
+    catalog = config.get("staging_catalog", trino_server["staging_catalog"])
     tables = query(f'SELECT table_name FROM "{catalog}".information_schema.tables WHERE table_schema = ?', [config["schema"]])
     return files + [r[0] for r in tables]
 
@@ -152,12 +189,14 @@ ROWS = [
 ]
 
 
-@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files"), ("memory", "files")])
+@pytest.mark.parametrize(
+    "catalog,path",
+    [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files"), ("memory", "files"), ("delta_s3", "sql"), ("delta_s3", "s3")],
+)
 def test_every_column_type_round_trips(catalog, path, trino_config, trino_server, query) -> None:
-    """Both load paths: SQL statements, and Parquet files read through the hive catalog."""
-    config = trino_config | {"catalog": catalog}
-    if path == "files":
-        config = staged(config, trino_server)
+    """Both load paths: SQL statements, and Parquet files read through the hive catalog (``s3``: files
+    in the S3 stand-in's bucket, into Delta Lake tables there)."""
+    config = with_path(trino_config | {"catalog": catalog}, trino_server, path)
     rows = [dict(r, i64=r.get("i64") if i != 1 else 1) for i, r in enumerate(ROWS)]
     rows[1]["i64"], rows[2]["i64"] = 1, 2
     rows[0]["i64"] = 0
@@ -171,15 +210,18 @@ def test_every_column_type_round_trips(catalog, path, trino_config, trino_server
         )
     )
     json_type = "json" if catalog == "memory" else "varchar"
+    delta = catalog.startswith("delta")  # zoned timestamps as UTC timestamp(6), times as text (Trino's Delta has no time)
     assert types == {
         "i8": "integer", "i16": "integer", "i32": "integer", "i64": "bigint", "u64": "decimal(20,0)", "f32": "real",
         "f64": "double", "dec": "decimal(12,2)", "wide_dec": "decimal(38,10)", "txt": "varchar", "flag": "boolean",
-        "day": "date", "ts_tz": "timestamp(6) with time zone", "ts": "timestamp(6)", "tm": "time(6)", "bin": "varbinary",
-        "doc": json_type, "tags": json_type, "obj": json_type,
+        "day": "date", "ts_tz": "timestamp(6)" if delta else "timestamp(6) with time zone", "ts": "timestamp(6)",
+        "tm": "varchar" if delta else "time(6)", "bin": "varbinary", "doc": json_type, "tags": json_type, "obj": json_type,
     }  # fmt: skip
     back = rows_of(query, config, order='"i64"')
     first = dict(zip(ALL_TYPES.names, back[0]))
     expected = {k: v for k, v in ROWS[0].items()} | {"i64": 0}
+    if delta:
+        expected |= {"ts_tz": ROWS[0]["ts_tz"].replace(tzinfo=None), "tm": ROWS[0]["tm"].isoformat()}
     for name in ("doc", "tags", "obj"):
         assert json.loads(first.pop(name)) == (json.loads(expected.pop(name)) if name == "doc" else expected.pop(name))
     assert first.pop("ts_tz") == expected.pop("ts_tz")  # the same instant (read back in the session's zone)
@@ -194,7 +236,7 @@ def test_every_column_type_round_trips(catalog, path, trino_config, trino_server
     )
     assert back[2] == [None] * 3 + [2] + [None] * (len(ALL_TYPES) - 4)
     assert tables_of(query, config) == ["t"]  # no staging table left
-    if path == "files":
+    if path != "sql":
         assert staging_leftovers(query, trino_server, config) == []
 
 
@@ -210,11 +252,14 @@ def orders_batch(ids, note: str, start: int = 0) -> pa.RecordBatch:
     )
 
 
-@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files")])
+@pytest.mark.parametrize(
+    "catalog,path",
+    [("iceberg", "sql"), ("memory", "sql"), ("iceberg", "files"), ("iceberg", "s3"), ("delta_s3", "sql"), ("delta_s3", "s3")],
+)
 def test_full_table_rerun_leaves_exactly_the_source_rows(catalog, path, trino_config, trino_server, query) -> None:
-    config = trino_config | {"catalog": catalog}
-    if path == "files":
-        config = staged(config, trino_server)
+    """``delta_s3``: Delta Lake tables on the S3 stand-in, where Trino 476 replaces and writes into
+    existing Delta tables (on local files it does not); ``s3``: the Parquet files staged in its bucket."""
+    config = with_path(trino_config | {"catalog": catalog}, trino_server, path)
     batches = [orders_batch(range(i, i + 1000), "first") for i in range(0, 3000, 1000)]
     commits = write(config, batches, replication_method="FULL_TABLE", states=[{"n": 1}, {"n": 2}, {"n": 3}])
     assert commits == [(3000, {"n": 3})]  # one commit, after the swap
@@ -234,7 +279,7 @@ def test_full_table_rerun_leaves_exactly_the_source_rows(catalog, path, trino_co
         dest.write(WriteRequest(settings=StreamSettings(stream="s", destination_table="t"), schema=second.schema), failing())
     assert rows_of(query, config) == back
     assert tables_of(query, config) == ["t"]
-    if path == "files":
+    if path != "sql":
         assert staging_leftovers(query, trino_server, config) == []
 
 
@@ -246,11 +291,9 @@ def test_full_table_with_unique_constraints_keeps_one_row_per_key(trino_config, 
     assert rows_of(query, trino_config) == [[1, "a"], [2, "b"], [3, "d"]]  # the first
 
 
-@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("iceberg", "files")])
+@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("iceberg", "files"), ("delta_s3", "sql"), ("delta_s3", "s3")])
 def test_incremental_merge_upserts_last_row_per_key_and_ignore_keeps_the_first(catalog, path, trino_config, trino_server, query) -> None:
-    trino_config = trino_config | {"catalog": catalog}
-    if path == "files":
-        trino_config = staged(trino_config, trino_server)
+    trino_config = with_path(trino_config | {"catalog": catalog}, trino_server, path)
     settings = dict(replication_method="INCREMENTAL", unique_constraints=["id"])
     write(trino_config, [orders_batch(range(5), "first")], **settings)
     # the same keys again, a key twice in one window (the last wins), and a new one
@@ -268,7 +311,7 @@ def test_incremental_merge_upserts_last_row_per_key_and_ignore_keeps_the_first(c
     ]
     write(trino_config, [again.slice(0, 2)], table="t", **(settings | {"unique_conflict_method": "IGNORE"}))
     assert rows_of(query, trino_config)[3][1] == "x3"
-    if path == "files":
+    if path != "sql":
         assert staging_leftovers(query, trino_server, trino_config) == []
 
 
@@ -435,6 +478,12 @@ def test_staging_config_errors_name_the_option_before_anything_is_written(trino_
         write(config | {"staging_catalog": "iceberg"}, [orders_batch(range(3), "a")])
     assert "'iceberg' catalog" in str(raised.value) and "needs a Hive catalog" in str(raised.value)
     assert [config["schema"]] not in query("SELECT schema_name FROM iceberg.information_schema.schemata")
+    # a bucket that does not exist, for a keyed INCREMENTAL stream (which would create the table first)
+    on_s3 = staged(trino_config | {"catalog": "delta_s3"}, trino_server, "s3")
+    with pytest.raises(ConfigError) as raised:
+        write(on_s3 | {"staging_location": "s3://no-such-bucket/x"}, [orders_batch(range(3), "a")], unique_constraints=["id"])
+    assert "cannot write staging_location 's3://no-such-bucket/x'" in str(raised.value) and "AWS_ENDPOINT_URL" in str(raised.value)
+    assert [on_s3["schema"]] not in query("SELECT schema_name FROM delta_s3.information_schema.schemata")
 
 
 # -- HTTPS, password and JWT (the test server's second port) ------------------------------------------------
@@ -536,13 +585,14 @@ def trino_rows(query, config: dict) -> tuple[dict, int]:
     return {int(i): (n, round(iso_epoch(u), 6)) for i, n, u in rows}, len(rows)
 
 
-@pytest.mark.parametrize("path", ["sql", "files"])
-def test_merge_upserts_with_ties_at_the_bookmark(path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query) -> None:
+@pytest.mark.parametrize("catalog,path", [("iceberg", "sql"), ("iceberg", "files"), ("delta_s3", "sql"), ("delta_s3", "s3")])
+def test_merge_upserts_with_ties_at_the_bookmark(catalog, path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query) -> None:
     import random
 
     conn = pg_connect()
     create_orders(conn, 3000)
-    config = trino_config if path == "sql" else staged(trino_config, trino_server)
+    trino_config = trino_config | {"catalog": catalog}
+    config = with_path(trino_config, trino_server, path)
     notebook = pipeline(tmp_path / "p.ipynb", pg_config, config, commit_rows=1000)
     rng = random.Random(3)
     for round_no in range(3):
@@ -550,6 +600,8 @@ def test_merge_upserts_with_ties_at_the_bookmark(path, tmp_path, pg_config, pg_c
         assert done.returncode == 0, done.stderr
         assert not differences(source_rows(conn), *trino_rows(query, trino_config)), f"round {round_no}"
         assert iso_epoch(get_bookmark(notebook, "src", "orders")["updated_at"]) == pytest.approx(source_max_epoch(conn), abs=1e-6)
+        if path != "sql":  # each window's Parquet files and external table are gone once it is merged
+            assert staging_leftovers(query, trino_server, config, "orders") == []
         mutate(conn, round_no + 1, rng, new=300, updated=200, id_range=3000)  # every statement's rows share one timestamp
 
 
@@ -604,19 +656,20 @@ def test_kill_minus_nine_mid_load_then_resume_loses_nothing(tmp_path, pg_config,
     assert not differences(source_rows(conn), *trino_rows(query, trino_config))
 
 
+@pytest.mark.parametrize("catalog,path", [("iceberg", "files"), ("delta_s3", "s3")])
 def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
-    tmp_path, pg_config, pg_connect, trino_config, trino_server, query
+    catalog, path, tmp_path, pg_config, pg_connect, trino_config, trino_server, query
 ) -> None:
     """The Parquet file path: SIGKILL while a window's files are being written (after one window was
-    merged); the resume equals the source and removes the killed run's files and external tables."""
+    merged); the resume equals the source and removes the killed run's files and external tables
+    (on S3: found by listing the bucket's prefix)."""
     import random
 
     conn = pg_connect()
     create_orders(conn, 6000)
-    config = staged(trino_config, trino_server)
+    config = staged(trino_config | {"catalog": catalog}, trino_server, path)
     notebook = pipeline(tmp_path / "k.ipynb", pg_config, config, commit_rows=2000, batch_size=500)
     cat, schema = config["catalog"], config["schema"]
-    staging = Path(trino_server["staging_location"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
         cwd=tmp_path,
@@ -627,7 +680,7 @@ def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
     staged_files: list = []
     while time.monotonic() < deadline and proc.poll() is None:
         merged = query(f'SELECT count(*) FROM "{cat}"."{schema}".orders')[0][0] if "orders" in tables_of(query, config) else 0
-        staged_files = list(staging.glob("_jupyter_di_stage_*/*.parquet"))
+        staged_files = [n for n in staging_files(trino_server, config) if n.startswith("_jupyter_di_stage_") and n.endswith(".parquet")]
         if merged and staged_files:
             proc.send_signal(signal.SIGKILL)
             break
