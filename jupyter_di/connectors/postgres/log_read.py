@@ -465,7 +465,9 @@ class _Changes:
         if server:
             for i, array in zip(server, self._server_typed([values[i] for i in server], [self.cols[i] for i in server], n)):
                 typed[i] = array
-        return typed  # type: ignore[return-value]
+        if any(t is None for t in typed):
+            raise RuntimeError("a column of the changes was not typed")
+        return typed
 
     def _server_typed(self, values: list[pa.Array], cols: list[PgColumn], n: int) -> list[pa.Array]:
         """Text values cast by the server through a temporary table of text columns."""
