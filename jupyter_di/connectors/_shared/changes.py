@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from ...errors import SchemaMismatch
 from ..base import CHANGE_COLUMNS, CHANGE_OP_COLUMN, CHANGE_TIME_COLUMN, CHANGE_UNCHANGED_COLUMN, DELETED_AT_COLUMN, StreamSettings
-from .arrow_build import int64_array
+from .arrow_build import int64_array, text_array
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def plan_changes(table: pa.Table, keys: list[str], delete_mode: str) -> list[Cha
 
 
 INSERT, UPDATE, DELETE, TRUNCATE = 0, 1, 2, 3
-_OPS = pa.array(["insert", "update", "delete", "truncate"])
+_OPS = text_array(["insert", "update", "delete", "truncate"])  # built from buffers: pa.array would import pandas
 
 
 def _op_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

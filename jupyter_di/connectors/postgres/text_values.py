@@ -16,6 +16,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._shared.arrow_build import text_array
 from .types import PgColumn
 
 SESSION_SETTINGS = ("SET DateStyle = 'ISO, YMD'", "SET TimeZone = 'UTC'", "SET extra_float_digits = 3")
@@ -41,8 +42,9 @@ def text_to_arrow(values: pa.Array, column: PgColumn, target: pa.DataType) -> pa
         if column.typname in _IDENTITY or (column.typname == "numeric" and pa.types.is_string(target)):
             return values.cast(target)
         if column.typname == "bool":
-            true = pc.equal(values, "t")
-            if pc.all(pc.or_(true, pc.equal(values, "f"))).as_py() is False:  # nulls skipped
+            t, f = text_array(["t", "f"])  # scalars from buffers: a Python str would make pyarrow import pandas
+            true = pc.equal(values, t)
+            if pc.all(pc.or_(true, pc.equal(values, f))).as_py() is False:  # nulls skipped
                 return None
             return true.cast(target)
         if column.typname == "float4":  # read as the float4 it is, then widened (as a snapshot read does)
