@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1_000_000)
     args = parser.parse_args()
     compile_package()
+    print("load average (1, 5, 15 min) at the start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     work = Path(tempfile.mkdtemp(prefix="jdi-cdc-"))
     env = postgres.start()
     dest_env = postgres.start()
@@ -187,6 +188,7 @@ def main() -> None:
         print(
             f"source rows {live:,}; LOG_BASED destinations hold PostgreSQL {pg_rows:,}, DuckDB {duck_rows:,} (INCREMENTAL keeps the deleted rows)"
         )
+        print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         postgres.stop(env["JDI_TEST_PG_DATA"])
         postgres.stop(dest_env["JDI_TEST_PG_DATA"])
