@@ -13,7 +13,9 @@ Target: 100,000 changes/s into DuckDB, 50,000 into PostgreSQL, peak RSS under 30
 
     python benchmarks/cdc.py [--rows 5000000] [--changes 1000000]
 
-Starts its own throwaway PostgreSQL server (tests/support/postgres.py, wal_level = logical).
+Starts two throwaway PostgreSQL servers (tests/support/postgres.py): the source (wal_level = logical)
+and the PostgreSQL destination.  One server for both would put the destination's writes (the first
+syncs' 5M rows each) into the WAL the source's slots decode, which no real deployment does.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from tests.support import postgres  # noqa: E402
 CASES = [("LOG_BASED", "postgresql"), ("LOG_BASED", "duckdb"), ("INCREMENTAL", "postgresql"), ("INCREMENTAL", "duckdb")]
 
 
-def notebook(path: Path, port: int, method: str, destination: str) -> None:
+def notebook(path: Path, port: int, method: str, destination: str, dest_port: int | None = None) -> None:
     conn = f"  host: 127.0.0.1\n  port: {port}\n  username: postgres\n"
+    dest_conn = f"  host: 127.0.0.1\n  port: {dest_port or port}\n  username: postgres\n"
     schema = f"d_{method.lower()}"
     dest = (
-        f"%%di_destination wh --upstream src\ndestination: postgresql\nconfig:\n{conn}  database: bench\n  schema: {schema}\n"
+        f"%%di_destination wh --upstream src\ndestination: postgresql\nconfig:\n{dest_conn}  database: bench\n  schema: {schema}\n"
         if destination == "postgresql"
         else f"%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: {path.stem}.duckdb\n"
     )
@@ -130,19 +133,22 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1_000_000)
     args = parser.parse_args()
     compile_package()
+    print("load average (1, 5, 15 min) at the start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     work = Path(tempfile.mkdtemp(prefix="jdi-cdc-"))
     env = postgres.start()
-    port = int(env["JDI_TEST_PG_PORT"])
+    dest_env = postgres.start()
+    port, dest_port = int(env["JDI_TEST_PG_PORT"]), int(dest_env["JDI_TEST_PG_PORT"])
     try:
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as admin:
-            admin.execute("CREATE DATABASE bench")
+        for p in (port, dest_port):
+            with psycopg.connect(f"host=127.0.0.1 port={p} user=postgres dbname=postgres", autocommit=True) as admin:
+                admin.execute("CREATE DATABASE bench")
         with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=bench", autocommit=True) as conn:
             print(f"generating {args.rows:,} rows ...", flush=True)
             make_table(conn, args.rows)
             books = {}
             for method, destination in CASES:
                 path = work / f"{method.lower()}_{destination}.ipynb"
-                notebook(path, port, method, destination)
+                notebook(path, port, method, destination, dest_port)
                 books[(method, destination)] = path
                 try:
                     seconds, read, _ = timed_run(path)
@@ -161,7 +167,7 @@ def main() -> None:
                     results.append((method, destination, 0.0, 0, 0, f"failed: {exc}"))
                 print(f"  {method} -> {destination}: {results[-1][2]:.1f} s {results[-1][5]}", flush=True)
             live = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=bench") as check:
+            with psycopg.connect(f"host=127.0.0.1 port={dest_port} user=postgres dbname=bench") as check:
                 pg_rows = check.execute("SELECT count(*) FROM d_log_based.events").fetchone()[0]
         import duckdb
 
@@ -182,8 +188,10 @@ def main() -> None:
         print(
             f"source rows {live:,}; LOG_BASED destinations hold PostgreSQL {pg_rows:,}, DuckDB {duck_rows:,} (INCREMENTAL keeps the deleted rows)"
         )
+        print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         postgres.stop(env["JDI_TEST_PG_DATA"])
+        postgres.stop(dest_env["JDI_TEST_PG_DATA"])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from ...errors import SchemaMismatch
 from ..base import CHANGE_COLUMNS, CHANGE_OP_COLUMN, CHANGE_TIME_COLUMN, CHANGE_UNCHANGED_COLUMN, DELETED_AT_COLUMN, StreamSettings
-from .arrow_build import int64_array
+from .arrow_build import int64_array, text_array
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def check_keys(keys: list[str], schema: pa.Schema, stream: str) -> None:
 def plan_changes(table: pa.Table, keys: list[str], delete_mode: str) -> list[ChangeStep]:
     """The steps that apply ``table``'s changes (in row order) on ``keys``."""
     soft = delete_mode == "soft"
-    ops = table.column(CHANGE_OP_COLUMN).to_pylist()
-    truncates = [i for i, op in enumerate(ops) if op == "truncate"]
+    ops = _op_codes(table.column(CHANGE_OP_COLUMN))
+    truncates = np.flatnonzero(ops == TRUNCATE).tolist()
     bounds = [-1, *truncates, table.num_rows]
     steps = []
     for n, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
@@ -132,9 +132,40 @@ def plan_changes(table: pa.Table, keys: list[str], delete_mode: str) -> list[Cha
     return steps
 
 
-def _nullable_indices(values: list[int | None]) -> pa.Array:
-    """An int64 index array where None selects a null (``take`` gives null there)."""
-    data = np.fromiter((-1 if v is None else v for v in values), dtype=np.int64, count=len(values))
+INSERT, UPDATE, DELETE, TRUNCATE = 0, 1, 2, 3
+_OPS = text_array(["insert", "update", "delete", "truncate"])  # built from buffers: pa.array would import pandas
+
+
+def _op_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The op column as small integers (``INSERT`` ...); an unknown op is an error, not a guess."""
+    codes = pc.index_in(column, value_set=_OPS)
+    if codes.null_count:
+        bad = pc.filter(column, pc.is_null(codes))[0].as_py()
+        raise ValueError(f"unknown change op {bad!r}")
+    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+
+
+def _group_ids(keys: pa.Table) -> tuple[np.ndarray, int]:
+    """A group number per row, equal for rows with equal keys (and the number of groups)."""
+    ids: np.ndarray | None = None
+    for column in keys.columns:
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if pa.types.is_integer(column.type) and not column.null_count:
+            codes = np.unique(np.asarray(column.to_numpy()), return_inverse=True)[1]
+        else:
+            codes = np.asarray(pc.dictionary_encode(column, null_encoding="encode").indices.to_numpy(zero_copy_only=False))
+        codes = codes.astype(np.int64)
+        ids = codes if ids is None else np.unique(ids * (int(codes.max()) + 1) + codes, return_inverse=True)[1]
+    assert ids is not None
+    return ids.reshape(-1), int(ids.max()) + 1 if len(ids) else 0
+
+
+def _nullable_indices(values: list[int | None] | np.ndarray) -> pa.Array:
+    """An int64 index array where None (or -1) selects a null (``take`` gives null there)."""
+    if isinstance(values, np.ndarray):
+        data = values.astype(np.int64)
+    else:
+        data = np.fromiter((-1 if v is None else v for v in values), dtype=np.int64, count=len(values))
     valid = data >= 0
     if valid.all():
         return int64_array(data)
@@ -143,15 +174,23 @@ def _nullable_indices(values: list[int | None]) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(data), [mask, pa.py_buffer(data)], null_count=int((~valid).sum()))
 
 
+_NO_ROWS = np.empty(0, dtype=np.int64)
+
+
 class _Out:
-    """Index plans of the rows one stretch writes, turned into tables at the end."""
+    """Index plans of the rows one stretch writes, turned into tables at the end.
+
+    Keys whose changes all carry every column are planned with arrays (``whole_*``, ``marks``,
+    ``deletes``); the few with unchanged columns fold column by column (``full_maps``, ``partial``)."""
 
     def __init__(self, table: pa.Table, columns: list[str], keys: list[str], soft: bool) -> None:
         self.table, self.columns, self.keys, self.soft = table, columns, keys, soft
-        self.full_rows: list[int] = []  # simple upserts: every column from one row
+        self.whole_rows: np.ndarray = _NO_ROWS  # upserts: every column from this row ...
+        self.whole_deleted: np.ndarray = _NO_ROWS  # ... deleted at this row's time (-1: not deleted)
+        self.marks: np.ndarray = _NO_ROWS  # soft deletes of rows the window has no values of
         self.full_maps: list[tuple[dict[str, int], int | None]] = []  # (column -> row, deleted-at row)
         self.partial: dict[tuple[str, ...], list[tuple[dict[str, int], int | None, bool]]] = {}
-        self.deletes: list[int] = []
+        self.deletes: list[np.ndarray] = []
 
     def add_partial(self, known: dict[str, int], deleted: int | None, must_exist: bool) -> None:
         cols = tuple(c for c in self.columns if c in known)
@@ -160,8 +199,14 @@ class _Out:
     def step(self, step: ChangeStep) -> None:
         t = self.table
         times = t.column(CHANGE_TIME_COLUMN)
-        if self.deletes:
-            step.deletes = t.select(self.keys).take(int64_array(self.deletes))
+        deletes = np.concatenate(self.deletes) if self.deletes else _NO_ROWS
+        if len(deletes):
+            step.deletes = t.select(self.keys).take(int64_array(np.sort(deletes)))
+        if len(self.marks):
+            names = [c for c in self.columns if c in self.keys]
+            take = int64_array(self.marks)
+            arrays = [t.column(c).take(take) for c in names] + [times.take(take).cast(DELETED_AT_TYPE)]
+            step.updates.append((pa.Table.from_arrays(arrays, names=[*names, DELETED_AT_COLUMN]), False))
         for cols, entries in self.partial.items():
             for must in (True, False):
                 chosen = [e for e in entries if e[2] == must]
@@ -173,71 +218,80 @@ class _Out:
                     names.append(DELETED_AT_COLUMN)
                     arrays.append(times.take(_nullable_indices([d for _, d, _ in chosen])).cast(DELETED_AT_TYPE))
                 step.updates.append((pa.Table.from_arrays(arrays, names=names), must))
-        if self.full_rows or self.full_maps:
+        if len(self.whole_rows) or self.full_maps:
             arrays = []
             for c in self.columns:
-                index = self.full_rows + [m[c] for m, _ in self.full_maps]
+                index = np.concatenate([self.whole_rows, np.fromiter((m[c] for m, _ in self.full_maps), np.int64, len(self.full_maps))])
                 arrays.append(t.column(c).take(int64_array(index)))
             names = list(self.columns)
             if self.soft:
-                deleted = [None] * len(self.full_rows) + [d for _, d in self.full_maps]
+                deleted = np.concatenate(
+                    [self.whole_deleted, np.fromiter((-1 if d is None else d for _, d in self.full_maps), np.int64, len(self.full_maps))]
+                )
                 names.append(DELETED_AT_COLUMN)
                 arrays.append(times.take(_nullable_indices(deleted)).cast(DELETED_AT_TYPE))
             step.upserts = pa.Table.from_arrays(arrays, names=names)
 
 
-def _reduce(table: pa.Table, ops: list[str], start: int, end: int, keys: list[str], soft: bool, step: ChangeStep) -> None:
+def _reduce(table: pa.Table, ops: np.ndarray, start: int, end: int, keys: list[str], soft: bool, step: ChangeStep) -> None:
+    """Fold each key's changes of rows ``start:end`` (in row order) into ``step``.
+
+    Why two paths: a key whose changes all carry every column ends as its last change (a row, a
+    delete, or a soft delete with the last values it had), which numpy computes for all keys at
+    once; only keys with unchanged columns (TOASTed values) fold column by column in Python."""
     if end <= start:
         return
     columns = data_columns(table.schema)
     out = _Out(table, columns, keys, soft)
-    unchanged_col = table.column(CHANGE_UNCHANGED_COLUMN).slice(start, end - start)
-    unchanged = unchanged_col.to_pylist() if unchanged_col.null_count < len(unchanged_col) else None
-    grouped = (
-        table.slice(start, end - start)
-        .select(keys)
-        .append_column("__jdi_row", int64_array(np.arange(start, end)))
-        .group_by(keys, use_threads=False)
-        .aggregate([("__jdi_row", "list")])
-    )
-    rows = grouped.column("__jdi_row_list").combine_chunks()
-    lengths = pc.list_value_length(rows).to_numpy(zero_copy_only=False)
-    flat = rows.flatten().to_numpy(zero_copy_only=False)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    for g in range(len(lengths)):
-        idx = flat[offsets[g] : offsets[g + 1]]
-        if len(idx) == 1:
-            i = int(idx[0])
-            op = ops[i]
-            unch = unchanged[i - start] if unchanged is not None else None
-            if op == "delete":
-                if soft:
-                    out.add_partial({k: i for k in keys}, i, False)
-                else:
-                    out.deletes.append(i)
-            elif not unch:
-                out.full_rows.append(i)
-            else:
-                skip = set(unch)
-                out.add_partial({c: i for c in columns if c not in skip}, None, True)
-            continue
+    n = end - start
+    unchanged_col = table.column(CHANGE_UNCHANGED_COLUMN).slice(start, n)
+    if unchanged_col.null_count < n:
+        lengths = pc.list_value_length(unchanged_col).fill_null(0)
+        partial_row = np.asarray(lengths.to_numpy(zero_copy_only=False)) > 0
+    else:
+        partial_row = np.zeros(n, dtype=bool)
+    gid, groups = _group_ids(table.slice(start, n).select(keys))
+    order = np.argsort(gid, kind="stable")  # rows of each group together, in row order
+    bounds = np.searchsorted(gid[order], np.arange(groups + 1))
+    last = order[bounds[1:] - 1]  # each group's last row (relative to start)
+    slow = np.zeros(groups, dtype=bool)
+    slow[gid[partial_row]] = True
+    kinds = ops[start:end]
+    # each group's last row that is not a delete (-1: none): the last values a soft delete keeps
+    kept = np.where(kinds != DELETE, np.arange(n), -1)
+    last_kept = np.maximum.reduceat(kept[order], bounds[:-1]) if n else _NO_ROWS
+    fast = ~slow
+    last_op = kinds[last]
+    live = fast & (last_op != DELETE)
+    gone = fast & (last_op == DELETE)
+    out.whole_rows = last[live] + start
+    out.whole_deleted = np.full(int(live.sum()), -1, dtype=np.int64)
+    if soft:
+        with_values = gone & (last_kept >= 0)
+        out.whole_rows = np.concatenate([out.whole_rows, last_kept[with_values] + start])
+        out.whole_deleted = np.concatenate([out.whole_deleted, last[with_values] + start])
+        out.marks = last[gone & (last_kept < 0)] + start
+    else:
+        out.deletes.append(last[gone] + start)
+    unchanged = unchanged_col.to_pylist() if slow.any() else None
+    for g in np.flatnonzero(slow).tolist():
         known: dict[str, int] | None = None
         deleted: int | None = None
-        for i in sorted(int(x) for x in idx):
+        for i in (order[bounds[g] : bounds[g + 1]] + start).tolist():
             op = ops[i]
-            if op == "insert":
+            if op == INSERT:
                 known, deleted = {c: i for c in columns}, None
-            elif op == "update":
+            elif op == UPDATE:
                 skip = set((unchanged[i - start] if unchanged is not None else None) or ())
                 known = {**(known or {}), **{c: i for c in columns if c not in skip}}
                 deleted = None
-            elif op == "delete":
+            elif op == DELETE:
                 deleted = i
                 known = known or {k: i for k in keys}
         assert known is not None
         full = len(known) == len(columns)
         if deleted is not None and not soft:
-            out.deletes.append(deleted)
+            out.deletes.append(np.array([deleted], dtype=np.int64))
         elif full:
             out.full_maps.append((known, deleted))
         else:

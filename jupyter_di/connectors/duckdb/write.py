@@ -239,6 +239,27 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
 
     # -- change streams (LOG_BASED)
 
+    def _upsert_rows(self, con: duckdb.DuckDBPyConnection, s: StreamSettings, known: Any, table: str, rows: pa.Table) -> None:
+        """A change window's upserts hold one row per key (``changes.plan_changes``): delete their keys
+        and insert them straight from the Arrow table, without the staging copy and the one-row-per-key
+        window function a stream's upsert needs (less memory and time per window)."""
+        keys = list(s.unique_constraints)
+        if table not in self._unique_tables:
+            self._unique_tables[table] = self._has_unique(con, table, keys)
+        self._add_columns(con, s, known, rows.schema)
+        lowered = {n.lower() for n in rows.column_names}
+        nulled = {c.lower() for c in self._null_on_update}
+        carried = [c for c in self._table_columns(con, table) or [] if c.lower() not in lowered and c.lower() not in nulled]
+        if self._unique_tables[table] or carried:
+            super()._upsert_rows(con, s, known, table, rows)  # ON CONFLICT, or columns only the table has
+            return
+        target = self._table_sql(table)
+        cols = ", ".join(quote_ident(n) for n in rows.column_names)
+        on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+        with self._registered(con, rows) as view:
+            con.execute(f"DELETE FROM {target} AS t USING {view} AS s WHERE {on}")
+            con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {view}")
+
     def _update_keys(self, con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, keys: list[str]) -> int:
         sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in rows.column_names if c not in keys)
         on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)

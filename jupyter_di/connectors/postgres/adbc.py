@@ -46,7 +46,24 @@ class AdbcSession:
             raise
         if not autocommit:
             self._conn.set_autocommit(False)
+        self._autocommit = autocommit
         self._closed = False
+        self.last_error: BaseException | None = None
+        """The last driver error of a statement of this session (rolled back at once)."""
+
+    def _failed(self, exc: BaseException) -> None:
+        """A statement failed: in a transaction, roll it back before anything else runs.
+
+        Why: PostgreSQL refuses every later statement of an aborted transaction, and ADBC reports
+        that refusal ("Failed to begin transaction: current transaction is aborted") instead of
+        the cause; rolling back at once keeps the first error the one anybody sees, whatever the
+        caller does next."""
+        self.last_error = exc
+        if not self._autocommit:
+            try:
+                self._conn.rollback()
+            except Exception:  # the connection is gone: nothing of the transaction is committed
+                pass
 
     def _statement(self, query: str, params: Sequence[Any] | None) -> dm.AdbcStatement:
         stmt = dm.AdbcStatement(self._conn)
@@ -60,6 +77,9 @@ class AdbcSession:
         stmt = self._statement(query, params)
         try:
             return _blocking(stmt.execute_update, stmt.cancel)
+        except dm.Error as exc:
+            self._failed(exc)
+            raise
         finally:
             stmt.close()
 
@@ -69,6 +89,9 @@ class AdbcSession:
         try:
             handle, _ = _blocking(stmt.execute_query, stmt.cancel)
             table = pa.RecordBatchReader._import_from_c(handle.address).read_all()
+        except dm.Error as exc:
+            self._failed(exc)
+            raise
         finally:
             stmt.close()
         columns = [c.to_pylist() for c in table.columns]
@@ -99,6 +122,9 @@ class AdbcSession:
             slices = (data.slice(i, INGEST_SLICE_ROWS) for i in range(0, data.num_rows, INGEST_SLICE_ROWS))
             stmt.bind_stream(pa.RecordBatchReader.from_batches(data.schema, slices))
             _blocking(stmt.execute_update, stmt.cancel)
+        except dm.Error as exc:
+            self._failed(exc)
+            raise
         finally:
             stmt.close()
 

@@ -8,10 +8,11 @@ order.  Every batch carries the position that holds once it is delivered (``BOOK
 stream's bookmark ``{"lsn": ...}``), which the destination commits with the rows.
 
 Why values go back to the server: ``pgoutput`` sends each value as its type's text.  Instead of a
-text parser per type in Python, a chunk of changes is copied (binary COPY, through ADBC) into a
-temporary table of text columns and selected back cast to the table's own column types, with the
-same select expressions a snapshot read uses, so snapshot rows and change rows are the same Arrow
-values for every type (enums, domains, arrays, ranges included).  Python decodes only the framing.
+text parser per type in Python, the common types (integers, floats, text, numerics, booleans,
+dates, timestamps) are parsed by Arrow's casts (``text_values``), and the others are copied (binary
+COPY, through ADBC) into a temporary table of text columns and selected back cast to the table's
+own column types, with the same select expressions a snapshot read uses, so snapshot rows and
+change rows are the same Arrow values for every type (enums, domains, arrays, ranges included).
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ from . import pgoutput as po
 from . import replication as rep
 from .connection import PgConfig, render
 from .read import _batches, _plan, _require, _stream
+from .text_values import SESSION_SETTINGS, text_to_arrow
 from .types import PgColumn, primary_keys, table_columns
 
 log = logging.getLogger(__name__)
 
-CHUNK_CHANGES = 50_000
+CHUNK_CHANGES = 20_000
 """Changes decoded, staged and typed per round trip (memory: a few MB of text per chunk)."""
-READ_BATCH_BYTES = 8 * 1024 * 1024
+READ_BATCH_BYTES = 2 * 1024 * 1024
 """The slot's messages arrive in Arrow batches of about this size (ADBC's COPY batches)."""
 SEQ = "_jupyter_di_seq"
 
@@ -266,7 +268,7 @@ class _Changes:
         self.pending: list[_Rows] = []
         self.pending_rows = 0
         self.base = 0  # messages of earlier batches (a message's place in the read orders its rows)
-        self.stage = internal_name("changes", str(oid), ",".join(self.names))
+        self.stages: set[str] = set()  # temporary tables made for the server's casts
         self.session: Any = None
         self.encoding: str | None = None
 
@@ -280,6 +282,8 @@ class _Changes:
             ).fetchone()[0]
             self.conn.close()
             reader_session = self.cfg.adbc(autocommit=True)
+            for setting in SESSION_SETTINGS:  # the decoder formats values with the reading session's settings
+                reader_session.execute(setting)
             stmt = None
             try:
                 reader, stmt = reader_session.stream(render(rep.peek_query(self.slot, self.upto, self.publication)), READ_BATCH_BYTES)
@@ -444,44 +448,56 @@ class _Changes:
         for c in range(len(self.names)):
             parts: list[np.ndarray] = [np.zeros(len(p.seq), dtype=bool) if p.unchanged[c] is None else p.unchanged[c] for p in pending]  # type: ignore[misc]
             masks.append(np.concatenate(parts)[order])
-        typed = self._typed(values, n)
-        changes = _change_arrays(ops, times, masks, self.names)
-        out, start = [], 0
-        for batch in typed:
-            rows = batch.num_rows
-            arrays = list(batch.columns) + [c.slice(start, rows) for c in changes]
-            out.append(pa.RecordBatch.from_arrays(arrays, schema=self.target))
-            start += rows
-        if start != n:
-            raise RuntimeError(f"typed {start} of {n} changes")
-        yield from out[:-1]
-        yield out[-1].replace_schema_metadata(meta)
+        del pending
+        arrays = self._typed(values, n) + _change_arrays(ops, times, masks, self.names)
+        del values
+        step = max(1, self.batch_size)
+        for start in range(0, n, step):
+            batch = pa.RecordBatch.from_arrays([a.slice(start, step) for a in arrays], schema=self.target)
+            yield batch.replace_schema_metadata(meta) if start + step >= n else batch
         self.position = position
 
-    def _typed(self, values: list[pa.Array], n: int) -> list[pa.RecordBatch]:
-        """The text values cast to the columns' types by the server (see the module docstring)."""
+    def _typed(self, values: list[pa.Array], n: int) -> list[pa.Array]:
+        """The text values as the columns' Arrow types: the common types cast here
+        (``text_values``), the others by the server (see the module docstring)."""
+        typed: list[pa.Array | None] = [text_to_arrow(v, c, self.target.field(c.name).type) for v, c in zip(values, self.cols)]
+        server = [i for i, t in enumerate(typed) if t is None]
+        if server:
+            for i, array in zip(server, self._server_typed([values[i] for i in server], [self.cols[i] for i in server], n)):
+                typed[i] = array
+        if any(t is None for t in typed):
+            raise RuntimeError("a column of the changes was not typed")
+        return typed
+
+    def _server_typed(self, values: list[pa.Array], cols: list[PgColumn], n: int) -> list[pa.Array]:
+        """Text values cast by the server through a temporary table of text columns."""
+        names = [c.name for c in cols]
+        stage = internal_name("changes", str(self.oid), ",".join(names))
         if self.session is None:
             self.session = self.cfg.adbc(autocommit=True)
+        if stage not in self.stages:
             defs = sql.SQL(", ").join(
-                [sql.SQL("{} int8").format(sql.Identifier(SEQ))] + [sql.SQL("{} text").format(sql.Identifier(c)) for c in self.names]
+                [sql.SQL("{} int8").format(sql.Identifier(SEQ))] + [sql.SQL("{} text").format(sql.Identifier(c)) for c in names]
             )
-            self.session.execute(render(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(self.stage), defs)))
-        batch = pa.RecordBatch.from_arrays([int64_array(np.arange(n)), *values], names=[SEQ, *self.names])
-        self.session.execute(render(sql.SQL("TRUNCATE {}").format(sql.Identifier(self.stage))))
-        self.session.ingest(self.stage, batch, temporary=True)
+            self.session.execute(render(sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(stage), defs)))
+            self.stages.add(stage)
+        batch = pa.RecordBatch.from_arrays([int64_array(np.arange(n)), *values], names=[SEQ, *names])
+        self.session.execute(render(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage))))
+        self.session.ingest(stage, batch, temporary=True)
         casts = sql.SQL(", ").join(
             [sql.Identifier(SEQ)]
-            + [
-                sql.SQL("CAST({} AS {}) AS {}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name))
-                for c in self.cols
-            ]
+            + [sql.SQL("CAST({} AS {}) AS {}").format(sql.Identifier(c.name), sql.SQL(c.sql_type), sql.Identifier(c.name)) for c in cols]
         )
-        exprs = sql.SQL(", ").join(c.read_expression() for c in self.cols)
+        exprs = sql.SQL(", ").join(c.read_expression() for c in cols)
         query = sql.SQL("SELECT {} FROM (SELECT {} FROM {}) AS s ORDER BY {}").format(
-            exprs, casts, sql.Identifier(self.stage), sql.Identifier(SEQ)
+            exprs, casts, sql.Identifier(stage), sql.Identifier(SEQ)
         )
-        plain = pa.schema([self.target.field(c) for c in self.names])
-        return list(_stream(self.session, render(query), plain, max(n, self.batch_size)))
+        plain = pa.schema([self.target.field(c) for c in names])
+        batches = list(_stream(self.session, render(query), plain, max(n, self.batch_size)))
+        table = pa.Table.from_batches(batches, schema=plain)
+        if table.num_rows != n:
+            raise RuntimeError(f"typed {table.num_rows} of {n} changes")
+        return [table.column(i).combine_chunks() for i in range(len(names))]
 
     def _text(self, values: pa.Array) -> pa.Array:
         if self.encoding in ("UTF8", "SQL_ASCII", None):
@@ -491,6 +507,10 @@ class _Changes:
         return utf8_array([None if v is None else v.decode(codec).encode("utf-8") for v in raw])
 
 
+GATHER_BYTES = 1 << 20
+"""Bytes gathered per step (the step's index arrays are 8 bytes per byte: bounded, not per batch)."""
+
+
 def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, valid: np.ndarray) -> pa.Array:
     """A string array of the byte ranges (``starts``, ``lengths``) of ``data``; null where not ``valid``."""
     n = len(starts)
@@ -498,11 +518,17 @@ def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, valid: np
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     total = int(offsets[-1])
+    body = np.empty(total, dtype=np.uint8)
     if total:
-        index = np.repeat(starts - offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
-        body = data[index]
-    else:
-        body = np.empty(0, dtype=np.uint8)
+        # rows in steps of about GATHER_BYTES: the byte index of a step is built, used and dropped
+        cuts = np.searchsorted(offsets, np.arange(0, total, GATHER_BYTES), side="right") - 1
+        bounds = [*np.unique(cuts).tolist(), n]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            a, b = int(offsets[lo]), int(offsets[hi])
+            if b > a:
+                index = np.repeat(starts[lo:hi] - offsets[lo:hi], lengths[lo:hi])
+                index += np.arange(a, b, dtype=np.int64)
+                body[a:b] = data[index]
     null_count = int(n - valid.sum())
     validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if null_count else None
     if total < 2**31:

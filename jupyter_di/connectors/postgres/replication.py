@@ -164,27 +164,42 @@ def replica_key(conn: Any, schema: str, table: str, oid: int, primary_key: list[
 
 def ensure_publication(conn: Any, name: str, given: bool, schema: str, table: str, oid: int, stream: str) -> None:
     """The publication exists and publishes every change of the table.  Ours (not ``given``) is
-    created for the one table; a given one must already include it."""
+    created for the one table; a given one must already include it.
+
+    A partitioned table is one stream: its publication must publish the partitions' changes as the
+    parent's (``publish_via_partition_root``), which is the only way the change log names the parent
+    (otherwise each change carries its partition's own relation, and the stream would see none)."""
     row = conn.execute(
-        "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate FROM pg_publication WHERE pubname = %s", (name,)
+        "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate, pubviaroot FROM pg_publication WHERE pubname = %s", (name,)
     ).fetchone()
+    partitioned = conn.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = %s", (oid,)).fetchone()[0]
     ident = sql.Identifier(schema, table).as_string(None)
+    via_root = " WITH (publish_via_partition_root = true)" if partitioned else ""
     if row is None:
         if given:
             raise ConfigError(
                 f"publication {name!r} does not exist.",
                 stream=stream,
-                fix=f'create it as the table\'s owner: CREATE PUBLICATION "{name}" FOR TABLE {ident}; or leave `publication` out.',
+                fix=f'create it as the table\'s owner: CREATE PUBLICATION "{name}" FOR TABLE {ident}{via_root}; or leave `publication` out.',
             )
         owner = conn.execute(IDENTITY_SQL, (oid,)).fetchone()[2]
         if not owner:
             raise ConfigError(
                 f"creating a publication for {schema}.{table} needs ownership of the table, which the login role lacks.",
                 stream=stream,
-                fix=f'as the table\'s owner run CREATE PUBLICATION "{name}" FOR TABLE {ident}; and set config publication: {name}.',
+                fix=f'as the table\'s owner run CREATE PUBLICATION "{name}" FOR TABLE {ident}{via_root}; and set config publication: {name}.',
             )
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(name), sql.Identifier(schema, table)))
+        conn.execute(
+            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}{}").format(sql.Identifier(name), sql.Identifier(schema, table), sql.SQL(via_root))
+        )
         return
+    if partitioned and not row[1]:
+        raise ConfigError(
+            f"publication {name!r} publishes the changes of partitioned table {schema}.{table} under each partition's own "
+            "name, so the table's stream would see none of them.",
+            stream=stream,
+            fix=f'ALTER PUBLICATION "{name}" SET (publish_via_partition_root = true); (or leave `publication` out).',
+        )
     if not row[0]:
         raise ConfigError(
             f"publication {name!r} does not publish every kind of change (insert, update, delete, truncate): some would be missed.",

@@ -178,6 +178,7 @@ class _TableWriter:
             changes = is_change_stream(self.request.schema)
             if changes:
                 check_keys(list(s.unique_constraints), self.request.schema, s.stream)
+                self.try_direct = False  # its direct COPY commits first: a window's changes commit with its position only
             created = self._prepare_table(table_schema(self.request.schema) if changes else self.request.schema)
             if changes and s.delete_mode == "soft":  # our column: added whatever auto_add_new_fields says
                 self._add_columns(pa.schema([DELETED_AT_FIELD]), force=True)
@@ -203,6 +204,8 @@ class _TableWriter:
                 on_commit(rows, state)
         except adbc_driver_manager.DatabaseError as exc:
             self._rollback()
+            if exc is not self.conn.last_error:
+                raise  # not one of this write's statements (the source's read, passing through `chunks`)
             raise self._mismatch(exc) from None
         except BaseException:
             self._rollback()

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ...block_kind import BlockKind
-from ...connectors.base import UNIQUE_CONFLICT_METHODS, StreamSettings
+from ...connectors.base import REPLICATION_METHODS, UNIQUE_CONFLICT_METHODS, StreamSettings
 from . import look
 from .catalog_view import CatalogView
 from .editor import BlockEditor
 from .jobs import Jobs, Status
 from .table import EditableTable, column
 
-REPLICATION_CHOICES = ["FULL_TABLE", "INCREMENTAL"]
+REPLICATION_CHOICES = list(REPLICATION_METHODS)  # LOG_BASED too: the run refuses it for a source without a change log
 _DEFAULTS = StreamSettings(stream="")
 
 

@@ -6,8 +6,9 @@ import datetime as dt
 import random
 
 import pyarrow as pa
+import pytest
 
-from jupyter_di.connectors._shared.changes import plan_changes
+from jupyter_di.connectors._shared.changes import _group_ids, plan_changes
 from jupyter_di.connectors.base import DELETED_AT_COLUMN, change_fields
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -109,7 +110,9 @@ def test_truncate_splits_the_window():
     assert soft[1].mark_time[0].as_py() == T0 + dt.timedelta(seconds=1)
 
 
-def test_random_windows_equal_one_by_one_application():
+@pytest.mark.parametrize("toast", [0.5, 0.0], ids=["some-unchanged", "all-columns"])
+def test_random_windows_equal_one_by_one_application(toast: float):
+    """Keys with unchanged columns fold in Python, the others with numpy: both against one-by-one."""
     rnd = random.Random(7)
     for soft in (False, True):
         for trial in range(200):
@@ -132,8 +135,23 @@ def test_random_windows_equal_one_by_one_application():
                     rows.append(("delete", key, None, None, None))
                     live.discard(key)
                 else:
-                    unchanged = ["big"] if rnd.random() < 0.5 else None
+                    unchanged = ["big"] if rnd.random() < toast else None
                     rows.append(("update", key, f"u{len(rows)}", None if unchanged else f"U{len(rows)}", unchanged))
             expected = one_by_one({k: dict(r) for k, r in start.items()}, rows, soft)
             got = apply({k: dict(r) for k, r in start.items()}, plan_changes(changes(rows), ["id"], "soft" if soft else "hard"), soft)
             assert got == expected, rows
+
+
+def test_group_ids_of_composite_text_and_null_keys():
+    keys = pa.table(
+        {
+            "a": pa.array([1, 2, 1, 1, 2, 1], pa.int32()),
+            "b": pa.array(["x", "x", "y", "x", None, None]),
+        }
+    )
+    ids, groups = _group_ids(keys)
+    assert groups == 5
+    assert ids[0] == ids[3] and len({int(ids[i]) for i in (0, 1, 2, 4, 5)}) == 5
+    big = pa.table({"a": pa.array([2**62, -(2**62), 2**62]), "b": pa.array([b"k", b"k", b"k"])})
+    ids, groups = _group_ids(big)
+    assert groups == 2 and ids[0] == ids[2] != ids[1]
