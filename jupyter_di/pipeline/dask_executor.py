@@ -24,8 +24,8 @@ what a lagging bookmark reads again).  A block's own error is returned, not rais
 retries a ``ConfigError``.  Losing the scheduler fails the run with a clear error; the next run
 resumes from the committed state.
 
-Not on Dask: the streaming hand-off (a destination starts when its source is done) and live row
-counts (a block reports its rows when it ends).
+Streaming.  When the workers see the client's run folder, a destination task starts as soon as its
+source task has opened its streams and writes them while they are read (``dask_live.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import os
 import pickle
 import secrets
 import threading
+import time
 import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -49,12 +50,15 @@ from ..integration.runner import BlockResult
 from ..redaction import redact, redact_exception
 from ..settings import Settings
 from .block import Block
+from .dask_live import LiveHandle, SourceRestarted, announce, announced, live_root, mark_failed
 from .dask_transport import Where, pack, remove_spilled, unpack
 
 LOCAL_WORKERS = 2
 LOCAL_THREADS_PER_WORKER = 2
 FILE_DATABASES = ("duckdb", "sqlite")
 TOKEN_FILE = ".jupyter_di_dask_token"
+PROGRESS_SECONDS = 0.25
+"""A task sends a stream's row count at most this often (a Dask worker event each)."""
 
 
 class DaskUnavailable(DIError):
@@ -98,6 +102,8 @@ class BlockTask:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     """The client's environment (``env_var()``, secrets from ``JUPYTER_DI_SECRET_*``); never printed."""
     unsent_names: list[str] = field(default_factory=list)
+    live_root: str = ""
+    """A source whose destinations stream from it: where it announces its live streams (dask_live.py)."""
 
 
 @dataclass
@@ -164,7 +170,10 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
         base = Path(task.shared_dir) if shared else _worker_scratch() / task.run_id
         work_dir = base / "blocks" / task.block.name / uuid.uuid4().hex[:8]
         outputs = {
-            name: unpack(value.output if isinstance(value, TaskOutcome) else value, work_dir / "in") for name, value in upstream.items()
+            name: value.open()
+            if isinstance(value, LiveHandle)
+            else unpack(value.output if isinstance(value, TaskOutcome) else value, work_dir / "in")
+            for name, value in upstream.items()
         }
         ctx = RunContext(
             pipeline=task.pipeline,
@@ -179,6 +188,9 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
             identified=task.identified,
         )
         ctx.declined = {k: set(v) for k, v in task.declined.items()}
+        ctx.on_progress = _progress_sender(progress_topic(task.run_id))
+        if task.live_root:
+            ctx.publish = lambda name, output: announce(Path(task.live_root), output)
         block = task.block
         import distributed
 
@@ -210,6 +222,10 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
     except BaseException as exc:  # noqa: BLE001 - returned: Dask must retry only when a worker dies
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
+        if _caused_by(exc, SourceRestarted):  # rolled back; read the source's new attempt from its start
+            import distributed
+
+            raise distributed.Reschedule() from None
         outcome.error = _portable_error(exc)
     finally:
         if seceded:
@@ -217,6 +233,41 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
 
             distributed.rejoin()
     return outcome
+
+
+def progress_topic(run_id: str) -> str:
+    return f"jupyter-di-progress-{run_id}"
+
+
+def _progress_sender(topic: str) -> Any:
+    """Live row counts for the client (what a local run shows while it runs), as Dask worker events
+    (``Worker.log_event``, safe from a task's thread), at most one per stream and phase per
+    ``PROGRESS_SECONDS``; the client hands them to its observers (``DaskBlockRunner._progress``)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    last: dict[tuple[str, str, str], float] = {}
+
+    def send(block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
+        now = time.monotonic()
+        if now - last.get((block, stream, phase), 0.0) < PROGRESS_SECONDS:
+            return
+        last[(block, stream, phase)] = now
+        worker.log_event(topic, [block, stream, phase, int(rows), float(seconds)])
+
+    return send
+
+
+def _caused_by(exc: BaseException | None, kind: type) -> bool:
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, kind):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 class DaskPartRunner:
@@ -456,6 +507,18 @@ class DaskBlockRunner:
         self._lock = threading.Lock()
         self._namespace_future: Any = None
         self._unsent: list[str] = []
+        self.topic = progress_topic(self.run_id)
+        if ctx.on_progress is not None:
+            self.client.subscribe_topic(self.topic, self._progress)
+
+    def _progress(self, event: Any) -> None:
+        """A worker's row count (``_progress_sender``), on the client's event loop: to the observers."""
+        try:
+            _, (block, stream, phase, rows, seconds) = event
+            if self.ctx.on_progress is not None:
+                self.ctx.on_progress(block, stream, phase, rows, seconds)
+        except Exception:  # noqa: BLE001 - a progress display must never break a run
+            pass
 
     def _namespace(self) -> Any:
         with self._lock:
@@ -496,23 +559,51 @@ class DaskBlockRunner:
             env=dict(os.environ),
             unsent_names=self._unsent,
         )
+        root = self._live_root(block, ctx)
+        if root is not None:
+            task.live_root = str(root)
         namespace = self._namespace() if block.kind == BlockKind.PYTHON or block.lang == "python" else {}
         future = self.client.submit(
             run_block_task, task, namespace, upstream, key=f"jupyter-di-block-{block.name}-{self.run_id}", pure=False
         )
         try:
+            if root is not None:
+                self._publish_when_announced(future, root, block, ctx)
             outcome: TaskOutcome = future.result()
         except Exception as exc:
+            if root is not None:
+                mark_failed(root)
             raise self._lost(exc, block) from None
         for key, names in outcome.declined.items():
             for name in names:
                 ctx.decline(key[0], key[1], name)
         if outcome.error is not None:
+            if root is not None:
+                mark_failed(root)
             raise outcome.error
         with self._lock:
             self.futures[block.name] = future
         output = unpack(outcome.output, Path(self.session.work_dir) / self.run_id / "client" / block.name)
         return BlockResult(output=output, summary=outcome.summary, pending_states=outcome.pending_states)
+
+    @property
+    def streams(self) -> bool:
+        """Whether destinations may stream from running sources (the workers see the run folder)."""
+        return self.session.shared
+
+    def _live_root(self, block: Block, ctx: RunContext) -> Path | None:
+        """Where a source block with destinations announces its live streams (None: no streaming)."""
+        if block.kind != BlockKind.SOURCE or ctx.publish is None or not self.session.shared or not ctx.consumers.get(block.name):
+            return None
+        return live_root(self.session.work_dir, self.run_id, block.name)
+
+    def _publish_when_announced(self, future: Any, root: Path, block: Block, ctx: RunContext) -> None:
+        """Start the destinations once the source task has opened its streams (not before: a source
+        that fails first must not start them), as a local source publishes its ``LiveSpill``s."""
+        while not future.done() and not announced(root):
+            time.sleep(0.02)
+        if announced(root) and not future.done() and ctx.publish is not None:
+            ctx.publish(block.name, LiveHandle(str(root), block.name, ctx.pipeline))
 
     def _lost(self, exc: BaseException, block: Block) -> DIError:
         distributed = _import_distributed()
@@ -541,6 +632,10 @@ class DaskBlockRunner:
         with self._lock:
             self.futures.clear()
             self._namespace_future = None
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to unsubscribe from
+            pass
         remove_spilled(self.pipeline.settings.spill_url, self.run_id)
 
 
