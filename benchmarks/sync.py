@@ -200,6 +200,7 @@ CHILDREN = {
     "jdi-nb-pg-parts": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", "auto"),
     "jdi-nb-duckdb-parts": lambda conn, work: child_jdi_notebook(conn, work, "duckdb", "auto"),
     "jdi-nb-pg-dask": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", "auto", dask=True),
+    "jdi-nb-pg-dask-one": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", dask=True),
     "jdi-nb-duckdb-dask": lambda conn, work: child_jdi_notebook(conn, work, "duckdb", "auto", dask=True),
 }
 
@@ -346,6 +347,7 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
             "jdi-nb-pg": f"bench_nb.{SOURCE_TABLE}",
             "jdi-nb-pg-parts": f"bench_nb.{SOURCE_TABLE}",
             "jdi-nb-pg-dask": f"bench_nb.{SOURCE_TABLE}",
+            "jdi-nb-pg-dask-one": f"bench_nb.{SOURCE_TABLE}",
             "dlt-pg": f"bench_dlt.{SOURCE_TABLE}",
         }[case]
         with psycopg_connect(conn) as c:
@@ -419,6 +421,7 @@ def main() -> int:
             "jdi-nb-pg-parts": "notebook run PG->PG, partitions: auto",
             "jdi-nb-duckdb-parts": "notebook run PG->DuckDB, partitions: auto",
             "jdi-nb-pg-dask": "notebook run PG->PG, auto, Dask 2 workers",
+            "jdi-nb-pg-dask-one": "notebook run PG->PG, one query, Dask 2 workers",
             "jdi-nb-duckdb-dask": "notebook run PG->DuckDB, auto, Dask 2 workers",
             "jdi-nb-pg": "jupyter-di notebook run (source+destination blocks) PG->PG",
             "jdi-nb-duckdb": "jupyter-di notebook run (source+destination blocks) PG->DuckDB",

@@ -410,19 +410,41 @@ class _file_lock:
 def file_lock_name(block: Block) -> str | None:
     """``jupyter-di:<connector>:<path as written>`` for YAML blocks of a file database (a templated
     path locks the whole connector), None otherwise."""
-    if block.kind not in (BlockKind.SOURCE, BlockKind.DESTINATION) or block.lang != "yaml":
+    connector, data = block_connector(block)
+    if connector not in FILE_DATABASES:
         return None
+    path = str((data.get("config") or {}).get("path") or "")
+    return f"jupyter-di:{connector}:{'*' if '{{' in path else path}"
+
+
+def block_connector(block: Block) -> tuple[str, dict[str, Any]]:
+    """A YAML source or destination block's connector name and its parsed body (else ``""``)."""
+    if block.kind not in (BlockKind.SOURCE, BlockKind.DESTINATION) or block.lang != "yaml":
+        return "", {}
     from ..integration.safe_yaml import load
 
     try:
         data = load(block.body) or {}
     except Exception:  # noqa: BLE001 - the block itself reports bad YAML when it runs
-        return None
-    connector = str(data.get(block.kind) or "")
-    if connector not in FILE_DATABASES:
-        return None
-    path = str((data.get("config") or {}).get("path") or "")
-    return f"jupyter-di:{connector}:{'*' if '{{' in path else path}"
+        return "", {}
+    return (str(data.get(block.kind) or ""), data) if isinstance(data, dict) else ("", {})
+
+
+def warm_up(connectors: list[str]) -> None:
+    """On a worker, before its first block task: import the engine and the run's connectors (0.5-1 s
+    per process), so a destination task that starts while its source reads does not import first."""
+    from ..connectors import registry
+    from ..integration import runner  # noqa: F401
+    from . import block_body  # noqa: F401
+
+    for name in connectors:
+        try:
+            spec = registry.get(name)
+            for cls in (spec.source, spec.destination):
+                if cls is not None:
+                    __import__(cls.__module__)
+        except Exception:  # noqa: BLE001 - the block reports an unknown connector itself
+            pass
 
 
 # -- on the client -------------------------------------------------------------------------------
@@ -447,6 +469,10 @@ class DaskSession:
         self.cluster: Any = None
         self.client: Any = None
         self.shared = False
+        self.warmed: set[str] = set()
+        """Workers that were sent ``warm_up``."""
+        self.warming: list[Any] = []
+        """Their futures (a future nobody holds is forgotten by the scheduler before it runs)."""
         self._lock = threading.Lock()
 
     def start(self) -> Any:
@@ -489,6 +515,8 @@ class DaskSession:
                     except Exception:  # noqa: BLE001 - closing a lost cluster: nothing to keep
                         pass
             self.client = self.cluster = None
+            self.warming.clear()
+            self.warmed.clear()
 
     def describe(self) -> str:
         return self.scheduler or "a local Dask cluster"
@@ -508,8 +536,32 @@ class DaskBlockRunner:
         self._namespace_future: Any = None
         self._unsent: list[str] = []
         self.topic = progress_topic(self.run_id)
+        self._warm_up()
         if ctx.on_progress is not None:
             self.client.subscribe_topic(self.topic, self._progress)
+
+    def _warm_up(self) -> None:
+        """Workers this session has not used yet import the run's connectors now, in a thread slot
+        of their own, while the first tasks start (not waited for: a failure here changes nothing)."""
+        connectors = sorted({name for b in self.pipeline.graph.blocks.values() if (name := block_connector(b)[0])})
+        try:
+            workers = list(self.client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - no worker list: nothing to warm
+            return
+        for address in workers:
+            if address in self.session.warmed:
+                continue
+            self.session.warmed.add(address)
+            self.session.warming.append(
+                self.client.submit(
+                    warm_up,
+                    connectors,
+                    workers=[address],
+                    allow_other_workers=False,
+                    pure=False,
+                    key=f"jupyter-di-warm-{uuid.uuid4().hex[:12]}",
+                )
+            )
 
     def _progress(self, event: Any) -> None:
         """A worker's row count (``_progress_sender``), on the client's event loop: to the observers."""
