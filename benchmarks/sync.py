@@ -182,12 +182,35 @@ def child_jdi_notebook(conn: dict, work: Path, destination: str, partitions: str
         started = time.perf_counter()
         code = cli_main(args)
         seconds = time.perf_counter() - started
+        if cluster is not None:
+            WORKER_RSS_MB.extend(sorted(_peak_rss_mb(v) for v in cluster_client_run(cluster, _self_peak_rss_kb).values()))
     finally:
         if cluster is not None:
             cluster.close()
     if code != 0:
         raise SystemExit(f"jupyter-di run failed with exit code {code}")
     return seconds
+
+
+WORKER_RSS_MB: list[float] = []
+"""Peak RSS of each Dask worker process of a child's run (reported beside the child's own)."""
+
+
+def _self_peak_rss_kb() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _peak_rss_mb(kb: int) -> float:
+    return round(kb / 1024)
+
+
+def cluster_client_run(cluster, fn) -> dict:
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False) as client:
+        return client.run(fn)
 
 
 CHILDREN = {
@@ -285,8 +308,9 @@ def ensure_dlt() -> str | None:
 # -- the parent ---------------------------------------------------------------------------------
 
 
-def run_child(argv: list[str], env: dict) -> tuple[float | None, float, int, str]:
-    """(seconds the child reported, wall seconds, the child's peak RSS in KB, its stderr).
+def run_child(argv: list[str], env: dict) -> tuple[dict | None, float, int, str]:
+    """(what the child reported: its seconds and own peak RSS, wall seconds, peak RSS in KB of the
+    child and its own children, its stderr).
 
     Reaped with ``os.wait4`` so the peak RSS is that child's (and its own children's), not the
     maximum over every case run so far, which ``RUSAGE_CHILDREN`` would give.
@@ -300,17 +324,23 @@ def run_child(argv: list[str], env: dict) -> tuple[float | None, float, int, str
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read().decode(errors="replace")
-    seconds = _parse_seconds(stdout) if proc.returncode == 0 else None
-    return seconds, wall, usage.ru_maxrss, stderr
+    report = _parse_report(stdout) if proc.returncode == 0 else None
+    return report, wall, usage.ru_maxrss, stderr
 
 
-def _parse_seconds(out: bytes) -> float | None:
+def _parse_report(out: bytes) -> dict | None:
     for line in reversed(out.decode(errors="replace").splitlines()):
         try:
-            return float(json.loads(line)["seconds"])
+            report = json.loads(line)
+            float(report["seconds"])
+            return report
         except (ValueError, KeyError, TypeError):
             continue
     return None
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def settle(conn: dict) -> None:
@@ -356,6 +386,29 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
         return None
 
 
+RATIOS = [
+    ("PG->PG against the COPY pipe (target >= 0.8)", "raw", "jdi-pg"),
+    ("PG->PG, partitions: auto, against the COPY pipe", "raw", "jdi-pg-parts"),
+    ("PG->DuckDB against DuckDB's scanner (target >= 1.0)", "duckdb-scanner", "jdi-duckdb"),
+    ("PG->DuckDB, partitions: auto, against DuckDB's scanner", "duckdb-scanner", "jdi-duckdb-parts"),
+    ("Dask against local, PG->PG, one query (target: Dask within 1.3x)", "jdi-nb-pg", "jdi-nb-pg-dask-one"),
+    ("Dask against local, PG->PG, partitions: auto", "jdi-nb-pg-parts", "jdi-nb-pg-dask"),
+    ("Dask against local, PG->DuckDB, partitions: auto", "jdi-nb-duckdb-parts", "jdi-nb-duckdb-dask"),
+]
+
+
+def print_ratios(seconds: dict[str, float]) -> None:
+    """The issue's targets as speed ratios (baseline seconds / ours: above 1 is faster), and Dask's
+    cost as a time ratio (Dask seconds / local seconds)."""
+    print()
+    for label, base, ours in RATIOS:
+        if base in seconds and ours in seconds:
+            if label.startswith("Dask"):
+                print(f"{label}: {seconds[ours] / seconds[base]:.2f}x the time")
+            else:
+                print(f"{label}: {seconds[base] / seconds[ours]:.2f}x the speed")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -366,8 +419,8 @@ def main() -> int:
     ap.add_argument("--skip-dlt", action="store_true", help="do not run (or install) dlt")
     ap.add_argument(
         "--cases",
-        default="raw,jdi-pg,jdi-pg-parts,jdi-duckdb,jdi-duckdb-parts,duckdb-scanner,jdi-nb-pg,jdi-nb-pg-parts,jdi-nb-pg-dask,"
-        "jdi-nb-duckdb,jdi-nb-duckdb-parts,jdi-nb-duckdb-dask,dlt-duckdb,dlt-pg",
+        default="raw,jdi-pg,jdi-pg-parts,duckdb-scanner,jdi-duckdb,jdi-duckdb-parts,jdi-nb-pg,jdi-nb-pg-dask-one,jdi-nb-pg-parts,"
+        "jdi-nb-pg-dask,jdi-nb-duckdb,jdi-nb-duckdb-parts,jdi-nb-duckdb-dask,dlt-duckdb,dlt-pg",
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--conn", help=argparse.SUPPRESS)
@@ -376,7 +429,7 @@ def main() -> int:
 
     if args.child:
         seconds = CHILDREN[args.child](json.loads(args.conn), Path(args.work))
-        print(json.dumps({"seconds": seconds}))
+        print(json.dumps({"seconds": seconds, "self_rss_mb": _peak_rss_mb(_self_peak_rss_kb()), "workers_rss_mb": WORKER_RSS_MB}))
         return 0
 
     from benchmarks.bytecode import compile_package
@@ -433,12 +486,12 @@ def main() -> int:
         for case in cases:
             if case == "duckdb-scanner":
                 if scanner_problem:
-                    results.append((labels[case], None, None, None, None, scanner_problem))
+                    results.append((case, labels[case], None, None, None, scanner_problem))
                     continue
                 argv = [str(SCANNER_VENV / "bin" / "python"), "-c", SCANNER_SCRIPT, json.dumps(conn), str(work), SOURCE_TABLE]
             elif case.startswith("dlt"):
                 if dlt_problem:
-                    results.append((labels[case], None, None, None, None, dlt_problem))
+                    results.append((case, labels[case], None, None, None, dlt_problem))
                     continue
                 if case == "dlt-pg":
                     with psycopg_connect(conn) as c:
@@ -449,27 +502,34 @@ def main() -> int:
             else:
                 argv = [sys.executable, __file__, "--child", case, "--conn", json.dumps(conn), "--work", str(work)]
             settle(conn)
-            seconds, wall, rss_kb, err = run_child(argv, pg_env(conn))
+            report, wall, rss_kb, err = run_child(argv, pg_env(conn))
+            seconds = float(report["seconds"]) if report else None
             if case == "raw" and not err.strip():
                 seconds = wall
             count = count_rows(conn, case, work)
             note = "" if count == args.rows else f"destination has {count} rows"
             if seconds is None:
                 note = "failed: " + (err.strip().splitlines() or ["?"])[-1][:100]
-            results.append((labels[case], seconds, wall, rss_kb, count, note))
-            print(f"  done: {labels[case]}", flush=True)
+            own = (report or {}).get("self_rss_mb")
+            workers = (report or {}).get("workers_rss_mb") or []
+            rss = f"{own:.0f}" if own is not None else (f"{rss_kb / 1024:.0f}" if rss_kb else "?")
+            if workers:
+                rss += " + " + " + ".join(f"{w:.0f}" for w in workers)
+            results.append((case, labels[case], seconds, wall, rss, note))
+            print(f"  done: {labels[case]} (load average {load_average()})", flush=True)
 
         print()
-        print(f"rows: {args.rows:,}   machine: {os.cpu_count()} cores   python {sys.version.split()[0]}")
-        header = f"| {'case':<50} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>11} | note"
+        print(f"rows: {args.rows:,}   machine: {os.cpu_count()} cores   python {sys.version.split()[0]}   load average {load_average()}")
+        print("peak RSS per process: the case's own process (a Dask case: client and scheduler) + each Dask worker")
+        header = f"| {'case':<50} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>15} | note"
         print(header)
-        print("|" + "-" * 52 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 13 + "|------")
-        for label, seconds, wall, rss_kb, _count, note in results:
+        print("|" + "-" * 52 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 17 + "|------")
+        for _case, label, seconds, wall, rss, note in results:
             if seconds is None:
-                print(f"| {label:<50} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>11} | {note}")
+                print(f"| {label:<50} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>15} | {note}")
                 continue
-            rss = f"{rss_kb / 1024:.0f}" if rss_kb else "?"
-            print(f"| {label:<50} | {seconds:7.2f} | {args.rows / seconds:9,.0f} | {wall:6.1f} | {rss:>11} | {note}")
+            print(f"| {label:<50} | {seconds:7.2f} | {args.rows / seconds:9,.0f} | {wall:6.1f} | {rss:>15} | {note}")
+        print_ratios({case: seconds for case, _, seconds, *_ in results if seconds})
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
