@@ -131,6 +131,19 @@ def child_jdi_pg(conn: dict, work: Path, partitions: str | None = None) -> float
     return time.perf_counter() - started
 
 
+def child_jdi_read(conn: dict, work: Path, partitions: str | int | None = None) -> float:
+    """Read only, rows discarded: one part's rate (the scaling argument in docs/architecture.md)."""
+    from jupyter_di.connectors.base import ReadRequest, StreamSettings
+    from jupyter_di.connectors.postgres import PostgresSource
+
+    started = time.perf_counter()
+    rows = 0
+    with PostgresSource(jdi_config(conn)) as src:
+        for batch in src.read(ReadRequest(StreamSettings(SOURCE_TABLE, partitions=partitions))):
+            rows += batch.num_rows
+    return time.perf_counter() - started
+
+
 def child_jdi_duckdb(conn: dict, work: Path, partitions: str | None = None) -> float:
     from jupyter_di.connectors.base import StreamSettings
     from jupyter_di.connectors.postgres import PostgresSource
@@ -214,6 +227,8 @@ def cluster_client_run(cluster, fn) -> dict:
 
 
 CHILDREN = {
+    "jdi-read": child_jdi_read,
+    "jdi-read-parts": lambda conn, work: child_jdi_read(conn, work, 2),
     "jdi-pg": child_jdi_pg,
     "jdi-duckdb": child_jdi_duckdb,
     "jdi-pg-parts": lambda conn, work: child_jdi_pg(conn, work, "auto"),
@@ -363,6 +378,8 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
         "duckdb-scanner": (work / "scanner.duckdb", SOURCE_TABLE),
         "dlt-duckdb": (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}"),
     }
+    if case.startswith("jdi-read"):
+        return None
     try:
         if case in duck_files:
             import duckdb
@@ -419,7 +436,7 @@ def main() -> int:
     ap.add_argument("--skip-dlt", action="store_true", help="do not run (or install) dlt")
     ap.add_argument(
         "--cases",
-        default="raw,jdi-pg,jdi-pg-parts,duckdb-scanner,jdi-duckdb,jdi-duckdb-parts,jdi-nb-pg,jdi-nb-pg-dask-one,jdi-nb-pg-parts,"
+        default="jdi-read,jdi-read-parts,raw,jdi-pg,jdi-pg-parts,duckdb-scanner,jdi-duckdb,jdi-duckdb-parts,jdi-nb-pg,jdi-nb-pg-dask-one,jdi-nb-pg-parts,"
         "jdi-nb-pg-dask,jdi-nb-duckdb,jdi-nb-duckdb-parts,jdi-nb-duckdb-dask,dlt-duckdb,dlt-pg",
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -466,6 +483,8 @@ def main() -> int:
             dlt_problem = ensure_dlt()
         labels = {
             "raw": "psql COPY binary | psql COPY binary (PG->PG)",
+            "jdi-read": "jupyter-di read only (rows discarded), one query",
+            "jdi-read-parts": "jupyter-di read only (rows discarded), 2 parts",
             "jdi-pg": "jupyter-di Postgres->Postgres",
             "jdi-duckdb": "jupyter-di Postgres->DuckDB",
             "jdi-pg-parts": "jupyter-di Postgres->Postgres, partitions: auto",
@@ -507,7 +526,7 @@ def main() -> int:
             if case == "raw" and not err.strip():
                 seconds = wall
             count = count_rows(conn, case, work)
-            note = "" if count == args.rows else f"destination has {count} rows"
+            note = "" if count == args.rows or case.startswith("jdi-read") else f"destination has {count} rows"
             if seconds is None:
                 note = "failed: " + (err.strip().splitlines() or ["?"])[-1][:100]
             own = (report or {}).get("self_rss_mb")

@@ -34,6 +34,7 @@ import logging
 import os
 import pickle
 import secrets
+import shutil
 import threading
 import time
 import uuid
@@ -50,7 +51,7 @@ from ..integration.runner import BlockResult
 from ..redaction import redact, redact_exception
 from ..settings import Settings
 from .block import Block
-from .dask_live import LiveHandle, SourceRestarted, announce, announced, live_root, mark_failed
+from .dask_live import LiveHandle, SourceRestarted, announce, announced, caused_by, live_root, mark_failed
 from .dask_transport import Where, pack, remove_spilled, unpack
 
 LOCAL_WORKERS = 2
@@ -194,7 +195,7 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
         block = task.block
         import distributed
 
-        set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None))
+        set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None, task.block.name))
         if block.kind == "source":
             distributed.secede()  # it mostly waits (on its source, on its part tasks): its thread slot goes to them
             seceded = True
@@ -222,7 +223,7 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
     except BaseException as exc:  # noqa: BLE001 - returned: Dask must retry only when a worker dies
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        if _caused_by(exc, SourceRestarted):  # rolled back; read the source's new attempt from its start
+        if caused_by(exc, SourceRestarted):  # rolled back; read the source's new attempt from its start
             import distributed
 
             raise distributed.Reschedule() from None
@@ -261,75 +262,90 @@ def _progress_sender(topic: str) -> Any:
     return send
 
 
-def _caused_by(exc: BaseException | None, kind: type) -> bool:
-    seen = 0
-    while exc is not None and seen < 20:
-        if isinstance(exc, kind):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
 class DaskPartRunner:
     """Runs the parts of a split read (``connectors.base.part_runner``) as Dask tasks of their own.
 
-    Each part task writes its batches to a spill file in the run folder the client shares with the
-    workers (or, with no shared folder, returns them as an Arrow table); the reading task gets each
-    part's batches as the part completes.  A part whose worker dies is run again by the scheduler
-    (the coordinator still holds the exported snapshot open, so the retry reads the same rows)."""
+    With a run folder the workers share, each part task spills its batches there as they come and
+    announces them like a live source stream (``dask_live.py``); the reading task takes the parts in
+    order, each while it is still being read, so the first rows move on at once.  A part whose
+    worker dies is run again by the scheduler (the reading task still holds the exported snapshot
+    open, so the retry reads the same rows); when the reading task had already passed on some of
+    the dead attempt's rows it stops with ``SourceRestarted`` and is itself run again from the
+    committed state, with its streaming destinations.  Without a shared folder a part returns its
+    rows as one Arrow table, taken as the part completes."""
 
     name = "dask"
 
-    def __init__(self, client: Any, shared_dir: str | None) -> None:
+    def __init__(self, client: Any, shared_dir: str | None, block: str = "") -> None:
         self.client = client
         self.shared_dir = shared_dir
+        self.block = block
 
     def __call__(self, jobs: list[Any]) -> Any:
         distributed = _import_distributed()
         batch = uuid.uuid4().hex[:12]
+        roots = [str(Path(self.shared_dir) / "parts" / batch / str(i)) if self.shared_dir else None for i in range(len(jobs))]
         futures = [
-            self.client.submit(spill_part, job, self.shared_dir, key=f"jupyter-di-part-{batch}-{i}", pure=False)
-            for i, job in enumerate(jobs)
+            self.client.submit(spill_part, job, self.shared_dir, root, key=f"jupyter-di-part-{batch}-{i}", pure=False)
+            for i, (job, root) in enumerate(zip(jobs, roots))
         ]
-        order = {future.key: i for i, future in enumerate(futures)}
         try:
+            if self.shared_dir is not None:
+                for i, (future, root) in enumerate(zip(futures, roots)):
+                    yield i, _live_part_batches(Path(str(root)), self.block, future)
+                return
+            order = {future.key: i for i, future in enumerate(futures)}
             for future in distributed.as_completed(futures):
                 kind, payload = future.result()
-                yield order[future.key], _part_batches(kind, payload)
+                yield order[future.key], (payload.to_batches() if kind == "arrow" else [])
         finally:
             for future in futures:
                 future.cancel()
+            if self.shared_dir is not None:
+                shutil.rmtree(Path(self.shared_dir) / "parts" / batch, ignore_errors=True)
 
 
-def spill_part(job: Any, shared_dir: str | None) -> tuple[str, Any]:
-    """On a worker: run one part and keep its batches where the reading task can get them."""
+def spill_part(job: Any, shared_dir: str | None, live_root: str | None = None) -> tuple[str, Any]:
+    """On a worker: run one part and keep its batches where the reading task can get them (a live
+    spill under ``live_root`` in the shared run folder, else an Arrow table in the result)."""
+    import itertools
+
     import pyarrow as pa
 
-    batches = iter(job())
-    first = next(batches, None)
-    if first is None:
-        return "empty", None
-    if shared_dir is None:
-        return "arrow", pa.Table.from_batches([first, *batches])
-    path = Path(shared_dir) / "parts" / f"{uuid.uuid4().hex}.arrow"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, first.schema) as writer:
-        writer.write_batch(first)
-        for batch in batches:
-            writer.write_batch(batch)
+    from ..connectors.base import StreamSettings
+    from ..sync.spill import spill
+    from .dask_live import live_part
+
+    if live_root is None:
+        batches = list(job())
+        return ("arrow", pa.Table.from_batches(batches)) if batches else ("empty", None)
+    live = live_part(Path(live_root))
+    try:
+        rows = iter(job())
+        first = next(rows, None)
+        if first is None:
+            live.finish()
+            return "empty", None
+        live.begin(first.schema, {})
+        path = Path(live_root) / f"{uuid.uuid4().hex}.arrow"
+        spill(pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], rows)), path, StreamSettings("part"), live=live)
+    except BaseException as exc:
+        live.fail(exc)
+        raise
     return "path", str(path)
 
 
-def _part_batches(kind: str, payload: Any) -> Any:
-    if kind == "arrow":
-        yield from payload.to_batches()
-    elif kind == "path":
-        from ..sync.spill import open_reader
+def _live_part_batches(root: Path, block: str, future: Any) -> Any:
+    """A part's batches while its task writes them; the part's own error if it fails."""
+    from ..errors import UpstreamFailed
+    from .dask_live import open_part
 
-        try:
-            yield from open_reader(Path(payload))
-        finally:
-            Path(payload).unlink(missing_ok=True)
+    try:
+        yield from open_part(root, block, future).batches()
+    except UpstreamFailed as exc:
+        if not isinstance(exc, SourceRestarted):
+            future.result(timeout=60)  # the part failed: its own error, not "upstream failed"
+        raise
 
 
 class _Scope:

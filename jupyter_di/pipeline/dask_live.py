@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from ..errors import UpstreamFailed
 from ..integration.outputs import LiveSourceOutput
-from ..sync.live_spill import tail_batches
+from ..sync.live_spill import LiveSpill, tail_batches
 
 POINTER = "current"
 FAILED = "failed"
@@ -48,6 +48,16 @@ POINTER_CHECK_SECONDS = 0.5
 
 class SourceRestarted(UpstreamFailed):
     """The source task this reader streams from started again (its worker died): read again."""
+
+
+def caused_by(exc: BaseException | None, kind: type) -> bool:
+    """Whether ``exc`` or an error it was raised from is a ``kind``."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, kind):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def live_root(shared_dir: str | Path, run_id: str, block: str) -> Path:
@@ -83,13 +93,27 @@ class Journal:
         self.close()
 
     def fail(self, exc: BaseException) -> None:
-        self._write({"error": type(exc).__name__})
+        # a source stopped because its own upstream restarted is run again too: its readers follow
+        self._write({"restart": True} if caused_by(exc, SourceRestarted) else {"error": type(exc).__name__})
         self.close()
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def live_part(root: Path) -> LiveSpill:
+    """On a part's worker: the part's ``LiveSpill``, announced as a new attempt under ``root``."""
+    live = LiveSpill("part", {})
+    announce(root, LiveSourceOutput("part", [live]))
+    return live
+
+
+def open_part(root: Path, block: str, watch: Any) -> JournalReader:
+    """On the reading task's worker: the part announced under ``root`` (whose task is ``watch``)."""
+    attempt = _wait_for_attempt(root, block, watch)
+    return JournalReader(root, attempt, 0, "part", {"block": block}, watch=watch)
 
 
 def announce(root: Path, output: LiveSourceOutput) -> None:
@@ -151,8 +175,10 @@ class LiveHandle:
         return LiveSourceOutput(self.block, streams)  # type: ignore[arg-type]
 
 
-def _wait_for_attempt(root: Path, block: str) -> str:
+def _wait_for_attempt(root: Path, block: str, watch: Any = None) -> str:
     while True:
+        if watch is not None and watch.done() and watch.status != "finished":
+            watch.result()
         current = _current(root)
         if current == FAILED:
             raise UpstreamFailed(block)
@@ -165,8 +191,10 @@ class JournalReader:
     """One stream of a running source in another process: the ``LiveSpill`` reader interface
     (``stream``, ``origin``, ``wait_started``, ``reader``) over its journal and spill file."""
 
-    def __init__(self, root: Path, attempt: str, index: int, stream: str, origin: dict[str, Any]) -> None:
+    def __init__(self, root: Path, attempt: str, index: int, stream: str, origin: dict[str, Any], watch: Any = None) -> None:
         self.root = root
+        self.watch = watch
+        """The writer's Dask future, when this side holds it (a part): its own error, if it fails."""
         self.attempt = attempt
         self.stream = stream
         self.origin = origin
@@ -187,6 +215,8 @@ class JournalReader:
             now = time.monotonic()
             if now - self._checked > POINTER_CHECK_SECONDS:
                 self._checked = now
+                if self.watch is not None and self.watch.done() and self.watch.status != "finished":
+                    self.watch.result()  # raises the writer's own error
                 current = _current(self.root)
                 if current == FAILED:
                     raise UpstreamFailed(self.origin["block"], stream=self.stream)
@@ -212,6 +242,8 @@ class JournalReader:
             self.published = event["bytes"]
         elif "end" in event:
             self.finished = True
+        elif "restart" in event:
+            raise SourceRestarted(self.origin["block"], stream=self.stream)
         elif "error" in event:
             raise UpstreamFailed(self.origin["block"], stream=self.stream)
 
@@ -221,7 +253,9 @@ class JournalReader:
                 time.sleep(POLL_SECONDS)
 
     def wait_started(self) -> tuple[pa.Schema, dict[str, Any]]:
-        self._wait(lambda: self.schema is not None)
+        self._wait(lambda: self.schema is not None or self.finished)
+        if self.schema is None:  # ended before its first batch (an empty part)
+            self.schema, self.info = pa.schema([]), {}
         assert self.schema is not None and self.info is not None
         return self.schema, self.info
 
@@ -232,6 +266,14 @@ class JournalReader:
     def reader(self) -> pa.RecordBatchReader:
         schema, _ = self.wait_started()
         return pa.RecordBatchReader.from_batches(schema, self._batches())
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The batches as they are published (none for a stream that ended without any)."""
+        self.wait_started()
+        if self.path is None and self.finished:
+            self._journal.close()
+            return iter(())
+        return self._batches()
 
     def _open(self) -> int:
         self._wait(lambda: self.path is not None and self.published > 0)

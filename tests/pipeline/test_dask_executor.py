@@ -405,26 +405,28 @@ def arm(marker):
 
     original = dask_executor.spill_part
 
-    def spill_part(job, shared_dir):
+    def spill_part(job, *where):
         batches = iter(job())
         first = next(batches, None)
         if first is not None and not Path(marker).exists():
             Path(marker).write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)  # the worker dies halfway through reading its part
-        return original(lambda: iter([] if first is None else [first, *batches]), shared_dir)
+        return original(lambda: iter([] if first is None else [first, *batches]), *where)
 
     dask_executor.spill_part = spill_part
 """
 
 
-def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(tmp_path, cluster, pg_config, pg_connect):
+def _killed_part_run(tmp_path: Path, cluster, pg_config, pg_connect, code: str, rows: int) -> tuple[Any, Path]:
+    """Arm the workers with ``code`` (it kills one once), run a partitioned sync on Dask; the
+    destination must equal the source whatever died."""
     conn = pg_connect()
-    seed(conn, 50_000)
+    seed(conn, rows)
     conn.execute("CREATE SCHEMA dst")
     notebook = pg_notebook(tmp_path / "nb", pg_config, "dst")
     marker = tmp_path / "killed"
     namespace: dict = {}
-    exec(KILL_IN_PART, namespace)  # noqa: S102 - the test's own code, shipped to the workers
+    exec(code, namespace)  # noqa: S102 - the test's own code, shipped to the workers
     cluster[1].run(namespace["arm"], str(marker))
     ran = cli_process("run", str(notebook), *dask_args(cluster))
     assert ran.returncode == 0, ran.stderr + ran.stdout
@@ -432,6 +434,11 @@ def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(
     for table in ("items", "events"):
         assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
     cluster[1].wait_for_workers(2, timeout=60)
+    return conn, notebook
+
+
+def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(tmp_path, cluster, pg_config, pg_connect):
+    _killed_part_run(tmp_path, cluster, pg_config, pg_connect, KILL_IN_PART, 50_000)
 
 
 def test_config_lines_in_the_notebook_choose_dask_for_a_headless_run(tmp_path, cluster):
@@ -549,3 +556,32 @@ def test_live_row_counts_reach_the_observers_on_dask(tmp_path, cluster):
         pipeline.close()
     assert ("src", "orders", "read", 2000) in seen
     assert any(block == "dst" and phase == "write" and rows > 0 for block, _, phase, rows in seen)
+
+
+KILL_MID_PART = """
+import os, signal
+from pathlib import Path
+
+def arm(marker):
+    from jupyter_di.sync import live_spill
+
+    publish = live_spill.LiveSpill.publish
+
+    def probe_publish(self, nbytes, state, *, batch=True):
+        publish(self, nbytes, state, batch=batch)
+        if batch and self.stream == "part" and not Path(marker).exists():
+            self.origin["probe"] = self.origin.get("probe", 0) + 1
+            if self.origin["probe"] == 2:
+                Path(marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)  # a part's worker dies after its reader took rows from it
+
+    live_spill.LiveSpill.publish = probe_publish
+"""
+
+
+def test_a_part_worker_killed_mid_stream_restarts_the_read_without_losses(tmp_path, cluster, pg_config, pg_connect):
+    """Parts stream to their reading task; a part that dies after some of its rows moved on makes
+    the reading task (and its streaming destination) run again from the committed state."""
+    _, notebook = _killed_part_run(tmp_path, cluster, pg_config, pg_connect, KILL_MID_PART, 100_000)
+    state = json.loads(cli_process("state", "show", str(notebook)).stdout)
+    assert state["bookmarks"]["src.events"] == {"updated_at": "2024-01-01T00:16:16+00:00"}
