@@ -196,8 +196,10 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
         import distributed
 
         set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None, task.block.name))
-        if block.kind == "source":
-            distributed.secede()  # it mostly waits (on its source, on its part tasks): its thread slot goes to them
+        if block.kind == "source" or any(isinstance(v, LiveHandle) for v in upstream.values()):
+            # it mostly waits (on its source, on its part tasks, on a source still reading): its thread slot
+            # goes to them, or destinations streaming from a split read could hold every slot its parts need
+            distributed.secede()
             seceded = True
         with _in_scope(task.cwd, task.env), _file_lock(block):
             try:

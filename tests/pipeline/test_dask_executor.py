@@ -481,11 +481,15 @@ def arm(log, marker, kill):
     def probe_publish(self, nbytes, state, *, batch=True):
         publish(self, nbytes, state, batch=batch)
         if batch and self.stream == "events" and Path(log).exists():
-            time.sleep(0.05)  # a slow source: its destination must not wait for the end
             self.origin["probe"] = self.origin.get("probe", 0) + 1
-            if kill and self.origin["probe"] == 3 and not Path(marker).exists():
+            if self.origin["probe"] != 3:
+                return
+            if kill and not Path(marker).exists():
                 Path(marker).write_text(str(os.getpid()))
                 os.kill(os.getpid(), signal.SIGKILL)  # the source's worker dies while its destination streams
+            deadline = time.time() + 60  # the source holds its last batches until the destination committed rows
+            while not kill and time.time() < deadline and "commit events" not in Path(log).read_text():
+                time.sleep(0.05)
 
     def probe_finish(self):
         finish(self)
