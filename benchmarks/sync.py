@@ -354,6 +354,29 @@ def _parse_report(out: bytes) -> dict | None:
     return None
 
 
+def medians(results: list[tuple]) -> list[tuple]:
+    """One row per case: the median seconds and wall time of its runs (each run listed in the note,
+    since other work on a shared machine moves single runs a lot) and the largest RSS."""
+    import statistics
+
+    by_case: dict[str, list[tuple]] = {}
+    for row in results:
+        by_case.setdefault(row[0], []).append(row)
+    merged = []
+    for case, rows in by_case.items():
+        done = [r for r in rows if r[2] is not None]
+        if len(rows) == 1 or not done:
+            merged.append(rows[0])
+            continue
+        seconds = statistics.median(r[2] for r in done)
+        wall = statistics.median(r[3] for r in done)
+        rss = max((r[4] for r in done), key=lambda text: float(text.split(" ")[0]) if text[0].isdigit() else 0.0)
+        runs = "runs " + " / ".join(f"{r[2]:.2f}" for r in done) + " s"
+        notes = "; ".join(dict.fromkeys(r[5] for r in rows if r[5]))
+        merged.append((case, rows[0][1], seconds, wall, rss, "; ".join(n for n in (runs, notes) if n)))
+    return merged
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -434,6 +457,7 @@ def main() -> int:
     ap.add_argument("--username", default="postgres")
     ap.add_argument("--database", default="jdi_bench")
     ap.add_argument("--skip-dlt", action="store_true", help="do not run (or install) dlt")
+    ap.add_argument("--repeat", type=int, default=1, help="run the case list this many times, alternating, and report each case's median")
     ap.add_argument(
         "--cases",
         default="jdi-read,jdi-read-parts,raw,jdi-pg,jdi-pg-parts,duckdb-scanner,jdi-duckdb,jdi-duckdb-parts,jdi-nb-pg,jdi-nb-pg-dask-one,jdi-nb-pg-parts,"
@@ -502,7 +526,7 @@ def main() -> int:
         }
         scanner_problem = ensure_scanner() if "duckdb-scanner" in cases else None
         results = []
-        for case in cases:
+        for case in cases * max(1, args.repeat):
             if case == "duckdb-scanner":
                 if scanner_problem:
                     results.append((case, labels[case], None, None, None, scanner_problem))
@@ -543,6 +567,7 @@ def main() -> int:
         header = f"| {'case':<50} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>15} | note"
         print(header)
         print("|" + "-" * 52 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 17 + "|------")
+        results = medians(results)
         for _case, label, seconds, wall, rss, note in results:
             if seconds is None:
                 print(f"| {label:<50} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>15} | {note}")
