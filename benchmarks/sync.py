@@ -131,6 +131,19 @@ def child_jdi_pg(conn: dict, work: Path, partitions: str | None = None) -> float
     return time.perf_counter() - started
 
 
+def child_jdi_read(conn: dict, work: Path, partitions: str | int | None = None) -> float:
+    """Read only, rows discarded: one part's rate (the scaling argument in docs/architecture.md)."""
+    from jupyter_di.connectors.base import ReadRequest, StreamSettings
+    from jupyter_di.connectors.postgres import PostgresSource
+
+    started = time.perf_counter()
+    rows = 0
+    with PostgresSource(jdi_config(conn)) as src:
+        for batch in src.read(ReadRequest(StreamSettings(SOURCE_TABLE, partitions=partitions))):
+            rows += batch.num_rows
+    return time.perf_counter() - started
+
+
 def child_jdi_duckdb(conn: dict, work: Path, partitions: str | None = None) -> float:
     from jupyter_di.connectors.base import StreamSettings
     from jupyter_di.connectors.postgres import PostgresSource
@@ -182,6 +195,8 @@ def child_jdi_notebook(conn: dict, work: Path, destination: str, partitions: str
         started = time.perf_counter()
         code = cli_main(args)
         seconds = time.perf_counter() - started
+        if cluster is not None:
+            WORKER_RSS_MB.extend(sorted(_peak_rss_mb(v) for v in cluster_client_run(cluster, _self_peak_rss_kb).values()))
     finally:
         if cluster is not None:
             cluster.close()
@@ -190,7 +205,30 @@ def child_jdi_notebook(conn: dict, work: Path, destination: str, partitions: str
     return seconds
 
 
+WORKER_RSS_MB: list[float] = []
+"""Peak RSS of each Dask worker process of a child's run (reported beside the child's own)."""
+
+
+def _self_peak_rss_kb() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _peak_rss_mb(kb: int) -> float:
+    return round(kb / 1024)
+
+
+def cluster_client_run(cluster, fn) -> dict:
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False) as client:
+        return client.run(fn)
+
+
 CHILDREN = {
+    "jdi-read": child_jdi_read,
+    "jdi-read-parts": lambda conn, work: child_jdi_read(conn, work, 2),
     "jdi-pg": child_jdi_pg,
     "jdi-duckdb": child_jdi_duckdb,
     "jdi-pg-parts": lambda conn, work: child_jdi_pg(conn, work, "auto"),
@@ -200,6 +238,7 @@ CHILDREN = {
     "jdi-nb-pg-parts": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", "auto"),
     "jdi-nb-duckdb-parts": lambda conn, work: child_jdi_notebook(conn, work, "duckdb", "auto"),
     "jdi-nb-pg-dask": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", "auto", dask=True),
+    "jdi-nb-pg-dask-one": lambda conn, work: child_jdi_notebook(conn, work, "postgresql", dask=True),
     "jdi-nb-duckdb-dask": lambda conn, work: child_jdi_notebook(conn, work, "duckdb", "auto", dask=True),
 }
 
@@ -284,8 +323,9 @@ def ensure_dlt() -> str | None:
 # -- the parent ---------------------------------------------------------------------------------
 
 
-def run_child(argv: list[str], env: dict) -> tuple[float | None, float, int, str]:
-    """(seconds the child reported, wall seconds, the child's peak RSS in KB, its stderr).
+def run_child(argv: list[str], env: dict) -> tuple[dict | None, float, int, str]:
+    """(what the child reported: its seconds and own peak RSS, wall seconds, peak RSS in KB of the
+    child and its own children, its stderr).
 
     Reaped with ``os.wait4`` so the peak RSS is that child's (and its own children's), not the
     maximum over every case run so far, which ``RUSAGE_CHILDREN`` would give.
@@ -299,17 +339,46 @@ def run_child(argv: list[str], env: dict) -> tuple[float | None, float, int, str
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read().decode(errors="replace")
-    seconds = _parse_seconds(stdout) if proc.returncode == 0 else None
-    return seconds, wall, usage.ru_maxrss, stderr
+    report = _parse_report(stdout) if proc.returncode == 0 else None
+    return report, wall, usage.ru_maxrss, stderr
 
 
-def _parse_seconds(out: bytes) -> float | None:
+def _parse_report(out: bytes) -> dict | None:
     for line in reversed(out.decode(errors="replace").splitlines()):
         try:
-            return float(json.loads(line)["seconds"])
+            report = json.loads(line)
+            float(report["seconds"])
+            return report
         except (ValueError, KeyError, TypeError):
             continue
     return None
+
+
+def medians(results: list[tuple]) -> list[tuple]:
+    """One row per case: the median seconds and wall time of its runs (each run listed in the note,
+    since other work on a shared machine moves single runs a lot) and the largest RSS."""
+    import statistics
+
+    by_case: dict[str, list[tuple]] = {}
+    for row in results:
+        by_case.setdefault(row[0], []).append(row)
+    merged = []
+    for case, rows in by_case.items():
+        done = [r for r in rows if r[2] is not None]
+        if len(rows) == 1 or not done:
+            merged.append(rows[0])
+            continue
+        seconds = statistics.median(r[2] for r in done)
+        wall = statistics.median(r[3] for r in done)
+        rss = max((r[4] for r in done), key=lambda text: float(text.split(" ")[0]) if text[0].isdigit() else 0.0)
+        runs = "runs " + " / ".join(f"{r[2]:.2f}" for r in done) + " s"
+        notes = "; ".join(dict.fromkeys(r[5] for r in rows if r[5]))
+        merged.append((case, rows[0][1], seconds, wall, rss, "; ".join(n for n in (runs, notes) if n)))
+    return merged
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def settle(conn: dict) -> None:
@@ -332,6 +401,8 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
         "duckdb-scanner": (work / "scanner.duckdb", SOURCE_TABLE),
         "dlt-duckdb": (work / "dlt.duckdb", f"bench_dlt.{SOURCE_TABLE}"),
     }
+    if case.startswith("jdi-read"):
+        return None
     try:
         if case in duck_files:
             import duckdb
@@ -346,12 +417,36 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
             "jdi-nb-pg": f"bench_nb.{SOURCE_TABLE}",
             "jdi-nb-pg-parts": f"bench_nb.{SOURCE_TABLE}",
             "jdi-nb-pg-dask": f"bench_nb.{SOURCE_TABLE}",
+            "jdi-nb-pg-dask-one": f"bench_nb.{SOURCE_TABLE}",
             "dlt-pg": f"bench_dlt.{SOURCE_TABLE}",
         }[case]
         with psycopg_connect(conn) as c:
             return c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     except Exception:
         return None
+
+
+RATIOS = [
+    ("PG->PG against the COPY pipe (target >= 0.8)", "raw", "jdi-pg"),
+    ("PG->PG, partitions: auto, against the COPY pipe", "raw", "jdi-pg-parts"),
+    ("PG->DuckDB against DuckDB's scanner (target >= 1.0)", "duckdb-scanner", "jdi-duckdb"),
+    ("PG->DuckDB, partitions: auto, against DuckDB's scanner", "duckdb-scanner", "jdi-duckdb-parts"),
+    ("Dask against local, PG->PG, one query (target: Dask within 1.3x)", "jdi-nb-pg", "jdi-nb-pg-dask-one"),
+    ("Dask against local, PG->PG, partitions: auto", "jdi-nb-pg-parts", "jdi-nb-pg-dask"),
+    ("Dask against local, PG->DuckDB, partitions: auto", "jdi-nb-duckdb-parts", "jdi-nb-duckdb-dask"),
+]
+
+
+def print_ratios(seconds: dict[str, float]) -> None:
+    """The issue's targets as speed ratios (baseline seconds / ours: above 1 is faster), and Dask's
+    cost as a time ratio (Dask seconds / local seconds)."""
+    print()
+    for label, base, ours in RATIOS:
+        if base in seconds and ours in seconds:
+            if label.startswith("Dask"):
+                print(f"{label}: {seconds[ours] / seconds[base]:.2f}x the time")
+            else:
+                print(f"{label}: {seconds[base] / seconds[ours]:.2f}x the speed")
 
 
 def main() -> int:
@@ -362,10 +457,11 @@ def main() -> int:
     ap.add_argument("--username", default="postgres")
     ap.add_argument("--database", default="jdi_bench")
     ap.add_argument("--skip-dlt", action="store_true", help="do not run (or install) dlt")
+    ap.add_argument("--repeat", type=int, default=1, help="run the case list this many times, alternating, and report each case's median")
     ap.add_argument(
         "--cases",
-        default="raw,jdi-pg,jdi-pg-parts,jdi-duckdb,jdi-duckdb-parts,duckdb-scanner,jdi-nb-pg,jdi-nb-pg-parts,jdi-nb-pg-dask,"
-        "jdi-nb-duckdb,jdi-nb-duckdb-parts,jdi-nb-duckdb-dask,dlt-duckdb,dlt-pg",
+        default="jdi-read,jdi-read-parts,raw,jdi-pg,jdi-pg-parts,duckdb-scanner,jdi-duckdb,jdi-duckdb-parts,jdi-nb-pg,jdi-nb-pg-dask-one,jdi-nb-pg-parts,"
+        "jdi-nb-pg-dask,jdi-nb-duckdb,jdi-nb-duckdb-parts,jdi-nb-duckdb-dask,dlt-duckdb,dlt-pg",
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--conn", help=argparse.SUPPRESS)
@@ -374,7 +470,7 @@ def main() -> int:
 
     if args.child:
         seconds = CHILDREN[args.child](json.loads(args.conn), Path(args.work))
-        print(json.dumps({"seconds": seconds}))
+        print(json.dumps({"seconds": seconds, "self_rss_mb": _peak_rss_mb(_self_peak_rss_kb()), "workers_rss_mb": WORKER_RSS_MB}))
         return 0
 
     from benchmarks.bytecode import compile_package
@@ -411,6 +507,8 @@ def main() -> int:
             dlt_problem = ensure_dlt()
         labels = {
             "raw": "psql COPY binary | psql COPY binary (PG->PG)",
+            "jdi-read": "jupyter-di read only (rows discarded), one query",
+            "jdi-read-parts": "jupyter-di read only (rows discarded), 2 parts",
             "jdi-pg": "jupyter-di Postgres->Postgres",
             "jdi-duckdb": "jupyter-di Postgres->DuckDB",
             "jdi-pg-parts": "jupyter-di Postgres->Postgres, partitions: auto",
@@ -419,6 +517,7 @@ def main() -> int:
             "jdi-nb-pg-parts": "notebook run PG->PG, partitions: auto",
             "jdi-nb-duckdb-parts": "notebook run PG->DuckDB, partitions: auto",
             "jdi-nb-pg-dask": "notebook run PG->PG, auto, Dask 2 workers",
+            "jdi-nb-pg-dask-one": "notebook run PG->PG, one query, Dask 2 workers",
             "jdi-nb-duckdb-dask": "notebook run PG->DuckDB, auto, Dask 2 workers",
             "jdi-nb-pg": "jupyter-di notebook run (source+destination blocks) PG->PG",
             "jdi-nb-duckdb": "jupyter-di notebook run (source+destination blocks) PG->DuckDB",
@@ -427,15 +526,15 @@ def main() -> int:
         }
         scanner_problem = ensure_scanner() if "duckdb-scanner" in cases else None
         results = []
-        for case in cases:
+        for case in cases * max(1, args.repeat):
             if case == "duckdb-scanner":
                 if scanner_problem:
-                    results.append((labels[case], None, None, None, None, scanner_problem))
+                    results.append((case, labels[case], None, None, None, scanner_problem))
                     continue
                 argv = [str(SCANNER_VENV / "bin" / "python"), "-c", SCANNER_SCRIPT, json.dumps(conn), str(work), SOURCE_TABLE]
             elif case.startswith("dlt"):
                 if dlt_problem:
-                    results.append((labels[case], None, None, None, None, dlt_problem))
+                    results.append((case, labels[case], None, None, None, dlt_problem))
                     continue
                 if case == "dlt-pg":
                     with psycopg_connect(conn) as c:
@@ -446,27 +545,35 @@ def main() -> int:
             else:
                 argv = [sys.executable, __file__, "--child", case, "--conn", json.dumps(conn), "--work", str(work)]
             settle(conn)
-            seconds, wall, rss_kb, err = run_child(argv, pg_env(conn))
+            report, wall, rss_kb, err = run_child(argv, pg_env(conn))
+            seconds = float(report["seconds"]) if report else None
             if case == "raw" and not err.strip():
                 seconds = wall
             count = count_rows(conn, case, work)
-            note = "" if count == args.rows else f"destination has {count} rows"
+            note = "" if count == args.rows or case.startswith("jdi-read") else f"destination has {count} rows"
             if seconds is None:
                 note = "failed: " + (err.strip().splitlines() or ["?"])[-1][:100]
-            results.append((labels[case], seconds, wall, rss_kb, count, note))
-            print(f"  done: {labels[case]}", flush=True)
+            own = (report or {}).get("self_rss_mb")
+            workers = (report or {}).get("workers_rss_mb") or []
+            rss = f"{own:.0f}" if own is not None else (f"{rss_kb / 1024:.0f}" if rss_kb else "?")
+            if workers:
+                rss += " + " + " + ".join(f"{w:.0f}" for w in workers)
+            results.append((case, labels[case], seconds, wall, rss, note))
+            print(f"  done: {labels[case]} (load average {load_average()})", flush=True)
 
         print()
-        print(f"rows: {args.rows:,}   machine: {os.cpu_count()} cores   python {sys.version.split()[0]}")
-        header = f"| {'case':<50} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>11} | note"
+        print(f"rows: {args.rows:,}   machine: {os.cpu_count()} cores   python {sys.version.split()[0]}   load average {load_average()}")
+        print("peak RSS per process: the case's own process (a Dask case: client and scheduler) + each Dask worker")
+        header = f"| {'case':<50} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>15} | note"
         print(header)
-        print("|" + "-" * 52 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 13 + "|------")
-        for label, seconds, wall, rss_kb, _count, note in results:
+        print("|" + "-" * 52 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 17 + "|------")
+        results = medians(results)
+        for _case, label, seconds, wall, rss, note in results:
             if seconds is None:
-                print(f"| {label:<50} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>11} | {note}")
+                print(f"| {label:<50} | {'n/a':>7} | {'n/a':>9} | {'n/a':>6} | {'n/a':>15} | {note}")
                 continue
-            rss = f"{rss_kb / 1024:.0f}" if rss_kb else "?"
-            print(f"| {label:<50} | {seconds:7.2f} | {args.rows / seconds:9,.0f} | {wall:6.1f} | {rss:>11} | {note}")
+            print(f"| {label:<50} | {seconds:7.2f} | {args.rows / seconds:9,.0f} | {wall:6.1f} | {rss:>15} | {note}")
+        print_ratios({case: seconds for case, _, seconds, *_ in results if seconds})
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

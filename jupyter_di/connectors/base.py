@@ -314,6 +314,10 @@ class Source(Connector, ABC):
     """Whether ``read`` serves LOG_BASED streams: their first read is the table's rows, later ones
     change rows (``CHANGE_COLUMNS``) from the position in ``request.bookmark`` (``BOOKMARK_STATE_KEY``)."""
 
+    unsplit_reason: ClassVar[str | None] = "read as one query: only PostgreSQL sources split a read"
+    """Why a ``partitions:`` setting reads as one query here (the run report's note); None for a
+    source that splits reads itself (PostgreSQL)."""
+
     @abstractmethod
     def discover(self, streams: list[str] | None = None) -> dict[str, Any]:
         """Return a Singer catalog ``{"streams": [...]}`` (only ``streams`` if given)."""

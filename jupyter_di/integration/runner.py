@@ -221,6 +221,8 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                     state_key=state_key(ctx.pipeline, block.name, stream),
                 )
                 reader = source.read(request)
+                if settings.partitions not in (None, 1) and source.unsplit_reason:
+                    request.stats.setdefault("notes", []).append(f"partitions: {source.unsplit_reason}.")
                 settings = with_reported_keys(settings, request, catalog)
                 info = stream_info(settings, reader.schema)
                 if live is not None:

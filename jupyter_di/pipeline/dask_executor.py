@@ -24,8 +24,8 @@ what a lagging bookmark reads again).  A block's own error is returned, not rais
 retries a ``ConfigError``.  Losing the scheduler fails the run with a clear error; the next run
 resumes from the committed state.
 
-Not on Dask: the streaming hand-off (a destination starts when its source is done) and live row
-counts (a block reports its rows when it ends).
+Streaming.  When the workers see the client's run folder, a destination task starts as soon as its
+source task has opened its streams and writes them while they are read (``dask_live.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import logging
 import os
 import pickle
 import secrets
+import shutil
 import threading
+import time
 import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -49,12 +51,15 @@ from ..integration.runner import BlockResult
 from ..redaction import redact, redact_exception
 from ..settings import Settings
 from .block import Block
+from .dask_live import LiveHandle, SourceRestarted, announce, announced, caused_by, live_root, mark_failed
 from .dask_transport import Where, pack, remove_spilled, unpack
 
 LOCAL_WORKERS = 2
 LOCAL_THREADS_PER_WORKER = 2
 FILE_DATABASES = ("duckdb", "sqlite")
 TOKEN_FILE = ".jupyter_di_dask_token"
+PROGRESS_SECONDS = 0.25
+"""A task sends a stream's row count at most this often (a Dask worker event each)."""
 
 
 class DaskUnavailable(DIError):
@@ -98,6 +103,8 @@ class BlockTask:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     """The client's environment (``env_var()``, secrets from ``JUPYTER_DI_SECRET_*``); never printed."""
     unsent_names: list[str] = field(default_factory=list)
+    live_root: str = ""
+    """A source whose destinations stream from it: where it announces its live streams (dask_live.py)."""
 
 
 @dataclass
@@ -164,7 +171,10 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
         base = Path(task.shared_dir) if shared else _worker_scratch() / task.run_id
         work_dir = base / "blocks" / task.block.name / uuid.uuid4().hex[:8]
         outputs = {
-            name: unpack(value.output if isinstance(value, TaskOutcome) else value, work_dir / "in") for name, value in upstream.items()
+            name: value.open()
+            if isinstance(value, LiveHandle)
+            else unpack(value.output if isinstance(value, TaskOutcome) else value, work_dir / "in")
+            for name, value in upstream.items()
         }
         ctx = RunContext(
             pipeline=task.pipeline,
@@ -179,12 +189,17 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
             identified=task.identified,
         )
         ctx.declined = {k: set(v) for k, v in task.declined.items()}
+        ctx.on_progress = _progress_sender(progress_topic(task.run_id))
+        if task.live_root:
+            ctx.publish = lambda name, output: announce(Path(task.live_root), output)
         block = task.block
         import distributed
 
-        set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None))
-        if block.kind == "source":
-            distributed.secede()  # it mostly waits (on its source, on its part tasks): its thread slot goes to them
+        set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None, task.block.name))
+        if block.kind == "source" or any(isinstance(v, LiveHandle) for v in upstream.values()):
+            # it mostly waits (on its source, on its part tasks, on a source still reading): its thread slot
+            # goes to them, or destinations streaming from a split read could hold every slot its parts need
+            distributed.secede()
             seceded = True
         with _in_scope(task.cwd, task.env), _file_lock(block):
             try:
@@ -210,6 +225,10 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
     except BaseException as exc:  # noqa: BLE001 - returned: Dask must retry only when a worker dies
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
+        if caused_by(exc, SourceRestarted):  # rolled back; read the source's new attempt from its start
+            import distributed
+
+            raise distributed.Reschedule() from None
         outcome.error = _portable_error(exc)
     finally:
         if seceded:
@@ -219,66 +238,116 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
     return outcome
 
 
+def progress_topic(run_id: str) -> str:
+    return f"jupyter-di-progress-{run_id}"
+
+
+def _progress_sender(topic: str) -> Any:
+    """Live row counts for the client (what a local run shows while it runs), as Dask worker events
+    (``Worker.log_event``, safe from a task's thread), at most one per stream and phase per
+    ``PROGRESS_SECONDS``; the client hands them to its observers (``DaskBlockRunner._progress``)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    last: dict[tuple[str, str, str], float] = {}
+
+    def send(block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
+        now = time.monotonic()
+        if now - last.get((block, stream, phase), 0.0) < PROGRESS_SECONDS:
+            return
+        last[(block, stream, phase)] = now
+        worker.log_event(topic, [block, stream, phase, int(rows), float(seconds)])
+
+    return send
+
+
 class DaskPartRunner:
     """Runs the parts of a split read (``connectors.base.part_runner``) as Dask tasks of their own.
 
-    Each part task writes its batches to a spill file in the run folder the client shares with the
-    workers (or, with no shared folder, returns them as an Arrow table); the reading task gets each
-    part's batches as the part completes.  A part whose worker dies is run again by the scheduler
-    (the coordinator still holds the exported snapshot open, so the retry reads the same rows)."""
+    With a run folder the workers share, each part task spills its batches there as they come and
+    announces them like a live source stream (``dask_live.py``); the reading task takes the parts in
+    order, each while it is still being read, so the first rows move on at once.  A part whose
+    worker dies is run again by the scheduler (the reading task still holds the exported snapshot
+    open, so the retry reads the same rows); when the reading task had already passed on some of
+    the dead attempt's rows it stops with ``SourceRestarted`` and is itself run again from the
+    committed state, with its streaming destinations.  Without a shared folder a part returns its
+    rows as one Arrow table, taken as the part completes."""
 
     name = "dask"
 
-    def __init__(self, client: Any, shared_dir: str | None) -> None:
+    def __init__(self, client: Any, shared_dir: str | None, block: str = "") -> None:
         self.client = client
         self.shared_dir = shared_dir
+        self.block = block
 
     def __call__(self, jobs: list[Any]) -> Any:
         distributed = _import_distributed()
         batch = uuid.uuid4().hex[:12]
+        roots = [str(Path(self.shared_dir) / "parts" / batch / str(i)) if self.shared_dir else None for i in range(len(jobs))]
         futures = [
-            self.client.submit(spill_part, job, self.shared_dir, key=f"jupyter-di-part-{batch}-{i}", pure=False)
-            for i, job in enumerate(jobs)
+            self.client.submit(spill_part, job, self.shared_dir, root, key=f"jupyter-di-part-{batch}-{i}", pure=False)
+            for i, (job, root) in enumerate(zip(jobs, roots))
         ]
-        order = {future.key: i for i, future in enumerate(futures)}
         try:
+            if self.shared_dir is not None:
+                for i, (future, root) in enumerate(zip(futures, roots)):
+                    yield i, _live_part_batches(Path(str(root)), self.block, future)
+                return
+            order = {future.key: i for i, future in enumerate(futures)}
             for future in distributed.as_completed(futures):
                 kind, payload = future.result()
-                yield order[future.key], _part_batches(kind, payload)
+                yield order[future.key], (payload.to_batches() if kind == "arrow" else [])
         finally:
             for future in futures:
                 future.cancel()
+            if self.shared_dir is not None:
+                shutil.rmtree(Path(self.shared_dir) / "parts" / batch, ignore_errors=True)
 
 
-def spill_part(job: Any, shared_dir: str | None) -> tuple[str, Any]:
-    """On a worker: run one part and keep its batches where the reading task can get them."""
+def spill_part(job: Any, shared_dir: str | None, live_root: str | None = None) -> tuple[str, Any]:
+    """On a worker: run one part and keep its batches where the reading task can get them (a live
+    spill under ``live_root`` in the shared run folder, else an Arrow table in the result)."""
+    import itertools
+
     import pyarrow as pa
 
-    batches = iter(job())
-    first = next(batches, None)
-    if first is None:
-        return "empty", None
-    if shared_dir is None:
-        return "arrow", pa.Table.from_batches([first, *batches])
-    path = Path(shared_dir) / "parts" / f"{uuid.uuid4().hex}.arrow"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, first.schema) as writer:
-        writer.write_batch(first)
-        for batch in batches:
-            writer.write_batch(batch)
+    from ..connectors.base import StreamSettings
+    from ..sync.spill import spill
+    from .dask_live import live_part
+
+    if live_root is None:
+        batches = list(job())
+        return ("arrow", pa.Table.from_batches(batches)) if batches else ("empty", None)
+    live = live_part(Path(live_root))
+    try:
+        rows = iter(job())
+        first = next(rows, None)
+        if first is None:
+            live.finish()
+            return "empty", None
+        live.begin(first.schema, {})
+        path = Path(live_root) / f"{uuid.uuid4().hex}.arrow"
+        spill(pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], rows)), path, StreamSettings("part"), live=live)
+    except BaseException as exc:
+        live.fail(exc)
+        raise
     return "path", str(path)
 
 
-def _part_batches(kind: str, payload: Any) -> Any:
-    if kind == "arrow":
-        yield from payload.to_batches()
-    elif kind == "path":
-        from ..sync.spill import open_reader
+def _live_part_batches(root: Path, block: str, future: Any) -> Any:
+    """A part's batches while its task writes them; the part's own error if it fails."""
+    from ..errors import UpstreamFailed
+    from .dask_live import open_part
 
-        try:
-            yield from open_reader(Path(payload))
-        finally:
-            Path(payload).unlink(missing_ok=True)
+    try:
+        yield from open_part(root, block, future).batches()
+    except UpstreamFailed as exc:
+        if not isinstance(exc, SourceRestarted):
+            future.result(timeout=60)  # the part failed: its own error, not "upstream failed"
+        raise
 
 
 class _Scope:
@@ -359,19 +428,41 @@ class _file_lock:
 def file_lock_name(block: Block) -> str | None:
     """``jupyter-di:<connector>:<path as written>`` for YAML blocks of a file database (a templated
     path locks the whole connector), None otherwise."""
-    if block.kind not in (BlockKind.SOURCE, BlockKind.DESTINATION) or block.lang != "yaml":
+    connector, data = block_connector(block)
+    if connector not in FILE_DATABASES:
         return None
+    path = str((data.get("config") or {}).get("path") or "")
+    return f"jupyter-di:{connector}:{'*' if '{{' in path else path}"
+
+
+def block_connector(block: Block) -> tuple[str, dict[str, Any]]:
+    """A YAML source or destination block's connector name and its parsed body (else ``""``)."""
+    if block.kind not in (BlockKind.SOURCE, BlockKind.DESTINATION) or block.lang != "yaml":
+        return "", {}
     from ..integration.safe_yaml import load
 
     try:
         data = load(block.body) or {}
     except Exception:  # noqa: BLE001 - the block itself reports bad YAML when it runs
-        return None
-    connector = str(data.get(block.kind) or "")
-    if connector not in FILE_DATABASES:
-        return None
-    path = str((data.get("config") or {}).get("path") or "")
-    return f"jupyter-di:{connector}:{'*' if '{{' in path else path}"
+        return "", {}
+    return (str(data.get(block.kind) or ""), data) if isinstance(data, dict) else ("", {})
+
+
+def warm_up(connectors: list[str]) -> None:
+    """On a worker, before its first block task: import the engine and the run's connectors (0.5-1 s
+    per process), so a destination task that starts while its source reads does not import first."""
+    from ..connectors import registry
+    from ..integration import runner  # noqa: F401
+    from . import block_body  # noqa: F401
+
+    for name in connectors:
+        try:
+            spec = registry.get(name)
+            for cls in (spec.source, spec.destination):
+                if cls is not None:
+                    __import__(cls.__module__)
+        except Exception:  # noqa: BLE001 - the block reports an unknown connector itself
+            pass
 
 
 # -- on the client -------------------------------------------------------------------------------
@@ -396,6 +487,10 @@ class DaskSession:
         self.cluster: Any = None
         self.client: Any = None
         self.shared = False
+        self.warmed: set[str] = set()
+        """Workers that were sent ``warm_up``."""
+        self.warming: list[Any] = []
+        """Their futures (a future nobody holds is forgotten by the scheduler before it runs)."""
         self._lock = threading.Lock()
 
     def start(self) -> Any:
@@ -438,6 +533,8 @@ class DaskSession:
                     except Exception:  # noqa: BLE001 - closing a lost cluster: nothing to keep
                         pass
             self.client = self.cluster = None
+            self.warming.clear()
+            self.warmed.clear()
 
     def describe(self) -> str:
         return self.scheduler or "a local Dask cluster"
@@ -456,6 +553,42 @@ class DaskBlockRunner:
         self._lock = threading.Lock()
         self._namespace_future: Any = None
         self._unsent: list[str] = []
+        self.topic = progress_topic(self.run_id)
+        self._warm_up()
+        if ctx.on_progress is not None:
+            self.client.subscribe_topic(self.topic, self._progress)
+
+    def _warm_up(self) -> None:
+        """Workers this session has not used yet import the run's connectors now, in a thread slot
+        of their own, while the first tasks start (not waited for: a failure here changes nothing)."""
+        connectors = sorted({name for b in self.pipeline.graph.blocks.values() if (name := block_connector(b)[0])})
+        try:
+            workers = list(self.client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - no worker list: nothing to warm
+            return
+        for address in workers:
+            if address in self.session.warmed:
+                continue
+            self.session.warmed.add(address)
+            self.session.warming.append(
+                self.client.submit(
+                    warm_up,
+                    connectors,
+                    workers=[address],
+                    allow_other_workers=False,
+                    pure=False,
+                    key=f"jupyter-di-warm-{uuid.uuid4().hex[:12]}",
+                )
+            )
+
+    def _progress(self, event: Any) -> None:
+        """A worker's row count (``_progress_sender``), on the client's event loop: to the observers."""
+        try:
+            _, (block, stream, phase, rows, seconds) = event
+            if self.ctx.on_progress is not None:
+                self.ctx.on_progress(block, stream, phase, rows, seconds)
+        except Exception:  # noqa: BLE001 - a progress display must never break a run
+            pass
 
     def _namespace(self) -> Any:
         with self._lock:
@@ -496,23 +629,51 @@ class DaskBlockRunner:
             env=dict(os.environ),
             unsent_names=self._unsent,
         )
+        root = self._live_root(block, ctx)
+        if root is not None:
+            task.live_root = str(root)
         namespace = self._namespace() if block.kind == BlockKind.PYTHON or block.lang == "python" else {}
         future = self.client.submit(
             run_block_task, task, namespace, upstream, key=f"jupyter-di-block-{block.name}-{self.run_id}", pure=False
         )
         try:
+            if root is not None:
+                self._publish_when_announced(future, root, block, ctx)
             outcome: TaskOutcome = future.result()
         except Exception as exc:
+            if root is not None:
+                mark_failed(root)
             raise self._lost(exc, block) from None
         for key, names in outcome.declined.items():
             for name in names:
                 ctx.decline(key[0], key[1], name)
         if outcome.error is not None:
+            if root is not None:
+                mark_failed(root)
             raise outcome.error
         with self._lock:
             self.futures[block.name] = future
         output = unpack(outcome.output, Path(self.session.work_dir) / self.run_id / "client" / block.name)
         return BlockResult(output=output, summary=outcome.summary, pending_states=outcome.pending_states)
+
+    @property
+    def streams(self) -> bool:
+        """Whether destinations may stream from running sources (the workers see the run folder)."""
+        return self.session.shared
+
+    def _live_root(self, block: Block, ctx: RunContext) -> Path | None:
+        """Where a source block with destinations announces its live streams (None: no streaming)."""
+        if block.kind != BlockKind.SOURCE or ctx.publish is None or not self.session.shared or not ctx.consumers.get(block.name):
+            return None
+        return live_root(self.session.work_dir, self.run_id, block.name)
+
+    def _publish_when_announced(self, future: Any, root: Path, block: Block, ctx: RunContext) -> None:
+        """Start the destinations once the source task has opened its streams (not before: a source
+        that fails first must not start them), as a local source publishes its ``LiveSpill``s."""
+        while not future.done() and not announced(root):
+            time.sleep(0.02)
+        if announced(root) and not future.done() and ctx.publish is not None:
+            ctx.publish(block.name, LiveHandle(str(root), block.name, ctx.pipeline))
 
     def _lost(self, exc: BaseException, block: Block) -> DIError:
         distributed = _import_distributed()
@@ -541,6 +702,10 @@ class DaskBlockRunner:
         with self._lock:
             self.futures.clear()
             self._namespace_future = None
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to unsubscribe from
+            pass
         remove_spilled(self.pipeline.settings.spill_url, self.run_id)
 
 

@@ -224,8 +224,9 @@ class Pipeline:
 
         ctx.publish = publish
         remote = dask_runner(self, ctx)  # JupyterDI.executor = 'dask': blocks run as Dask tasks (dask_executor.py)
-        if remote is not None:
-            ctx.publish = None  # no streaming hand-off across processes: a destination starts when its source is done
+        streaming = remote is None or remote.streams  # on Dask only when the workers see the run folder (dask_live.py)
+        if not streaming:
+            ctx.publish = None  # a destination starts when its source is done
 
         def upstream_output(u: str) -> Any:
             with self._lock:
@@ -280,7 +281,7 @@ class Pipeline:
         def execute(graph: Graph, names: list[str]) -> RunReport:
             streams_from = self.streams_from if dynamic is None else lambda c, p: self.streams_from(c, p, dynamic)
             return Executor(self.settings.max_workers, observers).run(
-                graph, names, run_block, streams_from=None if remote is not None else streams_from
+                graph, names, run_block, streams_from=streams_from if streaming else None
             )
 
         try:

@@ -37,6 +37,8 @@ class LiveSpill:
         self._published = 0
         self._finished = False
         self._error: BaseException | None = None
+        self.mirror: Any = None
+        """Told of every writer event too (``pipeline/dask_live.py``: readers in other processes)."""
 
     # -- writer side ------------------------------------------------------------------------
     def begin(self, schema: pa.Schema, info: dict[str, Any]) -> None:
@@ -44,10 +46,14 @@ class LiveSpill:
         with self._cond:
             self.schema, self.info = schema, info
             self._cond.notify_all()
+        if self.mirror is not None:
+            self.mirror.begin(schema, info, self.origin)
 
     def opened(self, path: Path) -> None:
         with self._cond:
             self._path = path
+        if self.mirror is not None:
+            self.mirror.opened(path)
 
     def publish(self, nbytes: int, state: dict[str, Any] | None, *, batch: bool = True) -> None:
         """The file now holds ``nbytes`` readable bytes (and one more batch with ``state``)."""
@@ -56,23 +62,31 @@ class LiveSpill:
                 self.origin["batch_states"].append(state)
             self._published = nbytes
             self._cond.notify_all()
+        if self.mirror is not None:
+            self.mirror.publish(nbytes, state, batch)
 
     def rename(self, src: Path, dst: Path) -> None:
         """Move the finished file into place (under the lock: a reader opening it sees one path)."""
         with self._cond:
             src.replace(dst)
             self._path = dst
+            if self.mirror is not None:
+                self.mirror.opened(dst)
 
     def finish(self) -> None:
         with self._cond:
             self._finished = True
             self._cond.notify_all()
+        if self.mirror is not None:
+            self.mirror.finish()
 
     def fail(self, exc: BaseException) -> None:
         with self._cond:
             if not self._finished:
                 self._error = exc
                 self._cond.notify_all()
+                if self.mirror is not None:
+                    self.mirror.fail(exc)
 
     # -- reader side ------------------------------------------------------------------------
     def _raise_if_failed(self) -> None:
@@ -109,22 +123,28 @@ class LiveSpill:
         with self._cond:  # not between the writer's rename and its bookkeeping
             assert self._path is not None
             fd = os.open(self._path, os.O_RDONLY)
-        tail = _TailFile(self, fd)
-        try:
-            with pa.ipc.open_stream(tail) as batches:
-                yield from batches
-        finally:
-            tail.close()
+        yield from tail_batches(self, fd)
 
 
-class _TailFile(io.RawIOBase):
+def tail_batches(live: Any, fd: int) -> Iterator[pa.RecordBatch]:
+    """The Arrow stream in ``fd`` as ``live`` publishes it; closes ``fd``."""
+    tail = TailFile(live, fd)
+    try:
+        with pa.ipc.open_stream(tail) as batches:
+            yield from batches
+    finally:
+        tail.close()
+
+
+class TailFile(io.RawIOBase):
     """A read-only file that blocks at the published end instead of hitting end-of-file.
 
     Arrow's IPC reader expects a read of n bytes to return n bytes unless the
     stream is over, so a read waits until all n are published.
     """
 
-    def __init__(self, live: LiveSpill, fd: int) -> None:
+    def __init__(self, live: Any, fd: int) -> None:
+        """``live``: a ``LiveSpill``, or any reader with its ``_wait_bytes`` (``pipeline/dask_live.py``)."""
         super().__init__()
         self._live = live
         self._fd = fd

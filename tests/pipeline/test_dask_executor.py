@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -404,26 +405,28 @@ def arm(marker):
 
     original = dask_executor.spill_part
 
-    def spill_part(job, shared_dir):
+    def spill_part(job, *where):
         batches = iter(job())
         first = next(batches, None)
         if first is not None and not Path(marker).exists():
             Path(marker).write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)  # the worker dies halfway through reading its part
-        return original(lambda: iter([] if first is None else [first, *batches]), shared_dir)
+        return original(lambda: iter([] if first is None else [first, *batches]), *where)
 
     dask_executor.spill_part = spill_part
 """
 
 
-def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(tmp_path, cluster, pg_config, pg_connect):
+def _killed_part_run(tmp_path: Path, cluster, pg_config, pg_connect, code: str, rows: int) -> tuple[Any, Path]:
+    """Arm the workers with ``code`` (it kills one once), run a partitioned sync on Dask; the
+    destination must equal the source whatever died."""
     conn = pg_connect()
-    seed(conn, 50_000)
+    seed(conn, rows)
     conn.execute("CREATE SCHEMA dst")
     notebook = pg_notebook(tmp_path / "nb", pg_config, "dst")
     marker = tmp_path / "killed"
     namespace: dict = {}
-    exec(KILL_IN_PART, namespace)  # noqa: S102 - the test's own code, shipped to the workers
+    exec(code, namespace)  # noqa: S102 - the test's own code, shipped to the workers
     cluster[1].run(namespace["arm"], str(marker))
     ran = cli_process("run", str(notebook), *dask_args(cluster))
     assert ran.returncode == 0, ran.stderr + ran.stdout
@@ -431,6 +434,11 @@ def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(
     for table in ("items", "events"):
         assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
     cluster[1].wait_for_workers(2, timeout=60)
+    return conn, notebook
+
+
+def test_a_worker_killed_while_reading_a_part_is_retried_from_the_same_snapshot(tmp_path, cluster, pg_config, pg_connect):
+    _killed_part_run(tmp_path, cluster, pg_config, pg_connect, KILL_IN_PART, 50_000)
 
 
 def test_config_lines_in_the_notebook_choose_dask_for_a_headless_run(tmp_path, cluster):
@@ -448,3 +456,136 @@ def test_config_lines_in_the_notebook_choose_dask_for_a_headless_run(tmp_path, c
     prefixes = cluster[1].run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
     assert {"jupyter-di-block-shop", "jupyter-di-block-warehouse"} <= set(prefixes)  # task prefixes name the blocks
     assert duckdb_query(folder / "warehouse.duckdb", "SELECT count(*) FROM enriched_orders") == [(817,)]
+
+
+STREAM_PROBE = """
+import os, signal, time
+from pathlib import Path
+
+def arm(log, marker, kill):
+    from jupyter_di.connectors.postgres import write
+    from jupyter_di.sync import live_spill
+
+    write.COPY_BYTES = 256 * 1024  # many commits per stream
+    commit, publish, finish = write._TableWriter._commit, live_spill.LiveSpill.publish, live_spill.LiveSpill.finish
+
+    def note(line):
+        if Path(log).exists():
+            with open(log, "a") as f:
+                f.write(f"{line} {time.time()}\\n")
+
+    def probe_commit(self, state):
+        commit(self, state)
+        note(f"commit {self.table}")
+
+    def probe_publish(self, nbytes, state, *, batch=True):
+        publish(self, nbytes, state, batch=batch)
+        if batch and self.stream == "events" and Path(log).exists():
+            self.origin["probe"] = self.origin.get("probe", 0) + 1
+            if self.origin["probe"] != 3:
+                return
+            if kill and not Path(marker).exists():
+                Path(marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)  # the source's worker dies while its destination streams
+            deadline = time.time() + 60  # the source holds its last batches until the destination committed rows
+            while not kill and time.time() < deadline and "commit events" not in Path(log).read_text():
+                time.sleep(0.05)
+
+    def probe_finish(self):
+        finish(self)
+        note(f"finish {self.stream}")
+
+    write._TableWriter._commit = probe_commit
+    live_spill.LiveSpill.publish = probe_publish
+    live_spill.LiveSpill.finish = probe_finish
+"""
+
+
+def _probed_run(tmp_path: Path, cluster, pg_config, pg_connect, *, kill: bool) -> tuple[Any, Any, Path, list[list[str]]]:
+    """Seed, arm the workers with STREAM_PROBE, run the notebook on Dask; (run, conn, notebook, probe lines)."""
+    conn = pg_connect()
+    seed(conn, 100_000)
+    conn.execute("CREATE SCHEMA dst")
+    notebook = pg_notebook(tmp_path / "nb", pg_config, "dst", partitions=False)
+    log, marker = tmp_path / "probe.log", tmp_path / "killed"
+    log.write_text("")
+    namespace: dict = {}
+    exec(STREAM_PROBE, namespace)  # noqa: S102 - the test's own code, shipped to the workers
+    cluster[1].run(namespace["arm"], str(log), str(marker), kill)
+    try:
+        ran = cli_process("run", str(notebook), *dask_args(cluster))
+    finally:
+        lines = [line.split() for line in log.read_text().splitlines()]
+        log.unlink()  # disarms the probe
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    assert marker.exists() == kill
+    for table in ("items", "events"):
+        assert table_rows(conn, "dst", table) == table_rows(conn, "public", table)
+    state = json.loads(cli_process("state", "show", str(notebook)).stdout)
+    assert state["bookmarks"]["src.events"] == {"updated_at": "2024-01-01T00:16:16+00:00"}
+    return ran, conn, notebook, lines
+
+
+def test_a_destination_streams_from_its_running_source_on_dask(tmp_path, cluster, pg_config, pg_connect):
+    """The destination task commits rows of ``events`` before the source task has read them all."""
+    _, _, _, lines = _probed_run(tmp_path, cluster, pg_config, pg_connect, kill=False)
+    finished = min(float(t) for kind, name, t in lines if kind == "finish" and name == "events")
+    first_commit = min(float(t) for kind, name, t in lines if kind == "commit" and name == "events")
+    assert first_commit < finished
+
+
+def test_a_source_worker_killed_while_its_destination_streams_is_retried_without_losses(tmp_path, cluster, pg_config, pg_connect):
+    """The source task runs again; its streaming destination reads the new attempt from its start
+    (the contents and the bookmark are checked in ``_probed_run``)."""
+    _probed_run(tmp_path, cluster, pg_config, pg_connect, kill=True)
+    cluster[1].wait_for_workers(2, timeout=60)
+
+
+def test_live_row_counts_reach_the_observers_on_dask(tmp_path, cluster):
+    """Rows per stream while a block runs on a worker reach the client's observers (worker events)."""
+    from jupyter_di.pipeline.observer import RunObserver
+    from jupyter_di.settings import Settings
+
+    seen: list[tuple[str, str, str, int]] = []
+
+    class Recorder(RunObserver):
+        def stream_progress(self, block: str, stream: str, phase: str, rows: int, seconds: float) -> None:
+            seen.append((block, stream, phase, rows))
+
+    _, pipeline = _files_to_duckdb(tmp_path, Settings(executor="dask", dask_scheduler=cluster[0]))
+    try:
+        report = pipeline.run(pipeline.plan(["dst"], {}, only_stale_ancestors=False), observers=[Recorder()])
+        assert report.ok, report.failure_message()
+    finally:
+        pipeline.close()
+    assert ("src", "orders", "read", 2000) in seen
+    assert any(block == "dst" and phase == "write" and rows > 0 for block, _, phase, rows in seen)
+
+
+KILL_MID_PART = """
+import os, signal
+from pathlib import Path
+
+def arm(marker):
+    from jupyter_di.sync import live_spill
+
+    publish = live_spill.LiveSpill.publish
+
+    def probe_publish(self, nbytes, state, *, batch=True):
+        publish(self, nbytes, state, batch=batch)
+        if batch and self.stream == "part" and not Path(marker).exists():
+            self.origin["probe"] = self.origin.get("probe", 0) + 1
+            if self.origin["probe"] == 2:
+                Path(marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)  # a part's worker dies after its reader took rows from it
+
+    live_spill.LiveSpill.publish = probe_publish
+"""
+
+
+def test_a_part_worker_killed_mid_stream_restarts_the_read_without_losses(tmp_path, cluster, pg_config, pg_connect):
+    """Parts stream to their reading task; a part that dies after some of its rows moved on makes
+    the reading task (and its streaming destination) run again from the committed state."""
+    _, notebook = _killed_part_run(tmp_path, cluster, pg_config, pg_connect, KILL_MID_PART, 100_000)
+    state = json.loads(cli_process("state", "show", str(notebook)).stdout)
+    assert state["bookmarks"]["src.events"] == {"updated_at": "2024-01-01T00:16:16+00:00"}

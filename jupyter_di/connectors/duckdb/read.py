@@ -26,6 +26,10 @@ class DuckDBSource(DuckDBConnector, Source):
 
     name = "duckdb"
     config_schema = CONFIG
+    unsplit_reason = (
+        "read as one query: DuckDB already scans one query on all its cores (3M rows: one query 0.57-1.04 s, "
+        "two key-range parts 0.60-1.06 s) and two DuckDB connections cannot share one snapshot"
+    )
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         return open_duckdb(self.path(must_exist=True), reading=True)

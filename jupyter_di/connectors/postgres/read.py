@@ -46,6 +46,7 @@ _BATCH_HINT_BYTES = 4 * 1024 * 1024
 class PostgresSource(PostgresConnector, Source):
     name = "postgresql"
     log_based = True
+    unsplit_reason = None  # partitions.py
 
     # -- discovery ------------------------------------------------------------------------
 

@@ -353,8 +353,11 @@ def _may_hold(col: pa.Array, needle: bytes) -> bool:
     data = col.buffers()[2] if len(col.buffers()) > 2 else None
     if data is None or data.size == 0:
         return False
+    raw = np.frombuffer(data, dtype=np.uint8)
     if needle == b"\x00":
-        return not np.frombuffer(data, dtype=np.uint8).all()
+        return not raw.all()
+    if not (raw == needle[0]).any():  # numpy scans without copying: most text has no backslash at all
+        return False
     return data.to_pybytes().find(needle) != -1
 
 

@@ -23,6 +23,10 @@ class SQLiteSource(SQLiteConnector, Source):
 
     name = "sqlite"
     config_schema = CONFIG
+    unsplit_reason = (
+        "read as one query: SQLite rows become Python values under one interpreter lock, so parts on threads "
+        "are slower (1M rows: one query 2.1-3.9 s, two key-range parts 2.9-5.3 s)"
+    )
 
     def _open(self) -> tuple[str, sqlite3.Connection]:
         path = resolve_path(self.config, must_exist=True, system="SQLite")
