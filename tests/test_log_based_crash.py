@@ -30,6 +30,7 @@ KILL_POINTS = [
     # (function, nth call, destination): where the process dies
     ("jupyter_di.connectors.postgres.replication:ExportedSnapshot.close", 1, "duckdb"),  # snapshot read, slot made, nothing committed
     ("jupyter_di.connectors.postgres.log_read:_snapshot", 1, "postgresql"),  # before the slot exists
+    ("jupyter_di.connectors.duckdb.connection:_publish", 1, "duckdb"),  # a new DuckDB file initialised, not yet in place
     ("jupyter_di.connectors.postgres.replication:advance", 1, "duckdb"),  # confirming the saved position
     ("jupyter_di.connectors.postgres.log_read:_Changes._typed", 2, "postgresql"),  # mid-read of the changes
     ("jupyter_di.connectors.postgres.log_read:_Changes._flush", 3, "duckdb"),

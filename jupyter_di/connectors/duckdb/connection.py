@@ -7,6 +7,9 @@ what to do.
 
 from __future__ import annotations
 
+import logging
+import os
+import uuid
 from typing import Any
 
 import duckdb
@@ -14,6 +17,12 @@ import duckdb
 from ...errors import ConnectionFailed
 from .._shared.db_file import first_line, resolve_path
 from ..base import ConfigField
+
+log = logging.getLogger(__name__)
+
+HEADERS_BYTES = 3 * 4096
+"""DuckDB's main header and its two database headers: a file shorter than this is no database
+(DuckDB refuses it, "not a valid DuckDB database file" or "could not read enough bytes")."""
 
 CONFIG = [
     ConfigField("path", "path", required=True, description="The DuckDB database file (relative to the notebook's folder)."),
@@ -56,6 +65,8 @@ def open_duckdb(path: str, *, reading: bool) -> duckdb.DuckDBPyConnection:
     holds the file read-only.
     """
     try:
+        if not reading:
+            _ensure_database_file(path)
         try:
             con = duckdb.connect(path)
         except duckdb.IOException as exc:
@@ -66,6 +77,62 @@ def open_duckdb(path: str, *, reading: bool) -> duckdb.DuckDBPyConnection:
         return con
     except duckdb.Error as exc:
         raise connection_failed(path, exc) from exc
+
+
+def _ensure_database_file(path: str) -> None:
+    """Create a destination's new file atomically, so a kill -9 never leaves a file DuckDB refuses.
+
+    DuckDB writes a new file's headers after creating it: a process killed in between left an empty
+    or header-short file that every later run failed on.  A new file is now made under a temporary
+    name in the same folder and linked into place once DuckDB has closed it.  A file already there
+    that is shorter than DuckDB's headers, has no WAL beside it, and is empty, all zeros or starts
+    like a DuckDB header is such a leftover (it holds no data): it is replaced, and the log says so.
+    Any other file is left for DuckDB to open or refuse.
+    """
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        size = None
+    if size is not None and not _is_unfinished_creation(path, size):
+        return
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.creating")
+    duckdb.connect(temp).close()  # writes and syncs the headers of an empty database
+    try:
+        if size is None:
+            _publish(temp, path)
+        else:
+            log.warning(
+                "the DuckDB file %s is %d bytes, shorter than DuckDB's headers (a run killed while creating it): replacing it with a new empty database",
+                path,
+                size,
+            )
+            os.replace(temp, path)
+    finally:
+        for leftover in (temp, temp + ".wal"):
+            try:
+                os.remove(leftover)
+            except FileNotFoundError:
+                pass
+
+
+def _publish(temp: str, path: str) -> None:
+    """Put the finished file in place unless another process created one meanwhile (theirs wins)."""
+    try:
+        os.link(temp, path)  # atomic, and never over an existing file
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links
+        if not os.path.exists(path):
+            os.replace(temp, path)
+
+
+def _is_unfinished_creation(path: str, size: int) -> bool:
+    if size >= HEADERS_BYTES or os.path.exists(path + ".wal"):
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(size)
+    return not head.strip(b"\0") or head[8:12] == b"DUCK"
 
 
 class DuckDBConnector:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -563,3 +564,81 @@ def test_full_table_load_while_a_reader_of_the_same_file_is_open(tmp_path):
         reader_con.close()
     with duckdb.connect(str(path)) as con:
         assert con.execute('SELECT id FROM "t" ORDER BY id').fetchall() == [(1,), (2,), (3,), (4,), (5,)]
+
+
+@pytest.mark.parametrize("leftover", [b"", b"\0" * 5000, "header"], ids=["empty", "zeros", "header-short"])
+def test_a_file_left_by_a_killed_creation_is_replaced_and_the_next_write_succeeds(tmp_path, leftover, caplog):
+    """A kill -9 while DuckDB created the file left an empty or header-short file every later run failed on."""
+    path = tmp_path / "w.duckdb"
+    if leftover == "header":
+        with duckdb.connect(str(tmp_path / "real.duckdb")):
+            pass
+        leftover = (tmp_path / "real.duckdb").read_bytes()[: 4096 + 100]
+    path.write_bytes(leftover)
+    with caplog.at_level("WARNING", logger="jupyter_di.connectors.duckdb.connection"):
+        _full_table_write(path, [1, 2, 3])
+    assert "shorter than DuckDB's headers" in caplog.text and str(path) in caplog.text
+    with duckdb.connect(str(path)) as con:
+        assert con.execute('SELECT id, name FROM "t" ORDER BY id').fetchall() == [(1, "n1"), (2, "n2"), (3, "n3")]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+def test_a_short_file_that_is_not_a_database_being_created_is_never_replaced(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_bytes(b"my own notes, not a database\n")
+    with pytest.raises(ConnectionFailed, match="not a valid DuckDB database file"):
+        _full_table_write(path, [1])
+    assert path.read_bytes() == b"my own notes, not a database\n"
+
+
+def test_a_new_file_appears_only_once_initialised(tmp_path, monkeypatch):
+    """The new file is made under a temporary name and linked into place: killed before that, no file."""
+    from jupyter_di.connectors.duckdb import connection
+
+    path = tmp_path / "w.duckdb"
+    seen: list[bool] = []
+    original = connection._publish
+
+    def publish(temp: str, target: str) -> None:
+        seen.append(os.path.exists(target))
+        with duckdb.connect(temp) as con:  # the temporary file is already a database
+            assert con.execute("SELECT 1").fetchall() == [(1,)]
+        original(temp, target)
+
+    monkeypatch.setattr(connection, "_publish", publish)
+    _full_table_write(path, [4])
+    assert seen == [False]
+    with duckdb.connect(str(path)) as con:
+        assert con.execute('SELECT id FROM "t"').fetchall() == [(4,)]
+
+
+def test_an_upsert_window_larger_than_the_memory_limit_spills_and_keeps_each_keys_last_row(tmp_path):
+    """INCREMENTAL into DuckDB: an upsert window picked one row per key with a window function, which
+    ran out of the 100MB memory_limit at ~850k changed rows (benchmarks/cdc.py); here at 32MB."""
+    path = tmp_path / "w.duckdb"
+    config = {"path": str(path), "memory_limit": "32MB"}
+
+    def rows(ids: range, tag: str) -> pa.RecordBatch:
+        return batch(
+            id=pa.array(ids, pa.int64()),
+            status=pa.array([f"{tag}-{i}" for i in ids]),
+            note=pa.array([f"a longer text that makes the window bigger than its limit {tag} {i}" for i in ids]),
+        )
+
+    s = ws("t", unique_constraints=["id"])
+    base = rows(range(0, 400_000), "a")
+    with DuckDBDestination(config) as dest:
+        dest.write(WriteRequest(s, base.schema, state_key="k"), [Chunk(base.slice(i, 50_000)) for i in range(0, 400_000, 50_000)])
+    # one window of 600k rows: 200k keys updated, 300k new, and 100k of them twice (their second row wins)
+    first, second = rows(range(200_000, 700_000), "b"), rows(range(300_000, 400_000), "c")
+    chunks = [Chunk(first.slice(i, 50_000)) for i in range(0, first.num_rows, 50_000)] + [Chunk(second, {"done": 1})]
+    with DuckDBDestination(config) as dest:
+        dest.write(WriteRequest(s, first.schema, state_key="k"), chunks)
+        assert dest.load_state("k") == {"done": 1}
+    with duckdb.connect(str(path)) as con:
+        assert con.execute('SELECT count(*), count(DISTINCT id), min(id), max(id) FROM "t"').fetchall() == [(700_000, 700_000, 0, 699_999)]
+        got = dict(con.execute('SELECT left(status, 1), count(*) FROM "t" GROUP BY 1').fetchall())
+        assert got == {"a": 200_000, "b": 400_000, "c": 100_000}
+        assert con.execute('SELECT status, note FROM "t" WHERE id = 399999').fetchall() == [
+            ("c-399999", "a longer text that makes the window bigger than its limit c 399999")
+        ]
