@@ -202,11 +202,18 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         cols = ", ".join(quote_ident(n) for n in names)
         on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
         partition = ", ".join(quote_ident(k) for k in keys)
-        order = "ASC" if method == "IGNORE" else "DESC"  # IGNORE keeps a key's first row, UPDATE its last
-        one_per_key = f"SELECT {cols} FROM {stage} QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY rowid {order}) = 1"
+        pick = "min" if method == "IGNORE" else "max"  # IGNORE keeps a key's first row, UPDATE its last
+        one_per_key = f"SELECT {cols} FROM {stage}"
         with self._registered(con, window.reader()) as view:
             con.execute(f"CREATE TEMP TABLE {stage} AS SELECT {cols} FROM {view}")
         try:
+            # One row per key by deleting the staged duplicates first: an INSERT that picks them with a
+            # window function (or a rowid semi-join) ran out of the 100MB memory_limit at ~850k rows.
+            dup = " AND ".join(f"{stage}.{quote_ident(k)} IS NOT DISTINCT FROM d.{quote_ident(k)}" for k in keys)
+            con.execute(
+                f"DELETE FROM {stage} USING (SELECT {partition}, {pick}(rowid) AS keep FROM {stage} GROUP BY {partition} "
+                f"HAVING count(*) > 1) AS d WHERE {dup} AND {stage}.rowid <> d.keep"
+            )
             if method == "IGNORE":
                 con.execute(
                     f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({one_per_key}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})"
