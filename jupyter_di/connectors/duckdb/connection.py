@@ -97,8 +97,13 @@ def _ensure_database_file(path: str) -> None:
         return
     folder, name = os.path.split(path)
     temp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.creating")
-    duckdb.connect(temp).close()  # writes and syncs the headers of an empty database
     try:
+        duckdb.connect(temp).close()  # writes the headers of an empty database
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # on disk before its name is
+        finally:
+            os.close(fd)
         if size is None:
             _publish(temp, path)
         else:
@@ -130,8 +135,11 @@ def _publish(temp: str, path: str) -> None:
 def _is_unfinished_creation(path: str, size: int) -> bool:
     if size >= HEADERS_BYTES or os.path.exists(path + ".wal"):
         return False
-    with open(path, "rb") as fh:
-        head = fh.read(size)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+    except OSError:  # unreadable: DuckDB's own error says so
+        return False
     return not head.strip(b"\0") or head[8:12] == b"DUCK"
 
 
