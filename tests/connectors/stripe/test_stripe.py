@@ -281,7 +281,15 @@ def test_killed_mid_listing_and_mid_events_resumes_without_loss(env, tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     rows = table(nb, "customers", "id, name")
     assert [r[0] for r in rows] == sorted(made["customers"])  # every customer, once
-    names = dict(rows)
+    # A customer committed before the kill and renamed while the sync was down is re-listed by the resumed
+    # run only when its `created` ties the bookmark (seconds; not so on a loaded machine); its rename event
+    # is read from the listing's start by the next run at the latest.
+    caught_up = subprocess.run(
+        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(nb)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert caught_up.returncode == 0, caught_up.stdout + caught_up.stderr
+    names = dict(table(nb, "customers", "id, name"))
+    assert len(names) == 230
     assert all(names[c] == "changed" for c in made["customers"][:5])
 
     # killed again while applying events: 150 renames in batches of 40, killed after the second commit

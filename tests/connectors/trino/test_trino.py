@@ -665,8 +665,9 @@ def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
     (on S3: found by listing the bucket's prefix)."""
     import random
 
+    rows_total = 20000  # ten windows: the run cannot finish between the poll that sees a staged window and the kill
     conn = pg_connect()
-    create_orders(conn, 6000)
+    create_orders(conn, rows_total)
     config = staged(trino_config | {"catalog": catalog}, trino_server, path)
     notebook = pipeline(tmp_path / "k.ipynb", pg_config, config, commit_rows=2000, batch_size=500)
     cat, schema = config["catalog"], config["schema"]
@@ -688,10 +689,10 @@ def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
     assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed mid-load"
     assert staged_files
     rows, count = trino_rows(query, config)
-    assert 0 < count < 6000 and count % 2000 == 0  # whole windows only
+    assert 0 < count < rows_total and count % 2000 == 0  # whole windows only
     assert staging_leftovers(query, trino_server, config, "orders")  # the killed run's files are still there
 
-    mutate(conn, 1, random.Random(7), new=300, updated=200, id_range=6000)
+    mutate(conn, 1, random.Random(7), new=300, updated=200, id_range=rows_total)
     done = run_cli(notebook)
     assert done.returncode == 0, done.stderr
     assert not differences(source_rows(conn), *trino_rows(query, config))
