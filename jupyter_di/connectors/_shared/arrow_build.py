@@ -43,6 +43,36 @@ def utf8_array(values: Sequence[bytes | None]) -> pa.Array:
     return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(sized), pa.py_buffer(data)], null_count=null_count)
 
 
+def numpy_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An integer, float or bool column without nulls as a numpy array, read from its buffers
+    (``to_numpy`` and ``np.asarray`` on Arrow arrays import pandas)."""
+    if isinstance(column, pa.ChunkedArray):
+        parts = [numpy_values(chunk) for chunk in column.chunks]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=_numpy_type(column.type))
+    if column.null_count:
+        raise ValueError("numpy_values needs a column without nulls")
+    start, n = column.offset, len(column)
+    if pa.types.is_boolean(column.type):
+        if not n:
+            return np.empty(0, dtype=bool)
+        bits = np.frombuffer(column.buffers()[1], dtype=np.uint8)
+        return np.unpackbits(bits, count=start + n, bitorder="little")[start:].astype(bool)
+    dtype = _numpy_type(column.type)
+    if not n:
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(column.buffers()[1], dtype=dtype, count=n, offset=start * dtype.itemsize)
+
+
+def _numpy_type(kind: pa.DataType) -> np.dtype:
+    if pa.types.is_boolean(kind):
+        return np.dtype(bool)
+    if pa.types.is_integer(kind):
+        return np.dtype(f"{'i' if pa.types.is_signed_integer(kind) else 'u'}{kind.bit_width // 8}")
+    if pa.types.is_floating(kind) and kind.bit_width in (32, 64):
+        return np.dtype(f"f{kind.bit_width // 8}")
+    raise TypeError(f"numpy_values does not read {kind}")
+
+
 def value_array(value: Any) -> pa.Array:
     """A one-element array holding ``value`` (a query parameter)."""
     if value is None:

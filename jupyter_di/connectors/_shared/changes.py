@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from ...errors import SchemaMismatch
 from ..base import CHANGE_COLUMNS, CHANGE_OP_COLUMN, CHANGE_TIME_COLUMN, CHANGE_UNCHANGED_COLUMN, DELETED_AT_COLUMN, StreamSettings
-from .arrow_build import int64_array, text_array
+from .arrow_build import int64_array, numpy_values, text_array
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _op_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if codes.null_count:
         bad = pc.filter(column, pc.is_null(codes))[0].as_py()
         raise ValueError(f"unknown change op {bad!r}")
-    return np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+    return numpy_values(codes).astype(np.int8)
 
 
 def _group_ids(keys: pa.Table) -> tuple[np.ndarray, int]:
@@ -151,9 +151,9 @@ def _group_ids(keys: pa.Table) -> tuple[np.ndarray, int]:
     for column in keys.columns:
         column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         if pa.types.is_integer(column.type) and not column.null_count:
-            codes = np.unique(np.asarray(column.to_numpy()), return_inverse=True)[1]
+            codes = np.unique(numpy_values(column), return_inverse=True)[1]
         else:
-            codes = np.asarray(pc.dictionary_encode(column, null_encoding="encode").indices.to_numpy(zero_copy_only=False))
+            codes = numpy_values(pc.dictionary_encode(column, null_encoding="encode").indices)
         codes = codes.astype(np.int64)
         ids = codes if ids is None else np.unique(ids * (int(codes.max()) + 1) + codes, return_inverse=True)[1]
     assert ids is not None
@@ -247,7 +247,7 @@ def _reduce(table: pa.Table, ops: np.ndarray, start: int, end: int, keys: list[s
     unchanged_col = table.column(CHANGE_UNCHANGED_COLUMN).slice(start, n)
     if unchanged_col.null_count < n:
         lengths = pc.list_value_length(unchanged_col).fill_null(0)
-        partial_row = np.asarray(lengths.to_numpy(zero_copy_only=False)) > 0
+        partial_row = numpy_values(lengths) > 0
     else:
         partial_row = np.zeros(n, dtype=bool)
     gid, groups = _group_ids(table.slice(start, n).select(keys))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow as pa
+import pytest
 
-from jupyter_di.connectors._shared.arrow_build import int64_array, text_array, value_array
+from jupyter_di.connectors._shared.arrow_build import int64_array, numpy_values, text_array, value_array
 from jupyter_di.connectors._shared.commit_window import ChunkSource, CommitWindow
 from jupyter_di.connectors.base import Chunk
 
@@ -75,11 +77,25 @@ def test_arrays_built_from_buffers_equal_pyarrows_own():
     assert value_array(None).null_count == 1
 
 
+def test_numpy_values_reads_buffers_at_their_offset():
+    assert numpy_values(pa.array([1, 2, 3, 4], pa.int32()).slice(1, 2)).tolist() == [2, 3]
+    assert numpy_values(pa.array([255, 1], pa.uint8())).tolist() == [255, 1]
+    assert numpy_values(pa.array([0.5, 1.5]).slice(1)).dtype == np.float64
+    bools = pa.chunked_array([pa.array([True, False, True, True, False, False, False, False, True]).slice(1), pa.array([], pa.bool_())])
+    assert numpy_values(bools).tolist() == [False, True, True, False, False, False, False, True]
+    assert numpy_values(pa.chunked_array([pa.array([5], pa.int64()), pa.array([6], pa.int64())])).tolist() == [5, 6]
+    assert numpy_values(pa.chunked_array([], pa.int16())).dtype == np.int16
+    with pytest.raises(ValueError, match="without nulls"):
+        numpy_values(pa.array([1, None]))
+    with pytest.raises(TypeError):
+        numpy_values(pa.array(["a"]))
+
+
 def test_building_them_does_not_import_pandas():
     code = (
-        "import sys\nfrom jupyter_di.connectors._shared.arrow_build import text_array, value_array\n"
+        "import sys\nfrom jupyter_di.connectors._shared.arrow_build import numpy_values, text_array, value_array\n"
         "from jupyter_di.connectors._shared.row_values import last_row_values\nimport pyarrow as pa, numpy as np\n"
-        "text_array(['a', None]); value_array([1]); value_array(5)\n"
+        "text_array(['a', None]); value_array([1]); value_array(5); numpy_values(value_array(5))\n"
         "ts = pa.Array.from_buffers(pa.timestamp('us', tz='UTC'), 1, [None, pa.py_buffer(np.array([0]))])\n"
         "print(last_row_values(pa.RecordBatch.from_arrays([ts], names=['t']), ['t']))\n"
         "print('pandas' in sys.modules)\n"
