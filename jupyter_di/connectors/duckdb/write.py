@@ -17,18 +17,13 @@ from .._shared.db_file import first_line
 from .._shared.sql_file_destination import SqlFileDestination
 from .._shared.sql_names import qualify, quote_ident
 from .._shared.sql_upsert import conflict_clause, dedupe_on_keys
-from ..base import INTERNAL_PREFIX, StreamSettings, TableColumn, is_change_stream
+from ..base import INTERNAL_PREFIX, StreamSettings, TableColumn
 from .connection import CONFIG, DuckDBConnector, connection_failed, open_duckdb
 from .types import duckdb_type
 
 WRITE_MEMORY_LIMIT = "100MB"
 """DuckDB caches every block it writes up to its memory limit (80% of RAM by default), so a
 multi-million-row load would otherwise grow the process by the size of the data."""
-CHANGE_MEMORY_LIMIT = "48MB"
-"""The automatic limit for a change stream (LOG_BASED): its windows are at most 100k changes, already
-one row per key, so DuckDB's cache above this only grows the process (measured on the 5M-row
-``benchmarks/cdc.py`` table with 1M changes: 100MB peaks at 387-400 MB, 48MB at 327-329 MB, the
-same time; 40MB no lower)."""
 MEMORY_PER_COLUMN_MB = 2
 """DuckDB builds every column of a row group in its own blocks, per thread: measured, 101 text
 columns need 150 MB to insert and 200 MB to upsert (100 MB fails with "Out of Memory"), so the
@@ -106,8 +101,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         self._unique_tables: dict[str, bool] = {}
         limit = self.config.get("memory_limit", "auto")
         if limit is None or str(limit).strip().lower() == "auto":
-            base = CHANGE_MEMORY_LIMIT if is_change_stream(schema) else WRITE_MEMORY_LIMIT
-            limit = f"{max(int(base[:-2]), MEMORY_PER_COLUMN_MB * len(schema))}MB"
+            limit = f"{max(int(WRITE_MEMORY_LIMIT[:-2]), MEMORY_PER_COLUMN_MB * len(schema))}MB"
         self._previous_limit = None
         if limit:
             if not _MEMORY_LIMIT.match(str(limit)):

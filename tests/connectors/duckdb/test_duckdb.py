@@ -642,33 +642,3 @@ def test_an_upsert_window_larger_than_the_memory_limit_spills_and_keeps_each_key
         assert con.execute('SELECT status, note FROM "t" WHERE id = 399999').fetchall() == [
             ("c-399999", "a longer text that makes the window bigger than its limit c 399999")
         ]
-
-
-def test_the_automatic_memory_limit_is_lower_for_change_windows(tmp_path, monkeypatch):
-    """A LOG_BASED window is at most 100k changes, one row per key: 48MB (benchmarks/cdc.py: peak
-    RSS 387-400 MB at 100MB, 327-329 MB at 48MB, the same time); other writes keep 100MB."""
-    from jupyter_di.connectors.base import LOG_BASED, change_fields
-
-    seen: list[str] = []
-    for name in ("_apply_changes", "_write_window"):
-        method = getattr(DuckDBDestination, name)
-
-        def wrapped(self, con, *args, _method=method, **kwargs):
-            seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-            return _method(self, con, *args, **kwargs)
-
-        monkeypatch.setattr(DuckDBDestination, name, wrapped)
-    dest = DuckDBDestination({"path": str(tmp_path / "x.duckdb")})
-    plain = pa.record_batch([pa.array([1, 2], pa.int64()), pa.array(["a", "b"])], names=["id", "v"])
-    dest.write(WriteRequest(StreamSettings("t", unique_constraints=["id"]), plain.schema), [Chunk(plain)])
-    schema = pa.schema([pa.field("id", pa.int64()), pa.field("v", pa.string()), *change_fields()])
-    at = pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)] * 2, schema.field(3).type)
-    change = pa.record_batch(
-        [pa.array([1, 3], pa.int64()), pa.array(["a2", "c"]), pa.array(["update", "insert"]), at, pa.nulls(2, schema.field(4).type)],
-        schema=schema,
-    )
-    s = StreamSettings("t", replication_method=LOG_BASED, unique_constraints=["id"], delete_mode="hard")
-    dest.write(WriteRequest(s, schema), [Chunk(change)])
-    assert seen[0] == "95.3 MiB" and set(seen[1:]) == {"45.7 MiB"}, seen
-    with duckdb.connect(str(tmp_path / "x.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT id, v FROM t ORDER BY id").fetchall() == [(1, "a2"), (2, "b"), (3, "c")]
