@@ -610,8 +610,9 @@ def test_kill_minus_nine_mid_load_then_resume_loses_nothing(tmp_path, pg_config,
     SIGKILL between a MERGE and the bookmark save; each resume ends equal to the source."""
     import random
 
+    rows_total = 20000  # ten windows: the run cannot finish between the poll that sees a staged window and the kill
     conn = pg_connect()
-    create_orders(conn, 6000)
+    create_orders(conn, rows_total)
     notebook = pipeline(tmp_path / "k.ipynb", pg_config, trino_config, commit_rows=2000, batch_size=500)
     cat, schema = trino_config["catalog"], trino_config["schema"]
     proc = subprocess.Popen(
@@ -638,19 +639,19 @@ def test_kill_minus_nine_mid_load_then_resume_loses_nothing(tmp_path, pg_config,
     assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed mid-load"
     assert stage_rows > 0
     rows, count = trino_rows(query, trino_config)
-    assert 0 < count < 6000 and count % 2000 == 0  # whole windows only: a window is published in one MERGE
+    assert 0 < count < rows_total and count % 2000 == 0  # whole windows only: a window is published in one MERGE
 
     rng = random.Random(5)
-    mutate(conn, 1, rng, new=300, updated=200, id_range=6000)
+    mutate(conn, 1, rng, new=300, updated=200, id_range=rows_total)
     done = run_cli(notebook)
     assert done.returncode == 0, done.stderr
     assert not differences(source_rows(conn), *trino_rows(query, trino_config))
     assert not [n for n in tables_of(query, trino_config) if n.startswith("_jupyter_di")]
 
-    mutate(conn, 2, rng, new=300, updated=200, id_range=6000)
+    mutate(conn, 2, rng, new=300, updated=200, id_range=rows_total)
     killed = run_cli(notebook, "--at-local-save", "dest", "1")  # merged, bookmark not saved
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    mutate(conn, 3, rng, new=300, updated=200, id_range=6000)
+    mutate(conn, 3, rng, new=300, updated=200, id_range=rows_total)
     done = run_cli(notebook)
     assert done.returncode == 0, done.stderr
     assert not differences(source_rows(conn), *trino_rows(query, trino_config))
