@@ -605,22 +605,29 @@ def test_merge_upserts_with_ties_at_the_bookmark(catalog, path, tmp_path, pg_con
         mutate(conn, round_no + 1, rng, new=300, updated=200, id_range=3000)  # every statement's rows share one timestamp
 
 
-def test_kill_minus_nine_mid_load_then_resume_loses_nothing(tmp_path, pg_config, pg_connect, trino_config, query) -> None:
-    """SIGKILL while rows are being loaded into the staging table (after one window was merged), then
-    SIGKILL between a MERGE and the bookmark save; each resume ends equal to the source."""
-    import random
-
-    rows_total = 20000  # ten windows: the run cannot finish between the poll that sees a staged window and the kill
+def _killable_load(tmp_path, pg_connect, pg_config, config, rows_total):  # noqa: ANN001, ANN202
+    """A source table of ``rows_total`` orders and a `jupyter-di run` loading it into Trino in 2,000-row
+    windows, started in the background for the caller to SIGKILL mid-load."""
     conn = pg_connect()
     create_orders(conn, rows_total)
-    notebook = pipeline(tmp_path / "k.ipynb", pg_config, trino_config, commit_rows=2000, batch_size=500)
-    cat, schema = trino_config["catalog"], trino_config["schema"]
+    notebook = pipeline(tmp_path / "k.ipynb", pg_config, config, commit_rows=2000, batch_size=500)
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    return conn, notebook, proc
+
+
+def test_kill_minus_nine_mid_load_then_resume_loses_nothing(tmp_path, pg_config, pg_connect, trino_config, query) -> None:
+    """SIGKILL while rows are being loaded into the staging table (after one window was merged), then
+    SIGKILL between a MERGE and the bookmark save; each resume ends equal to the source."""
+    import random
+
+    rows_total = 20000  # ten windows: the run cannot finish between the poll that sees a staged window and the kill
+    conn, notebook, proc = _killable_load(tmp_path, pg_connect, pg_config, trino_config, rows_total)
+    cat, schema = trino_config["catalog"], trino_config["schema"]
     deadline = time.monotonic() + 300
     stage_rows = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -667,17 +674,9 @@ def test_kill_minus_nine_mid_load_on_the_parquet_path_then_resume(
     import random
 
     rows_total = 20000  # ten windows: the run cannot finish between the poll that sees a staged window and the kill
-    conn = pg_connect()
-    create_orders(conn, rows_total)
     config = staged(trino_config | {"catalog": catalog}, trino_server, path)
-    notebook = pipeline(tmp_path / "k.ipynb", pg_config, config, commit_rows=2000, batch_size=500)
+    conn, notebook, proc = _killable_load(tmp_path, pg_connect, pg_config, config, rows_total)
     cat, schema = config["catalog"], config["schema"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_di.cli", "run", "-q", str(notebook)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     deadline = time.monotonic() + 300
     staged_files: list = []
     while time.monotonic() < deadline and proc.poll() is None:
