@@ -19,6 +19,7 @@ import adbc_driver_manager as dm
 import pyarrow as pa
 
 from .._shared.arrow_build import value_array
+from .encoding import raw_text
 
 BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 INGEST_SLICE_ROWS = 4096
@@ -50,6 +51,8 @@ class AdbcSession:
         self._closed = False
         self.last_error: BaseException | None = None
         """The last driver error of a statement of this session (rolled back at once)."""
+        self.raw_text: bool | None = None
+        """The database is SQL_ASCII and the session reads its bytes as stored (None: not read yet)."""
 
     def _failed(self, exc: BaseException) -> None:
         """A statement failed: in a transaction, roll it back before anything else runs.
@@ -98,10 +101,19 @@ class AdbcSession:
         return list(zip(*columns))
 
     def stream(self, query: str, batch_size_hint_bytes: int) -> tuple[pa.RecordBatchReader, dm.AdbcStatement]:
-        """Stream a query (COPY binary under the hood); close the statement when done."""
+        """Stream a query (COPY binary under the hood); close the statement when done.  Before the
+        session's first read, ``raw_text`` says whether its text must be checked (``encoding``)."""
+        if self.raw_text is None:
+            self.raw_text = raw_text(self)
         stmt = self._statement(query, None)
-        stmt.set_options(**{BATCH_SIZE_HINT: str(batch_size_hint_bytes)})
-        handle, _ = _blocking(stmt.execute_query, stmt.cancel)
+        try:
+            stmt.set_options(**{BATCH_SIZE_HINT: str(batch_size_hint_bytes)})
+            handle, _ = _blocking(stmt.execute_query, stmt.cancel)
+        except BaseException as exc:  # closed here: the caller never got it, and an open statement blocks close()
+            stmt.close()
+            if isinstance(exc, dm.Error):
+                self._failed(exc)
+            raise
         return pa.RecordBatchReader._import_from_c(handle.address), stmt
 
     def ingest(self, table: str, data: pa.RecordBatch, *, schema: str | None = None, temporary: bool = False) -> None:

@@ -18,6 +18,7 @@ from ...errors import ConfigError, ConnectionFailed
 from ...redaction import Redactor
 from ..base import ConfigField, Connector
 from ..config_check import int_option
+from .encoding import CLIENT_ENCODING
 
 DEFAULT_PORT = 5432
 DEFAULT_SCHEMA = "public"
@@ -133,6 +134,7 @@ class PgConfig:
             user=self.username,
             connect_timeout=self.connect_timeout,
             application_name="jupyter-di",
+            client_encoding=CLIENT_ENCODING,  # text as UTF-8 whatever the database's encoding (encoding.py)
         )
         if self.password:
             params["password"] = self.password

@@ -42,6 +42,7 @@ from ..base import (
 from . import pgoutput as po
 from . import replication as rep
 from .connection import PgConfig, render
+from .encoding import RAW, check_utf8
 from .read import _batches, _plan, _require, _stream
 from .text_values import SESSION_SETTINGS, text_to_arrow
 from .types import PgColumn, primary_keys, table_columns
@@ -381,14 +382,14 @@ class _Changes:
         columns = po.split_tuples(data, starts[index] + 6, self.ncols)
         values: list[pa.Array] = []
         unchanged: list[np.ndarray | None] = []
-        for source in self.mapping:
+        for name, source in zip(self.names, self.mapping):
             if source < 0:  # not in the log's row (a column added since): kept as the destination has it
                 values.append(pa.nulls(len(index), pa.string()))
                 unchanged.append(np.ones(len(index), dtype=bool))
                 continue
             kinds, value_starts, lengths = columns[source]
             sent = (kinds == po.KIND_TEXT) | (kinds == po.KIND_BINARY)
-            values.append(self._text(_gather(data, value_starts, lengths, sent)))
+            values.append(self._text(_gather(data, value_starts, lengths, sent), name))
             same = kinds == po.KIND_UNCHANGED
             unchanged.append(same if same.any() else None)
         codes = first[index]
@@ -419,7 +420,7 @@ class _Changes:
         for c in range(len(self.names)):
             column = [row[c] for _, _, row, _ in slow]
             same = np.fromiter((v is po.UNCHANGED for v in column), dtype=bool, count=n)
-            values.append(self._text(utf8_array([None if v is po.UNCHANGED else v for v in column])))
+            values.append(self._text(utf8_array([None if v is po.UNCHANGED else v for v in column]), self.names[c]))
             unchanged.append(same if same.any() else None)
         self._add(_Rows(seq, ops, times, values, unchanged))
 
@@ -499,12 +500,12 @@ class _Changes:
             raise RuntimeError(f"typed {table.num_rows} of {n} changes")
         return [table.column(i).combine_chunks() for i in range(len(names))]
 
-    def _text(self, values: pa.Array) -> pa.Array:
-        if self.encoding in ("UTF8", "SQL_ASCII", None):
-            return values
-        codec = _PG_CODECS.get(self.encoding, self.encoding)
-        raw = values.cast(pa.binary()).to_pylist()
-        return utf8_array([None if v is None else v.decode(codec).encode("utf-8") for v in raw])
+    def _text(self, values: pa.Array, column: str) -> pa.Array:
+        """A column's text as sent: UTF-8 (the session's client encoding, ``encoding``), except from a
+        SQL_ASCII database, whose bytes arrive as stored and are checked."""
+        if self.encoding == RAW:
+            check_utf8(values, column)
+        return values
 
 
 GATHER_BYTES = 1 << 20
@@ -536,9 +537,6 @@ def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, valid: np
             pa.string(), n, [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(body)], null_count=null_count
         )
     return pa.Array.from_buffers(pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(body)], null_count=null_count)
-
-
-_PG_CODECS = {"LATIN1": "latin-1", "WIN1252": "cp1252", "LATIN9": "iso8859-15", "EUC_JP": "euc_jp", "SJIS": "shift_jis"}
 
 
 def _change_arrays(ops: np.ndarray, times: np.ndarray, unchanged: list[np.ndarray], names: list[str]) -> list[pa.Array]:

@@ -30,6 +30,7 @@ from ..base import INCREMENTAL, LOG_BASED, STATE_TABLE, ReadRequest, Source
 from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .adbc import server_message
 from .connection import PostgresConnector, render
+from .encoding import check_batch
 from .partitions import plan_parts, read_partitioned
 from .types import RELATIONS_SQL, PgColumn, catalog_rows, decimal_from_scaled, primary_keys, table_columns
 
@@ -372,7 +373,10 @@ def _stream(session: Any, query: str, target: pa.Schema, batch_size: int) -> Ite
     stmt = None
     try:
         reader, stmt = session.stream(query, _BATCH_HINT_BYTES)
+        check = getattr(session, "raw_text", False)  # a SQL_ASCII database: its bytes must be UTF-8
         for raw in reader:
+            if check:
+                check_batch(raw)
             batch = _conform(raw, target)
             for start in range(0, batch.num_rows, max(1, batch_size)):
                 yield batch.slice(start, batch_size)
