@@ -34,24 +34,25 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 TEMP_PREFIX = "jdi-pg-"
 
 
-def start(base_dir: str | None = None) -> dict[str, str]:
-    """Create and start a cluster; returns env-style settings (host, port, user, data dir)."""
+def _new_base(base_dir: str | None) -> Path:
+    """The folder of a new cluster (``data`` in it), owned by the user the server runs as."""
     base = Path(base_dir or tempfile.mkdtemp(prefix=TEMP_PREFIX))
-    data = base / "data"
     base.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(base, user="postgres")
         os.chmod(base, 0o755)
+    return base
+
+
+def _run_server(base: Path, extra: str = "") -> dict[str, str]:
+    """Start the cluster in ``base/data`` on a free port; env-style settings (host, port, user, data dir)."""
+    data = base / "data"
     port = free_port()
-    subprocess.run(
-        _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"]),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    # wal_level=logical (with slots and WAL senders) for log-based sync (issue 18).
+    # wal_level=logical (with slots and WAL senders) for log-based sync (issue 18); a standby needs
+    # the same limits (max_connections...) as its primary.
     opts = (
         f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off -c max_connections=200"
-        " -c wal_level=logical -c max_replication_slots=50 -c max_wal_senders=20"
+        f" -c wal_level=logical -c max_replication_slots=50 -c max_wal_senders=20{extra}"
     )
     subprocess.run(
         _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"]),
@@ -65,6 +66,28 @@ def start(base_dir: str | None = None) -> dict[str, str]:
         except OSError:
             time.sleep(0.1)
     return {"JDI_TEST_PG_HOST": "127.0.0.1", "JDI_TEST_PG_PORT": str(port), "JDI_TEST_PG_USER": "postgres", "JDI_TEST_PG_DATA": str(data)}
+
+
+def start(base_dir: str | None = None) -> dict[str, str]:
+    """Create and start a cluster; returns env-style settings (host, port, user, data dir)."""
+    base = _new_base(base_dir)
+    subprocess.run(
+        _as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(base / "data"), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return _run_server(base)
+
+
+def start_standby(primary_host: str, primary_port: int, base_dir: str | None = None) -> dict[str, str]:
+    """A hot standby of a running server (``pg_basebackup -R``: streaming replication from it), started
+    on a free port; the same settings as ``start`` (stop it with ``stop``)."""
+    base = _new_base(base_dir)
+    backup = [str(PG_BIN / "pg_basebackup"), "-h", primary_host, "-p", str(primary_port), "-U", "postgres", "-D", str(base / "data")]
+    subprocess.run(_as_postgres([*backup, "-R", "-X", "stream", "-c", "fast"]), check=True, stdout=subprocess.DEVNULL)
+    return _run_server(base, " -c hot_standby=on")
 
 
 def stop(data_dir: str) -> None:

@@ -92,7 +92,20 @@ def current_lsn(conn: Any) -> int:
 
 
 def check_server(conn: Any, stream: str) -> None:
-    """``wal_level = logical`` and a role that may use replication slots: one clear error each."""
+    """A primary, ``wal_level = logical`` and a role that may use replication slots: one clear error each.
+
+    A standby is refused first, before any publication or slot is touched: PostgreSQL 15 cannot decode
+    on a standby (``CREATE_REPLICATION_SLOT`` fails there, and ``CREATE PUBLICATION`` with "read-only
+    transaction"); 16 can, with a publication made on the primary and a slot that a failover does not
+    carry over, which is not what these streams are built or tested for."""
+    in_recovery, version = conn.execute("SELECT pg_is_in_recovery(), current_setting('server_version_num')::int").fetchone()
+    if in_recovery:
+        raise ConfigError(
+            f"LOG_BASED replication reads the change log of a primary server; this server is a standby (in recovery, "
+            f"PostgreSQL {version // 10000}), where jupyter-di cannot create the stream's publication and replication slot.",
+            stream=stream,
+            fix="point the block's host and port at the primary server (FULL_TABLE and INCREMENTAL streams may keep reading the standby).",
+        )
     wal_level = conn.execute("SELECT current_setting('wal_level')").fetchone()[0]
     if wal_level != "logical":
         raise ConfigError(
