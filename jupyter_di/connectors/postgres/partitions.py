@@ -131,7 +131,7 @@ def split(conn: Any, plan: Any, oid: int, key: str | None, key_type: str | None,
         if bounds is None and key_type in ("int2", "int4", "int8"):
             bounds = _integer_bounds(conn, plan, key, n)
         if bounds:
-            edges: list[str | None] = [None, *(json.dumps({key: b}) for b in bounds), None]
+            edges: list[str | None] = [None, *(json.dumps({key: b}, ensure_ascii=False) for b in bounds), None]
             parts = [Part(i, key, edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
             return PartPlan(parts, f"key {key}", size)
     block_size = int(conn.fetchall("SELECT current_setting('block_size')::int")[0][0])

@@ -212,7 +212,7 @@ def _check_bookmark(conn: Any, schema: str, table: str, bookmark: str, by_name: 
             sql.Identifier(schema, table), sql.Identifier(name)
         )
         try:
-            conn.fetchall(render(query), (json.dumps({name: value}),))
+            conn.fetchall(render(query), (json.dumps({name: value}, ensure_ascii=False),))
         except adbc_driver_manager.Error as exc:
             raise ConfigError(
                 f"bookmark value {value!r} for {name!r} is not a valid {by_name[name].sql_type}: {server_message(exc)}",
@@ -318,7 +318,7 @@ def _plan(schema: str, table: str, cols: list[PgColumn], by_name: dict[str, PgCo
                     fix="reset the stream's state or give a bookmark for the first bookmark property.",
                 )
             plan.bookmark_columns = used
-            plan.bookmark_json = json.dumps({b: request.bookmark[b] for b in used}, default=str)
+            plan.bookmark_json = json.dumps({b: request.bookmark[b] for b in used}, default=str, ensure_ascii=False)
         plan.order = bprops + [k for k in keys if k not in bprops]
         plan.nullable_order = any(not by_name[c].not_null for c in plan.order)
         plan.null_bookmark_columns = [b for b in bprops if not by_name[b].not_null]
@@ -355,7 +355,7 @@ def _batches(session: Any, plan: ReadPlan, target: pa.Schema, batch_size: int, p
                 yield batch
             if rows < page_rows or last is None:
                 break
-            after = json.dumps(last_row_values(last, plan.order), default=str)
+            after = json.dumps(last_row_values(last, plan.order), default=str, ensure_ascii=False)
         if plan.nullable_order:
             yield from _stream(session, render(plan.query(null_order=True)), target, batch_size)
     finally:

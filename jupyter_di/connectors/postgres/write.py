@@ -220,7 +220,7 @@ class _TableWriter:
                     "INSERT INTO {} (state_key, state, updated_at) VALUES ($1, $2::jsonb, now()) "
                     "ON CONFLICT (state_key) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at"
                 ).format(sql.Identifier(self.schema, STATE_TABLE)),
-                (self.request.state_key, json.dumps(state, default=str)),
+                (self.request.state_key, json.dumps(state, default=str, ensure_ascii=False)),
             )
         self.conn.commit()
 

@@ -129,7 +129,7 @@ def read_all(cfg: dict[str, Any], method: str, bookmark: dict[str, Any] | None =
         stream="items",
         replication_method=method,
         key_properties=["id"],
-        bookmark_properties=["n"] if method == INCREMENTAL else [],
+        bookmark_properties=list(bookmark or {"n": None}) if method == INCREMENTAL else [],
     )
     with PostgresSource(dict(cfg, schema="public")) as source:
         table = source.read(ReadRequest(settings=settings, bookmark=bookmark)).read_all()
@@ -143,6 +143,13 @@ def test_full_table_and_incremental_reads_keep_the_text(encoded_pg, method):
     assert read_all(encoded_pg, method) == expected
     if method == INCREMENTAL:
         assert read_all(encoded_pg, method, {"n": 4}) == [r for r in expected if r[0] >= 4]
+        # a bookmark of non-ASCII text on a non-ASCII column is compared by the server as the same text
+        with psycopg.connect(utf8_conninfo(encoded_pg)) as conn:
+            ids = [r[0] for r in conn.execute('SELECT id FROM items WHERE "prénom" >= %s ORDER BY id', ("naïve",)).fetchall()]
+        assert 1 < len(ids) < len(expected)
+        assert read_all(encoded_pg, method, {"prénom": "naïve"}) == [r for r in expected if r[0] in ids]
+        # keyset pages: each page starts after the last row's (non-ASCII) bookmark value
+        assert read_all({**encoded_pg, "page_rows": 1}, method, {"prénom": "naïve"}) == [r for r in expected if r[0] in ids]
 
 
 # -- SQL_ASCII: bytes that are not UTF-8 ---------------------------------------------------------
