@@ -39,6 +39,7 @@ KILL_POINTS = [
     ("jupyter_di.connectors.postgres.write:_TableWriter._upsert_rows", 3, "postgresql"),
     ("jupyter_di.state.store:StateStore.commit_consumer", 1, "duckdb"),  # destination committed, local state not saved
     ("jupyter_di.state.store:StateStore.commit_consumer", 3, "postgresql"),
+    ("jupyter_di.state.store:StateStore.commit_consumer", 2, "sqlite"),
     ("jupyter_di.connectors._shared.sql_file_destination:SqlFileDestination._commit", 2, "sqlite"),  # inside a commit
     ("jupyter_di.connectors.postgres.write:_TableWriter._commit", 2, "postgresql"),
     ("jupyter_di.sync.spill:_state", 3, "duckdb"),  # source: a batch spilled, its state not yet published

@@ -31,6 +31,7 @@ from ..sync.engine import write_stream
 from ..sync.live_spill import LiveSpill
 from ..sync.prefetch import prefetched
 from ..sync.spill import spill
+from .committed_state import appends, catch_up
 from .context import BlockCell, RunContext
 from .incremental import check_override, cursor_warnings, with_discovered_keys
 from .inputs import IncomingStream, LiveInputStream, streams_from_output
@@ -203,6 +204,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             bookmark, typed_by_user = check_override(ctx.bookmark_overrides[key], settings, block=block.name), True
         origin: dict[str, Any] = live.origin if live is not None else {"pipeline": ctx.pipeline, "block": block.name, "stream": stream}
         origin["override"] = overridden  # set before a destination streaming from this one reads it
+        origin.update(bookmark_start=bookmark, bookmark_from_user=typed_by_user)
         try:
             with source_cls(resolved.config_dict()) as source:
                 entry = None
@@ -249,7 +251,6 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         origin.update(
             batch_states=result.batch_states,
             final_state=result.final_state,
-            bookmark_start=bookmark,
             seconds=result.seconds,
             warnings=cursor_warnings(settings, entry, result.null_cursor_rows, request, reader.schema),
         )
@@ -443,10 +444,23 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
 
         try:
             with destination_cls(resolved.config_dict()) as destination:
+                reader = project(stream.reader(), stream_settings.columns)
+                if key is not None and save is not None and appends(stream_settings) and not origin.get("bookmark_from_user"):
+                    saved = ctx.state.get(origin["pipeline"], src_block, src_stream) or {}
+                    reader = catch_up(
+                        destination,
+                        stream_settings,
+                        reader,
+                        state_key=key,
+                        recorded=(saved.get("consumers") or {}).get(block.name),
+                        read_from=origin.get("bookmark_start"),
+                        trust_destination=not ctx.state.was_reset(origin["pipeline"], src_block, src_stream),
+                        save=save,
+                    )
                 result = write_stream(
                     destination,
                     stream_settings,
-                    project(stream.reader(), stream_settings.columns),
+                    reader,
                     batch_states=origin.get("batch_states"),
                     state_key=key,
                     save_state=save,

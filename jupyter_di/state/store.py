@@ -34,6 +34,17 @@ CREATE TABLE IF NOT EXISTS stream_state (
 )
 """
 
+RESET_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_reset (
+    pipeline TEXT NOT NULL,
+    block TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    PRIMARY KEY (pipeline, block, stream)
+)
+"""
+"""Streams reset since their last commit: a destination's own copy of their old state must not
+bring it back (``integration/committed_state.py``)."""
+
 
 BUSY_SECONDS = 30
 """How long a state write waits for another process's (a kernel's and the CLI's, two CLI runs)."""
@@ -66,6 +77,7 @@ class StateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
                 conn.execute(SCHEMA)
+                conn.execute(RESET_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot use {str(self.path)!r} as the state file: {exc}.",
@@ -149,6 +161,7 @@ class StateStore:
                 "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (pipeline, block, stream, json.dumps(state, default=str, sort_keys=True), time.time()),
             )
+            conn.execute("DELETE FROM stream_reset WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream))
             conn.execute("COMMIT")
         return state
 
@@ -180,20 +193,37 @@ class StateStore:
 
     def reset(self, pipeline: str, block: str | None = None, stream: str | None = None) -> int:
         """Forget state; the next run of those streams is a full sync.  Returns rows removed."""
-        sql = "DELETE FROM stream_state WHERE pipeline = ?"
+        where = "pipeline = ?"
         params: list[Any] = [pipeline]
         if block is not None:
-            sql += " AND block = ?"
+            where += " AND block = ?"
             params.append(block)
         if stream is not None:
             if block is None:
                 raise ConfigError("a stream can only be reset together with its block.", fix="name the block too.")
-            sql += " AND stream = ?"
+            where += " AND stream = ?"
             params.append(stream)
         if self.missing:
             return 0
         with self._lock, self._connect() as conn:
-            return conn.execute(sql, params).rowcount
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                f"INSERT OR IGNORE INTO stream_reset (pipeline, block, stream) SELECT pipeline, block, stream FROM stream_state WHERE {where}",
+                params,
+            )
+            removed = conn.execute(f"DELETE FROM stream_state WHERE {where}", params).rowcount
+            conn.execute("COMMIT")
+            return removed
+
+    def was_reset(self, pipeline: str, block: str, stream: str) -> bool:
+        """Whether the stream was reset and nothing has been committed for it since."""
+        if self.missing:
+            return False
+        with self._lock, self._connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM stream_reset WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream)
+            ).fetchone()
+        return row is not None
 
     def items(self, pipeline: str, block: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         if self.missing:

@@ -102,6 +102,20 @@ def check_columns_exist(schema: pa.Schema, names: list[str], what: str, stream: 
             )
 
 
+def at_or_after(rows: pa.Table | pa.RecordBatch, values: list[tuple[str, Any]], stream: str) -> Any:
+    """The mask of rows whose (columns) >= (values), the SQL row comparison; False where NULL."""
+    mask = None
+    # (b1, b2, ...) >= (v1, v2, ...) built from the last property outwards.
+    for name, value in reversed(values):
+        col = rows.column(name)
+        scalar = _bookmark_scalar(value, rows.schema.field(name), stream)
+        if mask is None:
+            mask = pc.greater_equal(col, scalar)
+        else:
+            mask = pc.or_(pc.greater(col, scalar), pc.and_(pc.equal(col, scalar), mask))
+    return pc.fill_null(mask, False)
+
+
 def order_incremental(
     table: pa.Table, settings: StreamSettings, bookmark: dict[str, Any] | None, stats: dict[str, Any] | None = None
 ) -> pa.Table:
@@ -120,16 +134,7 @@ def order_incremental(
     if bookmark:
         values = [(p, bookmark[p]) for p in props if p in bookmark and bookmark[p] is not None]
         if values:
-            mask = None
-            # (b1, b2, ...) >= (v1, v2, ...) built from the last property outwards.
-            for name, value in reversed(values):
-                col = table.column(name)
-                scalar = _bookmark_scalar(value, table.schema.field(name), stream)
-                if mask is None:
-                    mask = pc.greater_equal(col, scalar)
-                else:
-                    mask = pc.or_(pc.greater(col, scalar), pc.and_(pc.equal(col, scalar), mask))
-            mask = pc.fill_null(mask, False)
+            mask = at_or_after(table, values, stream)
             any_null: Any = None  # a pyarrow BooleanArray (pyarrow is untyped) once props is not empty
             for name in props:
                 null = pc.is_null(table.column(name))

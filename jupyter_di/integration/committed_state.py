@@ -1,0 +1,99 @@
+"""Where a destination already stands for a stream, when the local state file says less.
+
+Why: a transactional destination (PostgreSQL, DuckDB, SQLite) commits its rows and the stream's
+state in one transaction, and only then is the state recorded in the local state file
+(``.jupyter_di/state.sqlite``).  A run killed between the two leaves the file one commit behind,
+and the next run reads that commit's rows again.  Rows upserted on a key (and a LOG_BASED
+stream's changes, re-applied in commit order) make that harmless; rows *appended* to a table
+without keys would be there twice.  The same holds for a destination whose own progress is ahead
+of the stream's bookmark because another destination of the same source lags (the source reads
+from the least advanced one).
+
+So for an INCREMENTAL stream written without unique constraints, the destination block asks the
+destination for its committed state: as in Singer and Meltano, the destination's committed state
+wins when it is ahead of the file.  The file is caught up at once, and the rows of this read
+before the destination's bookmark (already in its table) are left out; the rows tied with it are
+appended again, as in any run from that bookmark (``append_only`` accepts ties).  Not when the
+stream was reset or its bookmark typed by a user since: those ask for rows again on purpose.
+
+LOG_BASED streams are left as they are: the source has already read from the file's position
+(and, on a first run, made a new slot), and re-applying changes from there is exact; moving the
+file past what the source did could point it at changes the slot no longer holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pyarrow as pa
+
+from ..connectors._shared.arrow_rows import at_or_after
+from ..connectors.base import INCREMENTAL, Destination, StreamSettings
+from ..state.store import bookmark_order
+
+log = logging.getLogger(__name__)
+
+
+def appends(settings: StreamSettings) -> bool:
+    """Whether the destination appends this stream's rows (an INCREMENTAL stream without unique
+    constraints): the only kind a re-read would duplicate."""
+    return settings.replication_method == INCREMENTAL and not settings.unique_constraints
+
+
+def ahead(bookmark: dict[str, Any] | None, than: dict[str, Any] | None, columns: list[str]) -> bool:
+    """Whether ``bookmark`` is past ``than`` (None: nothing committed, behind everything)."""
+    if not bookmark:
+        return False
+    if not than:
+        return True
+    return bookmark_order(bookmark, columns) > bookmark_order(than, columns)
+
+
+def catch_up(
+    destination: Destination,
+    settings: StreamSettings,
+    reader: pa.RecordBatchReader,
+    *,
+    state_key: str,
+    recorded: dict[str, Any] | None,
+    read_from: dict[str, Any] | None,
+    trust_destination: bool,
+    save: Any,
+) -> pa.RecordBatchReader:
+    """The rows of an appended stream this destination does not have yet (see the module docstring).
+
+    ``recorded`` is what the state file holds for this destination, ``read_from`` the bookmark the
+    source read from; ``trust_destination`` is false after a reset (a destination's old state must
+    not undo it); ``save`` records a state in the file."""
+    columns = list(settings.bookmark_properties)
+    done = recorded
+    if trust_destination:
+        committed = destination.load_state(state_key)
+        bookmark = committed.get("bookmark") if isinstance(committed, dict) else None
+        if isinstance(bookmark, dict) and ahead(bookmark, recorded, columns):
+            log.warning(
+                "stream %s: destination %s committed up to %s, the state file only to %s (a run stopped between the two); "
+                "the destination's state is kept",
+                settings.stream,
+                destination.name,
+                bookmark,
+                recorded,
+            )
+            save(committed)
+            done = bookmark
+    if done and ahead(done, read_from, columns):
+        return skip_committed(reader, settings, done)
+    return reader
+
+
+def skip_committed(reader: pa.RecordBatchReader, settings: StreamSettings, done: dict[str, Any]) -> pa.RecordBatchReader:
+    """``reader`` without the rows before ``done`` (the destination has them); every batch stays,
+    emptied or not, so each still carries its state to the destination."""
+    values = [(p, done[p]) for p in settings.bookmark_properties if done.get(p) is not None]
+
+    def batches():
+        for batch in reader:
+            yield batch.filter(at_or_after(batch, values, settings.stream)) if values and batch.num_rows else batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())

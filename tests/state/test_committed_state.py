@@ -1,0 +1,163 @@
+"""A run killed between a destination's commit (rows and its own copy of the state) and the local
+state file: the next run must not append the committed rows of a keyless stream again.
+
+Real ``jupyter-di run`` processes (tests/support/kill_calls.py kills the process as it calls
+``StateStore.commit_consumer``, i.e. after the destination committed), a real PostgreSQL source
+and PostgreSQL, DuckDB and SQLite destinations.  An INCREMENTAL stream without a key
+(``append_only: true``) re-appends the rows tied with its bookmark on every run, by design; the
+tests allow exactly that and nothing more.  LOG_BASED streams are covered by the kill points on
+``commit_consumer`` in tests/test_log_based_crash.py (re-applying changes is exact)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from jupyter_di.connectors.duckdb.write import DuckDBDestination
+from jupyter_di.connectors.postgres import PostgresDestination
+from jupyter_di.connectors.sqlite.write import SQLiteDestination
+from jupyter_di.state.store import StateStore, state_key
+from tests.support.notebooks import cli_process, duckdb_query, pg_yaml, write_notebook
+
+ROOT = Path(__file__).resolve().parents[2]
+KILL = str(ROOT / "tests" / "support" / "kill_calls.py")
+SMALL = [
+    "--set",
+    "jupyter_di.connectors._shared.sql_file_destination:SqlFileDestination.commit_every_rows=40",
+    "--set",
+    "jupyter_di.connectors.duckdb.write:DuckDBDestination.commit_every_rows=40",
+    "--set",
+    "jupyter_di.connectors.postgres.write:COPY_BYTES=1500",
+]
+AT_LOCAL_SAVE = "jupyter_di.state.store:StateStore.commit_consumer"
+BASE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+KEY = state_key("events", "src", "events")
+
+
+def conninfo(pg: dict[str, Any]) -> str:
+    return f"host={pg['host']} port={pg['port']} dbname={pg['database']} user={pg['username']}"
+
+
+def add_rows(pg: dict[str, Any], first: int, last: int) -> None:
+    with psycopg.connect(conninfo(pg), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO events SELECT g, %s::timestamptz + g * interval '1 second', 'e' || g FROM generate_series(%s::int, %s::int) g",
+            (BASE, first, last),
+        )
+
+
+class Case:
+    def __init__(self, kind: str, pg: dict[str, Any], tmp: Path) -> None:
+        self.kind, self.pg, self.tmp = kind, pg, tmp
+        if kind == "postgresql":
+            with psycopg.connect(conninfo(pg), autocommit=True) as conn:
+                conn.execute("CREATE SCHEMA dst")
+            self.config: dict[str, Any] = dict(pg, schema="dst")
+            yaml = pg_yaml(pg) + "  schema: dst\n"
+        else:
+            self.config = {"path": str(tmp / f"out.{kind}")}
+            yaml = f"  path: {self.config['path']}\n"
+        self.notebook = write_notebook(
+            tmp / "events.ipynb",
+            [
+                "%load_ext jupyter_di\n%config JupyterDI.batch_size = 40",
+                f"%%di_source src\nsource: postgresql\nconfig:\n{pg_yaml(pg)}streams:\n  events:\n"
+                "    replication_method: INCREMENTAL\n    bookmark_properties: [at]\n    append_only: true\n",
+                f"%%di_destination dst --upstream src\ndestination: {kind}\nconfig:\n{yaml}",
+            ],
+        )
+        self.store = StateStore(tmp / ".jupyter_di" / "state.sqlite")
+
+    def run(self, *kill: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, KILL, *SMALL, *kill, "--", "run", "-q", str(self.notebook)]
+        return subprocess.run(args, capture_output=True, text=True, cwd=self.tmp, timeout=300)
+
+    def rows(self) -> list[int]:
+        query = f"SELECT seq FROM {'dst.' if self.kind == 'postgresql' else ''}events ORDER BY seq"
+        if self.kind == "postgresql":
+            with psycopg.connect(conninfo(self.pg)) as conn:
+                return [r[0] for r in conn.execute(query).fetchall()]
+        if self.kind == "duckdb":
+            return [r[0] for r in duckdb_query(Path(self.config["path"]), query)]
+        with sqlite3.connect(self.config["path"]) as con:
+            return [r[0] for r in con.execute(query).fetchall()]
+
+    def committed(self) -> int | None:
+        """The seq of the row the destination's own state says it committed up to."""
+        cls = {"postgresql": PostgresDestination, "duckdb": DuckDBDestination, "sqlite": SQLiteDestination}[self.kind]
+        with cls(self.config) as destination:
+            state = destination.load_state(KEY)
+        return seq_of((state or {}).get("bookmark"))
+
+    def recorded(self) -> int | None:
+        """The seq of the row the local state file says this destination committed up to."""
+        return seq_of(((self.store.get("events", "src", "events") or {}).get("consumers") or {}).get("dst"))
+
+
+def seq_of(bookmark: dict[str, Any] | None) -> int | None:
+    if not bookmark:
+        return None
+    return round((dt.datetime.fromisoformat(bookmark["at"]) - BASE).total_seconds())
+
+
+def assert_each_row_once_but(rows: list[int], last: int, ties: set[int]) -> None:
+    """Rows 1..last, each once, except the rows tied with a bookmark a run read from (twice)."""
+    counts = Counter(rows)
+    assert sorted(counts) == list(range(1, last + 1))
+    twice = {seq for seq, n in counts.items() if n > 1}
+    assert twice <= ties, f"appended again: {sorted(twice - ties)[:10]}... ({len(twice - ties)} rows)"
+    assert max(counts.values()) <= 2
+
+
+@pytest.fixture
+def events(pg_config):
+    with psycopg.connect(conninfo(pg_config), autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (seq int, at timestamptz, note text)")  # no key
+    add_rows(pg_config, 1, 200)
+    return pg_config
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "duckdb", "sqlite"])
+def test_a_keyless_stream_killed_after_the_destination_committed_appends_nothing_twice(events, tmp_path, kind):
+    case = Case(kind, events, tmp_path)
+    ties: set[int] = set()
+    # 1. the first sync dies after its first commit: the destination has a window, the file nothing
+    killed = case.run("--kill", f"{AT_LOCAL_SAVE}:1")
+    assert killed.returncode == -9, killed.stderr
+    first = case.committed()
+    assert first is not None and case.recorded() is None
+    assert 0 < len(case.rows()) < 200
+    add_rows(events, 201, 230)
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    ties.add(first)  # the resumed run reads from the destination's bookmark: its row is tied
+    assert_each_row_once_but(case.rows(), 230, ties)
+    assert case.recorded() == case.committed() == 230
+    # 2. an incremental run dies at its second commit: the file is one window behind the destination
+    add_rows(events, 231, 400)
+    killed = case.run("--kill", f"{AT_LOCAL_SAVE}:2")
+    assert killed.returncode == -9, killed.stderr
+    behind, ahead = case.recorded(), case.committed()
+    assert behind is not None and ahead is not None and behind < ahead < 400, (behind, ahead)
+    ties.add(230)  # the killed run read from 230
+    add_rows(events, 401, 420)
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    ties.add(ahead)
+    assert_each_row_once_but(case.rows(), 420, ties)
+    assert case.recorded() == case.committed() == 420
+    # 3. a reset still means "read everything again": the destination's old state does not undo it
+    assert cli_process("state", "reset", str(case.notebook), "src", "events", cwd=tmp_path).returncode == 0
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    counts = Counter(case.rows())
+    assert all(counts[seq] >= 2 for seq in range(1, 421)), "the reset's full read was skipped"
+    assert case.recorded() == case.committed() == 420
