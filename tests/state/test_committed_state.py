@@ -5,8 +5,10 @@ Real ``jupyter-di run`` processes (tests/support/kill_calls.py kills the process
 ``StateStore.commit_consumer``, i.e. after the destination committed), a real PostgreSQL source
 and PostgreSQL, DuckDB and SQLite destinations.  An INCREMENTAL stream without a key
 (``append_only: true``) re-appends the rows tied with its bookmark on every run, by design; the
-tests allow exactly that and nothing more.  LOG_BASED streams are covered by the kill points on
-``commit_consumer`` in tests/test_log_based_crash.py (re-applying changes is exact)."""
+tests allow exactly that and nothing more.  The same holds for a destination already past the
+bookmark a run reads from because another destination of the source lags.  LOG_BASED streams are
+covered by the kill points on ``commit_consumer`` in tests/test_log_based_crash.py (re-applying
+changes is exact)."""
 
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ def add_rows(pg: dict[str, Any], first: int, last: int) -> None:
 
 
 class Case:
-    def __init__(self, kind: str, pg: dict[str, Any], tmp: Path) -> None:
+    def __init__(self, kind: str, pg: dict[str, Any], tmp: Path, *more: str) -> None:
+        """``more``: other cells (another destination of ``src``)."""
         self.kind, self.pg, self.tmp = kind, pg, tmp
         if kind == "postgresql":
             with psycopg.connect(conninfo(pg), autocommit=True) as conn:
@@ -72,6 +75,7 @@ class Case:
                 f"%%di_source src\nsource: postgresql\nconfig:\n{pg_yaml(pg)}streams:\n  events:\n"
                 "    replication_method: INCREMENTAL\n    bookmark_properties: [at]\n    append_only: true\n",
                 f"%%di_destination dst --upstream src\ndestination: {kind}\nconfig:\n{yaml}",
+                *more,
             ],
         )
         self.store = StateStore(tmp / ".jupyter_di" / "state.sqlite")
@@ -161,3 +165,29 @@ def test_a_keyless_stream_killed_after_the_destination_committed_appends_nothing
     counts = Counter(case.rows())
     assert all(counts[seq] >= 2 for seq in range(1, 421)), "the reset's full read was skipped"
     assert case.recorded() == case.committed() == 420
+
+
+def test_a_destination_past_the_streams_bookmark_appends_only_what_it_lacks(events, tmp_path):
+    """One source, two destinations of a keyless stream; one fails a run, so the next run reads from
+    its (older) bookmark: the other one, already past it, must not append those rows again."""
+    lite = tmp_path / "other.sqlite"
+    lagging = Case("postgresql", events, tmp_path, f"%%di_destination other --upstream src\ndestination: sqlite\nconfig:\n  path: {lite}\n")
+
+    def other_rows() -> list[int]:
+        with sqlite3.connect(lite) as con:
+            return [r[0] for r in con.execute("SELECT seq FROM events ORDER BY seq").fetchall()]
+
+    assert lagging.run().returncode == 0
+    add_rows(events, 201, 240)
+    with psycopg.connect(conninfo(events), autocommit=True) as conn:
+        conn.execute("ALTER TABLE dst.events ADD CONSTRAINT upto CHECK (seq <= 200)")  # `dst` fails this run
+    failed = lagging.run()
+    assert failed.returncode != 0 and "upto" in failed.stderr, failed.stderr
+    assert Counter(other_rows())[240] == 1  # `other` has them all
+    with psycopg.connect(conninfo(events), autocommit=True) as conn:
+        conn.execute("ALTER TABLE dst.events DROP CONSTRAINT upto")
+    add_rows(events, 241, 260)
+    ok = lagging.run()
+    assert ok.returncode == 0, ok.stderr
+    assert_each_row_once_but(other_rows(), 260, {200, 240})  # ties at the bookmarks its runs read from
+    assert_each_row_once_but(lagging.rows(), 260, {200})
