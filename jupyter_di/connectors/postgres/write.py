@@ -68,6 +68,10 @@ log = logging.getLogger(__name__)
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1
 
 
+UNTRANSLATABLE = "22P05"
+"""SQLSTATE of text the database's encoding has no character for (a UTF8 value into a LATIN1 database)."""
+
+
 class PostgresDestination(PostgresConnector, Destination):
     name = "postgresql"
     transactional = True
@@ -234,11 +238,10 @@ class _TableWriter:
         reason = str(exc).split("\n")[0]
         for prefix in ("INTERNAL: ", "IO: ", "INVALID_ARGUMENT: ", "[libpq] "):
             reason = reason.replace(prefix, "")
-        return SchemaMismatch(
-            f"could not write into table {self.schema}.{self.table}: {reason}",
-            stream=self.settings.stream,
-            fix="make the table's column types fit the data (or write into a new table).",
-        )
+        fix = "make the table's column types fit the data (or write into a new table)."
+        if getattr(exc, "sqlstate", None) == UNTRANSLATABLE or "has no equivalent in encoding" in reason:
+            fix = "the destination database's encoding cannot store these characters: write into a database created with ENCODING 'UTF8'."
+        return SchemaMismatch(f"could not write into table {self.schema}.{self.table}: {reason}", stream=self.settings.stream, fix=fix)
 
     # -- tables ---------------------------------------------------------------------------
 

@@ -204,3 +204,26 @@ def test_sql_ascii_bytes_that_are_not_utf8_stop_a_log_based_run(sql_ascii_pg, tm
     run_sql(sql_ascii_pg, "UPDATE items SET v = 'repaired' WHERE id = 8")
     again.run()
     assert rows(target) == source_rows(sql_ascii_pg)
+
+
+def test_a_latin1_destination_stores_latin1_text_and_refuses_what_it_cannot_hold(pg_server):
+    """The destination side of the same setting: text arrives as UTF-8 and the server converts it;
+    a character LATIN1 has no room for (the euro sign) is one error saying so, and nothing is written."""
+    import pyarrow as pa
+
+    from jupyter_di.connectors.postgres import PostgresDestination
+    from jupyter_di.errors import SchemaMismatch
+    from jupyter_di.sync.engine import write_stream
+
+    with encoded_database(pg_server, "LATIN1") as cfg:
+        settings = StreamSettings(stream="notes", replication_method=FULL_TABLE)
+        with PostgresDestination(dict(cfg, schema="public")) as destination:
+            write_stream(destination, settings, pa.table({"id": [1, 2], "prénom": LATIN1_TEXT[:2]}).to_reader())
+        with psycopg.connect(utf8_conninfo(cfg)) as conn:
+            assert [r[0] for r in conn.execute('SELECT "prénom" FROM notes ORDER BY id').fetchall()] == LATIN1_TEXT[:2]
+        with pytest.raises(SchemaMismatch) as exc:
+            with PostgresDestination(dict(cfg, schema="public")) as destination:
+                write_stream(destination, settings, pa.table({"id": [3], "prénom": ["5 €"]}).to_reader())
+        assert "ENCODING 'UTF8'" in (exc.value.fix or ""), str(exc.value)
+        with psycopg.connect(utf8_conninfo(cfg)) as conn:
+            assert conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 2  # the FULL_TABLE load kept the old rows
