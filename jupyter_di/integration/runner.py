@@ -444,7 +444,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
 
         try:
             with destination_cls(resolved.config_dict()) as destination:
-                reader = project(stream.reader(), stream_settings.columns)
+                reader = stream.reader()  # all the stream's columns: the bookmark's too, whatever `columns:` keeps
                 if key is not None and save is not None and appends(stream_settings) and not origin.get("bookmark_from_user"):
                     saved = ctx.state.get(origin["pipeline"], src_block, src_stream) or {}
                     reader = catch_up(
@@ -460,7 +460,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
                 result = write_stream(
                     destination,
                     stream_settings,
-                    reader,
+                    project(reader, stream_settings.columns),
                     batch_states=origin.get("batch_states"),
                     state_key=key,
                     save_state=save,
