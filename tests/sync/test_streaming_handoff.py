@@ -181,8 +181,12 @@ class SlowSource(Source):
 
 
 @pytest.fixture
-def slow_source():
-    registry.register(ConnectorSpec(name=SlowSource.name, title="slow", config_schema=[], source=SlowSource))
+def slow_source(monkeypatch):
+    # registered for this test only: a connector left in the registry showed up in other tests'
+    # lists (tests/integration/test_cell_template.py compares the registry with one read at import)
+    monkeypatch.setitem(
+        registry._loaded, SlowSource.name, ConnectorSpec(name=SlowSource.name, title="slow", config_schema=[], source=SlowSource)
+    )
     yield SlowSource.name
 
 
