@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,7 +17,17 @@ from .._shared.db_file import first_line
 from .._shared.sql_file_destination import SqlFileDestination
 from .._shared.sql_names import qualify, quote_ident
 from .._shared.sql_upsert import conflict_clause, dedupe_on_keys
-from ..base import INTERNAL_PREFIX, StreamSettings, TableColumn
+from ..base import (
+    FULL_TABLE,
+    INTERNAL_PREFIX,
+    Chunk,
+    CommitCallback,
+    StreamSettings,
+    TableColumn,
+    WriteRequest,
+    WriteResult,
+    is_change_stream,
+)
 from .connection import CONFIG, DuckDBConnector, connection_failed, open_duckdb
 from .types import duckdb_type
 
@@ -78,6 +88,14 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         super().__init__(config)
         self._view = f"{INTERNAL_PREFIX}batch_{uuid.uuid4().hex}"
 
+    def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
+        s = request.settings
+        # A FULL_TABLE load without keys has no row order to keep (its read has no ORDER BY, and
+        # partitioned reads interleave parts): DuckDB then inserts with all its threads, each filling
+        # row groups of its own.  With keys, ``_one_row_per_key`` relies on rowids in load order.
+        self._any_order = s.replication_method == FULL_TABLE and not s.unique_constraints and not is_change_stream(request.schema)
+        return super().write(request, chunks, on_commit)
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         return open_duckdb(self.path(must_exist=False), reading=False)
 
@@ -110,6 +128,8 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             assert row is not None  # a SELECT without FROM returns one row
             self._previous_limit = row[0]
             con.execute("SET memory_limit = ?", [str(limit).strip()])
+        if getattr(self, "_any_order", False):
+            con.execute("SET SESSION preserve_insertion_order = false")  # this connection only
         if self.schema != "main":
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
 

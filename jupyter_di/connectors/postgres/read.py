@@ -368,10 +368,10 @@ def _set_bookmark(session: Any, bookmark: str | None) -> None:
         session.fetchall("SELECT set_config($1, $2, false), set_config('jit', 'off', false)", (BOOKMARK_SETTING, bookmark))
 
 
-def _stream(session: Any, query: str, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+def _stream(session: Any, query: str, target: pa.Schema, batch_size: int, hint_bytes: int = _BATCH_HINT_BYTES) -> Iterator[pa.RecordBatch]:
     stmt = None
     try:
-        reader, stmt = session.stream(query, _BATCH_HINT_BYTES)
+        reader, stmt = session.stream(query, hint_bytes)
         for raw in reader:
             batch = _conform(raw, target)
             for start in range(0, batch.num_rows, max(1, batch_size)):
