@@ -647,8 +647,9 @@ def test_an_upsert_window_larger_than_the_memory_limit_spills_and_keeps_each_key
 def test_a_full_table_load_without_keys_inserts_in_any_order_and_keyed_loads_keep_load_order(tmp_path, monkeypatch):
     """FULL_TABLE without unique_constraints has no row order to keep, so its connection inserts with
     ``preserve_insertion_order`` off (DuckDB then fills row groups on all its threads); only that
-    connection: another one to the same file (a notebook's) keeps the default.  A keyed load keeps
-    the order: its last row per key must win."""
+    connection: another one to the same file (a notebook's) keeps the default; its automatic memory
+    limit is 64MB (measured: less peak RSS, as fast).  A keyed load keeps the order: its last row per
+    key must win."""
     from jupyter_di.connectors.duckdb import write as duckdb_write
 
     path = tmp_path / "o.duckdb"
@@ -656,7 +657,7 @@ def test_a_full_table_load_without_keys_inserts_in_any_order_and_keyed_loads_kee
     real = duckdb_write.DuckDBDestination._insert_stream
 
     def recording(self, con, table, window):
-        seen.append(con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
+        seen.append(con.execute("SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')").fetchall()[0])
         real(self, con, table, window)
 
     monkeypatch.setattr(duckdb_write.DuckDBDestination, "_insert_stream", recording)
@@ -678,4 +679,4 @@ def test_a_full_table_load_without_keys_inserts_in_any_order_and_keyed_loads_kee
         assert notebook.execute('SELECT id, v FROM "k" ORDER BY id').fetchall() == [(1, "last"), (2, "x")]
     finally:
         notebook.close()
-    assert seen == [False, True]
+    assert seen == [(False, "61.0 MiB"), (True, "95.3 MiB")]  # automatic limits: 64MB and 100MB
