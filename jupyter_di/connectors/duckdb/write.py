@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,7 +17,17 @@ from .._shared.db_file import first_line
 from .._shared.sql_file_destination import SqlFileDestination
 from .._shared.sql_names import qualify, quote_ident
 from .._shared.sql_upsert import conflict_clause, dedupe_on_keys
-from ..base import INTERNAL_PREFIX, StreamSettings, TableColumn
+from ..base import (
+    FULL_TABLE,
+    INTERNAL_PREFIX,
+    Chunk,
+    CommitCallback,
+    StreamSettings,
+    TableColumn,
+    WriteRequest,
+    WriteResult,
+    is_change_stream,
+)
 from .connection import CONFIG, DuckDBConnector, connection_failed, open_duckdb
 from .types import duckdb_type
 
@@ -29,6 +39,11 @@ MEMORY_PER_COLUMN_MB = 2
 columns need 150 MB to insert and 200 MB to upsert (100 MB fails with "Out of Memory"), so the
 automatic limit is the larger of 100 MB and 2 MB per column."""
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+ANY_ORDER_MEMORY_LIMIT_MB = 64
+"""The automatic limit's floor for a FULL_TABLE load without keys (``_any_order``): 5M rows through a
+notebook with ``partitions: auto`` peaked at 301-312 MB at 100MB and 262-265 MB at 64MB, as fast;
+20, 32 and 50 text columns load at 64MB (50 fail at 32MB), and 2 MB per column still applies above 32."""
 
 MIN_MEMORY_LIMIT_MB = 16
 """Below this DuckDB cannot write even a narrow table (a 1KB limit failed mid-write)."""
@@ -78,6 +93,14 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         super().__init__(config)
         self._view = f"{INTERNAL_PREFIX}batch_{uuid.uuid4().hex}"
 
+    def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
+        s = request.settings
+        # A FULL_TABLE load without keys has no row order to keep (its read has no ORDER BY, and
+        # partitioned reads interleave parts): DuckDB then inserts with all its threads, each filling
+        # row groups of its own.  With keys, ``_one_row_per_key`` relies on rowids in load order.
+        self._any_order = s.replication_method == FULL_TABLE and not s.unique_constraints and not is_change_stream(request.schema)
+        return super().write(request, chunks, on_commit)
+
     def _connect(self) -> duckdb.DuckDBPyConnection:
         return open_duckdb(self.path(must_exist=False), reading=False)
 
@@ -101,7 +124,8 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         self._unique_tables: dict[str, bool] = {}
         limit = self.config.get("memory_limit", "auto")
         if limit is None or str(limit).strip().lower() == "auto":
-            limit = f"{max(int(WRITE_MEMORY_LIMIT[:-2]), MEMORY_PER_COLUMN_MB * len(schema))}MB"
+            floor = ANY_ORDER_MEMORY_LIMIT_MB if getattr(self, "_any_order", False) else int(WRITE_MEMORY_LIMIT[:-2])
+            limit = f"{max(floor, MEMORY_PER_COLUMN_MB * len(schema))}MB"
         self._previous_limit = None
         if limit:
             if not _MEMORY_LIMIT.match(str(limit)):
@@ -110,6 +134,8 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             assert row is not None  # a SELECT without FROM returns one row
             self._previous_limit = row[0]
             con.execute("SET memory_limit = ?", [str(limit).strip()])
+        if getattr(self, "_any_order", False):
+            con.execute("SET SESSION preserve_insertion_order = false")  # this connection only
         if self.schema != "main":
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
 

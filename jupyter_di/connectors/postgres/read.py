@@ -369,10 +369,10 @@ def _set_bookmark(session: Any, bookmark: str | None) -> None:
         session.fetchall("SELECT set_config($1, $2, false), set_config('jit', 'off', false)", (BOOKMARK_SETTING, bookmark))
 
 
-def _stream(session: Any, query: str, target: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
+def _stream(session: Any, query: str, target: pa.Schema, batch_size: int, hint_bytes: int = _BATCH_HINT_BYTES) -> Iterator[pa.RecordBatch]:
     stmt = None
     try:
-        reader, stmt = session.stream(query, _BATCH_HINT_BYTES)
+        reader, stmt = session.stream(query, hint_bytes)
         check = getattr(session, "raw_text", False)  # a SQL_ASCII database: its bytes must be UTF-8
         for raw in reader:
             if check:

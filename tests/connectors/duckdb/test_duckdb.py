@@ -642,3 +642,41 @@ def test_an_upsert_window_larger_than_the_memory_limit_spills_and_keeps_each_key
         assert con.execute('SELECT status, note FROM "t" WHERE id = 399999').fetchall() == [
             ("c-399999", "a longer text that makes the window bigger than its limit c 399999")
         ]
+
+
+def test_a_full_table_load_without_keys_inserts_in_any_order_and_keyed_loads_keep_load_order(tmp_path, monkeypatch):
+    """FULL_TABLE without unique_constraints has no row order to keep, so its connection inserts with
+    ``preserve_insertion_order`` off (DuckDB then fills row groups on all its threads); only that
+    connection: another one to the same file (a notebook's) keeps the default; its automatic memory
+    limit is 64MB (measured: less peak RSS, as fast).  A keyed load keeps the order: its last row per
+    key must win."""
+    from jupyter_di.connectors.duckdb import write as duckdb_write
+
+    path = tmp_path / "o.duckdb"
+    seen: list[bool] = []
+    real = duckdb_write.DuckDBDestination._insert_stream
+
+    def recording(self, con, table, window):
+        seen.append(con.execute("SELECT current_setting('preserve_insertion_order'), current_setting('memory_limit')").fetchall()[0])
+        real(self, con, table, window)
+
+    monkeypatch.setattr(duckdb_write.DuckDBDestination, "_insert_stream", recording)
+    notebook = duckdb.connect(str(path))  # the same DuckDB instance as the destination's connections
+    try:
+        rows = [
+            batch(id=pa.array(range(i, i + 50_000), pa.int64()), v=pa.array([f"v{n}" for n in range(i, i + 50_000)])) for i in (0, 50_000)
+        ]
+        with DuckDBDestination({"path": str(path)}) as dest:
+            dest.write(WriteRequest(ws(replication_method=FULL_TABLE), rows[0].schema, state_key="k"), [Chunk(b) for b in rows])
+        assert notebook.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
+        assert notebook.execute('SELECT count(*), count(DISTINCT id), min(id), max(id) FROM "t"').fetchall() == [
+            (100_000, 100_000, 0, 99_999)
+        ]
+        assert notebook.execute("SELECT v FROM t WHERE id = 77777").fetchall() == [("v77777",)]
+        dup = batch(id=pa.array([1, 2, 1], pa.int64()), v=pa.array(["first", "x", "last"]))
+        with DuckDBDestination({"path": str(path)}) as dest:
+            dest.write(WriteRequest(ws("k", replication_method=FULL_TABLE, unique_constraints=["id"]), dup.schema), [Chunk(dup)])
+        assert notebook.execute('SELECT id, v FROM "k" ORDER BY id').fetchall() == [(1, "last"), (2, "x")]
+    finally:
+        notebook.close()
+    assert seen == [(False, "61.0 MiB"), (True, "95.3 MiB")]  # automatic limits: 64MB and 100MB

@@ -39,9 +39,16 @@ def read(config, settings: StreamSettings, batch_size: int = 1000) -> tuple[pa.T
     return table, request.stats
 
 
+def by_key(stream: str, partitions: int | None = None) -> StreamSettings:
+    """A first INCREMENTAL sync on the key: split by key ranges (FULL_TABLE reads split by blocks)."""
+    return StreamSettings(
+        stream, replication_method="INCREMENTAL", bookmark_properties=["id"], key_properties=["id"], partitions=partitions
+    )
+
+
 def test_key_ranges_read_every_row_once(pg_config, table):
-    whole, stats = read(pg_config, StreamSettings("items"))
-    parted, stats = read(pg_config, StreamSettings("items", partitions=4))
+    whole, stats = read(pg_config, by_key("items"))
+    parted, stats = read(pg_config, by_key("items", 4))
     assert stats["partitions"] == 4 and stats["partition_method"] == "key id"
     assert parted.num_rows == ROWS
     assert sorted(parted.column("id").to_pylist()) == list(range(1, ROWS + 1))
@@ -52,7 +59,7 @@ def test_integer_key_without_statistics_splits_between_min_and_max(pg_config, pg
     conn = pg_connect()
     conn.execute("CREATE TABLE fresh (id int8 PRIMARY KEY, v text)")  # never analyzed: no histogram
     conn.execute("INSERT INTO fresh SELECT i, i::text FROM generate_series(1, 5000) i")
-    parted, stats = read(pg_config, StreamSettings("fresh", partitions=3))
+    parted, stats = read(pg_config, by_key("fresh", 3))
     assert stats["partition_method"] == "key id" and stats["partitions"] == 3
     assert sorted(parted.column("id").to_pylist()) == list(range(1, 5001))
 
@@ -61,6 +68,27 @@ def test_a_table_without_a_key_is_split_by_blocks(pg_config, table):
     parted, stats = read(pg_config, StreamSettings("heap", partitions=3))
     assert stats["partition_method"] == "ctid" and stats["partitions"] == 3
     assert sorted(parted.column("n").to_pylist()) == list(range(1, ROWS + 1))
+
+
+def test_a_full_table_read_of_a_keyed_table_is_split_by_blocks_in_smaller_batches(pg_config, table, monkeypatch):
+    """FULL_TABLE has no order to keep: TID range scans instead of index scans on the key; each of the
+    parts asks ADBC for a quarter of one query's batch bytes, so four parts hold what one query would."""
+    from jupyter_di.connectors.postgres import read as pg_read
+
+    hints = []
+    real = pg_read._stream
+
+    def recorded(session, query, target, batch_size, hint_bytes=pg_read._BATCH_HINT_BYTES):
+        hints.append(hint_bytes)
+        yield from real(session, query, target, batch_size, hint_bytes)
+
+    monkeypatch.setattr(pg_read, "_stream", recorded)
+    whole, _ = read(pg_config, StreamSettings("items"))
+    parted, stats = read(pg_config, StreamSettings("items", partitions=4))
+    assert stats["partitions"] == 4 and stats["partition_method"] == "ctid"
+    assert parted.num_rows == ROWS
+    assert parted.sort_by("id").equals(whole.sort_by("id"))
+    assert hints == [pg_read._BATCH_HINT_BYTES] + [pg_read._BATCH_HINT_BYTES // 4] * 4
 
 
 def test_all_parts_read_one_snapshot(pg_config, table, pg_connect, monkeypatch):
