@@ -40,36 +40,77 @@ class PgBinaryCopy(BinaryCopy):
         from psycopg import pq
 
         pgconn = self._conn.pgconn
+        wait = _Waiter(pgconn)
         try:
-            pgconn.nonblocking = 0  # our own connection: a blocking send of one short statement
             pgconn.send_query(self._query.encode())
-            result = pgconn.get_result()
+            while pgconn.flush():  # nonblocking: the rest of a long statement waits for the socket
+                wait.writable()
+            result = wait.next_result()
             if result is None or result.status != pq.ExecStatus.COPY_OUT:
                 raise _failed(result, pgconn)
             buffer = bytearray()
             while True:
-                size, data = pgconn.get_copy_data(0)
-                if size == -1:  # the COPY ended: its outcome is the next result
+                size, data = pgconn.get_copy_data(1)  # never blocks: libpq would hold the interpreter lock
+                if size > 0:
+                    buffer += data
+                    if len(buffer) >= CHUNK_BYTES:
+                        yield bytes(buffer)
+                        del buffer[:]
+                elif size == 0:  # nothing buffered: wait for the server without the lock
+                    wait.readable()
+                    pgconn.consume_input()
+                elif size == -1:  # the COPY ended: its outcome is the next result
                     break
-                if size == -2:
+                else:
                     raise _failed(None, pgconn)
-                buffer += data
-                if len(buffer) >= CHUNK_BYTES:
-                    yield bytes(buffer)
-                    del buffer[:]
             if buffer:
                 yield bytes(buffer)
-            result = pgconn.get_result()
+            result = wait.next_result()
             if result is None or result.status != pq.ExecStatus.COMMAND_OK:
                 raise _failed(result, pgconn)
             self.rows = int(result.command_tuples or 0)
-            while pgconn.get_result() is not None:
+            while wait.next_result() is not None:
                 pass
         finally:
+            wait.close()
             self.close()
 
     def close(self) -> None:
         self._conn.close()
+
+
+class _Waiter:
+    """Waits until the connection's socket is readable (or writable) without the interpreter lock, so
+    other threads (a kernel's display, other streams, Dask's heartbeats) run while the server works:
+    libpq's own blocking calls hold the lock (measured: a counting thread stalls during them)."""
+
+    def __init__(self, pgconn: Any) -> None:
+        import selectors
+
+        self.pgconn = pgconn
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(pgconn.socket, selectors.EVENT_READ)
+
+    def readable(self) -> None:
+        self.selector.select()
+
+    def writable(self) -> None:
+        import selectors
+
+        self.selector.modify(self.pgconn.socket, selectors.EVENT_WRITE)
+        self.selector.select()
+        self.selector.modify(self.pgconn.socket, selectors.EVENT_READ)
+
+    def next_result(self) -> Any:
+        """libpq's next result, read without blocking in libpq."""
+        self.pgconn.consume_input()
+        while self.pgconn.is_busy():
+            self.readable()
+            self.pgconn.consume_input()
+        return self.pgconn.get_result()
+
+    def close(self) -> None:
+        self.selector.close()
 
 
 def _failed(result: Any, pgconn: Any) -> Exception:
