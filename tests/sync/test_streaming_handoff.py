@@ -182,8 +182,11 @@ class SlowSource(Source):
 
 @pytest.fixture
 def slow_source():
+    """The slow test source, registered for one test: the registry is global, and tests that list the
+    connectors (the cell templates) must not see it after this one."""
     registry.register(ConnectorSpec(name=SlowSource.name, title="slow", config_schema=[], source=SlowSource))
     yield SlowSource.name
+    registry._loaded.pop(SlowSource.name, None)
 
 
 def pipeline(
