@@ -21,6 +21,7 @@ import pyarrow as pa
 from ..connectors.base import (
     FULL_TABLE,
     LOG_BASED,
+    BinaryCopy,
     Chunk,
     Destination,
     ReadRequest,
@@ -133,19 +134,32 @@ def sync_stream(
     request = request or ReadRequest(settings)
     copy = source.binary_copy(request)
     if copy is not None:
-        started = time.perf_counter()
-
-        def on_commit(rows: int, state: dict[str, Any] | None) -> None:
-            if on_progress:
-                on_progress(rows, time.perf_counter() - started)
-
         try:
-            written = destination.write_binary_copy(
-                WriteRequest(settings=settings, schema=copy.schema, state_key=state_key), copy, on_commit
-            )
+            passed = pass_copy(destination, settings, copy, state_key=state_key, on_progress=on_progress)
         finally:
             copy.close()
-        if written is not None:
-            seconds = time.perf_counter() - started
-            return StreamResult(settings.stream, settings.table_name, written.rows_written, seconds, written.state)
+        if passed is not None:
+            return passed
     return write_stream(destination, settings, source.read(request), state_key=state_key, save_state=save_state, on_progress=on_progress)
+
+
+def pass_copy(
+    destination: Destination,
+    settings: StreamSettings,
+    copy: BinaryCopy,
+    *,
+    state_key: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> StreamResult | None:
+    """Write a stream offered as binary COPY data as it is (``Destination.write_binary_copy``); None,
+    before a byte of ``copy`` is read, when the destination cannot (then the stream goes through Arrow)."""
+    started = time.perf_counter()
+
+    def on_commit(rows: int, state: dict[str, Any] | None) -> None:
+        if on_progress:
+            on_progress(rows, time.perf_counter() - started)
+
+    written = destination.write_binary_copy(WriteRequest(settings=settings, schema=copy.schema, state_key=state_key), copy, on_commit)
+    if written is None:
+        return None
+    return StreamResult(settings.stream, settings.table_name, written.rows_written, time.perf_counter() - started, written.state)

@@ -14,6 +14,7 @@ from jupyter_di.connectors.base import BinaryCopy, ReadRequest, StreamSettings
 from jupyter_di.connectors.postgres import PostgresDestination, PostgresSource
 from jupyter_di.errors import BlockFailed, SchemaMismatch
 from jupyter_di.sync.engine import sync_stream, write_stream
+from tests.support.write_paths import record_write_paths
 
 pytestmark = pytest.mark.postgres
 
@@ -38,23 +39,7 @@ COLUMNS = "id, small, i, d, n, flag, t, day, at, ts, tz, raw, jb, nums, words"
 @pytest.fixture
 def paths(monkeypatch):
     """Which path each write took: 'copy' (the bytes passed through) or 'arrow'."""
-    taken: list[str] = []
-    arrow_write = PostgresDestination.write
-    copy_write = PostgresDestination.write_binary_copy
-
-    def write(self, *args, **kwargs):
-        taken.append("arrow")
-        return arrow_write(self, *args, **kwargs)
-
-    def write_binary_copy(self, *args, **kwargs):
-        result = copy_write(self, *args, **kwargs)
-        if result is not None:
-            taken.append("copy")
-        return result
-
-    monkeypatch.setattr(PostgresDestination, "write", write)
-    monkeypatch.setattr(PostgresDestination, "write_binary_copy", write_binary_copy)
-    return taken
+    return record_write_paths(monkeypatch)
 
 
 def sync(pg_config, settings, schema="copy", **kw):
