@@ -4,7 +4,8 @@ Why: a source block spills every stream to an Arrow file for whoever reads its o
 blocks, templates, previews).  When the pipeline knows that one destination block is the only
 reader (``pipeline/fusion.py`` decides; ``RunContext.pass_through``), a FULL_TABLE stream can go from
 the source server into the destination as PostgreSQL binary COPY data, never becoming Arrow
-(``BinaryCopy``: PostgreSQL -> PostgreSQL, 0.4 s of client CPU per 1M rows instead of about 1.5 s).
+(``BinaryCopy``: PostgreSQL -> PostgreSQL, 0.4 s of client CPU per 1M rows instead of 1.2 s through
+Arrow, and no spill file written and read back).
 
 How: the source block does not read such a stream; it *offers* it (``Handoff``) on its live output
 and goes on with its other streams.  The destination block, when the stream's turn comes, takes the
@@ -23,9 +24,22 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..connectors.base import BinaryCopy, Destination
+from ..text_enum import TextEnum
 from .outputs import LiveSourceOutput
 
-OFFERED, TAKEN, PASSED, DECLINED, READ_FAILED, WRITE_FAILED = "offered", "taken", "passed", "declined", "read failed", "write failed"
+
+class HandoffState(TextEnum):
+    """Where an offered stream is: offered -> taken -> passed, or declined / read failed / write failed."""
+
+    OFFERED = "offered"
+    TAKEN = "taken"
+    PASSED = "passed"
+    DECLINED = "declined"
+    READ_FAILED = "read failed"
+    WRITE_FAILED = "write failed"
+
+
+OFFERED, TAKEN, PASSED, DECLINED, READ_FAILED, WRITE_FAILED = HandoffState
 FINAL = (PASSED, DECLINED, READ_FAILED, WRITE_FAILED)
 
 
@@ -45,7 +59,7 @@ class Handoff:
         self.reader = reader
         """The destination block that may take it."""
         self._open_copy = open_copy
-        self.state = OFFERED
+        self.state: HandoffState = OFFERED
         self.rows: int | None = None
         """The rows the source server sent (its ``COPY n``), once passed through."""
         self.seconds = 0.0
@@ -56,7 +70,7 @@ class Handoff:
     def final(self) -> bool:
         return self.state in FINAL
 
-    def _settle(self, state: str, *, only_from: tuple[str, ...] = (OFFERED, TAKEN)) -> bool:
+    def _settle(self, state: HandoffState, *, only_from: tuple[HandoffState, ...] = (OFFERED, TAKEN)) -> bool:
         with self.group.cond:
             if self.state not in only_from:
                 return False
