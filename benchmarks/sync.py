@@ -18,7 +18,9 @@ dlt is a benchmark-only dependency: it is installed into its own virtualenv
 DuckDB's own PostgreSQL scanner (``ATTACH ... (TYPE postgres)`` then ``CREATE TABLE AS``) is the
 reference a DuckDB user would pick.  Its extension comes from the ``duckdb-ext-postgres`` wheel, which
 ships it for one DuckDB version (1.4.4), so it runs in a virtualenv of its own with that DuckDB
-(~/.cache/jupyter-di/bench-duckdb-scanner, made on first use).  The ``-parts`` cases read with
+(~/.cache/jupyter-di/bench-duckdb-scanner, made on first use).  ``jdi-pg`` is the connector-level sync
+(``sync.engine.sync_stream``: the source server's COPY data passes through when the column types are the
+same, as in this table), ``jdi-pg-arrow`` the same through Arrow.  The ``-parts`` cases read with
 ``partitions: auto``; the ``-dask`` cases run the notebook with ``--executor dask`` on a LocalCluster
 of 2 worker processes started before the clock starts (its start-up is in the wall column).
 """
@@ -119,15 +121,22 @@ def _jdi_sync(source, destination, settings) -> None:
     destination.write(WriteRequest(settings, reader.schema), (Chunk(b) for b in reader), lambda rows, state: None)
 
 
-def child_jdi_pg(conn: dict, work: Path, partitions: str | None = None) -> float:
-    from jupyter_di.connectors.base import StreamSettings
+def child_jdi_pg(conn: dict, work: Path, partitions: str | None = None, arrow: bool = False) -> float:
+    """``sync_stream``: the source server's COPY data passed through as it is (same column types); with
+    ``arrow`` (or ``partitions``) through Arrow: decoded by ADBC, encoded again by ADBC."""
+    from jupyter_di.connectors.base import ReadRequest, StreamSettings
     from jupyter_di.connectors.postgres import PostgresDestination, PostgresSource
+    from jupyter_di.sync.engine import write_stream
 
     with psycopg_connect(conn) as c:
         c.execute("DROP SCHEMA IF EXISTS bench_out CASCADE")
     started = time.perf_counter()
     with PostgresSource(jdi_config(conn)) as src, PostgresDestination(jdi_config(conn, "bench_out")) as dst:
-        _jdi_sync(src, dst, StreamSettings(SOURCE_TABLE, partitions=partitions))
+        settings = StreamSettings(SOURCE_TABLE, partitions=partitions)
+        if arrow:
+            write_stream(dst, settings, src.read(ReadRequest(settings)))
+        else:
+            _jdi_sync(src, dst, settings)
     return time.perf_counter() - started
 
 
@@ -233,6 +242,7 @@ CHILDREN = {
     "jdi-read": child_jdi_read,
     "jdi-read-parts": lambda conn, work: child_jdi_read(conn, work, 2),
     "jdi-pg": child_jdi_pg,
+    "jdi-pg-arrow": lambda conn, work: child_jdi_pg(conn, work, arrow=True),
     "jdi-duckdb": child_jdi_duckdb,
     "jdi-pg-parts": lambda conn, work: child_jdi_pg(conn, work, "auto"),
     "jdi-duckdb-parts": lambda conn, work: child_jdi_duckdb(conn, work, "auto"),
@@ -416,6 +426,7 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
         table = {
             "raw": "bench_raw",
             "jdi-pg": f"bench_out.{SOURCE_TABLE}",
+            "jdi-pg-arrow": f"bench_out.{SOURCE_TABLE}",
             "jdi-pg-parts": f"bench_out.{SOURCE_TABLE}",
             "jdi-nb-pg": f"bench_nb.{SOURCE_TABLE}",
             "jdi-nb-pg-parts": f"bench_nb.{SOURCE_TABLE}",
@@ -431,7 +442,9 @@ def count_rows(conn: dict, case: str, work: Path) -> int | None:
 
 RATIOS = [
     ("PG->PG against the COPY pipe (target >= 0.8)", "raw", "jdi-pg"),
+    ("PG->PG through Arrow (no pass-through) against the COPY pipe", "raw", "jdi-pg-arrow"),
     ("PG->PG, partitions: auto, against the COPY pipe", "raw", "jdi-pg-parts"),
+    ("PG->PG notebook run against the COPY pipe", "raw", "jdi-nb-pg"),
     ("PG->DuckDB against DuckDB's scanner (target >= 1.0)", "duckdb-scanner", "jdi-duckdb"),
     ("PG->DuckDB, partitions: auto, against DuckDB's scanner", "duckdb-scanner", "jdi-duckdb-parts"),
     ("Dask against local, PG->PG, one query (target: Dask within 1.3x)", "jdi-nb-pg", "jdi-nb-pg-dask-one"),
@@ -463,7 +476,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="run the case list this many times, alternating, and report each case's median")
     ap.add_argument(
         "--cases",
-        default="jdi-read,jdi-read-parts,raw,jdi-pg,jdi-pg-parts,duckdb-scanner,jdi-duckdb,jdi-duckdb-parts,jdi-nb-pg,jdi-nb-pg-dask-one,jdi-nb-pg-parts,"
+        default="jdi-read,jdi-read-parts,raw,jdi-pg,jdi-pg-arrow,jdi-pg-parts,duckdb-scanner,jdi-duckdb,jdi-duckdb-parts,jdi-nb-pg,jdi-nb-pg-dask-one,jdi-nb-pg-parts,"
         "jdi-nb-pg-dask,jdi-nb-duckdb,jdi-nb-duckdb-parts,jdi-nb-duckdb-dask,dlt-duckdb,dlt-pg",
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -513,6 +526,7 @@ def main() -> int:
             "jdi-read": "jupyter-di read only (rows discarded), one query",
             "jdi-read-parts": "jupyter-di read only (rows discarded), 2 parts",
             "jdi-pg": "jupyter-di Postgres->Postgres",
+            "jdi-pg-arrow": "jupyter-di Postgres->Postgres through Arrow",
             "jdi-duckdb": "jupyter-di Postgres->DuckDB",
             "jdi-pg-parts": "jupyter-di Postgres->Postgres, partitions: auto",
             "jdi-duckdb-parts": "jupyter-di Postgres->DuckDB, partitions: auto",

@@ -217,7 +217,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         SETTINGS.executor, SETTINGS.dask_scheduler = "dask", args.scheduler
     params = parse_params(args.param)
     overrides = parse_bookmarks(args.bookmark)
-    pipeline = Pipeline(notebook.name, state_path=_state_path(notebook.path, args.state_path), namespace={"__name__": "__main__"})
+    pipeline = Pipeline(
+        notebook.name, state_path=_state_path(notebook.path, args.state_path), namespace={"__name__": "__main__"}, keep_outputs=False
+    )
     try:
         for block in notebook.blocks:
             pipeline.graph.add(block)

@@ -282,6 +282,36 @@ CommitCallback = Callable[[int, "dict[str, Any] | None"], None]
 """Called after each durable commit with (rows committed so far, state committed)."""
 
 
+@dataclass(frozen=True)
+class CopyColumn:
+    """One column of a stream offered as PostgreSQL binary COPY data: its type as ``format_type()`` spells it."""
+
+    name: str
+    sql_type: str
+
+
+class BinaryCopy(ABC):
+    """A stream offered as PostgreSQL binary COPY data (``COPY ... TO STDOUT (FORMAT binary)``: header,
+    rows, trailer), so a destination that stores the same column types takes the bytes as they are,
+    with nothing decoded into Arrow and encoded again (``Source.binary_copy``,
+    ``Destination.write_binary_copy``, ``sync.engine.sync_stream``).  Offered only where the bytes mean
+    what the Arrow batches of ``Source.read`` would (the PostgreSQL source: FULL_TABLE, built-in types)."""
+
+    columns: list[CopyColumn]
+    schema: pa.Schema
+    """The Arrow schema ``Source.read`` gives for the same read (the types a new table gets)."""
+    rows: int | None = None
+    """The rows the source sent, once ``chunks`` is exhausted (its server's own count)."""
+
+    @abstractmethod
+    def chunks(self) -> Iterator[bytes]:
+        """The COPY data in pieces of about a megabyte; starts the read, so call it at most once."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the read (a destination that did not take it, or stopped); safe to call twice."""
+
+
 _ConnectorT = TypeVar("_ConnectorT", bound="Connector")
 
 
@@ -325,6 +355,10 @@ class Source(Connector, ABC):
     @abstractmethod
     def read(self, request: ReadRequest) -> pa.RecordBatchReader:
         """Stream the selected columns of one stream, with bounded memory."""
+
+    def binary_copy(self, request: ReadRequest) -> BinaryCopy | None:
+        """The same read as PostgreSQL binary COPY data, where this source can offer it (None: read)."""
+        return None
 
     def release_state(self, stream: str, source_state: Any) -> str | None:
         """Free what a stream's saved state holds on the source's server (a replication slot), when the
@@ -379,6 +413,11 @@ class Destination(Connector, ABC):
         on_commit: CommitCallback | None = None,
     ) -> WriteResult:
         """Write all chunks; call ``on_commit`` after every durable commit."""
+
+    def write_binary_copy(self, request: WriteRequest, copy: BinaryCopy, on_commit: CommitCallback | None = None) -> WriteResult | None:
+        """Write a stream offered as PostgreSQL binary COPY data as it is, with ``write``'s guarantees;
+        None, before anything of ``copy`` is read, when this destination cannot (then ``write`` it)."""
+        return None
 
     takes_column_types: ClassVar[bool] = False
     """Whether ``write`` creates (and adds) columns with ``StreamSettings.column_types`` instead of the

@@ -53,6 +53,10 @@ class RunContext:
     """False when the pipeline's name is a stand-in (a kernel that cannot tell its notebook): no bookmarks."""
     publish: Callable[[str, Any], None] | None = None
     """(block, live output): a running source block's streams, readable before it ends."""
+    pass_through: dict[str, str] = field(default_factory=dict)
+    """source block -> the one destination block that reads its output, when nothing else does (the
+    planner's ``pipeline/fusion.py``): that block may write its FULL_TABLE streams straight from the
+    source server (``pass_through.py``), never spilled."""
 
     declined: dict[tuple[str, str | None], set[str]] = field(default_factory=dict)
     """(source block, stream or None for all) -> destination blocks that do not take it (``selected:

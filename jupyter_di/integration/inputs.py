@@ -174,6 +174,11 @@ class LiveInputStream:
         return self._live.wait_started()[0]
 
     @property
+    def handoff(self) -> Any:
+        """The stream's offer to pass it through (``pass_through.py``), or None."""
+        return self._live.handoff
+
+    @property
     def stream_info(self) -> dict[str, Any]:
         return self._live.wait_started()[1]
 

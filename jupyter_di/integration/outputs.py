@@ -147,6 +147,35 @@ class StreamOutput(dict):
         return f"<div class='jupyter-di-stream'>{title}{preview}{more}</div>"
 
 
+class PassedThrough(StreamOutput):
+    """A stream its one reader, a destination block, wrote straight from the source server
+    (``pass_through.py``): counted, never kept.  Only a run in which nothing else reads the source
+    block's output hands a stream over (``pipeline/fusion.py``), so its rows are asked for only by
+    mistake, and that is said instead of showing nothing."""
+
+    def __init__(self, stream: dict[str, Any], schema: pa.Schema, num_rows: int, *, reader: str, origin: dict[str, Any]) -> None:
+        super().__init__(stream, Path("/nonexistent"), schema, num_rows, origin=origin)
+        self.written_by = reader
+
+    def _gone(self) -> Exception:
+        from ..errors import ConfigError
+
+        return ConfigError(
+            f"the rows of stream {self.name!r} went straight into block {self.written_by!r} (binary COPY pass-through) and were not kept.",
+            stream=self.name,
+            fix="read them from the destination table, or run the notebook in a kernel, where outputs are kept.",
+        )
+
+    def to_arrow(self) -> pa.Table:
+        raise self._gone()
+
+    def reader(self) -> pa.RecordBatchReader:
+        raise self._gone()
+
+    def _repr_html_(self) -> str:
+        return f"<div class='jupyter-di-stream'><b>{html.escape(self.name)}</b>: {self.num_rows:,} rows, written into {html.escape(self.written_by)}</div>"
+
+
 class SourceOutput(list):
     """Two or more streams: a plain list of ``StreamOutput`` (spec shape), with a preview."""
 

@@ -11,23 +11,24 @@ another.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import pyarrow as pa
 
 from ..connectors import registry
 from ..connectors._shared import column_types
-from ..connectors.base import INCREMENTAL, LOG_BASED, Destination, ReadRequest, StreamSettings, check_table_name
+from ..connectors.base import FULL_TABLE, INCREMENTAL, LOG_BASED, BinaryCopy, Destination, ReadRequest, StreamSettings, check_table_name
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream, stream_ids
-from ..errors import BlockFailed, ConfigError, DIError
+from ..errors import BlockFailed, ConfigError, DIError, UpstreamFailed
 from ..redaction import Redactor, block_secrets, redact_exception
 from ..state.store import state_key
 from ..sync.bookmarks import validate_bookmark
-from ..sync.engine import write_stream
+from ..sync.engine import pass_copy, write_stream
 from ..sync.live_spill import LiveSpill
 from ..sync.prefetch import prefetched
 from ..sync.spill import spill
@@ -35,7 +36,8 @@ from .committed_state import appends, catch_up
 from .context import BlockCell, RunContext
 from .incremental import check_override, cursor_warnings, with_discovered_keys
 from .inputs import IncomingStream, LiveInputStream, streams_from_output
-from .outputs import LiveSourceOutput, StreamOutput, source_output
+from .outputs import LiveSourceOutput, PassedThrough, StreamOutput, source_output
+from .pass_through import PASSED, READ_FAILED, Handoff, HandoffGroup, handoff_of, release, takes_binary_copy
 from .resolve import resolve
 from .resolved import ResolvedBlock, stream_settings
 
@@ -157,11 +159,6 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         )
     run_dir = ctx.work_dir / block.name / uuid.uuid4().hex[:8]
 
-    lives: dict[str, LiveSpill] = {}
-    if ctx.publish is not None:
-        lives = {s.stream: LiveSpill(s.stream, {"pipeline": ctx.pipeline, "block": block.name, "stream": s.stream}) for s in all_settings}
-        ctx.publish(block.name, LiveSourceOutput(block.name, list(lives.values())))
-
     def stream_info(settings: StreamSettings, schema: pa.Schema) -> dict[str, Any]:
         entry = find_stream(catalog, settings.stream) if catalog else None
         info = dict(entry) if entry else catalog_entry_for_arrow(settings.stream, schema, settings.key_properties)
@@ -190,10 +187,35 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
             fix=f"use one of: {', '.join(names)}.",
         )
 
-    def read_one(settings: StreamSettings) -> StreamOutput:
+    def open_copy(settings: StreamSettings, live: LiveSpill) -> BinaryCopy | None:
+        """A FULL_TABLE stream's read as binary COPY data, on the thread of the block it is offered to."""
+        request = ReadRequest(settings=settings, batch_size=ctx.batch_size, state_key=state_key(ctx.pipeline, block.name, settings.stream))
+        try:
+            with source_cls(resolved.config_dict()) as source:
+                copy = source.binary_copy(request)
+        except BaseException as exc:
+            redact_exception(exc, block_redactor(resolved))
+            raise
+        if copy is not None:
+            live.begin(copy.schema, stream_info(settings, copy.schema))
+        return copy
+
+    lives: dict[str, LiveSpill] = {}
+    handoffs = HandoffGroup(block.name)
+    if ctx.publish is not None:
+        lives = {s.stream: LiveSpill(s.stream, {"pipeline": ctx.pipeline, "block": block.name, "stream": s.stream}) for s in all_settings}
+        reader_block = ctx.pass_through.get(block.name)
+        for s in all_settings if reader_block else []:
+            if s.replication_method == FULL_TABLE and (block.name, s.stream) not in ctx.bookmark_overrides:
+                lives[s.stream].handoff = handoffs.offer(s.stream, str(reader_block), functools.partial(open_copy, s, lives[s.stream]))
+        ctx.publish(block.name, LiveSourceOutput(block.name, list(lives.values())))
+
+    def read_one(settings: StreamSettings) -> StreamOutput | Handoff:
         stream = settings.stream
         key = (block.name, stream)
         live = lives.get(stream)
+        if live is not None and live.handoff is not None and not live.handoff.final:
+            return live.handoff  # its reader block reads it (pass_through.py); settled below
         bookmark = source_state = None
         typed_by_user = overridden = key in ctx.bookmark_overrides
         if settings.replication_method in (INCREMENTAL, LOG_BASED):
@@ -238,16 +260,7 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
                         live=live,
                     )
         except BaseException as exc:
-            redact_exception(exc, block_redactor(resolved))  # before a streaming destination sees it
-            if live is not None:
-                live.fail(exc)
-            if isinstance(exc, DIError):
-                raise exc.with_context(block=block.name, stream=stream) from exc.__cause__
-            if isinstance(exc, Exception):  # a driver's own error: keep it, but say where it happened
-                raise BlockFailed(
-                    redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream
-                ) from exc
-            raise
+            reading_failed(exc, stream)
         origin.update(
             batch_states=result.batch_states,
             final_state=result.final_state,
@@ -256,20 +269,57 @@ def run_source(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> Bl
         )
         return StreamOutput(info, result.path, result.schema, result.rows, origin=origin)
 
+    def reading_failed(exc: BaseException, stream: str) -> NoReturn:
+        """A read's error, secrets masked, naming this block and the stream; its readers stop."""
+        redact_exception(exc, block_redactor(resolved))  # before a streaming destination sees it
+        live = lives.get(stream)
+        if live is not None:
+            live.fail(exc)
+        if isinstance(exc, DIError):
+            raise exc.with_context(block=block.name, stream=stream) from exc.__cause__
+        if isinstance(exc, Exception):  # a driver's own error: keep it, but say where it happened
+            raise BlockFailed(redact(f"reading failed: {type(exc).__name__}: {exc}", resolved), block=block.name, stream=stream) from exc
+        raise exc
+
+    def settle(handoff: Handoff) -> StreamOutput:
+        """An offered stream once its reader is done with it: passed through, or read here as usual."""
+        settings = next(s for s in all_settings if s.stream == handoff.stream)
+        if handoff.state == READ_FAILED:
+            reading_failed(handoff.error or BlockFailed("the read stopped"), handoff.stream)
+        if handoff.state != PASSED:  # read it here as usual (its reader, if still running, tails the spill)
+            return cast(StreamOutput, read_one(settings))
+        live = lives[handoff.stream]
+        live.finish()
+        rows = handoff.rows or 0
+        ctx.progress(block.name, handoff.stream, "read", rows, handoff.seconds)
+        origin = dict(live.origin, seconds=handoff.seconds, pass_through=handoff.reader)
+        return PassedThrough(dict(live.info or {}), live.schema or pa.schema([]), rows, reader=handoff.reader, origin=origin)
+
     try:
         streams = run_streams(all_settings, read_one, ctx.max_parallel_streams)
+        for handoff in handoffs.settled():
+            streams[handoff.stream] = settle(handoff)
     except BaseException as exc:
+        handoffs.withdraw()
         for live in lives.values():
             live.fail(exc)  # streams not started yet: their readers must not wait forever
         raise
-    outs = list(streams.values())
-    summary: dict[str, Any] = {"streams": {o.name: {"rows": o.num_rows, "seconds": round(o.origin["seconds"], 3)} for o in outs}}
+    outs = [cast(StreamOutput, streams[s.stream]) for s in all_settings]
+    summary: dict[str, Any] = {"streams": {o.name: stream_summary(o) for o in outs}}
     warnings = [w for o in outs for w in o.origin.get("warnings", [])]
     if warnings:
         summary["warnings"] = warnings
     # a one-run override reads from a bookmark the user typed: what it reads must not move the saved one
     pending = [(o.name, o.origin["final_state"]) for o in outs if o.origin.get("final_state") and not o.origin.get("override")]
     return BlockResult(output=source_output(outs), summary=summary, pending_states=pending, resolved=resolved)
+
+
+def stream_summary(out: StreamOutput) -> dict[str, Any]:
+    """A source stream's line in its block's summary (and in the run report)."""
+    summary: dict[str, Any] = {"rows": out.num_rows, "seconds": round(out.origin["seconds"], 3)}
+    if out.origin.get("pass_through"):
+        summary["pass_through"] = out.origin["pass_through"]  # written by that block straight from the source
+    return summary
 
 
 def with_reported_keys(settings: StreamSettings, request: ReadRequest, catalog: Mapping[str, Any] | None) -> StreamSettings:
@@ -349,6 +399,13 @@ def check_type_overrides(
 
 
 def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+    try:
+        return _run_destination(block, outputs, ctx)
+    finally:
+        release(outputs, block.name)  # streams offered to it that it did not pass through: their source reads them
+
+
+def _run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
     resolved: ResolvedBlock = resolve(block, outputs, ctx)
     block_redactor(resolved)  # its secrets are masked in every message from here on
     destination_cls = registry.destination_class(resolved.connector)
@@ -360,6 +417,7 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
         for stream in streams_from_output(name, outputs.get(name)):
             if stream.name in resolved.excluded or (resolved.only is not None and stream.name not in resolved.only):
                 ctx.decline(name, stream.name, block.name)
+                release({name: outputs.get(name)}, block.name, stream.name)
                 continue
             if stream.name in incoming:
                 raise ConfigError(
@@ -410,7 +468,35 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
     settings = [resolved.settings_for(n) if n in live else settings_for(n) for n in incoming]
     check_type_overrides(destination_cls, resolved, settings, block=block.name)
 
+    def take(stream: IncomingStream) -> tuple[Handoff | None, BinaryCopy | None]:
+        """A stream offered to this block to pass through, opened (None: it comes through Arrow)."""
+        handoff = handoff_of(stream, block.name)
+        if handoff is None:
+            return None, None
+        if not takes_binary_copy(destination_cls):
+            handoff.decline()
+            return None, None
+        try:
+            copy = handoff.take()
+        except BaseException as exc:  # the source's read: its block fails with it
+            raise UpstreamFailed(stream.origin.get("block") or "?", stream=stream.name) from exc
+        return (handoff, copy) if copy is not None else (None, None)
+
     def write_one(stream_settings: StreamSettings) -> dict[str, Any]:
+        handoff, copy = take(incoming[stream_settings.stream])
+        try:
+            return write_taken(stream_settings, handoff, copy)
+        except BaseException as exc:
+            if handoff is None or copy is None:
+                raise
+            copy.close()
+            if handoff.error is not None:  # the source's read failed inside the COPY: its block reports it
+                handoff.read_failed(handoff.error)
+                raise UpstreamFailed(handoff.source, stream=stream_settings.stream) from exc
+            handoff.write_failed()  # rolled back; the source block reads the stream as usual
+            raise
+
+    def write_taken(stream_settings: StreamSettings, handoff: Handoff | None, copy: BinaryCopy | None) -> dict[str, Any]:
         stream = incoming[stream_settings.stream]
         if stream_settings.stream in live:
             stream_settings = settings_for(stream_settings.stream)
@@ -442,31 +528,44 @@ def run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext) 
         else:
             dropped = []
 
+        def progress(rows: int, seconds: float) -> None:
+            ctx.progress(block.name, stream_settings.stream, "write", rows, seconds)
+
         try:
             with destination_cls(resolved.config_dict()) as destination:
-                reader = stream.reader()  # all the stream's columns: the bookmark's too, whatever `columns:` keeps
-                if key is not None and save is not None and appends(stream_settings) and not origin.get("bookmark_from_user"):
-                    saved = ctx.state.get(origin["pipeline"], src_block, src_stream) or {}
-                    reader = catch_up(
+                result = None
+                if handoff is not None and copy is not None:
+                    if stream_settings.columns is None and not dropped:  # else Arrow chooses or drops columns
+                        result = pass_copy(destination, stream_settings, copy, state_key=key, on_progress=progress)
+                    if result is None:
+                        copy.close()
+                        handoff.decline()  # the source block reads it as usual; this block tails that
+                    else:
+                        handoff.passed(copy.rows, result.seconds)
+                if result is None:  # the spill: opened only now (a passed-through stream never spills)
+                    reader = stream.reader()  # all the stream's columns: the bookmark's too, whatever `columns:` keeps
+                    if key is not None and save is not None and appends(stream_settings) and not origin.get("bookmark_from_user"):
+                        saved = ctx.state.get(origin["pipeline"], src_block, src_stream) or {}
+                        reader = catch_up(
+                            destination,
+                            stream_settings,
+                            reader,
+                            state_key=key,
+                            recorded=(saved.get("consumers") or {}).get(block.name),
+                            read_from=origin.get("bookmark_start"),
+                            trust_destination=not ctx.state.was_reset(origin["pipeline"], src_block, src_stream),
+                            save=save,
+                        )
+                    result = write_stream(
                         destination,
                         stream_settings,
-                        reader,
+                        project(reader, stream_settings.columns),
+                        batch_states=origin.get("batch_states"),
                         state_key=key,
-                        recorded=(saved.get("consumers") or {}).get(block.name),
-                        read_from=origin.get("bookmark_start"),
-                        trust_destination=not ctx.state.was_reset(origin["pipeline"], src_block, src_stream),
-                        save=save,
+                        save_state=save,
+                        on_progress=progress,
+                        dropped_columns=dropped,
                     )
-                result = write_stream(
-                    destination,
-                    stream_settings,
-                    project(reader, stream_settings.columns),
-                    batch_states=origin.get("batch_states"),
-                    state_key=key,
-                    save_state=save,
-                    on_progress=lambda rows, secs: ctx.progress(block.name, stream_settings.stream, "write", rows, secs),
-                    dropped_columns=dropped,
-                )
                 # rows a destination could not write without failing the block (Salesforce's rejected rows
                 # within max_rejected_rows): listed in the run report, and the run is not complete (exit 3)
                 reported = list(destination.report_warnings)

@@ -9,7 +9,7 @@ downstream block in the plan as skipped, with the reason.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from ..redaction import redact, redact_exception
@@ -70,7 +70,12 @@ class Executor:
                 pass
 
     def run(
-        self, graph: Graph, plan: list[str], run_block: BlockFunction, streams_from: Callable[[str, str], bool] | None = None
+        self,
+        graph: Graph,
+        plan: list[str],
+        run_block: BlockFunction,
+        streams_from: Callable[[str, str], bool] | None = None,
+        fused: Mapping[str, str] | None = None,
     ) -> RunReport:
         """Run ``plan`` (a topologically ordered list of block names).
 
@@ -78,7 +83,12 @@ class Executor:
         ``parent`` has published its outputs (``BlockRun.publish``) instead of
         when it is done: a destination block tailing a running source block.
         If the parent then fails, the child fails with it (its reads raise).
+
+        ``fused`` (parent -> child, ``fusion.py``): a child that writes its parent's streams
+        straight from the source starts the moment the parent publishes, on the parent's slot even
+        when every worker is busy: the parent waits for it to take them.
         """
+        fused = fused or {}
         started = time.perf_counter()
         report = RunReport(runs={name: BlockRun(name) for name in plan})
         in_plan = set(plan)
@@ -119,20 +129,24 @@ class Executor:
 
         ready = [n for n in plan if not waiting_on[n]]
         running: dict[Future, str] = {}
-        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="jupyter-di") as pool:
+        extra = sum(1 for parent, child in fused.items() if parent in report.runs and child in report.runs)
+        with ThreadPoolExecutor(max_workers=self.max_workers + extra, thread_name_prefix="jupyter-di") as pool:
+
+            def start(name: str) -> None:
+                run = report.runs[name]
+                if streams_from is not None and any(streams_from(c, name) for c in children[name]):
+                    signal: Future = Future()
+                    run.on_publish = lambda signal=signal: signal.done() or signal.set_result(None)
+                    published[signal] = name
+                run.start()
+                self._notify(run)
+                running[pool.submit(execute, name)] = name
+
             while ready or running:
                 while ready and len(running) < self.max_workers:
                     name = ready.pop(0)
-                    if report.runs[name].status != PENDING:
-                        continue
-                    run = report.runs[name]
-                    if streams_from is not None and any(streams_from(c, name) for c in children[name]):
-                        signal: Future = Future()
-                        run.on_publish = lambda signal=signal: signal.done() or signal.set_result(None)
-                        published[signal] = name
-                    run.start()
-                    self._notify(run)
-                    running[pool.submit(execute, name)] = name
+                    if report.runs[name].status == PENDING:
+                        start(name)
                 if not running:
                     break
                 finished, _ = wait([*running, *published], timeout=self.tick_seconds, return_when=FIRST_COMPLETED)
@@ -144,7 +158,10 @@ class Executor:
                             if streams_from is not None and streams_from(child, name):
                                 waiting_on[child].discard(name)
                                 if not waiting_on[child] and report.runs[child].status == PENDING:
-                                    ready.append(child)
+                                    if fused.get(name) == child:
+                                        start(child)
+                                    else:
+                                        ready.append(child)
                         continue
                     if future not in running:
                         continue  # the publication signal of a block whose end was handled first

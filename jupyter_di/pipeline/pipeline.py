@@ -32,6 +32,7 @@ from .block_body import run_block_body
 from .dask_executor import close_dask, dask_runner
 from .dynamic import DynamicRun, scope_of, split_child
 from .executor import Executor
+from .fusion import fused_pairs
 from .graph import Graph
 from .observer import RunObserver
 from .replica import effective_block
@@ -47,10 +48,14 @@ class Pipeline:
         namespace: dict[str, Any] | None = None,
         settings: Settings = SETTINGS,
         identified: bool = True,
+        keep_outputs: bool = True,
     ) -> None:
         self.name = name
         self.identified = identified
         """False when a kernel cannot tell which notebook it runs: INCREMENTAL streams then refuse to run."""
+        self.keep_outputs = keep_outputs
+        """False when nothing reads a block's output once its run is over (``jupyter-di run``): a source
+        block whose one reader is a destination may then hand its streams over unspilled (``fusion.py``)."""
         self.graph = Graph()
         self.settings = settings
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
@@ -235,6 +240,8 @@ class Pipeline:
                 return self.outputs[u]
 
         scope = scope_of(self.graph)
+        if streaming and remote is None and not scope and not self.keep_outputs:
+            ctx.pass_through = fused_pairs(self.graph, plan, self.effective)
         dynamic = (
             DynamicRun(
                 self.graph,
@@ -281,7 +288,7 @@ class Pipeline:
         def execute(graph: Graph, names: list[str]) -> RunReport:
             streams_from = self.streams_from if dynamic is None else lambda c, p: self.streams_from(c, p, dynamic)
             return Executor(self.settings.max_workers, observers).run(
-                graph, names, run_block, streams_from=streams_from if streaming else None
+                graph, names, run_block, streams_from=streams_from if streaming else None, fused=ctx.pass_through
             )
 
         try:

@@ -21,6 +21,8 @@ def stream_rows(graph: Graph, report: RunReport) -> list[tuple[str, str, str, in
         kind = graph[block].kind
         for stream, info in (run.summary.get("streams") or {}).items():
             where = info.get("table", "") if kind == BlockKind.DESTINATION else "read"
+            if info.get("pass_through"):  # written by that block straight from the source server (fusion.py)
+                where = f"read, passed through to {info['pass_through']}"
             rows.append((name, kind, stream, int(info.get("rows", 0)), where))
     return rows
 

@@ -39,6 +39,8 @@ class LiveSpill:
         self._error: BaseException | None = None
         self.mirror: Any = None
         """Told of every writer event too (``pipeline/dask_live.py``: readers in other processes)."""
+        self.handoff: Any = None
+        """Set when the stream is offered to its one reader to pass through (``integration/pass_through.py``)."""
 
     # -- writer side ------------------------------------------------------------------------
     def begin(self, schema: pa.Schema, info: dict[str, Any]) -> None:

@@ -130,6 +130,25 @@ def test_a_streaming_child_starts_once_its_parent_publishes_and_before_it_ends()
     assert order.index("after start") > order.index("dst end")  # "after" waits for its own upstream to end
 
 
+def test_a_fused_child_starts_on_its_parents_slot_when_every_worker_is_busy():
+    """A source waiting for the destination it hands its streams to (pipeline/fusion.py) must not
+    wait forever for a free worker: with one worker, the fused child starts beside it."""
+    g = graph({"src": [], "dst": ["src"], "other": []})
+    child_started = threading.Event()
+
+    def run_block(name, run):
+        if name == "src":
+            run.publish()
+            assert child_started.wait(10), "dst did not start while src waited for it"
+        if name == "dst":
+            child_started.set()
+
+    report = Executor(max_workers=1).run(
+        g, ["src", "dst", "other"], run_block, streams_from=lambda c, p: (p, c) == ("src", "dst"), fused={"src": "dst"}
+    )
+    assert report.ok, report.failure_message()
+
+
 def test_a_child_stopped_by_its_failing_parent_is_skipped_with_the_reason():
     g = graph({"src": [], "dst": ["src"], "after": ["dst"]})
     started = threading.Event()

@@ -26,7 +26,7 @@ from psycopg import sql
 from ...errors import ConfigError
 from .._shared.row_values import last_row_values
 from .._shared.stream_checks import require_bookmark_properties
-from ..base import INCREMENTAL, LOG_BASED, STATE_TABLE, ReadRequest, Source
+from ..base import FULL_TABLE, INCREMENTAL, LOG_BASED, STATE_TABLE, BinaryCopy, CopyColumn, ReadRequest, Source
 from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .adbc import server_message
 from .connection import PostgresConnector, render
@@ -169,6 +169,36 @@ class PostgresSource(PostgresConnector, Source):
         if parts is not None:
             return pa.RecordBatchReader.from_batches(target, read_partitioned(self._cfg, conn, plan, parts, target, request))
         return pa.RecordBatchReader.from_batches(target, _batches(conn, plan, target, request.batch_size, self._cfg.page_rows))
+
+    def binary_copy(self, request: ReadRequest) -> BinaryCopy | None:
+        """A FULL_TABLE read of built-in column types as the server's binary COPY data (copy_read.py),
+        for a destination storing the same types; None for every other read (INCREMENTAL and LOG_BASED
+        need bookmarks from the rows, ``partitions:`` and ``limit`` are asked for a reason)."""
+        s = request.settings
+        if s.replication_method != FULL_TABLE or s.partitions not in (None, 1) or request.limit is not None:
+            return None
+        from .copy_read import PgBinaryCopy
+
+        conn = self._cfg.psycopg()
+        try:
+            with conn.cursor() as cur:
+                schema, table, oid = self._resolve(cur, s.stream)
+                cols = table_columns(cur, [oid])[oid]
+            by_name = {c.name: c for c in cols}
+            if s.columns:
+                _require(by_name, list(s.columns), "selected column", s.stream, "remove it from columns or run discovery again")
+            plan = _plan(schema, table, cols, by_name, [], request)
+            chosen = [by_name[n] for n in plan.columns]
+            if not chosen or not all(c.copy_safe for c in chosen):
+                conn.close()
+                return None
+            names = sql.SQL(", ").join(sql.Identifier(c.name) for c in chosen)
+            query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)").format(names, plan.rel)
+            columns = [CopyColumn(c.name, c.sql_type) for c in chosen]
+            return PgBinaryCopy(conn, render(query), columns, pa.schema([c.arrow_field() for c in chosen]))
+        except BaseException:
+            conn.close()
+            raise
 
 
 def _require(by_name: dict[str, PgColumn], names: list[str], what: str, stream: str, fix: str) -> None:

@@ -55,6 +55,7 @@ _ORDERABLE = {
     "int2", "int4", "int8", "float4", "float8", "numeric", "text", "varchar", "bpchar", "name",
     "date", "time", "timestamp", "timestamptz", "uuid", "oid",
 }  # fmt: skip
+_COPY_SAFE = {*_SCALARS, "numeric", "jsonb", "uuid", "interval", "timetz", "inet", "cidr", "macaddr", "macaddr8"}
 _MAX_DECIMAL_PRECISION = 38
 _MAX_SCALED_PRECISION = 18  # |v * 10^s| < 10^18 fits int64
 
@@ -123,6 +124,16 @@ class PgColumn:
     @property
     def orderable(self) -> bool:
         return self.typname in _ORDERABLE
+
+    @property
+    def copy_safe(self) -> bool:
+        """Whether this column's binary COPY form can pass from one database into the same type of
+        another as it is (``BinaryCopy``): built-in types whose binary form is their value alone and
+        whose Arrow round trip would give the same value.  Not user types (enums, domains,
+        composites: database-specific, and arrays carry their element type's oid), not ``reg*``
+        (oids of the source database), not ``json`` (the writer removes ``\\u0000`` escapes, which
+        ``json`` keeps), not ``money`` (the Arrow path reads it as locale-formatted text)."""
+        return (self.elem if self.elem is not None else self.typname) in _COPY_SAFE
 
 
 def decimal_from_scaled(ints: pa.Array, dtype: pa.Decimal128Type) -> pa.Array:
@@ -210,8 +221,9 @@ def dollar(query: str) -> str:
 
 
 def catalog_rows(conn: Any, query: str, params: tuple) -> list[tuple]:
-    """Run a catalog query on a psycopg cursor or an ``AdbcSession`` (they differ in placeholders)."""
-    if isinstance(conn, AdbcSession):
+    """Run a catalog query on a psycopg cursor or an ``AdbcSession`` (they differ in placeholders; a
+    session with ``dollar_params`` takes ``$n`` too)."""
+    if isinstance(conn, AdbcSession) or getattr(conn, "dollar_params", False):
         return conn.fetchall(dollar(query), params)
     conn.execute(query, params)
     return list(conn.fetchall())

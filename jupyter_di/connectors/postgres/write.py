@@ -38,6 +38,7 @@ from .._shared.commit_window import coalesced
 from ..base import (
     FULL_TABLE,
     STATE_TABLE,
+    BinaryCopy,
     Chunk,
     CommitCallback,
     Destination,
@@ -83,6 +84,12 @@ class PostgresDestination(PostgresConnector, Destination):
             return _TableWriter(conn, self._cfg.schema, request, self._cfg.upsert_fillfactor).run(chunks, on_commit)
         finally:
             conn.close()
+
+    def write_binary_copy(self, request: WriteRequest, copy: BinaryCopy, on_commit: CommitCallback | None = None) -> WriteResult | None:
+        """The source server's COPY bytes as they are, where the table stores the same types (copy_write.py)."""
+        from .copy_write import write_binary_copy
+
+        return write_binary_copy(self._cfg, request, copy, on_commit)
 
     takes_column_types = True
 
@@ -247,6 +254,7 @@ class _TableWriter:
 
     def _ensure_state_table(self) -> None:
         import adbc_driver_manager
+        import psycopg
 
         self._ensure_schema()
         try:
@@ -256,7 +264,7 @@ class _TableWriter:
                 )
             )
             self.conn.commit()
-        except adbc_driver_manager.IntegrityError:  # created by a parallel stream just now
+        except (adbc_driver_manager.IntegrityError, psycopg.IntegrityError):  # created by a parallel stream just now
             self.conn.rollback()
 
     def _ensure_schema(self) -> None:
