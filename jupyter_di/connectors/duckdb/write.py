@@ -30,6 +30,16 @@ columns need 150 MB to insert and 200 MB to upsert (100 MB fails with "Out of Me
 automatic limit is the larger of 100 MB and 2 MB per column."""
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
+VERSION_INFO_BYTES_PER_ROW = 8
+"""A delete keeps 16 KB of version information (a transaction id per row) for every 2,048-row vector
+that has a deleted row, pinned in DuckDB's buffer pool until the next checkpoint; a window of random
+keys touches every vector (measured, 5M rows: 46 MB for 10k or 100k deleted keys). So a change
+window into a table of 20M rows failed at 100MB ("failed to pin block")."""
+CHANGE_HEADROOM_MB = 64
+"""Beyond the version information a change window needs the key column's blocks, its join and the
+appended rows not yet checkpointed: measured, 5M rows failed at 64MB (61 MiB of it used) and passed
+at 100MB; 10M rows (87 MB used) passed at 100MB."""
+
 MIN_MEMORY_LIMIT_MB = 16
 """Below this DuckDB cannot write even a narrow table (a 1KB limit failed mid-write)."""
 
@@ -106,8 +116,10 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
     def _setup(self, con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> None:
         self._unique_tables: dict[str, bool] = {}
         limit = self.config.get("memory_limit", "auto")
+        self._auto_limit_mb = 0
         if limit is None or str(limit).strip().lower() == "auto":
-            limit = f"{max(int(WRITE_MEMORY_LIMIT[:-2]), MEMORY_PER_COLUMN_MB * len(schema))}MB"
+            self._auto_limit_mb = max(int(WRITE_MEMORY_LIMIT[:-2]), MEMORY_PER_COLUMN_MB * len(schema))
+            limit = f"{self._auto_limit_mb}MB"
         self._previous_limit = None
         if limit:
             if not _MEMORY_LIMIT.match(str(limit)):
@@ -252,6 +264,25 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
 
     # -- change streams (LOG_BASED)
 
+    def _apply_changes(self, con: duckdb.DuckDBPyConnection, s: StreamSettings, known: dict[str, str], window: CommitWindow) -> None:
+        self._fit_version_info(con, s.table_name)
+        super()._apply_changes(con, s, known, window)
+
+    def _fit_version_info(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        """Raise an automatic memory_limit to what a window's deletes pin for this table's rows
+        (``VERSION_INFO_BYTES_PER_ROW``); a limit the user set is theirs (its error says to raise it)."""
+        if not self._auto_limit_mb:
+            return
+        rows = con.execute(
+            "SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? "
+            "AND lower(table_name) = lower(?)",
+            [self.schema, table],
+        ).fetchall()  # every row: DuckDB refuses the next statement while a result is unfinished
+        need = -(-int(rows[0][0] if rows else 0) * VERSION_INFO_BYTES_PER_ROW // 10**6) + CHANGE_HEADROOM_MB
+        if need > self._auto_limit_mb:
+            self._auto_limit_mb = need
+            con.execute("SET memory_limit = ?", [f"{need}MB"])
+
     def _upsert_rows(self, con: duckdb.DuckDBPyConnection, s: StreamSettings, known: Any, table: str, rows: pa.Table) -> None:
         """A change window's upserts hold one row per key (``changes.plan_changes``): delete their keys
         and insert them straight from the Arrow table, without the staging copy and the one-row-per-key
@@ -309,6 +340,6 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         if isinstance(exc, duckdb.OutOfMemoryException):
             return ConfigError(
                 f"DuckDB ran out of its memory_limit ({self.config.get('memory_limit')}) writing the table: {first_line(exc)}",
-                fix="raise memory_limit in the destination's config (e.g. '1GB'), or leave it out: 'auto' grows with the columns.",
+                fix="raise memory_limit in the destination's config (e.g. '1GB'), or leave it out: 'auto' grows with the columns (and, for LOG_BASED, the table's rows).",
             )
         return None
