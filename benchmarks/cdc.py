@@ -37,6 +37,16 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bytecode import compile_package  # noqa: E402
 from tests.support import postgres  # noqa: E402
 
+PG_FINGERPRINT = (
+    "SELECT count(*), sum(id), sum(amount * 100), count(*) FILTER (WHERE status = 'changed'), "
+    "sum((extract(epoch FROM updated_at) * 1000000)::bigint), sum(length(note)) FROM {table}"
+)
+"""A content check of a whole table that PostgreSQL and DuckDB compute alike (whole numbers only)."""
+DUCKDB_FINGERPRINT = (
+    "SELECT count(*), sum(id), sum(amount * 100), count(*) FILTER (WHERE status = 'changed'), "
+    "sum(epoch_us(updated_at)), sum(length(note)) FROM events"
+)
+
 CASES = [("LOG_BASED", "postgresql"), ("LOG_BASED", "duckdb"), ("INCREMENTAL", "postgresql"), ("INCREMENTAL", "duckdb")]
 
 
@@ -167,12 +177,15 @@ def main() -> None:
                     results.append((method, destination, 0.0, 0, 0, f"failed: {exc}"))
                 print(f"  {method} -> {destination}: {results[-1][2]:.1f} s {results[-1][5]}", flush=True)
             live = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            source_print = conn.execute(PG_FINGERPRINT.format(table="events")).fetchone()
             with psycopg.connect(f"host=127.0.0.1 port={dest_port} user=postgres dbname=bench") as check:
                 pg_rows = check.execute("SELECT count(*) FROM d_log_based.events").fetchone()[0]
+                pg_print = check.execute(PG_FINGERPRINT.format(table="d_log_based.events")).fetchone()
         import duckdb
 
         with duckdb.connect(str(work / "log_based_duckdb.duckdb"), read_only=True) as con:
             duck_rows = con.execute("SELECT count(*) FROM events").fetchone()[0]
+            duck_print = con.execute(DUCKDB_FINGERPRINT).fetchone()
         print()
         print(
             f"{args.changes:,} changes ({made['updates']:,} updates, {made['inserts']:,} inserts, {made['deletes']:,} deletes) on {args.rows:,} rows"
@@ -188,6 +201,9 @@ def main() -> None:
         print(
             f"source rows {live:,}; LOG_BASED destinations hold PostgreSQL {pg_rows:,}, DuckDB {duck_rows:,} (INCREMENTAL keeps the deleted rows)"
         )
+        for name, got in (("PostgreSQL", pg_print), ("DuckDB", duck_print)):
+            same = tuple(int(v) for v in got) == tuple(int(v) for v in source_print)
+            print(f"LOG_BASED {name} rows {'equal' if same else 'DIFFER from'} the source's (count, ids, amounts, statuses, times, notes)")
         print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         postgres.stop(env["JDI_TEST_PG_DATA"])

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .allocators import release_freed_memory
 from .block_kind import BlockKind
 from .errors import DIError
 from .pipeline.observer import RunObserver
@@ -584,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    release_freed_memory()  # before pyarrow and DuckDB load (allocators.py says why)
     for stream in (sys.stdout, sys.stderr):  # a name with a lone surrogate must not crash the summary
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:

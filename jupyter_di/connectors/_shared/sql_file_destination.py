@@ -208,7 +208,7 @@ class SqlFileDestination(Destination):
                 seconds = self.commit_every_seconds if (staged or not full) else math.inf
                 nbytes = self.commit_every_bytes if (s.unique_constraints and not full) else math.inf
                 if changes:  # a window of changes is planned in memory (changes.py): keep it small
-                    limit, nbytes = min(limit, CHANGE_WINDOW_ROWS), min(nbytes, CHANGE_WINDOW_BYTES)
+                    limit, nbytes = min(limit, self.change_window_rows), min(nbytes, CHANGE_WINDOW_BYTES)
                 while not source.exhausted:
                     window = CommitWindow(source, limit, seconds, nbytes)
                     if not window.empty and changes:
@@ -282,6 +282,7 @@ class SqlFileDestination(Destination):
     # ---- change streams (LOG_BASED): changes.py reduces a window, the engine runs its steps
 
     applies_changes: ClassVar[bool] = True
+    change_window_rows: ClassVar[int] = CHANGE_WINDOW_ROWS
 
     def _apply_changes(self, con: Any, s: StreamSettings, known: dict[str, str], window: CommitWindow) -> None:
         table = pa.Table.from_batches(list(window.batches()), schema=window.schema)

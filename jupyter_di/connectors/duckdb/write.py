@@ -44,6 +44,15 @@ ANY_ORDER_MEMORY_LIMIT_MB = 64
 """The automatic limit's floor for a FULL_TABLE load without keys (``_any_order``): 5M rows through a
 notebook with ``partitions: auto`` peaked at 301-312 MB at 100MB and 262-265 MB at 64MB, as fast;
 20, 32 and 50 text columns load at 64MB (50 fail at 32MB), and 2 MB per column still applies above 32."""
+VERSION_INFO_BYTES_PER_ROW = 8
+"""A delete keeps 16 KB of version information (a transaction id per row) for every 2,048-row vector
+that has a deleted row, pinned in DuckDB's buffer pool until the next checkpoint; a window of random
+keys touches every vector (measured, 5M rows: 46 MB for 10k or 100k deleted keys). So a change
+window into a table of 20M rows failed at 100MB ("failed to pin block")."""
+CHANGE_HEADROOM_MB = 64
+"""Beyond the version information a change window needs the key column's blocks, its join and the
+appended rows not yet checkpointed: measured, 5M rows failed at 64MB (61 MiB of it used) and passed
+at 100MB; 10M rows (87 MB used) passed at 100MB."""
 
 MIN_MEMORY_LIMIT_MB = 16
 """Below this DuckDB cannot write even a narrow table (a 1KB limit failed mid-write)."""
@@ -88,6 +97,12 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
     """DuckDB's scan keeps a statement's Arrow batches alive until it ends: a window of 1M rows of 3 KB
     held 0.9-2 GB (101 text columns); 64 MB still lets a narrow table's window reach ~900k rows."""
     staged_full_table = True  # one multi-million-row transaction keeps all its rows in memory
+    change_window_rows = 50_000
+    """A change window's Arrow rows, its planned upserts and DuckDB's join and appended rows grow with
+    the window; what a window of deletes costs does not (DuckDB keeps 16 KB of version information
+    per 2,048-row vector that has a deleted row, about 46 MB for 5M rows whether 10k or 100k random
+    keys go). Measured, 1M changes on 5M rows: 50k-change windows take the peak 10-25 MB lower than
+    100k, at about the same speed; 25k another 15 MB lower (DuckDB alone) but more statements."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -123,9 +138,11 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
     def _setup(self, con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> None:
         self._unique_tables: dict[str, bool] = {}
         limit = self.config.get("memory_limit", "auto")
+        self._auto_limit_mb = 0
         if limit is None or str(limit).strip().lower() == "auto":
             floor = ANY_ORDER_MEMORY_LIMIT_MB if getattr(self, "_any_order", False) else int(WRITE_MEMORY_LIMIT[:-2])
-            limit = f"{max(floor, MEMORY_PER_COLUMN_MB * len(schema))}MB"
+            self._auto_limit_mb = max(floor, MEMORY_PER_COLUMN_MB * len(schema))
+            limit = f"{self._auto_limit_mb}MB"
         self._previous_limit = None
         if limit:
             if not _MEMORY_LIMIT.match(str(limit)):
@@ -272,6 +289,25 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
 
     # -- change streams (LOG_BASED)
 
+    def _apply_changes(self, con: duckdb.DuckDBPyConnection, s: StreamSettings, known: dict[str, str], window: CommitWindow) -> None:
+        self._fit_version_info(con, s.table_name)
+        super()._apply_changes(con, s, known, window)
+
+    def _fit_version_info(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        """Raise an automatic memory_limit to what a window's deletes pin for this table's rows
+        (``VERSION_INFO_BYTES_PER_ROW``); a limit the user set is theirs (its error says to raise it)."""
+        if not self._auto_limit_mb:
+            return
+        rows = con.execute(
+            "SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? "
+            "AND lower(table_name) = lower(?)",
+            [self.schema, table],
+        ).fetchall()  # every row: DuckDB refuses the next statement while a result is unfinished
+        need = -(-int(rows[0][0] if rows else 0) * VERSION_INFO_BYTES_PER_ROW // 10**6) + CHANGE_HEADROOM_MB
+        if need > self._auto_limit_mb:
+            self._auto_limit_mb = need
+            con.execute("SET memory_limit = ?", [f"{need}MB"])
+
     def _upsert_rows(self, con: duckdb.DuckDBPyConnection, s: StreamSettings, known: Any, table: str, rows: pa.Table) -> None:
         """A change window's upserts hold one row per key (``changes.plan_changes``): delete their keys
         and insert them straight from the Arrow table, without the staging copy and the one-row-per-key
@@ -329,6 +365,6 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         if isinstance(exc, duckdb.OutOfMemoryException):
             return ConfigError(
                 f"DuckDB ran out of its memory_limit ({self.config.get('memory_limit')}) writing the table: {first_line(exc)}",
-                fix="raise memory_limit in the destination's config (e.g. '1GB'), or leave it out: 'auto' grows with the columns.",
+                fix="raise memory_limit in the destination's config (e.g. '1GB'), or leave it out: 'auto' grows with the columns (and, for LOG_BASED, the table's rows).",
             )
         return None

@@ -680,3 +680,40 @@ def test_a_full_table_load_without_keys_inserts_in_any_order_and_keyed_loads_kee
     finally:
         notebook.close()
     assert seen == [(False, "61.0 MiB"), (True, "95.3 MiB")]  # automatic limits: 64MB and 100MB
+
+
+def test_a_change_window_of_random_keys_fits_a_table_larger_than_the_automatic_limit(tmp_path, monkeypatch):
+    """A delete pins 16 KB of version information for every 2,048-row vector it touches (issue 18):
+    random keys in a 2M-row table pin ~16 MB, more than an automatic limit of 16MB leaves, so the
+    automatic limit grows with the table's rows (``VERSION_INFO_BYTES_PER_ROW``)."""
+    import random
+
+    from jupyter_di.connectors.base import CHANGE_OP_COLUMN, CHANGE_TIME_COLUMN, CHANGE_UNCHANGED_COLUMN, change_fields
+    from jupyter_di.connectors.duckdb import write as duckdb_write
+
+    path = tmp_path / "big.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t AS SELECT i AS id, 'old' AS v FROM range(2000000) r(i)")
+    monkeypatch.setattr(duckdb_write, "WRITE_MEMORY_LIMIT", "16MB")
+    keys = random.Random(18).sample(range(2_000_000), 20_000)
+    changed = pa.table({"id": pa.array(keys, pa.int64()), "v": pa.array(["new"] * len(keys))})
+    deleted = keys[:2000]
+    schema = pa.schema([pa.field("id", pa.int64()), pa.field("v", pa.string()), *change_fields()])
+    ops = ["update"] * len(keys) + ["delete"] * len(deleted)
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    rows = pa.table(
+        {
+            "id": pa.array(keys + deleted, pa.int64()),
+            "v": pa.concat_arrays([changed.column("v").combine_chunks(), pa.nulls(len(deleted), pa.string())]),
+            CHANGE_OP_COLUMN: pa.array(ops),
+            CHANGE_TIME_COLUMN: pa.array([when] * len(ops), schema.field(CHANGE_TIME_COLUMN).type),
+            CHANGE_UNCHANGED_COLUMN: pa.nulls(len(ops), schema.field(CHANGE_UNCHANGED_COLUMN).type),
+        },
+        schema=schema,
+    )
+    s = StreamSettings(stream="t", replication_method="LOG_BASED", unique_constraints=["id"], delete_mode="hard")
+    dest = DuckDBDestination({"path": str(path)})
+    dest.write(WriteRequest(s, schema), [Chunk(b, None) for b in rows.to_batches(max_chunksize=10_000)])
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(*) FILTER (WHERE v = 'new') FROM t").fetchone() == (2_000_000 - 2000, 18_000)
+        assert con.execute("SELECT count(*) FROM t WHERE id IN (SELECT unnest(?))", [deleted]).fetchone() == (0,)

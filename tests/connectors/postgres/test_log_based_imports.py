@@ -1,5 +1,6 @@
 """A `jupyter-di run` of a LOG_BASED PostgreSQL → DuckDB notebook imports no pandas, IPython or
-ipywidgets (issue 18: pandas alone is about 35 MB of the run's peak RSS, and no block needs it)."""
+ipywidgets (issue 18: pandas alone is about 35 MB of the run's peak RSS, and no block needs it), and
+its Arrow allocations go to the pool that returns freed memory (``jupyter_di/allocators.py``)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,21 @@ PROBE = (
     "import sys\n"
     "from jupyter_di.cli import main\n"
     "code = main(['run', '-q', sys.argv[1]])\n"
-    "print(code, [m for m in ('pandas', 'IPython', 'ipywidgets') if m in sys.modules])\n"
+    "import pyarrow\n"
+    "print(code, [m for m in ('pandas', 'IPython', 'ipywidgets') if m in sys.modules], pyarrow.default_memory_pool().backend_name)\n"
 )
+
+
+def expected_pool() -> str:
+    """jemalloc where the CLI asks for it and this pyarrow has it (its Linux wheels do)."""
+    import pyarrow as pa
+
+    if not sys.platform.startswith("linux") or os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return pa.default_memory_pool().backend_name
+    try:
+        return pa.jemalloc_memory_pool().backend_name
+    except NotImplementedError:
+        return pa.default_memory_pool().backend_name
 
 
 def run_in_a_new_process(nb, tmp_path) -> str:
@@ -35,7 +49,7 @@ def test_a_log_based_run_into_duckdb_imports_no_pandas_ipython_or_widgets(log_pg
             "%%di_destination dst --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n",
         ],
     )
-    assert run_in_a_new_process(nb, tmp_path) == "0 []"  # the snapshot
+    assert run_in_a_new_process(nb, tmp_path) == f"0 [] {expected_pool()}"  # the snapshot
     sql(
         log_pg,
         "DELETE FROM items WHERE id = 1",
@@ -43,7 +57,7 @@ def test_a_log_based_run_into_duckdb_imports_no_pandas_ipython_or_widgets(log_pg
         "UPDATE items SET v = 'two again' WHERE id = 2",
         "INSERT INTO items (id, v) VALUES (9, 'nine')",
     )
-    assert run_in_a_new_process(nb, tmp_path) == "0 []"  # a change window: planned, deleted, upserted
+    assert run_in_a_new_process(nb, tmp_path) == f"0 [] {expected_pool()}"  # a change window: planned, deleted, upserted
     assert duckdb_query(tmp_path / "out.duckdb", "SELECT id, v FROM items ORDER BY id") == [
         (2, "two again"),
         (3, "v3"),
