@@ -109,14 +109,18 @@ _INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint"})
 
 def rounded_values(array: pa.Array | pa.ChunkedArray, column_type: str) -> int:
     """How many values of ``array`` a cast to ``column_type`` would round: decimals (and floats) with
-    more decimal places than a decimal column's scale, or any fraction for an integer column;
-    timestamps with more fractional digits than a ``timestamp(p)`` column keeps."""
+    more decimal places than a decimal column's scale (as numbers or as text), or any fraction for an
+    integer column; timestamps with more fractional digits than a ``timestamp(p)`` column keeps."""
     t = array.type
     if pa.types.is_dictionary(t):
         array, t = array.cast(t.value_type), t.value_type
     if pa.types.is_timestamp(t):
         return _rounded_instants(array, t, column_type)
     match = _DECIMAL.match(column_type.strip())
+    if match and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        # decimal text with a non-zero digit past the column's scale: Trino's CAST rounds it ('12.555' -> 12.56)
+        pattern = rf"^\s*[+-]?\d*\.\d{{{int(match.group(2))}}}\d*[1-9]"
+        return int(pc.sum(pc.match_substring_regex(array, pattern)).as_py() or 0)
     scale = int(match.group(2)) if match else 0 if column_type.strip().lower() in _INTEGERS else None
     if scale is None or not (pa.types.is_decimal(t) and t.scale > scale or pa.types.is_floating(t)):
         return 0

@@ -168,6 +168,18 @@ def test_a_timestamp_override_that_would_round_fails(trino_config, query) -> Non
     assert tables_of(query, config) == []
 
 
+@pytest.mark.parametrize("path", ["sql", "files"])
+def test_decimal_text_that_a_decimal_override_would_round_fails_and_text_that_fits_loads(path, trino_config, trino_server, query) -> None:
+    config = with_path(trino_config, trino_server, path)
+    text = pa.record_batch({"id": pa.array([1, 2], pa.int32()), "amount": ["12.50", "-0.125"]})
+    with pytest.raises(SchemaMismatch) as err:
+        write(config, [text], column_types={"amount": "decimal(18,2)"})
+    assert "column 'amount' of table iceberg." in str(err.value) and "1 value of the stream (string)" in str(err.value)
+    assert tables_of(query, config) == []
+    write(config, [text.slice(0, 1)], column_types={"amount": "decimal(18,2)"})
+    assert rows_of(query, config) == [[1, Decimal("12.50")]] and columns_of(query, config)["amount"] == "decimal(18,2)"
+
+
 def test_check_column_types_parses_with_trino_and_asks_the_catalog(trino_config, query) -> None:
     with TrinoDestination(trino_config) as dest:
         dest.check_column_types({"amount": "decimal(18,2)", "id": "int"}, stream="orders")  # the schema does not exist: parse only
