@@ -52,12 +52,16 @@ def table_types(session: TrinoSession, catalog: str, schema: str, table: str) ->
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def check_stored(session: TrinoSession, cfg: TrinoConfig, types: Mapping[str, str], *, connector: str, stream: str) -> None:
+def check_stored(
+    session: TrinoSession, cfg: TrinoConfig, types: Mapping[str, str], *, connector: str, stream: str, probe: str | None = None
+) -> None:
     """Refuse an override (``types``: as ``engine_types`` spells them) the catalog would store as another
-    type, or not at all; asked of an empty probe table in the destination schema, dropped at once."""
+    type, or not at all; asked of an empty probe table in the destination schema, dropped at once
+    (``probe``: its name; the writer uses its staging prefix, so a killed run's probe is swept with its
+    staging tables)."""
     if not types:
         return
-    probe = internal_name("types", cfg.catalog, cfg.schema, uuid.uuid4().hex)
+    probe = probe or internal_name("types", cfg.catalog, cfg.schema, uuid.uuid4().hex)
     rel = ".".join(quote_ident(p) for p in (cfg.catalog, cfg.schema, probe))
     items = list(types.items())
     try:

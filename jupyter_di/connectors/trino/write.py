@@ -137,7 +137,7 @@ class _TableWriter:
         self.keys = [k.lower() for k in self.settings.unique_constraints]
         self.full = self.settings.replication_method == FULL_TABLE
         self.prefix = internal_name("stage", cfg.catalog, cfg.schema, self.table.lower())
-        run = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        self.run_name = run = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
         self.stages = [f"{run}_{i}" for i in range(cfg.concurrency)]
         """This run's staging tables, one per statement in flight: a statement a killed run left
         running on the server can only write into that run's own staging tables, which this run drops."""
@@ -372,7 +372,8 @@ class _TableWriter:
             return
         self.overrides = engine_types(self.session, asked, stream=self.stream)
         try:
-            check_stored(self.session, self.cfg, self.overrides, connector=self.connector, stream=self.stream)
+            probe = f"{self.run_name}_types"  # named like this run's staging tables: a killed run's probe is swept with them
+            check_stored(self.session, self.cfg, self.overrides, connector=self.connector, stream=self.stream, probe=probe)
         except TrinoError as exc:
             raise self._mismatch(exc) from None
 

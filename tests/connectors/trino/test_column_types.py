@@ -150,6 +150,19 @@ def test_iceberg_takes_the_types_it_keeps_and_refuses_the_ones_it_would_change(p
     assert tables_of(query, config) == ["t"]  # no table u, no probe table left
 
 
+@pytest.mark.parametrize("path", ["sql", "s3"])
+def test_delta_lake_on_s3_keeps_a_millisecond_zoned_timestamp_and_refuses_varchar_n(path, trino_config, trino_server, query) -> None:
+    config = with_path(trino_config | {"catalog": "delta_s3"}, trino_server, path)
+    kept = {"id": "bigint", "amount": "decimal(18,2)", "ts": "timestamp(3) with time zone"}
+    write(config, [orders([1], ["a"])], column_types=kept)
+    assert columns_of(query, config) == kept | {"note": "varchar"}
+    got = rows_of(query, config)[0]
+    assert got[:3] == [1, Decimal("13.50"), "a"] and got[3] == dt.datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="catalog 'delta_s3' \\(delta_lake\\) stores type 'varchar\\(20\\)' as 'varchar'"):
+        write(config, [orders([1], ["a"])], table="u", column_types={"note": "varchar(20)"})
+    assert tables_of(query, config) == ["t"]
+
+
 @pytest.mark.parametrize("path", ["sql", "files"])
 def test_a_value_longer_than_a_varchar_override_fails_instead_of_being_cut(path, trino_config, trino_server, query) -> None:
     config = with_path(trino_config | {"catalog": "memory"}, trino_server, path)
@@ -239,3 +252,38 @@ def test_a_bad_override_is_one_clear_error_and_nothing_is_written(types, message
     assert code in (1, 2), err  # 2: refused as the cell is read, 1: when the block runs
     assert message in err and "block 'wh'" in err and "orders" in err and "Fix:" in err
     assert tables_of(query, trino_config) == []
+
+
+# -- the destination panel's Schema conflicts tab ---------------------------------------------------
+
+
+def test_the_panels_schema_conflicts_tab_describes_a_trino_table(tmp_path, monkeypatch, trino_config, query) -> None:
+    """The panel's tab (the same check a notebook user opens) on a Trino table: not "unknown" any more."""
+    from IPython.utils.capture import capture_output
+
+    from tests.notebook.test_panels import SOURCE, conflicts_of, panel_of
+    from tests.support.shell import fresh_shell
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JUPYTER_DI_STATE_PATH", str(tmp_path / "state" / "state.sqlite"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_text("id,name,updated_at\n1,a,2024-01-01\n")
+    make_table(query, trino_config, "id bigint, name integer, legacy varchar")
+    yaml = "".join(f"  {k}: {v}\n" for k, v in trino_config.items())
+    shell = fresh_shell()
+    try:
+        shell.ok(SOURCE)
+        with capture_output():  # the cell runs the load, which fails as the tab says it will
+            error = shell.error(
+                f"%%di_destination wh --upstream shop\ndestination: trino\nconfig:\n{yaml}streams:\n  orders:\n    replication_method: FULL_TABLE\n"
+            )
+        panel = panel_of(shell, "wh")
+        found = conflicts_of(panel)
+    finally:
+        shell.ip.extension_manager.unload_extension("jupyter_di")
+    assert found["name"][0] == "type changed" and found["name"][2] and "cast to integer on write" in found["name"][1]
+    assert found["updated_at"][0] == "new column" and found["updated_at"][1].startswith("added as date on the next run")
+    assert found["legacy"][:2] == ("not sent", "NULL in every row after the next run (FULL_TABLE replaces the table's rows)")
+    assert "id" not in found  # bigint on both sides
+    assert "Cannot cast 'a' to INT" in error and rows_of(query, trino_config, "orders") == []  # nothing written
+    assert "3 conflicts in 1 stream, 1 that can fail the next run." in panel.conflicts.status.value
