@@ -528,19 +528,23 @@ class _TableWriter:
         self.staging.add(renamed)
 
     def _check_rounding(self, batch: pa.RecordBatch, columns: dict[str, str]) -> None:
-        """Refuse values the cast to an existing column's type would round (a decimal with more
-        decimal places than the column's scale): Trino's CAST rounds without a word."""
+        """Refuse values the cast to the column's type would round (a decimal with more decimal places
+        than the column's scale, a timestamp with more fractional digits than its precision): Trino's
+        CAST rounds without a word."""
         for name, array in zip(batch.schema.names, batch.columns):
             count = rounded_values(array, columns[name])
             if count:
+                source = plain_type(batch.schema.field(name))
+                instants = pa.types.is_timestamp(source)
+                places = "fractional seconds digits" if instants else "decimal places"
                 raise SchemaMismatch(
                     f"column {name!r} of table {self.cfg.catalog}.{self.cfg.schema}.{self.table} is {columns[name]}, and {count} "
-                    f"value{'s' if count > 1 else ''} of the stream ({plain_type(batch.schema.field(name))}) "
-                    "have more decimal places; writing them would round them. Nothing of this load was published.",
+                    f"value{'s' if count > 1 else ''} of the stream ({source}) "
+                    f"have more {places}; writing them would round them. Nothing of this load was published.",
                     stream=self.stream,
                     fix=(
-                        f"give column {name!r} enough decimal places (Iceberg and Delta Lake cannot change a decimal's scale: "
-                        "write into a new table), or round the values in an upstream block."
+                        f"give column {name!r} a type with enough {places} (column_types for a new table; Iceberg and Delta Lake "
+                        "cannot change an existing column's precision or scale: write into a new table), or round the values in an upstream block."
                     ),
                 )
 
