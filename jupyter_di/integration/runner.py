@@ -388,7 +388,7 @@ def check_type_overrides(
             f"destination {resolved.connector!r} does not take column_types (it chooses its columns' types itself).",
             block=block,
             stream=overridden[0].stream,
-            fix="remove column_types; the SQL destinations (duckdb, sqlite, postgresql) take it.",
+            fix="remove column_types; the SQL destinations (duckdb, sqlite, postgresql, trino) take it.",
         )
     try:
         with destination_cls(resolved.config_dict()) as destination:

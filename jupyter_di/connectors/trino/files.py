@@ -25,6 +25,7 @@ stream's staging prefix and the run, so the next run finds and removes what a ki
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -82,7 +83,7 @@ class ColumnPlan:
         elif column_type.startswith(("varchar", "char")) and self.file_type != "varbinary":
             if self.file_type != "varchar":  # text of any value, as the literal path sends it
                 self.file_type, self.arrow = "varchar", None
-            self.select = "{}"  # INSERT checks the length (a CAST to varchar(n) would cut silently)
+            self.select = bounded_text(column_type)
         elif zoned_into_plain(source, column_type):
             self.file_type, self.arrow = "varchar", None
             self.select = f"CAST(CAST({{}} AS timestamp(6) with time zone) AS {column_type})"
@@ -99,6 +100,21 @@ class ColumnPlan:
         if self.arrow is None:
             return texts(array)
         return plain(array).cast(self.arrow)
+
+
+_BOUNDED = re.compile(r"^varchar\((\d+)\)$")
+
+
+def bounded_text(column_type: str) -> str:
+    """The select expression of text going into a ``column_type`` column.  ``varchar(n)``: cast, so a
+    ``CREATE TABLE ... AS`` creates the column as ``varchar(n)``, but a longer value fails the
+    statement (Trino's CAST to ``varchar(n)`` would cut it without a word; an INSERT checks it)."""
+    match = _BOUNDED.match(column_type)
+    if not match:
+        return "{}"
+    n = int(match.group(1))
+    too_long = f"CAST(fail('a value is longer than {column_type} allows') AS {column_type})"
+    return f"IF(length({{0}}) > {n}, {too_long}, CAST({{0}} AS {column_type}))"
 
 
 class FileStages:

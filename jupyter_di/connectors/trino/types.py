@@ -109,11 +109,18 @@ _INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint"})
 
 def rounded_values(array: pa.Array | pa.ChunkedArray, column_type: str) -> int:
     """How many values of ``array`` a cast to ``column_type`` would round: decimals (and floats) with
-    more decimal places than a decimal column's scale, or any fraction for an integer column."""
+    more decimal places than a decimal column's scale (as numbers or as text), or any fraction for an
+    integer column; timestamps with more fractional digits than a ``timestamp(p)`` column keeps."""
     t = array.type
     if pa.types.is_dictionary(t):
         array, t = array.cast(t.value_type), t.value_type
+    if pa.types.is_timestamp(t):
+        return _rounded_instants(array, t, column_type)
     match = _DECIMAL.match(column_type.strip())
+    if match and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        # decimal text with a non-zero digit past the column's scale: Trino's CAST rounds it ('12.555' -> 12.56)
+        pattern = rf"^\s*[+-]?\d*\.\d{{{int(match.group(2))}}}\d*[1-9]"
+        return int(pc.sum(pc.match_substring_regex(array, pattern)).as_py() or 0)
     scale = int(match.group(2)) if match else 0 if column_type.strip().lower() in _INTEGERS else None
     if scale is None or not (pa.types.is_decimal(t) and t.scale > scale or pa.types.is_floating(t)):
         return 0
@@ -121,3 +128,16 @@ def rounded_values(array: pa.Array | pa.ChunkedArray, column_type: str) -> int:
         array = pc.filter(array, pc.is_finite(array))  # NaN and infinities: Trino's cast refuses them
     changed = pc.not_equal(pc.round(array, ndigits=scale), array)
     return int(pc.sum(changed).as_py() or 0)
+
+
+_TIMESTAMP = re.compile(r"^timestamp\((\d+)\)", re.IGNORECASE)
+_UNIT_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+
+
+def _rounded_instants(array: pa.Array | pa.ChunkedArray, t: pa.TimestampType, column_type: str) -> int:
+    match = _TIMESTAMP.match(column_type.strip())
+    dropped = _UNIT_DIGITS[t.unit] - int(match.group(1)) if match else 0
+    if dropped <= 0:
+        return 0
+    ticks = pc.cast(array, pa.int64())
+    return int(pc.sum(pc.not_equal(pc.remainder(ticks, 10**dropped), 0)).as_py() or 0)

@@ -40,10 +40,11 @@ from ...errors import ConfigError, SchemaMismatch
 from .._shared.arrow_build import int64_array
 from .._shared.commit_window import coalesced
 from .._shared.sql_names import quote_ident
-from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, WriteRequest, WriteResult, internal_name
+from ..base import FULL_TABLE, Chunk, CommitCallback, Destination, TableColumn, WriteRequest, WriteResult, internal_name
 from .connection import TrinoConfig, TrinoConnector, TrinoError, TrinoSession
 from .files import FileStages
 from .load import InsertPlan, StatementPool
+from .overrides import check_stored, engine_types, table_types
 from .types import rounded_values, trino_type
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,50 @@ class TrinoDestination(TrinoConnector, Destination):
         finally:
             session.close()
 
+    # -- the schema-conflict view and column_types (overrides.py) ----------------------------
+
+    takes_column_types = True
+    _connector_name: str | None = None
+
+    def _catalog_connector(self, session: TrinoSession) -> str:
+        """The catalog's connector name ('' when there is no such catalog), asked once per destination."""
+        if self._connector_name is None:
+            rows = session.run("SELECT connector_name FROM system.metadata.catalogs WHERE catalog_name = ?", [self._cfg.catalog])
+            self._connector_name = str(rows[0][0]) if rows else ""
+        return self._connector_name
+
+    def column_type(self, field: pa.Field) -> str | None:
+        """The writer's own mapping (``types.trino_type``), which depends on the catalog's connector."""
+        if self._connector_name is None:
+            session = self._cfg.connect()
+            try:
+                self._catalog_connector(session)
+            finally:
+                session.close()
+        return trino_type(field, str(self._connector_name))
+
+    def describe_table(self, table: str) -> list[TableColumn] | None:
+        session = self._cfg.connect()
+        try:
+            columns = table_types(session, self._cfg.catalog, self._cfg.schema, table)
+        finally:
+            session.close()
+        return [TableColumn(name, column_type) for name, column_type in columns] or None
+
+    def check_column_types(self, types: dict[str, str], *, stream: str) -> None:
+        """Trino parses each override, and the catalog must keep it as asked (an empty probe table, when
+        the schema exists; else the writer asks once it has created the schema)."""
+        session = self._cfg.connect()
+        try:
+            wanted = engine_types(session, types, stream=stream)
+            connector = self._catalog_connector(session)
+            schema = [self._cfg.schema.lower()]
+            query = f"SELECT 1 FROM {quote_ident(self._cfg.catalog)}.information_schema.schemata WHERE schema_name = ?"
+            if connector and session.run(query, schema):
+                check_stored(session, self._cfg, wanted, connector=connector, stream=stream)
+        finally:
+            session.close()
+
 
 class _TableWriter:
     """One write of one stream."""
@@ -87,11 +132,12 @@ class _TableWriter:
         self.stream = self.settings.stream
         self.table = self.settings.table_name
         self.columns: dict[str, str] = {}  # lower-case name -> Trino type, in table order
+        self.overrides: dict[str, str] = {}  # lower-case name -> the type column_types asks for (as Trino spells it)
         self.connector = ""
         self.keys = [k.lower() for k in self.settings.unique_constraints]
         self.full = self.settings.replication_method == FULL_TABLE
         self.prefix = internal_name("stage", cfg.catalog, cfg.schema, self.table.lower())
-        run = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        self.run_name = run = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
         self.stages = [f"{run}_{i}" for i in range(cfg.concurrency)]
         """This run's staging tables, one per statement in flight: a statement a killed run left
         running on the server can only write into that run's own staging tables, which this run drops."""
@@ -135,6 +181,7 @@ class _TableWriter:
             self._ensure_schema()
         if self._clean_up():
             self.columns = self._table_columns(self.table)
+        self._check_overrides()
         how = f"Parquet files in {self.cfg.staging_location}" if isinstance(self.staging, FileStages) else "SQL statements"
         log.info("stream %s: loading %s.%s.%s through %s", self.stream, self.cfg.catalog, self.cfg.schema, self.table, how)
         if keyed and self.connector not in MERGE_CONNECTORS:
@@ -317,9 +364,28 @@ class _TableWriter:
         if SEQ in seen:
             raise SchemaMismatch(f"column name {SEQ!r} is reserved for jupyter-di.", stream=self.stream, fix="rename the column.")
 
+    def _check_overrides(self) -> None:
+        """The stream's column_types for the columns this run may create, parsed by Trino and kept as
+        asked by the catalog (overrides.py), before anything is loaded; existing columns keep their type."""
+        asked = {c: t for c, t in self.settings.column_types.items() if c.lower() not in self.columns}
+        if not asked:
+            return
+        self.overrides = engine_types(self.session, asked, stream=self.stream)
+        try:
+            probe = f"{self.run_name}_types"  # named like this run's staging tables: a killed run's probe is swept with them
+            check_stored(self.session, self.cfg, self.overrides, connector=self.connector, stream=self.stream, probe=probe)
+        except TrinoError as exc:
+            raise self._mismatch(exc) from None
+
     def _new_columns(self, schema: pa.Schema, known: dict[str, str] | None = None) -> dict[str, str]:
+        """The columns of ``schema`` not in the table yet, with the type each is created with: the
+        stream's column_types override, else the mapped one."""
         have = self.columns if known is None else known
-        return {f.name.lower(): trino_type(f, self.connector) for f in schema if f.name.lower() not in have}
+        return {
+            f.name.lower(): self.overrides.get(f.name.lower()) or trino_type(f, self.connector)
+            for f in schema
+            if f.name.lower() not in have
+        }
 
     def _add_columns(self, new: dict[str, str]) -> None:
         self._refuse_new(new)
@@ -462,19 +528,23 @@ class _TableWriter:
         self.staging.add(renamed)
 
     def _check_rounding(self, batch: pa.RecordBatch, columns: dict[str, str]) -> None:
-        """Refuse values the cast to an existing column's type would round (a decimal with more
-        decimal places than the column's scale): Trino's CAST rounds without a word."""
+        """Refuse values the cast to the column's type would round (a decimal with more decimal places
+        than the column's scale, a timestamp with more fractional digits than its precision): Trino's
+        CAST rounds without a word."""
         for name, array in zip(batch.schema.names, batch.columns):
             count = rounded_values(array, columns[name])
             if count:
+                source = plain_type(batch.schema.field(name))
+                instants = pa.types.is_timestamp(source)
+                places = "fractional seconds digits" if instants else "decimal places"
                 raise SchemaMismatch(
                     f"column {name!r} of table {self.cfg.catalog}.{self.cfg.schema}.{self.table} is {columns[name]}, and {count} "
-                    f"value{'s' if count > 1 else ''} of the stream ({plain_type(batch.schema.field(name))}) "
-                    "have more decimal places; writing them would round them. Nothing of this load was published.",
+                    f"value{'s' if count > 1 else ''} of the stream ({source}) "
+                    f"have more {places}; writing them would round them. Nothing of this load was published.",
                     stream=self.stream,
                     fix=(
-                        f"give column {name!r} enough decimal places (Iceberg and Delta Lake cannot change a decimal's scale: "
-                        "write into a new table), or round the values in an upstream block."
+                        f"give column {name!r} a type with enough {places} (column_types for a new table; Iceberg and Delta Lake "
+                        "cannot change an existing column's precision or scale: write into a new table), or round the values in an upstream block."
                     ),
                 )
 
