@@ -26,6 +26,10 @@ resumes from the committed state.
 
 Streaming.  When the workers see the client's run folder, a destination task starts as soon as its
 source task has opened its streams and writes them while they are read (``dask_live.py``).
+
+Fused pairs.  A source block fused with its one destination block (``fusion.py``) whose connectors can
+pass a stream through runs with it as one task (``run_pair_task``): the COPY hand-over stays in one
+process, and a worker's death runs the pair again as a whole.
 """
 
 from __future__ import annotations

@@ -205,3 +205,35 @@ def test_a_write_error_fails_the_destination_block_on_dask(tmp_path, cluster, pg
     assert "pass_through" not in blocks["src"]["streams"]["people"]
     assert paths == []
     assert conn.execute("SELECT id, name FROM copy.people").fetchall() == [(7, "old")]
+
+
+def test_without_a_shared_folder_the_pair_still_runs_as_one_task(tmp_path, cluster, pg_config, pg_connect):  # noqa: F811
+    """Workers that do not see the run folder: no cross-process streaming, the destination block
+    starts when its source is done, and still takes its part of the one task's outcome; the
+    passed-through stream's output travels back as its row count."""
+    from jupyter_di.integration.outputs import PassedThrough
+    from jupyter_di.pipeline import dask_executor
+    from jupyter_di.pipeline.block import Block
+    from jupyter_di.pipeline.pipeline import Pipeline
+    from jupyter_di.settings import Settings
+    from tests.support.notebooks import pg_yaml
+
+    conn = pg_connect()
+    conn.execute(SOURCE_DDL)
+    settings = Settings(executor="dask", dask_scheduler=cluster[0])
+    pipeline = Pipeline("nb", state_path=tmp_path / "state.sqlite", settings=settings, keep_outputs=False)
+    pipeline.define(Block("src", "source", f"source: postgresql\nconfig:\n{pg_yaml(pg_config)}streams:\n  people: {{}}\n", lang="yaml"))
+    pipeline.define(Block("dst", "destination", destination(pg_config).split("\n", 1)[1], upstream=["src"], lang="yaml"))
+    try:
+        session = dask_executor.DaskSession(settings, pipeline.work_dir)
+        session.start()
+        session.token, session.shared = "a-token-no-worker-sees", False  # as if the workers ran on other machines
+        pipeline._dask_session = session
+        report = pipeline.run(pipeline.plan(["dst"], {}, only_stale_ancestors=False))
+        assert report.ok, report.failure_message()
+        assert report.runs["src"].summary["streams"]["people"]["pass_through"] == "dst"
+        assert report.runs["dst"].summary["streams"]["people"]["rows"] == 500
+        assert isinstance(pipeline.outputs["src"], PassedThrough) and pipeline.outputs["src"].num_rows == 500
+    finally:
+        pipeline.close()
+    assert conn.execute("SELECT count(*), sum(id) FROM copy.people").fetchone() == (500, 125250)
