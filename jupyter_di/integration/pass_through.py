@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..connectors.base import BinaryCopy, Destination
+from ..connectors.base import BinaryCopy, Destination, Source
 from ..text_enum import TextEnum
 from .outputs import LiveSourceOutput
 
@@ -41,6 +41,11 @@ class HandoffState(TextEnum):
 
 OFFERED, TAKEN, PASSED, DECLINED, READ_FAILED, WRITE_FAILED = HandoffState
 FINAL = (PASSED, DECLINED, READ_FAILED, WRITE_FAILED)
+
+
+def offers_binary_copy(source_cls: type[Source]) -> bool:
+    """Whether the source's connector can offer a stream as binary COPY data at all."""
+    return source_cls.binary_copy is not Source.binary_copy
 
 
 def takes_binary_copy(destination_cls: type[Destination]) -> bool:

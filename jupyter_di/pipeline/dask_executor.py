@@ -26,6 +26,10 @@ resumes from the committed state.
 
 Streaming.  When the workers see the client's run folder, a destination task starts as soon as its
 source task has opened its streams and writes them while they are read (``dask_live.py``).
+
+Fused pairs.  A source block fused with its one destination block (``fusion.py``) whose connectors can
+pass a stream through runs with it as one task (``run_pair_task``): the COPY hand-over stays in one
+process, and a worker's death runs the pair again as a whole.
 """
 
 from __future__ import annotations
@@ -152,50 +156,69 @@ def _portable_error(exc: BaseException) -> BaseException:
         return BlockFailed(describe_error(exc))
 
 
+def _task_context(task: BlockTask, namespace: dict[str, Any], upstream: dict[str, Any]) -> tuple[Where, dict[str, Any], RunContext]:
+    """On a worker: where outputs go, the block's upstream outputs, and its run context."""
+    from ..state.store import StateStore
+
+    shared = sees_shared_dir(task.shared_dir, task.token)
+    if not Path(task.state_path).exists():
+        raise ConfigError(
+            f"this Dask worker does not see the notebook's state file {task.state_path}: bookmarks would start over.",
+            block=task.block.name,
+            fix="run the workers where the state file is (a LocalCluster, or a shared filesystem at the same path), "
+            "or set JupyterDI.state_path to a path every worker sees.",
+        )
+    base = Path(task.shared_dir) if shared else _worker_scratch() / task.run_id
+    work_dir = base / "blocks" / task.block.name / uuid.uuid4().hex[:8]
+    outputs = {
+        name: value.open()
+        if isinstance(value, LiveHandle)
+        else unpack(value.output if isinstance(value, TaskOutcome) else value, work_dir / "in")
+        for name, value in upstream.items()
+    }
+    ctx = RunContext(
+        pipeline=task.pipeline,
+        state=StateStore(task.state_path),
+        work_dir=work_dir,
+        variables=task.variables,
+        namespace=namespace,
+        bookmark_overrides=task.bookmark_overrides,
+        consumers=task.consumers,
+        max_parallel_streams=task.max_parallel_streams,
+        batch_size=task.batch_size,
+        identified=task.identified,
+    )
+    ctx.declined = {k: set(v) for k, v in task.declined.items()}
+    ctx.on_progress = _progress_sender(progress_topic(task.run_id))
+    import distributed
+
+    set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None, task.block.name))
+    where = Where(
+        shared_dir=Path(task.shared_dir) if shared else None,
+        spill_url=task.spill_url,
+        inline_bytes=task.inline_bytes,
+        run_id=task.run_id,
+    )
+    return where, outputs, ctx
+
+
+def _worker_name() -> str:
+    return os.environ.get("DASK_WORKER_NAME", str(os.getpid()))
+
+
 def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[str, Any]) -> TaskOutcome:
     """Run one block on a worker; its outcome (packed output, summary) or its error, never raised."""
-    from ..state.store import StateStore
     from .block_body import run_block_body
 
-    outcome = TaskOutcome(worker=os.environ.get("DASK_WORKER_NAME", str(os.getpid())))
+    outcome = TaskOutcome(worker=_worker_name())
     seceded = False
     try:
-        shared = sees_shared_dir(task.shared_dir, task.token)
-        if not Path(task.state_path).exists():
-            raise ConfigError(
-                f"this Dask worker does not see the notebook's state file {task.state_path}: bookmarks would start over.",
-                block=task.block.name,
-                fix="run the workers where the state file is (a LocalCluster, or a shared filesystem at the same path), "
-                "or set JupyterDI.state_path to a path every worker sees.",
-            )
-        base = Path(task.shared_dir) if shared else _worker_scratch() / task.run_id
-        work_dir = base / "blocks" / task.block.name / uuid.uuid4().hex[:8]
-        outputs = {
-            name: value.open()
-            if isinstance(value, LiveHandle)
-            else unpack(value.output if isinstance(value, TaskOutcome) else value, work_dir / "in")
-            for name, value in upstream.items()
-        }
-        ctx = RunContext(
-            pipeline=task.pipeline,
-            state=StateStore(task.state_path),
-            work_dir=work_dir,
-            variables=task.variables,
-            namespace=namespace,
-            bookmark_overrides=task.bookmark_overrides,
-            consumers=task.consumers,
-            max_parallel_streams=task.max_parallel_streams,
-            batch_size=task.batch_size,
-            identified=task.identified,
-        )
-        ctx.declined = {k: set(v) for k, v in task.declined.items()}
-        ctx.on_progress = _progress_sender(progress_topic(task.run_id))
+        where, outputs, ctx = _task_context(task, namespace, upstream)
         if task.live_root:
             ctx.publish = lambda name, output: announce(Path(task.live_root), output)
         block = task.block
         import distributed
 
-        set_part_runner(DaskPartRunner(distributed.get_client(), str(task.shared_dir) if shared else None, task.block.name))
         if block.kind == "source" or any(isinstance(v, LiveHandle) for v in upstream.values()):
             # it mostly waits (on its source, on its part tasks, on a source still reading): its thread slot
             # goes to them, or destinations streaming from a split read could hold every slot its parts need
@@ -212,12 +235,6 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
                         fix="define it inside the block, or run this notebook with the local executor.",
                     ) from exc
                 raise
-        where = Where(
-            shared_dir=Path(task.shared_dir) if shared else None,
-            spill_url=task.spill_url,
-            inline_bytes=task.inline_bytes,
-            run_id=task.run_id,
-        )
         outcome.output = pack(result.output, where)
         outcome.summary = result.summary
         outcome.pending_states = list(result.pending_states)
@@ -236,6 +253,76 @@ def run_block_task(task: BlockTask, namespace: dict[str, Any], upstream: dict[st
 
             distributed.rejoin()
     return outcome
+
+
+@dataclass
+class PairOutcome:
+    """A fused pair's task result: each block's own outcome (``run_pair_task``)."""
+
+    source: TaskOutcome
+    destination: TaskOutcome
+
+
+def run_pair_task(task: BlockTask, destination: Block, upstream: dict[str, Any]) -> PairOutcome:
+    """Run a source block and its fused destination block (``fusion.py``) in this one task.
+
+    Why one task: the destination takes the source's FULL_TABLE streams as binary COPY data
+    (``integration/pass_through.py``), a hand-over between two threads of one process.  In one task
+    a worker's death runs the pair again as a whole, and nothing is lost or written twice: each
+    passed-through stream is one destination transaction (rolled back when the connection drops)
+    that replaces the table, and every other stream follows the committed state as in a local run.
+    Inside the task the two blocks run as the local executor runs them: the source on this thread,
+    the destination on its own from the moment the source publishes its streams; a block's error is
+    its own outcome, and a destination whose source failed before publishing is ``UpstreamFailed``.
+    """
+    from ..errors import UpstreamFailed
+    from .block_body import run_block_body
+
+    source = task.block
+    pair = PairOutcome(TaskOutcome(worker=_worker_name()), TaskOutcome(worker=_worker_name()))
+    threads: list[threading.Thread] = []
+    declined: dict[tuple[str, str | None], set[str]] = {}
+    import distributed
+
+    distributed.secede()  # it waits on the servers; its slot goes to other tasks
+    try:
+        where, outputs, ctx = _task_context(task, {}, upstream)
+        ctx.pass_through = {source.name: destination.name}
+        declined = ctx.declined
+
+        def write(live_output: Any) -> None:
+            try:
+                pair.destination.summary = run_block_body(destination, {source.name: live_output}, ctx).summary
+            except BaseException as exc:  # noqa: BLE001 - the destination's outcome, as in its own task
+                pair.destination.error = _portable_error(exc)
+
+        def publish(name: str, live_output: Any) -> None:
+            thread = threading.Thread(target=write, args=(live_output,), name=f"jupyter-di-{destination.name}", daemon=True)
+            threads.append(thread)
+            thread.start()
+
+        ctx.publish = publish
+        with _in_scope(task.cwd, task.env), _file_lock(source), _file_lock(destination):
+            try:
+                result = run_block_body(source, outputs, ctx)
+            finally:
+                for thread in threads:
+                    thread.join()
+        pair.source.output = pack(result.output, where)
+        pair.source.summary = result.summary
+        pair.source.pending_states = list(result.pending_states)
+    except BaseException as exc:  # noqa: BLE001 - returned: Dask must retry only when a worker dies
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        if caused_by(exc, SourceRestarted):  # a part's worker died after its rows moved on: run the pair again
+            raise distributed.Reschedule() from None
+        pair.source.error = _portable_error(exc)
+    finally:
+        distributed.rejoin()
+    if not threads:  # the source failed before it published: the destination never started
+        pair.destination.error = UpstreamFailed(source.name)
+    pair.source.declined = declined  # both blocks' (one context)
+    return pair
 
 
 def progress_topic(run_id: str) -> str:
@@ -550,17 +637,25 @@ class DaskBlockRunner:
         self.client = session.start()
         self.run_id = uuid.uuid4().hex[:12]
         self.futures: dict[str, Any] = {}
+        self.pairs: dict[str, tuple[str, Any]] = {}
+        """fused destination block -> (its source block, their one task's future)"""
         self._lock = threading.Lock()
         self._namespace_future: Any = None
         self._unsent: list[str] = []
         self.topic = progress_topic(self.run_id)
-        self._warm_up()
+        self._warmed = False
         if ctx.on_progress is not None:
             self.client.subscribe_topic(self.topic, self._progress)
 
     def _warm_up(self) -> None:
         """Workers this session has not used yet import the run's connectors now, in a thread slot
-        of their own, while the first tasks start (not waited for: a failure here changes nothing)."""
+        of their own, while the first tasks start (not waited for: a failure here changes nothing).
+        Only once a block runs as a task of its own: a fused pair imports in its one task, and warming
+        the other workers would take CPU from it (1M rows PG->PG on 2 cores: about 0.3 s)."""
+        with self._lock:
+            if self._warmed:
+                return
+            self._warmed = True
         connectors = sorted({name for b in self.pipeline.graph.blocks.values() if (name := block_connector(b)[0])})
         try:
             workers = list(self.client.scheduler_info().get("workers", {}))
@@ -598,6 +693,9 @@ class DaskBlockRunner:
             return self._namespace_future
 
     def run_one(self, block: Block, upstream_outputs: dict[str, Any], ctx: RunContext) -> BlockResult:
+        fused = self._pair_destination(block, ctx)
+        if fused is not None:
+            return fused
         where = Where(
             shared_dir=self.session.work_dir if self.session.shared else None,
             spill_url=self.pipeline.settings.spill_url,
@@ -629,6 +727,10 @@ class DaskBlockRunner:
             env=dict(os.environ),
             unsent_names=self._unsent,
         )
+        pair_with = ctx.pass_through.get(block.name)
+        if pair_with is not None:
+            return self._run_pair(task, pair_with, upstream, ctx)
+        self._warm_up()
         root = self._live_root(block, ctx)
         if root is not None:
             task.live_root = str(root)
@@ -644,17 +746,72 @@ class DaskBlockRunner:
             if root is not None:
                 mark_failed(root)
             raise self._lost(exc, block) from None
+        if outcome.error is not None and root is not None:
+            mark_failed(root)
+        result = self._result(outcome, block, ctx)
+        with self._lock:
+            self.futures[block.name] = future
+        return result
+
+    def _result(self, outcome: TaskOutcome, block: Block, ctx: RunContext) -> BlockResult:
+        """A task's outcome as the block's result here (its error raised)."""
         for key, names in outcome.declined.items():
             for name in names:
                 ctx.decline(key[0], key[1], name)
         if outcome.error is not None:
-            if root is not None:
-                mark_failed(root)
             raise outcome.error
-        with self._lock:
-            self.futures[block.name] = future
         output = unpack(outcome.output, Path(self.session.work_dir) / self.run_id / "client" / block.name)
         return BlockResult(output=output, summary=outcome.summary, pending_states=outcome.pending_states)
+
+    def fusable(self, pairs: dict[str, str]) -> dict[str, str]:
+        """The fused pairs (``fusion.py``) that run as one task here: those that can pass a stream
+        through (a source connector that offers binary COPY data, a destination that takes it, no
+        ``partitions:``).  The others gain nothing from sharing one process and keep a task each,
+        in two processes (both blocks' Python then runs in parallel)."""
+        graph, effective = self.pipeline.graph, self.pipeline.effective
+        kept: dict[str, str] = {}
+        for source, destination in pairs.items():
+            reads, data = block_connector(effective(graph[source]))
+            writes, _ = block_connector(effective(graph[destination]))
+            if reads and writes and can_pass_through(reads, writes) and not _mentions(data, "partitions"):
+                kept[source] = destination
+        return kept
+
+    def _run_pair(self, task: BlockTask, destination: str, upstream: dict[str, Any], ctx: RunContext) -> BlockResult:
+        """A fused source block: it and its destination block run as one task (``run_pair_task``);
+        the destination's thread here waits for the same task (``_pair_destination``)."""
+        block = task.block
+        future = self.client.submit(
+            run_pair_task,
+            task,
+            self.pipeline.effective(self.pipeline.graph[destination]),
+            upstream,
+            key=f"jupyter-di-pair-{block.name}-{self.run_id}",
+            pure=False,
+        )
+        with self._lock:
+            self.pairs[destination] = (block.name, future)
+        if ctx.publish is not None:
+            ctx.publish(block.name, FusedOutput(block.name))  # the destination block starts (and waits for the task)
+        try:
+            pair: PairOutcome = future.result()
+        except Exception as exc:
+            raise self._lost(exc, block) from None
+        return self._result(pair.source, block, ctx)
+
+    def _pair_destination(self, block: Block, ctx: RunContext) -> BlockResult | None:
+        """A fused destination block: its part of its source's task (None: not fused)."""
+        with self._lock:
+            source, future = self.pairs.get(block.name, (None, None))
+        if future is None or source is None:
+            return None
+        try:
+            pair: PairOutcome = future.result()
+        except Exception:
+            from ..errors import UpstreamFailed
+
+            raise UpstreamFailed(source) from None  # the source block reports the lost task
+        return self._result(pair.destination, block, ctx)
 
     @property
     def streams(self) -> bool:
@@ -701,12 +858,41 @@ class DaskBlockRunner:
     def close(self) -> None:
         with self._lock:
             self.futures.clear()
+            self.pairs.clear()
             self._namespace_future = None
         try:
             self.client.unsubscribe_topic(self.topic)
         except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to unsubscribe from
             pass
         remove_spilled(self.pipeline.settings.spill_url, self.run_id)
+
+
+@dataclass
+class FusedOutput:
+    """What a fused source block publishes on the client: its destination block's thread starts and
+    waits for their one task (the streams themselves never leave the worker)."""
+
+    block: str
+
+
+def can_pass_through(source: str, destination: str) -> bool:
+    """Whether connector ``source`` offers binary COPY data and connector ``destination`` takes it."""
+    from ..connectors import registry
+    from ..integration.pass_through import offers_binary_copy, takes_binary_copy
+
+    try:
+        return offers_binary_copy(registry.source_class(source)) and takes_binary_copy(registry.destination_class(destination))
+    except DIError:  # an unknown connector: the block says so when it runs
+        return False
+
+
+def _mentions(data: Any, key: str) -> bool:
+    """Whether ``key`` is set anywhere in a block's parsed YAML."""
+    if isinstance(data, dict):
+        return any(k == key or _mentions(v, key) for k, v in data.items())
+    if isinstance(data, list):
+        return any(_mentions(v, key) for v in data)
+    return False
 
 
 def picklable_namespace(namespace: Any) -> tuple[dict[str, Any], list[str]]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..integration.outputs import SourceOutput, StreamOutput, source_output
+from ..integration.outputs import PassedThrough, SourceOutput, StreamOutput, source_output
 
 INLINE_BYTES = 64 * 1024 * 1024
 """Outputs up to this size on disk move as Arrow inside the task result when no shared folder is seen."""
@@ -41,8 +41,8 @@ class PackedStream:
     schema: pa.Schema
     rows: int
     origin: dict[str, Any]
-    kind: str  # "path" | "url" | "arrow"
-    payload: Any  # str path, str URL, or pa.Table
+    kind: str  # "path" | "url" | "arrow" | "passed"
+    payload: Any  # str path, str URL, pa.Table, or the block a passed-through stream went to
 
 
 @dataclass
@@ -75,6 +75,8 @@ def pack(output: Any, where: Where) -> Any:
 def _pack_stream(out: StreamOutput, where: Where) -> PackedStream:
     path = Path(out._path)
     common: dict[str, Any] = dict(info=dict(out["stream"]), schema=out.schema, rows=out.num_rows, origin=dict(out.origin))
+    if isinstance(out, PassedThrough):  # its rows went into a destination; only the count travels
+        return PackedStream(kind="passed", payload=out.written_by, **common)
     if where.shared_dir is not None and _inside(path, where.shared_dir):
         return PackedStream(kind="path", payload=str(path), **common)
     size = path.stat().st_size
@@ -93,6 +95,8 @@ def unpack(value: Any, work_dir: Path) -> Any:
 
 
 def _unpack_stream(packed: PackedStream, work_dir: Path) -> StreamOutput:
+    if packed.kind == "passed":
+        return PassedThrough(packed.info, packed.schema, packed.rows, reader=packed.payload, origin=dict(packed.origin))
     if packed.kind == "path":
         path = Path(packed.payload)
     else:

@@ -11,8 +11,9 @@ PostgreSQL binary COPY, the connectors decide per stream and fall back to the sp
 Not fused: a source read by a Python block, a template or a second destination; a destination with
 another upstream block (it must start as soon as its source does); dynamic fan-outs; the kernel,
 which keeps every output for the cells that come later and shows a preview of it (a sample would
-need a second read); the Dask executor (the source task and the destination task run in different
-processes, and the source's read would have to move with its destination: Arrow there).
+need a second read).  On the Dask executor a fused pair runs as one task, in one worker process
+(``dask_executor.run_pair_task``: a worker's death runs the pair again as a whole), and only when
+its connectors can pass a stream through (``DaskBlockRunner.fusable``); other pairs keep a task each.
 """
 
 from __future__ import annotations

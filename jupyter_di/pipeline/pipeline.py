@@ -240,8 +240,9 @@ class Pipeline:
                 return self.outputs[u]
 
         scope = scope_of(self.graph)
-        if streaming and remote is None and not scope and not self.keep_outputs:
-            ctx.pass_through = fused_pairs(self.graph, plan, self.effective)
+        if not scope and not self.keep_outputs:  # a fused pair shares one process: one task on Dask (dask_executor.py)
+            pairs = fused_pairs(self.graph, plan, self.effective)
+            ctx.pass_through = pairs if remote is None else remote.fusable(pairs)
         dynamic = (
             DynamicRun(
                 self.graph,

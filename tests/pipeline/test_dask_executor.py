@@ -125,7 +125,7 @@ config: {dst_config}
 ]
 
 
-def pg_notebook(folder: Path, pg_config: dict, schema: str, *, partitions: bool = True) -> Path:
+def pg_notebook(folder: Path, pg_config: dict, schema: str, *, partitions: bool = True, fused: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     cells = [
         c.replace("{config}", json.dumps(pg_config)).replace("{dst_config}", json.dumps({**pg_config, "schema": schema}))
@@ -133,6 +133,8 @@ def pg_notebook(folder: Path, pg_config: dict, schema: str, *, partitions: bool 
     ]
     if not partitions:  # one ordered query: the bookmark advances with every batch
         cells = [c.replace("    partitions: 2\n", "") for c in cells]
+    if not fused:  # an -o variable keeps the source's output: not fused (fusion.py), two tasks in two processes
+        cells = [c.replace("%%di_source src\n", "%%di_source src -o src_out\n") for c in cells]
     return write_notebook(folder / "sync.ipynb", cells)
 
 
@@ -506,7 +508,7 @@ def _probed_run(tmp_path: Path, cluster, pg_config, pg_connect, *, kill: bool) -
     conn = pg_connect()
     seed(conn, 100_000)
     conn.execute("CREATE SCHEMA dst")
-    notebook = pg_notebook(tmp_path / "nb", pg_config, "dst", partitions=False)
+    notebook = pg_notebook(tmp_path / "nb", pg_config, "dst", partitions=False, fused=False)  # the cross-process hand-off
     log, marker = tmp_path / "probe.log", tmp_path / "killed"
     log.write_text("")
     namespace: dict = {}
