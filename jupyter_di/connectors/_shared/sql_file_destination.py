@@ -117,6 +117,10 @@ class SqlFileDestination(Destination):
         """Upsert a whole window with set-based statements; False when the engine cannot here."""
         return False
 
+    def _upsert_window_rows(self, con: Any, table: str) -> float:
+        """At most this many rows per upsert window (an INCREMENTAL or APPEND stream with keys)."""
+        return math.inf
+
     def _translate(self, exc: Exception, stream: str) -> DIError | None:
         """A user-fixable engine error as a DIError, or None to re-raise as is."""
         return None
@@ -209,6 +213,8 @@ class SqlFileDestination(Destination):
                 nbytes = self.commit_every_bytes if (s.unique_constraints and not full) else math.inf
                 if changes:  # a window of changes is planned in memory (changes.py): keep it small
                     limit, nbytes = min(limit, self.change_window_rows), min(nbytes, CHANGE_WINDOW_BYTES)
+                elif s.unique_constraints and not full:
+                    limit = min(limit, self._upsert_window_rows(con, s.table_name))
                 while not source.exhausted:
                     window = CommitWindow(source, limit, seconds, nbytes)
                     if not window.empty and changes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Iterable, Iterator
@@ -298,15 +299,27 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         (``VERSION_INFO_BYTES_PER_ROW``); a limit the user set is theirs (its error says to raise it)."""
         if not self._auto_limit_mb:
             return
+        need = -(-self._table_rows(con, table) * VERSION_INFO_BYTES_PER_ROW // 10**6) + CHANGE_HEADROOM_MB
+        if need > self._auto_limit_mb:
+            self._auto_limit_mb = need
+            con.execute("SET memory_limit = ?", [f"{need}MB"])
+
+    def _table_rows(self, con: duckdb.DuckDBPyConnection, table: str) -> int:
+        """The table's row count as DuckDB estimates it (0 for an empty or missing table)."""
         rows = con.execute(
             "SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? "
             "AND lower(table_name) = lower(?)",
             [self.schema, table],
         ).fetchall()  # every row: DuckDB refuses the next statement while a result is unfinished
-        need = -(-int(rows[0][0] if rows else 0) * VERSION_INFO_BYTES_PER_ROW // 10**6) + CHANGE_HEADROOM_MB
-        if need > self._auto_limit_mb:
-            self._auto_limit_mb = need
-            con.execute("SET memory_limit = ?", [f"{need}MB"])
+        return int(rows[0][0] if rows and rows[0][0] else 0)
+
+    def _upsert_window_rows(self, con: duckdb.DuckDBPyConnection, table: str) -> float:
+        """Upserts into a table that has rows go in windows of ``change_window_rows``: each window's
+        DELETE pins version information for every vector it touches and its inserted rows stay in
+        memory until a checkpoint, so a 1M-row window of 854k changed rows into 5M rows peaked at
+        388-390 MB, 50k-row windows at 261-262 MB and no slower (issue 18). A first sync into an
+        empty table deletes nothing and keeps the large windows (5.2M rows: 8-11 s against 13 s)."""
+        return self.change_window_rows if self._table_rows(con, table) else math.inf
 
     def _upsert_rows(self, con: duckdb.DuckDBPyConnection, s: StreamSettings, known: Any, table: str, rows: pa.Table) -> None:
         """A change window's upserts hold one row per key (``changes.plan_changes``): delete their keys

@@ -633,6 +633,7 @@ def test_an_upsert_window_larger_than_the_memory_limit_spills_and_keeps_each_key
     first, second = rows(range(200_000, 700_000), "b"), rows(range(300_000, 400_000), "c")
     chunks = [Chunk(first.slice(i, 50_000)) for i in range(0, first.num_rows, 50_000)] + [Chunk(second, {"done": 1})]
     with DuckDBDestination(config) as dest:
+        dest.change_window_rows = 1_000_000  # a table with rows is otherwise upserted in 50k-row windows
         dest.write(WriteRequest(s, first.schema, state_key="k"), chunks)
         assert dest.load_state("k") == {"done": 1}
     with duckdb.connect(str(path)) as con:
@@ -641,6 +642,38 @@ def test_an_upsert_window_larger_than_the_memory_limit_spills_and_keeps_each_key
         assert got == {"a": 200_000, "b": 400_000, "c": 100_000}
         assert con.execute('SELECT status, note FROM "t" WHERE id = 399999').fetchall() == [
             ("c-399999", "a longer text that makes the window bigger than its limit c 399999")
+        ]
+
+
+def test_upserts_into_a_table_with_rows_commit_in_change_windows_and_a_first_sync_in_large_ones(tmp_path):
+    """A 1M-row upsert window into a 5M-row table peaked at 388-390 MB (benchmarks/cdc.py, INCREMENTAL):
+    a table that has rows is upserted in windows of ``change_window_rows``; an empty one (a first sync)
+    keeps ``commit_every_rows``. A key in two windows ends with its last row."""
+    path = tmp_path / "u.duckdb"
+    s = ws("t", unique_constraints=["id"])
+    commits: list[int] = []
+
+    def write(ids: list[int], tag: str) -> None:
+        chunks = [Chunk(batch(id=[i], v=[f"{tag}{n}"]), {"n": n}) for n, i in enumerate(ids)]
+        with DuckDBDestination({"path": str(path)}) as dest:
+            dest.change_window_rows = 2
+            dest.write(WriteRequest(s, chunks[0].batch.schema, state_key="k"), chunks, lambda rows, _: commits.append(rows))
+            assert dest.load_state("k") == {"n": len(ids) - 1}
+
+    write([1, 2, 3, 4, 5], "a")
+    assert commits == [5]  # one window
+    commits.clear()
+    write([2, 6, 2, 7, 3], "b")
+    assert commits == [2, 4, 5]  # windows of 2 rows
+    with duckdb.connect(str(path)) as con:
+        assert con.execute('SELECT id, v FROM "t" ORDER BY id').fetchall() == [
+            (1, "a0"),
+            (2, "b2"),
+            (3, "b4"),
+            (4, "a3"),
+            (5, "a4"),
+            (6, "b1"),
+            (7, "b3"),
         ]
 
 
