@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.conftest import ARTIFACTS, Lab
 
@@ -49,6 +50,18 @@ def cell(page: Page, index: int):  # noqa: ANN201
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(index)
 
 
+def accept_kernel_dialog(page: Page) -> None:
+    """Accept JupyterLab's "Select Kernel" dialog if it is open (its preselected Python 3).
+
+    On a loaded machine JupyterLab now and then asks for the kernel of a notebook whose kernelspec
+    it has not listed yet, even after the kernel came up; the dialog then takes every click.
+    """
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count() and dialog.first.is_visible():
+        dialog.first.locator(".jp-mod-accept").click()
+        expect(dialog).to_have_count(0, timeout=TIMEOUT)
+
+
 def run_cell(page: Page, index: int) -> None:
     """Select the cell, Shift+Enter, wait for its execution count.
 
@@ -58,7 +71,11 @@ def run_cell(page: Page, index: int) -> None:
     target = cell(page, index)
     prompt = target.locator(".jp-InputPrompt")
     for _attempt in range(3):
-        target.locator(".cm-content").click()
+        accept_kernel_dialog(page)
+        try:
+            target.locator(".cm-content").click(timeout=15_000)
+        except PlaywrightTimeout:  # a dialog that opened meanwhile took the click: accept it, then again
+            continue
         page.keyboard.press("Shift+Enter")
         try:
             expect(prompt).to_have_text(re.compile(r"\[[\d*]+\]:"), timeout=5_000)
@@ -72,6 +89,7 @@ def run_all(page: Page, first_code_cell: int) -> None:
     """Run > Run All Cells, asked again while the first code cell never started (see run_cell)."""
     prompt = cell(page, first_code_cell).locator(".jp-InputPrompt")
     for _attempt in range(3):
+        accept_kernel_dialog(page)
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         try:
