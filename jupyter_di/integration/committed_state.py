@@ -19,6 +19,12 @@ stream was reset or its bookmark typed by a user since: those ask for rows again
 LOG_BASED streams are left as they are: the source has already read from the file's position
 (and, on a first run, made a new slot), and re-applying changes from there is exact; moving the
 file past what the source did could point it at changes the slot no longer holds.
+
+A stream read by two or more destination blocks does not read a destination's state back: its
+state row is keyed by the source stream alone, so two blocks writing one database share it, and
+the other block's bookmark would leave out rows this one never wrote.  Such a stream still skips
+what the state file records for this block; a kill between a commit and the file can then append
+that one window again (docs/architecture.md, State).
 """
 
 from __future__ import annotations

@@ -553,7 +553,10 @@ def _run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext)
                             state_key=key,
                             recorded=(saved.get("consumers") or {}).get(block.name),
                             read_from=origin.get("bookmark_start"),
-                            trust_destination=not ctx.state.was_reset(origin["pipeline"], src_block, src_stream),
+                            # its state row is keyed by the source stream alone: with a second consumer it could be
+                            # that block's row (the same database), whose bookmark would skip rows this one lacks
+                            trust_destination=len(ctx.consumers_of(src_block, src_stream) or [block.name]) == 1
+                            and not ctx.state.was_reset(origin["pipeline"], src_block, src_stream),
                             save=save,
                         )
                     result = write_stream(

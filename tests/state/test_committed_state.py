@@ -193,3 +193,34 @@ def test_a_destination_past_the_streams_bookmark_appends_only_what_it_lacks(even
     assert ok.returncode == 0, ok.stderr
     assert_each_row_once_but(other_rows(), 260, {200, 240})  # ties at the bookmarks its runs read from
     assert_each_row_once_but(lagging.rows(), 260, {200})
+
+
+def test_two_destination_blocks_in_one_database_never_skip_rows_by_each_others_state(events, tmp_path):
+    """Two blocks write the keyless stream into one SQLite file (tables ``events`` and ``events_copy``):
+    the file's state row is keyed by the source stream, so it holds whichever block committed last.
+    When ``copy`` fails a run that ``dst`` commits, the next run must give ``copy`` every row it lacks,
+    not leave out the rows before ``dst``'s bookmark (before the fix, 201-239 never reached it)."""
+    copy = (
+        f"%%di_destination copy --upstream src\ndestination: sqlite\nconfig:\n  path: {tmp_path / 'out.sqlite'}\n"
+        "streams:\n  events:\n    destination_table: events_copy\n"
+    )
+    case = Case("sqlite", events, tmp_path, copy)
+
+    def copy_rows() -> list[int]:
+        with sqlite3.connect(case.config["path"]) as con:
+            return [r[0] for r in con.execute("SELECT seq FROM events_copy ORDER BY seq").fetchall()]
+
+    assert case.run().returncode == 0
+    add_rows(events, 201, 240)
+    with sqlite3.connect(case.config["path"]) as con:
+        con.execute("CREATE TRIGGER upto BEFORE INSERT ON events_copy WHEN NEW.seq > 200 BEGIN SELECT RAISE(ABORT, 'upto'); END")
+    failed = case.run()
+    assert failed.returncode != 0 and "upto" in failed.stderr, failed.stderr
+    assert max(case.rows()) == 240 and max(copy_rows()) == 200
+    with sqlite3.connect(case.config["path"]) as con:
+        con.execute("DROP TRIGGER upto")
+    add_rows(events, 241, 260)
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    assert_each_row_once_but(copy_rows(), 260, {200})
+    assert_each_row_once_but(case.rows(), 260, {200, 240})

@@ -102,6 +102,8 @@ class CommitWindow:
                     self._source.push_back(chunk)
                     return
                 yield self._take(chunk)
+        except GeneratorExit:  # the engine stopped reading (its own statement failed): not the source's error
+            raise
         except BaseException as exc:
             self.error = exc
             raise
