@@ -24,6 +24,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from ...errors import ConfigError
+from .._shared.infinity import temporal
 from .._shared.row_values import last_row_values
 from .._shared.stream_checks import require_bookmark_properties
 from ..base import FULL_TABLE, INCREMENTAL, LOG_BASED, STATE_TABLE, BinaryCopy, CopyColumn, ReadRequest, Source
@@ -31,6 +32,7 @@ from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entr
 from .adbc import server_message
 from .connection import PostgresConnector, render
 from .encoding import check_batch
+from .infinity import from_read
 from .partitions import plan_parts, read_partitioned
 from .types import RELATIONS_SQL, PgColumn, catalog_rows, decimal_from_scaled, primary_keys, table_columns
 
@@ -416,7 +418,8 @@ def _stream(session: Any, query: str, target: pa.Schema, batch_size: int, hint_b
 
 
 def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
-    """Strip ADBC's extension types and metadata, cast numerics to decimals, reals to float64."""
+    """Strip ADBC's extension types and metadata, cast numerics to decimals, reals to float64,
+    PostgreSQL's infinite dates and timestamps to Arrow's convention (``infinity``)."""
     arrays = []
     for col, want in zip(raw.columns, target):
         if isinstance(col.type, pa.BaseExtensionType):
@@ -425,5 +428,7 @@ def _conform(raw: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
             col = decimal_from_scaled(col, want.type)
         elif col.type != want.type:
             col = col.cast(want.type)
+        if temporal(col.type):
+            col = from_read(col, want.name)
         arrays.append(col)
     return pa.RecordBatch.from_arrays(arrays, schema=target)

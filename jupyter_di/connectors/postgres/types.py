@@ -29,8 +29,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
+from .._shared.infinity import temporal
 from ..base import is_json_field, json_field
 from .adbc import AdbcSession
+from .infinity import for_write
 
 # Base type name (pg_type.typname) -> Arrow type, for types ADBC reads natively.
 _SCALARS: dict[str, pa.DataType] = {
@@ -341,6 +343,8 @@ def shape_column(col: pa.Array | pa.ChunkedArray, wc: WriteColumn) -> pa.Array:
     if col.type != wc.ingest_type:
         safe = not (pa.types.is_timestamp(col.type) and col.type.unit == "ns")
         col = col.cast(wc.ingest_type, safe=safe)
+    if temporal(col.type):
+        col = for_write(col, wc.name)
     return col
 
 
