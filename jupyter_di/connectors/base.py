@@ -399,6 +399,9 @@ class Destination(Connector, ABC):
     ``unique_constraints`` that keep the table's value where a change lists a column as unchanged,
     deletes of keys (``settings.delete_mode``) and truncates.  A change stream for a destination
     without it is refused before anything is written."""
+    stores_infinity: ClassVar[bool] = False
+    """True when infinite dates and timestamps (``_shared/infinity.py``) arrive as infinity; for every
+    other destination the engine refuses a batch holding one (naming the column) before it is written."""
     report_warnings: Sequence[dict[str, Any]] = ()
     """Lines for the run report after a ``write``: ``{"skipped": bool, "message": str}``.  ``skipped`` lines
     are rows left out without failing the write (Salesforce's rejected rows within ``max_rejected_rows``):

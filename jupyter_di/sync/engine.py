@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..connectors._shared.infinity import refuse_infinities
 from ..connectors.base import (
     FULL_TABLE,
     LOG_BASED,
@@ -99,7 +100,8 @@ def write_stream(
             settings = dataclasses.replace(settings, replication_method=FULL_TABLE)
     request = WriteRequest(settings=settings, schema=reader.schema, state_key=state_key, dropped_columns=list(dropped_columns or []))
     with prefetched(reader) as ahead:
-        result = destination.write(request, chunks_for(ahead, batch_states), on_commit)
+        batches = ahead if destination.stores_infinity else refuse_infinities(ahead, stream=settings.stream, destination=destination.name)
+        result = destination.write(request, chunks_for(batches, batch_states), on_commit)
     rows = result.rows_written or committed["rows"]
     return StreamResult(
         stream=settings.stream,

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..base import is_json_field
+from .infinity import json_value
 
 
 def to_json_value(value: Any) -> Any:
@@ -91,9 +92,12 @@ def _parsed_json(text: str) -> Any:
 
 
 def _python_value(array: pa.Array, index: int) -> Any:
-    """One value as Python.  A zoned timestamp comes back in UTC (the same instant): pyarrow's own
+    """One value as Python (an infinite date or timestamp as ``"infinity"``/``"-infinity"``).  A zoned timestamp comes back in UTC (the same instant): pyarrow's own
     conversion of a zoned scalar imports pandas (about 40 MB and 0.15 s per process)."""
     data_type = array.type
+    infinite = json_value(array, index)  # infinity/-infinity: no Python date or datetime holds them
+    if infinite is not None:
+        return infinite
     if pa.types.is_timestamp(data_type) and data_type.tz is not None and data_type.unit != "ns":
         naive = array.slice(index, 1).cast(pa.timestamp(data_type.unit))[0].as_py()
         return None if naive is None else naive.replace(tzinfo=dt.timezone.utc)

@@ -66,6 +66,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
 
     name = "duckdb"
     config_schema = CONFIG
+    stores_infinity = True  # DuckDB's Arrow import takes the convention of _shared/infinity.py as infinity
 
     @staticmethod
     def check_config(config: dict[str, Any]) -> None:

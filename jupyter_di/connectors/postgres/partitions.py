@@ -40,6 +40,7 @@ from typing import Any
 import pyarrow as pa
 from psycopg import sql
 
+from .._shared.infinity import INFINITY, NEG_INFINITY
 from .._shared.row_values import cursor_values
 from ..base import BOOKMARK_STATE_KEY, INCREMENTAL, ReadRequest, part_runner
 from .connection import PgConfig, render
@@ -377,16 +378,19 @@ class _Progress:
         import datetime as dt
         import decimal
 
-        key = []
+        key: list[tuple[int, Any]] = []
         for c in self.columns:
             v, t = values[c], self.types[c]
+            if v in (INFINITY, NEG_INFINITY) and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+                key.append((1 if v == INFINITY else -1, 0))  # above / below every finite value
+                continue
             if isinstance(v, str) and pa.types.is_timestamp(t):
                 v = dt.datetime.fromisoformat(v)
             elif isinstance(v, str) and pa.types.is_date(t):
                 v = dt.date.fromisoformat(v)
             elif isinstance(v, str) and pa.types.is_decimal(t):
                 v = decimal.Decimal(v)
-            key.append(v)
+            key.append((0, v))
         return tuple(key)
 
     def bookmark(self) -> dict[str, Any] | None:

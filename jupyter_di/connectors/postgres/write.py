@@ -77,6 +77,7 @@ class PostgresDestination(PostgresConnector, Destination):
     name = "postgresql"
     transactional = True
     applies_changes = True
+    stores_infinity = True  # types.shape_column: infinity.for_write
 
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
         conn = self._cfg.adbc(autocommit=False)
