@@ -35,7 +35,9 @@ def validate_bookmark(entry: dict[str, Any] | None, bookmark: dict[str, Any], *,
         prop = prop or {}
         kinds, fmt = _types(prop), prop.get("format")
         try:
-            if fmt == "date-time":
+            if fmt in ("date-time", "date") and value in ("infinity", "-infinity"):
+                pass  # PostgreSQL's and DuckDB's infinite dates and timestamps (connectors/_shared/infinity.py)
+            elif fmt == "date-time":
                 text = str(value).replace("Z", "+00:00")
                 dt.datetime.fromisoformat(text)
                 value = text

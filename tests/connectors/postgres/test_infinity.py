@@ -253,3 +253,35 @@ def test_a_timestamp_beyond_arrow_stops_the_read_naming_the_column(pg_config, so
     with PostgresSource(pg_config) as src:
         with pytest.raises(ConfigError, match="column 'ts' holds a timestamp after 294247-01-10"):
             src.read(ReadRequest(StreamSettings("src", columns=["id", "ts"]))).read_all()
+
+
+def test_infinity_from_duckdb_reaches_postgresql_and_is_refused_by_csv(pg_config, pg_connect, tmp_path):
+    """The convention is DuckDB's own: its infinities (which used to fail the PostgreSQL write with
+    "timestamp out of range") arrive as infinity, and a CSV destination refuses them by column."""
+    from jupyter_di.connectors.duckdb import DuckDBSource
+
+    path = tmp_path / "src.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE events AS SELECT * FROM (VALUES (1, DATE 'infinity', TIMESTAMP '-infinity', TIMESTAMPTZ 'infinity'), "
+            "(2, DATE '2024-02-29', TIMESTAMP '2024-02-29 12:00:00', NULL)) AS t(id, d, ts, tz)"
+        )
+    settings = StreamSettings("events")
+    with DuckDBSource({"path": str(path)}) as src, PostgresDestination(dict(pg_config, schema="out")) as dst:
+        write_stream(dst, settings, src.read(ReadRequest(settings)))
+    rows = pg_connect().execute("SELECT id, d::text, ts::text, tz::text FROM out.events ORDER BY id").fetchall()
+    assert rows == [(1, "infinity", "-infinity", "infinity"), (2, "2024-02-29", "2024-02-29 12:00:00", None)]
+    with DuckDBSource({"path": str(path)}) as src, FilesDestination({"path": str(tmp_path / "csv")}) as dst:
+        with pytest.raises(SchemaMismatch, match="columns 'd', 'ts', 'tz' hold infinity"):
+            write_stream(dst, settings, src.read(ReadRequest(settings)))
+
+
+def test_a_bookmark_override_of_infinity_is_accepted():
+    from jupyter_di.sync.bookmarks import validate_bookmark
+
+    entry = {
+        "schema": {"properties": {"ts": {"type": ["string", "null"], "format": "date-time"}, "d": {"type": "string", "format": "date"}}}
+    }
+    assert validate_bookmark(entry, {"ts": "-infinity", "d": "infinity"}, block="b", stream="s") == {"ts": "-infinity", "d": "infinity"}
+    with pytest.raises(ConfigError, match="wrong type"):
+        validate_bookmark(entry, {"ts": "forever"}, block="b", stream="s")
