@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ...errors import ConfigError, SchemaMismatch
-from .._shared.infinity import MAX, extremes, replaced, stored, width
+from .._shared.infinity import MAX, extremes, has_infinity, replaced, stored, width
 
 EPOCH = {32: 10957, 64: 946_684_800_000_000}
 """2000-01-01 (PostgreSQL's epoch) in days and in microseconds since 1970-01-01 (Arrow's)."""
@@ -117,3 +117,20 @@ def for_write(array: pa.Array, column: str) -> pa.Array:
     values[plus] = MAX[bits]
     values[minus] = _PG_MIN[bits]
     return replaced(array, values, pa.int64())
+
+
+def cast_keeping_infinity(array: pa.Array, target: pa.DataType, safe: bool) -> pa.Array:
+    """``array.cast(target)``, where a timestamp infinity of another unit (``timestamp[ns]``'s
+    ``2**63 - 1``) stays infinity in ``target``'s unit instead of becoming a finite value."""
+    if not (pa.types.is_timestamp(array.type) and pa.types.is_timestamp(target) and has_infinity(array)):
+        return array.cast(target, safe=safe)
+    values = stored(array)
+    tail = values[array.offset :]
+    plus, minus = tail == MAX[64], tail == -MAX[64]
+    tail[plus | minus] = 0
+    cast = replaced(array, values).cast(target, safe=safe)
+    out = stored(cast)
+    out_tail = out[cast.offset :]
+    out_tail[plus] = MAX[64]
+    out_tail[minus] = -MAX[64]
+    return replaced(cast, out)

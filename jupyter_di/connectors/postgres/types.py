@@ -32,7 +32,7 @@ from psycopg import sql
 from .._shared.infinity import temporal
 from ..base import is_json_field, json_field
 from .adbc import AdbcSession
-from .infinity import for_write
+from .infinity import cast_keeping_infinity, for_write
 
 # Base type name (pg_type.typname) -> Arrow type, for types ADBC reads natively.
 _SCALARS: dict[str, pa.DataType] = {
@@ -342,7 +342,7 @@ def shape_column(col: pa.Array | pa.ChunkedArray, wc: WriteColumn) -> pa.Array:
         return pa.ExtensionArray.from_storage(wc.ingest_type, storage)
     if col.type != wc.ingest_type:
         safe = not (pa.types.is_timestamp(col.type) and col.type.unit == "ns")
-        col = col.cast(wc.ingest_type, safe=safe)
+        col = cast_keeping_infinity(col, wc.ingest_type, safe)
     if temporal(col.type):
         col = for_write(col, wc.name)
     return col

@@ -285,3 +285,19 @@ def test_a_bookmark_override_of_infinity_is_accepted():
     assert validate_bookmark(entry, {"ts": "-infinity", "d": "infinity"}, block="b", stream="s") == {"ts": "-infinity", "d": "infinity"}
     with pytest.raises(ConfigError, match="wrong type"):
         validate_bookmark(entry, {"ts": "forever"}, block="b", stream="s")
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "ns"])
+def test_timestamp_infinity_of_another_unit_stays_infinity_in_postgresql(pg_config, pg_connect, unit):
+    import numpy as np
+
+    values = np.array([2**63 - 1, -(2**63 - 1), 1_700_000_000, 0], dtype=np.int64)
+    if unit != "s":
+        values[2:] *= {"ms": 1_000, "ns": 1_000_000_000}[unit]
+    column = pa.Array.from_buffers(pa.timestamp(unit), 4, [None, pa.py_buffer(values)])
+    batch = pa.RecordBatch.from_arrays([pa.array([1, 2, 3, 4], pa.int32()), column], names=["id", "ts"])
+    settings = StreamSettings("units")
+    with PostgresDestination(dict(pg_config, schema="out")) as dst:
+        write_stream(dst, settings, pa.RecordBatchReader.from_batches(batch.schema, [batch]))
+    rows = pg_connect().execute("SELECT ts::text FROM out.units ORDER BY id").fetchall()
+    assert rows == [("infinity",), ("-infinity",), ("2023-11-14 22:13:20",), ("1970-01-01 00:00:00",)]
