@@ -301,3 +301,31 @@ def test_timestamp_infinity_of_another_unit_stays_infinity_in_postgresql(pg_conf
         write_stream(dst, settings, pa.RecordBatchReader.from_batches(batch.schema, [batch]))
     rows = pg_connect().execute("SELECT ts::text FROM out.units ORDER BY id").fetchall()
     assert rows == [("infinity",), ("-infinity",), ("2023-11-14 22:13:20",), ("1970-01-01 00:00:00",)]
+
+
+def test_a_notebook_run_into_csv_names_block_stream_and_column(pg_config, source, tmp_path, capsys, monkeypatch):
+    """Through `jupyter-di run`: one message with the destination block, the stream, the column and the
+    fix; exit code not 0; no file written; a DuckDB block beside it still gets the infinities."""
+    from tests.support.notebooks import pg_source, run_notebook, write_notebook
+
+    monkeypatch.chdir(tmp_path)
+    nb = write_notebook(
+        tmp_path / "inf.ipynb",
+        [
+            pg_source(pg_config, "  src:\n    columns: [id, d, note]\n"),
+            "%%di_destination files_out --upstream src\ndestination: files\nconfig:\n  path: out\n  format: csv\n",
+            "%%di_destination wh --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n",
+        ],
+    )
+    result = run_notebook(nb, "--state-path", str(tmp_path / "state.sqlite"), capsys=capsys)
+    assert result.code != 0
+    text = result.out + result.err
+    assert "files_out" in text and "src" in text
+    assert "column 'd' holds infinity or -infinity" in text and "isfinite" in text
+    assert not (tmp_path / "out" / "src.csv").exists()
+    assert duck_text_of(tmp_path / "out.duckdb", "SELECT d::text FROM src WHERE id <= 2 ORDER BY id") == [("infinity",), ("-infinity",)]
+
+
+def duck_text_of(path, query: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(query).fetchall()
