@@ -123,9 +123,11 @@ def json_value(array: pa.Array, index: int) -> Any:
     """``infinity``/``-infinity`` when the value at ``index`` is infinite, else None (not infinite or
     not a date/timestamp): the bookmark's JSON spelling, which PostgreSQL and DuckDB cast back."""
     bits = width(array.type)
-    if bits is None or not array[index].is_valid:
+    if bits is None:
         return None
-    value = array.view(pa.int32() if bits == 32 else pa.int64())[index].as_py()
+    value = array.view(pa.int32() if bits == 32 else pa.int64())[index].as_py()  # an integer scalar: no pandas
+    if value is None:
+        return None
     if value == MAX[bits]:
         return INFINITY
     if value == -MAX[bits]:

@@ -92,8 +92,9 @@ def _parsed_json(text: str) -> Any:
 
 
 def _python_value(array: pa.Array, index: int) -> Any:
-    """One value as Python (an infinite date or timestamp as ``"infinity"``/``"-infinity"``).  A zoned timestamp comes back in UTC (the same instant): pyarrow's own
-    conversion of a zoned scalar imports pandas (about 40 MB and 0.15 s per process)."""
+    """One value as Python; an infinite date or timestamp as ``"infinity"``/``"-infinity"``.  A zoned
+    timestamp comes back in UTC (the same instant): pyarrow's own conversion of a zoned scalar imports
+    pandas (about 40 MB and 0.15 s per process)."""
     data_type = array.type
     infinite = json_value(array, index)  # infinity/-infinity: no Python date or datetime holds them
     if infinite is not None:
