@@ -442,6 +442,10 @@ class Destination(Connector, ABC):
         None, before anything of ``copy`` is read, when this destination cannot (then ``write`` it)."""
         return None
 
+    splits_reads_itself: ClassVar[bool] = False
+    """``write_binary_copy`` reads a passed-through table itself, in parallel parts (DuckDB's postgres
+    scanner): a ``partitions: auto`` stream is then better passed to it whole than split into Dask tasks."""
+
     @classmethod
     def takes_binary_copy(cls) -> bool:
         """Whether ``write_binary_copy`` can take a stream on this machine at all (the pipeline pairs a

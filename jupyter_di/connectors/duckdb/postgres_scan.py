@@ -34,9 +34,9 @@ from pathlib import Path
 
 import duckdb
 
-from .._shared.sql_names import quote_ident
 from ...errors import BlockFailed
 from .._shared.db_file import first_line
+from .._shared.sql_names import quote_ident
 from ..base import BinaryCopy, PostgresTable
 
 EXTENSION = "postgres_scanner"

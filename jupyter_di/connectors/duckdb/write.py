@@ -130,6 +130,8 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         self._any_order = s.replication_method == FULL_TABLE and not s.unique_constraints and not is_change_stream(request.schema)
         return super().write(request, chunks, on_commit)
 
+    splits_reads_itself = True  # the scanner reads block ranges on parallel connections
+
     @classmethod
     def takes_binary_copy(cls) -> bool:
         return postgres_scan.extension_file() is not None
