@@ -204,8 +204,9 @@ def test_a_notebook_run_passes_the_stream_to_duckdb_and_reports_its_rows(tmp_pat
     conn.execute(SCANNED_DDL)
     conn.execute("CREATE TABLE people (id int, name text); INSERT INTO people SELECT g, 'p' || g FROM generate_series(1, 500) AS g")
     conn.execute("CREATE TABLE base (id int, t text); INSERT INTO base SELECT g, 'x' FROM generate_series(1, 100000) AS g")
+    conn.execute("CREATE TABLE padded (id int, c char(3)); INSERT INTO padded VALUES (1, 'a'), (2, NULL)")
     destination = "%%di_destination dst --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n"
-    streams = "  src: {}\n  people: {partitions: auto}\n"
+    streams = "  src: {}\n  people: {partitions: auto}\n  padded: {}\n"
     nb = write_notebook(tmp_path / "nb.ipynb", [pg_source(pg_config, streams), destination])
     result = run_notebook(nb, "--json", "--state-path", str(tmp_path / "state.sqlite"), capsys=capsys)
     assert result.code == 0, result.err
@@ -213,7 +214,10 @@ def test_a_notebook_run_passes_the_stream_to_duckdb_and_reports_its_rows(tmp_pat
     assert blocks["src"]["streams"]["src"]["rows"] == 30000 and blocks["src"]["streams"]["src"]["pass_through"] == "dst"
     assert blocks["src"]["streams"]["people"]["rows"] == 500 and blocks["src"]["streams"]["people"]["pass_through"] == "dst"
     assert blocks["dst"]["streams"]["src"]["rows"] == 30000
-    assert paths == ["copy", "copy"]
+    # char(n): declined, so the source block reads it into its spill and the destination tails that
+    assert blocks["src"]["streams"]["padded"]["rows"] == 2 and "pass_through" not in blocks["src"]["streams"]["padded"]
+    assert sorted(paths) == ["arrow", "copy", "copy"]
+    assert rows_of(tmp_path / "out.duckdb", "SELECT * FROM padded ORDER BY id") == [(1, "a  "), (2, None)]
     assert rows_of(tmp_path / "out.duckdb", "SELECT count(*), sum(id), count(jb) FROM src") == [(30000, 450015000, 29999)]
     assert rows_of(tmp_path / "out.duckdb", "SELECT count(*), max(name) FROM people") == [(500, "p99")]
     # a read error inside the scan fails the source block; the destination keeps what it had
