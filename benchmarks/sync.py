@@ -16,9 +16,12 @@ dlt is a benchmark-only dependency: it is installed into its own virtualenv
 (/tmp/bench-dlt) on first use; if that fails its rows say "n/a" and why.
 
 DuckDB's own PostgreSQL scanner (``ATTACH ... (TYPE postgres)`` then ``CREATE TABLE AS``) is the
-reference a DuckDB user would pick.  Its extension comes from the ``duckdb-ext-postgres`` wheel, which
-ships it for one DuckDB version (1.4.4), so it runs in a virtualenv of its own with that DuckDB
-(~/.cache/jupyter-di/bench-duckdb-scanner, made on first use).  ``jdi-pg`` is the connector-level sync
+reference a DuckDB user would pick.  Its extension comes from the ``duckdb-extension-postgres-scanner``
+wheel, which ships it for one DuckDB version (1.5.5, the newest it has), so it runs in a virtualenv of
+its own with that DuckDB (~/.cache/jupyter-di/bench-duckdb-scanner-1.5.5, made on first use).  The
+``jdi-*duckdb*`` cases use whatever DuckDB this Python has: with the ``postgres-scanner`` extra
+installed, jupyter-di reads such a stream with the same extension (``connectors/duckdb/postgres_scan.py``);
+the table's header says which.  ``jdi-pg`` is the connector-level sync
 (``sync.engine.sync_stream``: the source server's COPY data passes through when the column types are the
 same, as in this table), ``jdi-pg-arrow`` the same through Arrow.  The ``-parts`` cases read with
 ``partitions: auto``; the ``-dask`` cases run the notebook with ``--executor dask`` on a LocalCluster
@@ -43,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 SOURCE_TABLE = "bench_src"
 DLT_VENV = Path("/tmp/bench-dlt")
-SCANNER_VENV = Path.home() / ".cache" / "jupyter-di" / "bench-duckdb-scanner"
-SCANNER_PACKAGES = ["duckdb==1.4.4", "duckdb-ext-postgres==1.4.4.20260205"]
+SCANNER_VENV = Path.home() / ".cache" / "jupyter-di" / "bench-duckdb-scanner-1.5.5"
+SCANNER_PACKAGES = ["duckdb==1.5.5", "duckdb-extension-postgres-scanner==1.5.5"]
 DLT_PACKAGES = ["dlt[duckdb,postgres,sql_database]", "connectorx", "pyarrow", "sqlalchemy", "pandas", "psycopg[binary]"]
 PSQL = Path(os.environ.get("JDI_PG_BIN", "/usr/lib/postgresql/15/bin")) / "psql"
 
@@ -161,6 +164,9 @@ def child_jdi_duckdb(conn: dict, work: Path, partitions: str | None = None) -> f
     (work / "jdi.duckdb").unlink(missing_ok=True)
     duckdb_destination = destination_class("duckdb")  # imports DuckDB: the scanner's script imports it before its clock too
     import adbc_driver_postgresql  # noqa: F401 - imported by the first read otherwise, inside the clock
+    import duckdb
+
+    duckdb.connect().execute("SELECT ?", [0])  # DuckDB 1.5 imports pandas and numpy at its first bound parameter (0.2 s)
 
     started = time.perf_counter()
     with PostgresSource(jdi_config(conn)) as src, duckdb_destination({"path": str(work / "jdi.duckdb")}) as dst:
@@ -171,8 +177,6 @@ def child_jdi_duckdb(conn: dict, work: Path, partitions: str | None = None) -> f
 def child_jdi_notebook(conn: dict, work: Path, destination: str, partitions: str | None = None, dask: bool = False) -> float:
     """The whole product path: a notebook with a source and a destination block, `jupyter-di run`
     (with ``dask``: on a LocalCluster of 2 worker processes started before the clock starts)."""
-    import nbformat
-
     from jupyter_di.cli import main as cli_main
 
     pg = f"  host: {conn['host']}\n  port: {conn['port']}\n  username: {conn['username']}\n  database: {conn['database']}\n"
@@ -181,16 +185,23 @@ def child_jdi_notebook(conn: dict, work: Path, destination: str, partitions: str
             c.execute("DROP SCHEMA IF EXISTS bench_nb CASCADE")
         dest = f"destination: postgresql\nconfig:\n{pg}  schema: bench_nb\n"
     else:
+        import duckdb
+
+        duckdb.connect().execute("SELECT ?", [0])  # DuckDB 1.5 imports pandas and numpy at its first bound parameter
         (work / "nb.duckdb").unlink(missing_ok=True)
         dest = f"destination: duckdb\nconfig:\n  path: {work / 'nb.duckdb'}\n"
     stream = f"{{partitions: {partitions}}}" if partitions else "{}"
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(f"%%di_source src\nsource: postgresql\nconfig:\n{pg}streams:\n  {SOURCE_TABLE}: {stream}\n"),
-        nbformat.v4.new_code_cell(f"%%di_destination dst --upstream src\n{dest}"),
+    cells = [
+        f"%%di_source src\nsource: postgresql\nconfig:\n{pg}streams:\n  {SOURCE_TABLE}: {stream}\n",
+        f"%%di_destination dst --upstream src\n{dest}",
     ]
     path = work / f"bench_{destination}.ipynb"
-    nbformat.write(nb, path)
+    # plain JSON: importing nbformat (jsonschema) would add 30 MB to this process that `jupyter-di run` never has
+    code_cells = [
+        {"id": f"cell{i}", "cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
+        for i, c in enumerate(cells)
+    ]
+    path.write_text(json.dumps({"cells": code_cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     os.environ["JUPYTER_DI_STATE_PATH"] = str(work / "nb-state.sqlite")
     args = ["run", "-q", str(path)]
     cluster = None
@@ -258,17 +269,15 @@ CHILDREN = {
 SCANNER_SCRIPT = textwrap.dedent(
     """
     import json, os, sys, time
-    import duckdb, duckdb_ext
+    import duckdb, duckdb_extension_postgres_scanner as wheel
     conn, work, table = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
     path = os.path.join(work, "scanner.duckdb")
     if os.path.exists(path):
         os.remove(path)
-    extensions = os.path.join(list(duckdb_ext.__path__)[0], "extensions")
+    extension = os.path.join(list(wheel.__path__)[0], "extensions", "v" + duckdb.__version__, "postgres_scanner.duckdb_extension")
     started = time.perf_counter()
     con = duckdb.connect(path)
-    con.execute("SET extension_directory = ?", [extensions])
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("LOAD postgres_scanner")
+    con.load_extension(extension)
     dsn = "host={host} port={port} user={username} dbname={database}".format(**conn)
     con.execute("ATTACH '" + dsn.replace("'", "''") + "' AS pg (TYPE postgres, READ_ONLY)")  # ATTACH takes no parameters
     con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM pg.public."{table}"')
@@ -279,10 +288,10 @@ SCANNER_SCRIPT = textwrap.dedent(
 
 
 def ensure_scanner() -> str | None:
-    """DuckDB 1.4.4 and its postgres extension (from the duckdb-ext-postgres wheel) in their own
-    virtualenv; None when ready, else the reason."""
+    """DuckDB 1.5.5 and its postgres extension (from the duckdb-extension-postgres-scanner wheel) in
+    their own virtualenv; None when ready, else the reason."""
     python = SCANNER_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import duckdb, duckdb_ext"]
+    probe = [str(python), "-c", "import duckdb, duckdb_extension_postgres_scanner"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return None
     try:
@@ -291,7 +300,9 @@ def ensure_scanner() -> str | None:
         subprocess.run([str(python), "-m", "pip", "install", "-q", *SCANNER_PACKAGES], check=True, capture_output=True, timeout=900)
     except (subprocess.SubprocessError, OSError) as exc:
         return f"the DuckDB postgres extension could not be installed: {str(exc)[:120]}"
-    return None if subprocess.run(probe, capture_output=True).returncode == 0 else "duckdb-ext-postgres installed but does not import"
+    return (
+        None if subprocess.run(probe, capture_output=True).returncode == 0 else "the postgres extension wheel installed but does not import"
+    )
 
 
 DLT_SCRIPT = textwrap.dedent(
@@ -316,6 +327,17 @@ DLT_SCRIPT = textwrap.dedent(
     print(json.dumps({"seconds": time.perf_counter() - started}))
     """
 )
+
+
+def duckdb_reader() -> str:
+    """Which reader jupyter-di's PG->DuckDB cases use with this Python's DuckDB."""
+    import duckdb
+
+    from jupyter_di.connectors.duckdb import postgres_scan
+
+    if postgres_scan.extension_file() is None:
+        return f"ADBC -> Arrow -> DuckDB {duckdb.__version__} (no postgres extension for this DuckDB: the postgres-scanner extra)"
+    return f"DuckDB {duckdb.__version__}'s postgres extension (connectors/duckdb/postgres_scan.py)"
 
 
 def ensure_dlt() -> str | None:
@@ -581,6 +603,7 @@ def main() -> int:
         print()
         print(f"rows: {args.rows:,}   machine: {os.cpu_count()} cores   python {sys.version.split()[0]}   load average {load_average()}")
         print("peak RSS per process: the case's own process (a Dask case: client and scheduler) + each Dask worker")
+        print(f"jupyter-di PG->DuckDB FULL_TABLE reads: {duckdb_reader()}")
         header = f"| {'case':<50} | {'seconds':>7} | {'rows/s':>9} | {'wall s':>6} | {'peak RSS MB':>15} | note"
         print(header)
         print("|" + "-" * 52 + "|" + "-" * 9 + "|" + "-" * 11 + "|" + "-" * 8 + "|" + "-" * 17 + "|------")

@@ -42,6 +42,22 @@ def pg_server():
         }
 
 
+@pytest.fixture(scope="module")
+def password_server() -> Iterator[dict]:
+    """A PostgreSQL cluster of its own that checks passwords (``postgres.PASSWORD``); the shared one trusts everyone."""
+    env = postgres.start_with_password(postgres.PASSWORD)
+    try:
+        yield {
+            "host": "127.0.0.1",
+            "port": int(env["JDI_TEST_PG_PORT"]),
+            "database": "postgres",
+            "username": "postgres",
+            "schema": "public",
+        }
+    finally:
+        postgres.stop(env["JDI_TEST_PG_DATA"])
+
+
 @pytest.fixture(scope="session")
 def trino_server():
     """Connection settings of a running Trino server (tests/support/trino_server.py): from the environment

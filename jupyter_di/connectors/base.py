@@ -290,6 +290,20 @@ class CopyColumn:
     sql_type: str
 
 
+@dataclass(frozen=True)
+class PostgresTable:
+    """Where a stream offered as binary COPY data lives, for a destination that reads PostgreSQL
+    itself (DuckDB's ``postgres`` extension: ``connectors/duckdb/postgres_scan.py``) instead of taking
+    the bytes.  Offered only where such a reader sees the rows ``Source.read`` would: a primary
+    server (a parallel scan shares one exported snapshot) whose encoding is not SQL_ASCII."""
+
+    conninfo: str
+    """A libpq keyword/value string without the password."""
+    password: str = field(repr=False)
+    schema: str = ""
+    name: str = ""
+
+
 class BinaryCopy(ABC):
     """A stream offered as PostgreSQL binary COPY data (``COPY ... TO STDOUT (FORMAT binary)``: header,
     rows, trailer), so a destination that stores the same column types takes the bytes as they are,
@@ -301,7 +315,11 @@ class BinaryCopy(ABC):
     schema: pa.Schema
     """The Arrow schema ``Source.read`` gives for the same read (the types a new table gets)."""
     rows: int | None = None
-    """The rows the source sent, once ``chunks`` is exhausted (its server's own count)."""
+    """The rows the source sent, once ``chunks`` is exhausted (its server's own count), or the rows a
+    destination that read ``table`` itself took."""
+    table: PostgresTable | None = None
+    """The table the COPY reads (FULL_TABLE: every row of ``columns``), for a destination that reads
+    PostgreSQL itself; None where only the bytes are offered."""
 
     @abstractmethod
     def chunks(self) -> Iterator[bytes]:
@@ -310,6 +328,11 @@ class BinaryCopy(ABC):
     @abstractmethod
     def close(self) -> None:
         """Stop the read (a destination that did not take it, or stopped); safe to call twice."""
+
+    def read_failed(self, exc: BaseException) -> None:
+        """A destination that read ``table`` itself says the read failed on the source's side (so the
+        source's block is the one that failed, as when ``chunks`` raises)."""
+        return None  # only a hand-over between two blocks (integration/pass_through.py) records it
 
 
 _ConnectorT = TypeVar("_ConnectorT", bound="Connector")
@@ -421,6 +444,16 @@ class Destination(Connector, ABC):
         """Write a stream offered as PostgreSQL binary COPY data as it is, with ``write``'s guarantees;
         None, before anything of ``copy`` is read, when this destination cannot (then ``write`` it)."""
         return None
+
+    splits_reads_itself: ClassVar[bool] = False
+    """``write_binary_copy`` reads a passed-through table itself, in parallel parts (DuckDB's postgres
+    scanner): a ``partitions: auto`` stream is then better passed to it whole than split into Dask tasks."""
+
+    @classmethod
+    def takes_binary_copy(cls) -> bool:
+        """Whether ``write_binary_copy`` can take a stream on this machine at all (the pipeline pairs a
+        source block with its reader on it: ``pipeline/fusion.py``)."""
+        return cls.write_binary_copy is not Destination.write_binary_copy
 
     takes_column_types: ClassVar[bool] = False
     """Whether ``write`` creates (and adds) columns with ``StreamSettings.column_types`` instead of the

@@ -49,8 +49,8 @@ def offers_binary_copy(source_cls: type[Source]) -> bool:
 
 
 def takes_binary_copy(destination_cls: type[Destination]) -> bool:
-    """Whether the destination's connector can take a stream as binary COPY data at all."""
-    return destination_cls.write_binary_copy is not Destination.write_binary_copy
+    """Whether the destination's connector can take a stream as binary COPY data at all, here."""
+    return destination_cls.takes_binary_copy()
 
 
 class Handoff:
@@ -125,6 +125,7 @@ class _Watched(BinaryCopy):
         self._handoff = handoff
         self.columns = copy.columns
         self.schema = copy.schema
+        self.table = copy.table
 
     def chunks(self) -> Iterator[bytes]:
         try:
@@ -133,6 +134,9 @@ class _Watched(BinaryCopy):
             self._handoff.error = exc
             raise
         self.rows = self._copy.rows
+
+    def read_failed(self, exc: BaseException) -> None:
+        self._handoff.error = exc
 
     def close(self) -> None:
         self._copy.close()

@@ -765,15 +765,22 @@ class DaskBlockRunner:
 
     def fusable(self, pairs: dict[str, str]) -> dict[str, str]:
         """The fused pairs (``fusion.py``) that run as one task here: those that can pass a stream
-        through (a source connector that offers binary COPY data, a destination that takes it, no
-        ``partitions:``).  The others gain nothing from sharing one process and keep a task each,
-        in two processes (both blocks' Python then runs in parallel)."""
+        through (a source connector that offers binary COPY data, a destination that takes it), and
+        whose source splits no read into parts (their tasks spread over the workers), unless every
+        ``partitions:`` is ``auto`` and the destination splits the read itself (DuckDB's postgres
+        scanner).  The others gain nothing from sharing one process and keep a task each, in two
+        processes (both blocks' Python then runs in parallel)."""
+        from ..connectors import registry
+
         graph, effective = self.pipeline.graph, self.pipeline.effective
         kept: dict[str, str] = {}
         for source, destination in pairs.items():
             reads, data = block_connector(effective(graph[source]))
             writes, _ = block_connector(effective(graph[destination]))
-            if reads and writes and can_pass_through(reads, writes) and not _mentions(data, "partitions"):
+            if not (reads and writes and can_pass_through(reads, writes)):
+                continue
+            parts = set(_values_of(data, "partitions")) - {None, 1}
+            if not parts or (parts == {"auto"} and registry.destination_class(writes).splits_reads_itself):
                 kept[source] = destination
         return kept
 
@@ -886,13 +893,13 @@ def can_pass_through(source: str, destination: str) -> bool:
         return False
 
 
-def _mentions(data: Any, key: str) -> bool:
-    """Whether ``key`` is set anywhere in a block's parsed YAML."""
+def _values_of(data: Any, key: str) -> list[Any]:
+    """Every value of ``key`` anywhere in a block's parsed YAML."""
     if isinstance(data, dict):
-        return any(k == key or _mentions(v, key) for k, v in data.items())
+        return [v for k, v in data.items() if k == key] + [x for v in data.values() for x in _values_of(v, key)]
     if isinstance(data, list):
-        return any(_mentions(v, key) for v in data)
-    return False
+        return [x for v in data for x in _values_of(v, key)]
+    return []
 
 
 def picklable_namespace(namespace: Any) -> tuple[dict[str, Any], list[str]]:

@@ -32,6 +32,8 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 TEMP_PREFIX = "jdi-pg-"
+PASSWORD = "s3cret-Pa55word"
+"""The ``postgres`` role's password on a ``start_with_password`` cluster."""
 
 
 def _new_base(base_dir: str | None) -> Path:
@@ -78,6 +80,20 @@ def start(base_dir: str | None = None) -> dict[str, str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    return _run_server(base)
+
+
+def start_with_password(password: str = PASSWORD, base_dir: str | None = None) -> dict[str, str]:
+    """A cluster that checks passwords over TCP (scram-sha-256; the shared test server trusts
+    everyone), the ``postgres`` role's password ``password``; the same settings as ``start``."""
+    base = _new_base(base_dir)
+    pwfile = base / "pw"
+    pwfile.write_text(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(pwfile, user="postgres")
+    initdb = [str(PG_BIN / "initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust"]
+    subprocess.run(_as_postgres([*initdb, f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"]), check=True, stdout=subprocess.DEVNULL)
+    pwfile.unlink()
     return _run_server(base)
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -173,6 +173,18 @@ class SqlFileDestination(Destination):
         return column_types.override(s.column_types, f.name) or self._column_type(f)
 
     def write(self, request: WriteRequest, chunks: Iterable[Chunk], on_commit: CommitCallback | None = None) -> WriteResult:
+        return self._write(request, chunks, on_commit)
+
+    def _write(
+        self,
+        request: WriteRequest,
+        chunks: Iterable[Chunk],
+        on_commit: CommitCallback | None = None,
+        scan: Callable[[Any, str], int] | None = None,
+    ) -> WriteResult:
+        """``write``; with ``scan`` (a staged FULL_TABLE write whose engine reads the source itself:
+        DuckDB's postgres scanner) the rows come from ``scan(connection, staging table)``, which
+        inserts them into the staging table in the open transaction and says how many."""
         s = request.settings
         con = self._connect()
         rows = 0
@@ -208,6 +220,10 @@ class SqlFileDestination(Destination):
                 elif full:
                     con.execute(f"DELETE FROM {table_sql}")
                 source = ChunkSource(iter(chunks))
+                if scan is not None:
+                    assert staged, "only a staged FULL_TABLE write reads its rows itself"
+                    rows = scan(con, self._table_sql(insert_into))
+                    source = ChunkSource(iter(()))
                 limit = self.commit_every_rows if (staged or not full) else math.inf
                 seconds = self.commit_every_seconds if (staged or not full) else math.inf
                 nbytes = self.commit_every_bytes if (s.unique_constraints and not full) else math.inf

@@ -21,14 +21,17 @@ from .._shared.sql_upsert import conflict_clause, dedupe_on_keys
 from ..base import (
     FULL_TABLE,
     INTERNAL_PREFIX,
+    BinaryCopy,
     Chunk,
     CommitCallback,
+    ConfigField,
     StreamSettings,
     TableColumn,
     WriteRequest,
     WriteResult,
     is_change_stream,
 )
+from . import postgres_scan
 from .connection import CONFIG, DuckDBConnector, connection_failed, open_duckdb
 from .types import duckdb_type
 
@@ -65,7 +68,17 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
     """Writes Arrow batches into DuckDB tables, rows and state in one transaction."""
 
     name = "duckdb"
-    config_schema = CONFIG
+    config_schema = [
+        *CONFIG,
+        ConfigField(
+            "postgres_scanner",
+            "boolean",
+            default=True,
+            description="Read a FULL_TABLE stream from a PostgreSQL source block with DuckDB's own postgres extension when "
+            "it is installed (the postgres-scanner extra) and reads every column as jupyter-di would; false: always "
+            "through Arrow.",
+        ),
+    ]
     stores_infinity = True  # DuckDB's Arrow import takes the convention of _shared/infinity.py as infinity
 
     @staticmethod
@@ -117,6 +130,43 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         # row groups of its own.  With keys, ``_one_row_per_key`` relies on rowids in load order.
         self._any_order = s.replication_method == FULL_TABLE and not s.unique_constraints and not is_change_stream(request.schema)
         return super().write(request, chunks, on_commit)
+
+    splits_reads_itself = True  # the scanner reads block ranges on parallel connections
+
+    @classmethod
+    def takes_binary_copy(cls) -> bool:
+        return postgres_scan.extension_file() is not None
+
+    def write_binary_copy(self, request: WriteRequest, copy: BinaryCopy, on_commit: CommitCallback | None = None) -> WriteResult | None:
+        """A PostgreSQL table read by DuckDB's scanner into the staging table (``postgres_scan.py``),
+        then swapped in with its state like any FULL_TABLE load; None where the scanner cannot read it
+        as ``Source.read`` would (then the stream goes through Arrow)."""
+        s = request.settings
+        if (
+            s.replication_method != FULL_TABLE
+            or s.unique_constraints
+            or is_change_stream(request.schema)
+            or copy.table is None
+            or self.config.get("postgres_scanner") is False
+            or [c.name for c in copy.columns] != request.schema.names
+            or postgres_scan.extension_file() is None
+        ):
+            return None
+
+        def scan(con: duckdb.DuckDBPyConnection, staging: str) -> int:
+            if not postgres_scan.load(con):
+                raise postgres_scan.Declined
+            return postgres_scan.insert_scanned(con, staging, copy)
+
+        self._any_order = True  # no keys, no row order to keep: DuckDB inserts on all its threads
+        try:
+            result = self._write(request, (), on_commit, scan=scan)
+        except postgres_scan.Declined:
+            return None
+        finally:
+            copy.close()
+        copy.rows = result.rows_written
+        return result
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         return open_duckdb(self.path(must_exist=False), reading=False)

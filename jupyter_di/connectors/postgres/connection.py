@@ -125,8 +125,9 @@ class PgConfig:
     def __repr__(self) -> str:
         return f"PgConfig(host={self.host!r}, port={self.port}, database={self.database!r}, username={self.username!r}, schema={self.schema!r})"
 
-    def conninfo(self) -> str:
-        """A libpq keyword/value string (values quoted by psycopg)."""
+    def conninfo(self, *, password: bool = True) -> str:
+        """A libpq keyword/value string (values quoted by psycopg); without the password for a reader
+        that is given it apart (``PostgresTable``)."""
         params: dict[str, Any] = dict(
             host=self.host,
             port=self.port,
@@ -136,7 +137,7 @@ class PgConfig:
             application_name="jupyter-di",
             client_encoding=CLIENT_ENCODING,  # text as UTF-8 whatever the database's encoding (encoding.py)
         )
-        if self.password:
+        if self.password and password:
             params["password"] = self.password
         if self.sslmode:
             params["sslmode"] = self.sslmode

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..base import BinaryCopy, CopyColumn
+from ..base import BinaryCopy, CopyColumn, PostgresTable
 
 CHUNK_BYTES = 1024 * 1024
 """About this much COPY data per piece handed to the destination (one write call each)."""
@@ -29,12 +29,13 @@ class PgBinaryCopy(BinaryCopy):
     statement, one snapshot), started when ``chunks`` is first iterated; ``close`` ends it (closing
     the connection stops the server's side of a COPY that was not read to its end)."""
 
-    def __init__(self, conn: Any, query: str, columns: list[CopyColumn], schema: pa.Schema) -> None:
+    def __init__(self, conn: Any, query: str, columns: list[CopyColumn], schema: pa.Schema, table: PostgresTable | None) -> None:
         self._conn = conn  # a psycopg connection, used through its libpq handle only
         self._query = query
         self.columns = columns
         self.schema = schema
         self.rows: int | None = None
+        self.table = table
 
     def chunks(self) -> Iterator[bytes]:
         from psycopg import pq

@@ -66,6 +66,8 @@ def write_binary_copy(cfg: Any, request: WriteRequest, copy: BinaryCopy, on_comm
     s = request.settings
     if s.replication_method != FULL_TABLE or s.unique_constraints or is_change_stream(request.schema):
         return None
+    if s.partitions not in (None, 1):  # partitions: auto reads in parts, as the stream asks
+        return None
     if [c.name for c in copy.columns] != request.schema.names:
         return None
     conn = cfg.psycopg(autocommit=False)

@@ -27,7 +27,7 @@ from ...errors import ConfigError
 from .._shared.infinity import temporal
 from .._shared.row_values import last_row_values
 from .._shared.stream_checks import require_bookmark_properties
-from ..base import FULL_TABLE, INCREMENTAL, LOG_BASED, STATE_TABLE, BinaryCopy, CopyColumn, ReadRequest, Source
+from ..base import FULL_TABLE, INCREMENTAL, LOG_BASED, STATE_TABLE, BinaryCopy, CopyColumn, PostgresTable, ReadRequest, Source
 from ..catalog import check_replication_keys, json_schema_for_arrow, stream_entry
 from .adbc import server_message
 from .connection import PostgresConnector, render
@@ -174,10 +174,13 @@ class PostgresSource(PostgresConnector, Source):
 
     def binary_copy(self, request: ReadRequest) -> BinaryCopy | None:
         """A FULL_TABLE read of built-in column types as the server's binary COPY data (copy_read.py),
-        for a destination storing the same types; None for every other read (INCREMENTAL and LOG_BASED
-        need bookmarks from the rows, ``partitions:`` and ``limit`` are asked for a reason)."""
+        for a destination storing the same types, with the table's place for a destination that reads
+        PostgreSQL itself (``BinaryCopy.table``); None for every other read (INCREMENTAL and LOG_BASED
+        need bookmarks from the rows, a number of ``partitions`` and ``limit`` are asked for a reason;
+        ``partitions: auto`` is offered: a PostgreSQL destination declines it, DuckDB's scanner splits
+        the table by block ranges itself)."""
         s = request.settings
-        if s.replication_method != FULL_TABLE or s.partitions not in (None, 1) or request.limit is not None:
+        if s.replication_method != FULL_TABLE or s.partitions not in (None, 1, "auto") or request.limit is not None:
             return None
         from .copy_read import PgBinaryCopy
 
@@ -197,7 +200,13 @@ class PostgresSource(PostgresConnector, Source):
             names = sql.SQL(", ").join(sql.Identifier(c.name) for c in chosen)
             query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)").format(names, plan.rel)
             columns = [CopyColumn(c.name, c.sql_type) for c in chosen]
-            return PgBinaryCopy(conn, render(query), columns, pa.schema([c.arrow_field() for c in chosen]))
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('server_encoding')")
+                in_recovery, encoding = cur.fetchone() or (True, "")
+            place = None
+            if not in_recovery and encoding != "SQL_ASCII":
+                place = PostgresTable(self._cfg.conninfo(password=False), self._cfg.password, schema, table)
+            return PgBinaryCopy(conn, render(query), columns, pa.schema([c.arrow_field() for c in chosen]), place)
         except BaseException:
             conn.close()
             raise

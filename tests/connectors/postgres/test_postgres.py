@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -572,47 +568,9 @@ def test_nul_characters_are_stripped_with_one_warning(pg_config, pg_connect):
 # -- connection errors ----------------------------------------------------------------------
 
 
-PASSWORD = "s3cret-Pa55word"
-
-
-@pytest.fixture(scope="module")
-def password_server():
-    """A cluster that checks passwords (the shared test server trusts everyone)."""
-    base = Path(tempfile.mkdtemp(prefix="jdi-pwpg-"))  # not under pytest's root-only tmp: postgres must reach it
-    (base / "pw").write_text(PASSWORD + "\n")
-    if os.geteuid() == 0:
-        for path in (base, base / "pw"):
-            shutil.chown(path, user="postgres")
-    bin_ = pg_support.PG_BIN
-    subprocess.run(
-        pg_support._as_postgres(
-            [
-                str(bin_ / "initdb"),
-                "-D",
-                str(base / "data"),
-                "-U",
-                "postgres",
-                "--auth-host=scram-sha-256",
-                "--auth-local=trust",
-                f"--pwfile={base / 'pw'}",
-            ]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    port = pg_support.free_port()
-    opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off"
-    subprocess.run(
-        pg_support._as_postgres([str(bin_ / "pg_ctl"), "-D", str(base / "data"), "-o", opts, "-l", str(base / "log"), "-w", "start"]),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    yield {"host": "127.0.0.1", "port": port, "database": "postgres", "username": "postgres", "schema": "public"}
-    pg_support.stop(str(base / "data"))
-    shutil.rmtree(base, ignore_errors=True)
-
-
 def test_wrong_password_is_connection_failed_without_the_password(password_server):
+    PASSWORD = pg_support.PASSWORD  # noqa: N806
+
     good = dict(password_server, password=PASSWORD)
     with PostgresSource(good) as src:
         src.check()
