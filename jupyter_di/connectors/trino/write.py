@@ -504,7 +504,12 @@ class _TableWriter:
         source = self._latest_per_key(names) if self.keys else self._staged(names)
         if not self.columns or self.connector in REPLACE_CONNECTORS:
             replace = "OR REPLACE " if self.columns else ""
-            self._run(f"CREATE {replace}TABLE {target} AS {source}")
+            try:
+                self._run(f"CREATE {replace}TABLE {target} AS {source}")
+            except BaseException:
+                if not self.columns:  # a connector without transactional DDL (memory) keeps the new table, empty
+                    self._drop(self.table)
+                raise
             self.staging.clear()
             return
         self._run(f"CREATE TABLE {self.rel(self.ready)} AS {source}")
