@@ -30,6 +30,7 @@ that one window again (docs/architecture.md, State).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +40,9 @@ from ..connectors.base import INCREMENTAL, Destination, StreamSettings
 from ..state.store import bookmark_order
 
 log = logging.getLogger(__name__)
+
+EPOCH = "epoch"
+"""The key of a committed state that names the reset epoch it was committed in (``StateStore.epoch``)."""
 
 
 def appends(settings: StreamSettings) -> bool:
@@ -61,36 +65,45 @@ def catch_up(
     settings: StreamSettings,
     reader: pa.RecordBatchReader,
     *,
-    state_key: str,
+    keys: list[str],
     recorded: dict[str, Any] | None,
     read_from: dict[str, Any] | None,
-    trust_destination: bool,
+    epoch: str | None,
     save: Any,
 ) -> pa.RecordBatchReader:
     """The rows of an appended stream this destination does not have yet (see the module docstring).
 
-    ``recorded`` is what the state file holds for this destination, ``read_from`` the bookmark the
-    source read from; ``trust_destination`` is false after a reset (a destination's old state must
-    not undo it); ``save`` records a state in the file."""
+    ``keys`` are where the destination may hold this block's committed state: its own row first,
+    then (only for a block that alone reads the stream) the row of a version that kept one per source
+    stream.  ``recorded`` is what the state file holds for this destination, ``read_from`` the
+    bookmark the source read from, ``epoch`` the stream's reset epoch (only a state committed in it is
+    trusted); ``save`` records a state in the file."""
     columns = list(settings.bookmark_properties)
     done = recorded
-    if trust_destination:
-        committed = destination.load_state(state_key)
-        bookmark = committed.get("bookmark") if isinstance(committed, dict) else None
-        if isinstance(bookmark, dict) and ahead(bookmark, recorded, columns):
-            log.warning(
-                "stream %s: destination %s committed up to %s, the state file only to %s (a run stopped between the two); "
-                "the destination's state is kept",
-                settings.stream,
-                destination.name,
-                bookmark,
-                recorded,
-            )
-            save(committed)
-            done = bookmark
+    committed = next((state for state in map(destination.load_state, keys) if isinstance(state, dict)), None)
+    bookmark = committed.get("bookmark") if committed is not None else None
+    if committed is not None and committed.get(EPOCH) == epoch and isinstance(bookmark, dict) and ahead(bookmark, recorded, columns):
+        log.warning(
+            "stream %s: destination %s committed up to %s, the state file only to %s (a run stopped between the two); "
+            "the destination's state is kept",
+            settings.stream,
+            destination.name,
+            bookmark,
+            recorded,
+        )
+        save(committed)
+        done = bookmark
     if done and ahead(done, read_from, columns):
         return skip_committed(reader, settings, done)
     return reader
+
+
+def stamped(states: Iterable[dict[str, Any] | None] | None, epoch: str | None) -> Iterable[dict[str, Any] | None] | None:
+    """The batches' states, each with the stream's reset epoch, for the destination to commit with
+    the rows (read lazily: a running source's list still grows)."""
+    if states is None or epoch is None:
+        return states
+    return (None if state is None else {**state, EPOCH: epoch} for state in states)
 
 
 def skip_committed(reader: pa.RecordBatchReader, settings: StreamSettings, done: dict[str, Any]) -> pa.RecordBatchReader:
