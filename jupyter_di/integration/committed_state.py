@@ -14,17 +14,26 @@ destination for its committed state: as in Singer and Meltano, the destination's
 wins when it is ahead of the file.  The file is caught up at once, and the rows of this read
 before the destination's bookmark (already in its table) are left out; the rows tied with it are
 appended again, as in any run from that bookmark (``append_only`` accepts ties).  Not when the
-stream was reset or its bookmark typed by a user since: those ask for rows again on purpose.
+stream's bookmark was typed by a user since: that asks for rows again on purpose.
+
+Each destination block has its own state row in its destination (``destination_state_key``: the
+source stream and the block), so two blocks writing one stream into one database each read back
+their own, never the other's bookmark (which would leave out rows this block never wrote).
+Destinations written before that hold one row per source stream (``state_key``); it is read only
+by a block that alone reads the stream, per the notebook and per the state file (which remembers
+every block that ever committed the stream), when the block has no row of its own yet.  The old
+row is left where it is; the block's own row is written from its next commit on.
+
+A reset asks for every row again, so a destination's state from before it must not undo it, yet
+the commits after it should be read back like any other.  Every reset draws a new random epoch for
+the stream (``StateStore.epoch``; random, not a counter, which a new state file would start again
+and so match a state from before its reset); every state a destination commits carries the stream's epoch
+(``stamped``), and a destination's state is trusted only when its epoch is the current one (no
+epoch on either side: never reset, the states of older versions).
 
 LOG_BASED streams are left as they are: the source has already read from the file's position
 (and, on a first run, made a new slot), and re-applying changes from there is exact; moving the
 file past what the source did could point it at changes the slot no longer holds.
-
-A stream read by two or more destination blocks does not read a destination's state back: its
-state row is keyed by the source stream alone, so two blocks writing one database share it, and
-the other block's bookmark would leave out rows this one never wrote.  Such a stream still skips
-what the state file records for this block; a kill between a commit and the file can then append
-that one window again (docs/architecture.md, State).
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ Real ``jupyter-di run`` processes (tests/support/kill_calls.py kills the process
 and PostgreSQL, DuckDB and SQLite destinations.  An INCREMENTAL stream without a key
 (``append_only: true``) re-appends the rows tied with its bookmark on every run, by design; the
 tests allow exactly that and nothing more.  The same holds for a destination already past the
-bookmark a run reads from because another destination of the source lags.  LOG_BASED streams are
+bookmark a run reads from because another destination of the source lags, for two destination
+blocks writing the stream into one database (each has its own state row there), for the first commit
+after a reset (its state carries the reset's epoch) and for a destination whose state row an older
+version wrote (one row per source stream).  LOG_BASED streams are
 covered by the kill points on ``commit_consumer`` in tests/test_log_based_crash.py (re-applying
 changes is exact)."""
 
