@@ -13,8 +13,8 @@ So for an INCREMENTAL stream written without unique constraints, the destination
 destination for its committed state: as in Singer and Meltano, the destination's committed state
 wins when it is ahead of the file.  The file is caught up at once, and the rows of this read
 before the destination's bookmark (already in its table) are left out; the rows tied with it are
-appended again, as in any run from that bookmark (``append_only`` accepts ties).  Not when the
-stream's bookmark was typed by a user since: that asks for rows again on purpose.
+appended again, as in any run from that bookmark (``append_only`` accepts ties).  A one-run
+``--bookmark`` override commits no state anywhere, so there is nothing to read back.
 
 Each destination block has its own state row in its destination (``destination_state_key``: the
 source stream and the block), so two blocks writing one stream into one database each read back
@@ -24,12 +24,12 @@ by a block that alone reads the stream, per the notebook and per the state file 
 every block that ever committed the stream), when the block has no row of its own yet.  The old
 row is left where it is; the block's own row is written from its next commit on.
 
-A reset asks for every row again, so a destination's state from before it must not undo it, yet
-the commits after it should be read back like any other.  Every reset draws a new random epoch for
-the stream (``StateStore.epoch``; random, not a counter, which a new state file would start again
-and so match a state from before its reset); every state a destination commits carries the stream's epoch
-(``stamped``), and a destination's state is trusted only when its epoch is the current one (no
-epoch on either side: never reset, the states of older versions).
+A reset (or a bookmark a user pinned: ``state set``, the panel) asks for rows again, so a
+destination's state from before it must not undo it, yet the commits after it should be read back
+like any other.  Each reset and pin draws a new random epoch for the stream (``StateStore.epoch``);
+every state a destination commits carries the stream's epoch (``stamped``), and a destination's state
+is trusted only when its epoch is the current one (no epoch on either side: neither ever happened,
+or the states of older versions).
 
 LOG_BASED streams are left as they are: the source has already read from the file's position
 (and, on a first run, made a new slot), and re-applying changes from there is exact; moving the

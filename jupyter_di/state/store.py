@@ -45,11 +45,13 @@ CREATE TABLE IF NOT EXISTS stream_epoch (
     PRIMARY KEY (pipeline, block, stream)
 )
 """
-"""Each reset stream's epoch: a random id drawn by every reset, written into the state a destination
-commits with the rows; a destination's state is trusted only when it carries the stream's current
-epoch (none: the stream was never reset), so an old one cannot undo a reset and the commits after it
-can still be read back (``integration/committed_state.py``).  Kept for good (one short row per reset
-stream): a state file that lost it would trust a destination's state from before the reset."""
+"""Each stream's epoch: a random id drawn by every reset and every pinned bookmark (both ask for rows
+again), written into the state a destination commits with the rows.  A destination's state is
+trusted only when it carries the stream's current epoch (none: neither ever happened), so an old one
+cannot undo a reset or a pin and the commits after it can still be read back
+(``integration/committed_state.py``).  Random, not a counter: a new state file would count again
+and match a state from before.  Kept for good (one short row per stream): a state file that lost it
+would trust a destination's state from before the reset."""
 
 
 BUSY_SECONDS = 30
@@ -128,13 +130,19 @@ class StateStore:
         return json.loads(row[0]) if row else None
 
     def set(self, pipeline: str, block: str, stream: str, state: dict[str, Any]) -> None:
+        """Replace the stream's state.  A pinned one (a bookmark typed by a user) asks for the rows
+        from it again, like a reset: it gets a new epoch too."""
         text = json.dumps(state, default=str, sort_keys=True)
         with self._lock, self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "INSERT INTO stream_state (pipeline, block, stream, state, updated_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (pipeline, block, stream, text, time.time()),
             )
+            if state.get("pinned"):
+                _new_epochs(conn, [(pipeline, block, stream)])
+            conn.execute("COMMIT")
 
     def commit_consumer(
         self,
@@ -229,16 +237,13 @@ class StateStore:
             streams |= set(conn.execute(f"SELECT pipeline, block, stream FROM stream_epoch WHERE {where}", params).fetchall())
             if block is not None and stream is not None:
                 streams.add((pipeline, block, stream))
-            conn.executemany(
-                "INSERT OR REPLACE INTO stream_epoch (pipeline, block, stream, epoch) VALUES (?, ?, ?, ?)",
-                [(*s, uuid.uuid4().hex) for s in sorted(streams)],
-            )
+            _new_epochs(conn, sorted(streams))
             removed = conn.execute(f"DELETE FROM stream_state WHERE {where}", params).rowcount
             conn.execute("COMMIT")
             return removed
 
     def epoch(self, pipeline: str, block: str, stream: str) -> str | None:
-        """The stream's epoch: drawn by its last reset (None: never reset)."""
+        """The stream's epoch: drawn by its last reset or pinned bookmark (None: neither ever)."""
         if self.missing:
             return None
         with self._lock, self._connect() as conn:
@@ -258,6 +263,14 @@ class StateStore:
         with self._lock, self._connect() as conn:
             rows = conn.execute(sql + " ORDER BY block, stream", params).fetchall()
         return [(b, s, json.loads(v)) for b, s, v in rows]
+
+
+def _new_epochs(conn: sqlite3.Connection, streams: list[tuple[str, str, str]]) -> None:
+    """Give each (pipeline, block, stream) a new random epoch (``stream_epoch``)."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO stream_epoch (pipeline, block, stream, epoch) VALUES (?, ?, ?, ?)",
+        [(*s, uuid.uuid4().hex) for s in streams],
+    )
 
 
 def _settle(state: dict[str, Any], consumers: list[str], columns: list[str]) -> None:

@@ -353,3 +353,25 @@ def test_a_shared_state_row_is_not_read_back_by_a_stream_with_two_blocks(events,
     assert ok.returncode == 0, ok.stderr
     for table in ("events", "events_copy"):
         assert_each_row_once_but(case.rows(table), 240, {200})
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "duckdb", "sqlite"])
+def test_a_kill_after_a_pinned_bookmarks_first_commit_appends_nothing_twice(events, tmp_path, kind):
+    """A pinned bookmark (`state set`, the panel) asks for the rows from it again, like a reset: a
+    destination's state from before the pin is not trusted, the first commit after it is."""
+    case = Case(kind, events, tmp_path)
+    assert case.run().returncode == 0
+    expected = Counter(range(1, 201))
+    at = (BASE + dt.timedelta(seconds=100)).isoformat()
+    pinned = cli_process("state", "set", str(case.notebook), "src", "events", "--value", f"at={at}", cwd=tmp_path)
+    assert pinned.returncode == 0, pinned.stderr
+    killed = case.run("--kill", f"{AT_LOCAL_SAVE}:1")
+    assert killed.returncode == -9, killed.stderr
+    first = case.committed()
+    assert first is not None and 100 < first < 200 and (case.store.get("events", "src", "events") or {}).get("pinned")
+    expected.update(range(100, first + 1))  # the killed run's window, from the pinned bookmark
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    expected.update(range(first, 201))  # from the committed bookmark (its row tied)
+    assert Counter(case.rows()) == expected
+    assert case.recorded() == case.committed() == 200
