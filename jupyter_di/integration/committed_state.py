@@ -51,7 +51,7 @@ from ..state.store import bookmark_order
 log = logging.getLogger(__name__)
 
 EPOCH = "epoch"
-"""The key of a committed state that names the reset epoch it was committed in (``StateStore.epoch``)."""
+"""The key of a committed state that names the stream's epoch it was committed in (``StateStore.epoch``)."""
 
 
 def appends(settings: StreamSettings) -> bool:
@@ -85,8 +85,8 @@ def catch_up(
     ``keys`` are where the destination may hold this block's committed state: its own row first,
     then (only for a block that alone reads the stream) the row of a version that kept one per source
     stream.  ``recorded`` is what the state file holds for this destination, ``read_from`` the
-    bookmark the source read from, ``epoch`` the stream's reset epoch (only a state committed in it is
-    trusted); ``save`` records a state in the file."""
+    bookmark the source read from, ``epoch`` the stream's epoch (of its last reset or pin; only a state
+    committed in it is trusted); ``save`` records a state in the file."""
     columns = list(settings.bookmark_properties)
     done = recorded
     committed = next((state for state in map(destination.load_state, keys) if isinstance(state, dict)), None)
@@ -108,7 +108,7 @@ def catch_up(
 
 
 def stamped(states: Iterable[dict[str, Any] | None] | None, epoch: str | None) -> Iterable[dict[str, Any] | None] | None:
-    """The batches' states, each with the stream's reset epoch, for the destination to commit with
+    """The batches' states, each with the stream's epoch, for the destination to commit with
     the rows (read lazily: a running source's list still grows)."""
     if states is None or epoch is None:
         return states

@@ -546,7 +546,7 @@ def _run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext)
                         handoff.passed(copy.rows, result.seconds)
                 if result is None:  # the spill: opened only now (a passed-through stream never spills)
                     reader = stream.reader()  # all the stream's columns: the bookmark's too, whatever `columns:` keeps
-                    if key is not None and save is not None and appends(stream_settings):  # a pinned bookmark too
+                    if key is not None and save is not None and appends(stream_settings):  # pinned ones too (epochs)
                         saved = (ctx.state.get(origin["pipeline"], src_block, src_stream) or {}).get("consumers") or {}
                         # a row of the source stream's own key (written before blocks had one each) may be this block's
                         # only when no other block reads the stream nor ever did (the file remembers those)
