@@ -248,9 +248,9 @@ class Chunk:
 class WriteRequest:
     """Where and how to write one stream.
 
-    ``state_key`` names the (pipeline, block, stream) whose state a
-    transactional destination stores in its own state table inside the same
-    transaction as the rows.  FULL_TABLE replaces the table's rows atomically;
+    ``state_key`` names the (pipeline, source block, stream, destination block)
+    whose state a transactional destination stores in its own state table
+    inside the same transaction as the rows.  FULL_TABLE replaces the table's rows atomically;
     otherwise rows are appended, or upserted on ``unique_constraints`` with
     ``unique_conflict_method``.
     """

@@ -13,23 +13,33 @@ So for an INCREMENTAL stream written without unique constraints, the destination
 destination for its committed state: as in Singer and Meltano, the destination's committed state
 wins when it is ahead of the file.  The file is caught up at once, and the rows of this read
 before the destination's bookmark (already in its table) are left out; the rows tied with it are
-appended again, as in any run from that bookmark (``append_only`` accepts ties).  Not when the
-stream was reset or its bookmark typed by a user since: those ask for rows again on purpose.
+appended again, as in any run from that bookmark (``append_only`` accepts ties).  A one-run
+``--bookmark`` override commits no state anywhere, so there is nothing to read back.
+
+Each destination block has its own state row in its destination (``destination_state_key``: the
+source stream and the block), so two blocks writing one stream into one database each read back
+their own, never the other's bookmark (which would leave out rows this block never wrote).
+Destinations written before that hold one row per source stream (``state_key``); it is read only
+by a block that alone reads the stream, per the notebook and per the state file (which remembers
+every block that ever committed the stream), when the block has no row of its own yet.  The old
+row is left where it is; the block's own row is written from its next commit on.
+
+A reset (or a bookmark a user pinned: ``state set``, the panel) asks for rows again, so a
+destination's state from before it must not undo it, yet the commits after it should be read back
+like any other.  Each reset and pin draws a new random epoch for the stream (``StateStore.epoch``);
+every state a destination commits carries the stream's epoch (``stamped``), and a destination's state
+is trusted only when its epoch is the current one (no epoch on either side: neither ever happened,
+or the states of older versions).
 
 LOG_BASED streams are left as they are: the source has already read from the file's position
 (and, on a first run, made a new slot), and re-applying changes from there is exact; moving the
 file past what the source did could point it at changes the slot no longer holds.
-
-A stream read by two or more destination blocks does not read a destination's state back: its
-state row is keyed by the source stream alone, so two blocks writing one database share it, and
-the other block's bookmark would leave out rows this one never wrote.  Such a stream still skips
-what the state file records for this block; a kill between a commit and the file can then append
-that one window again (docs/architecture.md, State).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +49,9 @@ from ..connectors.base import INCREMENTAL, Destination, StreamSettings
 from ..state.store import bookmark_order
 
 log = logging.getLogger(__name__)
+
+EPOCH = "epoch"
+"""The key of a committed state that names the stream's epoch it was committed in (``StateStore.epoch``)."""
 
 
 def appends(settings: StreamSettings) -> bool:
@@ -61,36 +74,45 @@ def catch_up(
     settings: StreamSettings,
     reader: pa.RecordBatchReader,
     *,
-    state_key: str,
+    keys: list[str],
     recorded: dict[str, Any] | None,
     read_from: dict[str, Any] | None,
-    trust_destination: bool,
+    epoch: str | None,
     save: Any,
 ) -> pa.RecordBatchReader:
     """The rows of an appended stream this destination does not have yet (see the module docstring).
 
-    ``recorded`` is what the state file holds for this destination, ``read_from`` the bookmark the
-    source read from; ``trust_destination`` is false after a reset (a destination's old state must
-    not undo it); ``save`` records a state in the file."""
+    ``keys`` are where the destination may hold this block's committed state: its own row first,
+    then (only for a block that alone reads the stream) the row of a version that kept one per source
+    stream.  ``recorded`` is what the state file holds for this destination, ``read_from`` the
+    bookmark the source read from, ``epoch`` the stream's epoch (of its last reset or pin; only a state
+    committed in it is trusted); ``save`` records a state in the file."""
     columns = list(settings.bookmark_properties)
     done = recorded
-    if trust_destination:
-        committed = destination.load_state(state_key)
-        bookmark = committed.get("bookmark") if isinstance(committed, dict) else None
-        if isinstance(bookmark, dict) and ahead(bookmark, recorded, columns):
-            log.warning(
-                "stream %s: destination %s committed up to %s, the state file only to %s (a run stopped between the two); "
-                "the destination's state is kept",
-                settings.stream,
-                destination.name,
-                bookmark,
-                recorded,
-            )
-            save(committed)
-            done = bookmark
+    committed = next((state for state in map(destination.load_state, keys) if isinstance(state, dict)), None)
+    bookmark = committed.get("bookmark") if committed is not None else None
+    if committed is not None and committed.get(EPOCH) == epoch and isinstance(bookmark, dict) and ahead(bookmark, recorded, columns):
+        log.warning(
+            "stream %s: destination %s committed up to %s, the state file only to %s (a run stopped between the two); "
+            "the destination's state is kept",
+            settings.stream,
+            destination.name,
+            bookmark,
+            recorded,
+        )
+        save(committed)
+        done = bookmark
     if done and ahead(done, read_from, columns):
         return skip_committed(reader, settings, done)
     return reader
+
+
+def stamped(states: Iterable[dict[str, Any] | None] | None, epoch: str | None) -> Iterable[dict[str, Any] | None] | None:
+    """The batches' states, each with the stream's epoch, for the destination to commit with
+    the rows (read lazily: a running source's list still grows)."""
+    if states is None or epoch is None:
+        return states
+    return (None if state is None else {**state, EPOCH: epoch} for state in states)
 
 
 def skip_committed(reader: pa.RecordBatchReader, settings: StreamSettings, done: dict[str, Any]) -> pa.RecordBatchReader:

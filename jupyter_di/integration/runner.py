@@ -26,13 +26,13 @@ from ..connectors.base import FULL_TABLE, INCREMENTAL, LOG_BASED, BinaryCopy, De
 from ..connectors.catalog import catalog_entry_for_arrow, find_stream, stream_ids
 from ..errors import BlockFailed, ConfigError, DIError, UpstreamFailed
 from ..redaction import Redactor, block_secrets, redact_exception
-from ..state.store import state_key
+from ..state.store import destination_state_key, state_key
 from ..sync.bookmarks import validate_bookmark
 from ..sync.engine import pass_copy, write_stream
 from ..sync.live_spill import LiveSpill
 from ..sync.prefetch import prefetched
 from ..sync.spill import spill
-from .committed_state import appends, catch_up
+from .committed_state import appends, catch_up, stamped
 from .context import BlockCell, RunContext
 from .incremental import check_override, cursor_warnings, with_discovered_keys
 from .inputs import IncomingStream, LiveInputStream, streams_from_output
@@ -502,11 +502,13 @@ def _run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext)
             stream_settings = settings_for(stream_settings.stream)
         origin = stream.origin
         key: str | None = None
+        epoch: str | None = None
         save: Callable[[dict[str, Any]], None] | None = None
         if origin.get("block"):
             src_block, src_stream = origin["block"], origin["stream"]
             if not origin.get("override"):  # a one-run override's bookmarks are never saved (nor committed)
-                key = state_key(origin["pipeline"], src_block, src_stream)
+                key = destination_state_key(origin["pipeline"], src_block, src_stream, block.name)
+                epoch = ctx.state.epoch(origin["pipeline"], src_block, src_stream)
 
                 def save_consumer_state(state: dict[str, Any]) -> None:
                     if not state.get("bookmark") and state.get("source_state") is None:
@@ -544,26 +546,26 @@ def _run_destination(block: BlockCell, outputs: dict[str, Any], ctx: RunContext)
                         handoff.passed(copy.rows, result.seconds)
                 if result is None:  # the spill: opened only now (a passed-through stream never spills)
                     reader = stream.reader()  # all the stream's columns: the bookmark's too, whatever `columns:` keeps
-                    if key is not None and save is not None and appends(stream_settings) and not origin.get("bookmark_from_user"):
-                        saved = ctx.state.get(origin["pipeline"], src_block, src_stream) or {}
+                    if key is not None and save is not None and appends(stream_settings):  # pinned ones too (epochs)
+                        saved = (ctx.state.get(origin["pipeline"], src_block, src_stream) or {}).get("consumers") or {}
+                        # a row of the source stream's own key (written before blocks had one each) may be this block's
+                        # only when no other block reads the stream nor ever did (the file remembers those)
+                        alone = set(ctx.consumers_of(src_block, src_stream) or [block.name]) | set(saved) == {block.name}
                         reader = catch_up(
                             destination,
                             stream_settings,
                             reader,
-                            state_key=key,
-                            recorded=(saved.get("consumers") or {}).get(block.name),
+                            keys=[key, state_key(origin["pipeline"], src_block, src_stream)] if alone else [key],
+                            recorded=saved.get(block.name),
                             read_from=origin.get("bookmark_start"),
-                            # its state row is keyed by the source stream alone: with a second consumer it could be
-                            # that block's row (the same database), whose bookmark would skip rows this one lacks
-                            trust_destination=len(ctx.consumers_of(src_block, src_stream) or [block.name]) == 1
-                            and not ctx.state.was_reset(origin["pipeline"], src_block, src_stream),
+                            epoch=epoch,
                             save=save,
                         )
                     result = write_stream(
                         destination,
                         stream_settings,
                         project(reader, stream_settings.columns),
-                        batch_states=origin.get("batch_states"),
+                        batch_states=stamped(origin.get("batch_states"), epoch),
                         state_key=key,
                         save_state=save,
                         on_progress=progress,

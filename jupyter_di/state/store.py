@@ -4,8 +4,9 @@ Why SQLite: it is embedded (no server), atomic and durable per commit, and
 safe for the several processes (kernel, CLI) that may touch one pipeline's
 state.  By default the file is ``.jupyter_di/state.sqlite`` beside the
 notebook.  Transactional destinations also keep the state in their own
-``_jupyter_di_state`` table, committed with the rows; this store mirrors it
-and is the only copy for non-transactional destinations.
+``_jupyter_di_state`` table, committed with the rows (a row per destination
+block: ``destination_state_key``); this store mirrors it and is the only copy
+for non-transactional destinations.
 
 Overrides: a *pinned* override (the panel's bookmark editor) replaces the
 stored bookmark until the next successful sync; a one-run override is never
@@ -18,6 +19,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +36,22 @@ CREATE TABLE IF NOT EXISTS stream_state (
 )
 """
 
-RESET_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stream_reset (
+EPOCH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_epoch (
     pipeline TEXT NOT NULL,
     block TEXT NOT NULL,
     stream TEXT NOT NULL,
+    epoch TEXT NOT NULL,
     PRIMARY KEY (pipeline, block, stream)
 )
 """
-"""Streams reset since their last commit: a destination's own copy of their old state must not
-bring it back (``integration/committed_state.py``)."""
+"""Each stream's epoch: a random id drawn by every reset and every pinned bookmark (both ask for rows
+again), written into the state a destination commits with the rows.  A destination's state is
+trusted only when it carries the stream's current epoch (none: neither ever happened), so an old one
+cannot undo a reset or a pin and the commits after it can still be read back
+(``integration/committed_state.py``).  Random, not a counter: a new state file would count again
+and match a state from before.  Kept for good (one short row per stream): a state file that lost it
+would trust a destination's state from before the reset."""
 
 
 BUSY_SECONDS = 30
@@ -56,8 +64,17 @@ def bookmark_order(bookmark: dict[str, Any], columns: list[str]) -> tuple:
 
 
 def state_key(pipeline: str, block: str, stream: str) -> str:
-    """The key a destination stores our state under (stable, human-readable)."""
+    """A source stream's key (stable, human-readable): a source that keeps state on its server (a
+    replication slot) names it after this.  Destinations written before each destination block had
+    a key of its own hold their state under it (``integration/committed_state.py`` reads them back)."""
     return json.dumps([pipeline, block, stream], ensure_ascii=False)
+
+
+def destination_state_key(pipeline: str, block: str, stream: str, consumer: str) -> str:
+    """The key a destination block (``consumer``) stores the state of a source stream under, in its
+    destination's own state table: one row per destination block, so two blocks writing one stream
+    into one database each keep their own."""
+    return json.dumps([pipeline, block, stream, consumer], ensure_ascii=False)
 
 
 class StateStore:
@@ -77,7 +94,7 @@ class StateStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
                 conn.execute(SCHEMA)
-                conn.execute(RESET_SCHEMA)
+                conn.execute(EPOCH_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"cannot use {str(self.path)!r} as the state file: {exc}.",
@@ -113,13 +130,19 @@ class StateStore:
         return json.loads(row[0]) if row else None
 
     def set(self, pipeline: str, block: str, stream: str, state: dict[str, Any]) -> None:
+        """Replace the stream's state.  A pinned one (a bookmark typed by a user) asks for the rows
+        from it again, like a reset: it gets a new epoch too."""
         text = json.dumps(state, default=str, sort_keys=True)
         with self._lock, self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "INSERT INTO stream_state (pipeline, block, stream, state, updated_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (pipeline, block, stream, text, time.time()),
             )
+            if state.get("pinned"):
+                _new_epochs(conn, [(pipeline, block, stream)])
+            conn.execute("COMMIT")
 
     def commit_consumer(
         self,
@@ -161,7 +184,6 @@ class StateStore:
                 "ON CONFLICT (pipeline, block, stream) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
                 (pipeline, block, stream, json.dumps(state, default=str, sort_keys=True), time.time()),
             )
-            conn.execute("DELETE FROM stream_reset WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream))
             conn.execute("COMMIT")
         return state
 
@@ -192,7 +214,11 @@ class StateStore:
             conn.execute("COMMIT")
 
     def reset(self, pipeline: str, block: str | None = None, stream: str | None = None) -> int:
-        """Forget state; the next run of those streams is a full sync.  Returns rows removed."""
+        """Forget state; the next run of those streams is a full sync.  Returns rows removed.
+
+        Each stream reset gets a new epoch (``stream_epoch``): those with a saved state, those reset
+        before (a run killed after a reset may have committed at a destination and nowhere else), and
+        the stream named."""
         where = "pipeline = ?"
         params: list[Any] = [pipeline]
         if block is not None:
@@ -207,23 +233,24 @@ class StateStore:
             return 0
         with self._lock, self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                f"INSERT OR IGNORE INTO stream_reset (pipeline, block, stream) SELECT pipeline, block, stream FROM stream_state WHERE {where}",
-                params,
-            )
+            streams = set(conn.execute(f"SELECT pipeline, block, stream FROM stream_state WHERE {where}", params).fetchall())
+            streams |= set(conn.execute(f"SELECT pipeline, block, stream FROM stream_epoch WHERE {where}", params).fetchall())
+            if block is not None and stream is not None:
+                streams.add((pipeline, block, stream))
+            _new_epochs(conn, sorted(streams))
             removed = conn.execute(f"DELETE FROM stream_state WHERE {where}", params).rowcount
             conn.execute("COMMIT")
             return removed
 
-    def was_reset(self, pipeline: str, block: str, stream: str) -> bool:
-        """Whether the stream was reset and nothing has been committed for it since."""
+    def epoch(self, pipeline: str, block: str, stream: str) -> str | None:
+        """The stream's epoch: drawn by its last reset or pinned bookmark (None: neither ever)."""
         if self.missing:
-            return False
+            return None
         with self._lock, self._connect() as conn:
             row = conn.execute(
-                "SELECT 1 FROM stream_reset WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream)
+                "SELECT epoch FROM stream_epoch WHERE pipeline = ? AND block = ? AND stream = ?", (pipeline, block, stream)
             ).fetchone()
-        return row is not None
+        return row[0] if row else None
 
     def items(self, pipeline: str, block: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         if self.missing:
@@ -236,6 +263,14 @@ class StateStore:
         with self._lock, self._connect() as conn:
             rows = conn.execute(sql + " ORDER BY block, stream", params).fetchall()
         return [(b, s, json.loads(v)) for b, s, v in rows]
+
+
+def _new_epochs(conn: sqlite3.Connection, streams: list[tuple[str, str, str]]) -> None:
+    """Give each (pipeline, block, stream) a new random epoch (``stream_epoch``)."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO stream_epoch (pipeline, block, stream, epoch) VALUES (?, ?, ?, ?)",
+        [(*s, uuid.uuid4().hex) for s in streams],
+    )
 
 
 def _settle(state: dict[str, Any], consumers: list[str], columns: list[str]) -> None:

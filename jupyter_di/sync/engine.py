@@ -67,7 +67,7 @@ def write_stream(
     settings: StreamSettings,
     reader: pa.RecordBatchReader,
     *,
-    batch_states: list[dict[str, Any] | None] | None = None,
+    batch_states: Iterable[dict[str, Any] | None] | None = None,
     state_key: str | None = None,
     save_state: Callable[[dict[str, Any]], None] | None = None,
     on_progress: ProgressCallback | None = None,

@@ -6,13 +6,17 @@ Real ``jupyter-di run`` processes (tests/support/kill_calls.py kills the process
 and PostgreSQL, DuckDB and SQLite destinations.  An INCREMENTAL stream without a key
 (``append_only: true``) re-appends the rows tied with its bookmark on every run, by design; the
 tests allow exactly that and nothing more.  The same holds for a destination already past the
-bookmark a run reads from because another destination of the source lags.  LOG_BASED streams are
+bookmark a run reads from because another destination of the source lags, for two destination
+blocks writing the stream into one database (each has its own state row there), for the first commit
+after a reset (its state carries the reset's epoch) and for a destination whose state row an older
+version wrote (one row per source stream).  LOG_BASED streams are
 covered by the kill points on ``commit_consumer`` in tests/test_log_based_crash.py (re-applying
 changes is exact)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import subprocess
 import sys
@@ -20,14 +24,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import psycopg
 import pytest
 
 from jupyter_di.connectors.duckdb.write import DuckDBDestination
 from jupyter_di.connectors.postgres import PostgresDestination
 from jupyter_di.connectors.sqlite.write import SQLiteDestination
-from jupyter_di.state.store import StateStore, state_key
-from tests.support.notebooks import cli_process, duckdb_query, pg_yaml, write_notebook
+from jupyter_di.state.store import StateStore, destination_state_key, state_key
+from tests.support.notebooks import cli_process, pg_yaml, write_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 KILL = str(ROOT / "tests" / "support" / "kill_calls.py")
@@ -41,7 +46,8 @@ SMALL = [
 ]
 AT_LOCAL_SAVE = "jupyter_di.state.store:StateStore.commit_consumer"
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-KEY = state_key("events", "src", "events")
+SHARED_KEY = state_key("events", "src", "events")
+"""The one state row per source stream that destinations written before each block had its own hold."""
 
 
 def conninfo(pg: dict[str, Any]) -> str:
@@ -57,8 +63,9 @@ def add_rows(pg: dict[str, Any], first: int, last: int) -> None:
 
 
 class Case:
-    def __init__(self, kind: str, pg: dict[str, Any], tmp: Path, *more: str) -> None:
-        """``more``: other cells (another destination of ``src``)."""
+    def __init__(self, kind: str, pg: dict[str, Any], tmp: Path, *more: str, copy: bool = False) -> None:
+        """``more``: other cells (another destination of ``src``); ``copy``: a second destination
+        block ``copy`` writing the stream into the same database (table ``events_copy``)."""
         self.kind, self.pg, self.tmp = kind, pg, tmp
         if kind == "postgresql":
             with psycopg.connect(conninfo(pg), autocommit=True) as conn:
@@ -68,6 +75,11 @@ class Case:
         else:
             self.config = {"path": str(tmp / f"out.{kind}")}
             yaml = f"  path: {self.config['path']}\n"
+        if copy:
+            more += (
+                f"%%di_destination copy --upstream src\ndestination: {kind}\nconfig:\n{yaml}"
+                "streams:\n  events:\n    destination_table: events_copy\n",
+            )
         self.notebook = write_notebook(
             tmp / "events.ipynb",
             [
@@ -84,26 +96,38 @@ class Case:
         args = [sys.executable, KILL, *SMALL, *kill, "--", "run", "-q", str(self.notebook)]
         return subprocess.run(args, capture_output=True, text=True, cwd=self.tmp, timeout=300)
 
-    def rows(self) -> list[int]:
-        query = f"SELECT seq FROM {'dst.' if self.kind == 'postgresql' else ''}events ORDER BY seq"
+    def reset(self) -> None:
+        assert cli_process("state", "reset", str(self.notebook), "src", "events", cwd=self.tmp).returncode == 0
+
+    def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
+        """``statement`` on the destination database (``%s`` placeholders), committed."""
         if self.kind == "postgresql":
             with psycopg.connect(conninfo(self.pg)) as conn:
-                return [r[0] for r in conn.execute(query).fetchall()]
+                cur = conn.execute(statement.replace("{schema}", "dst."), params)
+                return cur.fetchall() if cur.description else []
+        statement = statement.replace("{schema}", "").replace("%s", "?")
         if self.kind == "duckdb":
-            return [r[0] for r in duckdb_query(Path(self.config["path"]), query)]
+            with duckdb.connect(self.config["path"]) as con:
+                return con.execute(statement, list(params)).fetchall()
         with sqlite3.connect(self.config["path"]) as con:
-            return [r[0] for r in con.execute(query).fetchall()]
+            return con.execute(statement, params).fetchall()
 
-    def committed(self) -> int | None:
-        """The seq of the row the destination's own state says it committed up to."""
+    def rows(self, table: str = "events") -> list[int]:
+        return [r[0] for r in self.sql(f"SELECT seq FROM {{schema}}{table} ORDER BY seq")]
+
+    def state(self, block: str = "dst") -> dict[str, Any] | None:
+        """The state the destination committed for ``block``."""
         cls = {"postgresql": PostgresDestination, "duckdb": DuckDBDestination, "sqlite": SQLiteDestination}[self.kind]
         with cls(self.config) as destination:
-            state = destination.load_state(KEY)
-        return seq_of((state or {}).get("bookmark"))
+            return destination.load_state(destination_state_key("events", "src", "events", block))
 
-    def recorded(self) -> int | None:
-        """The seq of the row the local state file says this destination committed up to."""
-        return seq_of(((self.store.get("events", "src", "events") or {}).get("consumers") or {}).get("dst"))
+    def committed(self, block: str = "dst") -> int | None:
+        """The seq of the row the destination's own state says ``block`` committed up to."""
+        return seq_of((self.state(block) or {}).get("bookmark"))
+
+    def recorded(self, block: str = "dst") -> int | None:
+        """The seq of the row the local state file says ``block`` committed up to."""
+        return seq_of(((self.store.get("events", "src", "events") or {}).get("consumers") or {}).get(block))
 
 
 def seq_of(bookmark: dict[str, Any] | None) -> int | None:
@@ -159,7 +183,7 @@ def test_a_keyless_stream_killed_after_the_destination_committed_appends_nothing
     assert_each_row_once_but(case.rows(), 420, ties)
     assert case.recorded() == case.committed() == 420
     # 3. a reset still means "read everything again": the destination's old state does not undo it
-    assert cli_process("state", "reset", str(case.notebook), "src", "events", cwd=tmp_path).returncode == 0
+    case.reset()
     ok = case.run()
     assert ok.returncode == 0, ok.stderr
     counts = Counter(case.rows())
@@ -200,15 +224,10 @@ def test_two_destination_blocks_in_one_database_never_skip_rows_by_each_others_s
     the file's state row is keyed by the source stream, so it holds whichever block committed last.
     When ``copy`` fails a run that ``dst`` commits, the next run must give ``copy`` every row it lacks,
     not leave out the rows before ``dst``'s bookmark (before the fix, 201-239 never reached it)."""
-    copy = (
-        f"%%di_destination copy --upstream src\ndestination: sqlite\nconfig:\n  path: {tmp_path / 'out.sqlite'}\n"
-        "streams:\n  events:\n    destination_table: events_copy\n"
-    )
-    case = Case("sqlite", events, tmp_path, copy)
+    case = Case("sqlite", events, tmp_path, copy=True)
 
     def copy_rows() -> list[int]:
-        with sqlite3.connect(case.config["path"]) as con:
-            return [r[0] for r in con.execute("SELECT seq FROM events_copy ORDER BY seq").fetchall()]
+        return case.rows("events_copy")
 
     assert case.run().returncode == 0
     add_rows(events, 201, 240)
@@ -224,3 +243,135 @@ def test_two_destination_blocks_in_one_database_never_skip_rows_by_each_others_s
     assert ok.returncode == 0, ok.stderr
     assert_each_row_once_but(copy_rows(), 260, {200})
     assert_each_row_once_but(case.rows(), 260, {200, 240})
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "duckdb", "sqlite"])
+def test_two_destination_blocks_killed_after_a_commit_append_nothing_twice(events, tmp_path, kind):
+    """Two blocks write the keyless stream into one database, each with its own state row there: a
+    kill between a block's commit and the file no longer appends that window again (the stream's
+    state row was shared, so a stream with two blocks read none back)."""
+    case = Case(kind, events, tmp_path, copy=True)
+    tables = {"dst": "events", "copy": "events_copy"}
+    ties: dict[str, set[int]] = {"dst": set(), "copy": set()}
+    last = 200
+    # the first sync (200 rows) dies at the file's first record, an incremental one (170 more) at its third
+    for kill, before, after in ((1, 0, 30), (3, 170, 20)):
+        add_rows(events, last + 1, last + before)
+        last += before
+        read_from = seq_of((case.store.get("events", "src", "events") or {}).get("bookmark"))
+        killed = case.run("--kill", f"{AT_LOCAL_SAVE}:{kill}")
+        assert killed.returncode == -9, killed.stderr
+        behind = {b: case.recorded(b) for b in tables}
+        ahead = {b: case.committed(b) for b in tables}
+        assert any(a is not None and (behind[b] is None or a > behind[b]) for b, a in ahead.items()), (behind, ahead)
+        add_rows(events, last + 1, last + after)
+        last += after
+        ok = case.run()
+        assert ok.returncode == 0, ok.stderr
+        for block, table in tables.items():
+            # ties: the rows at the bookmarks the killed run and this one read from, and where this block stood
+            ties[block] |= {s for s in (read_from, min((r for r in behind.values() if r), default=None), ahead[block]) if s}
+            assert_each_row_once_but(case.rows(table), last, ties[block])
+            assert case.recorded(block) == case.committed(block) == last
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "duckdb", "sqlite"])
+def test_a_kill_after_a_resets_first_commit_appends_nothing_twice(events, tmp_path, kind):
+    """The state a destination commits carries the stream's reset epoch: the first commit after a
+    reset is read back (it was not: no destination state was trusted until the file recorded one),
+    and a state from before a reset, or from before a second reset, still is not."""
+    case = Case(kind, events, tmp_path)
+    assert case.run().returncode == 0
+    expected = Counter(range(1, 201))
+    assert Counter(case.rows()) == expected
+    assert "epoch" not in (case.state() or {})  # never reset: states as before
+    case.reset()
+    epoch = case.store.epoch("events", "src", "events")
+    assert epoch is not None
+    killed = case.run("--kill", f"{AT_LOCAL_SAVE}:1")
+    assert killed.returncode == -9, killed.stderr
+    first = case.committed()
+    assert first is not None and first < 200 and case.recorded() is None
+    assert (case.state() or {}).get("epoch") == epoch
+    expected.update(range(1, first + 1))  # the killed run's window
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    expected.update(range(first, 201))  # the rest of the reset's full read, from the committed bookmark (tied row again)
+    assert Counter(case.rows()) == expected
+    assert case.recorded() == case.committed() == 200
+    # reset, killed at the first commit, reset again: the second reset's full read is not cut short
+    case.reset()
+    killed = case.run("--kill", f"{AT_LOCAL_SAVE}:1")
+    assert killed.returncode == -9, killed.stderr
+    second = case.committed()
+    assert second is not None and second < 200 and case.recorded() is None
+    expected.update(range(1, second + 1))
+    case.reset()
+    assert case.store.epoch("events", "src", "events") not in (None, epoch, (case.state() or {}).get("epoch"))
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    expected.update(range(1, 201))
+    assert Counter(case.rows()) == expected
+    assert case.recorded() == case.committed() == 200
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "duckdb", "sqlite"])
+def test_a_destination_written_before_blocks_had_own_state_rows_is_read_back(events, tmp_path, kind):
+    """A destination of an older version holds the stream's state under the source stream's key:
+    its one destination block still reads it back (and writes its own row from then on)."""
+    case = Case(kind, events, tmp_path)
+    killed = case.run("--kill", f"{AT_LOCAL_SAVE}:2")
+    assert killed.returncode == -9, killed.stderr
+    behind, ahead = case.recorded(), case.committed()
+    assert behind is not None and ahead is not None and behind < ahead < 200, (behind, ahead)
+    case.sql("UPDATE {schema}_jupyter_di_state SET state_key = %s", (SHARED_KEY,))  # as an older version left it
+    assert case.state() is None
+    add_rows(events, 201, 220)
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    assert_each_row_once_but(case.rows(), 220, {ahead})
+    assert case.recorded() == case.committed() == 220
+    assert [r[0] for r in case.sql("SELECT state_key FROM {schema}_jupyter_di_state ORDER BY state_key")] == sorted(
+        [SHARED_KEY, destination_state_key("events", "src", "events", "dst")]
+    )
+
+
+def test_a_shared_state_row_is_not_read_back_by_a_stream_with_two_blocks(events, tmp_path):
+    """The shared row of an older version may be the other block's: with two blocks (or a file that
+    remembers a second one) it is not read, so no block skips rows by another's bookmark."""
+    case = Case("sqlite", events, tmp_path, copy=True)
+    assert case.run().returncode == 0
+    add_rows(events, 201, 240)
+    assert case.recorded("dst") == case.recorded("copy") == 200
+    # no rows of their own (yet), and a shared one ahead of both: 220, as if one block had written 201-220
+    case.sql("DELETE FROM _jupyter_di_state")
+    case.sql(
+        "INSERT INTO _jupyter_di_state (state_key, state) VALUES (%s, %s)",
+        (SHARED_KEY, json.dumps({"bookmark": {"at": "2024-01-01T00:03:40+00:00"}})),
+    )
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    for table in ("events", "events_copy"):
+        assert_each_row_once_but(case.rows(table), 240, {200})
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "duckdb", "sqlite"])
+def test_a_kill_after_a_pinned_bookmarks_first_commit_appends_nothing_twice(events, tmp_path, kind):
+    """A pinned bookmark (`state set`, the panel) asks for the rows from it again, like a reset: a
+    destination's state from before the pin is not trusted, the first commit after it is."""
+    case = Case(kind, events, tmp_path)
+    assert case.run().returncode == 0
+    expected = Counter(range(1, 201))
+    at = (BASE + dt.timedelta(seconds=100)).isoformat()
+    pinned = cli_process("state", "set", str(case.notebook), "src", "events", "--value", f"at={at}", cwd=tmp_path)
+    assert pinned.returncode == 0, pinned.stderr
+    killed = case.run("--kill", f"{AT_LOCAL_SAVE}:1")
+    assert killed.returncode == -9, killed.stderr
+    first = case.committed()
+    assert first is not None and 100 < first < 200 and (case.store.get("events", "src", "events") or {}).get("pinned")
+    expected.update(range(100, first + 1))  # the killed run's window, from the pinned bookmark
+    ok = case.run()
+    assert ok.returncode == 0, ok.stderr
+    expected.update(range(first, 201))  # from the committed bookmark (its row tied)
+    assert Counter(case.rows()) == expected
+    assert case.recorded() == case.committed() == 200

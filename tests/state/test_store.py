@@ -27,3 +27,28 @@ def test_processes_creating_one_state_file_at_once_all_succeed(tmp_path):
         from jupyter_di.state.store import StateStore
 
         assert sorted(s for _, s, _ in StateStore(path).items("p")) == ["s0", "s1", "s2", "s3"]
+
+
+def test_each_reset_and_pin_draws_a_new_epoch_and_nothing_else_does(tmp_path):
+    """The epoch a destination's committed state must carry to be read back (integration/committed_state.py)."""
+    from jupyter_di.state.store import StateStore
+
+    store = StateStore(tmp_path / "state.sqlite")
+    assert store.epoch("p", "b", "s") is None  # never reset: states without an epoch are trusted
+    store.commit_consumer("p", "b", "s", consumer="d", bookmark={"id": 1}, consumers=["d"])
+    store.set("p", "b", "other", {"bookmark": {"id": 5}})  # a source read only by Python blocks: no epoch
+    assert store.epoch("p", "b", "s") is None and store.epoch("p", "b", "other") is None
+    assert store.reset("p", "b") == 2
+    first = store.epoch("p", "b", "s")
+    assert first is not None and store.epoch("p", "b", "other") not in (None, first)
+    # reset again before anything was committed to the file (a run killed after a destination's commit)
+    assert store.reset("p", "b") == 0
+    second = store.epoch("p", "b", "s")
+    assert second not in (None, first)
+    store.commit_consumer("p", "b", "s", consumer="d", bookmark={"id": 2}, consumers=["d"])
+    assert store.epoch("p", "b", "s") == second  # a commit keeps it
+    store.set("p", "b", "s", {"bookmark": {"id": 1}, "pinned": True})
+    assert store.epoch("p", "b", "s") not in (None, first, second)
+    # a stream named by a reset gets one even if the file never saved it
+    assert store.reset("p", "b", "never") == 0 and store.epoch("p", "b", "never") is not None
+    assert store.epoch("p", "other_block", "s") is None

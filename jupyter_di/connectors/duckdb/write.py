@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -215,6 +216,21 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             # another connection to this file is mid-transaction (a source block reading the same
             # file while this destination writes it): DuckDB checkpoints later by itself
             pass
+
+    def _ensure_state_table(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Two destination blocks writing into one file both create the state table on their first run,
+        at once: DuckDB refuses a CREATE while another connection's is not committed yet ("Catalog
+        write-write conflict on create"; one in three such first runs failed), so this one waits for
+        that (one statement) and tries again."""
+        deadline = time.monotonic() + 5  # seconds; the other CREATE is one statement
+        while True:
+            try:
+                super()._ensure_state_table(con)
+                return
+            except duckdb.TransactionException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _teardown(self, con: duckdb.DuckDBPyConnection) -> None:
         # The DuckDB instance may be shared with the notebook's own connections to this file.
