@@ -6,7 +6,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -207,7 +207,7 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
         if getattr(self, "_any_order", False):
             con.execute("SET SESSION preserve_insertion_order = false")  # this connection only
         if self.schema != "main":
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+            _until_created(lambda: con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}"))
 
     def _after_staging_commit(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
@@ -218,19 +218,8 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
             pass
 
     def _ensure_state_table(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Two destination blocks writing into one file both create the state table on their first run,
-        at once: DuckDB refuses a CREATE while another connection's is not committed yet ("Catalog
-        write-write conflict on create"; one in three such first runs failed), so this one waits for
-        that (one statement) and tries again."""
-        deadline = time.monotonic() + 5  # seconds; the other CREATE is one statement
-        while True:
-            try:
-                super()._ensure_state_table(con)
-                return
-            except duckdb.TransactionException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        create = super()._ensure_state_table
+        _until_created(lambda: create(con))
 
     def _teardown(self, con: duckdb.DuckDBPyConnection) -> None:
         # The DuckDB instance may be shared with the notebook's own connections to this file.
@@ -448,3 +437,19 @@ class DuckDBDestination(DuckDBConnector, SqlFileDestination):
                 fix="raise memory_limit in the destination's config (e.g. '1GB'), or leave it out: 'auto' grows with the columns (and, for LOG_BASED, the table's rows).",
             )
         return None
+
+
+def _until_created(create: Callable[[], object]) -> None:
+    """Run a ``CREATE ... IF NOT EXISTS``, waiting while another connection's CREATE of the same object is
+    not committed yet.  Two destination blocks writing into one file both create the state table (and
+    their schema) on their first run, at once: DuckDB refuses the second ("Catalog write-write conflict
+    on create"; one in three such first runs failed)."""
+    deadline = time.monotonic() + 5  # seconds; the other CREATE is one statement
+    while True:
+        try:
+            create()
+            return
+        except duckdb.TransactionException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -31,6 +31,20 @@ def test_the_state_table_created_by_another_connection_at_that_moment_is_waited_
     other.close()
 
 
+def test_a_schema_created_by_another_connection_at_that_moment_is_waited_for(tmp_path):
+    path = tmp_path / "out.duckdb"
+    other = duckdb.connect(str(path))
+    other.execute("BEGIN")
+    other.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    batch = pa.record_batch({"id": [1, 2, 3]})
+    with DuckDBDestination({"path": str(path), "schema": "raw"}) as destination:
+        result = destination.write(WriteRequest(StreamSettings(stream="t"), batch.schema), [Chunk(batch)])
+        assert result.rows_written == 3
+    assert other.execute("SELECT count(*), sum(id) FROM raw.t").fetchone() == (3, 6)
+    other.close()
+
+
 def test_two_threads_opening_one_file_at_once_both_write(tmp_path):
     """Before the lock around ``duckdb.connect``: 123 to 289 of these 800 writes failed."""
     path = tmp_path / "out.duckdb"
