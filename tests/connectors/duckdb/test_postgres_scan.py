@@ -243,3 +243,56 @@ def test_on_dask_the_pair_is_one_task_and_the_scanner_reads_the_stream(tmp_path,
     assert blocks["src"]["streams"]["src"] == {"rows": 30000, "seconds": blocks["src"]["streams"]["src"]["seconds"], "pass_through": "dst"}
     assert "jupyter-di-pair-src" in set(cluster[1].run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
     assert rows_of(tmp_path / "out.duckdb", "SELECT count(*), sum(id), count(jb) FROM src") == [(30000, 450015000, 29999)]
+
+
+KILL_MID_SCAN = """
+import os, signal, threading, time
+from pathlib import Path
+
+def arm(marker, dsn):
+    '''The first worker to start a scan dies once PostgreSQL shows one of its COPY statements running
+    (the DuckDB INSERT is then half done); ``marker`` holds its pid and disarms the others.'''
+    import psycopg
+    from jupyter_di.connectors.duckdb import postgres_scan
+
+    inner = getattr(postgres_scan.insert_scanned, "unarmed", postgres_scan.insert_scanned)
+
+    def kill_when_copying():
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT%ctid%'").fetchone()[0]:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                time.sleep(0.005)
+
+    def insert_scanned(con, table, copy):
+        if not Path(marker).exists():
+            Path(marker).write_text(str(os.getpid()))
+            threading.Thread(target=kill_when_copying, daemon=True).start()
+        return inner(con, table, copy)
+
+    insert_scanned.unarmed = inner
+    postgres_scan.insert_scanned = insert_scanned
+"""
+
+
+def test_on_dask_a_worker_killed_mid_scan_runs_the_pair_again_without_losses_or_duplicates(tmp_path, cluster, pg_config, pg_connect):  # noqa: F811
+    conn = pg_connect()
+    conn.execute("CREATE TABLE big AS SELECT g::bigint AS id, md5(g::text) AS t FROM generate_series(1, 1000000) AS g; ANALYZE big")
+    with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
+        con.execute("CREATE TABLE big (id BIGINT, t VARCHAR); INSERT INTO big VALUES (-1, 'old')")
+    marker = tmp_path / "killed"
+    namespace: dict = {}
+    exec(KILL_MID_SCAN, namespace)  # noqa: S102 - the test's own code, shipped to the workers
+    dsn = f"host={pg_config['host']} port={pg_config['port']} user={pg_config['username']} dbname={pg_config['database']}"
+    cluster[1].run(namespace["arm"], str(marker), dsn)
+    destination = "%%di_destination dst --upstream src\ndestination: duckdb\nconfig:\n  path: out.duckdb\n"
+    nb = write_notebook(tmp_path / "nb.ipynb", [pg_source(pg_config, "  big: {}\n"), destination])
+    ran = cli_process("run", "-q", str(nb), "--json", "--state-path", str(tmp_path / "state.sqlite"), *dask_args(cluster))
+    assert ran.returncode == 0, ran.stderr
+    assert marker.exists() and int(marker.read_text()) not in cluster[1].run(os.getpid).values()  # that worker died mid-scan
+    blocks = {b["name"]: b for b in json.loads(ran.stdout)["blocks"]}
+    assert blocks["src"]["streams"]["big"]["pass_through"] == "dst" and blocks["dst"]["streams"]["big"]["rows"] == 1000000
+    got = rows_of(tmp_path / "out.duckdb", "SELECT count(*), count(DISTINCT id), min(id), max(id), count(DISTINCT t) FROM big")
+    assert got == [(1000000, 1000000, 1, 1000000, 1000000)]  # the old row replaced, no row twice, none missing
+    cluster[1].wait_for_workers(2, timeout=60)
