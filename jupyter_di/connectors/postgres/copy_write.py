@@ -66,7 +66,7 @@ def write_binary_copy(cfg: Any, request: WriteRequest, copy: BinaryCopy, on_comm
     s = request.settings
     if s.replication_method != FULL_TABLE or s.unique_constraints or is_change_stream(request.schema):
         return None
-    if s.partitions not in (None, 1):  # partitions: auto reads in parts, as the stream asks
+    if s.partitions not in (None, 1):  # the stream asks for a read in parts: through Arrow
         return None
     if [c.name for c in copy.columns] != request.schema.names:
         return None

@@ -176,11 +176,11 @@ class PostgresSource(PostgresConnector, Source):
         """A FULL_TABLE read of built-in column types as the server's binary COPY data (copy_read.py),
         for a destination storing the same types, with the table's place for a destination that reads
         PostgreSQL itself (``BinaryCopy.table``); None for every other read (INCREMENTAL and LOG_BASED
-        need bookmarks from the rows, a number of ``partitions`` and ``limit`` are asked for a reason;
-        ``partitions: auto`` is offered: a PostgreSQL destination declines it, DuckDB's scanner splits
-        the table by block ranges itself)."""
+        need bookmarks from the rows, ``limit`` is asked for a reason).  A stream with ``partitions`` is
+        offered too: a PostgreSQL destination declines it (the parts go through Arrow, as asked), DuckDB's
+        scanner splits the table by block ranges on parallel connections itself."""
         s = request.settings
-        if s.replication_method != FULL_TABLE or s.partitions not in (None, 1, "auto") or request.limit is not None:
+        if s.replication_method != FULL_TABLE or request.limit is not None:
             return None
         from .copy_read import PgBinaryCopy
 

@@ -135,9 +135,11 @@ def test_columns_the_scanner_reads_otherwise_and_other_settings_go_through_arrow
         ("ab   ", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "1 year 2 mons", 1.5, "3.14159265358979323846"),
         (None, None, None, None, "NaN"),
     ]
-    # the columns it reads alike: scanned
+    # the columns it reads alike: scanned (in parts as well: the scanner splits the table itself)
     assert sync(pg_config, path, StreamSettings("src", columns=["id", "t"])).rows == 2
-    assert paths == ["arrow", "copy"]
+    assert sync(pg_config, tmp_path / "p.duckdb", StreamSettings("src", columns=["id", "t"], partitions=3)).rows == 2
+    assert paths == ["arrow", "copy", "copy"]
+    assert rows_of(tmp_path / "p.duckdb", "SELECT * FROM src ORDER BY id") == [(1, "one"), (2, None)]
     # keys (the Arrow path keeps one row per key), a table of other types, switched off: Arrow; an override
     # the table takes alike (DuckDB spells VARCHAR(10) VARCHAR): scanned
     assert sync(pg_config, path, StreamSettings("src", columns=["id", "t"], unique_constraints=["id"])).rows == 2
@@ -146,7 +148,7 @@ def test_columns_the_scanner_reads_otherwise_and_other_settings_go_through_arrow
         con.execute("CREATE TABLE src (id BIGINT, t VARCHAR)")
     assert sync(pg_config, tmp_path / "b.duckdb", StreamSettings("src", columns=["id", "t"])).rows == 2
     assert sync(pg_config, path, StreamSettings("src", columns=["id", "t"]), postgres_scanner=False).rows == 2
-    assert paths == ["arrow", "copy", "arrow", "copy", "arrow", "arrow"]
+    assert paths == ["arrow", "copy", "copy", "arrow", "copy", "arrow", "arrow"]
     assert rows_of(tmp_path / "b.duckdb", "SELECT * FROM src ORDER BY id") == [(1, "one"), (2, None)]
     assert types_of(tmp_path / "o.duckdb") == [("id", "INTEGER"), ("t", "VARCHAR")]  # DuckDB spells VARCHAR(10) VARCHAR
 
