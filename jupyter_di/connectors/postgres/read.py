@@ -189,6 +189,8 @@ class PostgresSource(PostgresConnector, Source):
             with conn.cursor() as cur:
                 schema, table, oid = self._resolve(cur, s.stream)
                 cols = table_columns(cur, [oid])[oid]
+                cur.execute("SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('server_encoding')")
+                in_recovery, encoding = cur.fetchone() or (True, "")
             by_name = {c.name: c for c in cols}
             if s.columns:
                 _require(by_name, list(s.columns), "selected column", s.stream, "remove it from columns or run discovery again")
@@ -200,9 +202,6 @@ class PostgresSource(PostgresConnector, Source):
             names = sql.SQL(", ").join(sql.Identifier(c.name) for c in chosen)
             query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)").format(names, plan.rel)
             columns = [CopyColumn(c.name, c.sql_type) for c in chosen]
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('server_encoding')")
-                in_recovery, encoding = cur.fetchone() or (True, "")
             place = None
             if not in_recovery and encoding != "SQL_ASCII":
                 place = PostgresTable(self._cfg.conninfo(password=False), self._cfg.password, schema, table)

@@ -120,6 +120,49 @@ def test_infinite_dates_and_timestamps_stay_infinite(tmp_path, pg_config, pg_con
     assert got == [("infinity", "-infinity", "infinity"), ("-infinity", "infinity", "-infinity")]
 
 
+def test_every_row_is_read_whatever_the_statistics_say(tmp_path, pg_config, pg_connect, paths):
+    """The scanner splits a table by the block count in the statistics: none yet (0), far too low (the
+    table grew since ANALYZE), or none at all (a partitioned table, -1); rows past the count are read."""
+    conn = pg_connect()
+    conn.execute(
+        "CREATE TABLE fresh (id bigint, t text); INSERT INTO fresh SELECT g, md5(g::text) FROM generate_series(1, 200000) AS g;"
+        "CREATE TABLE grown (id bigint, t text); INSERT INTO grown VALUES (0, 'x'); ANALYZE grown;"
+        "INSERT INTO grown SELECT g, md5(g::text) FROM generate_series(1, 200000) AS g;"
+        "CREATE TABLE parted (id bigint, t text) PARTITION BY RANGE (id);"
+        "CREATE TABLE parted_a PARTITION OF parted FOR VALUES FROM (0) TO (100000);"
+        "CREATE TABLE parted_b PARTITION OF parted FOR VALUES FROM (100000) TO (300000);"
+        "INSERT INTO parted SELECT g, md5(g::text) FROM generate_series(1, 200000) AS g; ANALYZE parted;"
+    )
+    pages = dict(conn.execute("SELECT relname, relpages FROM pg_class WHERE relname IN ('fresh', 'grown', 'parted')").fetchall())
+    assert pages["fresh"] == 0 and pages["grown"] == 1 and pages["parted"] < 0
+    for table, first in (("fresh", 1), ("grown", 0), ("parted", 1)):
+        path = tmp_path / f"{table}.duckdb"
+        assert sync(pg_config, path, StreamSettings(table, partitions="auto")).rows == 200000 + (1 - first)
+        expected = conn.execute(f"SELECT count(*), count(DISTINCT id), sum(id), min(id), max(id) FROM {table}").fetchone()
+        assert rows_of(path, f"SELECT count(*), count(DISTINCT id), sum(id), min(id), max(id) FROM {table}") == [expected]
+    assert paths == ["copy", "copy", "copy"]
+
+
+def test_a_sql_ascii_database_is_not_scanned_so_bytes_that_are_not_utf8_stop_the_read(tmp_path, pg_server, paths):
+    """SQL_ASCII checks nothing: the scanner would copy such bytes into DuckDB unchecked, so the source
+    offers no table to scan, and the Arrow path stops at the first such value, naming the column."""
+    import psycopg
+
+    from tests.connectors.postgres.test_log_based_encodings import encoded_database
+
+    with encoded_database(pg_server, "SQL_ASCII") as cfg:
+        dsn = f"host={cfg['host']} port={cfg['port']} user={cfg['username']} dbname={cfg['database']}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE items (id int, v text); INSERT INTO items VALUES (1, 'ok')")
+            conn.execute("INSERT INTO items VALUES (2, convert_from('\\xe9'::bytea, 'SQL_ASCII'))")
+        path = tmp_path / "d.duckdb"
+        with pytest.raises(Exception, match="'v'") as err:
+            sync(cfg, path, StreamSettings("items"))
+        assert "UTF-8" in str(err.value)
+        assert paths == ["arrow"]
+        assert rows_of(path, "SELECT count(*) FROM items") == [(0,)]  # created as the Arrow path does, nothing committed
+
+
 def test_columns_the_scanner_reads_otherwise_and_other_settings_go_through_arrow(tmp_path, pg_config, pg_connect, paths):
     conn = pg_connect()
     conn.execute(

@@ -65,3 +65,22 @@ def test_a_standby_is_refused_up_front_and_nothing_is_created(pg_config, standby
         assert source.read(ReadRequest(settings=settings)).read_all().num_rows == 5
     Sync(pg_config, target, tmp_path, delete_mode="hard").run()
     assert [r[0] for r in target.rows()] == [r[0] for r in source_rows(pg_config)]
+
+
+def test_a_standby_offers_its_copy_data_but_no_table_to_scan(pg_config, standby):
+    """DuckDB's scanner reads in parallel on connections sharing one exported snapshot, which a standby
+    may not give: its FULL_TABLE streams are offered as COPY data only (``BinaryCopy.table`` None), so a
+    DuckDB destination reads them through Arrow; the primary offers its table."""
+    make_items(pg_config)
+    replica = dict(pg_config, host=standby["host"], port=standby["port"])
+    replayed(replica, "SELECT 1 FROM items WHERE id = 5")
+    request = ReadRequest(StreamSettings("items", replication_method=FULL_TABLE, columns=["id"]))
+    for config, scannable in ((replica, False), (pg_config, True)):
+        with PostgresSource(config) as src:
+            offer = src.binary_copy(request)
+            assert offer is not None and [c.name for c in offer.columns] == ["id"]
+            assert (offer.table is not None) is scannable
+            if scannable:
+                assert offer.table is not None and (offer.table.schema, offer.table.name) == ("public", "items")
+                assert "password" not in offer.table.conninfo
+            offer.close()
